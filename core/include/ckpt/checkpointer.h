@@ -1,0 +1,43 @@
+/*
+ * ckpt/checkpointer.h — Orbax's Checkpointer: save a step of named items
+ * atomically, restore it.
+ */
+#ifndef CKPT_CHECKPOINTER_H
+#define CKPT_CHECKPOINTER_H
+
+#include "ckpt/handler.h"
+#include "ckpt/step.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One item of a step: its name, the handler that saves it, and its args. */
+typedef struct ckpt_item_args {
+	const char *name;
+	ckpt_handler *handler; /* borrowed */
+	const void *args;      /* handler-specific save or restore args */
+} ckpt_item_args;
+
+/*
+ * Save items as ROOT/<step>: temporary directory, every handler's save and
+ * finalize, then ckpt_step_writer_finalize(). On any failure the temporary
+ * directory is removed and the error returned; nothing appears. opts may be
+ * NULL. CKPT_EEXISTS if the step exists and !opts->force.
+ */
+int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_item_args *items, size_t n,
+			   const ckpt_step_writer_options *opts);
+
+/*
+ * Restore items from the finalized step directory step_dir: outs[i]
+ * receives what items[i].handler's restore returns (caller owns each). On
+ * failure the outs[i] already restored stay set and owned by the caller;
+ * the others are NULL.
+ */
+int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item_args *items,
+			      size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,14 @@
+/* ckpt/ckpt.h — everything of libckpt. */
+#ifndef CKPT_CKPT_H
+#define CKPT_CKPT_H
+#include "ckpt/error.h"
+#include "ckpt/dtype.h"
+#include "ckpt/npy.h"
+#include "ckpt/store.h"
+#include "ckpt/tree.h"
+#include "ckpt/step.h"
+#include "ckpt/handler.h"
+#include "ckpt/pytree.h"
+#include "ckpt/checkpointer.h"
+#include "ckpt/interchange.h"
+#endif

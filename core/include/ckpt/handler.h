@@ -1,0 +1,55 @@
+/*
+ * ckpt/handler.h — the checkpoint handler interface (Orbax's CheckpointHandler).
+ *
+ * A handler saves one item of a step into the step's store under the prefix
+ * "<item>/" and restores it from there. Handlers are objects: a struct whose
+ * first member is `ckpt_handler` with a vtable. The meaning of `args` and of
+ * the restored/metadata objects is handler-specific (documented by each
+ * handler's header, e.g. ckpt/pytree.h).
+ */
+#ifndef CKPT_HANDLER_H
+#define CKPT_HANDLER_H
+
+#include "ckpt/step.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ckpt_handler ckpt_handler;
+
+typedef struct ckpt_handler_vtable {
+	/* Orbax-style type string recorded in _CHECKPOINT_METADATA item_handlers. */
+	const char *(*typestr)(const ckpt_handler *h);
+	/* Write item into the step being saved. */
+	int (*save)(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+	/* Asynchronous save returning commit futures: NULL until built (issue 6). */
+	int (*async_save)(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+	/* Read item back; *out is handler-specific and owned by the caller. */
+	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
+	/* Describe item without reading its data; *out owned by the caller. */
+	int (*metadata)(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+	/* Called once all items are saved, before the step is finalized. May be NULL. */
+	int (*finalize)(ckpt_handler *h, ckpt_step_writer *w, const char *item);
+	/* Release the handler. */
+	void (*close)(ckpt_handler *h);
+} ckpt_handler_vtable;
+
+struct ckpt_handler {
+	const ckpt_handler_vtable *vt;
+};
+
+/* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL). */
+const char *ckpt_handler_typestr(const ckpt_handler *h);
+int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
+			 const void *args);
+int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item);
+/* close(); accepts NULL. */
+void ckpt_handler_free(ckpt_handler *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

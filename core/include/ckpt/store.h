@@ -1,0 +1,202 @@
+/*
+ * ckpt/store.h — the key-value store under every step (DESIGN section 2).
+ *
+ * One store = one directory holding `ckpt.db` (sqlite index) and `d/`
+ * (append-only data files). Keys are byte strings ordered by memcmp, with
+ * '/' as the usual component separator. Small values live inline in sqlite;
+ * large values are split into chunks of `chunk_size` raw bytes, each chunk
+ * compressed on its own with zstd (or stored raw when compression does not
+ * pay) and appended to a data file. Every chunk and every inline value has a
+ * CRC32C that is verified on every read.
+ *
+ * Writes go through a batch: all puts of a batch become visible atomically
+ * at ckpt_batch_commit(), which assigns the next generation number. Data files
+ * are fsynced before the index that references them is committed.
+ *
+ * Reads: ckpt_value_open() loads a value's chunk table into memory once;
+ * ckpt_value_pread() then reads any byte range, touching only the chunks it
+ * overlaps, and is safe to call from many threads at once. All other
+ * functions on one ckpt_store serialise internally (one sqlite connection
+ * guarded by a mutex), so a store may be shared between threads.
+ *
+ * Ownership: ckpt_store owns its sqlite connection, files and chunk cache.
+ * A ckpt_value or ckpt_batch borrows its store: free it before the store.
+ */
+#ifndef CKPT_STORE_H
+#define CKPT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ckpt_store ckpt_store;
+typedef struct ckpt_batch ckpt_batch;
+typedef struct ckpt_value ckpt_value;
+typedef struct ckpt_value_writer ckpt_value_writer;
+
+/* Format version written by this library; readers refuse a newer major. */
+#define CKPT_FORMAT_MAJOR 1
+#define CKPT_FORMAT_MINOR 0
+
+/* Chunk codecs, as recorded per chunk. */
+enum { CKPT_CODEC_RAW = 0, CKPT_CODEC_ZSTD = 1 };
+
+/* Open flags. */
+#define CKPT_STORE_READONLY 0x1u  /* never write; the default is read-write */
+#define CKPT_STORE_CREATE 0x2u    /* create the directory and an empty store */
+#define CKPT_STORE_IMMUTABLE 0x4u /* finalized: no locking, sqlite immutable=1 */
+
+#define CKPT_STORE_OPTIONS_VERSION 1
+typedef struct ckpt_store_options {
+	unsigned version;
+	int compression_level;          /* zstd level 1..19; 0 = never compress */
+	uint32_t chunk_size;            /* raw bytes per chunk; 0 = default */
+	uint32_t inline_max;            /* values up to this size stay inline; 0 = default */
+	uint64_t target_data_file_size; /* start a new data file past this; 0 = default */
+	unsigned threads;               /* compression workers; 0 = online CPUs */
+	uint64_t max_bytes_in_flight;   /* cap on raw bytes queued for compression/write; 0 = default */
+	uint64_t cache_size;            /* bytes of decompressed chunks cached for reads; 0 = none */
+} ckpt_store_options;
+
+#define CKPT_STORE_OPTIONS_INIT {CKPT_STORE_OPTIONS_VERSION, 1, 0, 0, 0, 0, 0, 0}
+
+/* Defaults chosen by benchmark; the reasons are in docs/format.md. */
+#define CKPT_DEFAULT_CHUNK_SIZE (1u << 20)
+#define CKPT_DEFAULT_INLINE_MAX 4096u
+#define CKPT_DEFAULT_TARGET_DATA_FILE_SIZE (1ull << 30)
+#define CKPT_DEFAULT_MAX_BYTES_IN_FLIGHT (64ull << 20)
+
+/*
+ * Open (or with CKPT_STORE_CREATE create) the store in directory `dir`.
+ * `opts` may be NULL for defaults; options affect writes and the read cache.
+ * Returns CKPT_ENOTFOUND if there is no store, CKPT_ECORRUPT if ckpt.db is
+ * not a valid index, CKPT_EVERSION if its format major is newer than ours.
+ * The caller frees *out with ckpt_store_free().
+ */
+int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
+		    const ckpt_store_options *opts);
+
+/* Close the store. Accepts NULL. Any open batch is aborted. */
+void ckpt_store_free(ckpt_store *s);
+
+/* Generation of the last committed batch (0 for an empty store). */
+uint64_t ckpt_store_generation(const ckpt_store *s);
+
+/* Bytes read from data files so far (for tests and benchmarks). */
+uint64_t ckpt_store_bytes_read(const ckpt_store *s);
+
+/* What is known about a value without reading it. */
+typedef struct ckpt_value_info {
+	uint64_t size;        /* raw (logical) bytes */
+	uint64_t stored_size; /* bytes on disk (compressed) */
+	uint32_t nchunks;     /* 0 for an inline value */
+	uint32_t chunk_size;  /* raw bytes per chunk (last may be shorter) */
+	int is_inline;
+	int codec;            /* CKPT_CODEC_ZSTD if any chunk is compressed, else RAW */
+	uint32_t crc32c;      /* CRC32C of the whole raw value */
+	uint64_t generation;  /* batch that wrote it */
+} ckpt_value_info;
+
+/* Info of `key`; CKPT_ENOTFOUND if absent. */
+int ckpt_store_stat(ckpt_value_info *out, ckpt_store *s, const void *key, size_t keylen);
+
+/*
+ * Read the whole value of `key` into a malloc'd buffer (caller free()s
+ * *out; *out_len receives its length; a zero-length value gives a non-NULL
+ * buffer). Verifies checksums.
+ */
+int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, size_t keylen);
+
+/*
+ * Listing, S3-style. Calls cb once per child of `prefix`: the bytes after
+ * the prefix up to (not including) the next `delimiter` byte. is_prefix is 1
+ * for a common prefix (keys exist below name + delimiter) and 0 for a key
+ * equal to prefix + name; a name can be reported both ways. With
+ * delimiter < 0 every key under the prefix is reported (is_prefix 0).
+ * Children come in memcmp order, one index seek each. A non-zero return
+ * from cb stops the listing and is returned.
+ */
+typedef int (*ckpt_store_list_cb)(const void *name, size_t namelen, int is_prefix, void *payload);
+int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen, int delimiter,
+		    ckpt_store_list_cb cb, void *payload);
+
+/*
+ * Open `key` for reading. Loads the chunk table; afterwards reads do not
+ * touch sqlite. The value stays readable after the store's files are
+ * unlinked on disk (data files are kept open by the store). Free with
+ * ckpt_value_free() before freeing the store.
+ */
+int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen);
+const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
+
+/*
+ * Read up to `len` bytes at `off` into buf; *out_n receives the count (short
+ * only at the end of the value). Reads and decompresses only overlapping
+ * chunks (through the store's cache if enabled), verifying each chunk's
+ * CRC32C. CKPT_ECORRUPT on a mismatch. Thread-safe.
+ */
+int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64_t off);
+
+/* Read every chunk and check the chunk CRCs and the whole-value CRC. */
+int ckpt_value_verify(ckpt_value *v);
+
+void ckpt_value_free(ckpt_value *v);
+
+/*
+ * Start a batch. At most one batch is open per store. The batch owns any
+ * data file it appends to until commit or abort.
+ */
+int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s);
+
+/* Per-value write options; NULL means the store's. */
+#define CKPT_PUT_OPTIONS_VERSION 1
+typedef struct ckpt_put_options {
+	unsigned version;
+	int compression_level; /* -1 = store default, 0 = raw, else zstd level */
+} ckpt_put_options;
+#define CKPT_PUT_OPTIONS_INIT {CKPT_PUT_OPTIONS_VERSION, -1}
+
+/* Put a whole value (copied). Replaces an earlier value of the same key. */
+int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *val, size_t len,
+		   const ckpt_put_options *opts);
+
+/*
+ * Stream a value of any size: open, write any number of times, close.
+ * One writer is open per batch at a time. Memory stays bounded by
+ * max_bytes_in_flight whatever the value size. ckpt_value_writer_close()
+ * frees the writer even when it fails; ckpt_value_writer_abort() drops it
+ * and its value.
+ */
+int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
+			   size_t keylen, const ckpt_put_options *opts);
+int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len);
+int ckpt_value_writer_close(ckpt_value_writer *w);
+void ckpt_value_writer_abort(ckpt_value_writer *w);
+
+/* Delete a key in this batch (no error if absent). */
+int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen);
+
+/*
+ * Make the batch durable and visible: fsync data files, then commit the
+ * index in one sqlite transaction. Frees the batch whatever the result;
+ * on failure nothing of the batch is visible. *out_generation may be NULL.
+ */
+int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation);
+
+/* Drop the batch and everything it wrote. Accepts NULL. */
+void ckpt_batch_abort(ckpt_batch *b);
+
+/*
+ * Prepare a committed store to become immutable: checkpoint and remove any
+ * sqlite journal/WAL, fsync ckpt.db, d/ and the directory. After this the
+ * store can be opened with CKPT_STORE_IMMUTABLE from a copy of its directory.
+ */
+int ckpt_store_seal(ckpt_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

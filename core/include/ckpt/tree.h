@@ -1,0 +1,169 @@
+/*
+ * ckpt/tree.h — PyTrees in memory, their names on disk, and _METADATA.
+ *
+ * A ckpt_tree is one node: a container (dict, list, tuple, namedtuple), None,
+ * or a leaf (array, int, float, bool, string). A node owns its children and,
+ * unless borrowed, its array data; freeing the root frees everything.
+ *
+ * Every node has:
+ *   key   its key in the parent: dict key, namedtuple field, or the decimal
+ *         index in a list/tuple; "" for the root.
+ *   name  its file name in the mounted/interchange view: the key escaped
+ *         (see ckpt_key_escape) plus ".npy" for arrays.
+ *   path  the names from the root joined by '/', without the ".npy" suffix;
+ *         this is the key of the leaf's data inside the item in the store.
+ *
+ * Metadata trees (from _METADATA, or ckpt_pytree metadata) have the same
+ * shape with array data NULL and scalar values unset.
+ */
+#ifndef CKPT_TREE_H
+#define CKPT_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ckpt_tree ckpt_tree;
+
+typedef enum ckpt_tree_kind {
+	CKPT_TREE_DICT = 1,
+	CKPT_TREE_LIST,
+	CKPT_TREE_TUPLE,
+	CKPT_TREE_NAMEDTUPLE,
+	CKPT_TREE_NONE,
+	CKPT_TREE_ARRAY,
+	CKPT_TREE_INT,
+	CKPT_TREE_FLOAT,
+	CKPT_TREE_BOOL,
+	CKPT_TREE_STRING,
+} ckpt_tree_kind;
+
+#define CKPT_TREE_MAX_NDIM 32
+
+/* Array data ownership for ckpt_tree_new_array(). */
+enum {
+	CKPT_TREE_COPY = 0,   /* copy the data */
+	CKPT_TREE_BORROW = 1, /* keep the pointer; caller keeps it alive until the tree is freed */
+	CKPT_TREE_OWN = 2,    /* take a malloc'd pointer; the tree free()s it */
+};
+
+/* Constructors. The caller owns *out (ckpt_tree_free) until it is added to a parent. */
+int ckpt_tree_new(ckpt_tree **out, ckpt_tree_kind kind); /* DICT, LIST, TUPLE or NONE */
+int ckpt_tree_new_namedtuple(ckpt_tree **out, const char *type_name);
+int ckpt_tree_new_int(ckpt_tree **out, int64_t v);
+int ckpt_tree_new_float(ckpt_tree **out, double v);
+int ckpt_tree_new_bool(ckpt_tree **out, int v);
+int ckpt_tree_new_string(ckpt_tree **out, const char *s, size_t len);
+/*
+ * An array leaf: C-order little-endian data of nelems(shape) * dtype size
+ * bytes. data may be NULL (a metadata-only array: dtype and shape).
+ * ownership is CKPT_TREE_COPY, _BORROW or _OWN (on failure an OWNed
+ * pointer is freed). CKPT_EINVAL if the byte size overflows.
+ */
+int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
+			void *data, int ownership);
+
+/*
+ * Add child to a container. Dict and namedtuple take a key (CKPT_EEXISTS if
+ * present; any string, including "" or "a/b"); list and tuple take key NULL
+ * and append. Takes ownership of child, also on failure.
+ */
+int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child);
+
+/* Detach child from its parent and return it (caller owns it). */
+ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i);
+
+void ckpt_tree_free(ckpt_tree *t);
+
+/* Deep copy (array data copied unless metadata-only). */
+int ckpt_tree_clone(ckpt_tree **out, const ckpt_tree *t);
+
+/* Navigation. Returned nodes are borrowed from the tree. */
+ckpt_tree_kind ckpt_tree_get_kind(const ckpt_tree *t);
+int ckpt_tree_is_container(const ckpt_tree *t); /* dict, list, tuple, namedtuple */
+size_t ckpt_tree_count(const ckpt_tree *t);     /* children; 0 for leaves */
+ckpt_tree *ckpt_tree_child(const ckpt_tree *t, size_t i);
+ckpt_tree *ckpt_tree_parent(const ckpt_tree *t);
+const char *ckpt_tree_key(const ckpt_tree *t);
+const char *ckpt_tree_name(const ckpt_tree *t);
+const char *ckpt_tree_namedtuple_type(const ckpt_tree *t); /* NULL unless namedtuple */
+ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key);       /* by key */
+ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name); /* by file name */
+/*
+ * Resolve a '/'-separated path of names below t ("params/dense/kernel";
+ * the ".npy" of an array may be given or left out). "" gives t.
+ * CKPT_ENOTFOUND naming the first missing component.
+ */
+int ckpt_tree_lookup(ckpt_tree **out, const ckpt_tree *t, const char *path);
+/* The node's path from the root (see above); malloc'd, caller free()s. */
+int ckpt_tree_path(char **out, const ckpt_tree *t);
+
+/* Leaves. Getters on the wrong kind return 0/NULL. */
+ckpt_dtype ckpt_tree_dtype(const ckpt_tree *t);
+unsigned ckpt_tree_ndim(const ckpt_tree *t);
+const uint64_t *ckpt_tree_shape(const ckpt_tree *t);
+uint64_t ckpt_tree_nelems(const ckpt_tree *t);
+uint64_t ckpt_tree_nbytes(const ckpt_tree *t);
+const void *ckpt_tree_data(const ckpt_tree *t); /* NULL for metadata-only */
+int64_t ckpt_tree_int(const ckpt_tree *t);
+double ckpt_tree_float(const ckpt_tree *t);
+int ckpt_tree_bool(const ckpt_tree *t);
+const char *ckpt_tree_string(const ckpt_tree *t, size_t *len); /* NUL-terminated too */
+
+/* Per-leaf custom metadata (a JSON text), NULL if none. Copied in; borrowed out. */
+int ckpt_tree_set_custom_metadata(ckpt_tree *t, const char *json);
+const char *ckpt_tree_custom_metadata(const ckpt_tree *t);
+
+/*
+ * Visit every node, depth-first pre-order, containers before their
+ * children. path is the node's path (as ckpt_tree_path), valid during the
+ * call. A non-zero return stops the walk and is returned.
+ */
+typedef int (*ckpt_tree_walk_cb)(ckpt_tree *node, const char *path, void *payload);
+int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload);
+
+/*
+ * Names. A key becomes a file name unchanged unless it is empty, ".", "..",
+ * contains '/' or '%' or NUL, starts with '_' (names starting with '_' are
+ * reserved for _METADATA, _CHECKPOINT_METADATA and the like), or (for
+ * non-array leaves and containers) ends in ".npy"; then bytes are
+ * percent-encoded (%XX, uppercase). See docs/format.md.
+ * Both return malloc'd strings; unescape rejects malformed escapes (CKPT_EINVAL).
+ */
+int ckpt_key_escape(char **out, const char *key, int is_array);
+int ckpt_key_unescape(char **out, const char *name, int is_array);
+
+/*
+ * Scalars as text: int as decimal, float as Python repr() ("0.1", "1e+20",
+ * "inf", "nan"), bool as "True"/"False". Returns the length written
+ * (excluding NUL) or a negative code; buf of 32 bytes always suffices.
+ */
+int ckpt_scalar_format(char *buf, size_t cap, const ckpt_tree *leaf);
+/*
+ * Parse text into a scalar leaf. kind CKPT_TREE_INT/FLOAT/BOOL forces the
+ * type (CKPT_EINVAL if it does not parse); kind 0 guesses int, then float,
+ * then bool, else returns CKPT_EINVAL (the caller makes a string). Leading
+ * and trailing whitespace is ignored.
+ */
+int ckpt_scalar_parse(ckpt_tree **out, const char *text, size_t len, ckpt_tree_kind kind);
+
+/*
+ * _METADATA: the tree's structure and per-leaf metadata as JSON, in the
+ * spirit of Orbax's (tree_metadata keyed by key path, key_metadata with key
+ * types, value_metadata with value_type, dtype, shape), extended so that
+ * list/tuple/namedtuple/None and empty containers round-trip.
+ * to_json: *out malloc'd. from_json: a metadata-only tree; CKPT_EINVAL with
+ * a message saying what is wrong for malformed input.
+ */
+int ckpt_tree_metadata_to_json(char **out, const ckpt_tree *root);
+int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
