@@ -76,9 +76,14 @@ int ckpt_error_wrap(int code, const char *fmt, ...)
 	va_end(ap);
 	n = strlen(last_msg);
 	if (n + 2 < sizeof(last_msg)) {
-		memcpy(last_msg + n, ": ", 3);
+		size_t room = sizeof(last_msg) - n - 3, len = strlen(old);
+
+		memcpy(last_msg + n, ": ", 2);
 		n += 2;
-		strncat(last_msg + n, old, sizeof(last_msg) - n - 1);
+		if (len > room)
+			len = room;
+		memcpy(last_msg + n, old, len);
+		last_msg[n + len] = '\0';
 	}
 	return code;
 }

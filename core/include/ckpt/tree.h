@@ -71,11 +71,14 @@ int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uin
 /*
  * Add child to a container. Dict and namedtuple take a key (CKPT_EEXISTS if
  * present; any string, including "" or "a/b"); list and tuple take key NULL
- * and append. Takes ownership of child, also on failure.
+ * and append. Takes ownership of child, also on failure, except when child
+ * already has a parent or is an ancestor of parent (CKPT_EINVAL, nothing
+ * changes). List/tuple children get key "0", "1", ...
  */
 int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child);
 
-/* Detach child from its parent and return it (caller owns it). */
+/* Detach child i from its parent and return it (caller owns it; its key
+ * becomes ""). Later list/tuple children are renumbered. NULL if no child i. */
 ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i);
 
 void ckpt_tree_free(ckpt_tree *t);
@@ -92,8 +95,13 @@ ckpt_tree *ckpt_tree_parent(const ckpt_tree *t);
 const char *ckpt_tree_key(const ckpt_tree *t);
 const char *ckpt_tree_name(const ckpt_tree *t);
 const char *ckpt_tree_namedtuple_type(const ckpt_tree *t); /* NULL unless namedtuple */
-ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key);       /* by key */
-ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name); /* by file name */
+/*
+ * Children by key, and by file name (exact: "kernel.npy" for an array).
+ * O(1): dicts keep a hash index, list keys are positions. Lookups never
+ * modify the tree, so threads may look up concurrently while nobody mutates.
+ */
+ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key);
+ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name);
 /*
  * Resolve a '/'-separated path of names below t ("params/dense/kernel";
  * the ".npy" of an array may be given or left out). "" gives t.
@@ -115,7 +123,8 @@ double ckpt_tree_float(const ckpt_tree *t);
 int ckpt_tree_bool(const ckpt_tree *t);
 const char *ckpt_tree_string(const ckpt_tree *t, size_t *len); /* NUL-terminated too */
 
-/* Per-leaf custom metadata (a JSON text), NULL if none. Copied in; borrowed out. */
+/* Per-node custom metadata (a JSON text), NULL if none. Copied in (CKPT_EINVAL
+ * if not JSON; NULL clears it); borrowed out. */
 int ckpt_tree_set_custom_metadata(ckpt_tree *t, const char *json);
 const char *ckpt_tree_custom_metadata(const ckpt_tree *t);
 
@@ -128,12 +137,16 @@ typedef int (*ckpt_tree_walk_cb)(ckpt_tree *node, const char *path, void *payloa
 int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload);
 
 /*
- * Names. A key becomes a file name unchanged unless it is empty, ".", "..",
- * contains '/' or '%' or NUL, starts with '_' (names starting with '_' are
- * reserved for _METADATA, _CHECKPOINT_METADATA and the like), or (for
- * non-array leaves and containers) ends in ".npy"; then bytes are
- * percent-encoded (%XX, uppercase). See docs/format.md.
- * Both return malloc'd strings; unescape rejects malformed escapes (CKPT_EINVAL).
+ * Names (docs/format-pytree.md). escape turns a key into the stem of its file
+ * name (arrays then add ".npy"; neither function adds or strips it). A key
+ * byte is written %XX (uppercase hex) when it is '%', '/' or a control byte
+ * (0x01-0x1F, 0x7F); when it is a leading '_' or '.' (names starting with
+ * '_' are reserved for _METADATA, _CHECKPOINT_METADATA and the like; this
+ * also covers "." and ".."); or, when is_array is 0, the '.' of a final
+ * ".npy". The empty key is "%00". Other bytes (UTF-8 included) stay.
+ * unescape accepts only what escape produces (CKPT_EINVAL otherwise), so
+ * keys and names correspond one to one and never collide.
+ * Both return malloc'd strings.
  */
 int ckpt_key_escape(char **out, const char *key, int is_array);
 int ckpt_key_unescape(char **out, const char *name, int is_array);

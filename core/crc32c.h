@@ -1,0 +1,21 @@
+/*
+ * crc32c.h — CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the
+ * checksum of every chunk and inline value of the store (docs/format.md).
+ *
+ * ckpt_crc32c_update(0, buf, len) is the CRC of buf; pass the previous result
+ * to continue over more bytes: update(update(0, a), b) == crc of a||b.
+ * crc32c("123456789") = 0xE3069283. Uses the SSE4.2 crc32 instruction when
+ * the CPU has it (detected once at run time), a lookup table otherwise.
+ */
+#ifndef CKPT_CRC32C_H
+#define CKPT_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len);
+
+/* The portable table implementation, exposed so tests can compare both. */
+uint32_t ckpt_crc32c_update_sw(uint32_t crc, const void *buf, size_t len);
+
+#endif

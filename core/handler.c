@@ -1,0 +1,50 @@
+/*
+ * handler.c — dispatch through a handler's vtable (ckpt/handler.h).
+ *
+ * Invariant: a NULL slot is CKPT_EUNSUPPORTED naming the handler, except
+ * finalize, whose NULL means "nothing to do".
+ */
+#include <stddef.h>
+
+#include "ckpt/handler.h"
+#include "error_private.h"
+
+static int unsupported(const ckpt_handler *h, const char *op)
+{
+	return ckpt_error_set(CKPT_EUNSUPPORTED, "%s does not support %s", ckpt_handler_typestr(h),
+			      op);
+}
+
+const char *ckpt_handler_typestr(const ckpt_handler *h)
+{
+	return h->vt->typestr ? h->vt->typestr(h) : "(unnamed handler)";
+}
+
+int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args)
+{
+	return h->vt->save ? h->vt->save(h, w, item, args) : unsupported(h, "save");
+}
+
+int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
+			 const void *args)
+{
+	*out = NULL;
+	return h->vt->restore ? h->vt->restore(out, h, s, item, args) : unsupported(h, "restore");
+}
+
+int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
+{
+	*out = NULL;
+	return h->vt->metadata ? h->vt->metadata(out, h, s, item) : unsupported(h, "metadata");
+}
+
+int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item)
+{
+	return h->vt->finalize ? h->vt->finalize(h, w, item) : 0;
+}
+
+void ckpt_handler_free(ckpt_handler *h)
+{
+	if (h && h->vt->close)
+		h->vt->close(h);
+}

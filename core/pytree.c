@@ -1,0 +1,354 @@
+/*
+ * pytree.c — PyTreeCheckpointHandler / StandardCheckpointHandler: the
+ * handler objects, the save path and the tree rebuilding helper
+ * (restore lives in pytree_restore.c).
+ *
+ * Save: the tree is rebuilt as a metadata-only copy (ckpt_tree_map) while
+ * each leaf's data is written to "<item>/<path>": arrays as little-endian
+ * C-order bytes streamed through a ckpt_value_writer in slices (cast slice
+ * by slice, so memory stays bounded by the slice size whatever the array),
+ * scalars as ckpt_scalar_format() text, strings as their bytes. None and
+ * empty containers exist only in the metadata. Then the metadata copy goes
+ * to "<item>/_METADATA".
+ *
+ * Invariants:
+ *   1. Every key written is "<item>/" + a leaf path of the saved metadata
+ *      tree, or "<item>/_METADATA" (no path starts with '_': names escape it).
+ *   2. The stored size of an array leaf is nelems * dtype size of the dtype
+ *      recorded in _METADATA (the cast target).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error_private.h"
+#include "pytree_private.h"
+#include "step_private.h"
+
+#define SAVE_SLICE_BYTES (8u << 20)
+
+struct pytree_handler {
+	ckpt_handler base;
+	int standard;
+};
+
+/* ---- ckpt_tree_map ---- */
+
+static int new_like(ckpt_tree **out, const ckpt_tree *src)
+{
+	ckpt_tree_kind k = ckpt_tree_get_kind(src);
+
+	if (k == CKPT_TREE_NAMEDTUPLE)
+		return ckpt_tree_new_namedtuple(out, ckpt_tree_namedtuple_type(src));
+	if (k == CKPT_TREE_DICT || k == CKPT_TREE_LIST || k == CKPT_TREE_TUPLE ||
+	    k == CKPT_TREE_NONE)
+		return ckpt_tree_new(out, k);
+	return ckpt_error_set(CKPT_EINVAL, "leaf '%s' has no value to copy", ckpt_tree_key(src));
+}
+
+static int map_node(ckpt_tree **out, const ckpt_tree *src, const char *path, ckpt_tree_map_fn fn,
+		    void *payload)
+{
+	size_t n = ckpt_tree_count(src);
+	ckpt_tree *res = NULL;
+	size_t kept = 0;
+	int rc;
+
+	*out = NULL;
+	if (n == 0) {
+		rc = fn(&res, src, path, payload);
+		if (rc == 0 && !res)
+			rc = new_like(&res, src);
+		if (rc == 0 && !ckpt_tree_is_container(src) && ckpt_tree_custom_metadata(src) &&
+		    !ckpt_tree_custom_metadata(res))
+			rc = ckpt_tree_set_custom_metadata(res, ckpt_tree_custom_metadata(src));
+		if (rc < 0) {
+			ckpt_tree_free(res);
+			return rc;
+		}
+		*out = res;
+		return rc;
+	}
+	int keyed = ckpt_tree_get_kind(src) == CKPT_TREE_DICT ||
+		    ckpt_tree_get_kind(src) == CKPT_TREE_NAMEDTUPLE;
+	rc = new_like(&res, src);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const ckpt_tree *c = ckpt_tree_child(src, i);
+		const char *name = ckpt_tree_name(c);
+		size_t nl = strlen(name);
+		ckpt_tree *cr = NULL;
+
+		if (ckpt_tree_get_kind(c) == CKPT_TREE_ARRAY && nl >= 4)
+			nl -= 4; /* ".npy" */
+		char *cp = path[0] ? ckpt_fs_printf("%s/%.*s", path, (int)nl, name)
+				   : ckpt_fs_printf("%.*s", (int)nl, name);
+		if (!cp) {
+			rc = CKPT_ENOMEM;
+			break;
+		}
+		rc = map_node(&cr, c, cp, fn, payload);
+		free(cp);
+		if (rc == CKPT_MAP_SKIP) {
+			rc = 0;
+			if (keyed)
+				continue;
+			rc = ckpt_tree_new(&cr, CKPT_TREE_NONE);
+		} else if (rc == 0) {
+			kept++;
+		}
+		if (rc == 0)
+			rc = ckpt_tree_add(res, keyed ? ckpt_tree_key(c) : NULL, cr);
+	}
+	if (rc == 0 && kept == 0)
+		rc = CKPT_MAP_SKIP;
+	if (rc != 0) {
+		ckpt_tree_free(res);
+		return rc;
+	}
+	*out = res;
+	return 0;
+}
+
+int ckpt_tree_map(ckpt_tree **out, const ckpt_tree *src, ckpt_tree_map_fn fn, void *payload)
+{
+	int rc = map_node(out, src, "", fn, payload);
+
+	if (rc == CKPT_MAP_SKIP) {
+		rc = ckpt_tree_is_container(src) ? new_like(out, src)
+						 : ckpt_tree_new(out, CKPT_TREE_DICT);
+	}
+	return rc;
+}
+
+/* ---- save ---- */
+
+struct save_ctx {
+	ckpt_step_writer *w;
+	const char *item;
+	const ckpt_pytree_save_args *args;
+	int standard;
+	ckpt_pytree_source_fn source;
+	void *payload;
+	size_t slice;
+};
+
+static int put_opts(ckpt_put_options *po, const struct save_ctx *c, int compression)
+{
+	const ckpt_store_options *so = ckpt_step_writer_store_options(c->w);
+	int on = compression < 0 ? c->args->use_compression : compression;
+
+	*po = (ckpt_put_options)CKPT_PUT_OPTIONS_INIT;
+	po->compression_level = on ? (so->compression_level > 0 ? so->compression_level : 1) : 0;
+	return 0;
+}
+
+static int write_array(struct save_ctx *c, const char *key, const char *path, const ckpt_tree *leaf,
+		       ckpt_dtype to, const ckpt_put_options *po)
+{
+	ckpt_dtype from = ckpt_tree_dtype(leaf);
+	size_t ssz = ckpt_dtype_size(from), dsz = ckpt_dtype_size(to);
+	uint64_t nel = ckpt_tree_nelems(leaf);
+	const unsigned char *data = ckpt_tree_data(leaf);
+	size_t per = c->slice / (ssz > dsz ? ssz : dsz);
+	unsigned char *sbuf = NULL, *dbuf = NULL;
+	ckpt_value_writer *vw = NULL;
+	int rc;
+
+	if (per == 0)
+		per = 1;
+	if (per > nel)
+		per = (size_t)nel;
+	if (!data && !c->source)
+		return ckpt_error_set(CKPT_EINVAL, "leaf '%s' is a metadata-only array (no data)",
+				      path);
+	if (!data && per && !(sbuf = malloc(per * ssz)))
+		return ckpt_error_nomem();
+	if (to != from && per && !(dbuf = malloc(per * dsz))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	rc = ckpt_value_writer_open(&vw, ckpt_step_writer_batch(c->w), key, strlen(key), po);
+	for (uint64_t i = 0; rc == 0 && i < nel; i += per) {
+		size_t n = nel - i < per ? (size_t)(nel - i) : per;
+		const void *src = data ? data + i * ssz : sbuf;
+
+		if (!data)
+			rc = c->source(sbuf, n * ssz, i * ssz, leaf, path, c->payload);
+		if (rc == 0 && dbuf) {
+			rc = ckpt_dtype_cast(dbuf, to, src, from, n);
+			src = dbuf;
+		}
+		if (rc == 0)
+			rc = ckpt_value_writer_write(vw, src, n * dsz);
+	}
+	if (vw) {
+		if (rc == 0)
+			rc = ckpt_value_writer_close(vw);
+		else
+			ckpt_value_writer_abort(vw);
+	}
+	if (rc)
+		ckpt_error_wrap(rc, "save %s", key);
+done:
+	free(sbuf);
+	free(dbuf);
+	return rc;
+}
+
+static int save_leaf(ckpt_tree **out, const ckpt_tree *leaf, const char *path, void *payload)
+{
+	struct save_ctx *c = payload;
+	ckpt_tree_kind k = ckpt_tree_get_kind(leaf);
+	ckpt_leaf_save_args la = {CKPT_DTYPE_INVALID, NULL, -1};
+	ckpt_put_options po;
+	char *key = NULL;
+	char txt[64];
+	int rc = 0;
+
+	if (ckpt_tree_is_container(leaf) || k == CKPT_TREE_NONE)
+		return 0; /* structure only */
+	if (k == CKPT_TREE_STRING && c->standard)
+		return ckpt_error_set(
+		    CKPT_EUNSUPPORTED,
+		    "item %s: leaf '%s' is a string; StandardCheckpointHandler saves "
+		    "only arrays, scalars and None (use PyTreeCheckpointHandler)",
+		    c->item, path);
+	if (c->args->leaf_args && (rc = c->args->leaf_args(&la, path, leaf, c->args->payload)))
+		return rc < 0
+			   ? rc
+			   : ckpt_error_set(CKPT_ERROR, "leaf_args stopped the save at '%s'", path);
+	key = ckpt_fs_printf("%s/%s", c->item, path);
+	if (!key)
+		return CKPT_ENOMEM;
+	put_opts(&po, c, la.compression);
+	switch (k) {
+	case CKPT_TREE_ARRAY: {
+		ckpt_dtype to = la.dtype != CKPT_DTYPE_INVALID ? la.dtype : ckpt_tree_dtype(leaf);
+		if (ckpt_dtype_size(to) == 0) {
+			rc = ckpt_error_set(CKPT_EINVAL, "leaf '%s': invalid save dtype", path);
+			break;
+		}
+		rc = write_array(c, key, path, leaf, to, &po);
+		if (rc == 0)
+			rc = ckpt_tree_new_array(out, to, ckpt_tree_ndim(leaf),
+						 ckpt_tree_shape(leaf), NULL, CKPT_TREE_COPY);
+		break;
+	}
+	case CKPT_TREE_INT:
+	case CKPT_TREE_FLOAT:
+	case CKPT_TREE_BOOL:
+		rc = ckpt_scalar_format(txt, sizeof(txt), leaf);
+		if (rc >= 0)
+			rc = ckpt_batch_put(ckpt_step_writer_batch(c->w), key, strlen(key), txt,
+					    (size_t)rc, &po);
+		if (rc == 0)
+			rc = ckpt_tree_clone(out, leaf);
+		break;
+	case CKPT_TREE_STRING: {
+		size_t len = 0;
+		const char *s = ckpt_tree_string(leaf, &len);
+		rc = ckpt_batch_put(ckpt_step_writer_batch(c->w), key, strlen(key), s, len, &po);
+		if (rc == 0)
+			rc = ckpt_tree_new_string(out, "", 0);
+		break;
+	}
+	default: rc = ckpt_error_set(CKPT_EINVAL, "leaf '%s': unknown kind %d", path, (int)k);
+	}
+	if (rc == 0 && la.custom_metadata)
+		rc = ckpt_tree_set_custom_metadata(*out, la.custom_metadata);
+	free(key);
+	return rc;
+}
+
+int ckpt_pytree_save_item(ckpt_step_writer *w, const char *item, const ckpt_pytree_save_args *args,
+			  int standard, ckpt_pytree_source_fn source, void *payload)
+{
+	struct save_ctx c = {w, item, args, standard, source, payload, SAVE_SLICE_BYTES};
+	ckpt_tree *meta = NULL;
+	char *json = NULL, *key = NULL;
+	int rc;
+
+	if (!args || !args->item)
+		return ckpt_error_set(CKPT_EINVAL, "item %s: no tree to save", item);
+	if (!ckpt_tree_is_container(args->item))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item %s: the root of a PyTree must be a container", item);
+	if (args->save_concurrent_bytes && args->save_concurrent_bytes < c.slice)
+		c.slice = (size_t)args->save_concurrent_bytes;
+	rc = ckpt_tree_map(&meta, args->item, save_leaf, &c);
+	if (rc == 0)
+		rc = ckpt_tree_metadata_to_json(&json, meta);
+	if (rc == 0 && !(key = ckpt_fs_printf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
+		rc = CKPT_ENOMEM;
+	if (rc == 0)
+		rc = ckpt_batch_put(ckpt_step_writer_batch(w), key, strlen(key), json, strlen(json),
+				    NULL);
+	free(key);
+	free(json);
+	ckpt_tree_free(meta);
+	return rc;
+}
+
+/* ---- the handler objects ---- */
+
+static const char *pytree_typestr(const ckpt_handler *h)
+{
+	return ((const struct pytree_handler *)h)->standard ? CKPT_STANDARD_TYPESTR
+							    : CKPT_PYTREE_TYPESTR;
+}
+
+static int pytree_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args)
+{
+	return ckpt_pytree_save_item(w, item, args, ((struct pytree_handler *)h)->standard, NULL,
+				     NULL);
+}
+
+static int pytree_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
+			  const void *args)
+{
+	const ckpt_pytree_restore_args *a = args;
+
+	*out = NULL;
+	if (a && a->leaf_args && ((struct pytree_handler *)h)->standard)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "StandardCheckpointHandler takes no per-leaf restore args "
+				      "(use PyTreeCheckpointHandler)");
+	return ckpt_pytree_restore_item(out, s, item, a);
+}
+
+static void pytree_close(ckpt_handler *h)
+{
+	free(h);
+}
+
+static const ckpt_handler_vtable pytree_vt = {
+    .typestr = pytree_typestr,
+    .save = pytree_save,
+    .async_save = NULL, /* issue 6 */
+    .restore = pytree_restore,
+    .metadata = ckpt_pytree_metadata_item,
+    .finalize = NULL,
+    .close = pytree_close,
+};
+
+static int handler_new(ckpt_handler **out, int standard)
+{
+	struct pytree_handler *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (!h)
+		return ckpt_error_nomem();
+	h->base.vt = &pytree_vt;
+	h->standard = standard;
+	*out = &h->base;
+	return 0;
+}
+
+int ckpt_pytree_handler_new(ckpt_handler **out)
+{
+	return handler_new(out, 0);
+}
+
+int ckpt_standard_handler_new(ckpt_handler **out)
+{
+	return handler_new(out, 1);
+}

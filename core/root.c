@@ -1,0 +1,380 @@
+/*
+ * root.c — a checkpoint root: listing steps, cleaning up abandoned saves,
+ * deleting steps; plus the small file-system helpers of the step modules.
+ *
+ * Design:
+ *   A root holds finalized steps (directories named by their decimal step
+ *   number, holding ckpt.db) and temporary directories of saves in progress
+ *   or abandoned ("<step>.ckpt-tmp-<nonce>", see step_writer.c). Anything
+ *   else is ignored.
+ *
+ * Invariants:
+ *   1. A name is a step only if ckpt_step_name_parse() accepts it (no leading
+ *      zeros except "0") and the directory contains ckpt.db.
+ *   2. Cleanup removes a temporary directory only when its lock file can be
+ *      flock()ed without blocking (its writer is gone), or when it has no
+ *      lock file and its ctime is older than CKPT_TMP_GRACE_SECONDS (a live
+ *      writer has no lock file only for an instant, which changes ctime).
+ *   3. A step is deleted by renaming it to a temporary name first, so a crash
+ *      mid-delete leaves something cleanup removes, never half a step.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error_private.h"
+#include "step_private.h"
+
+char *ckpt_fs_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		ckpt_error_nomem();
+		return NULL;
+	}
+	return s;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
+		return ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
+	return 0;
+}
+
+int ckpt_fs_rmtree(const char *path)
+{
+	struct stat st;
+	int rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
+	rc = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (rc > 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "walk %s", path);
+	return rc;
+}
+
+int ckpt_fs_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+	if (fsync(fd) != 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s", path);
+	close(fd);
+	return rc;
+}
+
+int ckpt_fs_mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return ckpt_error_nomem();
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		char save = *c;
+		*c = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", p);
+			break;
+		}
+		*c = save;
+		if (save == '\0')
+			break;
+	}
+	free(p);
+	if (rc == 0) {
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			rc = ckpt_error_set(CKPT_EIO, "mkdir %s: not a directory", path);
+	}
+	return rc;
+}
+
+int ckpt_fs_read_file(char **out, size_t *out_len, const char *path, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	if (fd < 0)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open %s", path);
+	if (fstat(fd, &st) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file of at most %zu bytes",
+				    path, max);
+		goto done;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	while (n < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", path);
+			goto done;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	buf = NULL;
+	if (out_len)
+		*out_len = n;
+done:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int ckpt_fs_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	const char *p = data;
+	int rc = 0;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "create %s", path);
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", path);
+			break;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", path);
+	return rc;
+}
+
+int ckpt_step_name_parse(uint64_t *out, const char *name)
+{
+	uint64_t v = 0;
+
+	if (!name[0] || (name[0] == '0' && name[1]))
+		return 0;
+	for (const char *c = name; *c; c++) {
+		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+void ckpt_fs_nonce(char buf[17])
+{
+	uint64_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
+	}
+	snprintf(buf, 17, "%016" PRIx64, r);
+}
+
+int ckpt_item_name_check(const char *item)
+{
+	if (!item || !item[0] || item[0] == '_' || item[0] == '.' || strchr(item, '/'))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "bad item name '%s': must be non-empty, without '/', and not "
+				      "start with '_' or '.'",
+				      item ? item : "(null)");
+	return 0;
+}
+
+/* ---- the root ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int ckpt_root_steps(uint64_t **out, size_t *n, const char *root)
+{
+	DIR *d = opendir(root);
+	uint64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open root %s", root);
+	while ((e = readdir(d)) != NULL) {
+		uint64_t step;
+		struct stat st;
+
+		if (!ckpt_step_name_parse(&step, e->d_name))
+			continue;
+		char *db = ckpt_fs_printf("%s/%s/ckpt.db", root, e->d_name);
+		if (!db) {
+			rc = CKPT_ENOMEM;
+			goto done;
+		}
+		int ok = stat(db, &st) == 0 && S_ISREG(st.st_mode);
+		free(db);
+		if (!ok)
+			continue;
+		if (cnt == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			uint64_t *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = ckpt_error_nomem();
+				goto done;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[cnt++] = step;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
+	*out = v ? v : malloc(1);
+	if (!*out) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	*n = cnt;
+	v = NULL;
+done:
+	free(v);
+	closedir(d);
+	return rc;
+}
+
+/* Is the temporary directory `dir` abandoned? If so, *lockfd holds its lock. */
+static int tmp_abandoned(const char *dir, int *lockfd)
+{
+	char *lock = ckpt_fs_printf("%s/%s", dir, CKPT_LOCK_NAME);
+	struct stat st;
+	int fd;
+
+	*lockfd = -1;
+	if (!lock)
+		return 0;
+	fd = open(lock, O_RDONLY | O_CLOEXEC);
+	free(lock);
+	if (fd >= 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			close(fd);
+			return 0;
+		}
+		*lockfd = fd;
+		return 1;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	return time(NULL) - st.st_ctime > CKPT_TMP_GRACE_SECONDS;
+}
+
+int ckpt_root_cleanup(const char *root, size_t *removed)
+{
+	DIR *d = opendir(root);
+	struct dirent *e;
+	size_t cnt = 0;
+	int rc = 0;
+
+	if (removed)
+		*removed = 0;
+	if (!d)
+		return errno == ENOENT ? 0
+				       : ckpt_error_errno(CKPT_EIO, errno, "open root %s", root);
+	while ((e = readdir(d)) != NULL) {
+		int lockfd;
+
+		if (!strstr(e->d_name, CKPT_TMP_INFIX))
+			continue;
+		char *path = ckpt_fs_printf("%s/%s", root, e->d_name);
+		if (!path) {
+			rc = CKPT_ENOMEM;
+			break;
+		}
+		if (tmp_abandoned(path, &lockfd)) {
+			rc = ckpt_fs_rmtree(path);
+			cnt += rc == 0;
+		}
+		if (lockfd >= 0)
+			close(lockfd);
+		free(path);
+		if (rc)
+			break;
+	}
+	closedir(d);
+	if (removed)
+		*removed = cnt;
+	return rc;
+}
+
+int ckpt_root_delete_step(const char *root, uint64_t step)
+{
+	char nonce[17];
+	char *from = NULL, *to = NULL;
+	int rc = 0;
+
+	ckpt_fs_nonce(nonce);
+	from = ckpt_fs_printf("%s/%" PRIu64, root, step);
+	to = ckpt_fs_printf("%s/%" PRIu64 "%sdel-%s", root, step, CKPT_TMP_INFIX, nonce);
+	if (!from || !to) {
+		rc = CKPT_ENOMEM;
+		goto done;
+	}
+	if (rename(from, to) != 0) {
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+				      "delete step %s", from);
+		goto done;
+	}
+	rc = ckpt_fs_fsync_dir(root);
+	if (rc == 0)
+		rc = ckpt_fs_rmtree(to);
+done:
+	free(from);
+	free(to);
+	return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * step_private.h — helpers shared by the step writer, the step reader, the
+ * root functions and the interchange module (library only).
+ */
+#ifndef CKPT_STEP_PRIVATE_H
+#define CKPT_STEP_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/step.h"
+
+/* Name of the lock file inside a temporary step directory. */
+#define CKPT_LOCK_NAME "ckpt.lock"
+/* A temporary directory without a lock file is left alone this long (seconds):
+ * a writer creates it just before its lock file and removes the lock file
+ * just before the final rename, and both change the directory's ctime. */
+#define CKPT_TMP_GRACE_SECONDS 60
+
+/* Key of the step metadata inside the store. */
+#define CKPT_STEP_METADATA_KEY "_CHECKPOINT_METADATA"
+/* Name of an item's tree metadata (key "<item>/_METADATA"). */
+#define CKPT_ITEM_METADATA_NAME "_METADATA"
+
+/* Remove path and everything below it (no error if it does not exist). */
+int ckpt_fs_rmtree(const char *path);
+/* fsync a directory. */
+int ckpt_fs_fsync_dir(const char *path);
+/* mkdir -p. */
+int ckpt_fs_mkdir_p(const char *path);
+/* malloc'd printf; NULL when out of memory (message set). */
+char *ckpt_fs_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+int ckpt_fs_read_file(char **out, size_t *out_len, const char *path, size_t max);
+/* Write a whole file (create or truncate). */
+int ckpt_fs_write_file(const char *path, const void *data, size_t len);
+
+/*
+ * Parse a step directory name: decimal digits, no leading zero unless the
+ * name is "0", fits in uint64. Returns 1 if it is a step name, else 0.
+ */
+int ckpt_step_name_parse(uint64_t *out, const char *name);
+
+/* 16 hex digits of randomness for temporary names; buf holds 17 bytes. */
+void ckpt_fs_nonce(char buf[17]);
+
+/* Item names are directory names: non-empty, no '/', not starting with '_' or '.'. */
+int ckpt_item_name_check(const char *item);
+
+/* The store options the writer was opened with (borrowed). */
+const ckpt_store_options *ckpt_step_writer_store_options(const ckpt_step_writer *w);
+
+#endif

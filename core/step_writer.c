@@ -1,0 +1,325 @@
+/*
+ * step_writer.c — saving one step atomically (DESIGN section 3).
+ *
+ * Protocol:
+ *   open:     clean up abandoned temporary directories of the root, then
+ *             mkdir ROOT/<step>.ckpt-tmp-<nonce>/, create ckpt.lock in it and
+ *             flock(LOCK_EX) it for the whole save, create the store inside,
+ *             open one batch. Handlers put their keys into that batch.
+ *   finalize: put _CHECKPOINT_METADATA, commit the batch, seal the store,
+ *             fsync the temporary directory; with force move an existing
+ *             ROOT/<step> aside to a temporary name; remove the lock file,
+ *             fsync the temporary directory again, fsync ROOT, rename the
+ *             temporary directory to ROOT/<step>, fsync ROOT, then remove the
+ *             step moved aside.
+ *   abort:    drop the batch and remove the temporary directory.
+ *
+ * Invariants:
+ *   1. ROOT/<step> only ever names a complete, sealed store: the rename is
+ *      the commit point and happens after every byte is durable.
+ *   2. While the writer lives, its lock is held (cleanup by any process,
+ *      this one included, sees the save as alive: flock locks belong to
+ *      the open file description).
+ *   3. Without force, an existing step is never replaced (renameat2
+ *      RENAME_NOREPLACE), even if it appeared during the save.
+ */
+#include <assert.h>
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error_private.h"
+#include "step_private.h"
+
+struct ckpt_step_writer {
+	char *root;
+	char *tmpdir;
+	char *final;
+	char *lockpath;
+	int lockfd;
+	int force;
+	ckpt_store_options store_opts;
+	ckpt_store *store;
+	ckpt_batch *batch;
+	cJSON *handlers;	/* {item: typestr} */
+	cJSON *custom_metadata; /* object */
+	cJSON *metrics;		/* object */
+	int64_t init_ns;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int parse_object(cJSON **out, const char *json, const char *what)
+{
+	*out = json ? cJSON_Parse(json) : cJSON_CreateObject();
+	if (!*out || !cJSON_IsObject(*out)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		return ckpt_error_set(CKPT_EINVAL, "%s must be a JSON object", what);
+	}
+	return 0;
+}
+
+static void writer_free(ckpt_step_writer *w)
+{
+	if (!w)
+		return;
+	ckpt_batch_abort(w->batch);
+	ckpt_store_free(w->store);
+	if (w->tmpdir)
+		ckpt_fs_rmtree(w->tmpdir);
+	if (w->lockfd >= 0)
+		close(w->lockfd);
+	cJSON_Delete(w->handlers);
+	cJSON_Delete(w->custom_metadata);
+	cJSON_Delete(w->metrics);
+	free(w->root);
+	free(w->tmpdir);
+	free(w->final);
+	free(w->lockpath);
+	free(w);
+}
+
+int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
+			  const ckpt_step_writer_options *opts)
+{
+	static const ckpt_step_writer_options defaults = CKPT_STEP_WRITER_OPTIONS_INIT;
+	ckpt_step_writer *w;
+	char nonce[17];
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return ckpt_error_nomem();
+	w->lockfd = -1;
+	w->force = opts->force;
+	w->store_opts = opts->store;
+	w->init_ns = now_ns();
+	rc = parse_object(&w->custom_metadata, opts->custom_metadata, "custom_metadata");
+	if (rc == 0)
+		rc = parse_object(&w->metrics, opts->metrics, "metrics");
+	if (rc)
+		goto fail;
+	w->handlers = cJSON_CreateObject();
+	ckpt_fs_nonce(nonce);
+	w->root = strdup(root);
+	w->final = ckpt_fs_printf("%s/%" PRIu64, root, step);
+	if (!w->handlers || !w->root || !w->final) {
+		rc = ckpt_error_nomem();
+		goto fail;
+	}
+	rc = ckpt_fs_mkdir_p(root);
+	if (rc == 0)
+		rc = ckpt_root_cleanup(root, NULL);
+	if (rc)
+		goto fail;
+	if (!w->force && lstat(w->final, &st) == 0) {
+		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", w->final);
+		goto fail;
+	}
+	char *tmp = ckpt_fs_printf("%s/%" PRIu64 "%s%s", root, step, CKPT_TMP_INFIX, nonce);
+	if (!tmp) {
+		rc = CKPT_ENOMEM;
+		goto fail;
+	}
+	if (mkdir(tmp, 0777) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", tmp);
+		free(tmp);
+		goto fail;
+	}
+	w->tmpdir = tmp;
+	w->lockpath = ckpt_fs_printf("%s/%s", tmp, CKPT_LOCK_NAME);
+	if (!w->lockpath) {
+		rc = CKPT_ENOMEM;
+		goto fail;
+	}
+	w->lockfd = open(w->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "lock %s", w->lockpath);
+		goto fail;
+	}
+	rc = ckpt_store_open(&w->store, tmp, CKPT_STORE_CREATE, &w->store_opts);
+	if (rc == 0)
+		rc = ckpt_batch_begin(&w->batch, w->store);
+	if (rc) {
+		ckpt_error_wrap(rc, "step %s", tmp);
+		goto fail;
+	}
+	*out = w;
+	return 0;
+fail:
+	writer_free(w);
+	return rc;
+}
+
+ckpt_batch *ckpt_step_writer_batch(ckpt_step_writer *w)
+{
+	return w->batch;
+}
+
+const char *ckpt_step_writer_dir(const ckpt_step_writer *w)
+{
+	return w->tmpdir;
+}
+
+const ckpt_store_options *ckpt_step_writer_store_options(const ckpt_step_writer *w)
+{
+	return &w->store_opts;
+}
+
+int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr)
+{
+	int rc = ckpt_item_name_check(item);
+	const cJSON *old;
+
+	if (rc)
+		return rc;
+	old = cJSON_GetObjectItemCaseSensitive(w->handlers, item);
+	if (old) {
+		if (strcmp(old->valuestring, typestr) == 0)
+			return 0;
+		return ckpt_error_set(CKPT_EEXISTS, "item '%s' is already saved by %s, not %s",
+				      item, old->valuestring, typestr);
+	}
+	if (!cJSON_AddStringToObject(w->handlers, item, typestr))
+		return ckpt_error_nomem();
+	return 0;
+}
+
+/* Steal `obj` into `parent` under `name` (a copy, since the writer keeps its own). */
+static int add_copy(cJSON *parent, const char *name, const cJSON *obj)
+{
+	cJSON *c = cJSON_Duplicate(obj, 1);
+
+	if (!c || !cJSON_AddItemToObject(parent, name, c)) {
+		cJSON_Delete(c);
+		return ckpt_error_nomem();
+	}
+	return 0;
+}
+
+/* Integers as raw JSON text: cJSON numbers are doubles and would round nanoseconds. */
+static int add_int(cJSON *parent, const char *name, int64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRId64, v);
+	return cJSON_AddRawToObject(parent, name, buf) ? 0 : ckpt_error_nomem();
+}
+
+static int metadata_json(char **out, const ckpt_step_writer *w)
+{
+	cJSON *m = cJSON_CreateObject();
+	int rc = m ? 0 : ckpt_error_nomem();
+
+	*out = NULL;
+	if (rc == 0)
+		rc = add_copy(m, "item_handlers", w->handlers);
+	if (rc == 0)
+		rc = add_copy(m, "metrics", w->metrics);
+	if (rc == 0 && !cJSON_AddObjectToObject(m, "performance_metrics"))
+		rc = ckpt_error_nomem();
+	if (rc == 0)
+		rc = add_int(m, "init_timestamp_nsecs", w->init_ns);
+	if (rc == 0)
+		rc = add_int(m, "commit_timestamp_nsecs", now_ns());
+	if (rc == 0)
+		rc = add_copy(m, "custom_metadata", w->custom_metadata);
+	if (rc == 0 && !(*out = cJSON_PrintUnformatted(m)))
+		rc = ckpt_error_nomem();
+	cJSON_Delete(m);
+	return rc;
+}
+
+int ckpt_step_writer_finalize(ckpt_step_writer *w)
+{
+	char *json = NULL, *aside = NULL;
+	char nonce[17];
+	struct stat st;
+	int rc;
+
+	assert(w->batch && w->store && w->tmpdir && w->lockfd >= 0); /* invariant 2 */
+	rc = metadata_json(&json, w);
+	if (rc == 0)
+		rc = ckpt_batch_put(w->batch, CKPT_STEP_METADATA_KEY,
+				    strlen(CKPT_STEP_METADATA_KEY), json, strlen(json), NULL);
+	if (rc)
+		goto done;
+	rc = ckpt_batch_commit(w->batch, NULL);
+	w->batch = NULL;
+	if (rc == 0)
+		rc = ckpt_store_seal(w->store);
+	if (rc) {
+		ckpt_error_wrap(rc, "finalize %s", w->tmpdir);
+		goto done;
+	}
+	ckpt_store_free(w->store);
+	w->store = NULL;
+	rc = ckpt_fs_fsync_dir(w->tmpdir);
+	if (rc)
+		goto done;
+	if (w->force && lstat(w->final, &st) == 0) {
+		ckpt_fs_nonce(nonce);
+		aside = ckpt_fs_printf("%s%sold-%s", w->final, CKPT_TMP_INFIX, nonce);
+		if (!aside) {
+			rc = CKPT_ENOMEM;
+			goto done;
+		}
+		if (rename(w->final, aside) != 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "move %s aside", w->final);
+			free(aside);
+			aside = NULL;
+			goto done;
+		}
+	}
+	if (unlink(w->lockpath) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", w->lockpath);
+		goto done;
+	}
+	rc = ckpt_fs_fsync_dir(w->tmpdir);
+	if (rc == 0)
+		rc = ckpt_fs_fsync_dir(w->root);
+	if (rc)
+		goto done;
+	if (renameat2(AT_FDCWD, w->tmpdir, AT_FDCWD, w->final, RENAME_NOREPLACE) != 0) {
+		int err = errno;
+		rc = ckpt_error_errno(err == EEXIST || err == ENOTEMPTY ? CKPT_EEXISTS : CKPT_EIO,
+				      err, "rename %s to %s", w->tmpdir, w->final);
+		goto done;
+	}
+	free(w->tmpdir);
+	w->tmpdir = NULL; /* committed: nothing to remove any more */
+	rc = ckpt_fs_fsync_dir(w->root);
+	if (aside)
+		ckpt_fs_rmtree(aside); /* the step is committed; cleanup removes leftovers */
+done:
+	if (rc && aside && w->tmpdir && lstat(w->final, &st) != 0)
+		rename(aside, w->final); /* put the old step back; best effort */
+	free(aside);
+	free(json);
+	writer_free(w);
+	return rc;
+}
+
+void ckpt_step_writer_abort(ckpt_step_writer *w)
+{
+	writer_free(w);
+}

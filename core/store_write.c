@@ -1,0 +1,888 @@
+/*
+ * store_write.c — batches, value writers, the compression pool and commits
+ * (ckpt/store.h; format in docs/format.md).
+ *
+ * Design: a batch stages its index changes in memory (a list of ops) and
+ * appends chunk bytes to its own new data files d/<gen>-<nonce>-<seq>. A
+ * value writer cuts the stream into chunks of chunk_size raw bytes and hands
+ * them to a pool of worker threads that compress them (or decide to keep
+ * them raw); the writer's thread appends finished chunks in submission order,
+ * so data files are written sequentially with one write() per chunk. At
+ * commit the data files are fsynced, then d/, then one sqlite transaction
+ * inserts the files, kv and chunks rows and bumps the generation.
+ *
+ * Invariants:
+ *  1. At most max_bytes_in_flight raw bytes are queued or being compressed
+ *     by one writer (plus the chunk being filled and compressed outputs).
+ *  2. Chunks are appended in order; chunk i of a value holds raw bytes
+ *     [i * chunk_size, min(size, (i + 1) * chunk_size)).
+ *  3. No index row references a data file before that file and d/ are
+ *     fsynced (durability order).
+ *  4. A batch that fails or is aborted leaves no index change and removes
+ *     its data files. After an I/O error the batch is poisoned: every later
+ *     call fails and commit refuses.
+ *  5. Worker threads never touch the batch or the store: only their job.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "crc32c.h"
+#include "error_private.h"
+#include "store_private.h"
+
+/* Keep a zstd chunk only if it saves at least 1/10 of the raw bytes. */
+#define MIN_SAVING_DIV 10
+/* Sample size for the "is this worth compressing" test. */
+#define SAMPLE_PIECES 4
+#define SAMPLE_PIECE 4096
+
+typedef struct chunk_rec {
+	int64_t file_id;
+	uint64_t off;
+	uint32_t stored, raw, crc;
+	int codec;
+} chunk_rec;
+
+enum { OP_PUT, OP_DELETE };
+
+typedef struct op {
+	int kind;
+	unsigned char *key;
+	size_t keylen;
+	uint64_t size;
+	uint32_t crc, chunk_size;
+	int is_inline;
+	unsigned char *inl; /* inline bytes (size of them) */
+	chunk_rec *chunks;
+	uint32_t nchunks;
+} op;
+
+typedef struct batch_file {
+	int64_t id;
+	char name[64];
+	uint64_t size;
+	int fd; /* open while being appended, -1 once fsynced and closed */
+} batch_file;
+
+typedef struct job {
+	unsigned char *raw;
+	uint32_t raw_len;
+	int level;
+	unsigned char *out; /* compressed bytes, or NULL: store raw */
+	uint32_t out_len;
+	uint32_t crc;       /* of the stored bytes */
+	int done, err;      /* guarded by pool mu */
+	struct job *next;   /* pool queue */
+	struct job *next_inflight; /* writer's FIFO */
+} job;
+
+typedef struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	job *head, *tail; /* waiting for a worker (guarded by mu) */
+	int stop;
+	pthread_t *threads;
+	unsigned nthreads;
+} pool;
+
+struct ckpt_batch {
+	ckpt_store *s;
+	uint64_t generation; /* expected; the commit uses the index's value + 1 */
+	char nonce[17];
+	op *ops;
+	size_t nops, capops;
+	batch_file *files;
+	size_t nfiles, capfiles;
+	int64_t next_file_id;
+	ckpt_value_writer *writer;
+	pool *pool;
+	int poisoned; /* first I/O error code, or 0 */
+};
+
+struct ckpt_value_writer {
+	ckpt_batch *b;
+	unsigned char *key;
+	size_t keylen;
+	int level;
+	unsigned char *buf; /* chunk being filled: chunk_size bytes */
+	uint32_t fill;
+	uint64_t size;
+	uint32_t crc;       /* of all raw bytes so far */
+	chunk_rec *chunks;
+	uint32_t nchunks, capchunks;
+	job *inflight_head, *inflight_tail;
+	uint64_t inflight_bytes;
+	int failed; /* a write failed: the value is incomplete and close refuses it */
+};
+
+/* ---- the compression pool -------------------------------------------- */
+
+/* Does a sample of the chunk shrink by at least 1/MIN_SAVING_DIV at level 1? */
+static int worth_compressing(ZSTD_CCtx *cc, const unsigned char *raw, uint32_t n, void *scratch,
+			     size_t scratch_len)
+{
+	unsigned char sample[SAMPLE_PIECES * SAMPLE_PIECE];
+	size_t c;
+
+	if (n <= sizeof(sample))
+		return 1;
+	for (int i = 0; i < SAMPLE_PIECES; i++)
+		memcpy(sample + i * SAMPLE_PIECE,
+		       raw + (uint64_t)(n - SAMPLE_PIECE) * (uint64_t)i / (SAMPLE_PIECES - 1),
+		       SAMPLE_PIECE);
+	c = ZSTD_compressCCtx(cc, scratch, scratch_len, sample, sizeof(sample), 1);
+	return !ZSTD_isError(c) && c <= sizeof(sample) - sizeof(sample) / MIN_SAVING_DIV;
+}
+
+static void compress_job(job *j, ZSTD_CCtx *cc, void *scratch, size_t scratch_len)
+{
+	if (j->level > 0 && cc && worth_compressing(cc, j->raw, j->raw_len, scratch, scratch_len)) {
+		size_t bound = ZSTD_compressBound(j->raw_len), n;
+		if ((j->out = malloc(bound)) == NULL) {
+			j->err = CKPT_ENOMEM;
+			return;
+		}
+		n = ZSTD_compressCCtx(cc, j->out, bound, j->raw, j->raw_len, j->level);
+		if (!ZSTD_isError(n) && n <= j->raw_len - j->raw_len / MIN_SAVING_DIV) {
+			j->out_len = (uint32_t)n;
+			j->crc = ckpt_crc32c_update(0, j->out, j->out_len);
+			return;
+		}
+		free(j->out);
+		j->out = NULL;
+	}
+	j->crc = ckpt_crc32c_update(0, j->raw, j->raw_len);
+}
+
+static void *worker_main(void *arg)
+{
+	pool *p = arg;
+	ZSTD_CCtx *cc = ZSTD_createCCtx(); /* NULL: every chunk is stored raw */
+	size_t scratch_len = ZSTD_compressBound(SAMPLE_PIECES * SAMPLE_PIECE);
+	void *scratch = malloc(scratch_len);
+
+	if (scratch == NULL) {
+		ZSTD_freeCCtx(cc);
+		cc = NULL;
+	}
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		job *j;
+		while (!p->stop && p->head == NULL)
+			pthread_cond_wait(&p->work_cv, &p->mu);
+		if (p->head == NULL)
+			break;
+		j = p->head;
+		p->head = j->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->mu);
+		compress_job(j, cc, scratch, scratch_len);
+		pthread_mutex_lock(&p->mu);
+		j->done = 1;
+		pthread_cond_broadcast(&p->done_cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	ZSTD_freeCCtx(cc);
+	free(scratch);
+	return NULL;
+}
+
+static void pool_free(pool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work_cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->work_cv);
+	pthread_cond_destroy(&p->done_cv);
+	free(p->threads);
+	free(p);
+}
+
+static int pool_new(pool **out, unsigned n)
+{
+	pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL || (p->threads = calloc(n, sizeof(*p->threads))) == NULL) {
+		free(p);
+		return ckpt_error_nomem();
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work_cv, NULL);
+	pthread_cond_init(&p->done_cv, NULL);
+	for (; p->nthreads < n; p->nthreads++)
+		if (pthread_create(&p->threads[p->nthreads], NULL, worker_main, p) != 0)
+			break;
+	if (p->nthreads == 0) {
+		pool_free(p);
+		return ckpt_error_set(CKPT_ERROR, "cannot start compression threads");
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- data files -------------------------------------------------------- */
+
+static int poison(ckpt_batch *b, int rc)
+{
+	if (b->poisoned == 0)
+		b->poisoned = rc;
+	return rc;
+}
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	if (ckpt_store_fault_hit()) {
+		errno = EIO;
+		return -1;
+	}
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int sync_fd(int fd)
+{
+	if (ckpt_store_fault_hit()) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+/* fsync and close the current data file, if any. */
+static int finish_file(ckpt_batch *b)
+{
+	batch_file *f = b->nfiles ? &b->files[b->nfiles - 1] : NULL;
+	int rc = 0;
+
+	if (f == NULL || f->fd < 0)
+		return 0;
+	if (sync_fd(f->fd) < 0)
+		rc = poison(b, ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d/%s", b->s->dir, f->name));
+	close(f->fd);
+	f->fd = -1;
+	return rc;
+}
+
+static int new_file(ckpt_batch *b)
+{
+	batch_file *f;
+	int rc;
+
+	if ((rc = finish_file(b)) < 0)
+		return rc;
+	if (b->nfiles == b->capfiles) {
+		size_t cap = b->capfiles ? 2 * b->capfiles : 4;
+		batch_file *nf = realloc(b->files, cap * sizeof(*nf));
+		if (nf == NULL)
+			return ckpt_error_nomem();
+		b->files = nf;
+		b->capfiles = cap;
+	}
+	f = &b->files[b->nfiles];
+	memset(f, 0, sizeof(*f));
+	f->id = b->next_file_id;
+	snprintf(f->name, sizeof(f->name), "%llu-%s-%zu", (unsigned long long)b->generation,
+		 b->nonce, b->nfiles);
+	f->fd = openat(b->s->ddirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (f->fd < 0)
+		return poison(b, ckpt_error_errno(CKPT_EIO, errno, "create %s/d/%s", b->s->dir,
+						  f->name));
+	b->nfiles++;
+	b->next_file_id++;
+	return 0;
+}
+
+static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c)
+{
+	if (w->nchunks == w->capchunks) {
+		uint32_t cap = w->capchunks ? 2 * w->capchunks : 16;
+		chunk_rec *nc = realloc(w->chunks, cap * sizeof(*nc));
+		if (nc == NULL)
+			return ckpt_error_nomem();
+		w->chunks = nc;
+		w->capchunks = cap;
+	}
+	w->chunks[w->nchunks++] = *c;
+	return 0;
+}
+
+/* Append one chunk's stored bytes to the batch's current data file. */
+static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t stored_len,
+			uint32_t raw_len, int codec, uint32_t crc)
+{
+	ckpt_batch *b = w->b;
+	batch_file *f = b->nfiles ? &b->files[b->nfiles - 1] : NULL;
+	chunk_rec c;
+	int rc;
+
+	if (f == NULL || f->fd < 0 ||
+	    (f->size > 0 && f->size + stored_len > b->s->opts.target_data_file_size)) {
+		if ((rc = new_file(b)) < 0)
+			return rc;
+		f = &b->files[b->nfiles - 1];
+	}
+	if (write_all(f->fd, stored, stored_len, f->size) < 0)
+		return poison(b, ckpt_error_errno(CKPT_EIO, errno, "write %s/d/%s", b->s->dir,
+						  f->name));
+	c.file_id = f->id;
+	c.off = f->size;
+	c.stored = stored_len;
+	c.raw = raw_len;
+	c.crc = crc;
+	c.codec = codec;
+	f->size += stored_len;
+	return writer_add_chunk(w, &c);
+}
+
+/* ---- value writers ----------------------------------------------------- */
+
+static void job_free(job *j)
+{
+	if (j) {
+		free(j->raw);
+		free(j->out);
+		free(j);
+	}
+}
+
+/* Append finished jobs in order; with `block`, wait for all of them or until
+ * the in-flight bytes fit `limit`. */
+static int drain(ckpt_value_writer *w, uint64_t limit)
+{
+	pool *p = w->b->pool;
+	int rc = 0;
+
+	while (w->inflight_head && rc == 0) {
+		job *j = w->inflight_head;
+		pthread_mutex_lock(&p->mu);
+		if (!j->done && w->inflight_bytes <= limit) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		while (!j->done)
+			pthread_cond_wait(&p->done_cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		w->inflight_head = j->next_inflight;
+		if (w->inflight_head == NULL)
+			w->inflight_tail = NULL;
+		w->inflight_bytes -= j->raw_len;
+		if (j->err)
+			rc = ckpt_error_nomem();
+		else if (w->b->poisoned)
+			rc = w->b->poisoned;
+		else if (j->out)
+			rc = append_chunk(w, j->out, j->out_len, j->raw_len, CKPT_CODEC_ZSTD, j->crc);
+		else
+			rc = append_chunk(w, j->raw, j->raw_len, j->raw_len, CKPT_CODEC_RAW, j->crc);
+		job_free(j);
+	}
+	return rc;
+}
+
+/* Hand the full chunk buffer (w->buf, w->fill bytes) on; takes a fresh buffer. */
+static int submit_chunk(ckpt_value_writer *w)
+{
+	ckpt_batch *b = w->b;
+	const ckpt_store_options *o = &b->s->opts;
+	job *j;
+	int rc;
+
+	assert(w->fill > 0);
+	if (w->level == 0) { /* nothing to compress: append right away */
+		rc = append_chunk(w, w->buf, w->fill, w->fill, CKPT_CODEC_RAW,
+				  ckpt_crc32c_update(0, w->buf, w->fill));
+		w->fill = 0;
+		return rc;
+	}
+	if (b->pool == NULL && (rc = pool_new(&b->pool, o->threads)) < 0)
+		return rc;
+	if ((rc = drain(w, o->max_bytes_in_flight - w->fill)) < 0)
+		return rc;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ckpt_error_nomem();
+	j->raw = w->buf;
+	j->raw_len = w->fill;
+	j->level = w->level;
+	if ((w->buf = malloc(o->chunk_size)) == NULL) {
+		w->buf = j->raw;
+		free(j);
+		return ckpt_error_nomem();
+	}
+	w->fill = 0;
+	if (w->inflight_tail)
+		w->inflight_tail->next_inflight = j;
+	else
+		w->inflight_head = j;
+	w->inflight_tail = j;
+	w->inflight_bytes += j->raw_len;
+	pthread_mutex_lock(&b->pool->mu);
+	if (b->pool->tail)
+		b->pool->tail->next = j;
+	else
+		b->pool->head = j;
+	b->pool->tail = j;
+	pthread_cond_signal(&b->pool->work_cv);
+	pthread_mutex_unlock(&b->pool->mu);
+	return drain(w, UINT64_MAX); /* append whatever is already finished */
+}
+
+static int check_key(const ckpt_batch *b, size_t keylen)
+{
+	if (keylen > STORE_MAX_KEY)
+		return ckpt_error_set(CKPT_EINVAL, "%s: key of %zu bytes is too long (max %u)",
+				      b->s->dir, keylen, STORE_MAX_KEY);
+	return 0;
+}
+
+static int level_of(const ckpt_batch *b, const ckpt_put_options *opts, int *out)
+{
+	int l = opts && opts->compression_level >= 0 ? opts->compression_level
+						       : b->s->opts.compression_level;
+
+	if (l > ZSTD_maxCLevel())
+		return ckpt_error_set(CKPT_EINVAL, "compression level %d > %d", l, ZSTD_maxCLevel());
+	*out = l;
+	return 0;
+}
+
+int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
+			   size_t keylen, const ckpt_put_options *opts)
+{
+	ckpt_value_writer *w;
+	int rc, level = 0;
+
+	*out = NULL;
+	if (b->poisoned)
+		return ckpt_error_set(b->poisoned, "%s: batch failed earlier", b->s->dir);
+	if (b->writer)
+		return ckpt_error_set(CKPT_EBUSY, "%s: another value writer is open", b->s->dir);
+	if ((rc = check_key(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
+		return rc;
+	if ((w = calloc(1, sizeof(*w))) == NULL || (w->key = malloc(keylen ? keylen : 1)) == NULL ||
+	    (w->buf = malloc(b->s->opts.chunk_size)) == NULL) {
+		if (w)
+			free(w->key);
+		free(w);
+		return ckpt_error_nomem();
+	}
+	if (keylen)
+		memcpy(w->key, key, keylen);
+	w->keylen = keylen;
+	w->level = level;
+	w->b = b;
+	b->writer = w;
+	*out = w;
+	return 0;
+}
+
+int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len)
+{
+	const uint32_t cs = w->b->s->opts.chunk_size;
+	const unsigned char *p = buf;
+	int rc;
+
+	if (w->b->poisoned || w->failed)
+		return ckpt_error_set(w->b->poisoned ? w->b->poisoned : w->failed,
+				      "%s: value writer failed earlier", w->b->s->dir);
+	w->crc = ckpt_crc32c_update(w->crc, buf, len);
+	w->size += len;
+	while (len > 0) {
+		if (w->level == 0 && w->fill == 0 && len >= cs) {
+			/* Raw and aligned: write straight from the caller's buffer. */
+			if ((rc = append_chunk(w, p, cs, cs, CKPT_CODEC_RAW,
+					       ckpt_crc32c_update(0, p, cs))) < 0)
+				return w->failed = rc;
+			p += cs;
+			len -= cs;
+			continue;
+		}
+		size_t n = cs - w->fill < len ? cs - w->fill : len;
+		memcpy(w->buf + w->fill, p, n);
+		w->fill += (uint32_t)n;
+		p += n;
+		len -= n;
+		if (w->fill == cs && (rc = submit_chunk(w)) < 0)
+			return w->failed = rc;
+	}
+	return 0;
+}
+
+static void writer_free(ckpt_value_writer *w)
+{
+	if (w->inflight_head) { /* workers may still hold these: wait, then drop */
+		pool *p = w->b->pool;
+		pthread_mutex_lock(&p->mu);
+		for (job *j = w->inflight_head; j; j = j->next_inflight)
+			while (!j->done)
+				pthread_cond_wait(&p->done_cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		while (w->inflight_head) {
+			job *j = w->inflight_head;
+			w->inflight_head = j->next_inflight;
+			job_free(j);
+		}
+	}
+	w->b->writer = NULL;
+	free(w->key);
+	free(w->buf);
+	free(w->chunks);
+	free(w);
+}
+
+void ckpt_value_writer_abort(ckpt_value_writer *w)
+{
+	if (w)
+		writer_free(w);
+}
+
+static int add_op(ckpt_batch *b, const op *o)
+{
+	if (b->nops == b->capops) {
+		size_t cap = b->capops ? 2 * b->capops : 16;
+		op *n = realloc(b->ops, cap * sizeof(*n));
+		if (n == NULL)
+			return ckpt_error_nomem();
+		b->ops = n;
+		b->capops = cap;
+	}
+	b->ops[b->nops++] = *o;
+	return 0;
+}
+
+int ckpt_value_writer_close(ckpt_value_writer *w)
+{
+	ckpt_batch *b = w->b;
+	op o = {.kind = OP_PUT, .key = w->key, .keylen = w->keylen, .size = w->size, .crc = w->crc};
+	int rc = b->poisoned ? b->poisoned : w->failed;
+
+	if (rc < 0) {
+		ckpt_error_set(rc, "%s: value writer failed earlier", b->s->dir);
+		goto done;
+	}
+	if (w->nchunks == 0 && w->inflight_head == NULL && w->fill <= b->s->opts.inline_max) {
+		o.is_inline = 1;
+		o.inl = w->buf;
+		w->buf = NULL;
+	} else {
+		if ((w->fill > 0 && (rc = submit_chunk(w)) < 0) ||
+		    (w->inflight_head && (rc = drain(w, 0)) < 0))
+			goto done;
+		assert(w->inflight_head == NULL);
+		o.chunk_size = b->s->opts.chunk_size;
+		o.chunks = w->chunks;
+		o.nchunks = w->nchunks;
+		w->chunks = NULL;
+	}
+	if ((rc = add_op(b, &o)) < 0) {
+		free(o.inl);
+		free(o.chunks);
+		goto done;
+	}
+	w->key = NULL; /* now owned by the op */
+done:
+	writer_free(w);
+	return rc;
+}
+
+int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *val, size_t len,
+		   const ckpt_put_options *opts)
+{
+	ckpt_value_writer *w;
+	int rc;
+
+	if (len <= b->s->opts.inline_max && !b->poisoned && !b->writer) { /* no chunk buffer */
+		op o = {.kind = OP_PUT, .keylen = keylen, .size = len, .is_inline = 1,
+			.crc = ckpt_crc32c_update(0, val, len)};
+		if ((rc = check_key(b, keylen)) < 0)
+			return rc;
+		if ((o.key = malloc(keylen ? keylen : 1)) == NULL ||
+		    (o.inl = malloc(len ? len : 1)) == NULL) {
+			free(o.key);
+			return ckpt_error_nomem();
+		}
+		if (keylen)
+			memcpy(o.key, key, keylen);
+		if (len)
+			memcpy(o.inl, val, len);
+		if ((rc = add_op(b, &o)) < 0) {
+			free(o.key);
+			free(o.inl);
+		}
+		return rc;
+	}
+	if ((rc = ckpt_value_writer_open(&w, b, key, keylen, opts)) < 0)
+		return rc;
+	if ((rc = ckpt_value_writer_write(w, val, len)) < 0) {
+		ckpt_value_writer_abort(w);
+		return rc;
+	}
+	return ckpt_value_writer_close(w);
+}
+
+int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen)
+{
+	op o = {.kind = OP_DELETE, .keylen = keylen};
+	int rc;
+
+	if ((rc = check_key(b, keylen)) < 0)
+		return rc;
+	if ((o.key = malloc(keylen ? keylen : 1)) == NULL)
+		return ckpt_error_nomem();
+	if (keylen)
+		memcpy(o.key, key, keylen);
+	if ((rc = add_op(b, &o)) < 0)
+		free(o.key);
+	return rc;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
+{
+	ckpt_batch *b = NULL;
+	sqlite3_stmt *st = NULL;
+	unsigned char rnd[8];
+	int rc = 0;
+
+	*out = NULL;
+	if (s->flags & CKPT_STORE_READONLY)
+		return ckpt_error_set(CKPT_EREADONLY, "%s: store is read-only", s->dir);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return ckpt_error_errno(CKPT_EIO, errno, "getrandom");
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return ckpt_error_nomem();
+	for (int i = 0; i < 8; i++)
+		snprintf(b->nonce + 2 * i, 3, "%02x", rnd[i]);
+	b->s = s;
+	pthread_mutex_lock(&s->mu);
+	if (s->batch) {
+		rc = ckpt_error_set(CKPT_EBUSY, "%s: a batch is already open", s->dir);
+		goto done;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id), 0) + 1 FROM files", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "reading the files table");
+		goto done;
+	}
+	if (s->ddirfd < 0) {
+		char ddir[4096];
+		snprintf(ddir, sizeof(ddir), "%s/d", s->dir);
+		if ((mkdir(ddir, 0755) < 0 && errno != EEXIST) ||
+		    (s->ddirfd = open(ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", ddir);
+			goto done;
+		}
+	}
+	b->next_file_id = sqlite3_column_int64(st, 0);
+	b->generation = ckpt_store_generation(s) + 1;
+	s->batch = b;
+done:
+	pthread_mutex_unlock(&s->mu);
+	sqlite3_finalize(st);
+	if (rc < 0) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+/* Free b and, unless committed, remove its data files. */
+static void batch_free(ckpt_batch *b, int committed)
+{
+	ckpt_store *s = b->s;
+
+	if (b->writer)
+		writer_free(b->writer);
+	pool_free(b->pool);
+	for (size_t i = 0; i < b->nfiles; i++) {
+		if (b->files[i].fd >= 0)
+			close(b->files[i].fd);
+		if (!committed)
+			unlinkat(s->ddirfd, b->files[i].name, 0);
+	}
+	if (!committed && b->nfiles)
+		fsync(s->ddirfd);
+	for (size_t i = 0; i < b->nops; i++) {
+		free(b->ops[i].key);
+		free(b->ops[i].inl);
+		free(b->ops[i].chunks);
+	}
+	free(b->ops);
+	free(b->files);
+	pthread_mutex_lock(&s->mu);
+	assert(s->batch == b);
+	s->batch = NULL;
+	pthread_mutex_unlock(&s->mu);
+	free(b);
+}
+
+void ckpt_batch_abort(ckpt_batch *b)
+{
+	if (b)
+		batch_free(b, 0);
+}
+
+void ckpt_store_batch_release(ckpt_store *s)
+{
+	if (s->batch)
+		batch_free(s->batch, 0);
+}
+
+static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ckpt_store_sqlerr(s, CKPT_EIO, what);
+	return 0;
+}
+
+/* Insert everything of b in the open transaction (mu held). */
+static int write_index(ckpt_batch *b, uint64_t gen)
+{
+	static const char *const sql[] = {
+		"INSERT INTO files(id, name, size, generation) VALUES(?1, ?2, ?3, ?4)",
+		"DELETE FROM kv WHERE key = ?1",
+		"DELETE FROM chunks WHERE key = ?1",
+		"INSERT INTO kv(key, generation, size, crc32c, chunk_size, inline)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+		"INSERT INTO chunks(key, idx, file_id, offset, stored_len, raw_len, codec, crc32c)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		"UPDATE meta SET value = ?1 WHERE name = 'generation'",
+	};
+	enum { FILES, DEL_KV, DEL_CHUNKS, INS_KV, INS_CHUNK, SET_GEN, NST };
+	ckpt_store *s = b->s;
+	sqlite3_stmt *st[NST] = {0};
+	int rc = 0;
+
+	for (int i = 0; i < NST; i++)
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+			rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "preparing the commit");
+			goto done;
+		}
+	for (size_t i = 0; i < b->nfiles && rc == 0; i++) {
+		sqlite3_bind_int64(st[FILES], 1, b->files[i].id);
+		sqlite3_bind_text(st[FILES], 2, b->files[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st[FILES], 3, (int64_t)b->files[i].size);
+		sqlite3_bind_int64(st[FILES], 4, (int64_t)gen);
+		rc = step_done(s, st[FILES], "inserting a data file");
+	}
+	for (size_t i = 0; i < b->nops && rc == 0; i++) {
+		const op *o = &b->ops[i];
+		for (int k = DEL_KV; k <= INS_KV; k++)
+			sqlite3_bind_blob(st[k], 1, o->key, (int)o->keylen, SQLITE_STATIC);
+		if ((rc = step_done(s, st[DEL_CHUNKS], "deleting chunks")) < 0)
+			break;
+		if (o->kind == OP_DELETE) {
+			rc = step_done(s, st[DEL_KV], "deleting a key");
+			continue;
+		}
+		sqlite3_bind_int64(st[INS_KV], 2, (int64_t)gen);
+		sqlite3_bind_int64(st[INS_KV], 3, (int64_t)o->size);
+		sqlite3_bind_int64(st[INS_KV], 4, o->crc);
+		sqlite3_bind_int64(st[INS_KV], 5, o->chunk_size);
+		if (o->is_inline)
+			sqlite3_bind_blob(st[INS_KV], 6, o->inl ? (const void *)o->inl : "",
+					  (int)o->size, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st[INS_KV], 6);
+		if ((rc = step_done(s, st[DEL_KV], "replacing a key")) < 0 ||
+		    (rc = step_done(s, st[INS_KV], "inserting a key")) < 0)
+			break;
+		sqlite3_bind_blob(st[INS_CHUNK], 1, o->key, (int)o->keylen, SQLITE_STATIC);
+		for (uint32_t c = 0; c < o->nchunks && rc == 0; c++) {
+			const chunk_rec *r = &o->chunks[c];
+			sqlite3_bind_int64(st[INS_CHUNK], 2, c);
+			sqlite3_bind_int64(st[INS_CHUNK], 3, r->file_id);
+			sqlite3_bind_int64(st[INS_CHUNK], 4, (int64_t)r->off);
+			sqlite3_bind_int64(st[INS_CHUNK], 5, r->stored);
+			sqlite3_bind_int64(st[INS_CHUNK], 6, r->raw);
+			sqlite3_bind_int64(st[INS_CHUNK], 7, r->codec);
+			sqlite3_bind_int64(st[INS_CHUNK], 8, r->crc);
+			rc = step_done(s, st[INS_CHUNK], "inserting a chunk");
+		}
+	}
+	if (rc == 0) {
+		sqlite3_bind_int64(st[SET_GEN], 1, (int64_t)gen);
+		rc = step_done(s, st[SET_GEN], "setting the generation");
+	}
+done:
+	for (int i = 0; i < NST; i++)
+		sqlite3_finalize(st[i]);
+	return rc;
+}
+
+int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
+{
+	ckpt_store *s = b->s;
+	uint64_t gen = 0;
+	int rc = b->poisoned, in_txn = 0;
+
+	if (rc < 0) {
+		ckpt_error_set(rc, "%s: batch failed earlier; nothing committed", s->dir);
+		goto done;
+	}
+	if (b->writer) {
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: commit with a value writer still open",
+				    s->dir);
+		goto done;
+	}
+	/* Durability order: data files, then d/, then the index. */
+	if ((rc = finish_file(b)) < 0)
+		goto done;
+	if (b->nfiles && (ckpt_store_fault_hit() || fsync(s->ddirfd) < 0)) {
+		rc = ckpt_error_errno(CKPT_EIO, errno ? errno : EIO, "fsync %s/d", s->dir);
+		goto done;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = ckpt_store_sqlerr(s, CKPT_EIO, "begin");
+	} else {
+		in_txn = 1;
+		if ((rc = ckpt_store_read_generation(s, &gen)) == 0)
+			rc = write_index(b, ++gen);
+		if (rc == 0 && ckpt_store_fault_hit())
+			rc = ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->dbpath);
+		if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = ckpt_store_sqlerr(s, CKPT_EIO, "commit");
+		if (rc == 0) {
+			in_txn = 0;
+			__atomic_store_n(&s->generation, gen, __ATOMIC_RELEASE);
+		}
+	}
+	if (in_txn)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->mu);
+done:
+	if (rc == 0 && out_generation)
+		*out_generation = gen;
+	batch_free(b, rc == 0);
+	return rc;
+}

@@ -1,0 +1,895 @@
+/*
+ * tree.c — PyTree nodes in memory (see ckpt/tree.h and docs/format-pytree.md).
+ *
+ * A node is a tagged union: containers hold a growable array of children,
+ * leaves their value. Names are computed once, when a node is added to its
+ * parent (ckpt_key_escape, keyname.c), so lookups by name never escape.
+ *
+ * Dicts and namedtuples with INDEX_MIN or more children also keep a hash
+ * index (open addressing, linear probing) by key and by stem (the name
+ * without ".npy"), kept up to date by every mutation. Lookups never build
+ * anything, so concurrent readers (the FUSE daemon's threads) need no lock
+ * as long as nobody mutates the tree. Lists and tuples need no index: the
+ * key is the decimal position.
+ *
+ * Invariants:
+ *  1. Every child c of t has c->parent == t and t->kids[c->pos] == c.
+ *  2. c->key is the dict/namedtuple key, or the decimal position for
+ *     list/tuple children; c->name == escape(c->key) + (".npy" if array);
+ *     the root has key "" and name "".
+ *  3. Keys are unique among the children of a dict/namedtuple, hence so
+ *     are stems (escaping is injective) and names.
+ *  4. idx is NULL or holds every child of a dict/namedtuple exactly once in
+ *     both tables, with at most half of the slots used. It is built when a
+ *     dict reaches INDEX_MIN children (NULL below that, or after ENOMEM in
+ *     ckpt_tree_remove: lookups then scan).
+ *  5. An array's nbytes == nelems * dtype size, computed without overflow;
+ *     data is NULL (metadata-only) or nbytes bytes, freed iff owned.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ckpt/tree.h"
+#include "error_private.h"
+#include "tree_private.h"
+
+#define INDEX_MIN 8
+
+struct index {
+	size_t cap;	  /* power of two */
+	uint32_t *by_key; /* child position + 1, 0 = empty */
+	uint32_t *by_stem;
+};
+
+struct ckpt_tree {
+	ckpt_tree_kind kind;
+	ckpt_tree *parent;
+	size_t pos; /* position in parent */
+	char *key;
+	char *name;
+	size_t stem_len; /* strlen(name) without ".npy" */
+	char *custom;	 /* custom metadata JSON or NULL */
+	union {
+		struct {
+			ckpt_tree **kids;
+			size_t n, cap;
+			struct index *idx;
+			char *type_name; /* namedtuple only */
+		} c;
+		struct {
+			ckpt_dtype dt;
+			unsigned ndim;
+			uint64_t *shape; /* max(ndim, 1) entries, never NULL */
+			uint64_t nelems, nbytes;
+			void *data;
+			int owned;
+		} a;
+		int64_t i;
+		double f;
+		int b;
+		struct {
+			char *p;
+			size_t len;
+		} s;
+	} u;
+};
+
+static char empty_str[1];
+
+static int is_container_kind(ckpt_tree_kind k)
+{
+	return k == CKPT_TREE_DICT || k == CKPT_TREE_LIST || k == CKPT_TREE_TUPLE ||
+	       k == CKPT_TREE_NAMEDTUPLE;
+}
+
+static int is_keyed(const ckpt_tree *t)
+{
+	return t->kind == CKPT_TREE_DICT || t->kind == CKPT_TREE_NAMEDTUPLE;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h ^ (h >> 29);
+}
+
+static ckpt_tree *node_alloc(ckpt_tree_kind kind)
+{
+	ckpt_tree *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->kind = kind;
+	t->key = empty_str;
+	t->name = empty_str;
+	return t;
+}
+
+/* ---- hash index ---------------------------------------------------------- */
+
+static void index_free(struct index *x)
+{
+	if (!x)
+		return;
+	free(x->by_key);
+	free(x->by_stem);
+	free(x);
+}
+
+static void index_put(struct index *x, const ckpt_tree *c)
+{
+	size_t mask = x->cap - 1;
+	size_t i = hash_bytes(c->key, strlen(c->key)) & mask;
+
+	while (x->by_key[i])
+		i = (i + 1) & mask;
+	x->by_key[i] = (uint32_t)(c->pos + 1);
+	i = hash_bytes(c->name, c->stem_len) & mask;
+	while (x->by_stem[i])
+		i = (i + 1) & mask;
+	x->by_stem[i] = (uint32_t)(c->pos + 1);
+}
+
+/* (Re)build the index of t for capacity >= 2 * want children. */
+static int index_build(ckpt_tree *t, size_t want)
+{
+	struct index *x = calloc(1, sizeof(*x));
+	size_t cap = 16;
+
+	while (cap < 2 * want)
+		cap *= 2;
+	if (!x)
+		return ckpt_error_nomem();
+	x->cap = cap;
+	x->by_key = calloc(cap, sizeof(uint32_t));
+	x->by_stem = calloc(cap, sizeof(uint32_t));
+	if (!x->by_key || !x->by_stem) {
+		index_free(x);
+		return ckpt_error_nomem();
+	}
+	for (size_t i = 0; i < t->u.c.n; i++)
+		index_put(x, t->u.c.kids[i]);
+	index_free(t->u.c.idx);
+	t->u.c.idx = x;
+	return 0;
+}
+
+static ckpt_tree *find_key(const ckpt_tree *t, const char *key)
+{
+	const struct index *x = t->u.c.idx;
+	size_t klen = strlen(key);
+
+	if (!x) {
+		for (size_t i = 0; i < t->u.c.n; i++)
+			if (strcmp(t->u.c.kids[i]->key, key) == 0)
+				return t->u.c.kids[i];
+		return NULL;
+	}
+	for (size_t i = hash_bytes(key, klen) & (x->cap - 1); x->by_key[i];
+	     i = (i + 1) & (x->cap - 1)) {
+		ckpt_tree *c = t->u.c.kids[x->by_key[i] - 1];
+
+		if (strcmp(c->key, key) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static ckpt_tree *find_stem(const ckpt_tree *t, const char *stem, size_t len)
+{
+	const struct index *x = t->u.c.idx;
+
+	if (!x) {
+		for (size_t i = 0; i < t->u.c.n; i++) {
+			ckpt_tree *c = t->u.c.kids[i];
+
+			if (c->stem_len == len && memcmp(c->name, stem, len) == 0)
+				return c;
+		}
+		return NULL;
+	}
+	for (size_t i = hash_bytes(stem, len) & (x->cap - 1); x->by_stem[i];
+	     i = (i + 1) & (x->cap - 1)) {
+		ckpt_tree *c = t->u.c.kids[x->by_stem[i] - 1];
+
+		if (c->stem_len == len && memcmp(c->name, stem, len) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* The list/tuple child whose key is the canonical decimal s[0..len), or NULL. */
+static ckpt_tree *find_pos(const ckpt_tree *t, const char *s, size_t len)
+{
+	size_t v = 0;
+
+	if (len == 0 || len > 19 || (s[0] == '0' && len > 1))
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return NULL;
+		v = v * 10 + (size_t)(s[i] - '0');
+	}
+	return v < t->u.c.n ? t->u.c.kids[v] : NULL;
+}
+
+/* Child by stem; kind filter: 1 arrays only, 0 non-arrays only, -1 any. */
+static ckpt_tree *child_by_stem(const ckpt_tree *t, const char *stem, size_t len, int arrays)
+{
+	ckpt_tree *c;
+
+	if (!t || !is_container_kind(t->kind))
+		return NULL;
+	c = is_keyed(t) ? find_stem(t, stem, len) : find_pos(t, stem, len);
+	if (c && arrays >= 0 && (c->kind == CKPT_TREE_ARRAY) != arrays)
+		return NULL;
+	return c;
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static int set_key(ckpt_tree *c, const char *key)
+{
+	char *k = NULL, *stem = NULL, *name = NULL;
+	int is_array = c->kind == CKPT_TREE_ARRAY;
+	size_t slen;
+	int rc;
+
+	k = strdup(key);
+	if (!k)
+		return ckpt_error_nomem();
+	rc = ckpt_key_escape(&stem, key, is_array);
+	if (rc < 0)
+		goto done;
+	slen = strlen(stem);
+	name = malloc(slen + 5);
+	if (!name) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	memcpy(name, stem, slen);
+	strcpy(name + slen, is_array ? ".npy" : "");
+	if (c->key != empty_str)
+		free(c->key);
+	if (c->name != empty_str)
+		free(c->name);
+	c->key = k;
+	c->name = name;
+	c->stem_len = slen;
+	k = name = NULL;
+done:
+	free(k);
+	free(stem);
+	free(name);
+	return rc;
+}
+
+static void clear_key(ckpt_tree *c)
+{
+	if (c->key != empty_str)
+		free(c->key);
+	if (c->name != empty_str)
+		free(c->name);
+	c->key = c->name = empty_str;
+	c->stem_len = 0;
+}
+
+static int set_pos_key(ckpt_tree *c, size_t pos)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%zu", pos);
+	return set_key(c, buf);
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+int ckpt_tree_new(ckpt_tree **out, ckpt_tree_kind kind)
+{
+	*out = NULL;
+	if (!is_container_kind(kind) && kind != CKPT_TREE_NONE)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "ckpt_tree_new: kind %d is not dict, list, "
+				      "tuple or None",
+				      (int)kind);
+	if (kind == CKPT_TREE_NAMEDTUPLE)
+		return ckpt_error_set(CKPT_EINVAL, "ckpt_tree_new: use ckpt_tree_new_namedtuple");
+	*out = node_alloc(kind);
+	return *out ? 0 : ckpt_error_nomem();
+}
+
+int ckpt_tree_new_namedtuple(ckpt_tree **out, const char *type_name)
+{
+	ckpt_tree *t;
+
+	*out = NULL;
+	if (!type_name)
+		return ckpt_error_set(CKPT_EINVAL, "namedtuple without a type name");
+	t = node_alloc(CKPT_TREE_NAMEDTUPLE);
+	if (!t || !(t->u.c.type_name = strdup(type_name))) {
+		free(t);
+		return ckpt_error_nomem();
+	}
+	*out = t;
+	return 0;
+}
+
+int ckpt_tree_new_int(ckpt_tree **out, int64_t v)
+{
+	*out = node_alloc(CKPT_TREE_INT);
+	if (!*out)
+		return ckpt_error_nomem();
+	(*out)->u.i = v;
+	return 0;
+}
+
+int ckpt_tree_new_float(ckpt_tree **out, double v)
+{
+	*out = node_alloc(CKPT_TREE_FLOAT);
+	if (!*out)
+		return ckpt_error_nomem();
+	(*out)->u.f = v;
+	return 0;
+}
+
+int ckpt_tree_new_bool(ckpt_tree **out, int v)
+{
+	*out = node_alloc(CKPT_TREE_BOOL);
+	if (!*out)
+		return ckpt_error_nomem();
+	(*out)->u.b = v != 0;
+	return 0;
+}
+
+int ckpt_tree_new_string(ckpt_tree **out, const char *s, size_t len)
+{
+	ckpt_tree *t;
+
+	*out = NULL;
+	if (!s && len)
+		return ckpt_error_set(CKPT_EINVAL, "string leaf: NULL data of length %zu", len);
+	if (len == SIZE_MAX)
+		return ckpt_error_set(CKPT_EINVAL, "string leaf: length overflows");
+	t = node_alloc(CKPT_TREE_STRING);
+	if (!t || !(t->u.s.p = malloc(len + 1))) {
+		free(t);
+		return ckpt_error_nomem();
+	}
+	if (len)
+		memcpy(t->u.s.p, s, len);
+	t->u.s.p[len] = '\0';
+	t->u.s.len = len;
+	*out = t;
+	return 0;
+}
+
+int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
+			void *data, int ownership)
+{
+	size_t esize = ckpt_dtype_size(dt);
+	uint64_t n = 1;
+	ckpt_tree *t = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (ownership != CKPT_TREE_COPY && ownership != CKPT_TREE_BORROW &&
+	    ownership != CKPT_TREE_OWN) {
+		rc = ckpt_error_set(CKPT_EINVAL, "array leaf: bad ownership %d", ownership);
+		goto done;
+	}
+	if (esize == 0) {
+		rc = ckpt_error_set(CKPT_EINVAL, "array leaf: invalid dtype %d", (int)dt);
+		goto done;
+	}
+	if (ndim > CKPT_TREE_MAX_NDIM || (ndim && !shape)) {
+		rc = ckpt_error_set(CKPT_EINVAL, "array leaf: bad ndim %u (max %d)", ndim,
+				    CKPT_TREE_MAX_NDIM);
+		goto done;
+	}
+	for (unsigned i = 0; i < ndim; i++) {
+		if (shape[i] && n > UINT64_MAX / shape[i]) {
+			rc = ckpt_error_set(CKPT_EINVAL, "array leaf: element count overflows");
+			goto done;
+		}
+		n *= shape[i];
+	}
+	if (n > SIZE_MAX / esize) {
+		rc = ckpt_error_set(CKPT_EINVAL, "array leaf: byte size overflows");
+		goto done;
+	}
+	t = node_alloc(CKPT_TREE_ARRAY);
+	if (!t || !(t->u.a.shape = calloc(ndim ? ndim : 1, sizeof(uint64_t)))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (ndim)
+		memcpy(t->u.a.shape, shape, ndim * sizeof(uint64_t));
+	t->u.a.dt = dt;
+	t->u.a.ndim = ndim;
+	t->u.a.nelems = n;
+	t->u.a.nbytes = n * esize;
+	if (data && ownership == CKPT_TREE_COPY) {
+		t->u.a.data = malloc(t->u.a.nbytes ? t->u.a.nbytes : 1);
+		if (!t->u.a.data) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		memcpy(t->u.a.data, data, t->u.a.nbytes);
+		t->u.a.owned = 1;
+	} else if (data) {
+		t->u.a.data = data;
+		t->u.a.owned = ownership == CKPT_TREE_OWN;
+		data = NULL;
+	}
+	*out = t;
+	t = NULL;
+done:
+	if (ownership == CKPT_TREE_OWN && rc < 0)
+		free(data);
+	ckpt_tree_free(t);
+	return rc;
+}
+
+int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child)
+{
+	ckpt_tree **kids;
+	int rc;
+
+	if (!parent || !child || !is_container_kind(parent->kind) || child->parent) {
+		rc = ckpt_error_set(CKPT_EINVAL, "ckpt_tree_add: %s",
+				    !parent || !child ? "NULL argument"
+				    : child->parent   ? "child already has a parent"
+						      : "parent is not a container");
+		goto fail;
+	}
+	for (const ckpt_tree *a = parent; a; a = a->parent) {
+		if (a == child) /* not freed: it is the caller's tree */
+			return ckpt_error_set(CKPT_EINVAL, "ckpt_tree_add: child is an ancestor "
+							   "of the parent");
+	}
+	if (is_keyed(parent) != (key != NULL)) {
+		rc = ckpt_error_set(CKPT_EINVAL, "ckpt_tree_add: %s",
+				    key ? "lists and tuples take no key"
+					: "dicts and namedtuples need a key");
+		goto fail;
+	}
+	if (key && find_key(parent, key)) {
+		rc = ckpt_error_set(CKPT_EEXISTS, "key '%s' already present", key);
+		goto fail;
+	}
+	if (parent->u.c.n >= UINT32_MAX - 1) {
+		rc = ckpt_error_set(CKPT_EINVAL, "too many children");
+		goto fail;
+	}
+	if (parent->u.c.n == parent->u.c.cap) {
+		size_t cap = parent->u.c.cap ? 2 * parent->u.c.cap : 4;
+
+		kids = realloc(parent->u.c.kids, cap * sizeof(*kids));
+		if (!kids) {
+			rc = ckpt_error_nomem();
+			goto fail;
+		}
+		parent->u.c.kids = kids;
+		parent->u.c.cap = cap;
+	}
+	rc = key ? set_key(child, key) : set_pos_key(child, parent->u.c.n);
+	if (rc < 0)
+		goto fail;
+	child->pos = parent->u.c.n;
+	child->parent = parent;
+	parent->u.c.kids[parent->u.c.n++] = child;
+	if (is_keyed(parent) && parent->u.c.n >= INDEX_MIN) {
+		struct index *x = parent->u.c.idx;
+
+		if (x && 2 * parent->u.c.n <= x->cap)
+			index_put(x, child);
+		else if ((rc = index_build(parent, 2 * parent->u.c.n)) < 0)
+			goto undo;
+	}
+	return 0;
+undo:
+	parent->u.c.n--;
+	child->parent = NULL;
+fail:
+	if (!child || !child->parent)
+		ckpt_tree_free(child);
+	return rc;
+}
+
+ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i)
+{
+	ckpt_tree *c;
+
+	if (!parent || !is_container_kind(parent->kind) || i >= parent->u.c.n)
+		return NULL;
+	c = parent->u.c.kids[i];
+	memmove(parent->u.c.kids + i, parent->u.c.kids + i + 1,
+		(parent->u.c.n - i - 1) * sizeof(*parent->u.c.kids));
+	parent->u.c.n--;
+	for (size_t j = i; j < parent->u.c.n; j++) {
+		ckpt_tree *s = parent->u.c.kids[j];
+
+		s->pos = j;
+		/* A list key is its position; if renaming fails (ENOMEM) the old
+		 * key stays, which lookups by position do not use anyway. */
+		if (!is_keyed(parent))
+			(void)set_pos_key(s, j);
+	}
+	if (parent->u.c.idx) {
+		index_free(parent->u.c.idx);
+		parent->u.c.idx = NULL;
+		if (parent->u.c.n >= INDEX_MIN)
+			(void)index_build(parent, parent->u.c.n); /* ENOMEM: lookups scan */
+	}
+	c->parent = NULL;
+	c->pos = 0;
+	clear_key(c);
+	return c;
+}
+
+void ckpt_tree_free(ckpt_tree *t)
+{
+	if (!t)
+		return;
+	if (is_container_kind(t->kind)) {
+		for (size_t i = 0; i < t->u.c.n; i++)
+			ckpt_tree_free(t->u.c.kids[i]);
+		free(t->u.c.kids);
+		index_free(t->u.c.idx);
+		free(t->u.c.type_name);
+	} else if (t->kind == CKPT_TREE_ARRAY) {
+		if (t->u.a.owned)
+			free(t->u.a.data);
+		free(t->u.a.shape);
+	} else if (t->kind == CKPT_TREE_STRING) {
+		free(t->u.s.p);
+	}
+	clear_key(t);
+	free(t->custom);
+	free(t);
+}
+
+static int clone_node(ckpt_tree **out, const ckpt_tree *t)
+{
+	ckpt_tree *c = NULL;
+	int rc;
+
+	switch (t->kind) {
+	case CKPT_TREE_DICT:
+	case CKPT_TREE_LIST:
+	case CKPT_TREE_TUPLE:
+	case CKPT_TREE_NONE: rc = ckpt_tree_new(&c, t->kind); break;
+	case CKPT_TREE_NAMEDTUPLE: rc = ckpt_tree_new_namedtuple(&c, t->u.c.type_name); break;
+	case CKPT_TREE_ARRAY:
+		rc = ckpt_tree_new_array(&c, t->u.a.dt, t->u.a.ndim, t->u.a.shape, t->u.a.data,
+					 CKPT_TREE_COPY);
+		break;
+	case CKPT_TREE_INT: rc = ckpt_tree_new_int(&c, t->u.i); break;
+	case CKPT_TREE_FLOAT: rc = ckpt_tree_new_float(&c, t->u.f); break;
+	case CKPT_TREE_BOOL: rc = ckpt_tree_new_bool(&c, t->u.b); break;
+	case CKPT_TREE_STRING: rc = ckpt_tree_new_string(&c, t->u.s.p, t->u.s.len); break;
+	default: rc = ckpt_error_set(CKPT_EINVAL, "clone: bad node kind %d", (int)t->kind);
+	}
+	if (rc < 0)
+		return rc;
+	if (t->custom && !(c->custom = strdup(t->custom))) {
+		ckpt_tree_free(c);
+		return ckpt_error_nomem();
+	}
+	if (is_container_kind(t->kind)) {
+		for (size_t i = 0; i < t->u.c.n; i++) {
+			const ckpt_tree *k = t->u.c.kids[i];
+			ckpt_tree *kc;
+
+			rc = clone_node(&kc, k);
+			if (rc >= 0)
+				rc = ckpt_tree_add(c, is_keyed(t) ? k->key : NULL, kc);
+			if (rc < 0) {
+				ckpt_tree_free(c);
+				return rc;
+			}
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+int ckpt_tree_clone(ckpt_tree **out, const ckpt_tree *t)
+{
+	*out = NULL;
+	if (!t)
+		return ckpt_error_set(CKPT_EINVAL, "clone: NULL tree");
+	return clone_node(out, t);
+}
+
+/* ---- navigation ---------------------------------------------------------- */
+
+ckpt_tree_kind ckpt_tree_get_kind(const ckpt_tree *t)
+{
+	return t ? t->kind : 0;
+}
+
+int ckpt_tree_is_container(const ckpt_tree *t)
+{
+	return t && is_container_kind(t->kind);
+}
+
+size_t ckpt_tree_count(const ckpt_tree *t)
+{
+	return ckpt_tree_is_container(t) ? t->u.c.n : 0;
+}
+
+ckpt_tree *ckpt_tree_child(const ckpt_tree *t, size_t i)
+{
+	return i < ckpt_tree_count(t) ? t->u.c.kids[i] : NULL;
+}
+
+ckpt_tree *ckpt_tree_parent(const ckpt_tree *t)
+{
+	return t ? t->parent : NULL;
+}
+
+const char *ckpt_tree_key(const ckpt_tree *t)
+{
+	return t ? t->key : NULL;
+}
+
+const char *ckpt_tree_name(const ckpt_tree *t)
+{
+	return t ? t->name : NULL;
+}
+
+const char *ckpt_tree_namedtuple_type(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_NAMEDTUPLE ? t->u.c.type_name : NULL;
+}
+
+ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key)
+{
+	if (!ckpt_tree_is_container(t) || !key)
+		return NULL;
+	return is_keyed(t) ? find_key(t, key) : find_pos(t, key, strlen(key));
+}
+
+ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return NULL;
+	len = strlen(name);
+	if (len >= 4 && memcmp(name + len - 4, ".npy", 4) == 0)
+		return child_by_stem(t, name, len - 4, 1);
+	return child_by_stem(t, name, len, 0);
+}
+
+int ckpt_tree_lookup(ckpt_tree **out, const ckpt_tree *t, const char *path)
+{
+	const ckpt_tree *cur = t;
+	const char *p = path;
+
+	*out = NULL;
+	if (!t || !path)
+		return ckpt_error_set(CKPT_EINVAL, "lookup: NULL argument");
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		const ckpt_tree *c = NULL;
+
+		if (len >= 4 && memcmp(p + len - 4, ".npy", 4) == 0)
+			c = child_by_stem(cur, p, len - 4, 1);
+		if (!c)
+			c = child_by_stem(cur, p, len, -1);
+		if (!c)
+			return ckpt_error_set(CKPT_ENOTFOUND, "no '%.*s' in '%.*s'", (int)len, p,
+					      (int)(p - path), path);
+		cur = c;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	*out = (ckpt_tree *)cur;
+	return 0;
+}
+
+int ckpt_tree_path(char **out, const ckpt_tree *t)
+{
+	size_t len = 0;
+	char *s, *w;
+
+	*out = NULL;
+	if (!t)
+		return ckpt_error_set(CKPT_EINVAL, "path: NULL node");
+	for (const ckpt_tree *n = t; n->parent; n = n->parent)
+		len += n->stem_len + (n != t);
+	s = malloc(len + 1);
+	if (!s)
+		return ckpt_error_nomem();
+	w = s + len;
+	*w = '\0';
+	for (const ckpt_tree *n = t; n->parent; n = n->parent) {
+		if (n != t)
+			*--w = '/';
+		w -= n->stem_len;
+		memcpy(w, n->name, n->stem_len);
+	}
+	assert(w == s);
+	*out = s;
+	return 0;
+}
+
+/* ---- leaves -------------------------------------------------------------- */
+
+ckpt_dtype ckpt_tree_dtype(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.dt : CKPT_DTYPE_INVALID;
+}
+
+unsigned ckpt_tree_ndim(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.ndim : 0;
+}
+
+const uint64_t *ckpt_tree_shape(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.shape : NULL;
+}
+
+uint64_t ckpt_tree_nelems(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.nelems : 0;
+}
+
+uint64_t ckpt_tree_nbytes(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.nbytes : 0;
+}
+
+const void *ckpt_tree_data(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.data : NULL;
+}
+
+int64_t ckpt_tree_int(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_INT ? t->u.i : 0;
+}
+
+double ckpt_tree_float(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_FLOAT ? t->u.f : 0.0;
+}
+
+int ckpt_tree_bool(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_BOOL ? t->u.b : 0;
+}
+
+const char *ckpt_tree_string(const ckpt_tree *t, size_t *len)
+{
+	if (!t || t->kind != CKPT_TREE_STRING) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	if (len)
+		*len = t->u.s.len;
+	return t->u.s.p;
+}
+
+int ckpt_tree_set_custom_metadata(ckpt_tree *t, const char *json)
+{
+	cJSON *j;
+	char *copy = NULL;
+
+	if (!t)
+		return ckpt_error_set(CKPT_EINVAL, "custom metadata: NULL node");
+	if (json) {
+		j = cJSON_ParseWithOpts(json, NULL, 1);
+		if (!j)
+			return ckpt_error_set(CKPT_EINVAL, "custom metadata of '%s' is not JSON",
+					      t->key);
+		cJSON_Delete(j);
+		copy = strdup(json);
+		if (!copy)
+			return ckpt_error_nomem();
+	}
+	free(t->custom);
+	t->custom = copy;
+	return 0;
+}
+
+const char *ckpt_tree_custom_metadata(const ckpt_tree *t)
+{
+	return t ? t->custom : NULL;
+}
+
+/* ---- walk ---------------------------------------------------------------- */
+
+struct walk {
+	char *buf;
+	size_t len, cap;
+	ckpt_tree_walk_cb cb;
+	void *payload;
+};
+
+static int walk_node(struct walk *w, ckpt_tree *t, int top)
+{
+	size_t saved = w->len;
+	int rc;
+
+	if (!top) {
+		size_t need = w->len + 1 + t->stem_len + 1;
+
+		if (need > w->cap) {
+			size_t cap = w->cap * 2 > need ? w->cap * 2 : need;
+			char *b = realloc(w->buf, cap);
+
+			if (!b)
+				return ckpt_error_nomem();
+			w->buf = b;
+			w->cap = cap;
+		}
+		if (w->len)
+			w->buf[w->len++] = '/';
+		memcpy(w->buf + w->len, t->name, t->stem_len);
+		w->len += t->stem_len;
+		w->buf[w->len] = '\0';
+	}
+	rc = w->cb(t, w->buf, w->payload);
+	for (size_t i = 0; rc == 0 && is_container_kind(t->kind) && i < t->u.c.n; i++)
+		rc = walk_node(w, t->u.c.kids[i], 0);
+	w->len = saved;
+	w->buf[saved] = '\0';
+	return rc;
+}
+
+int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload)
+{
+	struct walk w = {.cb = cb, .payload = payload};
+	int rc;
+
+	if (!t || !cb)
+		return ckpt_error_set(CKPT_EINVAL, "walk: NULL argument");
+	/* Paths are from the root, as ckpt_tree_path, also when t is a subtree. */
+	rc = ckpt_tree_path(&w.buf, t);
+	if (rc < 0)
+		return rc;
+	w.len = strlen(w.buf);
+	w.cap = w.len + 1;
+	rc = walk_node(&w, t, 1);
+	free(w.buf);
+	return rc;
+}
+
+int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name)
+{
+	char *tn = NULL;
+
+	if (!t || !is_container_kind(t->kind) || !is_container_kind(kind))
+		return ckpt_error_set(CKPT_EINVAL, "retype: not a container");
+	if ((kind == CKPT_TREE_DICT || kind == CKPT_TREE_NAMEDTUPLE) != is_keyed(t))
+		return ckpt_error_set(CKPT_EINVAL, "retype: %s children cannot become %s",
+				      is_keyed(t) ? "keyed" : "positional",
+				      is_keyed(t) ? "a list or tuple" : "a dict or namedtuple");
+	if (kind == CKPT_TREE_NAMEDTUPLE) {
+		if (!type_name)
+			return ckpt_error_set(CKPT_EINVAL, "namedtuple without a type name");
+		if (!(tn = strdup(type_name)))
+			return ckpt_error_nomem();
+	}
+	free(t->u.c.type_name);
+	t->u.c.type_name = tn;
+	t->kind = kind;
+	return 0;
+}

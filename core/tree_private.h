@@ -1,0 +1,16 @@
+/*
+ * tree_private.h — helpers of the tree module shared by tree.c and tree_json.c.
+ */
+#ifndef CKPT_TREE_PRIVATE_H
+#define CKPT_TREE_PRIVATE_H
+
+#include "ckpt/tree.h"
+
+/*
+ * Change a container's kind within its family: DICT <-> NAMEDTUPLE (keyed
+ * children), LIST <-> TUPLE (positional children). type_name is required
+ * for NAMEDTUPLE and copied. CKPT_EINVAL across families.
+ */
+int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * fs/ckptfs.c — `ckptfs ROOT MNT [-f] [-d] [-o opt,...]`: options, session, teardown.
+ *
+ * Setup, in layers (teardown undoes them in reverse order):
+ *   1. options (fuse_opt: cache_size, max_open_steps; the rest goes to libfuse)
+ *   2. the view of ROOT (first scan: a missing ROOT is an error)
+ *   3. session, signal handlers, mount (always read-only for now), daemonize
+ *   4. threads: the root rescan (every 0.5 s; it alone sends kernel
+ *      invalidations, never a request handler) and the read-ahead raise
+ *   5. the multi-threaded session loop
+ */
+#include "ckptfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CACHE_SIZE (256ull << 20)
+#define DEFAULT_MAX_OPEN_STEPS 16u
+#define READ_AHEAD_KB 1024
+
+struct options {
+	const char *root;
+	char *cache_size;
+	unsigned max_open_steps;
+	int nonopts;
+};
+
+static const struct fuse_opt opt_spec[] = {
+	{"cache_size=%s", offsetof(struct options, cache_size), 0},
+	{"max_open_steps=%u", offsetof(struct options, max_open_steps), 0},
+	FUSE_OPT_END,
+};
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s ROOT MOUNTPOINT [-f] [-d] [-o opt,...]\n"
+		"Show the checkpoint root ROOT as a read-only directory tree at MOUNTPOINT.\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n\n"
+		"ckptfs options:\n"
+		"    -o cache_size=BYTES    decompressed-chunk cache for all open steps\n"
+		"                           together (suffix K, M, G; default 256M)\n"
+		"    -o max_open_steps=N    steps kept open at once (default %u)\n"
+		"    -o ro                  read-only (always, for now)\n",
+		prog, DEFAULT_MAX_OPEN_STEPS);
+}
+
+/* The first non-option is ROOT; keep the second (the mount point) for libfuse. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->root) {
+		o->root = arg;
+		return 0;
+	}
+	return 1;
+}
+
+static int parse_size(uint64_t *out, const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && shift) end++;
+	if (*end == 'B' || *end == 'b') end++;
+	if (*end || (shift && v > (ULLONG_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* ---- background threads ---- */
+
+struct bg {
+	struct ckptfs *fs;
+	const char *mnt;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop; /* under lock */
+};
+
+static void invalidate(const char *name, void *p)
+{
+	struct ckptfs *fs = p;
+	/* ENOENT (the kernel had no such entry) is the common, harmless result. */
+	fuse_lowlevel_notify_inval_entry(fs->se, VIEW_ROOT_INO, name, strlen(name));
+}
+
+static void *rescan_main(void *p)
+{
+	struct bg *bg = p;
+	pthread_mutex_lock(&bg->lock);
+	while (!bg->stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 500000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&bg->cond, &bg->lock, &t);
+		if (bg->stop)
+			break;
+		pthread_mutex_unlock(&bg->lock);
+		int rc = view_rescan(bg->fs->view, 0, invalidate, bg->fs);
+		if (rc)
+			ckptfs_log("rescan %s: %s", view_root_path(bg->fs->view), ckpt_error_last());
+		pthread_mutex_lock(&bg->lock);
+	}
+	pthread_mutex_unlock(&bg->lock);
+	return NULL;
+}
+
+/*
+ * Buffered reads arrive in read-ahead-sized requests: raise the mount's
+ * read-ahead (128 KiB by default) through its bdi. The stat() is answered by
+ * the session loop, so this runs beside it. Failure is harmless.
+ */
+static void *readahead_main(void *p)
+{
+	struct bg *bg = p;
+	struct stat st;
+	char path[64], val[16];
+	if (stat(bg->mnt, &st))
+		return NULL;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	int n = snprintf(val, sizeof(val), "%d", READ_AHEAD_KB);
+	if (write(fd, val, (size_t)n) != n && !ckptfs_foreground)
+		ckptfs_log("%s: %s", path, strerror(errno));
+	close(fd);
+	return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = {.max_open_steps = DEFAULT_MAX_OPEN_STEPS};
+	struct fuse_cmdline_opts co = {0};
+	struct fuse_loop_config *lc = NULL;
+	struct ckptfs fs = {.uid = getuid(), .gid = getgid()};
+	struct bg bg = {.fs = &fs};
+	pthread_t rescan_thread, ra_thread;
+	int ret = 1, mounted = 0, threads = 0, rc;
+	uint64_t cache_size = DEFAULT_CACHE_SIZE;
+
+	pthread_mutex_init(&bg.lock, NULL);
+	pthread_cond_init(&bg.cond, NULL);
+
+	/* 1. options */
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) || fuse_parse_cmdline(&args, &co)) {
+		usage(stderr, argv[0]);
+		ret = 2;
+		goto out_args;
+	}
+	if (co.show_help) {
+		usage(stdout, argv[0]);
+		printf("\nFUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out_args;
+	}
+	if (co.show_version) {
+		printf("ckptfs %s\n", CKPT_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out_args;
+	}
+	if (!o.root || !co.mountpoint) {
+		fprintf(stderr, "%s: need ROOT and MOUNTPOINT\n", argv[0]);
+		usage(stderr, argv[0]);
+		ret = 2;
+		goto out_args;
+	}
+	if ((o.cache_size && parse_size(&cache_size, o.cache_size)) || o.max_open_steps == 0) {
+		fprintf(stderr, "%s: bad cache_size or max_open_steps\n", argv[0]);
+		usage(stderr, argv[0]);
+		ret = 2;
+		goto out_args;
+	}
+	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
+	    fuse_opt_add_arg(&args, "-odefault_permissions")) {
+		fprintf(stderr, "%s: out of memory\n", argv[0]);
+		goto out_args;
+	}
+	ckptfs_foreground = co.foreground;
+
+	/* 2. the view */
+	char *root = realpath(o.root, NULL);
+	struct stat rst;
+	if (!root || stat(root, &rst) || !S_ISDIR(rst.st_mode)) {
+		fprintf(stderr, "%s: %s: not a directory\n", argv[0], o.root);
+		free(root);
+		goto out_args;
+	}
+	struct view_config vc = {.cache_size = cache_size, .max_open_steps = o.max_open_steps};
+	rc = view_new(&fs.view, root, &vc);
+	free(root);
+	if (rc || (rc = view_rescan(fs.view, 1, NULL, NULL))) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], o.root, ckpt_error_last());
+		goto out_view;
+	}
+
+	/* 3. session */
+	fs.se = fuse_session_new(&args, &ckptfs_ops, sizeof(ckptfs_ops), &fs);
+	if (!fs.se) { /* it has printed which option it did not know */
+		usage(stderr, argv[0]);
+		ret = 2;
+		goto out_view;
+	}
+	if (fuse_set_signal_handlers(fs.se))
+		goto out_session;
+	if (fuse_session_mount(fs.se, co.mountpoint))
+		goto out_signals;
+	mounted = 1;
+	if (fuse_daemonize(co.foreground))
+		goto out_unmount;
+
+	/* 4. threads (after daemonizing: fork keeps only the calling thread) */
+	bg.mnt = co.mountpoint;
+	if (pthread_create(&rescan_thread, NULL, rescan_main, &bg) == 0)
+		threads |= 1;
+	if (pthread_create(&ra_thread, NULL, readahead_main, &bg) == 0)
+		threads |= 2;
+
+	/* 5. loop */
+	if (co.singlethread) {
+		ret = fuse_session_loop(fs.se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_threads;
+		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, co.max_threads ? co.max_threads : 10);
+		ret = fuse_session_loop_mt(fs.se, lc);
+	}
+	ret = ret ? 1 : 0;
+
+out_threads:
+	pthread_mutex_lock(&bg.lock);
+	bg.stop = 1;
+	pthread_cond_signal(&bg.cond);
+	pthread_mutex_unlock(&bg.lock);
+	if (threads & 1)
+		pthread_join(rescan_thread, NULL);
+	fuse_loop_cfg_destroy(lc);
+out_unmount:
+	if (mounted)
+		fuse_session_unmount(fs.se);
+	if (threads & 2)
+		pthread_join(ra_thread, NULL); /* its stat() fails once unmounted */
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+out_view:
+	view_free(fs.view);
+out_args:
+	free(co.mountpoint);
+	free(o.cache_size);
+	fuse_opt_free_args(&args);
+	pthread_cond_destroy(&bg.cond);
+	pthread_mutex_destroy(&bg.lock);
+	return ret;
+}

@@ -1,0 +1,52 @@
+/*
+ * fs/errmap.c — library errors become errno here and nowhere else.
+ *
+ *   CKPT_ENOTFOUND  -> ENOENT   (not logged: lookups miss all the time)
+ *   CKPT_ENOMEM     -> ENOMEM
+ *   CKPT_EREADONLY  -> EROFS
+ *   CKPT_ECORRUPT   -> EIO, logged naming the leaf (a checksum failed)
+ *   anything else   -> EIO, logged
+ */
+#include "ckptfs.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <syslog.h>
+
+int ckptfs_foreground = 1;
+
+void ckptfs_log(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (ckptfs_foreground) {
+		fputs("ckptfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	} else {
+		vsyslog(LOG_ERR, fmt, ap);
+	}
+	va_end(ap);
+}
+
+int ckptfs_errno(int code, const char *what)
+{
+	switch (code) {
+	case 0:
+		return 0;
+	case CKPT_ENOTFOUND:
+		return ENOENT;
+	case CKPT_ENOMEM:
+		ckptfs_log("%s: out of memory", what);
+		return ENOMEM;
+	case CKPT_EREADONLY:
+		return EROFS;
+	case CKPT_ECORRUPT:
+		ckptfs_log("%s: corrupt data (%s): %s", what, ckpt_error_name(code), ckpt_error_last());
+		return EIO;
+	default:
+		ckptfs_log("%s: %s: %s", what, ckpt_error_name(code), ckpt_error_last());
+		return EIO;
+	}
+}

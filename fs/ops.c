@@ -1,0 +1,789 @@
+/*
+ * fs/ops.c — the FUSE low-level operations of ckptfs (read side).
+ *
+ * Every handler replies exactly once: it computes an errno (0 on success)
+ * through one exit path and the reply is the last thing it does. Requests
+ * that need a step hold a reference on its vstep for their duration; open
+ * files hold one until release (view.h, invariant 2).
+ *
+ * Kernel caching: nodes inside a finalized step never change, so their
+ * entries and attributes are cached for CKPTFS_STEP_TIMEOUT, negative lookups
+ * too (ino 0), directories with cache_readdir and files with keep_cache. Root
+ * entries are cached for CKPTFS_ROOT_TIMEOUT and invalidated by the rescan
+ * thread (ckptfs.c) when steps come and go.
+ */
+#include "ckptfs.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XATTR_PREFIX "user.ckpt."
+
+struct ofile {
+	struct vstep *vs;
+	uint32_t node;
+};
+
+static struct ckptfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* A reference on the step of an inode inside a step, and the node index. */
+static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_ino_t ino)
+{
+	uint64_t hi = (uint64_t)ino >> 32;
+	if (hi == 0 || hi > UINT32_MAX)
+		return ENOENT;
+	int rc = view_get(vs, fs->view, (uint32_t)(hi - 1));
+	if (rc)
+		return ckptfs_errno(rc, "step");
+	*node = (uint32_t)ino;
+	if (*node >= (*vs)->nnodes) {
+		view_put(fs->view, *vs);
+		*vs = NULL;
+		return ENOENT;
+	}
+	return 0;
+}
+
+static void base_attr(struct stat *st, const struct ckptfs *fs, uint64_t ino, struct timespec t)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = t;
+	st->st_blksize = 1 << 20;
+}
+
+static void root_attr(struct stat *st, struct ckptfs *fs)
+{
+	base_attr(st, fs, VIEW_ROOT_INO, view_root_mtime(fs->view));
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+}
+
+static int latest_attr(struct stat *st, struct ckptfs *fs)
+{
+	char target[24];
+	if (view_latest(target, fs->view))
+		return ENOENT;
+	base_attr(st, fs, VIEW_LATEST_INO, view_root_mtime(fs->view));
+	st->st_mode = S_IFLNK | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)strlen(target);
+	return 0;
+}
+
+static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, uint32_t i)
+{
+	const struct vnode *n = &vs->nodes[i];
+	base_attr(st, fs, view_ino(vs->slot, i), vs->time);
+	if (vnode_is_dir(n)) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	}
+	uint64_t size;
+	int rc = view_node_size(&size, vs, i);
+	if (rc)
+		return ckptfs_errno(rc, n->name);
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	return 0;
+}
+
+static void step_entry(struct fuse_entry_param *e, const struct stat *st, double entry_timeout)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = st->st_ino;
+	e->attr = *st;
+	e->attr_timeout = CKPTFS_STEP_TIMEOUT;
+	e->entry_timeout = entry_timeout;
+}
+
+/* ---- lifecycle ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO; /* plus always: ls -l, find */
+	conn->time_gran = 1;
+}
+
+/* ---- names and attributes ---- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct stat st;
+	struct vstep *vs = NULL;
+	uint32_t dir, child, slot;
+	int err = 0, rc;
+
+	if (parent == VIEW_ROOT_INO) {
+		if (strcmp(name, "latest") == 0) {
+			if ((err = latest_attr(&st, fs)))
+				goto done;
+			step_entry(&e, &st, CKPTFS_ROOT_TIMEOUT);
+			e.attr_timeout = CKPTFS_ROOT_TIMEOUT;
+			goto done;
+		}
+		if ((rc = view_find(&slot, fs->view, name))) {
+			err = ckptfs_errno(rc, name);
+			goto done;
+		}
+		if ((rc = view_get(&vs, fs->view, slot))) {
+			err = ckptfs_errno(rc, name);
+			goto done;
+		}
+		if ((err = node_attr(&st, fs, vs, 0)))
+			goto done;
+		step_entry(&e, &st, CKPTFS_ROOT_TIMEOUT);
+		goto done;
+	}
+	if ((err = resolve(&vs, &dir, fs, parent)))
+		goto done;
+	const struct vnode *d = &vs->nodes[dir];
+	if (!vnode_is_dir(d)) {
+		err = ENOTDIR;
+		goto done;
+	}
+	if (d->item_err) {
+		err = ckptfs_errno(d->item_err, d->name);
+		goto done;
+	}
+	if (view_child(&child, vs, dir, name)) {
+		memset(&e, 0, sizeof(e)); /* negative entry, cached like the step */
+		e.entry_timeout = CKPTFS_STEP_TIMEOUT;
+		goto done;
+	}
+	if ((err = node_attr(&st, fs, vs, child)))
+		goto done;
+	step_entry(&e, &st, CKPTFS_STEP_TIMEOUT);
+done:
+	view_put(fs->view, vs);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct stat st;
+	struct vstep *vs = NULL;
+	uint32_t node;
+	double timeout = CKPTFS_STEP_TIMEOUT;
+	int err = 0;
+
+	if (ino == VIEW_ROOT_INO) {
+		root_attr(&st, fs);
+		timeout = CKPTFS_ROOT_TIMEOUT;
+	} else if (ino == VIEW_LATEST_INO) {
+		err = latest_attr(&st, fs);
+		timeout = CKPTFS_ROOT_TIMEOUT;
+	} else if (fi && fi->fh && ino >> 32) {
+		/* An open file: its step may be gone from the root, the file is not. */
+		const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
+		err = node_attr(&st, fs, of->vs, of->node);
+	} else if (!(err = resolve(&vs, &node, fs, ino))) {
+		err = node_attr(&st, fs, vs, node);
+	}
+	view_put(fs->view, vs);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[24];
+	if (ino != VIEW_LATEST_INO)
+		fuse_reply_err(req, EINVAL);
+	else if (view_latest(target, fs_of(req)->view))
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_readlink(req, target);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = {.f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255};
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- directories ---- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct vstep *vs = NULL;
+	uint32_t node;
+	int err = 0;
+
+	if (ino == VIEW_ROOT_INO)
+		goto done;
+	if (ino == VIEW_LATEST_INO) {
+		err = ENOTDIR;
+		goto done;
+	}
+	if ((err = resolve(&vs, &node, fs, ino)))
+		goto done;
+	const struct vnode *n = &vs->nodes[node];
+	if (!vnode_is_dir(n))
+		err = ENOTDIR;
+	else if (n->item_err)
+		err = ckptfs_errno(n->item_err, n->name);
+	fi->cache_readdir = 1; /* immutable: the kernel may keep the listing */
+	fi->keep_cache = 1;
+done:
+	view_put(fs->view, vs);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_open(req, fi);
+}
+
+/* Add one entry; returns 0 when it did not fit. */
+static size_t add_entry(fuse_req_t req, char *buf, size_t cap, size_t pos, const char *name,
+			const struct fuse_entry_param *e, off_t next, int plus)
+{
+	size_t len = plus ? fuse_add_direntry_plus(req, buf + pos, cap - pos, name, e, next)
+			  : fuse_add_direntry(req, buf + pos, cap - pos, name, &e->attr, next);
+	return len > cap - pos ? 0 : len;
+}
+
+static int readdir_root(fuse_req_t req, char *buf, size_t cap, size_t *pos, off_t off, int plus)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct view_entry *ents = NULL;
+	size_t n = 0;
+	char target[24];
+	int rc = view_list(&ents, &n, fs->view);
+	if (rc)
+		return ckptfs_errno(rc, "root");
+	int has_latest = view_latest(target, fs->view) == 0;
+	/* offsets: 0 ".", 1 "..", 2 "latest", 3 + i step i */
+	for (off_t i = off; i < (off_t)n + 3; i++) {
+		struct fuse_entry_param e;
+		const char *name;
+		memset(&e, 0, sizeof(e)); /* ino 0: plus gives no entry; lookups open steps */
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			root_attr(&e.attr, fs);
+		} else if (i == 2) {
+			if (!has_latest)
+				continue;
+			name = "latest";
+			e.attr.st_ino = VIEW_LATEST_INO;
+			e.attr.st_mode = S_IFLNK;
+		} else {
+			name = ents[i - 3].name;
+			e.attr.st_ino = ents[i - 3].ino;
+			e.attr.st_mode = S_IFDIR;
+		}
+		size_t len = add_entry(req, buf, cap, *pos, name, &e, i + 1, plus);
+		if (!len)
+			break;
+		*pos += len;
+	}
+	free(ents);
+	return 0;
+}
+
+static int readdir_step(fuse_req_t req, struct vstep *vs, uint32_t dir, char *buf, size_t cap,
+			size_t *pos, off_t off, int plus)
+{
+	struct ckptfs *fs = fs_of(req);
+	const struct vnode *d = &vs->nodes[dir];
+	for (off_t i = off; i < (off_t)d->count + 2; i++) {
+		struct fuse_entry_param e;
+		const char *name;
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			e.attr.st_mode = S_IFDIR;
+			e.attr.st_ino = i == 0 ? view_ino(vs->slot, dir)
+				      : dir == 0 ? VIEW_ROOT_INO : view_ino(vs->slot, d->parent);
+		} else {
+			uint32_t c = d->first + (uint32_t)(i - 2);
+			name = vs->nodes[c].name;
+			struct stat st;
+			if (plus && node_attr(&st, fs, vs, c) == 0) {
+				step_entry(&e, &st, CKPTFS_STEP_TIMEOUT);
+			} else {
+				e.attr.st_ino = view_ino(vs->slot, c);
+				e.attr.st_mode = vnode_is_dir(&vs->nodes[c]) ? S_IFDIR : S_IFREG;
+			}
+		}
+		size_t len = add_entry(req, buf, cap, *pos, name, &e, i + 1, plus);
+		if (!len)
+			break;
+		*pos += len;
+	}
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct vstep *vs = NULL;
+	uint32_t node;
+	size_t pos = 0;
+	int err = 0;
+	char *buf = malloc(size ? size : 1);
+
+	if (!buf) {
+		err = ENOMEM;
+		goto done;
+	}
+	if (ino == VIEW_ROOT_INO) {
+		err = readdir_root(req, buf, size, &pos, off, plus);
+		goto done;
+	}
+	if ((err = resolve(&vs, &node, fs, ino)))
+		goto done;
+	if (!vnode_is_dir(&vs->nodes[node])) {
+		err = ENOTDIR;
+		goto done;
+	}
+	err = readdir_step(req, vs, node, buf, size, &pos, off, plus);
+done:
+	view_put(fs->view, vs);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 1);
+}
+
+/* ---- files ---- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct vstep *vs = NULL;
+	struct ofile *of = NULL;
+	uint32_t node;
+	int err = 0, rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		err = EROFS;
+		goto done;
+	}
+	if (ino == VIEW_ROOT_INO) {
+		err = EISDIR;
+		goto done;
+	}
+	if ((err = resolve(&vs, &node, fs, ino)))
+		goto done;
+	if (vnode_is_dir(&vs->nodes[node])) {
+		err = EISDIR;
+		goto done;
+	}
+	if ((rc = view_node_open(vs, node))) {
+		err = ckptfs_errno(rc, vs->nodes[node].name);
+		goto done;
+	}
+	if (!(of = malloc(sizeof(*of)))) {
+		err = ENOMEM;
+		goto done;
+	}
+	of->vs = vs;
+	of->node = node;
+	vs = NULL; /* the open file holds the reference */
+	fi->fh = (uint64_t)(uintptr_t)of;
+	fi->keep_cache = 1; /* finalized steps never change */
+done:
+	view_put(fs->view, vs);
+	if (err) {
+		fuse_reply_err(req, err);
+	} else if (fuse_reply_open(req, fi) != 0) {
+		view_put(fs->view, of->vs); /* interrupted: no release will come */
+		free(of);
+	}
+}
+
+static const char *meta_json(struct vstep *vs, const struct vnode *n)
+{
+	const char *json = NULL;
+	if (n->type == VN_STEPMETA)
+		json = ckpt_step_metadata_json(vs->step);
+	else if (ckpt_step_item_metadata_json(&json, vs->step,
+					      ckpt_step_item_name(vs->step, n->item)))
+		json = NULL;
+	return json ? json : "";
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
+	const struct vnode *n = &of->vs->nodes[of->node];
+	char *buf = NULL;
+	size_t got = 0;
+	int rc = 0;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (n->type == VN_STEPMETA || n->type == VN_ITEMMETA) {
+		const char *json = meta_json(of->vs, n);
+		size_t len = strlen(json);
+		size_t start = (uint64_t)off < len ? (size_t)off : len;
+		size_t count = len - start < size ? len - start : size;
+		fuse_reply_buf(req, json + start, count);
+		return;
+	}
+	if (!(buf = malloc(size ? size : 1))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (n->type == VN_LEAF)
+		rc = ckpt_leaf_pread(&got, n->leaf, buf, size, (uint64_t)off);
+	else
+		rc = ckpt_value_pread(&got, n->value, buf, size, (uint64_t)off);
+	if (rc)
+		fuse_reply_err(req, ckptfs_errno(rc, n->name));
+	else
+		fuse_reply_buf(req, buf, got);
+	free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ofile *of = (struct ofile *)(uintptr_t)fi->fh;
+	view_put(fs_of(req)->view, of->vs);
+	free(of);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- extended attributes ---- */
+
+/* Called per attribute; a non-zero return stops the enumeration. */
+typedef int (*xattr_cb)(const char *name, const char *value, size_t len, void *p);
+
+static int emit(xattr_cb cb, void *p, const char *name, const char *value)
+{
+	return cb(name, value, strlen(value), p);
+}
+
+static int step_xattrs(struct vstep *vs, xattr_cb cb, void *p)
+{
+	char buf[64];
+	struct tm tm;
+	int rc;
+	if ((rc = emit(cb, p, XATTR_PREFIX "state", "finalized")) ||
+	    (rc = emit(cb, p, XATTR_PREFIX "step", vs->name)))
+		return rc;
+	gmtime_r(&vs->time.tv_sec, &tm);
+	size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", vs->time.tv_nsec);
+	if ((rc = emit(cb, p, XATTR_PREFIX "commit_time", buf)))
+		return rc;
+	const char *json = ckpt_step_metadata_json(vs->step);
+	cJSON *doc = json ? cJSON_Parse(json) : NULL;
+	cJSON *cm = cJSON_GetObjectItemCaseSensitive(doc, "custom_metadata");
+	char *text = cm && !cJSON_IsNull(cm) ? cJSON_PrintUnformatted(cm) : NULL;
+	if (text)
+		rc = emit(cb, p, XATTR_PREFIX "custom_metadata", text);
+	cJSON_free(text);
+	cJSON_Delete(doc);
+	return rc;
+}
+
+static const char *kind_name(ckpt_tree_kind k)
+{
+	switch (k) {
+	case CKPT_TREE_ARRAY:
+		return "array";
+	case CKPT_TREE_INT:
+		return "int";
+	case CKPT_TREE_FLOAT:
+		return "float";
+	case CKPT_TREE_BOOL:
+		return "bool";
+	case CKPT_TREE_STRING:
+		return "string";
+	default:
+		return "none";
+	}
+}
+
+static int value_xattrs(const ckpt_value_info *vi, xattr_cb cb, void *p)
+{
+	char buf[32];
+	int rc;
+	snprintf(buf, sizeof(buf), "%" PRIu64, vi->size);
+	if ((rc = emit(cb, p, XATTR_PREFIX "raw_size", buf)))
+		return rc;
+	snprintf(buf, sizeof(buf), "%" PRIu64, vi->stored_size);
+	if ((rc = emit(cb, p, XATTR_PREFIX "stored_size", buf)))
+		return rc;
+	if ((rc = emit(cb, p, XATTR_PREFIX "codec",
+		       vi->is_inline ? "inline" : vi->codec == CKPT_CODEC_ZSTD ? "zstd" : "raw")))
+		return rc;
+	snprintf(buf, sizeof(buf), "%08" PRIx32, vi->crc32c);
+	return emit(cb, p, XATTR_PREFIX "crc32c", buf);
+}
+
+static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
+{
+	const ckpt_tree *t = n->tree;
+	ckpt_tree_kind k = ckpt_tree_get_kind(t);
+	int rc;
+	if ((rc = emit(cb, p, XATTR_PREFIX "kind", kind_name(k))))
+		return rc;
+	if (k == CKPT_TREE_ARRAY) {
+		char shape[CKPT_TREE_MAX_NDIM * 22 + 4];
+		size_t pos = 0;
+		unsigned nd = ckpt_tree_ndim(t);
+		const uint64_t *sh = ckpt_tree_shape(t);
+		shape[pos++] = '[';
+		for (unsigned i = 0; i < nd && i < CKPT_TREE_MAX_NDIM; i++)
+			pos += (size_t)snprintf(shape + pos, sizeof(shape) - pos, "%s%" PRIu64,
+						i ? ", " : "", sh[i]);
+		snprintf(shape + pos, sizeof(shape) - pos, "]");
+		if ((rc = emit(cb, p, XATTR_PREFIX "dtype", ckpt_dtype_name(ckpt_tree_dtype(t)))) ||
+		    (rc = emit(cb, p, XATTR_PREFIX "shape", shape)))
+			return rc;
+	}
+	if ((rc = value_xattrs(ckpt_leaf_value_info(n->leaf), cb, p)))
+		return rc;
+	const char *cm = ckpt_tree_custom_metadata(t);
+	return cm ? emit(cb, p, XATTR_PREFIX "custom_metadata", cm) : 0;
+}
+
+/* Enumerate the xattrs of ino; returns an errno. */
+static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
+{
+	struct vstep *vs = NULL;
+	uint32_t node;
+	int err, rc = 0;
+	if (ino == VIEW_ROOT_INO || ino == VIEW_LATEST_INO)
+		return 0;
+	if ((err = resolve(&vs, &node, fs, ino)))
+		return err;
+	const struct vnode *n = &vs->nodes[node];
+	switch (n->type) {
+	case VN_STEP:
+		rc = step_xattrs(vs, cb, p);
+		break;
+	case VN_ITEM: {
+		const char *ts = ckpt_step_item_typestr(vs->step, n->item);
+		rc = emit(cb, p, XATTR_PREFIX "handler", ts ? ts : "");
+		break;
+	}
+	case VN_LEAF:
+	case VN_RAW:
+		if ((rc = view_node_open(vs, node))) {
+			err = ckptfs_errno(rc, n->name);
+			rc = 0;
+			break;
+		}
+		rc = n->type == VN_LEAF ? leaf_xattrs(n, cb, p)
+					: value_xattrs(ckpt_value_get_info(n->value), cb, p);
+		break;
+	default:
+		break;
+	}
+	view_put(fs->view, vs);
+	if (rc < 0) /* a callback failure is an errno, negated */
+		err = -rc;
+	return err;
+}
+
+struct xget {
+	const char *name;
+	char *value;
+	size_t len;
+	int found;
+};
+
+static int get_cb(const char *name, const char *value, size_t len, void *p)
+{
+	struct xget *x = p;
+	if (strcmp(name, x->name))
+		return 0;
+	if (!(x->value = malloc(len ? len : 1)))
+		return -ENOMEM;
+	memcpy(x->value, value, len);
+	x->len = len;
+	x->found = 1;
+	return 1;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct xget x = {.name = name};
+	int err = 0;
+	/* `ls -l` asks every file for security.* and ACLs: answer without any work. */
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
+		err = ENODATA;
+	else if (!(err = node_xattrs(fs_of(req), ino, get_cb, &x)) && !x.found)
+		err = ENODATA;
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, x.len);
+	else if (x.len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, x.value, x.len);
+	free(x.value);
+}
+
+struct xlist {
+	char *buf;
+	size_t len, cap;
+};
+
+static int list_cb(const char *name, const char *value, size_t len, void *p)
+{
+	struct xlist *x = p;
+	size_t n = strlen(name) + 1;
+	if (x->len + n > x->cap) {
+		size_t cap = (x->cap + n) * 2;
+		char *b = realloc(x->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		x->buf = b;
+		x->cap = cap;
+	}
+	memcpy(x->buf + x->len, name, n);
+	x->len += n;
+	return 0;
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct xlist x = {0};
+	int err = node_xattrs(fs_of(req), ino, list_cb, &x);
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, x.len);
+	else if (x.len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, x.buf, x.len);
+	free(x.buf);
+}
+
+/* ---- writes: the read side is read-only ---- */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops ckptfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.statfs = op_statfs,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.create = op_create,
+	.write = op_write,
+};

@@ -1,0 +1,648 @@
+/*
+ * fs/view.c — steps of the root, their node tables, the LRU of open steps.
+ * Design and invariants: view.h.
+ */
+#include "view.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct slot {
+	uint64_t number;
+	dev_t dev;
+	ino_t ino;
+	int alive;         /* listed in ROOT at the last scan */
+	struct vstep *vs;  /* installed open step, or NULL (holds one ref) */
+};
+
+struct view {
+	char *root;
+	struct view_config cfg;
+	pthread_mutex_t lock; /* protects everything below */
+	struct slot *slots;   /* grows; never shrinks (invariant 1) */
+	uint32_t nslots, capslots;
+	uint32_t *order; /* alive slots, ascending step number */
+	uint32_t norder;
+	uint32_t nopen; /* installed vsteps */
+	uint64_t tick;
+	struct timespec root_mtime, root_ctime;
+	int scanned;
+};
+
+/* ---- node tables ---- */
+
+struct builder {
+	struct vnode *nodes;
+	uint32_t n, cap;
+	ckpt_step *step;
+};
+
+static int push(struct builder *b, const struct vnode *n)
+{
+	if (b->n == b->cap) {
+		uint32_t cap = b->cap ? b->cap * 2 : 64;
+		struct vnode *p = realloc(b->nodes, cap * sizeof(*p));
+		if (!p)
+			return CKPT_ENOMEM;
+		b->nodes = p;
+		b->cap = cap;
+	}
+	b->nodes[b->n++] = *n;
+	return 0;
+}
+
+static int push_tree_children(struct builder *b, uint32_t parent, const ckpt_tree *t)
+{
+	size_t n = ckpt_tree_count(t);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_tree *c = ckpt_tree_child(t, i);
+		if (ckpt_tree_get_kind(c) == CKPT_TREE_NONE)
+			continue; /* None has no file; _METADATA records it */
+		struct vnode vn = {.name = ckpt_tree_name(c), .tree = c, .parent = parent,
+				   .item = b->nodes[parent].item,
+				   .type = ckpt_tree_is_container(c) ? VN_DIR : VN_LEAF};
+		int rc = push(b, &vn);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct raw_list {
+	struct builder *b;
+	uint32_t parent;
+	const char *prefix;
+	size_t prefixlen;
+	uint32_t first;
+};
+
+static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload)
+{
+	struct raw_list *l = payload;
+	struct builder *b = l->b;
+	if (namelen == 0 || memchr(name, 0, namelen))
+		return 0;
+	for (uint32_t i = l->first; i < b->n; i++) /* a name both key and prefix: once */
+		if (strlen(b->nodes[i].name) == namelen && !memcmp(b->nodes[i].name, name, namelen))
+			return 0;
+	struct vnode vn = {.parent = l->parent, .item = b->nodes[l->parent].item,
+			   .type = is_prefix ? VN_RAWDIR : VN_RAW};
+	vn.owned_name = strndup(name, namelen);
+	vn.key = malloc(l->prefixlen + namelen + 1);
+	if (!vn.owned_name || !vn.key)
+		goto nomem;
+	memcpy(vn.key, l->prefix, l->prefixlen);
+	memcpy(vn.key + l->prefixlen, name, namelen);
+	vn.key[l->prefixlen + namelen] = 0;
+	vn.name = vn.owned_name;
+	if (push(b, &vn))
+		goto nomem;
+	return 0;
+nomem:
+	free(vn.owned_name);
+	free(vn.key);
+	return CKPT_ENOMEM;
+}
+
+static int push_raw_children(struct builder *b, uint32_t parent, const char *prefix)
+{
+	struct raw_list l = {b, parent, prefix, strlen(prefix), b->n};
+	return ckpt_store_list(ckpt_step_store(b->step), prefix, l.prefixlen, '/', raw_cb, &l);
+}
+
+/* Append the children of node i (breadth-first: they end up contiguous). */
+static int expand(struct builder *b, uint32_t i)
+{
+	int rc = 0;
+	uint32_t first = b->n;
+	struct vnode n = b->nodes[i]; /* copy: push() may move the table */
+	char *prefix = NULL;
+
+	switch (n.type) {
+	case VN_STEP: {
+		struct vnode meta = {.name = "_CHECKPOINT_METADATA", .parent = i,
+				     .type = VN_STEPMETA};
+		if ((rc = push(b, &meta)))
+			break;
+		size_t nitems = ckpt_step_item_count(b->step);
+		for (size_t k = 0; k < nitems && !rc; k++) {
+			struct vnode it = {.name = ckpt_step_item_name(b->step, k), .parent = i,
+					   .item = (uint32_t)k, .type = VN_ITEM};
+			rc = push(b, &it);
+		}
+		break;
+	}
+	case VN_ITEM: {
+		const ckpt_tree *t = NULL;
+		const char *json = NULL;
+		int trc = ckpt_step_item_tree(&t, b->step, n.name);
+		if (trc == 0 && ckpt_step_item_metadata_json(&json, b->step, n.name) == 0) {
+			struct vnode meta = {.name = "_METADATA", .parent = i, .item = n.item,
+					     .type = VN_ITEMMETA};
+			if ((rc = push(b, &meta)))
+				break;
+		}
+		if (trc == 0) {
+			rc = push_tree_children(b, i, t);
+		} else if (trc == CKPT_ENOTFOUND) {
+			/* An item without a tree (JSON, proto, ...): its keys as files. */
+			if (asprintf(&prefix, "%s/", n.name) < 0) {
+				prefix = NULL;
+				rc = CKPT_ENOMEM;
+				break;
+			}
+			rc = push_raw_children(b, i, prefix);
+		} else {
+			fprintf(stderr, "ckptfs: item %s: %s\n", n.name, ckpt_error_last());
+			b->nodes[i].item_err = trc;
+		}
+		break;
+	}
+	case VN_DIR:
+		rc = push_tree_children(b, i, n.tree);
+		break;
+	case VN_RAWDIR:
+		if (asprintf(&prefix, "%s/", n.key) < 0) {
+			prefix = NULL;
+			rc = CKPT_ENOMEM;
+			break;
+		}
+		rc = push_raw_children(b, i, prefix);
+		break;
+	default:
+		break;
+	}
+	free(prefix);
+	b->nodes[i].first = first;
+	b->nodes[i].count = b->n - first;
+	return rc;
+}
+
+static void vstep_free(struct vstep *vs)
+{
+	if (!vs)
+		return;
+	for (uint32_t i = 0; i < vs->nnodes; i++) {
+		ckpt_leaf_free(vs->nodes[i].leaf);
+		ckpt_value_free(vs->nodes[i].value);
+		free(vs->nodes[i].owned_name);
+		free(vs->nodes[i].key);
+	}
+	free(vs->nodes);
+	ckpt_step_free(vs->step);
+	pthread_mutex_destroy(&vs->lock);
+	free(vs);
+}
+
+static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, uint64_t number)
+{
+	int rc = 0;
+	char *dir = NULL;
+	struct builder b = {0};
+	struct vstep *vs = calloc(1, sizeof(*vs));
+	if (!vs)
+		return CKPT_ENOMEM;
+	pthread_mutex_init(&vs->lock, NULL);
+	vs->slot = slot;
+	vs->number = number;
+	snprintf(vs->name, sizeof(vs->name), "%" PRIu64, number);
+	if (asprintf(&dir, "%s/%s", v->root, vs->name) < 0) {
+		dir = NULL;
+		rc = CKPT_ENOMEM;
+		goto done;
+	}
+	ckpt_store_options so = CKPT_STORE_OPTIONS_INIT;
+	so.cache_size = v->cfg.cache_size / (v->cfg.max_open_steps ? v->cfg.max_open_steps : 1);
+	if ((rc = ckpt_step_open(&vs->step, dir, &so)))
+		goto done;
+	int64_t ns = ckpt_step_commit_time_ns(vs->step);
+	if (ns > 0) {
+		vs->time.tv_sec = ns / 1000000000;
+		vs->time.tv_nsec = ns % 1000000000;
+	} else {
+		struct stat st;
+		if (stat(dir, &st) == 0)
+			vs->time = st.st_mtim;
+	}
+	b.step = vs->step;
+	struct vnode top = {.name = vs->name, .type = VN_STEP};
+	if ((rc = push(&b, &top)))
+		goto done;
+	for (uint32_t i = 0; i < b.n; i++) {
+		if (b.n >= UINT32_MAX - 1024) {
+			rc = CKPT_EUNSUPPORTED;
+			goto done;
+		}
+		if ((rc = expand(&b, i)))
+			goto done;
+	}
+	vs->nodes = b.nodes;
+	vs->nnodes = b.n;
+	b.nodes = NULL;
+	*out = vs;
+	vs = NULL;
+done:
+	if (rc)
+		fprintf(stderr, "ckptfs: open step %s: %s\n", dir ? dir : "?", ckpt_error_last());
+	if (b.nodes) {
+		for (uint32_t i = 0; i < b.n; i++) {
+			free(b.nodes[i].owned_name);
+			free(b.nodes[i].key);
+		}
+		free(b.nodes);
+	}
+	vstep_free(vs);
+	free(dir);
+	return rc;
+}
+
+/* ---- the view ---- */
+
+int view_new(struct view **out, const char *root, const struct view_config *cfg)
+{
+	struct view *v = calloc(1, sizeof(*v));
+	if (!v || !(v->root = strdup(root))) {
+		free(v);
+		return CKPT_ENOMEM;
+	}
+	v->cfg = *cfg;
+	if (v->cfg.max_open_steps == 0)
+		v->cfg.max_open_steps = 1;
+	pthread_mutex_init(&v->lock, NULL);
+	*out = v;
+	return 0;
+}
+
+void view_free(struct view *v)
+{
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		struct vstep *vs = v->slots[i].vs;
+		if (vs && --vs->refs == 0)
+			vstep_free(vs);
+	}
+	free(v->slots);
+	free(v->order);
+	pthread_mutex_destroy(&v->lock);
+	free(v->root);
+	free(v);
+}
+
+const char *view_root_path(const struct view *v)
+{
+	return v->root;
+}
+
+struct timespec view_root_mtime(struct view *v)
+{
+	pthread_mutex_lock(&v->lock);
+	struct timespec t = v->root_mtime;
+	pthread_mutex_unlock(&v->lock);
+	return t;
+}
+
+struct found {
+	uint64_t number;
+	dev_t dev;
+	ino_t ino;
+};
+
+static int same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+int view_rescan(struct view *v, int force, void (*changed)(const char *name, void *p), void *p)
+{
+	int rc = 0;
+	struct stat rst;
+	uint64_t *steps = NULL;
+	size_t n = 0, nf = 0;
+	struct found *f = NULL;
+	uint32_t *order = NULL;
+	struct vstep **drop = NULL;
+	size_t ndrop = 0;
+	char (*names)[24] = NULL;
+	size_t nnames = 0;
+
+	int have_root = stat(v->root, &rst) == 0;
+	pthread_mutex_lock(&v->lock);
+	int same = v->scanned && have_root && same_time(rst.st_mtim, v->root_mtime) &&
+		   same_time(rst.st_ctim, v->root_ctime);
+	pthread_mutex_unlock(&v->lock);
+	if (same && !force)
+		return 0;
+
+	if (have_root) {
+		rc = ckpt_root_steps(&steps, &n, v->root);
+		if (rc == CKPT_ENOTFOUND) {
+			rc = 0;
+			n = 0;
+		} else if (rc) {
+			return rc;
+		}
+	}
+	f = calloc(n + 1, sizeof(*f));
+	if (!f) {
+		rc = CKPT_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%" PRIu64, v->root, steps[i]);
+		if (stat(path, &st) || !S_ISDIR(st.st_mode))
+			continue; /* deleted meanwhile, or not named as we name it */
+		f[nf++] = (struct found){steps[i], st.st_dev, st.st_ino};
+	}
+
+	pthread_mutex_lock(&v->lock);
+	order = calloc(nf + 1, sizeof(*order));
+	drop = calloc(v->norder + 1, sizeof(*drop));
+	names = calloc(v->norder + nf + 2, sizeof(*names));
+	if (!order || !drop || !names || v->nslots + nf >= UINT32_MAX - 1) {
+		pthread_mutex_unlock(&v->lock);
+		rc = CKPT_ENOMEM;
+		goto done;
+	}
+	if (v->nslots + nf > v->capslots) {
+		uint32_t cap = v->capslots ? v->capslots : 64;
+		while (cap < v->nslots + nf)
+			cap *= 2;
+		struct slot *s = realloc(v->slots, cap * sizeof(*s));
+		if (!s) {
+			pthread_mutex_unlock(&v->lock);
+			rc = CKPT_ENOMEM;
+			goto done;
+		}
+		v->slots = s;
+		v->capslots = cap;
+	}
+	char old_latest[24] = "", new_latest[24] = "";
+	if (v->norder)
+		snprintf(old_latest, sizeof(old_latest), "%" PRIu64,
+			 v->slots[v->order[v->norder - 1]].number);
+	/* Merge the old alive slots with the found steps (both ascending). */
+	size_t a = 0, k = 0, norder = 0;
+	while (a < v->norder || k < nf) {
+		struct slot *s = a < v->norder ? &v->slots[v->order[a]] : NULL;
+		const struct found *fk = k < nf ? &f[k] : NULL;
+		if (s && fk && s->number == fk->number && s->dev == fk->dev && s->ino == fk->ino) {
+			order[norder++] = v->order[a];
+			a++, k++;
+		} else if (s && (!fk || s->number <= fk->number)) {
+			s->alive = 0; /* gone (or replaced: the new one gets a new slot) */
+			if (s->vs) {
+				drop[ndrop++] = s->vs;
+				s->vs = NULL;
+				v->nopen--;
+			}
+			snprintf(names[nnames++], 24, "%" PRIu64, s->number);
+			a++;
+		} else {
+			uint32_t id = v->nslots++;
+			v->slots[id] = (struct slot){fk->number, fk->dev, fk->ino, 1, NULL};
+			order[norder++] = id;
+			snprintf(names[nnames++], 24, "%" PRIu64, fk->number);
+			k++;
+		}
+	}
+	free(v->order);
+	v->order = order;
+	v->norder = (uint32_t)norder;
+	order = NULL;
+	if (v->norder)
+		snprintf(new_latest, sizeof(new_latest), "%" PRIu64,
+			 v->slots[v->order[v->norder - 1]].number);
+	if (strcmp(old_latest, new_latest))
+		snprintf(names[nnames++], 24, "latest");
+	for (size_t i = 0; i < ndrop; i++)
+		if (--drop[i]->refs)
+			drop[i] = NULL; /* still used (open files): freed by the last view_put */
+	if (have_root) {
+		v->root_mtime = rst.st_mtim;
+		v->root_ctime = rst.st_ctim;
+	}
+	v->scanned = 1;
+	pthread_mutex_unlock(&v->lock);
+
+	for (size_t i = 0; i < ndrop; i++)
+		vstep_free(drop[i]);
+	if (changed)
+		for (size_t i = 0; i < nnames; i++)
+			changed(names[i], p);
+done:
+	free(steps);
+	free(f);
+	free(order);
+	free(drop);
+	free(names);
+	return rc;
+}
+
+int view_latest(char *buf, struct view *v)
+{
+	int rc = CKPT_ENOTFOUND;
+	pthread_mutex_lock(&v->lock);
+	if (v->norder) {
+		snprintf(buf, 24, "%" PRIu64, v->slots[v->order[v->norder - 1]].number);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
+int view_list(struct view_entry **out, size_t *n, struct view *v)
+{
+	pthread_mutex_lock(&v->lock);
+	struct view_entry *e = calloc(v->norder + 1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&v->lock);
+		return CKPT_ENOMEM;
+	}
+	for (uint32_t i = 0; i < v->norder; i++) {
+		snprintf(e[i].name, sizeof(e[i].name), "%" PRIu64, v->slots[v->order[i]].number);
+		e[i].ino = view_ino(v->order[i], 0);
+	}
+	*n = v->norder;
+	pthread_mutex_unlock(&v->lock);
+	*out = e;
+	return 0;
+}
+
+int view_find(uint32_t *slot, struct view *v, const char *name)
+{
+	char *end;
+	if (name[0] < '0' || name[0] > '9' || (name[0] == '0' && name[1]))
+		return CKPT_ENOTFOUND;
+	errno = 0;
+	uint64_t number = strtoull(name, &end, 10);
+	if (*end || errno)
+		return CKPT_ENOTFOUND;
+	int rc = CKPT_ENOTFOUND;
+	pthread_mutex_lock(&v->lock);
+	uint32_t lo = 0, hi = v->norder; /* binary search of the ascending order */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint64_t m = v->slots[v->order[mid]].number;
+		if (m == number) {
+			*slot = v->order[mid];
+			rc = 0;
+			break;
+		}
+		if (m < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
+/* Close least recently used steps beyond the bound; returns them for freeing. */
+static size_t evict(struct view *v, struct vstep **victims, size_t cap)
+{
+	size_t n = 0;
+	while (v->nopen > v->cfg.max_open_steps && n < cap) {
+		struct slot *best = NULL;
+		for (uint32_t i = 0; i < v->nslots; i++) {
+			struct slot *s = &v->slots[i];
+			if (s->vs && s->vs->refs == 1 && (!best || s->vs->last_use < best->vs->last_use))
+				best = s;
+		}
+		if (!best)
+			break; /* all in use: the bound is soft for open files */
+		victims[n++] = best->vs;
+		best->vs->refs = 0;
+		best->vs = NULL;
+		v->nopen--;
+	}
+	return n;
+}
+
+int view_get(struct vstep **out, struct view *v, uint32_t slot)
+{
+	pthread_mutex_lock(&v->lock);
+	if (slot >= v->nslots || !v->slots[slot].alive) {
+		pthread_mutex_unlock(&v->lock);
+		return CKPT_ENOTFOUND;
+	}
+	struct vstep *vs = v->slots[slot].vs;
+	if (vs) {
+		vs->refs++;
+		vs->last_use = ++v->tick;
+		pthread_mutex_unlock(&v->lock);
+		*out = vs;
+		return 0;
+	}
+	uint64_t number = v->slots[slot].number;
+	pthread_mutex_unlock(&v->lock);
+
+	struct vstep *fresh = NULL;
+	int rc = vstep_open(&fresh, v, slot, number);
+	if (rc)
+		return rc;
+
+	struct vstep *victims[4];
+	size_t nvictims = 0;
+	pthread_mutex_lock(&v->lock);
+	struct slot *s = &v->slots[slot];
+	if (!s->alive) {
+		rc = CKPT_ENOTFOUND;
+	} else if (s->vs) { /* another thread opened it meanwhile */
+		vs = s->vs;
+		vs->refs++;
+	} else {
+		vs = fresh;
+		fresh = NULL;
+		vs->refs = 2; /* the slot's and the caller's */
+		s->vs = vs;
+		v->nopen++;
+		nvictims = evict(v, victims, 4);
+	}
+	if (vs)
+		vs->last_use = ++v->tick;
+	pthread_mutex_unlock(&v->lock);
+	vstep_free(fresh);
+	for (size_t i = 0; i < nvictims; i++)
+		vstep_free(victims[i]);
+	if (rc)
+		return rc;
+	*out = vs;
+	return 0;
+}
+
+void view_put(struct view *v, struct vstep *vs)
+{
+	if (!vs)
+		return;
+	pthread_mutex_lock(&v->lock);
+	assert(vs->refs > 0);
+	unsigned left = --vs->refs;
+	pthread_mutex_unlock(&v->lock);
+	if (left == 0)
+		vstep_free(vs);
+}
+
+int view_node_open(struct vstep *vs, uint32_t i)
+{
+	int rc = 0;
+	struct vnode *n = &vs->nodes[i];
+	pthread_mutex_lock(&vs->lock);
+	if (n->type == VN_LEAF && !n->leaf) {
+		const char *item = ckpt_step_item_name(vs->step, n->item);
+		rc = ckpt_leaf_open(&n->leaf, vs->step, item, n->tree);
+	} else if (n->type == VN_RAW && !n->value) {
+		rc = ckpt_value_open(&n->value, ckpt_step_store(vs->step), n->key, strlen(n->key));
+	}
+	pthread_mutex_unlock(&vs->lock);
+	return rc;
+}
+
+int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i)
+{
+	const struct vnode *n = &vs->nodes[i];
+	const char *json = NULL;
+	int rc = 0;
+	switch (n->type) {
+	case VN_STEPMETA:
+		json = ckpt_step_metadata_json(vs->step);
+		*out = json ? strlen(json) : 0;
+		return 0;
+	case VN_ITEMMETA:
+		rc = ckpt_step_item_metadata_json(&json, vs->step,
+						  ckpt_step_item_name(vs->step, n->item));
+		*out = rc == 0 && json ? strlen(json) : 0;
+		return rc;
+	case VN_LEAF:
+		if ((rc = view_node_open(vs, i)))
+			return rc;
+		*out = ckpt_leaf_file_size(n->leaf);
+		return 0;
+	case VN_RAW:
+		if ((rc = view_node_open(vs, i)))
+			return rc;
+		*out = ckpt_value_get_info(n->value)->size;
+		return 0;
+	default:
+		*out = 0;
+		return 0;
+	}
+}
+
+int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *name)
+{
+	const struct vnode *d = &vs->nodes[dir];
+	for (uint32_t i = d->first; i < d->first + d->count; i++)
+		if (strcmp(vs->nodes[i].name, name) == 0) {
+			*out = i;
+			return 0;
+		}
+	return CKPT_ENOTFOUND;
+}

@@ -1,0 +1,149 @@
+/*
+ * fs/view.h — the mounted view of a checkpoint root: steps, nodes, inode numbers.
+ *
+ * Design. The view knows ROOT's finalized steps (re-read by view_rescan when
+ * ROOT's mtime changes) and opens a step only when something inside it is
+ * looked up. Each step that has ever been seen while mounted gets a *slot*
+ * (never reused); an opened step is a `vstep` holding the ckpt_step and a flat
+ * table of its nodes, built once in breadth-first order so that the children
+ * of every directory are contiguous. Inode numbers are computed, not stored:
+ *
+ *   1                      the mount root
+ *   2                      the `latest` symlink
+ *   (slot + 1) << 32 | i   node i of the step in `slot` (i = 0: the step dir)
+ *
+ * so the same file keeps its inode number while mounted, even when its step is
+ * closed by the LRU and opened again (the table is rebuilt identically).
+ *
+ * Invariants:
+ *  1. A slot's (step number, directory dev/ino) never changes; a step deleted
+ *     and re-created gets a new slot, so kernel-cached attributes of the old
+ *     one can never describe the new one.
+ *  2. vstep.refs counts the slot's reference (while installed) plus one per
+ *     user (a request in flight, an open file). A vstep is freed at 0 refs,
+ *     never while an open file uses it: readers of a deleted step keep reading.
+ *  3. At most view_config.max_open_steps vsteps are installed in slots beyond
+ *     those in use by open files (least recently used ones are closed).
+ *  4. The node table of a vstep is immutable after it is built; only the lazily
+ *     opened leaf/value handles change, under vstep.lock.
+ */
+#ifndef CKPTFS_VIEW_H
+#define CKPTFS_VIEW_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <ckpt/ckpt.h>
+
+#define VIEW_ROOT_INO 1u
+#define VIEW_LATEST_INO 2u
+
+enum vnode_type {
+	VN_STEP = 1, /* the step directory */
+	VN_STEPMETA, /* <step>/_CHECKPOINT_METADATA */
+	VN_ITEM,     /* <step>/<item>/ */
+	VN_ITEMMETA, /* <item>/_METADATA */
+	VN_DIR,      /* a container node of an item's tree */
+	VN_LEAF,     /* a leaf node of an item's tree */
+	VN_RAWDIR,   /* a key prefix of an item without a tree */
+	VN_RAW,      /* a key of an item without a tree: its value's bytes */
+};
+
+struct vnode {
+	const char *name;      /* borrowed from the step/tree, or == owned_name */
+	char *owned_name;      /* VN_RAW/VN_RAWDIR names (malloc'd) */
+	char *key;             /* VN_RAW: the store key; VN_RAWDIR: the prefix (malloc'd) */
+	const ckpt_tree *tree; /* VN_DIR, VN_LEAF */
+	uint32_t parent;       /* index of the parent (0 for the step dir itself) */
+	uint32_t first, count; /* children are nodes [first, first + count) */
+	uint32_t item;         /* item index for everything below VN_ITEM */
+	uint8_t type;          /* enum vnode_type */
+	int item_err;          /* VN_ITEM: CKPT_E* if its tree could not be read */
+	/* Opened on first need, under vstep.lock: */
+	ckpt_leaf *leaf;   /* VN_LEAF */
+	ckpt_value *value; /* VN_RAW */
+};
+
+struct vstep {
+	unsigned refs; /* under view.lock (invariant 2) */
+	uint32_t slot;
+	uint64_t number;
+	char name[24];
+	ckpt_step *step;
+	struct vnode *nodes; /* immutable after build (invariant 4) */
+	uint32_t nnodes;
+	struct timespec time;  /* commit time (or the directory's mtime) */
+	pthread_mutex_t lock;  /* lazily opened leaf/value handles */
+	uint64_t last_use;     /* under view.lock: LRU tick */
+};
+
+struct view_config {
+	uint64_t cache_size;     /* bytes of decompressed chunks, all steps together */
+	unsigned max_open_steps; /* LRU bound on open steps (invariant 3) */
+};
+
+struct view;
+
+/* One root entry for readdir: a step's name and inode number. */
+struct view_entry {
+	char name[24];
+	uint64_t ino;
+};
+
+int view_new(struct view **out, const char *root, const struct view_config *cfg);
+void view_free(struct view *v);
+const char *view_root_path(const struct view *v);
+
+/*
+ * Re-read ROOT's steps if its mtime changed since the last scan (always with
+ * force). Calls changed(name) for every root entry that appeared or went away
+ * (including "latest" when its target changes), after the view is updated and
+ * with no lock held. Returns 0 or a CKPT_E* code.
+ */
+int view_rescan(struct view *v, int force, void (*changed)(const char *name, void *p), void *p);
+
+/* ROOT's mtime at the last scan. */
+struct timespec view_root_mtime(struct view *v);
+
+/* Name of the newest step into buf (24 bytes); CKPT_ENOTFOUND if there is none. */
+int view_latest(char *buf, struct view *v);
+
+/* Snapshot of the root's steps, ascending: *out malloc'd (caller free()s). */
+int view_list(struct view_entry **out, size_t *n, struct view *v);
+
+/* Slot of the step named `name` in the root; CKPT_ENOTFOUND if none. */
+int view_find(uint32_t *slot, struct view *v, const char *name);
+
+/*
+ * Acquire the open step of `slot` (opening it if needed): *out holds a
+ * reference released with view_put(). CKPT_ENOTFOUND if the slot's step is
+ * gone; other codes when the step cannot be opened.
+ */
+int view_get(struct vstep **out, struct view *v, uint32_t slot);
+void view_put(struct view *v, struct vstep *vs);
+
+/*
+ * Open the leaf/value handle of node i if needed (VN_LEAF, VN_RAW). Returns
+ * 0 or CKPT_E*; the handle then stays valid until the vstep is freed.
+ */
+int view_node_open(struct vstep *vs, uint32_t i);
+
+/* File size of a file node (opens the node if needed). */
+int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i);
+
+/* Child of directory node dir named name; CKPT_ENOTFOUND if none. */
+int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *name);
+
+static inline int vnode_is_dir(const struct vnode *n)
+{
+	return n->type == VN_STEP || n->type == VN_ITEM || n->type == VN_DIR ||
+	       n->type == VN_RAWDIR;
+}
+
+static inline uint64_t view_ino(uint32_t slot, uint32_t node)
+{
+	return ((uint64_t)slot + 1) << 32 | node;
+}
+
+#endif

@@ -1,0 +1,542 @@
+#!/bin/bash
+# tests/bench/run.sh — ckptfs benchmarks, run by `make bench` (env B=<abs build dir>).
+#
+# Every row compares our figure with a baseline measured in the same run:
+#   name | ours | baseline | ratio | goal | ok
+# All figures are "lower is better" (seconds, MiB), so ratio = baseline / ours and
+# ratio > 1 always means ckptfs is better. goal is the minimum ratio we aim for
+# ("-": context only). See docs/bench.md for what each benchmark does.
+#
+# Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
+#      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
+#      BENCH_ONLY (default "core small fuse steps rss meta") picks sections;
+#      BENCH_BUDGET (default 600): seconds after which remaining sections are skipped.
+# Results go to stdout and to $B/bench/results.txt.
+set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
+
+: "${B:?run as: B=<abs build dir> bash tests/bench/run.sh (or make bench)}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+SCALE=${BENCH_SCALE:-1}
+ONLY=${BENCH_ONLY:-core small fuse steps rss meta}
+BUDGET=${BENCH_BUDGET:-600} # seconds after which the remaining sections are skipped
+PY=/usr/bin/python3
+PEERS="$HERE/peers.py"
+OUT="$B/bench"
+mkdir -p "$OUT"
+T=$(mktemp -d "${BENCH_TMP:-/tmp}/ckptfs-bench.XXXXXX") || exit 1
+ROWS="$T/rows.txt"
+LOG="$OUT/bench.log" # stderr of every benchmarked command
+: >"$LOG"
+: >"$ROWS"
+START=$EPOCHREALTIME
+MOUNTS=()
+DAEMONS=()
+
+cleanup() {
+	local m p
+	for m in "${MOUNTS[@]}"; do
+		mountpoint -q "$m" && { timeout 20 fusermount3 -u "$m" || umount -l "$m"; }
+	done
+	for p in "${DAEMONS[@]}"; do kill "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers ----
+
+say() { printf '%s\n' "$*" >&2; }
+section() { printf '\n== %s\n' "$*"; }
+
+# scaled N: int(N * SCALE), at least $2 (default 1)
+scaled() { awk -v n="$1" -v s="$SCALE" -v m="${2:-1}" 'BEGIN { v = int(n * s); print (v < m ? m : v) }'; }
+
+COLD=1
+if ! (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+	COLD=0
+	say "warning: cannot drop caches (not root?): 'cold' figures are warm"
+fi
+cold() { sync; [ "$COLD" = 1 ] && echo 3 >/proc/sys/vm/drop_caches; }
+
+# elapsed seconds of a command (stdout discarded); prints FAIL if it fails
+tm() {
+	local t0=$EPOCHREALTIME rc
+	"$@" >/dev/null 2>>"$LOG"
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		say "  FAILED ($rc): $*"
+		[ "$rc" = 124 ] && echo TIMEOUT || echo FAIL
+		return 1
+	fi
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'
+}
+
+# key=value field of a peers.py / bench_restore line
+field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+
+# run a timed reader (peers.py load-* or bench_restore) and check its bytes and sum
+# against the expected line $1; prints the elapsed seconds, FAIL or BAD
+reader() {
+	local exp=$1 line
+	shift
+	if ! line=$("$@" 2>>"$LOG"); then
+		say "  FAILED: $*"
+		echo FAIL
+		return
+	fi
+	if [ "$(field "$line" bytes) $(field "$line" sum)" != \
+		"$(field "$exp" bytes) $(field "$exp" sum)" ]; then
+		say "  WRONG DATA from $*: got '$line', expected '$exp'"
+		echo BAD
+		return
+	fi
+	field "$line" elapsed
+}
+
+# a timed writer (peers.py save-*): prints its elapsed seconds or FAIL
+writer() {
+	local line
+	sync
+	if ! line=$("$@" 2>>"$LOG"); then
+		say "  FAILED: $*"
+		echo FAIL
+		return
+	fi
+	field "$line" elapsed
+}
+
+# row NAME OURS BASELINE UNIT [GOAL]: one result line (ratio = baseline/ours)
+row() {
+	awk -v n="$1" -v o="$2" -v b="$3" -v u="$4" -v g="${5:--}" '
+	function num(x) { return x ~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/ }
+	function fmt(x) { return num(x) ? sprintf("%.4g %s", x, u) : (x == "" ? "n/a" : x) }
+	BEGIN {
+		r = "n/a"; ok = "-"
+		if (num(o) && num(b) && o > 0) {
+			r = sprintf("%.2f", b / o)
+			if (g != "-") ok = (b / o >= g) ? "ok" : "MISS"
+		}
+		printf "%-50s %13s %13s %7s %6s %s\n", n, fmt(o), fmt(b), r, (g == "-" ? "-" : ">=" g), ok
+	}' | tee -a "$ROWS"
+}
+skip() { printf '%-50s skipped: %s\n' "$1" "$2" | tee -a "$ROWS"; }
+header() {
+	printf '%-50s %13s %13s %7s %6s %s\n' benchmark ours baseline ratio goal ok
+	printf '%s\n' "(ratio = baseline/ours for times and RSS: >1 means ckptfs is better)"
+}
+
+# peak RSS (KiB) of a command via /usr/bin/time, else by polling VmHWM; prints
+# "seconds kib" or FAIL
+timed_rss() {
+	local t0=$EPOCHREALTIME kib pid hwm
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f %M -o "$T/rss.out" "$@" >/dev/null 2>>"$LOG" || { echo FAIL; return; }
+		kib=$(tail -1 "$T/rss.out")
+	else
+		"$@" >/dev/null 2>>"$LOG" &
+		pid=$!
+		kib=0
+		while kill -0 "$pid" 2>/dev/null; do
+			hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+			[ -n "$hwm" ] && [ "$hwm" -gt "$kib" ] && kib=$hwm
+			sleep 0.02
+		done
+		wait "$pid" || { echo FAIL; return; }
+	fi
+	awk -v a="$t0" -v b="$EPOCHREALTIME" -v k="$kib" 'BEGIN { printf "%.6f %d", b - a, k }'
+}
+
+# a ckpt save with its input warm (the Python writers get their arrays from memory)
+ckpt_save() { # ROOT STEP DIR [opts...] -> "seconds kib" or FAIL
+	find "$3" -type f -exec cat {} + >/dev/null
+	sync
+	timed_rss "$B/ckpt" save "$@"
+}
+
+# FUSE mounts, daemon in the foreground in the background so that we know its pid
+mount_fs() { # KIND(ckptfs|squashfs) SOURCE MNT [opts...]
+	local kind=$1 src=$2 mnt=$3 i
+	shift 3
+	mkdir -p "$mnt"
+	if [ "$kind" = ckptfs ]; then
+		"$B/ckptfs" -f "$src" "$mnt" "$@" 2>>"$LOG" &
+	else
+		squashfuse_ll -f "$src" "$mnt" "$@" 2>>"$LOG" &
+	fi
+	MPID=$!
+	DAEMONS+=("$MPID")
+	MOUNTS+=("$mnt")
+	for ((i = 0; i < 200; i++)); do
+		mountpoint -q "$mnt" && return 0
+		kill -0 "$MPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	say "  cannot mount $kind $src on $mnt"
+	return 1
+}
+umount_fs() { # MNT
+	timeout 20 fusermount3 -u "$1" 2>>"$LOG" || umount -l "$1"
+	wait "$MPID" 2>/dev/null
+}
+
+ddread() { timeout 300 dd if="$1" of=/dev/null bs=1M; }
+
+# random 4 KiB reads: fio if installed, else Python pread; prints seconds or FAIL.
+# fio stops after RAND_MAX_S seconds; the time for NREADS is then extrapolated
+# from the rate of the reads done (noted in the log).
+RAND_MAX_S=${BENCH_RAND_MAX_S:-60}
+randread() { # FILE NREADS [warm]
+	local f=$1 n=$2 inval=1 line
+	[ "${3:-}" = warm ] && inval=0
+	if command -v fio >/dev/null; then
+		line=$(timeout 300 fio --name=rr --filename="$f" --readonly --rw=randread --bs=4k \
+			--ioengine=psync --number_ios="$n" --randrepeat=1 --randseed=7 --norandommap \
+			--invalidate="$inval" --size="$(stat -c %s "$f")" --runtime="$RAND_MAX_S" \
+			--output-format=json 2>>"$LOG") || { echo FAIL; return; }
+		$PY -c 'import json, sys
+r = json.load(sys.stdin)["jobs"][0]["read"]
+n = int(sys.argv[1])
+if r["total_ios"] < n:
+    print("%s: only %d of %d reads in the time limit; extrapolated" % (sys.argv[2],
+          r["total_ios"], n), file=sys.stderr)
+print("%.6f" % (n / r["iops"]) if r["iops"] > 0 else "FAIL")' "$n" "$f" <<<"$line"
+	else
+		timeout 300 $PY - "$f" "$n" <<-'EOF' 2>>"$LOG" || echo FAIL
+			import os, random, sys, time
+			f, n = sys.argv[1], int(sys.argv[2])
+			fd = os.open(f, os.O_RDONLY)
+			size = os.fstat(fd).st_size
+			rnd = random.Random(7)
+			offs = [rnd.randrange(0, max(size - 4096, 1)) & ~4095 for _ in range(n)]
+			t0 = time.perf_counter()
+			for o in offs:
+			    os.pread(fd, 4096, o)
+			print("%.6f" % (time.perf_counter() - t0))
+		EOF
+	fi
+}
+
+# ---- tools ----
+
+have_ckpt=0
+[ -x "$B/ckpt" ] && have_ckpt=1
+have_fs=0
+[ -x "$B/ckptfs" ] && [ -e /dev/fuse ] && command -v fusermount3 >/dev/null && have_fs=1
+# the C helpers, built against the library of this build
+RESTORE="" SAVE=""
+if [ -f "$B/libckpt.a" ]; then
+	for p in bench_restore bench_save; do
+		# shellcheck disable=SC2046
+		if cc -std=c11 -D_GNU_SOURCE -O2 -o "$OUT/$p" "$HERE/$p.c" -I "$SRC/core/include" \
+			"$B/libckpt.a" $(pkg-config --libs sqlite3 libzstd libcjson libprotobuf-c) \
+			-lm -pthread 2>>"$LOG"; then
+			[ $p = bench_restore ] && RESTORE="$OUT/$p" || SAVE="$OUT/$p"
+		else
+			say "warning: cannot build $p (see $LOG)"
+		fi
+	done
+fi
+
+# make a step for the mount benchmarks: ckpt save, else (noted) the library via bench_save
+make_step() { # ROOT STEP DIR [--no-compress]
+	"$B/ckpt" save "$@" >/dev/null 2>>"$LOG" && return 0
+	[ -n "$SAVE" ] && "$SAVE" "$@" >/dev/null 2>>"$LOG" &&
+		say "  note: ckpt save failed; step $1/$2 made with bench_save" && return 0
+	return 1
+}
+
+printf 'ckptfs benchmarks  %s  scale=%s  %s cores  tmp=%s (%s)\n' "$(date -u '+%F %T UTC')" \
+	"$SCALE" "$(nproc)" "$T" "$(df -h --output=fstype,avail "$T" | tail -1 | xargs)"
+[ "$have_ckpt" = 1 ] || say "note: $B/ckpt missing: ckpt rows are skipped"
+header
+
+# ---- (a) 1 GiB of float32 in 64 leaves ----
+bench_core() {
+	local size gib in=$T/core/in exp s rss lib npy h5 zarr dd tag c npy_files
+	size=$(scaled $((1 << 30)) $((64 << 12)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "(a) $gib float32 N(0,0.02) in 64 leaves"
+	$PY "$PEERS" gen-core "$in" "$size" 64 1 || { skip "core" "data generation failed"; return; }
+	exp=$($PY "$PEERS" sum "$in")
+	size=$(field "$exp" bytes)
+
+	# saves; each writer's time includes making its output durable
+	npy=$(writer $PY "$PEERS" save-npy "$in" "$T/core/npy")
+	h5=$(writer $PY "$PEERS" save-h5 "$in" "$T/core/data.h5")
+	zarr=$(writer $PY "$PEERS" save-zarr "$in" "$T/core/zarr")
+	sync
+	dd=$(tm dd if=/dev/zero of="$T/core/dd" bs=1M count=$((size >> 20)) conv=fdatasync)
+	rm -f "$T/core/dd"
+	if [ "$have_ckpt" = 1 ]; then
+		read -r s rss <<<"$(ckpt_save "$T/core/root" 1 "$in")"
+	else
+		s="skipped" rss=""
+	fi
+	lib=skipped
+	[ -n "$SAVE" ] && lib=$(writer "$SAVE" "$T/core/lib" 1 "$in")
+	rm -rf "$T/core/lib"
+	# restores need a step even if ckpt save is broken
+	[ -d "$T/core/root/1" ] || make_step "$T/core/root" 1 "$in"
+	row "save $gib/64: ckpt save vs dd (disk limit)" "$s" "$dd" s 0.8
+	row "save $gib/64: ckpt save vs np.save+sync" "$s" "$npy" s 1
+	row "save $gib/64: ckpt save vs h5py+sync" "$s" "$h5" s 1
+	row "save $gib/64: ckpt save vs zarr(zstd)+sync" "$s" "$zarr" s 1
+	row "save $gib/64: library (from memory) vs np.save+sync" "$lib" "$npy" s 1
+	row "save $gib/64: library (from memory) vs dd" "$lib" "$dd" s 0.8
+	row "save $gib/64: ckpt save peak RSS vs data+256MiB" \
+		"$(awk -v k="$rss" 'BEGIN { if (k > 0) printf "%.1f", k / 1024 }')" \
+		"$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 2^20 + 256 }')" MiB 1
+	[ "$have_ckpt" = 1 ] && [ -d "$T/core/root/1" ] &&
+		row "disk usage $gib/64: ckpt vs .npy files" \
+			"$(du -sm "$T/core/root/1" | cut -f1)" "$(du -sm "$T/core/npy" | cut -f1)" MiB
+	[ -d "$T/core/zarr" ] && [ -d "$T/core/root/1" ] &&
+		row "disk usage $gib/64: ckpt vs zarr(zstd)" \
+			"$(du -sm "$T/core/root/1" | cut -f1)" "$(du -sm "$T/core/zarr" | cut -f1)" MiB
+
+	# restores into memory, cold then warm
+	mapfile -t npy_files < <(find "$T/core/npy" -name '*.npy' | sort)
+	for tag in cold warm; do
+		if [ -n "$RESTORE" ] && [ -d "$T/core/root/1" ]; then
+			[ "$tag" = cold ] && cold
+			s=$(reader "$exp" "$RESTORE" "$T/core/root/1")
+		else
+			s="skipped"
+		fi
+		[ "$tag" = cold ] && cold
+		npy=$(reader "$exp" $PY "$PEERS" load-npy "$T/core/npy")
+		[ "$tag" = cold ] && cold
+		h5=$(reader "$exp" $PY "$PEERS" load-h5 "$T/core/data.h5")
+		[ "$tag" = cold ] && cold
+		zarr=$(reader "$exp" $PY "$PEERS" load-zarr "$T/core/zarr")
+		[ "$tag" = cold ] && cold
+		c=$(tm cat "${npy_files[@]}")
+		row "restore $gib/64 $tag: ckpt vs np.load" "$s" "$npy" s 1
+		row "restore $gib/64 $tag: ckpt vs h5py" "$s" "$h5" s 1
+		row "restore $gib/64 $tag: ckpt vs zarr(zstd)" "$s" "$zarr" s 1
+		row "restore $gib/64 $tag: ckpt vs cat .npy (seq read)" "$s" "$c" s
+	done
+
+	# ckpt restore to a directory of .npy files vs cp -r of the .npy files (cold, +sync)
+	if [ "$have_ckpt" = 1 ] && [ -d "$T/core/root/1" ]; then
+		cold
+		s=$(tm bash -c '"$1" restore "$2" "$3" && sync' _ "$B/ckpt" "$T/core/root/1" "$T/core/out")
+		cold
+		c=$(tm bash -c 'cp -r "$1" "$2" && sync' _ "$T/core/npy" "$T/core/cp")
+		row "ckpt restore to dir $gib/64 cold vs cp -r .npy" "$s" "$c" s
+	fi
+	rm -rf "$T/core"
+}
+
+# ---- (b) 20,000 small leaves ----
+bench_small() {
+	local n in=$T/small/in exp s rss lib npy h5 zarr tag
+	n=$(scaled 20000 100)
+	section "(b) $n small float32 leaves (16-256 elements) in a nested dict"
+	$PY "$PEERS" gen-small "$in" "$n" 2 || { skip "small" "data generation failed"; return; }
+	exp=$($PY "$PEERS" sum "$in")
+	npy=$(writer $PY "$PEERS" save-npy "$in" "$T/small/npy")
+	h5=$(writer $PY "$PEERS" save-h5 "$in" "$T/small/data.h5")
+	zarr=$(writer $PY "$PEERS" save-zarr "$in" "$T/small/zarr")
+	if [ "$have_ckpt" = 1 ]; then
+		read -r s rss <<<"$(ckpt_save "$T/small/root" 1 "$in")"
+	else
+		s="skipped"
+	fi
+	lib=skipped
+	[ -n "$SAVE" ] && lib=$(writer "$SAVE" "$T/small/lib" 1 "$in")
+	rm -rf "$T/small/lib"
+	[ -d "$T/small/root/1" ] || make_step "$T/small/root" 1 "$in"
+	row "save $n small: ckpt save vs np.save+sync" "$s" "$npy" s 1
+	row "save $n small: ckpt save vs h5py+sync" "$s" "$h5" s 1
+	row "save $n small: ckpt save vs zarr(zstd)+sync" "$s" "$zarr" s 1
+	row "save $n small: library (from memory) vs np.save+sync" "$lib" "$npy" s 1
+	for tag in cold warm; do
+		if [ -n "$RESTORE" ] && [ -d "$T/small/root/1" ]; then
+			[ "$tag" = cold ] && cold
+			s=$(reader "$exp" "$RESTORE" "$T/small/root/1")
+		else
+			s="skipped"
+		fi
+		[ "$tag" = cold ] && cold
+		npy=$(reader "$exp" $PY "$PEERS" load-npy "$T/small/npy")
+		[ "$tag" = cold ] && cold
+		h5=$(reader "$exp" $PY "$PEERS" load-h5 "$T/small/data.h5")
+		[ "$tag" = cold ] && cold
+		zarr=$(reader "$exp" $PY "$PEERS" load-zarr "$T/small/zarr")
+		row "restore $n small $tag: ckpt vs np.load" "$s" "$npy" s 1
+		row "restore $n small $tag: ckpt vs h5py" "$s" "$h5" s 1
+		row "restore $n small $tag: ckpt vs zarr(zstd)" "$s" "$zarr" s 1
+	done
+	rm -rf "$T/small"
+}
+
+# ---- FUSE: sequential and random reads of one big leaf ----
+bench_fuse() {
+	local size gib in=$T/fuse/in leaf=state/w.npy m=$T/fuse/mnt tag nr
+	local -A seq rnd
+	size=$(scaled $((1 << 30)) $((1 << 20)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	nr=$(scaled 20000 1000)
+	section "FUSE: one $gib float32 leaf, sequential dd bs=1M and $nr random 4 KiB reads"
+	mkdir -p "$in/state"
+	$PY "$PEERS" gen-one "$in/$leaf" "$size" 3 || { skip "fuse" "data generation failed"; return; }
+	make_step "$T/fuse/root" 1 "$in" || { skip "fuse" "ckpt save failed"; return; }
+	mksquashfs "$in" "$T/fuse/img" -comp zstd -b 131072 -noappend -quiet -no-progress \
+		>/dev/null 2>>"$LOG" || say "  mksquashfs failed"
+
+	for kind in plain ckptfs squashfs; do
+		for mode in seq rand; do
+			# a fresh mount for each run, so no daemon cache survives from the last one
+			local f
+			case $kind in
+			plain) f=$in/$leaf ;;
+			ckptfs) mount_fs ckptfs "$T/fuse/root" "$m" -o ro || continue; f=$m/1/$leaf ;;
+			squashfs) mount_fs squashfs "$T/fuse/img" "$m" || continue; f=$m/$leaf ;;
+			esac
+			cold
+			if [ "$mode" = seq ]; then
+				seq[$kind.cold]=$(tm ddread "$f")
+				seq[$kind.warm]=$(tm ddread "$f")
+			else
+				rnd[$kind.cold]=$(randread "$f" "$nr")
+				rnd[$kind.warm]=$(randread "$f" "$nr" warm)
+			fi
+			[ "$kind" = plain ] || umount_fs "$m"
+		done
+	done
+	for tag in cold warm; do
+		row "seq read $gib $tag: ckptfs vs plain file" "${seq[ckptfs.$tag]:-}" "${seq[plain.$tag]:-}" s 0.7
+		row "seq read $gib $tag: ckptfs vs squashfuse_ll" "${seq[ckptfs.$tag]:-}" "${seq[squashfs.$tag]:-}" s 3
+	done
+	for tag in cold warm; do
+		row "rand 4KiB x$nr $tag: ckptfs vs squashfuse_ll" "${rnd[ckptfs.$tag]:-}" "${rnd[squashfs.$tag]:-}" s 2.5
+		row "rand 4KiB x$nr $tag: ckptfs vs plain file" "${rnd[ckptfs.$tag]:-}" "${rnd[plain.$tag]:-}" s
+	done
+	rm -rf "$T/fuse"
+}
+
+# ---- FUSE: metadata of 50,000 leaves ----
+# the second of two runs (warm); if the first took over 30 s, that one (keeps the budget)
+second() {
+	local t
+	t=$(tm "$@")
+	if [ "$t" = FAIL ] || awk -v t="$t" 'BEGIN { exit !(t > 30) }'; then
+		say "  note: first run of '$*' took ${t}s: not repeated"
+		echo "$t"
+		return
+	fi
+	tm "$@"
+}
+
+bench_meta() {
+	local n in=$T/meta/in m=$T/meta/mnt cmd
+	local -A r
+	n=$(scaled 50000 100)
+	section "FUSE: ls -lR and getfattr -d -R over $n leaves (warm: second of two runs)"
+	$PY "$PEERS" gen-small "$in" "$n" 4 || { skip "meta" "data generation failed"; return; }
+	make_step "$T/meta/root" 1 "$in" || { skip "meta" "ckpt save failed"; return; }
+	mount_fs ckptfs "$T/meta/root" "$m" -o ro || { skip "meta" "mount failed"; return; }
+	for cmd in "ls -lR" "getfattr -d -R"; do
+		# shellcheck disable=SC2086
+		r[ckptfs.$cmd]=$(second timeout 150 $cmd "$m/1")
+		# shellcheck disable=SC2086
+		r[plain.$cmd]=$(second $cmd "$in")
+	done
+	umount_fs "$m"
+	row "ls -lR $n leaves warm: ckptfs vs plain" "${r[ckptfs.ls -lR]}" "${r[plain.ls -lR]}" s 0.5
+	row "getfattr -d -R $n leaves warm: ckptfs vs plain" "${r[ckptfs.getfattr -d -R]}" \
+		"${r[plain.getfattr -d -R]}" s 0.5
+	rm -rf "$T/meta"
+}
+
+# ---- FUSE: mount a root of 1,000 steps and read one leaf of the newest ----
+bench_steps() {
+	local n root=$T/steps/root m=$T/steps/mnt leaf i tag ours sq
+	n=$(scaled 1000 2)
+	section "FUSE: mount a root of $n steps + read one leaf of the newest"
+	$PY "$PEERS" gen-small "$T/steps/in" 8 5 || { skip "steps" "data generation failed"; return; }
+	leaf=$(cd "$T/steps/in" && find . -name '*.npy' | sort | head -1)
+	leaf=${leaf#./}
+	make_step "$root" 1 "$T/steps/in" || { skip "steps" "ckpt save failed"; return; }
+	for ((i = 2; i <= n; i++)); do cp -a "$root/1" "$root/$i"; done
+	# the baseline: the same steps as plain interchange directories in a squashfs image
+	mkdir -p "$T/steps/plain"
+	for ((i = 1; i <= n; i++)); do cp -al "$T/steps/in" "$T/steps/plain/$i"; done
+	mksquashfs "$T/steps/plain" "$T/steps/img" -comp zstd -b 131072 -noappend -quiet \
+		-no-progress >/dev/null 2>>"$LOG"
+	mkdir -p "$m"
+	for tag in cold warm; do
+		# both daemons return once mounted; the time ends when the leaf is read
+		[ "$tag" = cold ] && cold
+		MOUNTS+=("$m")
+		ours=$(writer timeout 30 $PY "$PEERS" mount-read "$m/latest/$leaf" "$B/ckptfs" "$root" "$m")
+		timeout 20 fusermount3 -u "$m" 2>>"$LOG"
+		[ "$tag" = cold ] && cold
+		sq=$(writer timeout 30 $PY "$PEERS" mount-read "$m/$n/$leaf" squashfuse_ll "$T/steps/img" "$m")
+		timeout 20 fusermount3 -u "$m" 2>>"$LOG"
+		row "mount $n steps + read newest $tag: vs squashfuse_ll" "$ours" "$sq" s
+		row "mount $n steps + read newest $tag: vs goal 0.2 s" "$ours" 0.2 s 1
+	done
+	rm -rf "$T/steps"
+}
+
+# ---- FUSE: daemon peak RSS while reading a 4 GiB leaf ----
+bench_rss() {
+	local size gib in=$T/rss/in m=$T/rss/mnt cache kib opts=()
+	size=$(scaled $((4 << 30)) $((1 << 20)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "FUSE: ckptfs peak RSS while cat-ing a $gib leaf (saved --no-compress)"
+	mkdir -p "$in/state"
+	$PY "$PEERS" gen-pattern "$in/state/big.npy" "$size" || { skip "rss" "data generation failed"; return; }
+	make_step "$T/rss/root" 1 "$in" --no-compress ||
+		{ skip "rss" "ckpt save failed"; return; }
+	rm -rf "$in"
+	# the cache size: BENCH_CKPTFS_CACHE (bytes) passed as -o cache_size=, else 256 MiB
+	cache=${BENCH_CKPTFS_CACHE:-$((256 << 20))}
+	opts=(-o "ro,cache_size=$cache")
+	mount_fs ckptfs "$T/rss/root" "$m" "${opts[@]}" || { skip "rss" "mount failed"; return; }
+	if timeout 300 cat "$m/1/state/big.npy" >/dev/null 2>>"$LOG"; then
+		kib=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
+	else
+		kib=FAIL
+	fi
+	umount_fs "$m"
+	row "ckptfs peak RSS cat $gib vs cache+64MiB" \
+		"$(awk -v k="$kib" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "FAIL" }')" \
+		"$(awk -v c="$cache" 'BEGIN { printf "%.1f", c / 2^20 + 64 }')" MiB 1
+	rm -rf "$T/rss"
+}
+
+for s in $ONLY; do
+	# keep `make bench` under its 15 minutes even when something is slow
+	if awk -v a="$START" -v b="$EPOCHREALTIME" -v m="$BUDGET" 'BEGIN { exit !(b - a > m) }'; then
+		section "$s"
+		skip "$s" "over the time budget of ${BUDGET}s (BENCH_BUDGET)"
+		continue
+	fi
+	case $s in
+	core | small) "bench_$s" ;;
+	fuse | meta | steps | rss)
+		if [ "$have_fs" = 1 ]; then
+			"bench_$s"
+		else
+			section "FUSE ($s)"
+			skip "$s" "$B/ckptfs missing, or no /dev/fuse or fusermount3"
+		fi
+		;;
+	*) say "unknown section $s" ;;
+	esac
+done
+
+total=$(awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+{
+	printf 'ckptfs benchmark summary  %s  scale=%s  %s cores  git %s  total %ss\n' \
+		"$(date -u '+%F %T UTC')" "$SCALE" "$(nproc)" \
+		"$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')" "$total"
+	header
+	cat "$ROWS"
+	printf 'goals met: %s, missed: %s\n' "$(grep -c ' ok$' "$ROWS")" "$(grep -c ' MISS$' "$ROWS")"
+} >"$OUT/results.txt"
+printf '\n== summary (also in %s)\n' "$OUT/results.txt"
+cat "$OUT/results.txt"

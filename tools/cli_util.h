@@ -1,0 +1,117 @@
+/*
+ * cli_util.h — what the `ckpt` subcommands share.
+ *
+ * Design: every subcommand is `int cmd_X(int argc, char **argv)` returning the
+ * process exit status (0 ok, 1 error, 2 usage). Errors are printed once, as
+ * "ckpt: <message>", by the function that gives up (cli_fail / cli_errorf).
+ *
+ * A path into a checkpoint ("runs/exp1/100/state/params/dense/kernel") is
+ * resolved by cli_open_path(): the step directory is the longest leading part
+ * that is a directory containing ckpt.db; the next component is the item; the
+ * rest is the path inside the item (ckpt_tree_lookup, ".npy" optional).
+ *
+ * Invariants:
+ *  1. Only the public libckpt API is used (<ckpt/ckpt.h>).
+ *  2. Every step opened goes through cli_path_free()/cli_step_close(), which
+ *     adds the store's bytes read to the --io-stats total.
+ *  3. Data goes to stdout, messages and the progress bar to stderr.
+ */
+#ifndef CKPT_CLI_UTIL_H
+#define CKPT_CLI_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <ckpt/ckpt.h>
+
+/* Global flags (set by main or by any subcommand's option parser). */
+extern int cli_json;     /* --json: machine-readable output */
+extern int cli_bytes;    /* --bytes: exact byte counts even on a TTY */
+extern int cli_io_stats; /* --io-stats: print rchar and store bytes read at exit */
+extern uint64_t cli_store_bytes_read; /* data-file bytes read by the stores closed so far */
+
+/* Print "ckpt: <ckpt_error_last()>" and return 1. */
+int cli_fail(void);
+/* Print "ckpt: <message>" and return 1. */
+int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "ckpt: <message>" and the command's usage line; return 2. */
+int cli_usagef(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Option parsing shared by the subcommands: getopt_long over argv with the
+ * common flags (--json, --bytes, --io-stats, --help) handled here. `opts`
+ * is a getopt_long table of the command's own options (ending in a zero
+ * row), `on_opt` is called for each of them. Returns 0 and sets *first_arg
+ * to the index of the first positional argument, or the exit status to
+ * return (0 after --help, 2 for a usage error).
+ */
+struct option;
+typedef int (*cli_opt_cb)(int c, const char *arg, void *payload);
+int cli_parse(int *first_arg, int argc, char **argv, const char *usage, const char *help,
+	      const struct option *opts, cli_opt_cb on_opt, void *payload);
+
+/* Parse an unsigned decimal number (with optional K/M/G suffix if allow_suffix). */
+int cli_parse_u64(uint64_t *out, const char *s, int allow_suffix);
+
+/* A size for humans ("1.5 MiB") on a TTY, exact bytes otherwise or with --bytes. */
+const char *cli_size(char buf[32], uint64_t n);
+
+/* Write s as a JSON string (quoted, escaped) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+/* A resolved path into a checkpoint. */
+typedef struct cli_path {
+	char *step_dir; /* directory containing ckpt.db */
+	char *item;     /* NULL for the whole step */
+	char *inner;    /* path inside the item, NULL for the whole item */
+	ckpt_step *step;
+	const ckpt_tree *tree; /* the item's metadata tree (NULL if not a PyTree item) */
+	const ckpt_tree *node; /* the node `inner` names in tree (tree itself if no inner) */
+} cli_path;
+
+/*
+ * Resolve `arg` and open its step. With need_node, an item/inner path must
+ * name an existing item (and node in a PyTree item); for items whose tree is
+ * unavailable, tree and node stay NULL and inner is kept for raw-key access.
+ * Prints the error and returns 1 on failure.
+ */
+int cli_open_path(cli_path *p, const char *arg);
+/* Is dir a step directory (holds ckpt.db)? */
+int cli_is_step_dir(const char *dir);
+void cli_path_free(cli_path *p);
+void cli_step_close(ckpt_step *s);
+
+/* Store key of an item's node: "<item>/<path>" (malloc'd). */
+char *cli_key(const char *item, const char *path);
+
+/* Sum of the sizes of regular files under dir (0 if it does not exist). */
+uint64_t cli_du(const char *dir);
+/* Remove a directory tree. Returns 0 or -errno. */
+int cli_rmtree(const char *dir);
+
+/* /proc/self/io counters (0 if unavailable). */
+uint64_t cli_proc_io(const char *field);
+
+/*
+ * Progress bar on stderr (only if stderr is a TTY): a thread redraws it
+ * every 100 ms from the growth of /proc/self/io `field` ("rchar" or
+ * "wchar") against `total` bytes. Label is borrowed until cli_progress_end.
+ */
+void cli_progress_start(const char *label, uint64_t total, const char *field);
+/* Stop the bar: completed (ok) or cleared (failure). */
+void cli_progress_end(int ok);
+
+/* Subcommands. */
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_meta(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_finalize(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+
+#endif

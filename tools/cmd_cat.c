@@ -1,0 +1,677 @@
+/*
+ * cmd_cat.c — `ckpt cat PATH`: print a leaf the way numpy's print() does.
+ *
+ * Arrays follow numpy 1.24's str(): linewidth 75, threshold 1000 elements,
+ * edgeitems 3 with "..." past it, precision 8 in 'maxprec' float mode (each
+ * float the shortest decimal that reads back as the same value of its own
+ * dtype, fixed or scientific notation for the whole array, padded to align).
+ * 0-d arrays print as numpy scalars; scalar leaves as their text; strings as
+ * their bytes.
+ *
+ * Invariants:
+ *  1. Only printed elements are read: collect() visits the same indices in
+ *     the same order as format_array() prints them, reading each run of
+ *     contiguous printed elements with one ckpt_leaf_pread().
+ *  2. The float format (fixed/exp, paddings) is computed over exactly the
+ *     printed elements, as numpy computes it over the summarised data.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+
+#define LINEWIDTH 75
+#define THRESHOLD 1000
+#define EDGEITEMS 3
+#define PRECISION 8
+#define MAX_PRINTED (16u << 20)
+
+typedef struct val {
+	double re, im; /* floats and complex */
+	int64_t i;     /* signed ints and bool */
+	uint64_t u;    /* unsigned ints */
+} val;
+
+/* How one real component is formatted (numpy FloatingFormat). */
+typedef struct ffmt {
+	ckpt_dtype fdt; /* the component's dtype, for shortest round trips */
+	int plus;       /* sign '+' (imaginary parts) */
+	int exp;        /* scientific notation */
+	int prec;       /* exp: mantissa digits after the point */
+	int exp_size;   /* exp: exponent digits */
+	int pad_left, pad_right;
+} ffmt;
+
+typedef struct cat {
+	ckpt_leaf *leaf;
+	uint64_t data_off; /* bytes of .npy header before the data */
+	ckpt_dtype dt;
+	size_t esz;
+	unsigned ndim;
+	const uint64_t *shape;
+	uint64_t stride[CKPT_TREE_MAX_NDIM]; /* in elements */
+	int summary;
+	val *vals;
+	size_t nvals, cap, next;
+	char kind; /* 'b' bool, 'i' int, 'u' uint, 'f' float, 'c' complex */
+	ffmt re, im;
+	int width; /* ints and bools */
+} cat;
+
+/* ---- a growable string ---- */
+
+typedef struct sbuf {
+	char *p;
+	size_t n, cap;
+	int oom;
+} sbuf;
+
+static void sb_addn(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = (b->n + n + 1) * 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+static void sb_add(sbuf *b, const char *s)
+{
+	sb_addn(b, s, strlen(s));
+}
+
+static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(sbuf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	sb_add(b, tmp);
+}
+
+/* ---- shortest float digits ---- */
+
+static int roundtrips(double v, double r, ckpt_dtype fdt)
+{
+	unsigned char a[8], b[8];
+
+	if (fdt == CKPT_DTYPE_FLOAT64)
+		return v == r;
+	if (fdt == CKPT_DTYPE_FLOAT32)
+		return (float)v == (float)r;
+	if (ckpt_dtype_cast(a, fdt, &v, CKPT_DTYPE_FLOAT64, 1) < 0 ||
+	    ckpt_dtype_cast(b, fdt, &r, CKPT_DTYPE_FLOAT64, 1) < 0)
+		return v == r;
+	return memcmp(a, b, ckpt_dtype_size(fdt)) == 0;
+}
+
+/* Significant digits of the shortest decimal of v that reads back the same; *e10 its exponent. */
+static int shortest(double v, ckpt_dtype fdt, int *e10)
+{
+	char buf[48];
+	int p;
+
+	for (p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
+		if (roundtrips(v, strtod(buf, NULL), fdt))
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
+	*e10 = atoi(strchr(buf, 'e') + 1);
+	return p;
+}
+
+/* numpy dragon4_positional(unique, precision 8, trim '.'): "1.", "-0.25". */
+static void positional(char *buf, size_t cap, double v, ckpt_dtype fdt, int plus)
+{
+	int e10, p = shortest(v, fdt, &e10), frac = p - 1 - e10;
+	size_t n;
+
+	if (frac < 0)
+		frac = 0;
+	if (frac > PRECISION)
+		frac = PRECISION;
+	snprintf(buf, cap, plus && !signbit(v) ? "+%.*f" : "%.*f", frac, v);
+	n = strlen(buf);
+	if (frac == PRECISION)
+		while (n > 0 && buf[n - 1] == '0')
+			buf[--n] = '\0';
+	if (!strchr(buf, '.') && n + 1 < cap)
+		strcat(buf, ".");
+}
+
+/* numpy dragon4_scientific(unique, precision 8): mantissa digits after the point. */
+static int sci_digits(double v, ckpt_dtype fdt)
+{
+	int e10, p = shortest(v, fdt, &e10);
+	return p - 1 > PRECISION ? PRECISION : p - 1;
+}
+
+/* Scientific with exactly prec digits (zero-padded past the shortest ones). */
+static void scientific(char *buf, size_t cap, double v, const ffmt *f)
+{
+	int d = sci_digits(v, f->fdt), e10;
+	char m[64], *e;
+
+	snprintf(m, sizeof(m), f->plus && !signbit(v) ? "+%.*e" : "%.*e", d, v);
+	e = strchr(m, 'e');
+	e10 = atoi(e + 1);
+	*e = '\0';
+	snprintf(buf, cap, "%s%s%.*se%c%0*d", m, d == 0 ? "." : "", f->prec - d,
+		 "00000000000000000000", e10 < 0 ? '-' : '+', f->exp_size, abs(e10));
+}
+
+static void ffmt_fill(ffmt *f, const val *vals, size_t n, int imag)
+{
+	double maxv = 0, minv = INFINITY;
+	int nfinite = 0, neginf = 0, nonfinite = 0;
+	char buf[64];
+
+	f->exp = 0;
+	f->prec = 0;
+	f->exp_size = 0;
+	f->pad_left = f->pad_right = 0;
+	for (size_t i = 0; i < n; i++) {
+		double v = imag ? vals[i].im : vals[i].re;
+		if (!isfinite(v)) {
+			nonfinite = 1;
+			neginf |= isinf(v) && v < 0;
+			continue;
+		}
+		nfinite++;
+		if (v != 0) {
+			maxv = fmax(maxv, fabs(v));
+			minv = fmin(minv, fabs(v));
+		}
+	}
+	if (maxv > 0 && (maxv >= 1e8 || minv < 1e-4 || maxv / minv > 1e3))
+		f->exp = 1;
+	for (size_t i = 0; i < n && nfinite; i++) {
+		double v = imag ? vals[i].im : vals[i].re;
+		int left, right;
+		if (!isfinite(v))
+			continue;
+		if (f->exp) {
+			int d = sci_digits(v, f->fdt), e10;
+			snprintf(buf, sizeof(buf), "%.0e", v);
+			e10 = abs(atoi(strchr(buf, 'e') + 1));
+			f->prec = d > f->prec ? d : f->prec;
+			f->exp_size = e10 >= 100 ? 3 : f->exp_size > 2 ? f->exp_size : 2;
+			left = (signbit(v) || f->plus) ? 2 : 1;
+			f->pad_left = left > f->pad_left ? left : f->pad_left;
+		} else {
+			positional(buf, sizeof(buf), v, f->fdt, f->plus);
+			left = (int)(strchr(buf, '.') - buf);
+			right = (int)strlen(buf) - left - 1;
+			f->pad_left = left > f->pad_left ? left : f->pad_left;
+			f->pad_right = right > f->pad_right ? right : f->pad_right;
+		}
+	}
+	if (f->exp)
+		f->pad_right = f->exp_size + 2 + f->prec;
+	if (nonfinite) {
+		int offset = f->pad_right + 1, inflen = 3 + (neginf || f->plus);
+		if (3 + f->plus - offset > f->pad_left)
+			f->pad_left = 3 + f->plus - offset;
+		if (inflen - offset > f->pad_left)
+			f->pad_left = inflen - offset;
+	}
+}
+
+static void ffmt_one(sbuf *b, const ffmt *f, double v)
+{
+	char buf[96];
+	int len;
+
+	if (!isfinite(v)) {
+		snprintf(buf, sizeof(buf), "%s%s",
+			 isnan(v) ? (f->plus ? "+" : "") : v < 0 ? "-" : f->plus ? "+" : "",
+			 isnan(v) ? "nan" : "inf");
+		sb_fmt(b, "%*s", f->pad_left + f->pad_right + 1, buf);
+		return;
+	}
+	if (f->exp) {
+		scientific(buf, sizeof(buf), v, f);
+		len = (int)(strchr(buf, '.') - buf);
+		sb_fmt(b, "%*s%s", f->pad_left - len, "", buf);
+		return;
+	}
+	positional(buf, sizeof(buf), v, f->fdt, f->plus);
+	len = (int)(strchr(buf, '.') - buf);
+	sb_fmt(b, "%*s%s%*s", f->pad_left - len, "", buf,
+	       f->pad_right - ((int)strlen(buf) - len - 1), "");
+}
+
+/* One element as numpy prints it inside an array. */
+static void format_elem(sbuf *b, const cat *c, const val *v)
+{
+	switch (c->kind) {
+	case 'b':
+		sb_fmt(b, "%*s", c->width, v->i ? "True" : "False");
+		break;
+	case 'i':
+		sb_fmt(b, "%*lld", c->width, (long long)v->i);
+		break;
+	case 'u':
+		sb_fmt(b, "%*llu", c->width, (unsigned long long)v->u);
+		break;
+	case 'f':
+		ffmt_one(b, &c->re, v->re);
+		break;
+	default: {
+		sbuf im = {0};
+		size_t sp;
+		ffmt_one(b, &c->re, v->re);
+		ffmt_one(&im, &c->im, v->im);
+		if (im.oom) {
+			b->oom = 1;
+			break;
+		}
+		for (sp = im.n; sp > 0 && im.p[sp - 1] == ' '; sp--)
+			;
+		sb_addn(b, im.p, sp);
+		sb_add(b, "j");
+		sb_add(b, im.p + sp);
+		free(im.p);
+	}
+	}
+}
+
+/* Python repr of a float, as numpy scalars print: "1.0", "1e-05", "inf". */
+static void py_repr(char *buf, size_t cap, double v, ckpt_dtype fdt, int strip_zero)
+{
+	int e10, p;
+
+	if (!isfinite(v)) {
+		snprintf(buf, cap, "%s", isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
+		return;
+	}
+	p = shortest(v, fdt, &e10);
+	if (e10 >= -4 && e10 < 16) {
+		int frac = p - 1 - e10;
+		snprintf(buf, cap, "%.*f%s", frac > 0 ? frac : 0, v,
+			 frac > 0 || strip_zero ? "" : ".0");
+	} else {
+		char m[48], *e;
+		snprintf(m, sizeof(m), "%.*e", p - 1, v);
+		e = strchr(m, 'e');
+		*e = '\0';
+		snprintf(buf, cap, "%se%c%02d", m, e10 < 0 ? '-' : '+', abs(e10));
+	}
+}
+
+/* ---- reading the printed elements ---- */
+
+static int read_run(cat *c, uint64_t first, uint64_t count)
+{
+	size_t bytes = (size_t)(count * c->esz), got = 0;
+	unsigned char *raw = malloc(bytes ? bytes : 1);
+	int64_t *tmp = malloc((size_t)count * 16 + 16);
+	int rc = 0;
+
+	if (!raw || !tmp) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	while (got < bytes) {
+		size_t n = 0;
+		if (ckpt_leaf_pread(&n, c->leaf, raw + got, bytes - got,
+				    c->data_off + first * c->esz + got) < 0) {
+			rc = cli_fail();
+			goto done;
+		}
+		if (n == 0) {
+			rc = cli_errorf("%s: leaf shorter than its shape", ckpt_leaf_key(c->leaf));
+			goto done;
+		}
+		got += n;
+	}
+	ckpt_dtype target = c->kind == 'i' || c->kind == 'b' ? CKPT_DTYPE_INT64
+			    : c->kind == 'u' ? CKPT_DTYPE_UINT64
+			    : c->kind == 'f' ? CKPT_DTYPE_FLOAT64 : CKPT_DTYPE_COMPLEX128;
+	if (ckpt_dtype_cast(tmp, target, raw, c->dt, (size_t)count) < 0) {
+		rc = cli_fail();
+		goto done;
+	}
+	for (uint64_t k = 0; k < count; k++) {
+		val *v = &c->vals[c->nvals++];
+		memset(v, 0, sizeof(*v));
+		if (c->kind == 'i' || c->kind == 'b')
+			v->i = tmp[k];
+		else if (c->kind == 'u')
+			memcpy(&v->u, &tmp[k], 8);
+		else if (c->kind == 'f')
+			memcpy(&v->re, &tmp[k], 8);
+		else {
+			memcpy(&v->re, &tmp[2 * k], 8);
+			memcpy(&v->im, &tmp[2 * k + 1], 8);
+		}
+	}
+done:
+	free(raw);
+	free(tmp);
+	return rc;
+}
+
+static int shown(const cat *c, unsigned axis)
+{
+	return c->summary && c->shape[axis] > 2 * EDGEITEMS;
+}
+
+/* Count (dry) or read the printed elements of the sub-array at element `base`. */
+static int collect(cat *c, unsigned axis, uint64_t base, uint64_t *count, int dry)
+{
+	uint64_t n = c->shape[axis];
+	int rc;
+
+	if (axis + 1 == c->ndim) {
+		if (shown(c, axis)) {
+			if (dry) {
+				*count += 2 * EDGEITEMS;
+				return 0;
+			}
+			if ((rc = read_run(c, base, EDGEITEMS)) != 0)
+				return rc;
+			return read_run(c, base + n - EDGEITEMS, EDGEITEMS);
+		}
+		if (dry) {
+			*count += n;
+			return 0;
+		}
+		return read_run(c, base, n);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		if (shown(c, axis) && i == EDGEITEMS)
+			i = n - EDGEITEMS;
+		if ((rc = collect(c, axis + 1, base + i * c->stride[axis], count, dry)) != 0)
+			return rc;
+		if (dry && *count > MAX_PRINTED)
+			return cli_errorf("too many elements to print; use ckpt get");
+	}
+	return 0;
+}
+
+/* ---- numpy's _formatArray ---- */
+
+static void extend_line(sbuf *s, sbuf *line, const char *word, size_t width, const char *indent)
+{
+	if (line->n + strlen(word) > width && line->n > strlen(indent)) {
+		size_t n = line->n;
+		while (n > 0 && line->p[n - 1] == ' ')
+			n--;
+		sb_addn(s, line->p, n);
+		sb_add(s, "\n");
+		line->n = 0;
+		sb_add(line, indent);
+	}
+	sb_add(line, word);
+}
+
+static void next_word(sbuf *w, cat *c)
+{
+	w->n = 0;
+	sb_add(w, "");
+	format_elem(w, c, &c->vals[c->next++]);
+}
+
+static void recurse(sbuf *out, cat *c, unsigned axis, const char *indent, size_t width)
+{
+	uint64_t n = c->shape[axis];
+	int summary = shown(c, axis);
+	uint64_t lead = summary ? EDGEITEMS : 0, trail = summary ? EDGEITEMS : n;
+	size_t ilen = strlen(indent);
+	char *next_indent = malloc(ilen + 2);
+	sbuf s = {0}, line = {0}, w = {0};
+
+	if (!next_indent) {
+		out->oom = 1;
+		return;
+	}
+	memcpy(next_indent, indent, ilen);
+	strcpy(next_indent + ilen, " ");
+	if (axis + 1 == c->ndim) {
+		size_t elem_width = width - 1;
+		sb_add(&line, indent);
+		for (uint64_t i = 0; i < lead; i++) {
+			next_word(&w, c);
+			extend_line(&s, &line, w.p, elem_width, indent);
+			sb_add(&line, " ");
+		}
+		if (summary) {
+			extend_line(&s, &line, "...", elem_width, indent);
+			sb_add(&line, " ");
+		}
+		for (uint64_t i = trail; i > 1; i--) {
+			next_word(&w, c);
+			extend_line(&s, &line, w.p, elem_width, indent);
+			sb_add(&line, " ");
+		}
+		next_word(&w, c);
+		extend_line(&s, &line, w.p, elem_width, indent);
+		sb_add(&s, line.p);
+	} else {
+		unsigned nl = c->ndim - axis - 1;
+		for (uint64_t i = 0; i < lead + trail; i++) {
+			if (summary && i == lead) {
+				sb_add(&s, indent);
+				sb_add(&s, "...");
+				for (unsigned k = 0; k < nl; k++)
+					sb_add(&s, "\n");
+			}
+			sb_add(&s, indent);
+			recurse(&s, c, axis + 1, next_indent, width - 1);
+			if (i + 1 < lead + trail)
+				for (unsigned k = 0; k < nl; k++)
+					sb_add(&s, "\n");
+		}
+	}
+	sb_add(out, "[");
+	if (s.p && s.n >= ilen)
+		sb_add(out, s.p + ilen);
+	sb_add(out, "]");
+	if (s.oom || line.oom || w.oom)
+		out->oom = 1;
+	free(s.p);
+	free(line.p);
+	free(w.p);
+	free(next_indent);
+}
+
+/* ---- the command ---- */
+
+static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
+{
+	cat c = {0};
+	uint64_t count = 0, nelems = ckpt_tree_nelems(node);
+	sbuf out = {0};
+	int rc = 0;
+
+	c.leaf = leaf;
+	c.dt = ckpt_tree_dtype(node);
+	c.esz = ckpt_dtype_size(c.dt);
+	c.ndim = ckpt_tree_ndim(node);
+	c.shape = ckpt_tree_shape(node);
+	c.data_off = ckpt_leaf_file_size(leaf) - ckpt_tree_nbytes(node);
+	c.summary = nelems > THRESHOLD;
+	switch (c.dt) {
+	case CKPT_DTYPE_BOOL: c.kind = 'b'; break;
+	case CKPT_DTYPE_INT8: case CKPT_DTYPE_INT16: case CKPT_DTYPE_INT32: case CKPT_DTYPE_INT64:
+		c.kind = 'i';
+		break;
+	case CKPT_DTYPE_UINT8: case CKPT_DTYPE_UINT16: case CKPT_DTYPE_UINT32:
+	case CKPT_DTYPE_UINT64:
+		c.kind = 'u';
+		break;
+	case CKPT_DTYPE_COMPLEX64:
+		c.kind = 'c';
+		c.re.fdt = c.im.fdt = CKPT_DTYPE_FLOAT32;
+		break;
+	case CKPT_DTYPE_COMPLEX128:
+		c.kind = 'c';
+		c.re.fdt = c.im.fdt = CKPT_DTYPE_FLOAT64;
+		break;
+	default:
+		c.kind = 'f';
+		c.re.fdt = c.dt;
+	}
+	c.im.plus = 1;
+	if (nelems == 0) {
+		printf("[]\n");
+		return 0;
+	}
+	for (unsigned i = c.ndim; i-- > 0;)
+		c.stride[i] = i + 1 == c.ndim ? 1 : c.stride[i + 1] * c.shape[i + 1];
+	if (c.ndim > 0 && (rc = collect(&c, 0, 0, &count, 1)) != 0)
+		return rc;
+	if (c.ndim == 0)
+		count = 1;
+	c.vals = malloc((size_t)count * sizeof(val));
+	if (!c.vals)
+		return cli_errorf("out of memory");
+	rc = c.ndim ? collect(&c, 0, 0, &count, 0) : read_run(&c, 0, 1);
+	if (rc)
+		goto done;
+	if (c.nvals != count) {
+		rc = cli_errorf("internal error: %zu of %llu elements read", c.nvals,
+				(unsigned long long)count);
+		goto done;
+	}
+	if (c.ndim == 0) { /* a numpy scalar */
+		char a[64], b[64];
+		const val *v = &c.vals[0];
+		if (c.kind == 'b')
+			printf("%s\n", v->i ? "True" : "False");
+		else if (c.kind == 'i')
+			printf("%lld\n", (long long)v->i);
+		else if (c.kind == 'u')
+			printf("%llu\n", (unsigned long long)v->u);
+		else if (c.kind == 'f') {
+			py_repr(a, sizeof(a), v->re, c.re.fdt, 0);
+			printf("%s\n", a);
+		} else {
+			py_repr(a, sizeof(a), v->re, c.re.fdt, 1);
+			py_repr(b, sizeof(b), v->im, c.im.fdt, 1);
+			if (v->re == 0 && !signbit(v->re))
+				printf("%sj\n", b);
+			else
+				printf("(%s%s%sj)\n", a, signbit(v->im) || isnan(v->im) ? "" : "+", b);
+		}
+		goto done;
+	}
+	if (c.kind == 'f' || c.kind == 'c') {
+		ffmt_fill(&c.re, c.vals, c.nvals, 0);
+		if (c.kind == 'c')
+			ffmt_fill(&c.im, c.vals, c.nvals, 1);
+	} else {
+		for (size_t i = 0; i < c.nvals; i++) {
+			char buf[32];
+			int len = c.kind == 'b' ? (c.vals[i].i ? 4 : 5)
+				  : c.kind == 'i' ? snprintf(buf, sizeof(buf), "%lld",
+							     (long long)c.vals[i].i)
+						  : snprintf(buf, sizeof(buf), "%llu",
+							     (unsigned long long)c.vals[i].u);
+			c.width = len > c.width ? len : c.width;
+		}
+	}
+	recurse(&out, &c, 0, " ", LINEWIDTH);
+	if (out.oom)
+		rc = cli_errorf("out of memory");
+	else
+		printf("%s\n", out.p);
+done:
+	free(out.p);
+	free(c.vals);
+	return rc;
+}
+
+#define CAT_USAGE "ckpt cat PATH"
+
+int cmd_cat(int argc, char **argv)
+{
+	cli_path p;
+	ckpt_leaf *leaf = NULL;
+	ckpt_value *v = NULL;
+	char *key = NULL, *buf = NULL;
+	uint64_t size;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, CAT_USAGE,
+		       "Print a leaf: arrays as numpy prints them (summarised past 1000\n"
+		       "elements, reading only the printed elements), scalars and strings as is.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(CAT_USAGE, "expected one PATH");
+	if (cli_open_path(&p, argv[a]))
+		return 1;
+	if (!p.item || (p.node && ckpt_tree_is_container(p.node)) ||
+	    (!p.node && !(p.inner && p.inner[0]))) {
+		rc = cli_errorf("%s is not a leaf (try ckpt tree)", argv[a]);
+		goto done;
+	}
+	if (p.node && ckpt_tree_get_kind(p.node) == CKPT_TREE_NONE) {
+		printf("None\n");
+		goto done;
+	}
+	if (p.node) {
+		if (ckpt_leaf_open(&leaf, p.step, p.item, p.node) < 0) {
+			rc = cli_fail();
+			goto done;
+		}
+		if (ckpt_tree_get_kind(p.node) == CKPT_TREE_ARRAY) {
+			rc = cat_array(leaf, p.node);
+			goto done;
+		}
+		size = ckpt_leaf_file_size(leaf);
+	} else {
+		key = cli_key(p.item, p.inner);
+		if (!key || ckpt_value_open(&v, ckpt_step_store(p.step), key, strlen(key)) < 0) {
+			rc = key ? cli_fail() : cli_errorf("out of memory");
+			goto done;
+		}
+		size = ckpt_value_get_info(v)->size;
+	}
+	/* A scalar's text, a string's bytes or a raw value: small, print it whole. */
+	buf = malloc(size ? (size_t)size : 1);
+	if (!buf) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	for (uint64_t off = 0; off < size;) {
+		size_t n = 0;
+		int e = leaf ? ckpt_leaf_pread(&n, leaf, buf + off, size - off, off)
+			     : ckpt_value_pread(&n, v, buf + off, size - off, off);
+		if (e < 0) {
+			rc = cli_fail();
+			goto done;
+		}
+		if (n == 0)
+			break;
+		off += n;
+	}
+	fwrite(buf, 1, (size_t)size, stdout);
+	if (size == 0 || buf[size - 1] != '\n')
+		putchar('\n');
+done:
+	free(buf);
+	free(key);
+	ckpt_leaf_free(leaf);
+	ckpt_value_free(v);
+	cli_path_free(&p);
+	return rc;
+}

@@ -1,0 +1,474 @@
+/*
+ * cmd_io.c — commands that move data: save, restore, get, verify.
+ *
+ * save/restore are thin wrappers of ckpt_interchange_save/_restore with a
+ * progress bar (driven by /proc/self/io, since the library reports none).
+ * get copies one leaf through ckpt_leaf_pread (reading only that leaf) or
+ * a subtree through ckpt_interchange_restore. verify opens every key the
+ * store lists under the path and runs ckpt_value_verify on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+
+/* ---- keys under a prefix ---- */
+
+typedef struct keylist {
+	const char *prefix; /* keys equal to it or below prefix + "/" ("" = all) */
+	size_t plen;
+	char **keys;
+	size_t n, cap;
+} keylist;
+
+static int keylist_cb(const void *name, size_t namelen, int is_prefix, void *payload)
+{
+	keylist *kl = payload;
+	char *k;
+
+	if (kl->plen && namelen > 0 && ((const char *)name)[0] != '/')
+		return 0; /* "state2" is not under "state" */
+	if (kl->n == kl->cap) {
+		size_t cap = kl->cap ? 2 * kl->cap : 64;
+		char **nk = realloc(kl->keys, cap * sizeof(*nk));
+		if (!nk)
+			return CKPT_ENOMEM;
+		kl->keys = nk;
+		kl->cap = cap;
+	}
+	k = malloc(kl->plen + namelen + 1);
+	if (!k)
+		return CKPT_ENOMEM;
+	memcpy(k, kl->prefix, kl->plen);
+	memcpy(k + kl->plen, name, namelen);
+	k[kl->plen + namelen] = '\0';
+	kl->keys[kl->n++] = k;
+	return 0;
+}
+
+static void keylist_free(keylist *kl)
+{
+	for (size_t i = 0; i < kl->n; i++)
+		free(kl->keys[i]);
+	free(kl->keys);
+}
+
+static int keylist_load(keylist *kl, ckpt_store *st, const char *prefix)
+{
+	int rc;
+
+	memset(kl, 0, sizeof(*kl));
+	kl->prefix = prefix;
+	kl->plen = strlen(prefix);
+	rc = ckpt_store_list(st, prefix, kl->plen, -1, keylist_cb, kl);
+	if (rc == CKPT_ENOMEM)
+		return cli_errorf("out of memory");
+	if (rc < 0)
+		return cli_fail();
+	return 0;
+}
+
+/* The store-key prefix a resolved path covers ("" for a whole step). */
+static char *path_prefix(const cli_path *p)
+{
+	char *path = NULL, *k;
+
+	if (!p->item)
+		return strdup("");
+	if (p->node && p->node != p->tree) {
+		if (ckpt_tree_path(&path, p->node) < 0)
+			return NULL;
+	} else if (!p->tree && p->inner) {
+		path = strdup(p->inner);
+	}
+	k = cli_key(p->item, path);
+	free(path);
+	return k;
+}
+
+static uint64_t sum_sizes(ckpt_store *st, const keylist *kl, int stored)
+{
+	uint64_t total = 0;
+	ckpt_value_info info;
+
+	for (size_t i = 0; i < kl->n; i++)
+		if (ckpt_store_stat(&info, st, kl->keys[i], strlen(kl->keys[i])) == 0)
+			total += stored ? info.stored_size : info.size;
+	return total;
+}
+
+/* ---- save ---- */
+
+#define SAVE_USAGE "ckpt save ROOT STEP DIR [--force] [--no-compress] [--level N] [--chunk-size N]"
+
+static int save_opt(int c, const char *arg, void *payload)
+{
+	ckpt_step_writer_options *o = payload;
+	uint64_t v;
+
+	switch (c) {
+	case 'f':
+		o->force = 1;
+		return 0;
+	case 'n':
+		o->store.compression_level = 0;
+		return 0;
+	case 'l':
+		if (cli_parse_u64(&v, arg, 0) < 0 || v < 1 || v > 19)
+			return -1;
+		o->store.compression_level = (int)v;
+		return 0;
+	case 'c':
+		if (cli_parse_u64(&v, arg, 1) < 0 || v == 0 || v > (1u << 30))
+			return -1;
+		o->store.chunk_size = (uint32_t)v;
+		return 0;
+	}
+	return -1;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"force", no_argument, NULL, 'f'},
+		{"no-compress", no_argument, NULL, 'n'},
+		{"level", required_argument, NULL, 'l'},
+		{"chunk-size", required_argument, NULL, 'c'},
+		{0},
+	};
+	ckpt_step_writer_options o = CKPT_STEP_WRITER_OPTIONS_INIT;
+	uint64_t step;
+	struct stat st;
+	char sz[32];
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, SAVE_USAGE,
+		       "Save the interchange directory DIR (item directories of .npy, scalar and\n"
+		       "string files, optional _METADATA / _CHECKPOINT_METADATA) as ROOT/STEP.\n"
+		       "  -f, --force         replace an existing step\n"
+		       "  -n, --no-compress   store chunks raw\n"
+		       "  -l, --level N       zstd level 1..19 (default 1)\n"
+		       "  -c, --chunk-size N  raw bytes per chunk (K/M suffix allowed)\n",
+		       opts, save_opt, &o);
+	if (rc)
+		return rc;
+	if (argc - a != 3)
+		return cli_usagef(SAVE_USAGE, "expected ROOT STEP DIR");
+	if (cli_parse_u64(&step, argv[a + 1], 0) < 0)
+		return cli_usagef(SAVE_USAGE, "STEP must be a non-negative integer, not '%s'",
+				  argv[a + 1]);
+	if (stat(argv[a + 2], &st) < 0 || !S_ISDIR(st.st_mode))
+		return cli_errorf("%s: not a directory", argv[a + 2]);
+	cli_progress_start("save", cli_du(argv[a + 2]), "rchar");
+	rc = ckpt_interchange_save(argv[a], step, argv[a + 2], &o);
+	cli_progress_end(rc == 0);
+	if (rc < 0)
+		return cli_fail();
+	if (!cli_json) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)step);
+		printf("saved step %llu: %s (%s bytes on disk)\n", (unsigned long long)step, dir,
+		       cli_size(sz, cli_du(dir)));
+	}
+	return 0;
+}
+
+/* ---- restore ---- */
+
+#define RESTORE_USAGE "ckpt restore ROOT/STEP[/ITEM[/PATH]] DIR"
+
+int cmd_restore(int argc, char **argv)
+{
+	cli_path p;
+	keylist kl = {0};
+	char *prefix = NULL;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, RESTORE_USAGE,
+		       "Write a step (or one item, or a subtree or leaf of it) to DIR as plain\n"
+		       "files: .npy arrays, scalars as text, strings as bytes.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 2)
+		return cli_usagef(RESTORE_USAGE, "expected a step path and DIR");
+	if (cli_open_path(&p, argv[a]))
+		return 1;
+	prefix = path_prefix(&p);
+	if (!prefix) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	if (isatty(STDERR_FILENO)) {
+		if ((rc = keylist_load(&kl, ckpt_step_store(p.step), prefix)) != 0)
+			goto done;
+		cli_progress_start("restore", sum_sizes(ckpt_step_store(p.step), &kl, 0), "wchar");
+	}
+	rc = ckpt_interchange_restore(p.step, p.item, p.node && p.node != p.tree ? prefix +
+				      strlen(p.item) + 1 : p.inner, argv[a + 1]);
+	cli_progress_end(rc == 0);
+	rc = rc < 0 ? cli_fail() : 0;
+done:
+	keylist_free(&kl);
+	free(prefix);
+	cli_path_free(&p);
+	return rc;
+}
+
+/* ---- get ---- */
+
+#define GET_USAGE "ckpt get PATH [-o FILE|DIR|-] [--io-stats]"
+
+static int get_opt(int c, const char *arg, void *payload)
+{
+	*(const char **)payload = arg;
+	return 0;
+}
+
+/* Copy n bytes from a leaf or a raw value to fd. */
+static int copy_out(int fd, ckpt_leaf *l, ckpt_value *v, uint64_t n, const char *dest)
+{
+	size_t cap = 1u << 20;
+	char *buf = malloc(cap);
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!buf)
+		return cli_errorf("out of memory");
+	while (off < n) {
+		size_t got = 0, want = n - off < cap ? (size_t)(n - off) : cap;
+		int e = l ? ckpt_leaf_pread(&got, l, buf, want, off)
+			  : ckpt_value_pread(&got, v, buf, want, off);
+		if (e < 0) {
+			rc = cli_fail();
+			break;
+		}
+		if (got == 0) {
+			rc = cli_errorf("%s: unexpected end of value at byte %llu", dest,
+					(unsigned long long)off);
+			break;
+		}
+		for (size_t w = 0; w < got;) {
+			ssize_t k = write(fd, buf + w, got - w);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				rc = cli_errorf("write %s: %s", dest, strerror(errno));
+				goto done;
+			}
+			w += (size_t)k;
+		}
+		off += got;
+	}
+done:
+	free(buf);
+	return rc;
+}
+
+static int get_leaf(cli_path *p, const char *out)
+{
+	ckpt_leaf *l = NULL;
+	ckpt_value *v = NULL;
+	char *key = NULL, *dest = NULL;
+	const char *name;
+	uint64_t n;
+	struct stat st;
+	int fd = -1, rc;
+
+	if (p->node) {
+		if (ckpt_leaf_open(&l, p->step, p->item, p->node) < 0)
+			return cli_fail();
+		n = ckpt_leaf_file_size(l);
+		name = ckpt_tree_name(p->node);
+	} else {
+		key = cli_key(p->item, p->inner);
+		if (!key)
+			return cli_errorf("out of memory");
+		if (ckpt_value_open(&v, ckpt_step_store(p->step), key, strlen(key)) < 0) {
+			rc = cli_fail();
+			goto done;
+		}
+		n = ckpt_value_get_info(v)->size;
+		name = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+	}
+	if (out && !strcmp(out, "-")) {
+		rc = copy_out(STDOUT_FILENO, l, v, n, "stdout");
+		goto done;
+	}
+	if (!out)
+		out = name;
+	if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+		size_t len = strlen(out) + strlen(name) + 2;
+		dest = malloc(len);
+		if (!dest) {
+			rc = cli_errorf("out of memory");
+			goto done;
+		}
+		snprintf(dest, len, "%s/%s", out, name);
+		out = dest;
+	}
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = cli_errorf("create %s: %s", out, strerror(errno));
+		goto done;
+	}
+	rc = copy_out(fd, l, v, n, out);
+	if (close(fd) < 0 && rc == 0)
+		rc = cli_errorf("close %s: %s", out, strerror(errno));
+	if (rc)
+		unlink(out); /* nothing half-written stays behind */
+done:
+	ckpt_leaf_free(l);
+	ckpt_value_free(v);
+	free(key);
+	free(dest);
+	return rc;
+}
+
+int cmd_get(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{0},
+	};
+	const char *out = NULL;
+	cli_path p;
+	char *prefix = NULL;
+	const char *dflt;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, GET_USAGE,
+		       "Copy one leaf to a file (.npy for arrays, text for scalars, bytes for\n"
+		       "strings) named after the leaf in the current directory, or a step, item\n"
+		       "or subtree to a directory.\n"
+		       "  -o, --output F   file or directory to write ('-' = stdout for a leaf)\n"
+		       "  --io-stats       print rchar and store bytes read to stderr at exit\n",
+		       opts, get_opt, &out);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(GET_USAGE, "expected one PATH");
+	if (cli_open_path(&p, argv[a]))
+		return 1;
+	if (p.item && ((p.node && !ckpt_tree_is_container(p.node)) ||
+		       (!p.tree && p.inner && p.inner[0]))) {
+		rc = get_leaf(&p, out);
+		goto done;
+	}
+	if (out && !strcmp(out, "-")) {
+		rc = cli_errorf("'-o -' needs a leaf; %s is a directory", argv[a]);
+		goto done;
+	}
+	prefix = path_prefix(&p);
+	if (!prefix) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	if (!p.item)
+		dflt = strrchr(p.step_dir, '/') ? strrchr(p.step_dir, '/') + 1 : p.step_dir;
+	else
+		dflt = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
+	rc = ckpt_interchange_restore(p.step, p.item, p.node && p.node != p.tree ?
+				      prefix + strlen(p.item) + 1 : NULL, out ? out : dflt);
+	rc = rc < 0 ? cli_fail() : 0;
+done:
+	free(prefix);
+	cli_path_free(&p);
+	return rc;
+}
+
+/* ---- verify ---- */
+
+#define VERIFY_USAGE "ckpt verify PATH|ROOT [--json]"
+
+static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t *nbytes)
+{
+	cli_path p;
+	keylist kl = {0};
+	char *prefix = NULL;
+	ckpt_store *st;
+	int rc = 0;
+
+	if (cli_open_path(&p, arg))
+		return 1;
+	st = ckpt_step_store(p.step);
+	prefix = path_prefix(&p);
+	if (!prefix) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	if ((rc = keylist_load(&kl, st, prefix)) != 0)
+		goto done;
+	cli_progress_start("verify", sum_sizes(st, &kl, 1), "rchar");
+	for (size_t i = 0; i < kl.n; i++) {
+		ckpt_value *v = NULL;
+		int e = ckpt_value_open(&v, st, kl.keys[i], strlen(kl.keys[i]));
+		if (e == 0) {
+			*nbytes += ckpt_value_get_info(v)->size;
+			e = ckpt_value_verify(v);
+		}
+		ckpt_value_free(v);
+		(*nvals)++;
+		if (e < 0) {
+			(*nbad)++;
+			cli_progress_end(0);
+			fprintf(cli_json ? stderr : stdout, "BAD %s/%s: %s\n", p.step_dir,
+				kl.keys[i], ckpt_error_last());
+			fflush(stdout);
+		}
+	}
+	cli_progress_end(1);
+done:
+	keylist_free(&kl);
+	free(prefix);
+	cli_path_free(&p);
+	return rc;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	uint64_t nbad = 0, nvals = 0, nbytes = 0, *steps = NULL;
+	size_t nsteps = 0;
+	char sz[32];
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, VERIFY_USAGE,
+		       "Read every value of a step (or an item, subtree or leaf of it; or every\n"
+		       "step of a ROOT) and check every chunk and value checksum. Prints each\n"
+		       "bad leaf as 'BAD <step>/<key>: <reason>'; exit 1 if any is bad.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(VERIFY_USAGE, "expected one PATH");
+	if (!cli_is_step_dir(argv[a]) && ckpt_root_steps(&steps, &nsteps, argv[a]) == 0 &&
+	    nsteps > 0) {
+		for (size_t i = 0; i < nsteps; i++) { /* a damaged step does not stop the rest */
+			char dir[4096];
+			snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)steps[i]);
+			if (verify_one(dir, &nbad, &nvals, &nbytes) != 0)
+				rc = 1;
+		}
+	} else {
+		rc = verify_one(argv[a], &nbad, &nvals, &nbytes);
+	}
+	free(steps);
+	if (rc)
+		return rc;
+	if (cli_json)
+		printf("{\"ok\": %s, \"values\": %llu, \"bad\": %llu, \"bytes\": %llu}\n",
+		       nbad ? "false" : "true", (unsigned long long)nvals,
+		       (unsigned long long)nbad, (unsigned long long)nbytes);
+	if (nbad)
+		return cli_errorf("%llu of %llu values failed verification",
+				  (unsigned long long)nbad, (unsigned long long)nvals);
+	if (!cli_json)
+		printf("ok: %llu values, %s bytes verified\n", (unsigned long long)nvals,
+		       cli_size(sz, nbytes));
+	return 0;
+}

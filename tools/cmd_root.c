@@ -1,0 +1,315 @@
+/*
+ * cmd_root.c — commands on a checkpoint root: ls, rm, finalize, mount.
+ *
+ * A root holds finalized steps (ROOT/<n>) and, while or after a save,
+ * temporary directories ROOT/<n>.ckpt-tmp-<nonce> ("pending"). ls shows both;
+ * rm deletes a finalized step with ckpt_root_delete_step and removes a
+ * pending directory itself.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+
+typedef struct ls_row {
+	uint64_t step;
+	int pending;
+	int damaged;
+	int64_t time_ns; /* commit time (finalized) or directory mtime (pending) */
+	uint64_t size;
+	char name[256];
+} ls_row;
+
+static int row_cmp(const void *a, const void *b)
+{
+	const ls_row *x = a, *y = b;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return x->pending - y->pending;
+}
+
+static void fmt_time(char *buf, size_t cap, int64_t ns, int utc)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	if (ns <= 0) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	if (utc)
+		gmtime_r(&t, &tm);
+	else
+		localtime_r(&t, &tm);
+	strftime(buf, cap, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* "123.ckpt-tmp-xyz" -> 123; -1 if the name is not a temporary directory. */
+static int parse_tmp_name(uint64_t *step, const char *name)
+{
+	const char *infix = strstr(name, CKPT_TMP_INFIX);
+	char num[32];
+	size_t n;
+
+	if (!infix || infix == name || (n = (size_t)(infix - name)) >= sizeof(num))
+		return -1;
+	memcpy(num, name, n);
+	num[n] = '\0';
+	return cli_parse_u64(step, num, 0);
+}
+
+#define LS_USAGE "ckpt ls ROOT [--json] [--bytes]"
+
+int cmd_ls(int argc, char **argv)
+{
+	uint64_t *steps = NULL;
+	size_t nsteps = 0, nrows = 0, cap = 0;
+	ls_row *rows = NULL;
+	DIR *d = NULL;
+	struct dirent *de;
+	const char *root;
+	char path[PATH_MAX];
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, LS_USAGE,
+		       "List the steps of a checkpoint root: step, state (finalized, or pending\n"
+		       "for a save in progress or abandoned), commit time, size on disk.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(LS_USAGE, "expected one ROOT");
+	root = argv[a];
+	if (ckpt_root_steps(&steps, &nsteps, root) < 0)
+		return cli_fail();
+	d = opendir(root);
+	if (!d) {
+		rc = cli_errorf("%s: %s", root, strerror(errno));
+		goto done;
+	}
+	for (size_t i = 0;; i++) {
+		ls_row r = {0};
+		if (i < nsteps) {
+			ckpt_step *s = NULL;
+			r.step = steps[i];
+			snprintf(r.name, sizeof(r.name), "%llu", (unsigned long long)r.step);
+			snprintf(path, sizeof(path), "%s/%s", root, r.name);
+			if (ckpt_step_open(&s, path, NULL) < 0) {
+				fprintf(stderr, "ckpt: warning: %s\n", ckpt_error_last());
+				r.damaged = 1;
+			} else {
+				r.time_ns = ckpt_step_commit_time_ns(s);
+			}
+			cli_step_close(s);
+		} else {
+			struct stat st;
+			if (!(de = readdir(d)))
+				break;
+			if (parse_tmp_name(&r.step, de->d_name) < 0)
+				continue;
+			r.pending = 1;
+			snprintf(r.name, sizeof(r.name), "%s", de->d_name);
+			snprintf(path, sizeof(path), "%s/%s", root, r.name);
+			if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+			r.time_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		}
+		r.size = cli_du(path);
+		if (nrows == cap) {
+			ls_row *nr = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
+			if (!nr) {
+				rc = cli_errorf("out of memory");
+				goto done;
+			}
+			rows = nr;
+		}
+		rows[nrows++] = r;
+	}
+	qsort(rows, nrows, sizeof(*rows), row_cmp);
+	if (cli_json) {
+		printf("[");
+		for (size_t i = 0; i < nrows; i++) {
+			char t[64];
+			fmt_time(t, sizeof(t), rows[i].time_ns, 1);
+			printf("%s\n  {\"step\": %llu, \"state\": \"%s\", \"name\": ", i ? "," : "",
+			       (unsigned long long)rows[i].step,
+			       rows[i].pending ? "pending" : rows[i].damaged ? "damaged" : "finalized");
+			cli_json_str(stdout, rows[i].name);
+			printf(", \"%s\": %lld, \"time\": \"%s\", \"size\": %llu}",
+			       rows[i].pending ? "mtime_ns" : "commit_time_ns",
+			       (long long)rows[i].time_ns, t, (unsigned long long)rows[i].size);
+		}
+		printf("%s]\n", nrows ? "\n" : "");
+		goto done;
+	}
+	printf("%-12s %-10s %-20s %12s\n", "STEP", "STATE", "COMMITTED", "SIZE");
+	for (size_t i = 0; i < nrows; i++) {
+		char t[64], sz[32];
+		fmt_time(t, sizeof(t), rows[i].pending ? 0 : rows[i].time_ns, 0);
+		printf("%-12llu %-10s %-20s %12s%s%s\n", (unsigned long long)rows[i].step,
+		       rows[i].pending ? "pending" : rows[i].damaged ? "damaged" : "finalized", t,
+		       cli_size(sz, rows[i].size), rows[i].pending ? "  " : "",
+		       rows[i].pending ? rows[i].name : "");
+	}
+done:
+	if (d)
+		closedir(d);
+	free(rows);
+	free(steps);
+	return rc;
+}
+
+/* Split "ROOT/NAME" into root and last component (both into caller buffers). */
+static int split_step_path(char *root, char *name, const char *arg)
+{
+	size_t len = strlen(arg);
+	const char *slash;
+
+	while (len > 1 && arg[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= PATH_MAX)
+		return -1;
+	memcpy(root, arg, len);
+	root[len] = '\0';
+	slash = strrchr(root, '/');
+	if (!slash) {
+		snprintf(name, 256, "%s", root);
+		strcpy(root, ".");
+	} else {
+		if (strlen(slash + 1) >= 256)
+			return -1;
+		snprintf(name, 256, "%s", slash + 1);
+		if (slash == root)
+			root[1] = '\0';
+		else
+			root[slash - root] = '\0';
+	}
+	return name[0] ? 0 : -1;
+}
+
+/* Remove the pending directories of `step` (all of them if want_all). */
+static int rm_pending(const char *root, const char *only, uint64_t step, int *count)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+	char path[PATH_MAX];
+	uint64_t s;
+	int rc = 0;
+
+	*count = 0;
+	if (!d)
+		return cli_errorf("%s: %s", root, strerror(errno));
+	while ((de = readdir(d))) {
+		if (parse_tmp_name(&s, de->d_name) < 0 || s != step)
+			continue;
+		if (only && strcmp(only, de->d_name) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		int e = cli_rmtree(path);
+		if (e < 0) {
+			rc = cli_errorf("remove %s: %s", path, strerror(-e));
+			break;
+		}
+		(*count)++;
+	}
+	closedir(d);
+	return rc;
+}
+
+#define RM_USAGE "ckpt rm ROOT/STEP | ROOT/STEP.ckpt-tmp-NONCE"
+
+int cmd_rm(int argc, char **argv)
+{
+	char root[PATH_MAX], name[256], path[PATH_MAX + 256];
+	uint64_t step;
+	struct stat st;
+	int a, rc, count = 0;
+
+	rc = cli_parse(&a, argc, argv, RM_USAGE,
+		       "Delete a finalized step (atomically: renamed away, then removed), or a\n"
+		       "pending step's temporary directory. ROOT/STEP with only pending\n"
+		       "directories for STEP removes those.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(RM_USAGE, "expected one ROOT/STEP");
+	if (split_step_path(root, name, argv[a]) < 0)
+		return cli_usagef(RM_USAGE, "bad step path '%s'", argv[a]);
+	if (parse_tmp_name(&step, name) == 0) {
+		snprintf(path, sizeof(path), "%s/%s", root, name);
+		if (lstat(path, &st) < 0)
+			return cli_errorf("%s: %s", path, strerror(errno));
+		if ((rc = rm_pending(root, name, step, &count)) != 0)
+			return rc;
+		return 0;
+	}
+	if (cli_parse_u64(&step, name, 0) < 0)
+		return cli_errorf("'%s' is not a step (ROOT/<number>)", argv[a]);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	if (lstat(path, &st) == 0)
+		return ckpt_root_delete_step(root, step) < 0 ? cli_fail() : 0;
+	if ((rc = rm_pending(root, NULL, step, &count)) != 0)
+		return rc;
+	if (count == 0)
+		return cli_errorf("no step %llu in %s", (unsigned long long)step, root);
+	return 0;
+}
+
+#define FINALIZE_USAGE "ckpt finalize ROOT/STEP"
+
+int cmd_finalize(int argc, char **argv)
+{
+	char root[PATH_MAX], name[256], path[PATH_MAX + 256];
+	uint64_t step;
+	struct stat st;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, FINALIZE_USAGE,
+		       "Finalize a pending step (one started by mkdir on a ckptfs mount).\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(FINALIZE_USAGE, "expected one ROOT/STEP");
+	if (split_step_path(root, name, argv[a]) < 0 ||
+	    (parse_tmp_name(&step, name) < 0 && cli_parse_u64(&step, name, 0) < 0))
+		return cli_usagef(FINALIZE_USAGE, "bad step path '%s'", argv[a]);
+	snprintf(path, sizeof(path), "%s/%llu", root, (unsigned long long)step);
+	if (stat(path, &st) == 0 && cli_is_step_dir(path)) {
+		printf("step %llu is already finalized\n", (unsigned long long)step);
+		return 0;
+	}
+	/* TODO: libckpt has no API yet to finalize a pending step from outside
+	 * the process that writes it. */
+	return cli_errorf("finalize of a pending step is not built yet (step %llu in %s)",
+			  (unsigned long long)step, root);
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 8);
+
+	argv[0] = "ckptfs";
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			strcpy(slash + 1, "ckptfs");
+			if (access(exe, X_OK) == 0) {
+				execv(exe, argv);
+				return cli_errorf("exec %s: %s", exe, strerror(errno));
+			}
+		}
+	}
+	execvp("ckptfs", argv);
+	return cli_errorf("exec ckptfs: %s (not next to ckpt, nor on PATH)", strerror(errno));
+}

@@ -1,0 +1,322 @@
+/*
+ * cmd_show.c — commands that describe a checkpoint: tree and meta.
+ *
+ * tree walks each item's metadata tree (ckpt_step_item_tree) and asks the
+ * store for each leaf's raw and stored size (ckpt_store_stat); items that
+ * are not PyTrees are listed by their store keys. Nothing reads leaf data.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+
+static const char *kind_name(ckpt_tree_kind k)
+{
+	switch (k) {
+	case CKPT_TREE_DICT: return "dict";
+	case CKPT_TREE_LIST: return "list";
+	case CKPT_TREE_TUPLE: return "tuple";
+	case CKPT_TREE_NAMEDTUPLE: return "namedtuple";
+	case CKPT_TREE_NONE: return "none";
+	case CKPT_TREE_ARRAY: return "array";
+	case CKPT_TREE_INT: return "int";
+	case CKPT_TREE_FLOAT: return "float";
+	case CKPT_TREE_BOOL: return "bool";
+	case CKPT_TREE_STRING: return "string";
+	}
+	return "?";
+}
+
+/* numpy-style shape "(2, 3)", "(5,)", "()". */
+static void fmt_shape(char *buf, size_t cap, const ckpt_tree *t, int json)
+{
+	unsigned nd = ckpt_tree_ndim(t);
+	const uint64_t *sh = ckpt_tree_shape(t);
+	size_t n = (size_t)snprintf(buf, cap, "%s", json ? "[" : "(");
+
+	for (unsigned i = 0; i < nd && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+				      (unsigned long long)sh[i]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s%s", !json && nd == 1 ? "," : "", json ? "]" : ")");
+}
+
+/* Short handler name: the last dotted component of the typestr. */
+static const char *short_type(const char *typestr)
+{
+	const char *dot = typestr ? strrchr(typestr, '.') : NULL;
+	return dot ? dot + 1 : typestr ? typestr : "?";
+}
+
+typedef struct tree_ctx {
+	ckpt_step *step;
+	const char *item;
+} tree_ctx;
+
+static int json_first = 1; /* no JSON row printed yet */
+
+static void json_sep(void)
+{
+	printf("%s\n  ", json_first ? "" : ",");
+	json_first = 0;
+}
+
+static void row(tree_ctx *c, const char *path, const char *kind, const char *dtype,
+		const char *shape, const char *json_shape, int has_sizes, uint64_t size,
+		uint64_t stored)
+{
+	char a[32], b[32], full[4096];
+
+	snprintf(full, sizeof(full), "%s%s%s", c->item, path[0] ? "/" : "", path);
+	if (cli_json) {
+		json_sep();
+		printf("{\"path\": ");
+		cli_json_str(stdout, full);
+		printf(", \"kind\": \"%s\"", kind);
+		if (dtype)
+			printf(", \"dtype\": \"%s\", \"shape\": %s", dtype, json_shape);
+		if (has_sizes)
+			printf(", \"size\": %llu, \"stored_size\": %llu", (unsigned long long)size,
+			       (unsigned long long)stored);
+		printf("}");
+		return;
+	}
+	printf("%-40s %-10s %-14s %-16s", full, kind, dtype ? dtype : "", shape ? shape : "");
+	if (has_sizes)
+		printf(" %12s %12s", cli_size(a, size), cli_size(b, stored));
+	printf("\n");
+}
+
+static int tree_cb(ckpt_tree *node, const char *path, void *payload)
+{
+	tree_ctx *c = payload;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	ckpt_value_info info;
+	char shape[256], jshape[256], *key;
+	int has = 0;
+
+	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE) {
+		if (path[0]) /* the item's root is printed by the caller */
+			row(c, path, kind_name(k), NULL, NULL, NULL, 0, 0, 0);
+		return 0;
+	}
+	key = cli_key(c->item, path);
+	if (key && ckpt_store_stat(&info, ckpt_step_store(c->step), key, strlen(key)) == 0)
+		has = 1;
+	free(key);
+	if (k == CKPT_TREE_ARRAY) {
+		fmt_shape(shape, sizeof(shape), node, 0);
+		fmt_shape(jshape, sizeof(jshape), node, 1);
+		row(c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(node)), shape, jshape, has,
+		    has ? info.size : 0, has ? info.stored_size : 0);
+	} else {
+		row(c, path, kind_name(k), NULL, NULL, NULL, has, has ? info.size : 0,
+		    has ? info.stored_size : 0);
+	}
+	return 0;
+}
+
+typedef struct raw_ctx {
+	tree_ctx *c;
+	ckpt_store *st;
+	const char *prefix;
+} raw_ctx;
+
+static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload)
+{
+	raw_ctx *r = payload;
+	ckpt_value_info info;
+	char key[4096], path[4096];
+	size_t pl = strlen(r->prefix);
+
+	if (pl + namelen >= sizeof(key))
+		return 0;
+	memcpy(key, r->prefix, pl);
+	memcpy(key + pl, name, namelen);
+	key[pl + namelen] = '\0';
+	snprintf(path, sizeof(path), "%.*s", (int)namelen, (const char *)name);
+	if (ckpt_store_stat(&info, r->st, key, strlen(key)) == 0)
+		row(r->c, path, "value", NULL, NULL, NULL, 1, info.size, info.stored_size);
+	return 0;
+}
+
+static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
+{
+	tree_ctx c = {p->step, item};
+	const ckpt_tree *t = start;
+	size_t idx = 0;
+	int rc = 0;
+
+	if (ckpt_step_item_find(&idx, p->step, item) < 0)
+		return cli_fail();
+	if (!start) {
+		if (ckpt_step_item_tree(&t, p->step, item) < 0)
+			t = NULL;
+	}
+	if (start == NULL || start == t) {
+		if (cli_json) {
+			json_sep();
+			printf("{\"path\": ");
+			cli_json_str(stdout, item);
+			printf(", \"kind\": \"item\", \"handler\": ");
+			cli_json_str(stdout, ckpt_step_item_typestr(p->step, idx));
+			printf("}");
+		} else {
+			printf("%-40s %-10s %s\n", item, "item",
+			       short_type(ckpt_step_item_typestr(p->step, idx)));
+		}
+	}
+	if (t) {
+		rc = ckpt_tree_walk((ckpt_tree *)t, tree_cb, &c);
+	} else {
+		size_t pl = strlen(item) + 1;
+		char *prefix = malloc(pl + 1);
+		raw_ctx r = {&c, ckpt_step_store(p->step), prefix};
+		ckpt_error_clear();
+		if (!prefix)
+			return cli_errorf("out of memory");
+		snprintf(prefix, pl + 1, "%s/", item);
+		rc = ckpt_store_list(r.st, prefix, pl, -1, raw_cb, &r);
+		free(prefix);
+	}
+	return rc < 0 ? cli_fail() : 0;
+}
+
+#define TREE_USAGE "ckpt tree PATH [--json] [--bytes]"
+
+int cmd_tree(int argc, char **argv)
+{
+	cli_path p;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, TREE_USAGE,
+		       "List the items of a step (or the nodes of an item or subtree): path,\n"
+		       "kind, dtype, shape, raw size and stored (compressed) size, like h5ls -r.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(TREE_USAGE, "expected one PATH");
+	if (cli_open_path(&p, argv[a]))
+		return 1;
+	if (cli_json)
+		printf("[");
+	else
+		printf("%-40s %-10s %-14s %-16s %12s %12s\n", "PATH", "KIND", "DTYPE", "SHAPE",
+		       "SIZE", "STORED");
+	if (p.item) {
+		rc = tree_item(&p, p.item, p.node);
+	} else {
+		size_t n = ckpt_step_item_count(p.step);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = tree_item(&p, ckpt_step_item_name(p.step, i), NULL);
+	}
+	if (cli_json)
+		printf("\n]\n");
+	cli_path_free(&p);
+	return rc;
+}
+
+/* ---- meta ---- */
+
+static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path)
+{
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	ckpt_leaf *l = NULL;
+	const char *cm = ckpt_tree_custom_metadata(node);
+	char shape[256];
+
+	printf("{\n  \"item\": ");
+	cli_json_str(stdout, p->item);
+	printf(",\n  \"path\": ");
+	cli_json_str(stdout, path);
+	printf(",\n  \"name\": ");
+	cli_json_str(stdout, ckpt_tree_name(node));
+	printf(",\n  \"kind\": \"%s\"", kind_name(k));
+	if (k == CKPT_TREE_NAMEDTUPLE) {
+		printf(",\n  \"namedtuple_type\": ");
+		cli_json_str(stdout, ckpt_tree_namedtuple_type(node));
+	}
+	if (ckpt_tree_is_container(node)) {
+		printf(",\n  \"children\": [");
+		for (size_t i = 0; i < ckpt_tree_count(node); i++) {
+			printf("%s", i ? ", " : "");
+			cli_json_str(stdout, ckpt_tree_name(ckpt_tree_child(node, i)));
+		}
+		printf("]");
+	}
+	if (k == CKPT_TREE_ARRAY) {
+		fmt_shape(shape, sizeof(shape), node, 1);
+		printf(",\n  \"dtype\": \"%s\",\n  \"shape\": %s",
+		       ckpt_dtype_name(ckpt_tree_dtype(node)), shape);
+	}
+	if (!ckpt_tree_is_container(node) && k != CKPT_TREE_NONE &&
+	    ckpt_leaf_open(&l, p->step, p->item, node) == 0) {
+		const ckpt_value_info *vi = ckpt_leaf_value_info(l);
+		printf(",\n  \"key\": ");
+		cli_json_str(stdout, ckpt_leaf_key(l));
+		printf(",\n  \"file_size\": %llu", (unsigned long long)ckpt_leaf_file_size(l));
+		if (vi)
+			printf(",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"codec\": \"%s\","
+			       "\n  \"inline\": %s,\n  \"chunks\": %u,\n  \"chunk_size\": %u,"
+			       "\n  \"crc32c\": \"%08x\",\n  \"generation\": %llu",
+			       (unsigned long long)vi->size, (unsigned long long)vi->stored_size,
+			       vi->codec == CKPT_CODEC_ZSTD ? "zstd" : "raw",
+			       vi->is_inline ? "true" : "false", vi->nchunks, vi->chunk_size,
+			       vi->crc32c, (unsigned long long)vi->generation);
+		ckpt_leaf_free(l);
+	}
+	printf(",\n  \"custom_metadata\": %s\n}\n", cm ? cm : "null");
+}
+
+#define META_USAGE "ckpt meta PATH"
+
+int cmd_meta(int argc, char **argv)
+{
+	cli_path p;
+	const char *json;
+	char *path = NULL;
+	int a, rc;
+
+	rc = cli_parse(&a, argc, argv, META_USAGE,
+		       "Print JSON metadata: of a step its _CHECKPOINT_METADATA, of an item its\n"
+		       "_METADATA, of a leaf its kind, dtype, shape, sizes, codec, checksum and\n"
+		       "custom metadata.\n",
+		       NULL, NULL, NULL);
+	if (rc)
+		return rc;
+	if (argc - a != 1)
+		return cli_usagef(META_USAGE, "expected one PATH");
+	if (cli_open_path(&p, argv[a]))
+		return 1;
+	if (!p.item) {
+		json = ckpt_step_metadata_json(p.step);
+		printf("%s\n", json ? json : "{}");
+	} else if (p.node && p.node != p.tree) {
+		if (ckpt_tree_path(&path, p.node) < 0)
+			rc = cli_fail();
+		else
+			print_leaf_meta(&p, p.node, path);
+	} else if (ckpt_step_item_metadata_json(&json, p.step, p.item) == 0) {
+		printf("%s\n", json);
+	} else {
+		/* Not a PyTree item: its raw value (a JSON or proto item). */
+		ckpt_value_info info;
+		char *key = cli_key(p.item, p.inner);
+		if (!key) {
+			rc = cli_errorf("out of memory");
+		} else if (ckpt_store_stat(&info, ckpt_step_store(p.step), key, strlen(key)) == 0) {
+			printf("{\n  \"key\": ");
+			cli_json_str(stdout, key);
+			printf(",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"crc32c\": "
+			       "\"%08x\"\n}\n", (unsigned long long)info.size,
+			       (unsigned long long)info.stored_size, info.crc32c);
+		} else {
+			rc = cli_errorf("no metadata for '%s' (not a PyTree item nor a key)", argv[a]);
+		}
+		free(key);
+	}
+	free(path);
+	cli_path_free(&p);
+	return rc;
+}
