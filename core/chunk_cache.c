@@ -16,18 +16,18 @@
 typedef struct entry {
 	ckpt_cached_chunk pub; /* first: entries are handed out as &pub */
 	uint64_t k1, k2;
-	unsigned refs;         /* references held by readers, plus 1 while in the table */
+	unsigned refs; /* references held by readers, plus 1 while in the table */
 	int in_table;
-	struct entry *next;    /* hash chain */
+	struct entry *next;		   /* hash chain */
 	struct entry *prev_lru, *next_lru; /* LRU list, most recent at head */
 } entry;
 
 struct ckpt_chunk_cache {
 	pthread_mutex_t mu;
 	uint64_t capacity;
-	uint64_t bytes;   /* sum of pub.len of entries in the table (guarded by mu) */
-	size_t nbuckets;  /* power of two */
-	entry **buckets;  /* guarded by mu */
+	uint64_t bytes;	 /* sum of pub.len of entries in the table (guarded by mu) */
+	size_t nbuckets; /* power of two */
+	entry **buckets; /* guarded by mu */
 	entry *lru_head, *lru_tail;
 };
 

@@ -29,15 +29,15 @@
 #include "store_private.h"
 
 static const char SCHEMA[] =
-	"CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE files(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-	" size INTEGER NOT NULL, generation INTEGER NOT NULL);"
-	"CREATE TABLE kv(key BLOB PRIMARY KEY, generation INTEGER NOT NULL,"
-	" size INTEGER NOT NULL, crc32c INTEGER NOT NULL, chunk_size INTEGER NOT NULL,"
-	" inline BLOB) WITHOUT ROWID;"
-	"CREATE TABLE chunks(key BLOB NOT NULL, idx INTEGER NOT NULL, file_id INTEGER NOT NULL,"
-	" offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,"
-	" codec INTEGER NOT NULL, crc32c INTEGER NOT NULL, PRIMARY KEY(key, idx)) WITHOUT ROWID;";
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE files(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " size INTEGER NOT NULL, generation INTEGER NOT NULL);"
+    "CREATE TABLE kv(key BLOB PRIMARY KEY, generation INTEGER NOT NULL,"
+    " size INTEGER NOT NULL, crc32c INTEGER NOT NULL, chunk_size INTEGER NOT NULL,"
+    " inline BLOB) WITHOUT ROWID;"
+    "CREATE TABLE chunks(key BLOB NOT NULL, idx INTEGER NOT NULL, file_id INTEGER NOT NULL,"
+    " offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,"
+    " codec INTEGER NOT NULL, crc32c INTEGER NOT NULL, PRIMARY KEY(key, idx)) WITHOUT ROWID;";
 
 int ckpt_store_fault_countdown;
 
@@ -103,7 +103,8 @@ static int resolve_options(ckpt_store_options *o, const ckpt_store_options *in)
 	if (o->version < 1)
 		return ckpt_error_set(CKPT_EINVAL, "store options: bad version %u", o->version);
 	if (o->compression_level < 0 || o->compression_level > ZSTD_maxCLevel())
-		return ckpt_error_set(CKPT_EINVAL, "store options: compression level %d not in 0..%d",
+		return ckpt_error_set(CKPT_EINVAL,
+				      "store options: compression level %d not in 0..%d",
 				      o->compression_level, ZSTD_maxCLevel());
 	if (o->chunk_size == 0)
 		o->chunk_size = CKPT_DEFAULT_CHUNK_SIZE;
@@ -174,7 +175,7 @@ static int check_schema(ckpt_store *s)
 	int rc = 0;
 
 	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_schema", -1, &st, NULL) !=
-		    SQLITE_OK ||
+		SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		rc = not_an_index(s);
 		goto done;
@@ -200,8 +201,8 @@ static int check_schema(ckpt_store *s)
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
-		int64_t v = sqlite3_column_type(st, 1) == SQLITE_INTEGER ? sqlite3_column_int64(st, 1)
-									 : -1;
+		int64_t v =
+		    sqlite3_column_type(st, 1) == SQLITE_INTEGER ? sqlite3_column_int64(st, 1) : -1;
 		if (name && strcmp(name, "format_major") == 0)
 			major = v;
 		else if (name && strcmp(name, "format_minor") == 0)
@@ -218,9 +219,9 @@ static int check_schema(ckpt_store *s)
 		goto done;
 	}
 	if (major > CKPT_FORMAT_MAJOR) {
-		rc = ckpt_error_set(CKPT_EVERSION,
-				    "%s has format version %lld.%lld; this ckpt reads up to %d.x",
-				    s->dbpath, (long long)major, (long long)minor, CKPT_FORMAT_MAJOR);
+		rc = ckpt_error_set(
+		    CKPT_EVERSION, "%s has format version %lld.%lld; this ckpt reads up to %d.x",
+		    s->dbpath, (long long)major, (long long)minor, CKPT_FORMAT_MAJOR);
 		goto done;
 	}
 	if ((rc = ckpt_store_read_generation(s, &s->generation)) < 0)
@@ -236,8 +237,8 @@ static int check_schema(ckpt_store *s)
 			       -1, &s->st_chunks, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "SELECT name, size, generation FROM files WHERE id = ?1", -1,
 			       &s->st_file, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT key FROM kv WHERE key >= ?1 ORDER BY key LIMIT 1",
-			       -1, &s->st_seek, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(s->db, "SELECT key FROM kv WHERE key >= ?1 ORDER BY key LIMIT 1", -1,
+			       &s->st_seek, NULL) != SQLITE_OK)
 		rc = not_an_index(s);
 done:
 	sqlite3_finalize(st);
@@ -258,7 +259,8 @@ static int open_db(ckpt_store *s)
 	} else if (s->flags & CKPT_STORE_READONLY) {
 		oflags |= SQLITE_OPEN_READONLY;
 	} else {
-		oflags |= SQLITE_OPEN_READWRITE | ((s->flags & CKPT_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+		oflags |= SQLITE_OPEN_READWRITE |
+			  ((s->flags & CKPT_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	}
 	rc = sqlite3_open_v2(name, &s->db, oflags, NULL);
 	free(uri);
@@ -323,8 +325,9 @@ int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
 			goto done;
 		}
 	} else if (stat(s->dbpath, &st) < 0) {
-		rc = errno == ENOENT ? ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir)
-				     : ckpt_error_errno(CKPT_EIO, errno, "%s", s->dbpath);
+		rc = errno == ENOENT
+			 ? ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir)
+			 : ckpt_error_errno(CKPT_EIO, errno, "%s", s->dbpath);
 		goto done;
 	} else if (!S_ISREG(st.st_mode)) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s is not a ckpt index: not a regular file",

@@ -20,34 +20,34 @@
 /* Limits a reader enforces on what it finds in an index (docs/format.md). */
 #define STORE_MAX_CHUNK_SIZE (256u << 20)
 #define STORE_MIN_CHUNK_SIZE 4096u
-#define STORE_MAX_KEY 65535u
-#define STORE_MAX_FILE_NAME 128u
+#define STORE_MAX_KEY	     65535u
+#define STORE_MAX_FILE_NAME  128u
 
 typedef struct store_file {
 	int64_t id;
-	char *name;        /* file name inside d/ (validated: [0-9A-Za-z_.-], no leading '.') */
-	uint64_t size;     /* committed size recorded in the files table */
-	int fd;            /* O_RDONLY, kept open until the store is freed */
+	char *name;    /* file name inside d/ (validated: [0-9A-Za-z_.-], no leading '.') */
+	uint64_t size; /* committed size recorded in the files table */
+	int fd;	       /* O_RDONLY, kept open until the store is freed */
 } store_file;
 
 struct ckpt_store {
 	pthread_mutex_t mu;
-	char *dir;            /* the store directory as given */
-	char *dbpath;         /* dir/ckpt.db */
-	int ddirfd;           /* dir/d, O_DIRECTORY; -1 if absent (read-only, no chunks) */
+	char *dir;    /* the store directory as given */
+	char *dbpath; /* dir/ckpt.db */
+	int ddirfd;   /* dir/d, O_DIRECTORY; -1 if absent (read-only, no chunks) */
 	unsigned flags;
 	ckpt_store_options opts; /* resolved: no zeros left */
-	sqlite3 *db;             /* guarded by mu */
-	sqlite3_stmt *st_kv;     /* SELECT a kv row by key */
+	sqlite3 *db;		 /* guarded by mu */
+	sqlite3_stmt *st_kv;	 /* SELECT a kv row by key */
 	sqlite3_stmt *st_chunks; /* SELECT a key's chunks in idx order */
-	sqlite3_stmt *st_file;   /* SELECT a files row by id */
-	sqlite3_stmt *st_seek;   /* first key >= ?1 */
-	store_file **files;      /* guarded by mu; entries immutable once added */
+	sqlite3_stmt *st_file;	 /* SELECT a files row by id */
+	sqlite3_stmt *st_seek;	 /* first key >= ?1 */
+	store_file **files;	 /* guarded by mu; entries immutable once added */
 	size_t nfiles, capfiles;
 	ckpt_chunk_cache *cache; /* NULL without cache_size */
-	uint64_t generation;     /* atomic: last committed generation */
-	uint64_t bytes_read;     /* atomic */
-	ckpt_batch *batch;       /* guarded by mu: the open batch or NULL */
+	uint64_t generation;	 /* atomic: last committed generation */
+	uint64_t bytes_read;	 /* atomic */
+	ckpt_batch *batch;	 /* guarded by mu: the open batch or NULL */
 };
 
 /* Write key as printable text into buf (non-printable bytes as \xHH, "..." if cut). */

@@ -39,10 +39,10 @@
 
 typedef struct value_chunk {
 	store_file *file;
-	uint64_t off;     /* offset in the data file */
-	uint32_t stored;  /* bytes in the data file */
-	uint32_t raw;     /* bytes after decoding */
-	uint32_t crc;     /* CRC32C of the stored bytes */
+	uint64_t off;	 /* offset in the data file */
+	uint32_t stored; /* bytes in the data file */
+	uint32_t raw;	 /* bytes after decoding */
+	uint32_t crc;	 /* CRC32C of the stored bytes */
 	int codec;
 } value_chunk;
 
@@ -51,8 +51,8 @@ struct ckpt_value {
 	ckpt_value_info info;
 	unsigned char *key;
 	size_t keylen;
-	unsigned char *inl;   /* inline value (verified), or NULL */
-	value_chunk *chunks;  /* info.nchunks entries */
+	unsigned char *inl;  /* inline value (verified), or NULL */
+	value_chunk *chunks; /* info.nchunks entries */
 };
 
 /* ---- values ----------------------------------------------------------- */
@@ -85,8 +85,9 @@ static int file_get(store_file **out, ckpt_store *s, int64_t id)
 	sqlite3_bind_int64(s->st_file, 1, id);
 	rc = sqlite3_step(s->st_file);
 	if (rc == SQLITE_DONE) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: data file id %lld is not in the files table",
-				    s->dbpath, (long long)id);
+		rc =
+		    ckpt_error_set(CKPT_ECORRUPT, "%s: data file id %lld is not in the files table",
+				   s->dbpath, (long long)id);
 		goto done;
 	}
 	if (rc != SQLITE_ROW) {
@@ -121,9 +122,9 @@ static int file_get(store_file **out, ckpt_store *s, int64_t id)
 		goto done;
 	}
 	if ((uint64_t)st.st_size < f->size) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/d/%s: truncated (%lld bytes, index says %llu)",
-				    s->dir, f->name, (long long)st.st_size,
-				    (unsigned long long)f->size);
+		rc = ckpt_error_set(CKPT_ECORRUPT,
+				    "%s/d/%s: truncated (%lld bytes, index says %llu)", s->dir,
+				    f->name, (long long)st.st_size, (unsigned long long)f->size);
 		goto done;
 	}
 	if (s->nfiles == s->capfiles) {
@@ -184,11 +185,13 @@ static int load_chunks(ckpt_value *v)
 		    !int_col(s->st_chunks, 4, (int64_t)want_raw, (int64_t)want_raw, &raw) ||
 		    !int_col(s->st_chunks, 5, CKPT_CODEC_RAW, CKPT_CODEC_ZSTD, &codec) ||
 		    !int_col(s->st_chunks, 3, codec == CKPT_CODEC_RAW ? raw : 1,
-			     codec == CKPT_CODEC_RAW ? raw : (int64_t)ZSTD_compressBound((size_t)raw),
+			     codec == CKPT_CODEC_RAW ? raw
+						     : (int64_t)ZSTD_compressBound((size_t)raw),
 			     &stored) ||
 		    !int_col(s->st_chunks, 6, 0, UINT32_MAX, &crc)) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': bad chunk row %u", s->dbpath,
-					    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT, "%s: key '%s': bad chunk row %u", s->dbpath,
+			    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
 			goto done;
 		}
 		if ((rc = file_get(&c->file, s, fid)) < 0) {
@@ -197,10 +200,11 @@ static int load_chunks(ckpt_value *v)
 			goto done;
 		}
 		if ((uint64_t)off + (uint64_t)stored > c->file->size) {
-			rc = ckpt_error_set(CKPT_ECORRUPT,
-					    "%s/d/%s: key '%s' chunk %u lies past the end of the file",
-					    s->dir, c->file->name,
-					    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT,
+			    "%s/d/%s: key '%s' chunk %u lies past the end of the file", s->dir,
+			    c->file->name, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
+			    i);
 			goto done;
 		}
 		c->off = (uint64_t)off;
@@ -219,9 +223,9 @@ static int load_chunks(ckpt_value *v)
 	}
 	rc = 0;
 	if (i != in->nchunks)
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s' has %u chunks, expected %u",
-				    s->dbpath, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
-				    i, in->nchunks);
+		rc = ckpt_error_set(
+		    CKPT_ECORRUPT, "%s: key '%s' has %u chunks, expected %u", s->dbpath,
+		    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i, in->nchunks);
 done:
 	sqlite3_reset(s->st_chunks);
 	sqlite3_clear_bindings(s->st_chunks);
@@ -272,10 +276,10 @@ static int load_value(ckpt_value *v)
 				memcpy(v->inl, b, n);
 			in->stored_size = n;
 			if (ckpt_crc32c_update(0, v->inl, n) != in->crc32c) {
-				rc = ckpt_error_set(CKPT_ECORRUPT,
-						    "%s: inline value of key '%s': CRC32C mismatch",
-						    s->dbpath,
-						    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
+				rc = ckpt_error_set(
+				    CKPT_ECORRUPT, "%s: inline value of key '%s': CRC32C mismatch",
+				    s->dbpath,
+				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
 				goto done;
 			}
 		}
@@ -306,7 +310,8 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 
 	*out = NULL;
 	if (keylen > STORE_MAX_KEY)
-		return ckpt_error_set(CKPT_ENOTFOUND, "%s: key too long (%zu bytes)", s->dir, keylen);
+		return ckpt_error_set(CKPT_ENOTFOUND, "%s: key too long (%zu bytes)", s->dir,
+				      keylen);
 	if ((v = calloc(1, sizeof(*v))) == NULL || (v->key = malloc(keylen ? keylen : 1)) == NULL) {
 		free(v);
 		return ckpt_error_nomem();
@@ -378,15 +383,16 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 	for (uint32_t k = 0; k < n; k++)
 		total += v->chunks[i + k].stored;
 	while (done < total) {
-		ssize_t r = pread(c->file->fd, (char *)dst + done, total - done,
-				  (off_t)(c->off + done));
+		ssize_t r =
+		    pread(c->file->fd, (char *)dst + done, total - done, (off_t)(c->off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			char kr[160];
-			return ckpt_error_errno(CKPT_EIO, errno, "%s/d/%s: reading key '%s' chunk %u",
-						v->s->dir, c->file->name,
-						ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+			return ckpt_error_errno(
+			    CKPT_EIO, errno, "%s/d/%s: reading key '%s' chunk %u", v->s->dir,
+			    c->file->name, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
+			    i);
 		}
 		if (r == 0)
 			return corrupt(v, i, "data file ends inside the chunk");
@@ -395,7 +401,8 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 	__atomic_fetch_add(&v->s->bytes_read, total, __ATOMIC_RELAXED);
 	done = 0;
 	for (uint32_t k = i; k < i + n; k++) {
-		if (ckpt_crc32c_update(0, (char *)dst + done, v->chunks[k].stored) != v->chunks[k].crc)
+		if (ckpt_crc32c_update(0, (char *)dst + done, v->chunks[k].stored) !=
+		    v->chunks[k].crc)
 			return corrupt(v, k, "CRC32C mismatch");
 		done += v->chunks[k].stored;
 	}
@@ -533,6 +540,23 @@ int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64
 	return 0;
 }
 
+/*
+ * Extend crc over the raw bytes of chunks i .. i+n-1, just read into buf:
+ * a raw chunk's CRC was verified on the way in and is the CRC of its raw
+ * bytes, so it is combined without another pass over the data.
+ */
+static uint32_t chunks_crc(const ckpt_value *v, uint32_t crc, uint32_t i, uint32_t n,
+			   const unsigned char *buf)
+{
+	for (uint32_t k = i; k < i + n; k++) {
+		const value_chunk *c = &v->chunks[k];
+		crc = c->codec == CKPT_CODEC_RAW ? ckpt_crc32c_combine(crc, c->crc, c->raw)
+						 : ckpt_crc32c_update(crc, buf, c->raw);
+		buf += c->raw;
+	}
+	return crc;
+}
+
 int ckpt_value_verify(ckpt_value *v)
 {
 	const ckpt_value_info *in = &v->info;
@@ -543,15 +567,24 @@ int ckpt_value_verify(ckpt_value *v)
 
 	if (in->is_inline)
 		return 0; /* checked by ckpt_value_open */
-	if ((buf = malloc(in->chunk_size ? in->chunk_size : 1)) == NULL)
+	/* Whole chunks at a time, so that ckpt_value_pread reads runs of them at once. */
+	size_t win =
+	    (MAX_SPAN / in->chunk_size ? MAX_SPAN / in->chunk_size : 1) * (size_t)in->chunk_size;
+	if ((buf = malloc(win)) == NULL)
 		return ckpt_error_nomem();
-	for (uint32_t i = 0; i < in->nchunks && rc == 0; i++)
-		if ((rc = read_chunk(v, i, buf)) == 0)
-			crc = ckpt_crc32c_update(crc, buf, v->chunks[i].raw);
+	for (uint64_t off = 0; off < in->size && rc == 0; off += win) {
+		size_t n;
+		uint32_t first = (uint32_t)(off / in->chunk_size);
+		if ((rc = ckpt_value_pread(&n, v, buf, win, off)) == 0)
+			crc =
+			    chunks_crc(v, crc, first,
+				       (uint32_t)((n + in->chunk_size - 1) / in->chunk_size), buf);
+	}
 	free(buf);
 	if (rc == 0 && crc != in->crc32c)
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': whole-value CRC32C mismatch",
-				    v->s->dir, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
+				    v->s->dir,
+				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
 	return rc;
 }
 
@@ -574,7 +607,7 @@ int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, 
 	if ((rc = ckpt_value_pread(&n, v, buf, (size_t)v->info.size, 0)) < 0)
 		goto done;
 	assert(n == v->info.size);
-	if (!v->info.is_inline && ckpt_crc32c_update(0, buf, n) != v->info.crc32c) {
+	if (!v->info.is_inline && chunks_crc(v, 0, 0, v->info.nchunks, buf) != v->info.crc32c) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': whole-value CRC32C mismatch",
 				    s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
 		goto done;

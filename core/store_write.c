@@ -42,7 +42,7 @@
 #define MIN_SAVING_DIV 10
 /* Sample size for the "is this worth compressing" test. */
 #define SAMPLE_PIECES 4
-#define SAMPLE_PIECE 4096
+#define SAMPLE_PIECE  4096
 
 typedef struct chunk_rec {
 	int64_t file_id;
@@ -78,9 +78,10 @@ typedef struct job {
 	int level;
 	unsigned char *out; /* compressed bytes, or NULL: store raw */
 	uint32_t out_len;
-	uint32_t crc;       /* of the stored bytes */
-	int done, err;      /* guarded by pool mu */
-	struct job *next;   /* pool queue */
+	uint32_t crc;		   /* of the stored bytes */
+	uint32_t raw_crc;	   /* of the raw bytes (the same for a raw chunk) */
+	int done;		   /* guarded by pool mu */
+	struct job *next;	   /* pool queue */
 	struct job *next_inflight; /* writer's FIFO */
 } job;
 
@@ -105,6 +106,8 @@ struct ckpt_batch {
 	ckpt_value_writer *writer;
 	pool *pool;
 	int poisoned; /* first I/O error code, or 0 */
+	void **spare; /* chunk buffers kept for reuse: fresh pages cost page faults */
+	size_t nspare, capspare;
 };
 
 struct ckpt_value_writer {
@@ -115,7 +118,7 @@ struct ckpt_value_writer {
 	unsigned char *buf; /* chunk being filled: chunk_size bytes */
 	uint32_t fill;
 	uint64_t size;
-	uint32_t crc;       /* of all raw bytes so far */
+	uint32_t crc; /* of the raw bytes of the chunks appended so far */
 	chunk_rec *chunks;
 	uint32_t nchunks, capchunks;
 	job *inflight_head, *inflight_tail;
@@ -146,20 +149,20 @@ static void compress_job(job *j, ZSTD_CCtx *cc, void *scratch, size_t scratch_le
 {
 	if (j->level > 0 && cc && worth_compressing(cc, j->raw, j->raw_len, scratch, scratch_len)) {
 		size_t bound = ZSTD_compressBound(j->raw_len), n;
-		if ((j->out = malloc(bound)) == NULL) {
-			j->err = CKPT_ENOMEM;
-			return;
-		}
+		if ((j->out = malloc(bound)) == NULL)
+			goto raw; /* out of memory: storing it raw is still correct */
 		n = ZSTD_compressCCtx(cc, j->out, bound, j->raw, j->raw_len, j->level);
 		if (!ZSTD_isError(n) && n <= j->raw_len - j->raw_len / MIN_SAVING_DIV) {
 			j->out_len = (uint32_t)n;
 			j->crc = ckpt_crc32c_update(0, j->out, j->out_len);
+			j->raw_crc = ckpt_crc32c_update(0, j->raw, j->raw_len);
 			return;
 		}
 		free(j->out);
 		j->out = NULL;
 	}
-	j->crc = ckpt_crc32c_update(0, j->raw, j->raw_len);
+raw:
+	j->crc = j->raw_crc = ckpt_crc32c_update(0, j->raw, j->raw_len);
 }
 
 static void *worker_main(void *arg)
@@ -281,7 +284,8 @@ static int finish_file(ckpt_batch *b)
 	if (f == NULL || f->fd < 0)
 		return 0;
 	if (sync_fd(f->fd) < 0)
-		rc = poison(b, ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d/%s", b->s->dir, f->name));
+		rc = poison(b,
+			    ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d/%s", b->s->dir, f->name));
 	close(f->fd);
 	f->fd = -1;
 	return rc;
@@ -309,8 +313,8 @@ static int new_file(ckpt_batch *b)
 		 b->nonce, b->nfiles);
 	f->fd = openat(b->s->ddirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (f->fd < 0)
-		return poison(b, ckpt_error_errno(CKPT_EIO, errno, "create %s/d/%s", b->s->dir,
-						  f->name));
+		return poison(
+		    b, ckpt_error_errno(CKPT_EIO, errno, "create %s/d/%s", b->s->dir, f->name));
 	b->nfiles++;
 	b->next_file_id++;
 	return 0;
@@ -330,9 +334,12 @@ static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c)
 	return 0;
 }
 
-/* Append one chunk's stored bytes to the batch's current data file. */
+/*
+ * Append one chunk's stored bytes to the batch's current data file; raw_crc
+ * (of its raw bytes) extends the whole-value CRC.
+ */
 static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t stored_len,
-			uint32_t raw_len, int codec, uint32_t crc)
+			uint32_t raw_len, int codec, uint32_t crc, uint32_t raw_crc)
 {
 	ckpt_batch *b = w->b;
 	batch_file *f = b->nfiles ? &b->files[b->nfiles - 1] : NULL;
@@ -346,8 +353,8 @@ static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t store
 		f = &b->files[b->nfiles - 1];
 	}
 	if (write_all(f->fd, stored, stored_len, f->size) < 0)
-		return poison(b, ckpt_error_errno(CKPT_EIO, errno, "write %s/d/%s", b->s->dir,
-						  f->name));
+		return poison(
+		    b, ckpt_error_errno(CKPT_EIO, errno, "write %s/d/%s", b->s->dir, f->name));
 	c.file_id = f->id;
 	c.off = f->size;
 	c.stored = stored_len;
@@ -355,22 +362,39 @@ static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t store
 	c.crc = crc;
 	c.codec = codec;
 	f->size += stored_len;
+	w->crc = ckpt_crc32c_combine(w->crc, raw_crc, raw_len);
 	return writer_add_chunk(w, &c);
 }
 
 /* ---- value writers ----------------------------------------------------- */
 
-static void job_free(job *j)
+/* A chunk_size buffer, reused if one is spare. */
+static void *buf_get(ckpt_batch *b)
+{
+	return b->nspare ? b->spare[--b->nspare] : malloc(b->s->opts.chunk_size);
+}
+
+static void buf_put(ckpt_batch *b, void *p)
+{
+	if (p && b->nspare < b->capspare)
+		b->spare[b->nspare++] = p;
+	else
+		free(p);
+}
+
+static void job_free(ckpt_batch *b, job *j)
 {
 	if (j) {
-		free(j->raw);
+		buf_put(b, j->raw);
 		free(j->out);
 		free(j);
 	}
 }
 
-/* Append finished jobs in order; with `block`, wait for all of them or until
- * the in-flight bytes fit `limit`. */
+/*
+ * Append finished jobs in submission order. While more than `limit` raw
+ * bytes are in flight, wait for the oldest job (limit 0: wait for all).
+ */
 static int drain(ckpt_value_writer *w, uint64_t limit)
 {
 	pool *p = w->b->pool;
@@ -390,15 +414,15 @@ static int drain(ckpt_value_writer *w, uint64_t limit)
 		if (w->inflight_head == NULL)
 			w->inflight_tail = NULL;
 		w->inflight_bytes -= j->raw_len;
-		if (j->err)
-			rc = ckpt_error_nomem();
-		else if (w->b->poisoned)
+		if (w->b->poisoned)
 			rc = w->b->poisoned;
 		else if (j->out)
-			rc = append_chunk(w, j->out, j->out_len, j->raw_len, CKPT_CODEC_ZSTD, j->crc);
+			rc = append_chunk(w, j->out, j->out_len, j->raw_len, CKPT_CODEC_ZSTD,
+					  j->crc, j->raw_crc);
 		else
-			rc = append_chunk(w, j->raw, j->raw_len, j->raw_len, CKPT_CODEC_RAW, j->crc);
-		job_free(j);
+			rc = append_chunk(w, j->raw, j->raw_len, j->raw_len, CKPT_CODEC_RAW, j->crc,
+					  j->crc);
+		job_free(w->b, j);
 	}
 	return rc;
 }
@@ -413,8 +437,8 @@ static int submit_chunk(ckpt_value_writer *w)
 
 	assert(w->fill > 0);
 	if (w->level == 0) { /* nothing to compress: append right away */
-		rc = append_chunk(w, w->buf, w->fill, w->fill, CKPT_CODEC_RAW,
-				  ckpt_crc32c_update(0, w->buf, w->fill));
+		uint32_t crc = ckpt_crc32c_update(0, w->buf, w->fill);
+		rc = append_chunk(w, w->buf, w->fill, w->fill, CKPT_CODEC_RAW, crc, crc);
 		w->fill = 0;
 		return rc;
 	}
@@ -427,7 +451,7 @@ static int submit_chunk(ckpt_value_writer *w)
 	j->raw = w->buf;
 	j->raw_len = w->fill;
 	j->level = w->level;
-	if ((w->buf = malloc(o->chunk_size)) == NULL) {
+	if ((w->buf = buf_get(b)) == NULL) {
 		w->buf = j->raw;
 		free(j);
 		return ckpt_error_nomem();
@@ -461,16 +485,17 @@ static int check_key(const ckpt_batch *b, size_t keylen)
 static int level_of(const ckpt_batch *b, const ckpt_put_options *opts, int *out)
 {
 	int l = opts && opts->compression_level >= 0 ? opts->compression_level
-						       : b->s->opts.compression_level;
+						     : b->s->opts.compression_level;
 
 	if (l > ZSTD_maxCLevel())
-		return ckpt_error_set(CKPT_EINVAL, "compression level %d > %d", l, ZSTD_maxCLevel());
+		return ckpt_error_set(CKPT_EINVAL, "compression level %d > %d", l,
+				      ZSTD_maxCLevel());
 	*out = l;
 	return 0;
 }
 
-int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
-			   size_t keylen, const ckpt_put_options *opts)
+int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, size_t keylen,
+			   const ckpt_put_options *opts)
 {
 	ckpt_value_writer *w;
 	int rc, level = 0;
@@ -483,7 +508,7 @@ int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *k
 	if ((rc = check_key(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
 		return rc;
 	if ((w = calloc(1, sizeof(*w))) == NULL || (w->key = malloc(keylen ? keylen : 1)) == NULL ||
-	    (w->buf = malloc(b->s->opts.chunk_size)) == NULL) {
+	    (w->buf = buf_get(b)) == NULL) {
 		if (w)
 			free(w->key);
 		free(w);
@@ -508,13 +533,12 @@ int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len)
 	if (w->b->poisoned || w->failed)
 		return ckpt_error_set(w->b->poisoned ? w->b->poisoned : w->failed,
 				      "%s: value writer failed earlier", w->b->s->dir);
-	w->crc = ckpt_crc32c_update(w->crc, buf, len);
-	w->size += len;
+	w->size += len; /* w->crc grows as chunks are appended */
 	while (len > 0) {
 		if (w->level == 0 && w->fill == 0 && len >= cs) {
 			/* Raw and aligned: write straight from the caller's buffer. */
-			if ((rc = append_chunk(w, p, cs, cs, CKPT_CODEC_RAW,
-					       ckpt_crc32c_update(0, p, cs))) < 0)
+			uint32_t crc = ckpt_crc32c_update(0, p, cs);
+			if ((rc = append_chunk(w, p, cs, cs, CKPT_CODEC_RAW, crc, crc)) < 0)
 				return w->failed = rc;
 			p += cs;
 			len -= cs;
@@ -543,12 +567,14 @@ static void writer_free(ckpt_value_writer *w)
 		while (w->inflight_head) {
 			job *j = w->inflight_head;
 			w->inflight_head = j->next_inflight;
-			job_free(j);
+			job_free(w->b, j);
 		}
 	}
 	w->b->writer = NULL;
 	free(w->key);
-	free(w->buf);
+	buf_put(w->b, w->buf);
+	while (w->b->nspare) /* an open batch holds no memory between values */
+		free(w->b->spare[--w->b->nspare]);
 	free(w->chunks);
 	free(w);
 }
@@ -576,7 +602,7 @@ static int add_op(ckpt_batch *b, const op *o)
 int ckpt_value_writer_close(ckpt_value_writer *w)
 {
 	ckpt_batch *b = w->b;
-	op o = {.kind = OP_PUT, .key = w->key, .keylen = w->keylen, .size = w->size, .crc = w->crc};
+	op o = {.kind = OP_PUT, .key = w->key, .keylen = w->keylen, .size = w->size};
 	int rc = b->poisoned ? b->poisoned : w->failed;
 
 	if (rc < 0) {
@@ -585,13 +611,18 @@ int ckpt_value_writer_close(ckpt_value_writer *w)
 	}
 	if (w->nchunks == 0 && w->inflight_head == NULL && w->fill <= b->s->opts.inline_max) {
 		o.is_inline = 1;
-		o.inl = w->buf;
-		w->buf = NULL;
+		if ((o.inl = malloc(w->fill ? w->fill : 1)) == NULL) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		memcpy(o.inl, w->buf, w->fill);
+		o.crc = ckpt_crc32c_update(0, w->buf, w->fill);
 	} else {
 		if ((w->fill > 0 && (rc = submit_chunk(w)) < 0) ||
 		    (w->inflight_head && (rc = drain(w, 0)) < 0))
 			goto done;
 		assert(w->inflight_head == NULL);
+		o.crc = w->crc; /* complete only now that every chunk is appended */
 		o.chunk_size = b->s->opts.chunk_size;
 		o.chunks = w->chunks;
 		o.nchunks = w->nchunks;
@@ -615,7 +646,10 @@ int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *va
 	int rc;
 
 	if (len <= b->s->opts.inline_max && !b->poisoned && !b->writer) { /* no chunk buffer */
-		op o = {.kind = OP_PUT, .keylen = keylen, .size = len, .is_inline = 1,
+		op o = {.kind = OP_PUT,
+			.keylen = keylen,
+			.size = len,
+			.is_inline = 1,
 			.crc = ckpt_crc32c_update(0, val, len)};
 		if ((rc = check_key(b, keylen)) < 0)
 			return rc;
@@ -678,6 +712,11 @@ int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
 	for (int i = 0; i < 8; i++)
 		snprintf(b->nonce + 2 * i, 3, "%02x", rnd[i]);
 	b->s = s;
+	b->capspare = s->opts.max_bytes_in_flight / s->opts.chunk_size + 2;
+	if ((b->spare = calloc(b->capspare, sizeof(*b->spare))) == NULL) {
+		free(b);
+		return ckpt_error_nomem();
+	}
 	pthread_mutex_lock(&s->mu);
 	if (s->batch) {
 		rc = ckpt_error_set(CKPT_EBUSY, "%s: a batch is already open", s->dir);
@@ -705,6 +744,7 @@ done:
 	pthread_mutex_unlock(&s->mu);
 	sqlite3_finalize(st);
 	if (rc < 0) {
+		free(b->spare);
 		free(b);
 		return rc;
 	}
@@ -735,6 +775,8 @@ static void batch_free(ckpt_batch *b, int committed)
 	}
 	free(b->ops);
 	free(b->files);
+	assert(b->nspare == 0);
+	free(b->spare);
 	pthread_mutex_lock(&s->mu);
 	assert(s->batch == b);
 	s->batch = NULL;
@@ -768,14 +810,14 @@ static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
 static int write_index(ckpt_batch *b, uint64_t gen)
 {
 	static const char *const sql[] = {
-		"INSERT INTO files(id, name, size, generation) VALUES(?1, ?2, ?3, ?4)",
-		"DELETE FROM kv WHERE key = ?1",
-		"DELETE FROM chunks WHERE key = ?1",
-		"INSERT INTO kv(key, generation, size, crc32c, chunk_size, inline)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-		"INSERT INTO chunks(key, idx, file_id, offset, stored_len, raw_len, codec, crc32c)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-		"UPDATE meta SET value = ?1 WHERE name = 'generation'",
+	    "INSERT INTO files(id, name, size, generation) VALUES(?1, ?2, ?3, ?4)",
+	    "DELETE FROM kv WHERE key = ?1",
+	    "DELETE FROM chunks WHERE key = ?1",
+	    "INSERT INTO kv(key, generation, size, crc32c, chunk_size, inline)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	    "INSERT INTO chunks(key, idx, file_id, offset, stored_len, raw_len, codec, crc32c)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "UPDATE meta SET value = ?1 WHERE name = 'generation'",
 	};
 	enum { FILES, DEL_KV, DEL_CHUNKS, INS_KV, INS_CHUNK, SET_GEN, NST };
 	ckpt_store *s = b->s;
@@ -869,7 +911,8 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 		if ((rc = ckpt_store_read_generation(s, &gen)) == 0)
 			rc = write_index(b, ++gen);
 		if (rc == 0 && ckpt_store_fault_hit())
-			rc = ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->dbpath);
+			rc =
+			    ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->dbpath);
 		if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			rc = ckpt_store_sqlerr(s, CKPT_EIO, "commit");
 		if (rc == 0) {

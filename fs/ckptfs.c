@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,13 @@ int main(int argc, char *argv[])
 
 	pthread_mutex_init(&bg.lock, NULL);
 	pthread_cond_init(&bg.cond, NULL);
+	/*
+	 * Read buffers and chunks are ~1 MiB, above glibc's mmap threshold: every
+	 * read would mmap, fault in and munmap (a TLB shootdown on each core).
+	 * Keep them in the heap; this more than doubled read throughput here.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
 	/* 1. options */
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) || fuse_parse_cmdline(&args, &co)) {
@@ -254,7 +262,9 @@ int main(int argc, char *argv[])
 		if (!lc)
 			goto out_threads;
 		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
-		fuse_loop_cfg_set_max_threads(lc, co.max_threads ? co.max_threads : 10);
+		fuse_loop_cfg_set_max_threads(lc, co.max_threads);
+		if (co.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
 		ret = fuse_session_loop_mt(fs.se, lc);
 	}
 	ret = ret ? 1 : 0;

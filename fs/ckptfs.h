@@ -7,7 +7,8 @@
 #ifndef CKPTFS_CKPTFS_H
 #define CKPTFS_CKPTFS_H
 
-#define FUSE_USE_VERSION 34
+/* 3.12+: the fuse_loop_cfg_* API (with 34, fuse_session_loop_mt takes the old struct). */
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
 #include "view.h"

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #define XATTR_PREFIX "user.ckpt."
+#define READDIR_MAX (64u << 10)
 
 struct ofile {
 	struct vstep *vs;
@@ -345,9 +346,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 	uint32_t node;
 	size_t pos = 0;
 	int err = 0;
-	char *buf = malloc(size ? size : 1);
+	char *buf;
 
-	if (!buf) {
+	/* The kernel may offer up to 1 MiB; a short listing is fine (it asks again). */
+	if (size > READDIR_MAX)
+		size = READDIR_MAX;
+	if (!(buf = malloc(size ? size : 1))) {
 		err = ENOMEM;
 		goto done;
 	}

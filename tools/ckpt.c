@@ -18,17 +18,17 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"save", cmd_save, "save an interchange directory as a new step"},
-	{"restore", cmd_restore, "write a step, item or subtree as an interchange directory"},
-	{"ls", cmd_ls, "list the steps of a root (finalized and pending)"},
-	{"tree", cmd_tree, "items and leaves with dtype, shape and sizes"},
-	{"meta", cmd_meta, "JSON metadata of a step, item or leaf"},
-	{"cat", cmd_cat, "print a leaf's value (arrays numpy-style, summarised)"},
-	{"get", cmd_get, "copy one leaf to a .npy/text file, or a subtree to a directory"},
-	{"verify", cmd_verify, "read every value of a step and check every checksum"},
-	{"finalize", cmd_finalize, "finalize a pending step"},
-	{"rm", cmd_rm, "delete a step (or a pending temporary directory)"},
-	{"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
+    {"save", cmd_save, "save an interchange directory as a new step"},
+    {"restore", cmd_restore, "write a step, item or subtree as an interchange directory"},
+    {"ls", cmd_ls, "list the steps of a root (finalized and pending)"},
+    {"tree", cmd_tree, "items and leaves with dtype, shape and sizes"},
+    {"meta", cmd_meta, "JSON metadata of a step, item or leaf"},
+    {"cat", cmd_cat, "print a leaf's value (arrays numpy-style, summarised)"},
+    {"get", cmd_get, "copy one leaf to a .npy/text file, or a subtree to a directory"},
+    {"verify", cmd_verify, "read every value of a step and check every checksum"},
+    {"finalize", cmd_finalize, "finalize a pending step"},
+    {"rm", cmd_rm, "delete a step (or a pending temporary directory)"},
+    {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

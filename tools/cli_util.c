@@ -57,10 +57,10 @@ int cli_parse(int *first_arg, int argc, char **argv, const char *usage, const ch
 	      const struct option *opts, cli_opt_cb on_opt, void *payload)
 {
 	static const struct option common[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"bytes", no_argument, NULL, OPT_BYTES},
-		{"io-stats", no_argument, NULL, OPT_IO_STATS},
-		{"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"bytes", no_argument, NULL, OPT_BYTES},
+	    {"io-stats", no_argument, NULL, OPT_IO_STATS},
+	    {"help", no_argument, NULL, 'h'},
 	};
 	struct option all[32];
 	char shorts[64] = "h";
@@ -87,27 +87,24 @@ int cli_parse(int *first_arg, int argc, char **argv, const char *usage, const ch
 		if (c == -1)
 			break;
 		switch (c) {
-		case OPT_JSON:
-			cli_json = 1;
-			break;
-		case OPT_BYTES:
-			cli_bytes = 1;
-			break;
-		case OPT_IO_STATS:
-			cli_io_stats = 1;
-			break;
-		case 'h':
-			printf("usage: %s\n%s", usage, help);
-			return -1;
+		case OPT_JSON: cli_json = 1; break;
+		case OPT_BYTES: cli_bytes = 1; break;
+		case OPT_IO_STATS: cli_io_stats = 1; break;
+		case 'h': printf("usage: %s\n%s", usage, help); return -1;
 		case '?':
 		case ':':
 			if (optopt)
 				return cli_usagef(usage, "bad or incomplete option '-%c'", optopt);
 			return cli_usagef(usage, "bad or incomplete option '%s'", argv[optind - 1]);
 		default:
-			if (on_opt(c, optarg, payload) != 0)
-				return cli_usagef(usage, "bad value '%s' for option '%s'",
-						  optarg ? optarg : "", argv[optind - 1]);
+			if (on_opt(c, optarg, payload) != 0) {
+				const char *name = "?";
+				for (size_t i = 0; i < n; i++)
+					if (all[i].val == c)
+						name = all[i].name;
+				return cli_usagef(usage, "bad value '%s' for option --%s",
+						  optarg ? optarg : "", name);
+			}
 		}
 	}
 	*first_arg = optind;
@@ -163,6 +160,15 @@ const char *cli_size(char buf[32], uint64_t n)
 		u++;
 	}
 	snprintf(buf, 32, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
+	return buf;
+}
+
+const char *cli_size_unit(char buf[40], uint64_t n)
+{
+	char tmp[32];
+	const char *s = cli_size(tmp, n);
+
+	snprintf(buf, 40, "%s%s", s, strchr(s, ' ') ? "" : " bytes");
 	return buf;
 }
 
@@ -251,7 +257,8 @@ int cli_open_path(cli_path *p, const char *arg)
 		if (!slash || slash == dir) {
 			free(dir);
 			return cli_errorf("'%s' is not in a checkpoint step (no directory with "
-					  "ckpt.db on the path)", arg);
+					  "ckpt.db on the path)",
+					  arg);
 		}
 		*slash = '\0';
 	}

@@ -25,9 +25,9 @@
 #include <ckpt/ckpt.h>
 
 /* Global flags (set by main or by any subcommand's option parser). */
-extern int cli_json;     /* --json: machine-readable output */
-extern int cli_bytes;    /* --bytes: exact byte counts even on a TTY */
-extern int cli_io_stats; /* --io-stats: print rchar and store bytes read at exit */
+extern int cli_json;		      /* --json: machine-readable output */
+extern int cli_bytes;		      /* --bytes: exact byte counts even on a TTY */
+extern int cli_io_stats;	      /* --io-stats: print rchar and store bytes read at exit */
 extern uint64_t cli_store_bytes_read; /* data-file bytes read by the stores closed so far */
 
 /* Print "ckpt: <ckpt_error_last()>" and return 1. */
@@ -55,6 +55,8 @@ int cli_parse_u64(uint64_t *out, const char *s, int allow_suffix);
 
 /* A size for humans ("1.5 MiB") on a TTY, exact bytes otherwise or with --bytes. */
 const char *cli_size(char buf[32], uint64_t n);
+/* The same with a unit always: "1.5 MiB" or "1572864 bytes" (for messages). */
+const char *cli_size_unit(char buf[40], uint64_t n);
 
 /* Write s as a JSON string (quoted, escaped) to f. */
 void cli_json_str(FILE *f, const char *s);
@@ -62,18 +64,18 @@ void cli_json_str(FILE *f, const char *s);
 /* A resolved path into a checkpoint. */
 typedef struct cli_path {
 	char *step_dir; /* directory containing ckpt.db */
-	char *item;     /* NULL for the whole step */
-	char *inner;    /* path inside the item, NULL for the whole item */
+	char *item;	/* NULL for the whole step */
+	char *inner;	/* path inside the item, NULL for the whole item */
 	ckpt_step *step;
 	const ckpt_tree *tree; /* the item's metadata tree (NULL if not a PyTree item) */
 	const ckpt_tree *node; /* the node `inner` names in tree (tree itself if no inner) */
 } cli_path;
 
 /*
- * Resolve `arg` and open its step. With need_node, an item/inner path must
- * name an existing item (and node in a PyTree item); for items whose tree is
- * unavailable, tree and node stay NULL and inner is kept for raw-key access.
- * Prints the error and returns 1 on failure.
+ * Resolve `arg` and open its step. An item/inner path must name an existing
+ * item (and node, in a PyTree item); for items whose tree is unavailable
+ * (not PyTrees), tree and node stay NULL and inner is kept for raw-key
+ * access. Prints the error and returns 1 on failure (p is then empty).
  */
 int cli_open_path(cli_path *p, const char *arg);
 /* Is dir a step directory (holds ckpt.db)? */

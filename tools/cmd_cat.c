@@ -22,10 +22,10 @@
 
 #include "cli_util.h"
 
-#define LINEWIDTH 75
-#define THRESHOLD 1000
-#define EDGEITEMS 3
-#define PRECISION 8
+#define LINEWIDTH   75
+#define THRESHOLD   1000
+#define EDGEITEMS   3
+#define PRECISION   8
 #define MAX_PRINTED (16u << 20)
 
 typedef struct val {
@@ -37,10 +37,10 @@ typedef struct val {
 /* How one real component is formatted (numpy FloatingFormat). */
 typedef struct ffmt {
 	ckpt_dtype fdt; /* the component's dtype, for shortest round trips */
-	int plus;       /* sign '+' (imaginary parts) */
-	int exp;        /* scientific notation */
-	int prec;       /* exp: mantissa digits after the point */
-	int exp_size;   /* exp: exponent digits */
+	int plus;	/* sign '+' (imaginary parts) */
+	int exp;	/* scientific notation */
+	int prec;	/* exp: mantissa digits after the point */
+	int exp_size;	/* exp: exponent digits */
 	int pad_left, pad_right;
 } ffmt;
 
@@ -239,7 +239,10 @@ static void ffmt_one(sbuf *b, const ffmt *f, double v)
 
 	if (!isfinite(v)) {
 		snprintf(buf, sizeof(buf), "%s%s",
-			 isnan(v) ? (f->plus ? "+" : "") : v < 0 ? "-" : f->plus ? "+" : "",
+			 isnan(v)  ? (f->plus ? "+" : "")
+			 : v < 0   ? "-"
+			 : f->plus ? "+"
+				   : "",
 			 isnan(v) ? "nan" : "inf");
 		sb_fmt(b, "%*s", f->pad_left + f->pad_right + 1, buf);
 		return;
@@ -260,18 +263,10 @@ static void ffmt_one(sbuf *b, const ffmt *f, double v)
 static void format_elem(sbuf *b, const cat *c, const val *v)
 {
 	switch (c->kind) {
-	case 'b':
-		sb_fmt(b, "%*s", c->width, v->i ? "True" : "False");
-		break;
-	case 'i':
-		sb_fmt(b, "%*lld", c->width, (long long)v->i);
-		break;
-	case 'u':
-		sb_fmt(b, "%*llu", c->width, (unsigned long long)v->u);
-		break;
-	case 'f':
-		ffmt_one(b, &c->re, v->re);
-		break;
+	case 'b': sb_fmt(b, "%*s", c->width, v->i ? "True" : "False"); break;
+	case 'i': sb_fmt(b, "%*lld", c->width, (long long)v->i); break;
+	case 'u': sb_fmt(b, "%*llu", c->width, (unsigned long long)v->u); break;
+	case 'f': ffmt_one(b, &c->re, v->re); break;
 	default: {
 		sbuf im = {0};
 		size_t sp;
@@ -341,8 +336,9 @@ static int read_run(cat *c, uint64_t first, uint64_t count)
 		got += n;
 	}
 	ckpt_dtype target = c->kind == 'i' || c->kind == 'b' ? CKPT_DTYPE_INT64
-			    : c->kind == 'u' ? CKPT_DTYPE_UINT64
-			    : c->kind == 'f' ? CKPT_DTYPE_FLOAT64 : CKPT_DTYPE_COMPLEX128;
+			    : c->kind == 'u'		     ? CKPT_DTYPE_UINT64
+			    : c->kind == 'f'		     ? CKPT_DTYPE_FLOAT64
+							     : CKPT_DTYPE_COMPLEX128;
 	if (ckpt_dtype_cast(tmp, target, raw, c->dt, (size_t)count) < 0) {
 		rc = cli_fail();
 		goto done;
@@ -509,13 +505,14 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 	c.summary = nelems > THRESHOLD;
 	switch (c.dt) {
 	case CKPT_DTYPE_BOOL: c.kind = 'b'; break;
-	case CKPT_DTYPE_INT8: case CKPT_DTYPE_INT16: case CKPT_DTYPE_INT32: case CKPT_DTYPE_INT64:
-		c.kind = 'i';
-		break;
-	case CKPT_DTYPE_UINT8: case CKPT_DTYPE_UINT16: case CKPT_DTYPE_UINT32:
-	case CKPT_DTYPE_UINT64:
-		c.kind = 'u';
-		break;
+	case CKPT_DTYPE_INT8:
+	case CKPT_DTYPE_INT16:
+	case CKPT_DTYPE_INT32:
+	case CKPT_DTYPE_INT64: c.kind = 'i'; break;
+	case CKPT_DTYPE_UINT8:
+	case CKPT_DTYPE_UINT16:
+	case CKPT_DTYPE_UINT32:
+	case CKPT_DTYPE_UINT64: c.kind = 'u'; break;
 	case CKPT_DTYPE_COMPLEX64:
 		c.kind = 'c';
 		c.re.fdt = c.im.fdt = CKPT_DTYPE_FLOAT32;
@@ -524,9 +521,7 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 		c.kind = 'c';
 		c.re.fdt = c.im.fdt = CKPT_DTYPE_FLOAT64;
 		break;
-	default:
-		c.kind = 'f';
-		c.re.fdt = c.dt;
+	default: c.kind = 'f'; c.re.fdt = c.dt;
 	}
 	c.im.plus = 1;
 	if (nelems == 0) {
@@ -568,7 +563,8 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 			if (v->re == 0 && !signbit(v->re))
 				printf("%sj\n", b);
 			else
-				printf("(%s%s%sj)\n", a, signbit(v->im) || isnan(v->im) ? "" : "+", b);
+				printf("(%s%s%sj)\n", a, signbit(v->im) || isnan(v->im) ? "" : "+",
+				       b);
 		}
 		goto done;
 	}
@@ -580,10 +576,10 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 		for (size_t i = 0; i < c.nvals; i++) {
 			char buf[32];
 			int len = c.kind == 'b' ? (c.vals[i].i ? 4 : 5)
-				  : c.kind == 'i' ? snprintf(buf, sizeof(buf), "%lld",
-							     (long long)c.vals[i].i)
-						  : snprintf(buf, sizeof(buf), "%llu",
-							     (unsigned long long)c.vals[i].u);
+				  : c.kind == 'i'
+				      ? snprintf(buf, sizeof(buf), "%lld", (long long)c.vals[i].i)
+				      : snprintf(buf, sizeof(buf), "%llu",
+						 (unsigned long long)c.vals[i].u);
 			c.width = len > c.width ? len : c.width;
 		}
 	}

@@ -112,12 +112,8 @@ static int save_opt(int c, const char *arg, void *payload)
 	uint64_t v;
 
 	switch (c) {
-	case 'f':
-		o->force = 1;
-		return 0;
-	case 'n':
-		o->store.compression_level = 0;
-		return 0;
+	case 'f': o->force = 1; return 0;
+	case 'n': o->store.compression_level = 0; return 0;
 	case 'l':
 		if (cli_parse_u64(&v, arg, 0) < 0 || v < 1 || v > 19)
 			return -1;
@@ -135,16 +131,16 @@ static int save_opt(int c, const char *arg, void *payload)
 int cmd_save(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"force", no_argument, NULL, 'f'},
-		{"no-compress", no_argument, NULL, 'n'},
-		{"level", required_argument, NULL, 'l'},
-		{"chunk-size", required_argument, NULL, 'c'},
-		{0},
+	    {"force", no_argument, NULL, 'f'},
+	    {"no-compress", no_argument, NULL, 'n'},
+	    {"level", required_argument, NULL, 'l'},
+	    {"chunk-size", required_argument, NULL, 'c'},
+	    {0},
 	};
 	ckpt_step_writer_options o = CKPT_STEP_WRITER_OPTIONS_INIT;
 	uint64_t step;
 	struct stat st;
-	char sz[32];
+	char sz[40];
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, SAVE_USAGE,
@@ -169,11 +165,15 @@ int cmd_save(int argc, char **argv)
 	cli_progress_end(rc == 0);
 	if (rc < 0)
 		return cli_fail();
-	if (!cli_json) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)step);
-		printf("saved step %llu: %s (%s bytes on disk)\n", (unsigned long long)step, dir,
-		       cli_size(sz, cli_du(dir)));
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)step);
+	if (cli_json) {
+		printf("{\"step\": %llu, \"path\": ", (unsigned long long)step);
+		cli_json_str(stdout, dir);
+		printf(", \"size\": %llu}\n", (unsigned long long)cli_du(dir));
+	} else {
+		printf("saved step %llu: %s (%s on disk)\n", (unsigned long long)step, dir,
+		       cli_size_unit(sz, cli_du(dir)));
 	}
 	return 0;
 }
@@ -209,8 +209,9 @@ int cmd_restore(int argc, char **argv)
 			goto done;
 		cli_progress_start("restore", sum_sizes(ckpt_step_store(p.step), &kl, 0), "wchar");
 	}
-	rc = ckpt_interchange_restore(p.step, p.item, p.node && p.node != p.tree ? prefix +
-				      strlen(p.item) + 1 : p.inner, argv[a + 1]);
+	rc = ckpt_interchange_restore(
+	    p.step, p.item, p.node && p.node != p.tree ? prefix + strlen(p.item) + 1 : p.inner,
+	    argv[a + 1]);
 	cli_progress_end(rc == 0);
 	rc = rc < 0 ? cli_fail() : 0;
 done:
@@ -333,8 +334,8 @@ done:
 int cmd_get(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},
-		{0},
+	    {"output", required_argument, NULL, 'o'},
+	    {0},
 	};
 	const char *out = NULL;
 	cli_path p;
@@ -355,8 +356,8 @@ int cmd_get(int argc, char **argv)
 		return cli_usagef(GET_USAGE, "expected one PATH");
 	if (cli_open_path(&p, argv[a]))
 		return 1;
-	if (p.item && ((p.node && !ckpt_tree_is_container(p.node)) ||
-		       (!p.tree && p.inner && p.inner[0]))) {
+	if (p.item &&
+	    ((p.node && !ckpt_tree_is_container(p.node)) || (!p.tree && p.inner && p.inner[0]))) {
 		rc = get_leaf(&p, out);
 		goto done;
 	}
@@ -373,8 +374,9 @@ int cmd_get(int argc, char **argv)
 		dflt = strrchr(p.step_dir, '/') ? strrchr(p.step_dir, '/') + 1 : p.step_dir;
 	else
 		dflt = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
-	rc = ckpt_interchange_restore(p.step, p.item, p.node && p.node != p.tree ?
-				      prefix + strlen(p.item) + 1 : NULL, out ? out : dflt);
+	rc = ckpt_interchange_restore(
+	    p.step, p.item, p.node && p.node != p.tree ? prefix + strlen(p.item) + 1 : NULL,
+	    out ? out : dflt);
 	rc = rc < 0 ? cli_fail() : 0;
 done:
 	free(prefix);
@@ -434,7 +436,7 @@ int cmd_verify(int argc, char **argv)
 {
 	uint64_t nbad = 0, nvals = 0, nbytes = 0, *steps = NULL;
 	size_t nsteps = 0;
-	char sz[32];
+	char sz[40];
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, VERIFY_USAGE,
@@ -450,7 +452,8 @@ int cmd_verify(int argc, char **argv)
 	    nsteps > 0) {
 		for (size_t i = 0; i < nsteps; i++) { /* a damaged step does not stop the rest */
 			char dir[4096];
-			snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)steps[i]);
+			snprintf(dir, sizeof(dir), "%s/%llu", argv[a],
+				 (unsigned long long)steps[i]);
 			if (verify_one(dir, &nbad, &nvals, &nbytes) != 0)
 				rc = 1;
 		}
@@ -462,13 +465,13 @@ int cmd_verify(int argc, char **argv)
 		return rc;
 	if (cli_json)
 		printf("{\"ok\": %s, \"values\": %llu, \"bad\": %llu, \"bytes\": %llu}\n",
-		       nbad ? "false" : "true", (unsigned long long)nvals,
-		       (unsigned long long)nbad, (unsigned long long)nbytes);
+		       nbad ? "false" : "true", (unsigned long long)nvals, (unsigned long long)nbad,
+		       (unsigned long long)nbytes);
 	if (nbad)
 		return cli_errorf("%llu of %llu values failed verification",
 				  (unsigned long long)nbad, (unsigned long long)nvals);
 	if (!cli_json)
-		printf("ok: %llu values, %s bytes verified\n", (unsigned long long)nvals,
-		       cli_size(sz, nbytes));
+		printf("ok: %llu values, %s verified\n", (unsigned long long)nvals,
+		       cli_size_unit(sz, nbytes));
 	return 0;
 }

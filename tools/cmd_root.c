@@ -140,7 +140,9 @@ int cmd_ls(int argc, char **argv)
 			fmt_time(t, sizeof(t), rows[i].time_ns, 1);
 			printf("%s\n  {\"step\": %llu, \"state\": \"%s\", \"name\": ", i ? "," : "",
 			       (unsigned long long)rows[i].step,
-			       rows[i].pending ? "pending" : rows[i].damaged ? "damaged" : "finalized");
+			       rows[i].pending	 ? "pending"
+			       : rows[i].damaged ? "damaged"
+						 : "finalized");
 			cli_json_str(stdout, rows[i].name);
 			printf(", \"%s\": %lld, \"time\": \"%s\", \"size\": %llu}",
 			       rows[i].pending ? "mtime_ns" : "commit_time_ns",
@@ -154,8 +156,10 @@ int cmd_ls(int argc, char **argv)
 		char t[64], sz[32];
 		fmt_time(t, sizeof(t), rows[i].pending ? 0 : rows[i].time_ns, 0);
 		printf("%-12llu %-10s %-20s %12s%s%s\n", (unsigned long long)rows[i].step,
-		       rows[i].pending ? "pending" : rows[i].damaged ? "damaged" : "finalized", t,
-		       cli_size(sz, rows[i].size), rows[i].pending ? "  " : "",
+		       rows[i].pending	 ? "pending"
+		       : rows[i].damaged ? "damaged"
+					 : "finalized",
+		       t, cli_size(sz, rows[i].size), rows[i].pending ? "  " : "",
 		       rows[i].pending ? rows[i].name : "");
 	}
 done:
@@ -194,7 +198,7 @@ static int split_step_path(char *root, char *name, const char *arg)
 	return name[0] ? 0 : -1;
 }
 
-/* Remove the pending directories of `step` (all of them if want_all). */
+/* Remove the pending directories of `step` (only the one named `only` if not NULL). */
 static int rm_pending(const char *root, const char *only, uint64_t step, int *count)
 {
 	DIR *d = opendir(root);
@@ -263,6 +267,21 @@ int cmd_rm(int argc, char **argv)
 	return 0;
 }
 
+/* Does root hold a temporary directory of step? */
+static int has_pending(const char *root, uint64_t step)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+	uint64_t s;
+	int found = 0;
+
+	while (d && !found && (de = readdir(d)))
+		found = parse_tmp_name(&s, de->d_name) == 0 && s == step;
+	if (d)
+		closedir(d);
+	return found;
+}
+
 #define FINALIZE_USAGE "ckpt finalize ROOT/STEP"
 
 int cmd_finalize(int argc, char **argv)
@@ -273,8 +292,8 @@ int cmd_finalize(int argc, char **argv)
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, FINALIZE_USAGE,
-		       "Finalize a pending step (one started by mkdir on a ckptfs mount).\n",
-		       NULL, NULL, NULL);
+		       "Finalize a pending step (one started by mkdir on a ckptfs mount).\n", NULL,
+		       NULL, NULL);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
@@ -287,6 +306,9 @@ int cmd_finalize(int argc, char **argv)
 		printf("step %llu is already finalized\n", (unsigned long long)step);
 		return 0;
 	}
+	if (!has_pending(root, step))
+		return cli_errorf("no step %llu in %s (neither finalized nor pending)",
+				  (unsigned long long)step, root);
 	/* TODO: libckpt has no API yet to finalize a pending step from outside
 	 * the process that writes it. */
 	return cli_errorf("finalize of a pending step is not built yet (step %llu in %s)",

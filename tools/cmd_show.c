@@ -81,10 +81,11 @@ static void row(tree_ctx *c, const char *path, const char *kind, const char *dty
 		printf("}");
 		return;
 	}
-	printf("%-40s %-10s %-14s %-16s", full, kind, dtype ? dtype : "", shape ? shape : "");
 	if (has_sizes)
-		printf(" %12s %12s", cli_size(a, size), cli_size(b, stored));
-	printf("\n");
+		printf("%-40s %-10s %-14s %-16s %12s %12s\n", full, kind, dtype ? dtype : "",
+		       shape ? shape : "", cli_size(a, size), cli_size(b, stored));
+	else
+		printf("%-40s %s\n", full, kind);
 }
 
 static int tree_cb(ckpt_tree *node, const char *path, void *payload)
@@ -257,13 +258,14 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 		cli_json_str(stdout, ckpt_leaf_key(l));
 		printf(",\n  \"file_size\": %llu", (unsigned long long)ckpt_leaf_file_size(l));
 		if (vi)
-			printf(",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"codec\": \"%s\","
-			       "\n  \"inline\": %s,\n  \"chunks\": %u,\n  \"chunk_size\": %u,"
-			       "\n  \"crc32c\": \"%08x\",\n  \"generation\": %llu",
-			       (unsigned long long)vi->size, (unsigned long long)vi->stored_size,
-			       vi->codec == CKPT_CODEC_ZSTD ? "zstd" : "raw",
-			       vi->is_inline ? "true" : "false", vi->nchunks, vi->chunk_size,
-			       vi->crc32c, (unsigned long long)vi->generation);
+			printf(
+			    ",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"codec\": \"%s\","
+			    "\n  \"inline\": %s,\n  \"chunks\": %u,\n  \"chunk_size\": %u,"
+			    "\n  \"crc32c\": \"%08x\",\n  \"generation\": %llu",
+			    (unsigned long long)vi->size, (unsigned long long)vi->stored_size,
+			    vi->codec == CKPT_CODEC_ZSTD ? "zstd" : "raw",
+			    vi->is_inline ? "true" : "false", vi->nchunks, vi->chunk_size,
+			    vi->crc32c, (unsigned long long)vi->generation);
 		ckpt_leaf_free(l);
 	}
 	printf(",\n  \"custom_metadata\": %s\n}\n", cm ? cm : "null");
@@ -309,10 +311,12 @@ int cmd_meta(int argc, char **argv)
 			printf("{\n  \"key\": ");
 			cli_json_str(stdout, key);
 			printf(",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"crc32c\": "
-			       "\"%08x\"\n}\n", (unsigned long long)info.size,
-			       (unsigned long long)info.stored_size, info.crc32c);
+			       "\"%08x\"\n}\n",
+			       (unsigned long long)info.size, (unsigned long long)info.stored_size,
+			       info.crc32c);
 		} else {
-			rc = cli_errorf("no metadata for '%s' (not a PyTree item nor a key)", argv[a]);
+			rc = cli_errorf("no metadata for '%s' (not a PyTree item nor a key)",
+					argv[a]);
 		}
 		free(key);
 	}

@@ -37,7 +37,7 @@ show "$CKPT" save "$ROOT" 100 "$T/sample"
 show "$CKPT" save "$ROOT" 200 "$T/sample" --level 3
 show "$CKPT" ls "$ROOT"
 show "$CKPT" tree "$ROOT/200"
-show "$CKPT" cat "$ROOT/200/state/params/out/kernel"
+show "$CKPT" cat "$ROOT/200/state/params/dense/kernel"
 show "$CKPT" cat "$ROOT/200/state/step"
 show "$CKPT" meta "$ROOT/200/state/params/dense/kernel"
 show "$CKPT" verify "$ROOT/200"

@@ -47,10 +47,12 @@ trap 'exit 130' INT TERM
 # ---- helpers ----
 
 say() { printf '%s\n' "$*" >&2; }
-section() { printf '\n== %s\n' "$*"; }
+section() {
+	printf '\n== %s  [t=%ss]\n' "$*" "$(awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')"
+}
 
 # scaled N: int(N * SCALE), at least $2 (default 1)
-scaled() { awk -v n="$1" -v s="$SCALE" -v m="${2:-1}" 'BEGIN { v = int(n * s); print (v < m ? m : v) }'; }
+scaled() { awk -v n="$1" -v s="$SCALE" -v m="${2:-1}" 'BEGIN { v = int(n * s); printf "%.0f\n", (v < m ? m : v) }'; }
 
 COLD=1
 if ! (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
@@ -182,25 +184,26 @@ umount_fs() { # MNT
 
 ddread() { timeout 300 dd if="$1" of=/dev/null bs=1M; }
 
-# random 4 KiB reads: fio if installed, else Python pread; prints seconds or FAIL.
-# fio stops after RAND_MAX_S seconds; the time for NREADS is then extrapolated
-# from the rate of the reads done (noted in the log).
-RAND_MAX_S=${BENCH_RAND_MAX_S:-60}
-randread() { # FILE NREADS [warm]
-	local f=$1 n=$2 inval=1 line
-	[ "${3:-}" = warm ] && inval=0
+# random 4 KiB reads at the same offsets for every target: fio if installed, else a
+# Python pread loop. Prints "seconds-for-NREADS reads-done" or FAIL. fio stops after
+# RAND_MAX_S seconds; the time for NREADS is then extrapolated from the rate of the
+# reads done (said on stderr). A warm run repeats the first DONE reads of the cold one.
+RAND_MAX_S=${BENCH_RAND_MAX_S:-20}
+randread() { # FILE NREADS [warm DONE]
+	local f=$1 n=$2 inval=1 todo=$2 line
+	[ "${3:-}" = warm ] && inval=0 todo=${4:-$2}
 	if command -v fio >/dev/null; then
 		line=$(timeout 300 fio --name=rr --filename="$f" --readonly --rw=randread --bs=4k \
-			--ioengine=psync --number_ios="$n" --randrepeat=1 --randseed=7 --norandommap \
-			--invalidate="$inval" --size="$(stat -c %s "$f")" --runtime="$RAND_MAX_S" \
-			--output-format=json 2>>"$LOG") || { echo FAIL; return; }
+			--ioengine=psync --number_ios="$todo" --randrepeat=1 --randseed=7 \
+			--norandommap --invalidate="$inval" --size="$(stat -c %s "$f")" \
+			--runtime="$RAND_MAX_S" --output-format=json 2>>"$LOG") || { echo FAIL; return; }
 		$PY -c 'import json, sys
 r = json.load(sys.stdin)["jobs"][0]["read"]
-n = int(sys.argv[1])
-if r["total_ios"] < n:
-    print("%s: only %d of %d reads in the time limit; extrapolated" % (sys.argv[2],
-          r["total_ios"], n), file=sys.stderr)
-print("%.6f" % (n / r["iops"]) if r["iops"] > 0 else "FAIL")' "$n" "$f" <<<"$line"
+n, done = int(sys.argv[1]), r["total_ios"]
+if done < n:
+    print("  %s: %d of %d reads done; time extrapolated" % (sys.argv[2], done, n),
+          file=sys.stderr)
+print("%.6f %d" % (n / r["iops"], done) if r["iops"] > 0 else "FAIL")' "$n" "$f" <<<"$line"
 	else
 		timeout 300 $PY - "$f" "$n" <<-'EOF' 2>>"$LOG" || echo FAIL
 			import os, random, sys, time
@@ -212,7 +215,7 @@ print("%.6f" % (n / r["iops"]) if r["iops"] > 0 else "FAIL")' "$n" "$f" <<<"$lin
 			t0 = time.perf_counter()
 			for o in offs:
 			    os.pread(fd, 4096, o)
-			print("%.6f" % (time.perf_counter() - t0))
+			print("%.6f %d" % (time.perf_counter() - t0, n))
 		EOF
 	fi
 }
@@ -373,7 +376,7 @@ bench_small() {
 
 # ---- FUSE: sequential and random reads of one big leaf ----
 bench_fuse() {
-	local size gib in=$T/fuse/in leaf=state/w.npy m=$T/fuse/mnt tag nr
+	local size gib in=$T/fuse/in leaf=state/w.npy m=$T/fuse/mnt tag nr t done
 	local -A seq rnd
 	size=$(scaled $((1 << 30)) $((1 << 20)))
 	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
@@ -399,8 +402,10 @@ bench_fuse() {
 				seq[$kind.cold]=$(tm ddread "$f")
 				seq[$kind.warm]=$(tm ddread "$f")
 			else
-				rnd[$kind.cold]=$(randread "$f" "$nr")
-				rnd[$kind.warm]=$(randread "$f" "$nr" warm)
+				read -r t done <<<"$(randread "$f" "$nr")"
+				rnd[$kind.cold]=$t
+				read -r t done <<<"$(randread "$f" "$nr" warm "${done:-$nr}")"
+				rnd[$kind.warm]=$t
 			fi
 			[ "$kind" = plain ] || umount_fs "$m"
 		done
@@ -439,7 +444,7 @@ bench_meta() {
 	mount_fs ckptfs "$T/meta/root" "$m" -o ro || { skip "meta" "mount failed"; return; }
 	for cmd in "ls -lR" "getfattr -d -R"; do
 		# shellcheck disable=SC2086
-		r[ckptfs.$cmd]=$(second timeout 150 $cmd "$m/1")
+		r[ckptfs.$cmd]=$(second timeout 90 $cmd "$m/1")
 		# shellcheck disable=SC2086
 		r[plain.$cmd]=$(second $cmd "$in")
 	done

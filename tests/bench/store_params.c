@@ -1,12 +1,14 @@
 /*
  * store_params.c — helper of store_params.sh: measures the store for a list
- * of chunk sizes on float32 normal data and prints one table row per run,
- * with a plain-file baseline (write+fsync, read) for the ratios.
+ * of chunk sizes on float32 normal data and prints one table row per
+ * configuration, after a plain-file baseline (write+fsync, pread).
  *
- * usage: store_params DIR SIZE_MIB LEVEL CHUNK_KIB[:FILE_MIB]...
+ * usage: store_params DIR SIZE_MIB LEVEL REPS CHUNK_KIB[:FILE_MIB]...
  * FILE_MIB is the target data file size (default 1024; shown as "1 MiB/64").
- * Page cache is dropped for the data files (posix_fadvise DONTNEED after
- * fsync) before each read measurement, so reads come from the disk.
+ * Each configuration runs REPS times (written afresh each time) and the
+ * best figure of each column is printed: the machine is shared and noisy.
+ * The page cache of the data files is dropped (fdatasync + posix_fadvise
+ * DONTNEED) before every read measurement ("cold").
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,8 +25,10 @@
 #include "ckpt/store.h"
 
 #define PATTERN (64u << 20) /* distinct data; repeated to reach SIZE */
-#define IO (4u << 20)
-#define NRAND 2000
+#define IO	(4u << 20)  /* bytes per write and per sequential read */
+#define NRAND	2000	    /* random 4 KiB reads per measurement */
+
+enum { WRITE, RATIO, SEQ, RAND, RAND_C, RAND_AGAIN, KIB_PER_READ, NCOL };
 
 static double now(void)
 {
@@ -35,7 +39,8 @@ static double now(void)
 
 static void die(const char *what, int rc)
 {
-	fprintf(stderr, "store_params: %s: %s (%s)\n", what, ckpt_error_last(), ckpt_error_name(rc));
+	fprintf(stderr, "store_params: %s: %s (%s)\n", what, ckpt_error_last(),
+		ckpt_error_name(rc));
 	exit(1);
 }
 
@@ -43,6 +48,7 @@ static float *normal_floats(size_t n)
 {
 	float *f = malloc(n * sizeof(*f));
 	uint64_t x = 88172645463325252ull;
+
 	for (size_t i = 0; i + 1 < n; i += 2) {
 		double u[2];
 		for (int k = 0; k < 2; k++) {
@@ -56,9 +62,10 @@ static float *normal_floats(size_t n)
 	return f;
 }
 
-static void drop_cache(const char *dir)
+/* Apply fn to every regular file of dir ("rm": unlink; else drop from the page cache). */
+static void each_file(const char *dir, int rm)
 {
-	char p[4096];
+	char p[8192];
 	DIR *d = opendir(dir);
 	struct dirent *e;
 
@@ -66,6 +73,10 @@ static void drop_cache(const char *dir)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (rm) {
+			unlink(p);
+			continue;
+		}
 		int fd = open(p, O_RDONLY);
 		if (fd >= 0) {
 			fdatasync(fd);
@@ -77,49 +88,68 @@ static void drop_cache(const char *dir)
 		closedir(d);
 }
 
-static void baseline(const char *dir, const void *pat, uint64_t size)
+static uint64_t rand_off(unsigned *seed, uint64_t size)
 {
-	char p[4096];
+	return (uint64_t)rand_r(seed) % (size / 4096) * 4096;
+}
+
+static void plain(double m[NCOL], const char *root, const void *pat, uint64_t size)
+{
+	char dir[4096], p[8192];
 	char *buf = malloc(IO);
-	double t0, tw, tr, trand;
-	uint64_t off;
 	unsigned seed = 1;
+	double t0;
 	int fd;
 
-	snprintf(p, sizeof(p), "%s/plain", dir);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/plain/data", dir);
+	snprintf(dir, sizeof(dir), "%s/plain", root);
+	mkdir(dir, 0755);
+	snprintf(p, sizeof(p), "%s/data", dir);
 	t0 = now();
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	for (off = 0; off < size; off += IO)
+	for (uint64_t off = 0; off < size; off += IO)
 		if (write(fd, (const char *)pat + off % PATTERN, IO) != IO)
 			exit(1);
 	fsync(fd);
 	close(fd);
-	tw = now() - t0;
-	snprintf(p, sizeof(p), "%s/plain", dir);
-	drop_cache(p);
-	snprintf(p, sizeof(p), "%s/plain/data", dir);
+	m[WRITE] = size / (now() - t0) / 1e6;
+	m[RATIO] = 1;
+	each_file(dir, 0);
 	fd = open(p, O_RDONLY);
 	t0 = now();
-	for (off = 0; off < size; off += IO)
+	for (uint64_t off = 0; off < size; off += IO)
 		if (pread(fd, buf, IO, (off_t)off) != IO)
 			exit(1);
-	tr = now() - t0;
+	m[SEQ] = size / (now() - t0) / 1e6;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	t0 = now();
 	for (int i = 0; i < NRAND; i++)
-		if (pread(fd, buf, 4096, (off_t)((uint64_t)rand_r(&seed) % (size / 4096)) * 4096) != 4096)
+		if (pread(fd, buf, 4096, (off_t)rand_off(&seed, size)) != 4096)
 			exit(1);
-	trand = now() - t0;
+	m[RAND] = NRAND / (now() - t0);
+	m[RAND_C] = m[RAND_AGAIN] = NAN;
+	m[KIB_PER_READ] = 4;
 	close(fd);
-	printf("%-10s %6s %9.0f %6s %9.0f %9.0f %9s %9s %9.1f\n", "plain", "-", size / tw / 1e6,
-	       "1.000", size / tr / 1e6, NRAND / trand, "-", "-", 4.0);
+	each_file(dir, 1);
 	free(buf);
 }
 
-static void run(const char *root, const void *pat, uint64_t size, int level, uint32_t chunk_kib,
-		uint64_t file_mib)
+/* NRAND random 4 KiB reads of v; returns reads per second. */
+static double random_reads(ckpt_value *v, uint64_t size)
+{
+	char buf[4096];
+	unsigned seed = 1;
+	size_t n;
+	int rc;
+	double t0 = now();
+
+	for (int i = 0; i < NRAND; i++)
+		if ((rc = ckpt_value_pread(&n, v, buf, sizeof(buf), rand_off(&seed, size))) < 0)
+			die("random read", rc);
+	return NRAND / (now() - t0);
+}
+
+static void store(double m[NCOL], const char *root, const void *pat, uint64_t size, int level,
+		  uint32_t chunk_kib, uint64_t file_mib)
 {
 	char dir[4000], ddir[4096];
 	ckpt_store_options o = CKPT_STORE_OPTIONS_INIT;
@@ -128,17 +158,15 @@ static void run(const char *root, const void *pat, uint64_t size, int level, uin
 	ckpt_value_writer *w;
 	ckpt_value *v;
 	char *buf = malloc(IO);
-	double t0, tw, tr, trand, trand_c;
-	uint64_t off, r0;
-	unsigned seed = 1;
+	uint64_t r0;
+	double t0;
 	size_t n;
 	int rc;
 
 	o.compression_level = level;
 	o.chunk_size = chunk_kib << 10;
 	o.target_data_file_size = file_mib << 20;
-	snprintf(dir, sizeof(dir), "%s/store-%u-%d-%llu", root, chunk_kib, level,
-		 (unsigned long long)file_mib);
+	snprintf(dir, sizeof(dir), "%s/store", root);
 	snprintf(ddir, sizeof(ddir), "%s/d", dir);
 	t0 = now();
 	if ((rc = ckpt_store_open(&s, dir, CKPT_STORE_CREATE, &o)) < 0)
@@ -146,93 +174,115 @@ static void run(const char *root, const void *pat, uint64_t size, int level, uin
 	if ((rc = ckpt_batch_begin(&b, s)) < 0 ||
 	    (rc = ckpt_value_writer_open(&w, b, "x", 1, NULL)) < 0)
 		die("begin", rc);
-	for (off = 0; off < size; off += IO)
+	for (uint64_t off = 0; off < size; off += IO)
 		if ((rc = ckpt_value_writer_write(w, (const char *)pat + off % PATTERN, IO)) < 0)
 			die("write", rc);
 	if ((rc = ckpt_value_writer_close(w)) < 0 || (rc = ckpt_batch_commit(b, NULL)) < 0)
 		die("commit", rc);
-	tw = now() - t0;
+	m[WRITE] = size / (now() - t0) / 1e6;
 	ckpt_store_free(s);
-	drop_cache(ddir);
 
+	/* cold sequential read, then cold random reads, without a cache */
+	each_file(ddir, 0);
 	if ((rc = ckpt_store_open(&s, dir, CKPT_STORE_READONLY, &o)) < 0 ||
 	    (rc = ckpt_value_open(&v, s, "x", 1)) < 0)
 		die("reopen", rc);
-	double ratio = (double)ckpt_value_get_info(v)->stored_size / (double)size;
+	m[RATIO] = (double)ckpt_value_get_info(v)->stored_size / (double)size;
 	t0 = now();
-	for (off = 0; off < size; off += IO)
+	for (uint64_t off = 0; off < size; off += IO)
 		if ((rc = ckpt_value_pread(&n, v, buf, IO, off)) < 0)
 			die("read", rc);
-	tr = now() - t0;
-	drop_cache(ddir);
+	m[SEQ] = size / (now() - t0) / 1e6;
+	each_file(ddir, 0);
 	r0 = ckpt_store_bytes_read(s);
-	t0 = now();
-	for (int i = 0; i < NRAND; i++)
-		if ((rc = ckpt_value_pread(&n, v, buf, 4096,
-					   (uint64_t)rand_r(&seed) % (size / 4096) * 4096)) < 0)
-			die("random read", rc);
-	trand = now() - t0;
-	double amp = (double)(ckpt_store_bytes_read(s) - r0) / NRAND / 1024;
+	m[RAND] = random_reads(v, size);
+	m[KIB_PER_READ] = (double)(ckpt_store_bytes_read(s) - r0) / NRAND / 1024;
 	ckpt_value_free(v);
 	ckpt_store_free(s);
 
-	/* random reads again with a 256 MiB chunk cache, cold page cache */
-	drop_cache(ddir);
+	/* the same random reads with a 256 MiB chunk cache: cold, then again */
+	each_file(ddir, 0);
 	o.cache_size = 256ull << 20;
 	if ((rc = ckpt_store_open(&s, dir, CKPT_STORE_READONLY, &o)) < 0 ||
 	    (rc = ckpt_value_open(&v, s, "x", 1)) < 0)
 		die("reopen", rc);
-	seed = 1;
-	t0 = now();
-	for (int i = 0; i < NRAND; i++)
-		if ((rc = ckpt_value_pread(&n, v, buf, 4096,
-					   (uint64_t)rand_r(&seed) % (size / 4096) * 4096)) < 0)
-			die("random read", rc);
-	trand_c = now() - t0;
-	seed = 1;
-	t0 = now();
-	for (int i = 0; i < NRAND; i++)
-		if ((rc = ckpt_value_pread(&n, v, buf, 4096,
-					   (uint64_t)rand_r(&seed) % (size / 4096) * 4096)) < 0)
-			die("random read", rc);
-	double twarm = now() - t0;
-	printf(" %6d %9.0f %6.3f %9.0f %9.0f %9.0f %9.0f %9.1f\n", level, size / tw / 1e6, ratio, size / tr / 1e6,
-	       NRAND / trand, NRAND / trand_c, NRAND / twarm, amp);
+	m[RAND_C] = random_reads(v, size);
+	m[RAND_AGAIN] = random_reads(v, size);
 	ckpt_value_free(v);
 	ckpt_store_free(s);
+	each_file(ddir, 1);
+	rmdir(ddir);
+	snprintf(ddir, sizeof(ddir), "%s/ckpt.db", dir);
+	unlink(ddir);
+	rmdir(dir);
 	free(buf);
+}
+
+static void print_row(const char *label, const char *level, const double m[NCOL])
+{
+	printf("%-10s %5s", label, level);
+	for (int c = 0; c < NCOL; c++) {
+		if (isnan(m[c]))
+			printf(" %9s", "-");
+		else
+			printf(c == RATIO	   ? " %9.3f"
+			       : c == KIB_PER_READ ? " %9.1f"
+						   : " %9.0f",
+			       m[c]);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+/* One table row: spec is "CHUNK_KIB[:FILE_MIB]", or NULL for the plain-file baseline. */
+static void row(const char *root, const void *pat, uint64_t size, int level, int reps,
+		const char *spec)
+{
+	uint32_t kib = spec ? (uint32_t)atoi(spec) : 0;
+	const char *colon = spec ? strchr(spec, ':') : NULL;
+	uint64_t file_mib = colon ? strtoull(colon + 1, NULL, 10) : 1024;
+	double best[NCOL], m[NCOL];
+	char label[32], lv[16];
+
+	snprintf(lv, sizeof(lv), "%d", level);
+	if (spec == NULL)
+		snprintf(label, sizeof(label), "plain");
+	else
+		snprintf(label, sizeof(label), kib >= 1024 ? "%u MiB" : "%u KiB",
+			 kib >= 1024 ? kib / 1024 : kib);
+	if (colon)
+		snprintf(label + strlen(label), sizeof(label) - strlen(label), "/%llu",
+			 (unsigned long long)file_mib);
+	for (int r = 0; r < reps; r++) {
+		if (spec == NULL)
+			plain(m, root, pat, size);
+		else
+			store(m, root, pat, size, level, kib, file_mib);
+		for (int c = 0; c < NCOL; c++) /* best = highest rate; ratios do not vary */
+			best[c] = r == 0 || m[c] > best[c] ? m[c] : best[c];
+	}
+	print_row(label, spec ? lv : "-", best);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 5) {
-		fprintf(stderr, "usage: store_params DIR SIZE_MIB LEVEL CHUNK_KIB[:FILE_MIB]...\n");
+	if (argc < 6) {
+		fprintf(stderr,
+			"usage: store_params DIR SIZE_MIB LEVEL REPS CHUNK_KIB[:FILE_MIB]...\n");
 		return 2;
 	}
 	uint64_t size = strtoull(argv[2], NULL, 10) << 20;
-	int level = atoi(argv[3]);
+	int level = atoi(argv[3]), reps = atoi(argv[4]) > 0 ? atoi(argv[4]) : 1;
 	float *pat = normal_floats(PATTERN / sizeof(float));
 
 	size -= size % IO;
-	printf("%-10s %6s %9s %6s %9s %9s %9s %9s %9s\n", "chunk", "level", "write", "ratio",
-	       "seq_read", "rand4k/s", "+cache/s", "+cache/s", "KiB/4k");
-	printf("%-10s %6s %9s %6s %9s %9s %9s %9s %9s\n", "", "", "MB/s", "", "MB/s", "cold",
-	       "cold", "again", "read");
-	baseline(argv[1], pat, size);
-	for (int i = 4; i < argc; i++) {
-		uint32_t kib = (uint32_t)atoi(argv[i]);
-		const char *colon = strchr(argv[i], ':');
-		uint64_t file_mib = colon ? strtoull(colon + 1, NULL, 10) : 1024;
-		char label[32];
-		snprintf(label, sizeof(label), kib >= 1024 ? "%u MiB" : "%u KiB",
-			 kib >= 1024 ? kib / 1024 : kib);
-		if (colon)
-			snprintf(label + strlen(label), sizeof(label) - strlen(label), "/%llu",
-				 (unsigned long long)file_mib);
-		printf("%-10s", label);
-		fflush(stdout);
-		run(argv[1], pat, size, level, kib, file_mib);
-	}
+	printf("%-10s %5s %9s %9s %9s %9s %9s %9s %9s\n", "chunk", "level", "write", "stored/",
+	       "seq_read", "rand4k/s", "+cache/s", "+cache/s", "KiB read");
+	printf("%-10s %5s %9s %9s %9s %9s %9s %9s %9s\n", "", "", "MB/s", "raw", "MB/s", "cold",
+	       "cold", "again", "per 4k");
+	row(argv[1], pat, size, level, reps, NULL);
+	for (int i = 5; i < argc; i++)
+		row(argv[1], pat, size, level, reps, argv[i]);
 	free(pat);
 	return 0;
 }

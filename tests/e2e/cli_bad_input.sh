@@ -2,6 +2,7 @@
 # cli_bad_input.sh — bad .npy files and damaged ckpt.db files give a clear error and exit 1,
 # never a crash, and save nothing: no new step, no temporary directory, old steps intact.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 R="$T/root" GOOD="$T/good"

@@ -3,6 +3,7 @@
 # `ckpt verify` exits 1 naming the leaf, `ckpt get` of it fails with a checksum message
 # naming it, and the other leaves still restore correctly.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SRC="$T/src" R="$T/root"

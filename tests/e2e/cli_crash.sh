@@ -2,6 +2,7 @@
 # cli_crash.sh — SIGKILL `ckpt save` at random moments: no partial step ever appears,
 # earlier steps still verify, the next save succeeds and removes the leftovers.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SRC="$T/src" SMALL="$T/small" R="$T/root"
@@ -18,8 +19,10 @@ os.makedirs(f"{sys.argv[2]}/state", exist_ok=True)
 np.save(f"{sys.argv[2]}/state/x.npy", np.arange(10))
 PYEOF
 nleaves=5
+t0=$(date +%s%N)
 run 0 "$CKPT" save "$R" 0 "$SRC"
-pass "baseline step 0 saved"
+save_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+pass "baseline step 0 saved in $save_ms ms"
 
 # check_root: ls shows only finalized and pending steps, every finalized step verifies,
 # and a finalized step of the big checkpoint has all its leaves.
@@ -37,12 +40,14 @@ check_root() {
 	done <"$T/steps"
 }
 
-killed=0 completed=0
+killed=0 completed=0 lockless=0
 for i in $(seq 1 "$TRIALS"); do
 	delay=$(( RANDOM % 301 ))
+	# every 10th trial aims at the end of the save (commit, seal, rename) instead
+	[ $((i % 10)) -eq 0 ] && delay=$(( save_ms > 150 ? save_ms - 150 + RANDOM % 300 : delay ))
 	"$CKPT" save "$R" "$i" "$SRC" >/dev/null 2>"$T/save_err" &
 	pid=$!
-	sleep "$(printf '0.%03d' "$delay")"
+	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 	kill -9 "$pid" 2>/dev/null || true
 	st=0
 	wait "$pid" 2>/dev/null || st=$?
@@ -52,9 +57,18 @@ for i in $(seq 1 "$TRIALS"); do
 	if [ -d "$R/$i" ]; then completed=$((completed + 1)); run 0 "$CKPT" rm "$R/$i"; fi
 	# the next save succeeds and sweeps the abandoned temporary directories
 	run 0 "$CKPT" save --force "$R" 100000 "$SMALL"
-	[ "$(tmp_dirs "$R")" -eq 0 ] || fail "trial $i: temporary directories left: $(ls "$R")"
+	# (by design a temporary directory without its lock file, i.e. killed between its mkdir
+	# and the lock's creation, is kept for a grace period: it must then be empty)
+	for d in "$R"/*.ckpt-tmp-*; do
+		[ -e "$d" ] || continue
+		if [ -e "$d/ckpt.lock" ] || [ -n "$(ls -A "$d")" ]; then
+			fail "trial $i: abandoned temporary directory left: $d: $(ls -A "$d")"
+		fi
+		lockless=$((lockless + 1))
+		rmdir "$d"
+	done
 done
-echo "# $TRIALS trials: $killed saves killed, $completed had completed"
+echo "# $TRIALS trials: $killed saves killed, $completed had completed, $lockless left an empty lockless directory"
 [ "$killed" -gt 0 ] || fail "no save was ever interrupted"
 pass "$TRIALS kills at random moments: no partial step, earlier steps verify, no leftovers"
 

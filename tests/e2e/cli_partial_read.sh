@@ -2,6 +2,7 @@
 # cli_partial_read.sh — reading one small leaf of a >= 1 GiB checkpoint reads only that leaf:
 # `ckpt get --io-stats` reports the process's rchar and the store's data-file bytes read.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SRC="$T/src" R="$T/root"

@@ -2,6 +2,7 @@
 # cli_roundtrip.sh — every numpy dtype and shape through `ckpt save` and `ckpt restore`,
 # and the content of ls / tree / meta / cat / get.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SRC="$T/src" R="$T/root"
@@ -27,7 +28,7 @@ pass "save (and refusing to overwrite without --force)"
 
 for step in 100 200; do
 	run 0 "$CKPT" restore "$R/$step" "$T/out$step"
-	run 0 $PY "$E2E/cli_npy.py" check "$SRC" "$T/out$step"
+	run 0 "$PY" "$E2E/cli_npy.py" check "$SRC" "$T/out$step"
 done
 pass "restore: every dtype, 0-d, empty, big, Fortran, big-endian, ML dtypes, scalars, strings"
 
@@ -38,7 +39,7 @@ grep_out '^state/opt_state +list' && grep_out '^state/opt_state/1 +dict'
 grep_out '^state/opt_state/0/count +array +int32 +\(\) '
 grep_out '^state/learning_rate +float' && grep_out '^state/run_name +string'
 run 0 "$CKPT" restore "$R/300" "$T/mlp_out"
-run 0 $PY "$E2E/cli_npy.py" check "$T/mlp" "$T/mlp_out"
+run 0 "$PY" "$E2E/cli_npy.py" check "$T/mlp" "$T/mlp_out"
 [ -d "$T/mlp_out/state/opt_state/1" ] || fail "empty dict not restored"
 run 0 "$CKPT" rm "$R/300"
 pass "a tree with _METADATA (list, empty dict, scalar kinds) round-trips"
@@ -124,6 +125,28 @@ for f in dtypes/int8 dtypes/uint64 dtypes/int64 dtypes/bool dtypes/float16 dtype
 	run 0 "$CKPT" cat "$R/100/state/$f"
 	$PY "$E2E/cli_npy.py" str "$SRC/state/$f.npy" >"$T/want"
 	diff -u "$T/want" "$T/out" >"$T/diff" || fail "cat $f differs from numpy: $(cat "$T/diff")"
+done
+for f in bfloat16 float8_e4m3fn float8_e5m2; do  # no ml_dtypes here: decode the bits
+	run 0 "$CKPT" cat "$R/100/state/ml/$f"
+	$PY - "$T/out" "$SRC/state/ml/$f.npy" "$f" <<'EOF' || fail "cat ml/$f: $(cat "$T/out")"
+import re, sys, numpy as np
+got = np.array([float(x) for x in re.findall(r"[-+0-9.e]+|nan|inf", open(sys.argv[1]).read())])
+bits = np.load(sys.argv[2])[sys.argv[3]].ravel().astype(np.int64)
+# cat prints the shortest decimal that reads back as the same value: within half a unit
+# in the last place of the mantissa (mb bits) of the value
+mb = 7
+if sys.argv[3] == "bfloat16":
+    want = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+else:
+    eb, mb = (4, 3) if sys.argv[3] == "float8_e4m3fn" else (5, 2)
+    bias = (1 << (eb - 1)) - 1
+    e, m = (bits >> mb) & ((1 << eb) - 1), bits & ((1 << mb) - 1)
+    want = np.where(e > 0, 2.0 ** (e - bias) * (1 + m / 2**mb), 2.0 ** (1 - bias) * m / 2**mb)
+    want = np.where(bits & 0x80, -want, want)
+bias = 127 if sys.argv[3] == "bfloat16" else bias
+tol = dict(rtol=0.5 * 2.0**-mb, atol=0.5 * 2.0**(1 - bias - mb))  # half an ulp (subnormals too)
+assert got.shape == want.shape and np.allclose(got, want, **tol), (got, want)
+EOF
 done
 run 0 "$CKPT" cat "$R/100/state/step";  [ "$(cat "$T/out")" = 1000 ] || fail "cat step: $(cat "$T/out")"
 run 0 "$CKPT" cat "$R/100/state/name";  grep_out '^hello, checkpoint$'

@@ -5,7 +5,7 @@
 
 $PY "$HERE/fs_check.py" gen "$T/src"
 "$B/ckpt" save "$ROOT" 10 "$T/src" --chunk-size 65536 >/dev/null
-fs_mount
+fs_mount -o ro
 
 t cp -r "$MNT/10" "$T/copy"
 "$B/ckpt" restore "$ROOT/10" "$T/restored"

@@ -11,9 +11,12 @@ np.save('$T/src/state/params/w.npy', np.arange(12, dtype=np.int32).reshape(3, 4)
 open('$T/src/state/step', 'w').write('7')
 "
 "$B/ckpt" save "$ROOT" 1 "$T/src" >/dev/null
-for i in $(seq 2 1000); do
-	cp -a "$ROOT/1" "$ROOT/$i" # a finalized step is self-contained
-done
+# A finalized step is self-contained: copies of its directory are steps.
+$PY -c "
+import shutil
+for i in range(2, 1001):
+    shutil.copytree('$ROOT/1', '$ROOT/%d' % i)
+"
 
 fds() {
 	ls "/proc/$FS_PID/fd" | wc -l
@@ -26,7 +29,8 @@ base=$(fds)
 [ "$(fds)" -le $((base + 2)) ] || fail "ls of the root opened steps ($base -> $(fds) fds)"
 
 i1=$(t stat -c %i "$MNT/3/state/params/w.npy")
-[ "$(t find "$MNT/" -name w.npy | wc -l)" = 1000 ] || fail "find does not see 1000 leaves"
+n=$(t find "$MNT/" -name w.npy 2>"$T/find.err" | wc -l) || fail "find: $(head -n 5 "$T/find.err")"
+[ "$n" = 1000 ] || fail "find sees $n leaves, not 1000: $(head -n 5 "$T/find.err")"
 [ "$(t cat "$MNT/999/state/step")" = 7 ] || fail "cat in step 999"
 n=$(fds)
 [ "$n" -le $((base + 4 * 8)) ] || fail "too many open files after walking all steps: $base -> $n"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh — shared helpers of the ckpt command-line end-to-end tests.
 #
 # Source it from a test run with `set -euo pipefail`. It sets:

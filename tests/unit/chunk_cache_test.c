@@ -101,7 +101,8 @@ static void test_threads(void **state)
 
 	assert_int_equal(ckpt_chunk_cache_new(&shared, 64 * 20), 0);
 	for (int i = 0; i < 8; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, hammer, (void *)(uintptr_t)(i + 1)), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, (void *)(uintptr_t)(i + 1)),
+				 0);
 	for (int i = 0; i < 8; i++) {
 		pthread_join(t[i], &r);
 		assert_null(r);
@@ -113,9 +114,9 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lru_and_bound),
-		cmocka_unit_test(test_evicted_while_referenced),
-		cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_lru_and_bound),
+	    cmocka_unit_test(test_evicted_while_referenced),
+	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

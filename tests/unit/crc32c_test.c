@@ -48,6 +48,16 @@ static void test_hw_equals_sw_and_chains(void **state)
 		c = ckpt_crc32c_update_sw(0, buf, cut);
 		assert_int_equal(ckpt_crc32c_update_sw(c, buf + cut, N - cut), whole);
 	}
+	for (size_t cut = 0; cut <= N; cut += 7919) { /* combine, including empty parts */
+		uint32_t a = ckpt_crc32c_update(0, buf, cut);
+		uint32_t b = ckpt_crc32c_update(0, buf + cut, N - cut);
+		assert_int_equal(ckpt_crc32c_combine(a, b, N - cut), whole);
+	}
+	assert_int_equal(ckpt_crc32c_combine(whole, 0, 0), whole);
+	/* long buffers at odd lengths take the three-stream path */
+	for (size_t len = 8191; len < 8200; len++)
+		assert_int_equal(ckpt_crc32c_update(0x1234u, buf + 3, len),
+				 ckpt_crc32c_update_sw(0x1234u, buf + 3, len));
 	buf[N / 2] ^= 1;
 	assert_int_not_equal(ckpt_crc32c_update(0, buf, N), whole);
 	free(buf);
@@ -56,8 +66,8 @@ static void test_hw_equals_sw_and_chains(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vectors),
-		cmocka_unit_test(test_hw_equals_sw_and_chains),
+	    cmocka_unit_test(test_vectors),
+	    cmocka_unit_test(test_hw_equals_sw_and_chains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,7 +162,8 @@ static void roundtrip(int level, int compressible)
 			}
 			assert_int_equal(ckpt_value_writer_close(w), 0);
 		} else {
-			assert_int_equal(ckpt_batch_put(b, key, strlen(key), data[i], sizes[i], NULL), 0);
+			assert_int_equal(
+			    ckpt_batch_put(b, key, strlen(key), data[i], sizes[i], NULL), 0);
 		}
 	}
 	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
@@ -174,7 +175,8 @@ static void roundtrip(int level, int compressible)
 			assert_int_equal(ckpt_store_stat(&in, s, key, strlen(key)), 0);
 			assert_int_equal(in.size, sizes[i]);
 			assert_int_equal(in.is_inline, sizes[i] <= 100);
-			assert_int_equal(in.nchunks, sizes[i] <= 100 ? 0 : (sizes[i] + CS - 1) / CS);
+			assert_int_equal(in.nchunks,
+					 sizes[i] <= 100 ? 0 : (sizes[i] + CS - 1) / CS);
 			if (sizes[i] > 4 * CS) {
 				int zstd = level > 0 && compressible;
 				assert_int_equal(in.codec, zstd ? CKPT_CODEC_ZSTD : CKPT_CODEC_RAW);
@@ -196,9 +198,18 @@ static void roundtrip(int level, int compressible)
 		free(data[i]);
 }
 
-static void test_roundtrip_zstd_text(void **state) { roundtrip(3, 1); }
-static void test_roundtrip_zstd_random(void **state) { roundtrip(3, 0); }
-static void test_roundtrip_raw_text(void **state) { roundtrip(0, 1); }
+static void test_roundtrip_zstd_text(void **state)
+{
+	roundtrip(3, 1);
+}
+static void test_roundtrip_zstd_random(void **state)
+{
+	roundtrip(3, 0);
+}
+static void test_roundtrip_raw_text(void **state)
+{
+	roundtrip(0, 1);
+}
 
 static void test_missing_and_replace_delete(void **state)
 {
@@ -261,9 +272,9 @@ static void test_list(void **state)
 		const char *k;
 		size_t n;
 	} keys[] = {
-		{"a", 1}, {"a/b", 3}, {"a/c/d", 5}, {"a/c/e", 5}, {"a/c/f/g", 7}, {"a\0x", 3},
-		{"ab", 2}, {"b", 1}, {"\xff", 1}, {"\xff\xff/x", 4}, {"x\xffy", 3}, {"x\xff\xff", 3},
-		{"xa", 2}, {"\x00\x00", 2}, {"a/\xff", 3},
+	    {"a", 1},	   {"a/b", 3},	     {"a/c/d", 5}, {"a/c/e", 5},    {"a/c/f/g", 7},
+	    {"a\0x", 3},   {"ab", 2},	     {"b", 1},	   {"\xff", 1},	    {"\xff\xff/x", 4},
+	    {"x\xffy", 3}, {"x\xff\xff", 3}, {"xa", 2},	   {"\x00\x00", 2}, {"a/\xff", 3},
 	};
 	ckpt_store_options o = opts_cs();
 	ckpt_store *s = open_new(newdir(), &o);
@@ -284,7 +295,7 @@ static void test_list(void **state)
 	assert_string_equal(list(s, "q", 1, '/'), "");
 	assert_string_equal(list(s, "x", 1, 0xff), "a / ");
 	assert_string_equal(list(s, "", 0, 0xff), "<00><00> a a<00>x a/b a/c/d a/c/e a/c/f/g a// "
-						"ab b xa x/ / ");
+						  "ab b xa x/ / ");
 	assert_string_equal(list(s, "a", 1, 0), " / /b /c/d /c/e /c/f/g /<ff> b ");
 	assert_string_equal(list(s, "\xff", 1, '/'), " <ff>/ ");
 	/* a non-zero callback return stops the listing and is returned */
@@ -297,8 +308,8 @@ static void test_list(void **state)
 
 static void check_ranges(ckpt_store *s, const char *key, const unsigned char *want, size_t size)
 {
-	const size_t pts[] = {0, 1, CS - 1, CS, CS + 1, 2 * CS - 1, 2 * CS, 2 * CS + 1,
-			      size - 1, size, size + 1};
+	const size_t pts[] = {0,      1,	  CS - 1,   CS,	  CS + 1,  2 * CS - 1,
+			      2 * CS, 2 * CS + 1, size - 1, size, size + 1};
 	const size_t lens[] = {0, 1, 2, CS - 1, CS, CS + 1, 2 * CS + 1, size};
 	unsigned char *buf = malloc(size + 10);
 	ckpt_value *v;
@@ -336,6 +347,7 @@ static void test_range_reads(void **state)
 		put1(s, "rnd", rnd, size);
 		put1(s, "mix", mix, size);
 		check_ranges(s, "mix", mix, size);
+		check_get(s, "mix", 3, mix, size);
 		uint64_t before = ckpt_store_bytes_read(s);
 		check_ranges(s, "text", text, size);
 		check_ranges(s, "rnd", rnd, size);
@@ -549,7 +561,8 @@ static void flip_byte(const char *dir, const char *key, int chunk, long delta)
 	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 	snprintf(q, sizeof(q),
 		 "SELECT f.name, c.offset FROM chunks c JOIN files f ON f.id = c.file_id"
-		 " WHERE c.key = CAST('%s' AS BLOB) AND c.idx = %d", key, chunk);
+		 " WHERE c.key = CAST('%s' AS BLOB) AND c.idx = %d",
+		 key, chunk);
 	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	snprintf(p, sizeof(p), "%s/d/%s", dir, (const char *)sqlite3_column_text(st, 0));
@@ -598,7 +611,8 @@ static void test_corrupt_chunk(void **state)
 					assert_int_equal(rc2, CKPT_ECORRUPT);
 					assert_non_null(strstr(ckpt_error_last(), "chunk 2"));
 					assert_non_null(strstr(ckpt_error_last(), "/d/"));
-					assert_non_null(strstr(ckpt_error_last(), k ? "'r'" : "'t'"));
+					assert_non_null(
+					    strstr(ckpt_error_last(), k ? "'r'" : "'t'"));
 				} else {
 					assert_int_equal(rc, 0);
 					assert_int_equal(rc2, 0);
@@ -635,11 +649,14 @@ static void test_corrupt_inline_and_rows(void **state)
 	assert_int_equal(ckpt_batch_put(b, "big2", 4, rnd, 2 * CS, NULL), 0);
 	assert_int_equal(ckpt_batch_put(b, "big3", 4, rnd, 2 * CS, NULL), 0);
 	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	put1(s, "big4", rnd, 2 * CS); /* data file 2 */
 	ckpt_store_free(s);
-	sql(dir, "UPDATE kv SET inline = CAST('hellp' AS BLOB) WHERE key = X'696E01FF';"
-		 "UPDATE chunks SET offset = 1000000000 WHERE key = CAST('big' AS BLOB) AND idx = 1;"
-		 "UPDATE chunks SET raw_len = 5 WHERE key = CAST('big2' AS BLOB) AND idx = 0;"
-		 "UPDATE files SET name = '../../etc/passwd';");
+	sql(dir,
+	    "UPDATE kv SET inline = CAST('hellp' AS BLOB) WHERE key = X'696E01FF';"
+	    "UPDATE chunks SET offset = 1000000000 WHERE key = CAST('big' AS BLOB) AND idx = 1;"
+	    "UPDATE chunks SET raw_len = 5 WHERE key = CAST('big2' AS BLOB) AND idx = 0;"
+	    "UPDATE kv SET crc32c = (crc32c + 1) % 4294967296 WHERE key = CAST('big4' AS BLOB);"
+	    "UPDATE files SET name = '../../etc/passwd' WHERE id = 1;");
 	assert_int_equal(ckpt_store_open(&s, dir, 0, NULL), 0);
 	assert_int_equal(ckpt_store_get(&p, &n, s, "in\x01\xff", 4), CKPT_ECORRUPT);
 	assert_non_null(strstr(ckpt_error_last(), "in\\x01\\xff"));
@@ -647,6 +664,14 @@ static void test_corrupt_inline_and_rows(void **state)
 	assert_int_equal(ckpt_store_get(&p, &n, s, "big2", 4), CKPT_ECORRUPT);
 	assert_int_equal(ckpt_store_get(&p, &n, s, "big3", 4), CKPT_ECORRUPT);
 	assert_non_null(strstr(ckpt_error_last(), "bad files row"));
+	/* chunks intact, whole-value CRC wrong: ranges read, whole reads fail */
+	ckpt_value *v;
+	assert_int_equal(ckpt_value_open(&v, s, "big4", 4), 0);
+	assert_int_equal(ckpt_value_pread(&n, v, rnd, CS, CS), 0);
+	assert_int_equal(ckpt_value_verify(v), CKPT_ECORRUPT);
+	assert_non_null(strstr(ckpt_error_last(), "whole-value"));
+	ckpt_value_free(v);
+	assert_int_equal(ckpt_store_get(&p, &n, s, "big4", 4), CKPT_ECORRUPT);
 	ckpt_store_free(s);
 	free(rnd);
 }
@@ -673,7 +698,8 @@ static void test_garbage_db(void **state)
 		}
 		assert_int_equal(ckpt_store_open(&s, dir, 0, NULL), CKPT_ECORRUPT);
 		assert_non_null(strstr(ckpt_error_last(), "is not a ckpt index"));
-		assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_READONLY, NULL), CKPT_ECORRUPT);
+		assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_READONLY, NULL),
+				 CKPT_ECORRUPT);
 		assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_CREATE, NULL),
 				 i == 0 ? 0 : CKPT_ECORRUPT); /* an empty file is an empty db */
 		ckpt_store_free(i == 0 ? s : NULL);
@@ -717,7 +743,8 @@ static void test_fault_injection(void **state)
 		assert_int_equal(ckpt_store_generation(s), 1);
 		check_get(s, "old", 3, big, 3 * CS);
 		assert_int_equal(count_files(dir, "d"), n);
-		assert_int_equal(ckpt_store_stat(&(ckpt_value_info){0}, s, "new", 3), CKPT_ENOTFOUND);
+		assert_int_equal(ckpt_store_stat(&(ckpt_value_info){0}, s, "new", 3),
+				 CKPT_ENOTFOUND);
 	}
 	ckpt_store_fault_countdown = 0;
 	assert_true(failures >= 10);
@@ -733,21 +760,21 @@ static void test_fault_injection(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_zstd_text),
-		cmocka_unit_test(test_roundtrip_zstd_random),
-		cmocka_unit_test(test_roundtrip_raw_text),
-		cmocka_unit_test(test_missing_and_replace_delete),
-		cmocka_unit_test(test_list),
-		cmocka_unit_test(test_range_reads),
-		cmocka_unit_test(test_concurrent_preads),
-		cmocka_unit_test(test_abort_and_generations),
-		cmocka_unit_test(test_rollover_seal_immutable),
-		cmocka_unit_test(test_read_after_unlink),
-		cmocka_unit_test(test_newer_major_refused),
-		cmocka_unit_test(test_corrupt_chunk),
-		cmocka_unit_test(test_corrupt_inline_and_rows),
-		cmocka_unit_test(test_garbage_db),
-		cmocka_unit_test(test_fault_injection),
+	    cmocka_unit_test(test_roundtrip_zstd_text),
+	    cmocka_unit_test(test_roundtrip_zstd_random),
+	    cmocka_unit_test(test_roundtrip_raw_text),
+	    cmocka_unit_test(test_missing_and_replace_delete),
+	    cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_range_reads),
+	    cmocka_unit_test(test_concurrent_preads),
+	    cmocka_unit_test(test_abort_and_generations),
+	    cmocka_unit_test(test_rollover_seal_immutable),
+	    cmocka_unit_test(test_read_after_unlink),
+	    cmocka_unit_test(test_newer_major_refused),
+	    cmocka_unit_test(test_corrupt_chunk),
+	    cmocka_unit_test(test_corrupt_inline_and_rows),
+	    cmocka_unit_test(test_garbage_db),
+	    cmocka_unit_test(test_fault_injection),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -64,7 +64,7 @@ typedef struct ckpt_store_options {
 #define CKPT_STORE_OPTIONS_INIT {CKPT_STORE_OPTIONS_VERSION, 1, 0, 0, 0, 0, 0, 0}
 
 /* Defaults chosen by benchmark; the reasons are in docs/format.md. */
-#define CKPT_DEFAULT_CHUNK_SIZE (1u << 20)
+#define CKPT_DEFAULT_CHUNK_SIZE (256u << 10)
 #define CKPT_DEFAULT_INLINE_MAX 4096u
 #define CKPT_DEFAULT_TARGET_DATA_FILE_SIZE (1ull << 30)
 #define CKPT_DEFAULT_MAX_BYTES_IN_FLIGHT (64ull << 20)
