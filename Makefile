@@ -50,7 +50,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/*_test.c))
 UNIT_BIN  := $(UNIT_SRC:%.c=$(B)/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/*_fuzzer.c))
 FUZZ_BIN  := $(FUZZ_SRC:%.c=$(B)/%)
-E2E       := $(sort $(wildcard tests/e2e/*.sh))
+E2E       := $(sort $(filter-out %lib.sh,$(wildcard tests/e2e/*.sh)))
 HEADERS   := $(sort $(wildcard core/include/ckpt/*.h))
 
 LIB_A   := $(B)/libckpt.a

@@ -138,7 +138,7 @@ static char *uri_of(const char *path, const char *query)
 
 	if (u == NULL)
 		return NULL;
-	p += sprintf(p, "file:");
+	p += sprintf(p, path[0] == '/' ? "file://" : "file:"); /* empty authority */
 	for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
 		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
 		    (*c >= '0' && *c <= '9') || strchr("/-._~", *c))

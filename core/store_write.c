@@ -22,6 +22,10 @@
  *     its data files. After an I/O error the batch is poisoned: every later
  *     call fails and commit refuses.
  *  5. Worker threads never touch the batch or the store: only their job.
+ *  6. The whole-value CRC is the chunks' raw CRCs combined in append order
+ *     (a raw chunk's stored CRC is its raw CRC: no second pass over it).
+ *  7. Chunk buffers are reused within one value and freed when its writer
+ *     ends, so an open batch holds no buffers between values.
  */
 #include <assert.h>
 #include <errno.h>

@@ -32,7 +32,6 @@ struct options {
 	const char *root;
 	char *cache_size;
 	unsigned max_open_steps;
-	int nonopts;
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -66,22 +65,26 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
+/* "256M", "1G", "4096", "64KiB" -> bytes; -1 if malformed or overflowing. */
 static int parse_size(uint64_t *out, const char *s)
 {
+	static const char units[] = "KMG";
 	char *end;
+	unsigned shift = 0;
+
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || s[0] == '-')
 		return -1;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
+	const char *u = *end && (*end & ~0x20) ? strchr(units, *end & ~0x20) : NULL;
+	if (u) {
+		shift = 10 * (unsigned)(u - units + 1);
+		end++;
+		if (*end == 'i')
+			end++;
 	}
-	if (*end == 'i' && shift) end++;
-	if (*end == 'B' || *end == 'b') end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
 	if (*end || (shift && v > (ULLONG_MAX >> shift)))
 		return -1;
 	*out = (uint64_t)v << shift;

@@ -34,8 +34,4 @@ extern const struct fuse_lowlevel_ops ckptfs_ops;
  */
 int ckptfs_errno(int code, const char *what);
 
-/* Log to stderr (foreground) or syslog (daemon). */
-void ckptfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-extern int ckptfs_foreground;
-
 #endif

@@ -14,7 +14,6 @@
  */
 #include "ckptfs.h"
 
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -120,6 +119,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO; /* plus always: ls -l, find */
 	conn->time_gran = 1;
+	/*
+	 * Requests may be 1 MiB (max_pages negotiated by libfuse; max_read stays
+	 * unlimited). max_readahead could only lower the kernel's read-ahead: it
+	 * is raised through the bdi instead (ckptfs.c, readahead_main).
+	 */
+	conn->max_background = 32; /* more read-ahead requests in flight */
 }
 
 /* ---- names and attributes ---- */
@@ -512,14 +517,8 @@ static int step_xattrs(struct vstep *vs, xattr_cb cb, void *p)
 	snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", vs->time.tv_nsec);
 	if ((rc = emit(cb, p, XATTR_PREFIX "commit_time", buf)))
 		return rc;
-	const char *json = ckpt_step_metadata_json(vs->step);
-	cJSON *doc = json ? cJSON_Parse(json) : NULL;
-	cJSON *cm = cJSON_GetObjectItemCaseSensitive(doc, "custom_metadata");
-	char *text = cm && !cJSON_IsNull(cm) ? cJSON_PrintUnformatted(cm) : NULL;
-	if (text)
-		rc = emit(cb, p, XATTR_PREFIX "custom_metadata", text);
-	cJSON_free(text);
-	cJSON_Delete(doc);
+	if (vs->custom_metadata)
+		rc = emit(cb, p, XATTR_PREFIX "custom_metadata", vs->custom_metadata);
 	return rc;
 }
 

@@ -5,6 +5,7 @@
 #include "view.h"
 
 #include <assert.h>
+#include <cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -158,7 +159,9 @@ static int expand(struct builder *b, uint32_t i)
 			}
 			rc = push_raw_children(b, i, prefix);
 		} else {
-			fprintf(stderr, "ckptfs: item %s: %s\n", n.name, ckpt_error_last());
+			/* The step stays browsable; this item answers with the error. */
+			ckptfs_log("step %s: item %s: %s", ckpt_step_dir(b->step), n.name,
+				   ckpt_error_last());
 			b->nodes[i].item_err = trc;
 		}
 		break;
@@ -194,6 +197,7 @@ static void vstep_free(struct vstep *vs)
 		free(vs->nodes[i].key);
 	}
 	free(vs->nodes);
+	cJSON_free(vs->custom_metadata);
 	ckpt_step_free(vs->step);
 	pthread_mutex_destroy(&vs->lock);
 	free(vs);
@@ -229,6 +233,14 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 		if (stat(dir, &st) == 0)
 			vs->time = st.st_mtim;
 	}
+	const char *json = ckpt_step_metadata_json(vs->step);
+	cJSON *doc = json ? cJSON_Parse(json) : NULL;
+	const cJSON *cm = cJSON_GetObjectItemCaseSensitive(doc, "custom_metadata");
+	if (cm && !cJSON_IsNull(cm) && !(vs->custom_metadata = cJSON_PrintUnformatted(cm)))
+		rc = CKPT_ENOMEM;
+	cJSON_Delete(doc);
+	if (rc)
+		goto done;
 	b.step = vs->step;
 	struct vnode top = {.name = vs->name, .type = VN_STEP};
 	if ((rc = push(&b, &top)))
@@ -247,8 +259,6 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 	*out = vs;
 	vs = NULL;
 done:
-	if (rc)
-		fprintf(stderr, "ckptfs: open step %s: %s\n", dir ? dir : "?", ckpt_error_last());
 	if (b.nodes) {
 		for (uint32_t i = 0; i < b.n; i++) {
 			free(b.nodes[i].owned_name);

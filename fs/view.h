@@ -74,6 +74,7 @@ struct vstep {
 	struct vnode *nodes; /* immutable after build (invariant 4) */
 	uint32_t nnodes;
 	struct timespec time;  /* commit time (or the directory's mtime) */
+	char *custom_metadata; /* compact JSON of StepMetadata.custom_metadata, or NULL */
 	pthread_mutex_t lock;  /* lazily opened leaf/value handles */
 	uint64_t last_use;     /* under view.lock: LRU tick */
 };
@@ -134,6 +135,10 @@ int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i);
 
 /* Child of directory node dir named name; CKPT_ENOTFOUND if none. */
 int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *name);
+
+/* Log a line to stderr (foreground) or syslog (daemon); defined in errmap.c. */
+void ckptfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int ckptfs_foreground;
 
 static inline int vnode_is_dir(const struct vnode *n)
 {

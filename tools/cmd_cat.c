@@ -161,18 +161,21 @@ static int sci_digits(double v, ckpt_dtype fdt)
 	return p - 1 > PRECISION ? PRECISION : p - 1;
 }
 
-/* Scientific with exactly prec digits (zero-padded past the shortest ones). */
+/*
+ * Scientific with exactly f->prec digits after the point: numpy's min_digits, which
+ * prints the value's own further digits (not zeros) past its shortest repr.
+ */
 static void scientific(char *buf, size_t cap, double v, const ffmt *f)
 {
-	int d = sci_digits(v, f->fdt), e10;
 	char m[64], *e;
+	int e10;
 
-	snprintf(m, sizeof(m), f->plus && !signbit(v) ? "+%.*e" : "%.*e", d, v);
+	snprintf(m, sizeof(m), f->plus && !signbit(v) ? "+%.*e" : "%.*e", f->prec, v);
 	e = strchr(m, 'e');
 	e10 = atoi(e + 1);
 	*e = '\0';
-	snprintf(buf, cap, "%s%s%.*se%c%0*d", m, d == 0 ? "." : "", f->prec - d,
-		 "00000000000000000000", e10 < 0 ? '-' : '+', f->exp_size, abs(e10));
+	snprintf(buf, cap, "%s%se%c%0*d", m, f->prec == 0 ? "." : "", e10 < 0 ? '-' : '+',
+		 f->exp_size, abs(e10));
 }
 
 static void ffmt_fill(ffmt *f, const val *vals, size_t n, int imag)
@@ -206,11 +209,8 @@ static void ffmt_fill(ffmt *f, const val *vals, size_t n, int imag)
 		if (!isfinite(v))
 			continue;
 		if (f->exp) {
-			int d = sci_digits(v, f->fdt), e10;
-			snprintf(buf, sizeof(buf), "%.0e", v);
-			e10 = abs(atoi(strchr(buf, 'e') + 1));
+			int d = sci_digits(v, f->fdt);
 			f->prec = d > f->prec ? d : f->prec;
-			f->exp_size = e10 >= 100 ? 3 : f->exp_size > 2 ? f->exp_size : 2;
 			left = (signbit(v) || f->plus) ? 2 : 1;
 			f->pad_left = left > f->pad_left ? left : f->pad_left;
 		} else {
@@ -219,6 +219,14 @@ static void ffmt_fill(ffmt *f, const val *vals, size_t n, int imag)
 			right = (int)strlen(buf) - left - 1;
 			f->pad_left = left > f->pad_left ? left : f->pad_left;
 			f->pad_right = right > f->pad_right ? right : f->pad_right;
+		}
+	}
+	for (size_t i = 0; i < n && f->exp; i++) { /* exponent digits, as printed */
+		double v = imag ? vals[i].im : vals[i].re;
+		if (isfinite(v)) {
+			snprintf(buf, sizeof(buf), "%.*e", f->prec, v);
+			int digits = (int)strlen(strchr(buf, 'e') + 2);
+			f->exp_size = digits > f->exp_size ? digits : f->exp_size;
 		}
 	}
 	if (f->exp)
@@ -575,7 +583,7 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 	} else {
 		for (size_t i = 0; i < c.nvals; i++) {
 			char buf[32];
-			int len = c.kind == 'b' ? (c.vals[i].i ? 4 : 5)
+			int len = c.kind == 'b' ? 5 /* numpy pads True too */
 				  : c.kind == 'i'
 				      ? snprintf(buf, sizeof(buf), "%lld", (long long)c.vals[i].i)
 				      : snprintf(buf, sizeof(buf), "%llu",

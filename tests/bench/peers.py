@@ -11,6 +11,7 @@ reader got the same bytes.
 Usage:
   peers.py gen-core DIR TOTAL_BYTES NLEAVES SEED   interchange dir DIR/state/... of .npy
   peers.py gen-small DIR NLEAVES SEED              nested dict of small float32 arrays
+                                                   (both print the checksum line of the data)
   peers.py gen-one FILE NBYTES SEED                one float32 N(0, 0.02) .npy
   peers.py gen-pattern FILE NBYTES                 one float32 .npy, a repeated random block
   peers.py sum DIR                                 checksum line of the .npy files under DIR
@@ -57,6 +58,7 @@ def report(t, arrays):
 
 def gen_core(root, total, nleaves, seed):
     rng = np.random.default_rng(seed)
+    arrays = []
     per = max(total // nleaves // 4, 1)
     cols = 1024
     rows = max(per // cols, 1)
@@ -65,10 +67,13 @@ def gen_core(root, total, nleaves, seed):
         os.makedirs(d, exist_ok=True)
         a = (rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(0.02))
         np.save(os.path.join(d, f"w{i % 4}.npy"), a)
+        arrays.append(a)
+    report(0.0, arrays)
 
 
 def gen_small(root, n, seed):
     rng = np.random.default_rng(seed)
+    arrays = []
     per_group = 50
     for i in range(n):
         g, s, k = i // (per_group * 20), (i // per_group) % 20, i % per_group
@@ -78,6 +83,8 @@ def gen_small(root, n, seed):
         m = int(rng.integers(16, 257))
         a = rng.standard_normal(m, dtype=np.float32) * np.float32(0.02)
         np.save(os.path.join(d, f"leaf_{k:02d}.npy"), a)
+        arrays.append(a)
+    report(0.0, arrays)
 
 
 def gen_one(path, nbytes, seed, pattern):

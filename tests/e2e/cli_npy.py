@@ -6,6 +6,7 @@
   cli_npy.py str FILE.npy      print(np.load(FILE)) — what `ckpt cat` must print
   cli_npy.py big DIR N MIB     N float32 leaves of MIB MiB each + one small leaf
   cli_npy.py mlp DIR           the demo's small MLP-like tree
+  cli_npy.py catfuzz DIR EXPECT SEED N   N random arrays, what numpy prints for each
 """
 import json
 import os
@@ -188,6 +189,46 @@ def mlp(d):
     })
 
 
+def catfuzz(d, expect, seed, n):
+    """n random arrays (dtypes, shapes, scales, nan/inf) in d/state/ and for each
+    expect/NAME.txt holding what print() shows: what `ckpt cat` must print."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(f"{d}/state", exist_ok=True)
+    os.makedirs(expect, exist_ok=True)
+    shapes = [(), (1,), (7,), (1001,), (3, 400), (2, 3, 200), (10, 10, 11), (1, 1, 1, 2000),
+              (0,), (5, 0), (40, 40), (2, 2)]
+    dtypes = ["float16", "float32", "float64", "complex64", "complex128", "int8", "uint8",
+              "int16", "uint32", "int64", "uint64", "bool"]
+    for i in range(n):
+        dt, sh = dtypes[rng.integers(len(dtypes))], shapes[rng.integers(len(shapes))]
+        sc = 10.0 ** rng.integers(-12, 25)
+        size = int(np.prod(sh))
+        if dt[0] in "fc":
+            with np.errstate(over="ignore"):
+                a = rng.standard_normal(size) * sc
+                if dt[0] == "c":
+                    a = a + 1j * rng.standard_normal(size) * 10.0 ** rng.integers(-6, 6)
+                a = a.astype(dt)
+            mode = rng.integers(6)
+            if mode == 0 and size > 2:
+                a[1], a[-1] = np.nan, -np.inf
+            elif mode == 1:
+                a = np.round(a, 2)
+            elif mode == 2:
+                a[:] = 0
+            elif mode == 3 and size:
+                a.flat[0] = -0.0
+        elif dt == "bool":
+            a = rng.integers(0, 2, size).astype(bool)
+        else:
+            info = np.iinfo(dt)
+            a = rng.integers(info.min, info.max, size, dtype=dt, endpoint=True)
+        a = a.reshape(sh)
+        np.save(f"{d}/state/a{i:03d}.npy", a)
+        with open(f"{expect}/a{i:03d}.txt", "w") as f:
+            print(a, file=f)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "gen":
@@ -198,6 +239,8 @@ if __name__ == "__main__":
         print(np.load(sys.argv[2]))
     elif cmd == "big":
         big(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "catfuzz":
+        catfuzz(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "mlp":
         mlp(sys.argv[2])
     else:

@@ -148,11 +148,20 @@ tol = dict(rtol=0.5 * 2.0**-mb, atol=0.5 * 2.0**(1 - bias - mb))  # half an ulp 
 assert got.shape == want.shape and np.allclose(got, want, **tol), (got, want)
 EOF
 done
+seed=${CATFUZZ_SEED:-1}
+"$PY" "$E2E/cli_npy.py" catfuzz "$T/fuzz" "$T/fuzz_expect" "$seed" 80 2>/dev/null
+run 0 "$CKPT" save "$R" 500 "$T/fuzz"
+for f in "$T"/fuzz_expect/*.txt; do
+	n=$(basename "$f" .txt)
+	run 0 "$CKPT" cat "$R/500/state/$n"
+	cmp -s "$f" "$T/out" || fail "cat of random array $n (CATFUZZ_SEED=$seed) differs from numpy: $(diff "$f" "$T/out" | head -20)"
+done
+run 0 "$CKPT" rm "$R/500"
 run 0 "$CKPT" cat "$R/100/state/step";  [ "$(cat "$T/out")" = 1000 ] || fail "cat step: $(cat "$T/out")"
 run 0 "$CKPT" cat "$R/100/state/name";  grep_out '^hello, checkpoint$'
 run 1 "$CKPT" cat "$R/100/state/a";     grep_err 'not a leaf'
 run 1 "$CKPT" cat "$R/100/state/nope";  grep_err 'nope'
-pass "cat prints arrays exactly like numpy (summarised, all dtypes), scalars, strings"
+pass "cat prints arrays exactly like numpy (summarised, all dtypes, 80 random arrays), scalars, strings"
 
 # --- get ---
 (cd "$T" && run 0 "$CKPT" get "$R/100/state/big/f32") 
@@ -168,6 +177,18 @@ find "$T/getdir" -name deep.npy | grep -q . || fail "get of a subtree: $(find "$
 run 1 "$CKPT" get "$R/100/state/missing" -o "$T/m";  grep_err 'missing'
 [ -e "$T/m" ] && fail "get of a missing leaf created a file"
 pass "get of a leaf (default name, -o FILE, -o -), a scalar and a subtree"
+
+# --- on a terminal: human sizes and progress bars (script(1) gives a pty) ---
+if command -v script >/dev/null; then
+	script -qec "'$CKPT' ls '$R'; '$CKPT' ls --bytes '$R'; '$CKPT' verify '$R/100'; '$CKPT' save '$R' 400 '$SRC'" /dev/null >"$T/tty" </dev/null \
+		|| fail "commands on a pty: $(cat "$T/tty")"
+	grep -qE '^100 +finalized .* [0-9.]+ MiB' "$T/tty" || fail "no human size on a tty: $(cat "$T/tty")"
+	grep -qE '^100 +finalized .* [0-9]{6,}' "$T/tty" || fail "--bytes ignored on a tty: $(cat "$T/tty")"
+	grep -qE 'verify \[#+\] 100%' "$T/tty" || fail "no verify progress bar: $(cat "$T/tty")"
+	grep -qE 'save \[#+\] 100%' "$T/tty" || fail "no save progress bar: $(cat "$T/tty")"
+	run 0 "$CKPT" rm "$R/400"
+	pass "on a terminal: human sizes (and --bytes), progress bars"
+fi
 
 # --- verify, rm ---
 run 0 "$CKPT" verify "$R/100";        grep_out '^ok: '

@@ -13,7 +13,9 @@ rc=0; "$B/ckptfs" "$ROOT" "$MNT" -o cache_size=lots >/dev/null 2>&1 || rc=$?
 
 $PY "$HERE/fs_check.py" gen "$T/src"
 "$B/ckpt" save "$ROOT" 100 "$T/src" >/dev/null
-"$B/ckpt" save "$ROOT" 200 "$T/src" >/dev/null
+cp -r "$T/src" "$T/src2"
+echo '{"item_handlers": {"state": "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler", "extra": "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler"}, "custom_metadata": {"run": "e2e", "n": 3}}' >"$T/src2/_CHECKPOINT_METADATA"
+"$B/ckpt" save "$ROOT" 200 "$T/src2" >/dev/null
 mkdir "$ROOT/300.ckpt-tmp-abandoned"
 fs_mount -o cache_size=64M
 
@@ -68,6 +70,20 @@ x=$(t getfattr --absolute-names -d "$MNT/100")
 echo "$x" | grep -qx 'user.ckpt.state="finalized"' || fail "step state: $x"
 echo "$x" | grep -qx 'user.ckpt.step="100"' || fail "step number: $x"
 echo "$x" | grep -q '^user.ckpt.commit_time="20' || fail "commit time: $x"
+x=$(t getfattr --absolute-names -d "$MNT/200")
+echo "$x" | grep -qx 'user.ckpt.custom_metadata="{\\"run\\":\\"e2e\\",\\"n\\":3}"' ||
+	fail "step custom metadata: $x"
+# commit_time and every mtime in the step are the commit timestamp of the metadata.
+t $PY - "$MNT/200" <<'PYEOF' || fail "commit time"
+import datetime, json, os, sys
+step = sys.argv[1]
+ns = json.load(open(f"{step}/_CHECKPOINT_METADATA"))["commit_timestamp_nsecs"]
+x = os.getxattr(step, "user.ckpt.commit_time").decode()
+t = datetime.datetime.strptime(x[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+assert abs(t.timestamp() - ns / 1e9) < 1.5, (x, ns)
+for p in [step, f"{step}/state/big.npy", f"{step}/state/params"]:
+    assert abs(os.stat(p).st_mtime - ns / 1e9) < 1.5, (p, os.stat(p).st_mtime, ns)
+PYEOF
 x=$(t getfattr --absolute-names -d "$MNT/100/state")
 echo "$x" | grep -q '^user.ckpt.handler=".*Handler"' || fail "item handler: $x"
 x=$(t getfattr --absolute-names -d "$MNT/100/state/params/dense/kernel.npy")

@@ -21,7 +21,13 @@ with open(path, "r+b") as f:
     f.seek(off)
     f.write(bytes([b[0] ^ 0xFF]))
 PYEOF
+# A step whose index is garbage: its directory gives EIO, the others work.
+"$B/ckpt" save "$ROOT" 8 "$T/src" >/dev/null
+head -c 8192 /dev/urandom >"$ROOT/8/ckpt.db"
 fs_mount
+t ls "$MNT/8" >/dev/null 2>"$T/err" && fail "listing a step with a garbage index succeeded"
+grep -q "Input/output error" "$T/err" || fail "garbage index: not EIO: $(cat "$T/err")"
+t ls "$MNT" | grep -qx 8 || fail "step 8 is not listed in the root"
 
 t $PY "$HERE/fs_check.py" chunks "$MNT/7/state/noise.npy" "$T/src/state/noise.npy" 65536 ||
 	fail "wrong bytes or misplaced EIO from a corrupt step"

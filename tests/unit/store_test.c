@@ -304,6 +304,28 @@ static void test_list(void **state)
 	ckpt_store_free(s);
 }
 
+static void test_list_one_seek_per_child(void **state)
+{
+	ckpt_store_options o = opts_cs();
+	ckpt_store *s = open_new(newdir(), &o);
+	ckpt_batch *b;
+	char key[32];
+	int runs;
+
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "%c/%05d", i % 2 ? 'a' : 'b', i);
+		assert_int_equal(ckpt_batch_put(b, key, strlen(key), "v", 1, NULL), 0);
+	}
+	assert_int_equal(ckpt_batch_put(b, "c", 1, "v", 1, NULL), 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	runs = sqlite3_stmt_status(s->st_seek, SQLITE_STMTSTATUS_RUN, 0);
+	assert_string_equal(list(s, "", 0, '/'), "a/ b/ c ");
+	/* a/, b/, c, and the seek that finds nothing more */
+	assert_int_equal(sqlite3_stmt_status(s->st_seek, SQLITE_STMTSTATUS_RUN, 0) - runs, 4);
+	ckpt_store_free(s);
+}
+
 /* ---- range reads and threads ------------------------------------------- */
 
 static void check_ranges(ckpt_store *s, const char *key, const unsigned char *want, size_t size)
@@ -502,6 +524,12 @@ static void test_rollover_seal_immutable(void **state)
 	check_get(s, "big", 3, big, 10 * CS);
 	ckpt_store_free(s);
 	assert_int_equal(count_files(copy, ""), 2);
+	/* a relative path works too */
+	assert_int_equal(chdir(root), 0);
+	assert_int_equal(ckpt_store_open(&s, strrchr(copy, '/') + 1, CKPT_STORE_IMMUTABLE, &o), 0);
+	check_get(s, "big", 3, big, 10 * CS);
+	ckpt_store_free(s);
+	assert_int_equal(chdir("/"), 0);
 	snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s'", copy);
 	assert_int_equal(system(cmd), 0);
 	free(big);
@@ -765,6 +793,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_raw_text),
 	    cmocka_unit_test(test_missing_and_replace_delete),
 	    cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_list_one_seek_per_child),
 	    cmocka_unit_test(test_range_reads),
 	    cmocka_unit_test(test_concurrent_preads),
 	    cmocka_unit_test(test_abort_and_generations),
