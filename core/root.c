@@ -11,17 +11,21 @@
  * Invariants:
  *   1. A name is a step only if ckpt_step_name_parse() accepts it (no leading
  *      zeros except "0") and the directory contains ckpt.db.
- *   2. Cleanup removes a temporary directory only when its lock file can be
- *      flock()ed without blocking (its writer is gone), or when it has no
- *      lock file and its ctime is older than CKPT_TMP_GRACE_SECONDS (a live
- *      writer has no lock file only for an instant, which changes ctime).
+ *   2. A temporary directory is locked by flock() on the directory itself
+ *      (ckpt_fs_lock_dir), held by its writer from just after the mkdir until
+ *      the writer is freed. Cleanup removes one only while holding that lock,
+ *      taken with LOCK_NB, on the inode its name still names: a writer that
+ *      is gone (even killed between its mkdir and its flock) holds no lock,
+ *      so its directory goes at the next cleanup; a live one is never touched.
+ *      Only a lock holder renames a temporary directory.
  *   3. A step is deleted by renaming it to a temporary name first, so a crash
  *      mid-delete leaves something cleanup removes, never half a step.
+ *   4. Removing a tree tolerates entries vanishing under it (ENOENT is not an
+ *      error): a concurrent cleanup may be removing the same tree.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,25 +56,90 @@ char *ckpt_fs_printf(const char *fmt, ...)
 	return s;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Remove everything inside the open directory dfd (named path for messages); closes dfd. */
+static int rm_inside(int dfd, const char *path)
 {
-	(void)st;
-	(void)ftw;
-	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
-		return ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
-	return 0;
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+		close(dfd);
+		return rc;
+	}
+	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || unlinkat(dfd, n, 0) == 0 ||
+		    errno == ENOENT)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s/%s", path, n);
+			break;
+		}
+		char *sub = ckpt_fs_printf("%s/%s", path, n);
+		int fd = sub ? openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+		if (!sub)
+			rc = CKPT_ENOMEM;
+		else if (fd < 0 && errno != ENOENT)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", sub);
+		else if (fd >= 0)
+			rc = rm_inside(fd, sub); /* closes fd */
+		if (rc == 0 && unlinkat(dfd, n, AT_REMOVEDIR) != 0 && errno != ENOENT)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", sub);
+		free(sub);
+	}
+	if (rc == 0 && errno != 0 && errno != ENOENT)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "read directory %s", path);
+	closedir(d);
+	return rc;
 }
 
 int ckpt_fs_rmtree(const char *path)
 {
-	struct stat st;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int rc;
 
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
-	rc = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	if (rc > 0)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "walk %s", path);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno != ENOTDIR && errno != ELOOP)
+			return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+		if (unlink(path) != 0 && errno != ENOENT)
+			return ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
+		return 0;
+	}
+	rc = rm_inside(fd, path);
+	if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
+	return rc;
+}
+
+int ckpt_fs_lock_dir(int *out, const char *path, int nonblock)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat a, b;
+	int rc = 0, r;
+
+	*out = -1;
+	if (fd < 0)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open %s", path);
+	while ((r = flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0))) != 0 && errno == EINTR)
+		;
+	if (r != 0)
+		rc = ckpt_error_errno(errno == EWOULDBLOCK ? CKPT_EBUSY : CKPT_EIO, errno, "lock %s",
+				      path);
+	else if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "stat %s",
+				      path);
+	else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		rc = ckpt_error_set(CKPT_EBUSY, "%s was replaced while being locked", path);
+	if (rc)
+		close(fd);
+	else
+		*out = fd;
 	return rc;
 }
 
@@ -289,31 +358,6 @@ done:
 	return rc;
 }
 
-/* Is the temporary directory `dir` abandoned? If so, *lockfd holds its lock. */
-static int tmp_abandoned(const char *dir, int *lockfd)
-{
-	char *lock = ckpt_fs_printf("%s/%s", dir, CKPT_LOCK_NAME);
-	struct stat st;
-	int fd;
-
-	*lockfd = -1;
-	if (!lock)
-		return 0;
-	fd = open(lock, O_RDONLY | O_CLOEXEC);
-	free(lock);
-	if (fd >= 0) {
-		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-			close(fd);
-			return 0;
-		}
-		*lockfd = fd;
-		return 1;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return 0;
-	return time(NULL) - st.st_ctime > CKPT_TMP_GRACE_SECONDS;
-}
-
 int ckpt_root_cleanup(const char *root, size_t *removed)
 {
 	DIR *d = opendir(root);
@@ -327,7 +371,7 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 		return errno == ENOENT ? 0
 				       : ckpt_error_errno(CKPT_EIO, errno, "open root %s", root);
 	while ((e = readdir(d)) != NULL) {
-		int lockfd;
+		int lockfd = -1;
 
 		if (!strstr(e->d_name, CKPT_TMP_INFIX))
 			continue;
@@ -336,12 +380,12 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 			rc = CKPT_ENOMEM;
 			break;
 		}
-		if (tmp_abandoned(path, &lockfd)) {
+		/* Abandoned iff its lock is free (invariant 2); hold it while removing. */
+		if (ckpt_fs_lock_dir(&lockfd, path, 1) == 0) {
 			rc = ckpt_fs_rmtree(path);
 			cnt += rc == 0;
-		}
-		if (lockfd >= 0)
 			close(lockfd);
+		}
 		free(path);
 		if (rc)
 			break;

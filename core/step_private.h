@@ -10,20 +10,21 @@
 
 #include "ckpt/step.h"
 
-/* Name of the lock file inside a temporary step directory. */
-#define CKPT_LOCK_NAME "ckpt.lock"
-/* A temporary directory without a lock file is left alone this long (seconds):
- * a writer creates it just before its lock file and removes the lock file
- * just before the final rename, and both change the directory's ctime. */
-#define CKPT_TMP_GRACE_SECONDS 60
-
 /* Key of the step metadata inside the store. */
 #define CKPT_STEP_METADATA_KEY "_CHECKPOINT_METADATA"
 /* Name of an item's tree metadata (key "<item>/_METADATA"). */
 #define CKPT_ITEM_METADATA_NAME "_METADATA"
 
-/* Remove path and everything below it (no error if it does not exist). */
+/* Remove path and everything below it (no error if it, or any part, does not exist). */
 int ckpt_fs_rmtree(const char *path);
+/*
+ * Open directory path and flock(LOCK_EX) it (LOCK_NB if nonblock): the lock of
+ * a temporary step directory (root.c invariant 2). *fd receives the descriptor;
+ * closing it releases the lock. CKPT_ENOTFOUND if path does not exist (also
+ * when it vanished while waiting), CKPT_EBUSY if nonblock and the lock is held,
+ * or if path names another inode once locked.
+ */
+int ckpt_fs_lock_dir(int *fd, const char *path, int nonblock);
 /* fsync a directory. */
 int ckpt_fs_fsync_dir(const char *path);
 /* mkdir -p. */
