@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "error_private.h"
+#include "mem.h"
 #include "pytree_private.h"
 #include "step_private.h"
 
@@ -155,7 +156,7 @@ static int read_array(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *m
 	per = c->cap / (ssz > dsz ? ssz : dsz);
 	if (per == 0)
 		per = 1;
-	dst = calloc(tn ? (size_t)(tn * dsz) : 1, 1);
+	dst = ckpt_mem_calloc_large((size_t)(tn * dsz));
 	if (!dst || (st != dt && !(bounce = malloc((size_t)(per < tn ? per : tn) * ssz + 1)))) {
 		rc = ckpt_error_nomem();
 		goto done;

@@ -36,6 +36,7 @@
 
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "mem.h"
 #include "tree_private.h"
 
 #define INDEX_MIN 8
@@ -419,7 +420,7 @@ int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uin
 	t->u.a.nelems = n;
 	t->u.a.nbytes = n * esize;
 	if (data && ownership == CKPT_TREE_COPY) {
-		t->u.a.data = malloc(t->u.a.nbytes ? t->u.a.nbytes : 1);
+		t->u.a.data = ckpt_mem_malloc_large((size_t)t->u.a.nbytes);
 		if (!t->u.a.data) {
 			rc = ckpt_error_nomem();
 			goto done;

@@ -120,6 +120,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO; /* plus always: ls -l, find */
 	conn->time_gran = 1;
 	/*
+	 * With POSIX ACLs on, the kernel caches each inode's (absent) ACL, so
+	 * `ls -l` stops asking for system.posix_acl_access on every call; the
+	 * kernel then checks permissions itself, which our modes allow.
+	 */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	/*
 	 * Requests may be 1 MiB (max_pages negotiated by libfuse; max_read stays
 	 * unlimited). max_readahead could only lower the kernel's read-ahead: it
 	 * is raised through the bdi instead (ckptfs.c, readahead_main).
