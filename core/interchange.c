@@ -79,10 +79,10 @@ static void ictx_reset(struct ictx *c)
 	c->fd = -1;
 }
 
-/* Parse the .npy header of `file` and check its size; *fd_out may be NULL. */
+/* Parse the .npy header of `file` and check the file's size against it. */
 static int npy_header(ckpt_npy_header *h, const char *file)
 {
-	unsigned char buf[4096];
+	unsigned char buf[4096], *hdr = buf;
 	struct stat st;
 	size_t hl = 0;
 	ssize_t r;
@@ -98,10 +98,22 @@ static int npy_header(ckpt_npy_header *h, const char *file)
 		goto done;
 	}
 	rc = ckpt_npy_header_size(&hl, buf, (size_t)r);
-	if (rc == 0 && hl > (size_t)r)
-		rc = ckpt_error_set(CKPT_EINVAL, "header longer than %zu bytes", sizeof(buf));
+	if (rc == 0 && hl > (uint64_t)st.st_size)
+		rc = ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, file has %lld",
+				    hl, (long long)st.st_size);
+	if (rc == 0 && hl > (size_t)r) { /* a long header (up to 1 MiB) */
+		if (!(hdr = malloc(hl))) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		r = pread(fd, hdr, hl, 0);
+		if (r < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", file);
+			goto done;
+		}
+	}
 	if (rc == 0)
-		rc = ckpt_npy_parse_header(h, buf, (size_t)r);
+		rc = ckpt_npy_parse_header(h, hdr, (size_t)r);
 	if (rc) {
 		ckpt_error_wrap(rc, "%s", file);
 		goto done;
@@ -111,6 +123,8 @@ static int npy_header(ckpt_npy_header *h, const char *file)
 				    file, (long long)st.st_size,
 				    (unsigned long long)(h->header_len + h->data_len));
 done:
+	if (hdr != buf)
+		free(hdr);
 	close(fd);
 	return rc;
 }

@@ -11,9 +11,13 @@
  *   1. items[] is sorted by name and holds exactly the keys of item_handlers.
  *   2. items[i].tree, once set, never changes until ckpt_step_free; it is
  *      set under mu, so concurrent first uses parse at most once each.
+ *   3. commit_ns is read from the JSON text of the top-level member (cJSON
+ *      numbers are doubles and would round nanoseconds), never from a
+ *      same-named key nested in another value.
  */
 #include <assert.h>
 #include <cJSON.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +47,61 @@ static int cmp_item(const void *a, const void *b)
 	return strcmp(((const struct step_item *)a)->name, ((const struct step_item *)b)->name);
 }
 
+/*
+ * The text of the value of the first top-level member `key` of the JSON object
+ * js (already validated by cJSON), or NULL. Strings (with their escapes) and
+ * nested objects/arrays are skipped whole, so nested keys never match.
+ */
+static const char *top_member(const char *js, const char *key)
+{
+	size_t klen = strlen(key);
+	int depth = 0, want_key = 0;
+
+	for (const char *p = js; *p; p++) {
+		if (*p == '{' || *p == '[') {
+			depth++;
+			want_key = *p == '{' && depth == 1;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		} else if (*p == ',') {
+			want_key = depth == 1;
+		} else if (*p == '"') {
+			const char *q = p + 1;
+			while (*q && *q != '"')
+				q += q[0] == '\\' && q[1] ? 2 : 1;
+			if (!*q)
+				return NULL;
+			if (want_key && (size_t)(q - p - 1) == klen && memcmp(p + 1, key, klen) == 0) {
+				q += strspn(q + 1, " \t\r\n") + 1;
+				return *q == ':' ? q + 1 + strspn(q + 1, " \t\r\n") : NULL;
+			}
+			want_key = 0;
+			p = q;
+		}
+	}
+	return NULL;
+}
+
+/* A positive integer member of the top-level object, exactly; 0 if absent or not one. */
+static int64_t top_int(const char *js, const char *key)
+{
+	const char *v = top_member(js, key);
+	char *end;
+	long long n;
+
+	if (!v || *v < '0' || *v > '9')
+		return 0;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || (*end && !strchr(" \t\r\n,}", *end)))
+		return 0; /* out of range, or a fraction/exponent: not an integer */
+	return (int64_t)n;
+}
+
 static int parse_metadata(ckpt_step *s)
 {
 	cJSON *root = cJSON_Parse(s->meta_json);
-	const cJSON *h, *e, *t;
+	const cJSON *h, *e;
 	size_t i = 0;
 	int rc = 0;
 
@@ -84,9 +139,7 @@ static int parse_metadata(ckpt_step *s)
 	}
 	assert(i == s->nitems);
 	qsort(s->items, s->nitems, sizeof(*s->items), cmp_item);
-	t = cJSON_GetObjectItemCaseSensitive(root, "commit_timestamp_nsecs");
-	if (cJSON_IsNumber(t) && t->valuedouble > 0 && t->valuedouble < 9e18)
-		s->commit_ns = (int64_t)t->valuedouble;
+	s->commit_ns = top_int(s->meta_json, "commit_timestamp_nsecs"); /* invariant 3 */
 done:
 	cJSON_Delete(root);
 	return rc;

@@ -3,25 +3,33 @@
  *
  * Protocol:
  *   open:     clean up abandoned temporary directories of the root, then
- *             mkdir ROOT/<step>.ckpt-tmp-<nonce>/, create ckpt.lock in it and
- *             flock(LOCK_EX) it for the whole save, create the store inside,
- *             open one batch. Handlers put their keys into that batch.
+ *             mkdir ROOT/<step>.ckpt-tmp-<nonce>/ and flock(LOCK_EX) the
+ *             directory itself (ckpt_fs_lock_dir) for the writer's whole
+ *             life, create the store inside, open one batch. Handlers put
+ *             their keys into that batch.
  *   finalize: put _CHECKPOINT_METADATA, commit the batch, seal the store,
- *             fsync the temporary directory; with force move an existing
- *             ROOT/<step> aside to a temporary name; remove the lock file,
- *             fsync the temporary directory again, fsync ROOT, rename the
- *             temporary directory to ROOT/<step>, fsync ROOT, then remove the
- *             step moved aside.
+ *             fsync the temporary directory and ROOT, rename the temporary
+ *             directory to ROOT/<step> (with force and an existing step:
+ *             exchange the two, after locking the old one), fsync ROOT, then
+ *             remove the old step, which now has the temporary name.
  *   abort:    drop the batch and remove the temporary directory.
  *
  * Invariants:
  *   1. ROOT/<step> only ever names a complete, sealed store: the rename is
  *      the commit point and happens after every byte is durable.
- *   2. While the writer lives, its lock is held (cleanup by any process,
- *      this one included, sees the save as alive: flock locks belong to
- *      the open file description).
+ *   2. While the writer lives, it holds the lock of its temporary directory
+ *      (the lock belongs to the inode, so it follows the rename and is
+ *      released by writer_free). Cleanup by any process, this one included,
+ *      sees the save as alive; once the writer is gone, killed or not, the
+ *      directory is unlocked and the next cleanup removes it. There is no
+ *      window where a live writer's directory is unlocked: a cleanup that
+ *      removes it between the mkdir and the flock makes the writer retry.
  *   3. Without force, an existing step is never replaced (renameat2
  *      RENAME_NOREPLACE), even if it appeared during the save.
+ *   4. A forced save replaces a step with one RENAME_EXCHANGE: ROOT/<step>
+ *      is never missing. The old step is locked from before the exchange
+ *      until it is removed; if the writer dies in between, it is an unlocked
+ *      temporary directory that the next cleanup removes.
  */
 #include <assert.h>
 #include <cJSON.h>
@@ -31,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,8 +50,7 @@ struct ckpt_step_writer {
 	char *root;
 	char *tmpdir;
 	char *final;
-	char *lockpath;
-	int lockfd;
+	int lockfd; /* the flock()ed temporary directory (invariant 2) */
 	int force;
 	ckpt_store_options store_opts;
 	ckpt_store *store;
@@ -90,8 +96,37 @@ static void writer_free(ckpt_step_writer *w)
 	free(w->root);
 	free(w->tmpdir);
 	free(w->final);
-	free(w->lockpath);
 	free(w);
+}
+
+/*
+ * mkdir and lock the temporary directory. A concurrent cleanup may remove it
+ * between the two (it is then empty and unlocked): try again with a new name.
+ */
+static int make_tmpdir(ckpt_step_writer *w, uint64_t step)
+{
+	char nonce[17];
+	int rc = 0;
+
+	for (int tries = 0; tries < 8; tries++) {
+		ckpt_fs_nonce(nonce);
+		w->tmpdir = ckpt_fs_printf("%s/%" PRIu64 "%s%s", w->root, step, CKPT_TMP_INFIX,
+					   nonce);
+		if (!w->tmpdir)
+			return CKPT_ENOMEM;
+		if (mkdir(w->tmpdir, 0777) != 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", w->tmpdir);
+			free(w->tmpdir);
+			w->tmpdir = NULL;
+			return rc;
+		}
+		rc = ckpt_fs_lock_dir(&w->lockfd, w->tmpdir, 0);
+		if (rc != CKPT_ENOTFOUND && rc != CKPT_EBUSY)
+			return rc; /* on failure writer_free removes the directory */
+		free(w->tmpdir); /* removed (or replaced) by a cleanup: not ours */
+		w->tmpdir = NULL;
+	}
+	return rc;
 }
 
 int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
@@ -99,7 +134,6 @@ int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t ste
 {
 	static const ckpt_step_writer_options defaults = CKPT_STEP_WRITER_OPTIONS_INIT;
 	ckpt_step_writer *w;
-	char nonce[17];
 	struct stat st;
 	int rc;
 
@@ -119,7 +153,6 @@ int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t ste
 	if (rc)
 		goto fail;
 	w->handlers = cJSON_CreateObject();
-	ckpt_fs_nonce(nonce);
 	w->root = strdup(root);
 	w->final = ckpt_fs_printf("%s/%" PRIu64, root, step);
 	if (!w->handlers || !w->root || !w->final) {
@@ -135,32 +168,14 @@ int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t ste
 		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", w->final);
 		goto fail;
 	}
-	char *tmp = ckpt_fs_printf("%s/%" PRIu64 "%s%s", root, step, CKPT_TMP_INFIX, nonce);
-	if (!tmp) {
-		rc = CKPT_ENOMEM;
+	rc = make_tmpdir(w, step);
+	if (rc)
 		goto fail;
-	}
-	if (mkdir(tmp, 0777) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", tmp);
-		free(tmp);
-		goto fail;
-	}
-	w->tmpdir = tmp;
-	w->lockpath = ckpt_fs_printf("%s/%s", tmp, CKPT_LOCK_NAME);
-	if (!w->lockpath) {
-		rc = CKPT_ENOMEM;
-		goto fail;
-	}
-	w->lockfd = open(w->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "lock %s", w->lockpath);
-		goto fail;
-	}
-	rc = ckpt_store_open(&w->store, tmp, CKPT_STORE_CREATE, &w->store_opts);
+	rc = ckpt_store_open(&w->store, w->tmpdir, CKPT_STORE_CREATE, &w->store_opts);
 	if (rc == 0)
 		rc = ckpt_batch_begin(&w->batch, w->store);
 	if (rc) {
-		ckpt_error_wrap(rc, "step %s", tmp);
+		ckpt_error_wrap(rc, "step %s", w->tmpdir);
 		goto fail;
 	}
 	*out = w;
@@ -251,10 +266,8 @@ static int metadata_json(char **out, const ckpt_step_writer *w)
 
 int ckpt_step_writer_finalize(ckpt_step_writer *w)
 {
-	char *json = NULL, *aside = NULL;
-	char nonce[17];
-	struct stat st;
-	int rc;
+	char *json = NULL;
+	int oldfd = -1, rc;
 
 	assert(w->batch && w->store && w->tmpdir && w->lockfd >= 0); /* invariant 2 */
 	rc = metadata_json(&json, w);
@@ -276,44 +289,37 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 	rc = ckpt_fs_fsync_dir(w->tmpdir);
 	if (rc)
 		goto done;
-	if (w->force && lstat(w->final, &st) == 0) {
-		ckpt_fs_nonce(nonce);
-		aside = ckpt_fs_printf("%s%sold-%s", w->final, CKPT_TMP_INFIX, nonce);
-		if (!aside) {
-			rc = CKPT_ENOMEM;
+	if (w->force) { /* lock the old step before replacing it (invariant 4) */
+		rc = ckpt_fs_lock_dir(&oldfd, w->final, 0);
+		if (rc == CKPT_ENOTFOUND)
+			rc = 0; /* nothing to replace */
+		if (rc)
 			goto done;
-		}
-		if (rename(w->final, aside) != 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "move %s aside", w->final);
-			free(aside);
-			aside = NULL;
-			goto done;
-		}
 	}
-	if (unlink(w->lockpath) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", w->lockpath);
-		goto done;
-	}
-	rc = ckpt_fs_fsync_dir(w->tmpdir);
-	if (rc == 0)
-		rc = ckpt_fs_fsync_dir(w->root);
+	rc = ckpt_fs_fsync_dir(w->root);
 	if (rc)
 		goto done;
-	if (renameat2(AT_FDCWD, w->tmpdir, AT_FDCWD, w->final, RENAME_NOREPLACE) != 0) {
+	/*
+	 * The commit point. With an old step, swap the two directories in one
+	 * atomic rename: ROOT/<step> is the old step or the new one, never
+	 * missing, and the old one takes our temporary name, which cleanup
+	 * removes should we die before we do (invariant 4).
+	 */
+	if (renameat2(AT_FDCWD, w->tmpdir, AT_FDCWD, w->final,
+		      oldfd >= 0 ? RENAME_EXCHANGE : RENAME_NOREPLACE) != 0) {
 		int err = errno;
 		rc = ckpt_error_errno(err == EEXIST || err == ENOTEMPTY ? CKPT_EEXISTS : CKPT_EIO,
 				      err, "rename %s to %s", w->tmpdir, w->final);
 		goto done;
 	}
+	rc = ckpt_fs_fsync_dir(w->root);
+	if (oldfd >= 0)
+		ckpt_fs_rmtree(w->tmpdir); /* the old step; cleanup removes it if this fails */
 	free(w->tmpdir);
 	w->tmpdir = NULL; /* committed: nothing to remove any more */
-	rc = ckpt_fs_fsync_dir(w->root);
-	if (aside)
-		ckpt_fs_rmtree(aside); /* the step is committed; cleanup removes leftovers */
 done:
-	if (rc && aside && w->tmpdir && lstat(w->final, &st) != 0)
-		rename(aside, w->final); /* put the old step back; best effort */
-	free(aside);
+	if (oldfd >= 0)
+		close(oldfd);
 	free(json);
 	writer_free(w);
 	return rc;

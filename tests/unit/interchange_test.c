@@ -43,6 +43,15 @@ static const char *gen_script =
     "\"orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler\"}, "
     "\"custom_metadata\": {\"run\": \"r1\"}, \"metrics\": {\"loss\": 0.25}}')\n";
 
+/* An int32 .npy whose v1.0 header is padded to 5056 bytes; numpy must load it. */
+static const char *long_header_script =
+    "import numpy as np, sys\n"
+    "d = \"{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }\"\n"
+    "h = (d + ' ' * (5045 - len(d)) + '\\n').encode()\n"
+    "open(sys.argv[1], 'wb').write(b'\\x93NUMPY\\x01\\x00' + len(h).to_bytes(2, 'little') + h +\n"
+    "                              np.arange(3, dtype='<i4').tobytes())\n"
+    "assert (np.load(sys.argv[1]) == [0, 1, 2]).all()\n";
+
 static int have_numpy(void)
 {
 	return system(PY " -c 'import numpy' 2>/dev/null") == 0;
@@ -232,7 +241,25 @@ static void test_bad_input(void **state)
 	assert_int_equal(ckpt_interchange_save(root, 2, in, NULL), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "zz_trunc.npy"));
 	assert_int_equal(count_entries(root), 1);
+	/* truncated inside the header: the message says so, with both sizes */
+	snprintf(cmd, sizeof(cmd), "head -c 30 %s/extra/big.npy > %s/state/zz_trunc.npy", in, in);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(ckpt_interchange_save(root, 2, in, NULL), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "zz_trunc.npy"));
+	assert_non_null(strstr(ckpt_error_last(), "truncated: header needs 128 bytes, file has 30"));
+	assert_int_equal(count_entries(root), 1);
 	snprintf(p, sizeof(p), "%s/state/zz_trunc.npy", in);
+	unlink(p);
+
+	/* a valid header longer than 4096 bytes (padded with spaces) is read whole */
+	char root2[700];
+	snprintf(root2, sizeof(root2), "%s/root2", base);
+	snprintf(p, sizeof(p), "%s/long.py", base);
+	assert_int_equal(ckpt_fs_write_file(p, long_header_script, strlen(long_header_script)), 0);
+	snprintf(cmd, sizeof(cmd), PY " %s %s/state/zz_long.npy", p, in);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(ckpt_interchange_save(root2, 1, in, NULL), 0);
+	snprintf(p, sizeof(p), "%s/state/zz_long.npy", in);
 	unlink(p);
 
 	/* garbage .npy */

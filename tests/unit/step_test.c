@@ -42,7 +42,7 @@ static int count_entries(const char *dir)
 
 static int exists(const char *a, const char *b)
 {
-	char path[512];
+	char path[1100];
 	struct stat st;
 	snprintf(path, sizeof(path), "%s%s", a, b);
 	return stat(path, &st) == 0;
@@ -83,8 +83,7 @@ static void test_save_open_list(void **state)
 	(void)state;
 	assert_int_equal(save_step(root, 100, "hello", 0), 0);
 	assert_int_equal(save_step(root, 7, "seven", 0), 0);
-	/* the finalized step holds no lock file and no tmp dir is left */
-	assert_false(exists(root, "/100/" CKPT_LOCK_NAME));
+	/* no tmp dir is left */
 	assert_int_equal(count_entries(root), 2);
 	assert_int_equal(ckpt_root_steps(&steps, &n, root), 0);
 	assert_int_equal(n, 2);
@@ -172,35 +171,34 @@ static void test_abort_and_names(void **state)
 static void test_cleanup(void **state)
 {
 	char *root = mkroot();
-	char a[512], b[512], c[512], lock[600];
+	char a[512], b[512], c[512], old[600], lock[600];
 	ckpt_step_writer *w = NULL;
 	size_t removed = 99;
 	int fd;
 
 	(void)state;
-	/* abandoned: lock file present, not held */
+	/* abandoned just after its mkdir: empty, no lock held, removed at once */
 	snprintf(a, sizeof(a), "%s/3%sdead", root, CKPT_TMP_INFIX);
 	assert_int_equal(mkdir(a, 0777), 0);
-	snprintf(lock, sizeof(lock), "%s/%s", a, CKPT_LOCK_NAME);
-	fd = open(lock, O_CREAT | O_RDWR, 0666);
-	assert_true(fd >= 0);
-	close(fd);
-	/* alive: lock held by this process through another open file */
+	/* abandoned with content and an old-style lock file: removed too */
+	snprintf(c, sizeof(c), "%s/5%sfull", root, CKPT_TMP_INFIX);
+	assert_int_equal(mkdir(c, 0777), 0);
+	snprintf(lock, sizeof(lock), "%s/sub", c);
+	assert_int_equal(mkdir(lock, 0777), 0);
+	snprintf(lock, sizeof(lock), "%s/ckpt.lock", c);
+	assert_int_equal(ckpt_fs_write_file(lock, "", 0), 0);
+	/* alive: the directory is locked by this process through another open file */
 	snprintf(b, sizeof(b), "%s/4%slive", root, CKPT_TMP_INFIX);
 	assert_int_equal(mkdir(b, 0777), 0);
-	snprintf(lock, sizeof(lock), "%s/%s", b, CKPT_LOCK_NAME);
-	fd = open(lock, O_CREAT | O_RDWR, 0666);
+	fd = open(b, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX), 0);
-	/* no lock file, just created: within the grace period */
-	snprintf(c, sizeof(c), "%s/5%sfresh", root, CKPT_TMP_INFIX);
-	assert_int_equal(mkdir(c, 0777), 0);
 
 	assert_int_equal(ckpt_root_cleanup(root, &removed), 0);
-	assert_int_equal(removed, 1);
+	assert_int_equal(removed, 2);
 	assert_false(exists(a, ""));
+	assert_false(exists(c, ""));
 	assert_true(exists(b, ""));
-	assert_true(exists(c, ""));
 
 	/* a writer's own tmp dir survives cleanup by another writer */
 	assert_int_equal(ckpt_step_writer_open(&w, root, 6, NULL), 0);
@@ -208,11 +206,119 @@ static void test_cleanup(void **state)
 	assert_int_equal(removed, 0);
 	assert_true(exists(ckpt_step_writer_dir(w), ""));
 	ckpt_step_writer_abort(w);
+	assert_int_equal(count_entries(root), 1);
 
 	close(fd); /* the "live" writer dies */
 	assert_int_equal(ckpt_root_cleanup(root, &removed), 0);
 	assert_int_equal(removed, 1);
 	assert_false(exists(b, ""));
+
+	/* a step being replaced by force is locked before the exchange gives it
+	 * a temporary name:
+	 * a save that waits for it is not removed by cleanup meanwhile */
+	assert_int_equal(save_step(root, 8, "old", 0), 0);
+	snprintf(old, sizeof(old), "%s/8", root);
+	fd = open(old, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	snprintf(a, sizeof(a), "%s/8%sold-x", root, CKPT_TMP_INFIX);
+	assert_int_equal(rename(old, a), 0);
+	assert_int_equal(ckpt_root_cleanup(root, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_true(exists(a, "/ckpt.db"));
+	close(fd);
+	assert_int_equal(ckpt_root_cleanup(root, &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(count_entries(root), 0);
+
+	/* locking: a missing directory, a held lock */
+	assert_int_equal(ckpt_fs_lock_dir(&fd, a, 1), CKPT_ENOTFOUND);
+	assert_int_equal(fd, -1);
+	assert_int_equal(ckpt_fs_lock_dir(&fd, root, 1), 0);
+	int fd2 = 99;
+	assert_int_equal(ckpt_fs_lock_dir(&fd2, root, 1), CKPT_EBUSY);
+	assert_int_equal(fd2, -1);
+	close(fd);
+
+	/* removing a tree that is already gone, or a plain file, is fine */
+	assert_int_equal(ckpt_fs_rmtree(a), 0);
+	assert_int_equal(ckpt_fs_write_file(a, "x", 1), 0);
+	assert_int_equal(ckpt_fs_rmtree(a), 0);
+	assert_false(exists(a, ""));
+	ckpt_fs_rmtree(root);
+	free(root);
+}
+
+/* The integer after the first `"key":` of json (test-side parsing). */
+static long long int_after(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	assert_non_null(p);
+	return strtoll(p + strlen(pat), NULL, 10);
+}
+
+/* Create a store holding only the given _CHECKPOINT_METADATA and open it as a step. */
+static int open_with_metadata(ckpt_step **s, const char *dir, const char *json)
+{
+	ckpt_store *st = NULL;
+	ckpt_batch *b = NULL;
+
+	assert_int_equal(ckpt_store_open(&st, dir, CKPT_STORE_CREATE, NULL), 0);
+	assert_int_equal(ckpt_batch_begin(&b, st), 0);
+	assert_int_equal(ckpt_batch_put(b, CKPT_STEP_METADATA_KEY, strlen(CKPT_STEP_METADATA_KEY),
+					json, strlen(json), NULL),
+			 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	assert_int_equal(ckpt_store_seal(st), 0);
+	ckpt_store_free(st);
+	return ckpt_step_open(s, dir, NULL);
+}
+
+/* commit_timestamp_nsecs is read exactly (not through a double), top-level only. */
+static void test_commit_time_exact(void **state)
+{
+	static const struct {
+		const char *json;
+		int64_t want;
+	} cases[] = {
+	    {"{\"commit_timestamp_nsecs\": 1796000000896583047}", 1796000000896583047},
+	    /* the same key nested first, in strings with escapes, objects and arrays */
+	    {"{\"custom_metadata\": {\"commit_timestamp_nsecs\": 5, \"s\": \"x\\\",\\\"commit_"
+	     "timestamp_nsecs\\\": 6\", \"a\": [{\"commit_timestamp_nsecs\": 7}]}, "
+	     "\"k\\\"\": \"{\", \"commit_timestamp_nsecs\" : 1796000000896583047 }",
+	     1796000000896583047},
+	    {"{\"custom_metadata\": {\"commit_timestamp_nsecs\": 5}}", 0},
+	    {"{\"commit_timestamp_nsecs\": 1.5e18}", 0},
+	    {"{\"commit_timestamp_nsecs\": -3}", 0},
+	    {"{\"commit_timestamp_nsecs\": \"12\"}", 0},
+	    {"{\"commit_timestamp_nsecs\": 99999999999999999999}", 0},
+	};
+	char *root = mkroot();
+	ckpt_step *s = NULL;
+	char dir[512];
+
+	(void)state;
+	/* a real save: the value read back equals the integer stored */
+	assert_int_equal(save_step(root, 1, "v", 0), 0);
+	snprintf(dir, sizeof(dir), "%s/1", root);
+	assert_int_equal(ckpt_step_open(&s, dir, NULL), 0);
+	assert_true(ckpt_step_commit_time_ns(s) > 0);
+	assert_true(ckpt_step_commit_time_ns(s) ==
+		    int_after(ckpt_step_metadata_json(s), "commit_timestamp_nsecs"));
+	ckpt_step_free(s);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(dir, sizeof(dir), "%s/c%zu", root, i);
+		assert_int_equal(open_with_metadata(&s, dir, cases[i].json), 0);
+		if (ckpt_step_commit_time_ns(s) != cases[i].want)
+			fail_msg("case %zu: got %lld, want %lld", i,
+				 (long long)ckpt_step_commit_time_ns(s), (long long)cases[i].want);
+		ckpt_step_free(s);
+	}
 	ckpt_fs_rmtree(root);
 	free(root);
 }
@@ -448,6 +554,7 @@ int main(void)
 	    cmocka_unit_test(test_save_open_list),
 	    cmocka_unit_test(test_abort_and_names),
 	    cmocka_unit_test(test_cleanup),
+	    cmocka_unit_test(test_commit_time_exact),
 	    cmocka_unit_test(test_leaf_view),
 	    cmocka_unit_test(test_bad_step_metadata),
 	    cmocka_unit_test(test_leaf_threads_and_corruption),

@@ -9,7 +9,7 @@
  *   <item>/<leaf path>       leaf data: arrays as little-endian C-order bytes,
  *                            scalars as their text, strings as their bytes
  *
- * A save writes into ROOT/<step>.ckpt-tmp-<nonce>/ (holding a lock file
+ * A save writes into ROOT/<step>.ckpt-tmp-<nonce>/ (the directory itself
  * flock()ed while the save runs) and renames it to ROOT/<step> when
  * finalized. Finalized steps are immutable.
  */
