@@ -39,6 +39,7 @@
 
 #include "ckpt/npy.h"
 #include "error_private.h"
+#include "mem.h"
 
 #define MAGIC		       "\x93NUMPY"
 #define MAGIC_LEN	       6
@@ -790,7 +791,7 @@ int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path
 		    h.data_len, have, have < h.data_len ? "truncated" : "trailing bytes");
 		goto done;
 	}
-	if (h.data_len > SIZE_MAX || !(data = malloc(h.data_len ? (size_t)h.data_len : 1))) {
+	if (h.data_len > SIZE_MAX || !(data = ckpt_mem_malloc_large((size_t)h.data_len))) {
 		rc = ckpt_error_set(CKPT_ENOMEM, "%s: out of memory for %" PRIu64 " bytes", path,
 				    h.data_len);
 		goto done;
@@ -810,7 +811,7 @@ int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path
 		goto done;
 	}
 	if (h.big_endian || (h.fortran_order && h.ndim >= 2)) {
-		if (!(conv = malloc(h.data_len ? (size_t)h.data_len : 1))) {
+		if (!(conv = ckpt_mem_malloc_large((size_t)h.data_len))) {
 			rc = ckpt_error_nomem();
 			goto done;
 		}

@@ -133,11 +133,15 @@ struct save_ctx {
 
 static int put_opts(ckpt_put_options *po, const struct save_ctx *c, int compression)
 {
-	const ckpt_store_options *so = ckpt_step_writer_store_options(c->w);
-	int on = compression < 0 ? c->args->use_compression : compression;
+	const int level = ckpt_step_writer_store_options(c->w)->compression_level;
 
+	/* By default a leaf follows the store (level 0 is --no-compress: raw); a
+	 * leaf that asks for compression gets at least level 1. */
 	*po = (ckpt_put_options)CKPT_PUT_OPTIONS_INIT;
-	po->compression_level = on ? (so->compression_level > 0 ? so->compression_level : 1) : 0;
+	if (compression < 0)
+		po->compression_level = c->args->use_compression ? level : 0;
+	else
+		po->compression_level = compression ? (level > 0 ? level : 1) : 0;
 	return 0;
 }
 

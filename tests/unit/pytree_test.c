@@ -290,6 +290,21 @@ static void test_save_cast(void **state)
 	ckpt_step_free(s);
 }
 
+/* Store level 0 (ckpt save --no-compress) stores array chunks raw; a leaf can still ask. */
+static void test_store_level_0_raw(void **state)
+{
+	struct fx *f = *state;
+	ckpt_step *s = NULL;
+	ckpt_value_info vi;
+	static const char key[] = "state/params/dense/kernel";
+
+	assert_int_equal(ckpt_step_open(&s, f->dir, NULL), 0);
+	assert_int_equal(ckpt_store_stat(&vi, ckpt_step_store(s), key, sizeof(key) - 1), 0);
+	assert_true(vi.nchunks > 0);
+	assert_int_equal(vi.codec, CKPT_CODEC_RAW);
+	ckpt_step_free(s);
+}
+
 static void test_standard(void **state)
 {
 	struct fx *f = *state;
@@ -328,6 +343,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_partial_target, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shapes_and_casts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_save_cast, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_level_0_raw, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_standard, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
