@@ -300,30 +300,32 @@ done:
 	return rc;
 }
 
-int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item)
+/* The loaded item, parsed on first use; items never change once loaded. */
+static int item_get(struct step_item **out, ckpt_step *s, const char *item)
 {
-	struct step_item *it = NULL;
 	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&s->mu);
-	rc = load_item(&it, s, item);
-	if (rc == 0)
-		*out = it->tree;
+	rc = load_item(out, s, item);
 	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item)
+{
+	struct step_item *it;
+	int rc = item_get(&it, s, item);
+
+	*out = rc == 0 ? it->tree : NULL;
 	return rc;
 }
 
 int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item)
 {
-	struct step_item *it = NULL;
-	int rc;
+	struct step_item *it;
+	int rc = item_get(&it, s, item);
 
-	*out = NULL;
-	pthread_mutex_lock(&s->mu);
-	rc = load_item(&it, s, item);
-	if (rc == 0)
-		*out = it->md_json;
-	pthread_mutex_unlock(&s->mu);
+	*out = rc == 0 ? it->md_json : NULL;
 	return rc;
 }
