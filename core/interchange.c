@@ -219,6 +219,14 @@ static int cmp_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* Free what scandir() returned (n entries; n < 0 means nothing). */
+static void free_ents(struct dirent **ents, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+}
+
 static int skip_name(const char *n)
 {
 	return !strcmp(n, ".") || !strcmp(n, "..") || n[0] == '_';
@@ -300,9 +308,7 @@ static int scan_dir(ckpt_tree *t, const char *dir, struct ictx *c, int meta)
 		free(key);
 		free(path);
 	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	free_ents(ents, n);
 	return rc;
 }
 
@@ -467,9 +473,7 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix)
 		free(path);
 		free(key);
 	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	free_ents(ents, n);
 	return rc;
 }
 
@@ -591,9 +595,7 @@ done:
 		free(items[i].dir);
 	}
 	free(items);
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	free_ents(ents, n);
 	cJSON_Delete(cm);
 	free(custom);
 	free(metrics);

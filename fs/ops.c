@@ -630,6 +630,19 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 	return err;
 }
 
+/* The one getxattr/listxattr reply: error, size probe (size 0), ERANGE or the bytes. */
+static void reply_xattr(fuse_req_t req, int err, size_t size, const void *value, size_t len)
+{
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
 struct xget {
 	const char *name;
 	char *value;
@@ -659,14 +672,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		err = ENODATA;
 	else if (!(err = node_xattrs(fs_of(req), ino, get_cb, &x)) && !x.found)
 		err = ENODATA;
-	if (err)
-		fuse_reply_err(req, err);
-	else if (size == 0)
-		fuse_reply_xattr(req, x.len);
-	else if (x.len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, x.value, x.len);
+	reply_xattr(req, err, size, x.value, x.len);
 	free(x.value);
 }
 
@@ -696,14 +702,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct xlist x = {0};
 	int err = node_xattrs(fs_of(req), ino, list_cb, &x);
-	if (err)
-		fuse_reply_err(req, err);
-	else if (size == 0)
-		fuse_reply_xattr(req, x.len);
-	else if (x.len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, x.buf, x.len);
+	reply_xattr(req, err, size, x.buf, x.len);
 	free(x.buf);
 }
 
