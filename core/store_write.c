@@ -965,3 +965,17 @@ done:
 	batch_free(b, rc == 0);
 	return rc;
 }
+
+int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
+			uint64_t off, uint64_t len, const ckpt_put_options *opts)
+{
+	(void)b, (void)key, (void)keylen, (void)dirfd, (void)name, (void)off, (void)len, (void)opts;
+	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_batch_put_file: not built yet");
+}
+
+int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
+			 const void *src_key, size_t src_keylen)
+{
+	(void)b, (void)key, (void)keylen, (void)src, (void)src_key, (void)src_keylen;
+	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_batch_put_clone: not built yet");
+}

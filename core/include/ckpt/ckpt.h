@@ -11,4 +11,5 @@
 #include "ckpt/pytree.h"
 #include "ckpt/checkpointer.h"
 #include "ckpt/interchange.h"
+#include "ckpt/pending.h"
 #endif

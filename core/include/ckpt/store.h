@@ -176,6 +176,31 @@ int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len);
 int ckpt_value_writer_close(ckpt_value_writer *w);
 void ckpt_value_writer_abort(ckpt_value_writer *w);
 
+/*
+ * Put `key` as bytes [off, off + len) of the file `name` in directory dirfd
+ * without copying them when that pays: the file is hard-linked into d/ as a
+ * data file of the batch and the value is raw chunks pointing into it (their
+ * CRCs computed by reading the range once). The caller must not change the
+ * file afterwards: it now belongs to the store. When the file cannot be
+ * linked (another filesystem) or compression pays (a sample of the range
+ * shrinks at the value's compression level), the bytes are copied through a
+ * value writer instead; the value is the same either way. CKPT_EINVAL if the
+ * file is shorter than off + len.
+ */
+int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
+			uint64_t off, uint64_t len, const ckpt_put_options *opts);
+
+/*
+ * Put `key` as a copy of the value `src_key` of store `src`, sharing its
+ * stored chunks: the data files holding them are hard-linked into this
+ * store's d/ (never copied) and the chunk table is copied; inline values are
+ * copied. src must be open with CKPT_STORE_IMMUTABLE (its data files never
+ * change). CKPT_ENOTFOUND if src has no such key; CKPT_EUNSUPPORTED if the
+ * files cannot be linked (another filesystem): the caller may copy bytes.
+ */
+int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
+			 const void *src_key, size_t src_keylen);
+
 /* Delete a key in this batch (no error if absent). */
 int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen);
 

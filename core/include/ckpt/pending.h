@@ -1,0 +1,143 @@
+/*
+ * ckpt/pending.h — pending steps: steps written file by file (the write side
+ * of the mount, DESIGN section 4) and finalized later, possibly by another
+ * process (`ckpt finalize`).
+ *
+ * A pending step is a temporary step directory that holds `files/`, the
+ * step's interchange directory (ckpt/interchange.h) as it is being written:
+ *
+ *   ROOT/<step>.ckpt-tmp-<nonce>/files/_CHECKPOINT_METADATA   optional
+ *   ROOT/<step>.ckpt-tmp-<nonce>/files/<item>/_METADATA       optional
+ *   ROOT/<step>.ckpt-tmp-<nonce>/files/<item>/<path>.npy      array leaves
+ *   ROOT/<step>.ckpt-tmp-<nonce>/files/<item>/<path>          scalar/string leaves
+ *
+ * Unlike an abandoned save, a pending step survives ckpt_root_cleanup(): it
+ * ends with ckpt_pending_finalize() or ckpt_pending_remove(). A process that
+ * works on a pending step holds the flock of its temporary directory
+ * (ckpt_fs_lock_dir), so two processes never change one pending step.
+ *
+ * Finalizing reads files/ leniently: the files are the truth for what exists
+ * (a leaf removed or renamed in files/ is removed or renamed in the step);
+ * _METADATA and _CHECKPOINT_METADATA, when present, only add what files
+ * cannot say: list/tuple/namedtuple containers (list children are renumbered
+ * in index order), None leaves and empty containers (kept when their parent
+ * exists), scalar kinds and strings, custom metadata, item handlers and
+ * step custom metadata/metrics. A node whose file disagrees with _METADATA
+ * (a dict where a list was, a .npy with another dtype) takes the file's
+ * word. Big little-endian C-order .npy files are not copied: the file
+ * becomes a data file of the step (ckpt_batch_put_file).
+ *
+ * Clone stubs. A leaf file may be a *clone stub*: a regular file with the
+ * mode bit S_ISVTX whose content is the text
+ *     CKPT_CLONE_MAGIC "<step>\n<item>\n<path>\n"
+ * (path as in ckpt/tree.h: the leaf's tree path, ".npy" left out) and which
+ * stands for the whole file of that leaf of the finalized step ROOT/<step>.
+ * Finalizing shares the source's stored chunks (ckpt_batch_put_clone)
+ * instead of copying bytes. A reader of files/ must serve a stub's bytes
+ * from the source leaf (ckpt_leaf_open); a writer must first replace the
+ * stub by the source's bytes (or truncate it) and clear S_ISVTX.
+ */
+#ifndef CKPT_PENDING_H
+#define CKPT_PENDING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/step.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Name of the interchange directory inside a pending step's directory. */
+#define CKPT_PENDING_FILES "files"
+/* First bytes of a clone stub (see above). */
+#define CKPT_CLONE_MAGIC "\x93" "CKPTCLONE1\n"
+
+/* One pending step of a root. */
+typedef struct ckpt_pending_info {
+	uint64_t step;
+	char *dir; /* ROOT/<step>.ckpt-tmp-<nonce> (malloc'd) */
+} ckpt_pending_info;
+
+/*
+ * Pending steps of root, ascending by step (several directories may hold the
+ * same step number: each is listed). *out malloc'd; free with
+ * ckpt_pending_list_free. A missing root is CKPT_ENOTFOUND.
+ */
+int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root);
+void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
+
+/*
+ * Start pending step `step` of root: creates ROOT/<step>.ckpt-tmp-<nonce>/files/
+ * and locks the temporary directory. *dir_out (malloc'd) is the temporary
+ * directory, *lock_fd its lock (the caller keeps it open while it works on
+ * the step, and closes it to release). CKPT_EEXISTS if the step exists,
+ * finalized or pending.
+ */
+int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t step);
+
+/*
+ * Lock the pending step directory dir without waiting: *lock_fd receives the
+ * lock (close it to release). CKPT_EBUSY if another process holds it,
+ * CKPT_ENOTFOUND if dir is gone.
+ */
+int ckpt_pending_lock(int *lock_fd, const char *dir);
+
+/*
+ * Check one path of files/ (relative, '/'-separated, no leading '/') before
+ * it is created: is_dir says whether it is to be a directory. Allowed:
+ * "_CHECKPOINT_METADATA" (file); "<item>" (directory, ckpt_item_name_check);
+ * "<item>/_METADATA" (file); below an item, directories and files whose
+ * names ckpt_key_unescape accepts (files ending in ".npy" as arrays).
+ * CKPT_EINVAL with a message naming the path and the rule otherwise.
+ */
+int ckpt_pending_check_path(const char *relpath, int is_dir);
+
+/*
+ * Check the content of the file at relpath (open as fd) once it is written:
+ * a .npy leaf must have a valid header (a dtype of ckpt/dtype.h) and exactly
+ * the length it announces; _METADATA must parse as tree metadata and
+ * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
+ * maps names to strings. Clone stubs must parse. Scalar and string leaves
+ * are always valid. CKPT_EINVAL with a message saying what is wrong.
+ */
+int ckpt_pending_check_file(int fd, const char *relpath);
+
+/* A parsed clone stub. */
+typedef struct ckpt_clone_ref {
+	uint64_t step;
+	char *item; /* malloc'd */
+	char *path; /* malloc'd: the leaf's tree path */
+} ckpt_clone_ref;
+
+/* The content of a clone stub for ref: *out malloc'd, *len its length. */
+int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
+/* Parse a stub's content; CKPT_EINVAL if buf is not one. */
+int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
+/*
+ * If the open file fd is a clone stub (S_ISVTX and the magic), parse it into
+ * *out and return 1; return 0 if it is an ordinary file; < 0 on error.
+ */
+int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
+void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
+
+/*
+ * Finalize the pending step in directory dir (ROOT/<step>.ckpt-tmp-<nonce>):
+ * build its store from files/ (lenient reading, see above; clones shared,
+ * big .npy files adopted), commit with _CHECKPOINT_METADATA (commit time
+ * now), seal, remove files/, rename to ROOT/<step>, fsync ROOT. lock_fd is
+ * the caller's lock of dir, or -1 to take it here (CKPT_EBUSY if another
+ * process holds it). On failure the pending step is left as it was (any
+ * partial store inside dir is removed) and the message says why, naming
+ * the file. CKPT_EEXISTS if ROOT/<step> exists.
+ */
+int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts);
+
+/* Remove the pending step in directory dir (lock_fd as above). */
+int ckpt_pending_remove(const char *dir, int lock_fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
