@@ -8,32 +8,17 @@
 #include "mem.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
-#define HUGE_MIN ((size_t)4 << 20)
-
-/* Advise huge pages on the 2 MiB-aligned interior of [p, p+n); best effort. */
-static void advise_huge(void *p, size_t n)
-{
-	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-	uintptr_t end = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
-
-	if (n >= HUGE_MIN && end > start)
-		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-}
-
-void *ckpt_mem_calloc_large(size_t n)
-{
-	void *p = calloc(1, n ? n : 1);
-
-	if (p)
-		advise_huge(p, n);
-	return p;
-}
+#define HUGE_MIN  ((size_t)4 << 20)
 
 void *ckpt_mem_malloc_large(size_t n)
 {
-	void *p = malloc(n ? n : 1);
+	size_t whole = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	void *p = NULL;
 
-	if (p)
-		advise_huge(p, n);
+	if (n < HUGE_MIN)
+		return malloc(n ? n : 1);
+	if (n > SIZE_MAX - HUGE_PAGE || posix_memalign(&p, HUGE_PAGE, whole) != 0)
+		return NULL;
+	(void)madvise(p, whole, MADV_HUGEPAGE); /* best effort */
 	return p;
 }

@@ -156,11 +156,13 @@ static int read_array(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *m
 	per = c->cap / (ssz > dsz ? ssz : dsz);
 	if (per == 0)
 		per = 1;
-	dst = ckpt_mem_calloc_large((size_t)(tn * dsz));
+	dst = ckpt_mem_malloc_large((size_t)(tn * dsz));
 	if (!dst || (st != dt && !(bounce = malloc((size_t)(per < tn ? per : tn) * ssz + 1)))) {
 		rc = ckpt_error_nomem();
 		goto done;
 	}
+	if (!same) /* copy_box leaves the padding of a larger target untouched */
+		memset(dst, 0, (size_t)(tn * dsz));
 	rc = same ? copy_run(v, st, dt, 0, tn, dst, bounce, per)
 		  : copy_box(v, st, dt, snd, ss, ts, dst, bounce, per);
 	if (rc) {
