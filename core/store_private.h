@@ -30,6 +30,16 @@ typedef struct store_file {
 	int fd;	       /* O_RDONLY, kept open until the store is freed */
 } store_file;
 
+/* One chunk of an opened value, as loaded from the chunks table (validated). */
+typedef struct value_chunk {
+	store_file *file;
+	uint64_t off;	 /* offset in the data file */
+	uint32_t stored; /* bytes in the data file */
+	uint32_t raw;	 /* bytes after decoding */
+	uint32_t crc;	 /* CRC32C of the stored bytes */
+	int codec;
+} value_chunk;
+
 struct ckpt_store {
 	pthread_mutex_t mu;
 	char *dir;    /* the store directory as given */
@@ -58,6 +68,13 @@ int ckpt_store_sqlerr(ckpt_store *s, int code, const char *what);
 
 /* Read the generation from the meta table (mu held). */
 int ckpt_store_read_generation(ckpt_store *s, uint64_t *out);
+
+/*
+ * The chunk table of an opened value: ckpt_value_get_info(v)->nchunks entries
+ * in index order (NULL for an inline value). Borrowed from v; the files it
+ * points to live as long as the store.
+ */
+const value_chunk *ckpt_value_chunk_table(const ckpt_value *v);
 
 /* Called by ckpt_store_free() with mu not held. */
 void ckpt_store_batch_release(ckpt_store *s);

@@ -21,7 +21,8 @@
  *     ones is read with one pread(); a partly covered chunk is decoded once
  *     into the cache (if any) and copied from there.
  *  5. Only verified, decoded chunks enter the cache, keyed by (file id,
- *     offset), which is unique in a store because data files are append-only.
+ *     offset), which is unique in a store because a committed data file never
+ *     changes (appended, adopted or hard-linked: see store_write.c).
  */
 #include <assert.h>
 #include <errno.h>
@@ -36,15 +37,6 @@
 #include "crc32c.h"
 #include "error_private.h"
 #include "store_private.h"
-
-typedef struct value_chunk {
-	store_file *file;
-	uint64_t off;	 /* offset in the data file */
-	uint32_t stored; /* bytes in the data file */
-	uint32_t raw;	 /* bytes after decoding */
-	uint32_t crc;	 /* CRC32C of the stored bytes */
-	int codec;
-} value_chunk;
 
 struct ckpt_value {
 	ckpt_store *s;
@@ -334,6 +326,11 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v)
 {
 	return &v->info;
+}
+
+const value_chunk *ckpt_value_chunk_table(const ckpt_value *v)
+{
+	return v->info.is_inline ? NULL : v->chunks;
 }
 
 void ckpt_value_free(ckpt_value *v)

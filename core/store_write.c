@@ -13,13 +13,26 @@
  * commit the data files are fsynced, then d/, then one sqlite transaction
  * inserts the files, kv and chunks rows and bumps the generation.
  *
+ * Two puts avoid copying bytes. ckpt_batch_put_file *adopts* a file: it is
+ * hard-linked into d/ under a name of the batch and the value is raw chunks
+ * at their place in it (bytes outside the range, like a .npy header, are
+ * simply not referenced); its CRCs come from one read of the range. It copies
+ * instead when the range is small or a sample of it compresses.
+ * ckpt_batch_put_clone hard-links the data files of an immutable store's value
+ * into d/ (each inode once per batch; the source's name when free) and copies
+ * its chunk table. So a batch has three kinds of data files (batch_file.kind):
+ * appended (created and written by the batch), adopted and linked; each gets
+ * a files row at commit and is unlinked if the batch does not commit.
+ *
  * Invariants:
  *  1. At most max_bytes_in_flight raw bytes are queued or being compressed
  *     by one writer (plus the chunk being filled and compressed outputs).
  *  2. Chunks are appended in order; chunk i of a value holds raw bytes
  *     [i * chunk_size, min(size, (i + 1) * chunk_size)).
  *  3. No index row references a data file before that file and d/ are
- *     fsynced (durability order).
+ *     fsynced (durability order). Appended and adopted files are fsynced at
+ *     commit; linked files are already durable (their store was sealed), only
+ *     their new directory entries need d/'s fsync.
  *  4. A batch that fails or is aborted leaves no index change and removes
  *     its data files. After an I/O error the batch is poisoned: every later
  *     call fails and commit refuses.
@@ -28,10 +41,16 @@
  *     (a raw chunk's stored CRC is its raw CRC: no second pass over it).
  *  7. Chunk buffers are reused within one value and freed when its writer
  *     ends, so an open batch holds no buffers between values.
+ *  8. Only the current appended file (b->cur) is ever written; adopted and
+ *     linked files are never written by the store, and every data file keeps
+ *     the bytes its files row covers unchanged once committed.
+ *  9. A zero-copy put that fails stages nothing: the links it made are
+ *     removed and no op is added.
  */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +68,12 @@
 /* Sample size for the "is this worth compressing" test. */
 #define SAMPLE_PIECES 4
 #define SAMPLE_PIECE  4096
+/* ckpt_batch_put_file: adopt ranges of at least this many chunks, else copy. */
+#define ADOPT_MIN_CHUNKS 4
+/* ckpt_batch_put_file: windows of the range sampled for compressibility. */
+#define SAMPLE_WINDOWS 4
+/* ckpt_batch_put_file: bytes read at a time (rounded down to whole chunks). */
+#define PUT_FILE_SLICE (8u << 20)
 /* Data files go to disk in windows of this many bytes (see stream_out). */
 #define WRITEBACK_WINDOW (16u << 20)
 
@@ -73,13 +98,19 @@ typedef struct op {
 	uint32_t nchunks;
 } op;
 
+/* How a data file of the batch came to be in d/ (see the module comment). */
+enum { FILE_APPENDED, FILE_ADOPTED, FILE_LINKED };
+
 typedef struct batch_file {
 	int64_t id;
-	char name[64];
-	uint64_t size;
+	char name[STORE_MAX_FILE_NAME + 1];
+	int kind;
+	uint64_t size;	  /* appended: bytes written; adopted, linked: the files row size */
 	uint64_t flushed; /* bytes [0, flushed) were handed to writeback */
 	uint64_t dropped; /* bytes [0, dropped) were written out and left the page cache */
-	int fd;		  /* open while being appended, -1 once fsynced and closed */
+	int fd;		  /* appended: open while current, -1 once fsynced; others: -1 */
+	dev_t dev;	  /* linked: the source inode, so that each is linked once */
+	ino_t ino;
 } batch_file;
 
 typedef struct job {
@@ -112,6 +143,7 @@ struct ckpt_batch {
 	size_t nops, capops;
 	batch_file *files;
 	size_t nfiles, capfiles;
+	ptrdiff_t cur; /* index in files of the data file being appended, or -1 */
 	int64_t next_file_id;
 	ckpt_value_writer *writer;
 	pool *pool;
@@ -313,17 +345,45 @@ static void stream_out(batch_file *f)
 /* fsync and close the current data file, if any. */
 static int finish_file(ckpt_batch *b)
 {
-	batch_file *f = b->nfiles ? &b->files[b->nfiles - 1] : NULL;
+	batch_file *f = b->cur >= 0 ? &b->files[b->cur] : NULL;
 	int rc = 0;
 
-	if (f == NULL || f->fd < 0)
+	b->cur = -1;
+	if (f == NULL)
 		return 0;
+	assert(f->kind == FILE_APPENDED && f->fd >= 0);
 	if (sync_fd(f->fd) < 0)
 		rc = poison(b,
 			    ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d/%s", b->s->dir, f->name));
 	close(f->fd);
 	f->fd = -1;
 	return rc;
+}
+
+/*
+ * The next entry of b->files, with the next id and a name in the batch's
+ * scheme, not yet counted: the caller makes it a data file, then counts it
+ * (b->nfiles++, b->next_file_id++). Pointers into b->files die here.
+ */
+static batch_file *next_file(ckpt_batch *b)
+{
+	batch_file *f;
+
+	if (b->nfiles == b->capfiles) {
+		size_t cap = b->capfiles ? 2 * b->capfiles : 4;
+		batch_file *nf = realloc(b->files, cap * sizeof(*nf));
+		if (nf == NULL)
+			return NULL;
+		b->files = nf;
+		b->capfiles = cap;
+	}
+	f = &b->files[b->nfiles];
+	memset(f, 0, sizeof(*f));
+	f->id = b->next_file_id;
+	f->fd = -1;
+	snprintf(f->name, sizeof(f->name), "%llu-%s-%zu", (unsigned long long)b->generation,
+		 b->nonce, b->nfiles);
+	return f;
 }
 
 static int new_file(ckpt_batch *b)
@@ -333,24 +393,14 @@ static int new_file(ckpt_batch *b)
 
 	if ((rc = finish_file(b)) < 0)
 		return rc;
-	if (b->nfiles == b->capfiles) {
-		size_t cap = b->capfiles ? 2 * b->capfiles : 4;
-		batch_file *nf = realloc(b->files, cap * sizeof(*nf));
-		if (nf == NULL)
-			return ckpt_error_nomem();
-		b->files = nf;
-		b->capfiles = cap;
-	}
-	f = &b->files[b->nfiles];
-	memset(f, 0, sizeof(*f));
-	f->id = b->next_file_id;
-	snprintf(f->name, sizeof(f->name), "%llu-%s-%zu", (unsigned long long)b->generation,
-		 b->nonce, b->nfiles);
+	if ((f = next_file(b)) == NULL)
+		return ckpt_error_nomem();
+	f->kind = FILE_APPENDED;
 	f->fd = openat(b->s->ddirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (f->fd < 0)
 		return poison(
 		    b, ckpt_error_errno(CKPT_EIO, errno, "create %s/d/%s", b->s->dir, f->name));
-	b->nfiles++;
+	b->cur = (ptrdiff_t)b->nfiles++;
 	b->next_file_id++;
 	return 0;
 }
@@ -377,15 +427,14 @@ static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t store
 			uint32_t raw_len, int codec, uint32_t crc, uint32_t raw_crc)
 {
 	ckpt_batch *b = w->b;
-	batch_file *f = b->nfiles ? &b->files[b->nfiles - 1] : NULL;
+	batch_file *f = b->cur >= 0 ? &b->files[b->cur] : NULL;
 	chunk_rec c;
 	int rc;
 
-	if (f == NULL || f->fd < 0 ||
-	    (f->size > 0 && f->size + stored_len > b->s->opts.target_data_file_size)) {
+	if (f == NULL || (f->size > 0 && f->size + stored_len > b->s->opts.target_data_file_size)) {
 		if ((rc = new_file(b)) < 0)
 			return rc;
-		f = &b->files[b->nfiles - 1];
+		f = &b->files[b->cur];
 	}
 	if (write_all(f->fd, stored, stored_len, f->size) < 0)
 		return poison(
@@ -748,6 +797,7 @@ int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
 	for (int i = 0; i < 8; i++)
 		snprintf(b->nonce + 2 * i, 3, "%02x", rnd[i]);
 	b->s = s;
+	b->cur = -1;
 	b->capspare = s->opts.max_bytes_in_flight / s->opts.chunk_size + 2;
 	if ((b->spare = calloc(b->capspare, sizeof(*b->spare))) == NULL) {
 		free(b);
@@ -917,6 +967,26 @@ done:
 	return rc;
 }
 
+/* fdatasync the adopted files (their writer may never have synced them). */
+static int sync_adopted(ckpt_batch *b)
+{
+	for (size_t i = 0; i < b->nfiles; i++) {
+		const batch_file *f = &b->files[i];
+		int fd, e = 0;
+		if (f->kind != FILE_ADOPTED)
+			continue;
+		fd = openat(b->s->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || sync_fd(fd) < 0)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e)
+			return poison(b, ckpt_error_errno(CKPT_EIO, e, "fsync %s/d/%s", b->s->dir,
+							  f->name));
+	}
+	return 0;
+}
+
 int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 {
 	ckpt_store *s = b->s;
@@ -933,7 +1003,7 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 		goto done;
 	}
 	/* Durability order: data files, then d/, then the index. */
-	if ((rc = finish_file(b)) < 0)
+	if ((rc = finish_file(b)) < 0 || (rc = sync_adopted(b)) < 0)
 		goto done;
 	if (b->nfiles && (ckpt_store_fault_hit() || fsync(s->ddirfd) < 0)) {
 		rc = ckpt_error_errno(CKPT_EIO, errno ? errno : EIO, "fsync %s/d", s->dir);
@@ -966,16 +1036,378 @@ done:
 	return rc;
 }
 
+/* ---- zero-copy puts: adopted and linked data files ------------------- */
+
+/* Read exactly len bytes at off; -1 with errno set (ENODATA if the file ends first). */
+static int read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Bytes read at a time from a file being adopted or copied: whole chunks, bounded. */
+static size_t slice_of(const ckpt_batch *b)
+{
+	const uint32_t cs = b->s->opts.chunk_size;
+
+	return cs >= PUT_FILE_SLICE ? cs : PUT_FILE_SLICE / cs * cs;
+}
+
+/*
+ * 1 if a sample of [off, off + len) of fd shrinks at level 1 (the test
+ * compress_job makes per chunk, on SAMPLE_WINDOWS windows spread over the
+ * range), 0 if not, or an error.
+ */
+static int range_compresses(const ckpt_batch *b, int fd, const char *name, uint64_t off,
+			    uint64_t len)
+{
+	uint64_t win = b->s->opts.chunk_size < 2 * SAMPLE_PIECES * SAMPLE_PIECE
+			   ? 2 * SAMPLE_PIECES * SAMPLE_PIECE
+			   : b->s->opts.chunk_size;
+	size_t scratch_len = ZSTD_compressBound(SAMPLE_PIECES * SAMPLE_PIECE);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	void *buf, *scratch = malloc(scratch_len);
+	int rc = 0;
+
+	if (win > len)
+		win = len;
+	if ((buf = malloc(win)) == NULL || scratch == NULL || cc == NULL) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	for (int k = 0; k < SAMPLE_WINDOWS && rc == 0; k++) {
+		uint64_t at = off + (len - win) * (uint64_t)k / (SAMPLE_WINDOWS - 1);
+		if (read_full(fd, buf, (size_t)win, at) < 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+		else if (worth_compressing(cc, buf, (uint32_t)win, scratch, scratch_len))
+			rc = 1;
+	}
+done:
+	ZSTD_freeCCtx(cc);
+	free(scratch);
+	free(buf);
+	return rc;
+}
+
+/* Put [off, off + len) of fd through a value writer (compressed chunk by chunk). */
+static int copy_range(ckpt_batch *b, const void *key, size_t keylen, int fd, const char *name,
+		      uint64_t off, uint64_t len, const ckpt_put_options *opts)
+{
+	size_t slice = len < slice_of(b) ? (size_t)len : slice_of(b);
+	unsigned char *buf = malloc(slice ? slice : 1);
+	ckpt_value_writer *w = NULL;
+	int rc;
+
+	if (buf == NULL)
+		return ckpt_error_nomem();
+	if ((rc = ckpt_value_writer_open(&w, b, key, keylen, opts)) < 0)
+		goto done;
+	for (uint64_t done = 0; done < len && rc == 0; done += slice) {
+		size_t n = len - done < slice ? (size_t)(len - done) : slice;
+		if (read_full(fd, buf, n, off + done) < 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+		else
+			rc = ckpt_value_writer_write(w, buf, n);
+	}
+	if (rc == 0)
+		rc = ckpt_value_writer_close(w);
+	else
+		ckpt_value_writer_abort(w);
+done:
+	free(buf);
+	return rc;
+}
+
+/* Is d/name the inode of st? */
+static int same_inode(int ddirfd, const char *name, const struct stat *st)
+{
+	struct stat ls;
+
+	return fstatat(ddirfd, name, &ls, AT_SYMLINK_NOFOLLOW) == 0 && ls.st_dev == st->st_dev &&
+	       ls.st_ino == st->st_ino;
+}
+
+/* Checks shared by the zero-copy puts. */
+static int can_put(const ckpt_batch *b, size_t keylen)
+{
+	if (b->poisoned)
+		return ckpt_error_set(b->poisoned, "%s: batch failed earlier", b->s->dir);
+	if (b->writer)
+		return ckpt_error_set(CKPT_EBUSY, "%s: a value writer is open", b->s->dir);
+	return check_key(b, keylen);
+}
+
+/* A copy of key (never NULL), or NULL when out of memory. */
+static unsigned char *key_dup(const void *key, size_t keylen)
+{
+	unsigned char *k = malloc(keylen ? keylen : 1);
+
+	if (k && keylen)
+		memcpy(k, key, keylen);
+	return k;
+}
+
 int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
 			uint64_t off, uint64_t len, const ckpt_put_options *opts)
 {
-	(void)b, (void)key, (void)keylen, (void)dirfd, (void)name, (void)off, (void)len, (void)opts;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_batch_put_file: not built yet");
+	const uint32_t cs = b->s->opts.chunk_size;
+	const size_t slice = slice_of(b);
+	op o = {.kind = OP_PUT, .keylen = keylen, .size = len, .chunk_size = cs};
+	unsigned char *buf = NULL;
+	batch_file *f;
+	struct stat st;
+	int fd = -1, level = 0, rc;
+
+	if ((rc = can_put(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
+		return rc;
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(fd, &st) < 0) {
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s",
+				      name);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode) || off > (uint64_t)st.st_size ||
+	    len > (uint64_t)st.st_size - off) {
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file of at least %llu bytes",
+				    name, (unsigned long long)(off + len));
+		goto done;
+	}
+	if (len / cs >= UINT32_MAX / 2) { /* the chunk count a reader accepts */
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: %llu bytes is too large a value", name,
+				    (unsigned long long)len);
+		goto done;
+	}
+	/* Small values are not worth a data file; compressible ones are worth a copy. */
+	if (len <= b->s->opts.inline_max || len < (uint64_t)ADOPT_MIN_CHUNKS * cs ||
+	    (level > 0 && (rc = range_compresses(b, fd, name, off, len)) != 0)) {
+		if (rc >= 0)
+			rc = copy_range(b, key, keylen, fd, name, off, len, opts);
+		goto done;
+	}
+	/* Adopt: raw chunks in place, their CRCs from one read of the range. */
+	o.nchunks = (uint32_t)((len + cs - 1) / cs);
+	if ((o.chunks = calloc(o.nchunks, sizeof(*o.chunks))) == NULL ||
+	    (buf = malloc(slice)) == NULL || (o.key = key_dup(key, keylen)) == NULL ||
+	    (f = next_file(b)) == NULL) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	for (uint64_t pos = 0; pos < len; pos += slice) {
+		size_t n = len - pos < slice ? (size_t)(len - pos) : slice;
+		if (read_full(fd, buf, n, off + pos) < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+			goto done;
+		}
+		for (size_t k = 0; k < n; k += cs) {
+			chunk_rec *c = &o.chunks[(pos + k) / cs];
+			c->raw = c->stored = (uint32_t)(n - k < cs ? n - k : cs);
+			c->crc = ckpt_crc32c_update(0, buf + k, c->stored);
+			c->off = off + pos + k;
+			c->file_id = f->id;
+			c->codec = CKPT_CODEC_RAW;
+			o.crc = ckpt_crc32c_combine(o.crc, c->crc, c->raw);
+		}
+	}
+	if (linkat(dirfd, name, b->s->ddirfd, f->name, 0) < 0) {
+		if (errno == EXDEV || errno == EPERM || errno == EMLINK)
+			rc = copy_range(b, key, keylen, fd, name, off, len, opts);
+		else
+			rc = ckpt_error_errno(CKPT_EIO, errno, "link %s to %s/d/%s", name,
+					      b->s->dir, f->name);
+		goto done;
+	}
+	if (!same_inode(b->s->ddirfd, f->name, &st)) {
+		unlinkat(b->s->ddirfd, f->name, 0);
+		rc = ckpt_error_set(CKPT_EIO, "%s: replaced while being put", name);
+		goto done;
+	}
+	/* Start writeback now; the fdatasync at commit waits for it (invariant 3). */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	f->kind = FILE_ADOPTED;
+	f->size = (uint64_t)st.st_size;
+	if ((rc = add_op(b, &o)) < 0) {
+		unlinkat(b->s->ddirfd, f->name, 0);
+		goto done;
+	}
+	o.key = NULL; /* now owned by the op */
+	o.chunks = NULL;
+	b->nfiles++;
+	b->next_file_id++;
+done:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(o.key);
+	free(o.chunks);
+	return rc;
+}
+
+/* The id of the committed files row `name` if it covers min_size bytes: 1, 0 if none, or an error. */
+static int committed_file_id(ckpt_store *s, const char *name, uint64_t min_size, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "SELECT id, size FROM files WHERE name = ?1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		rc = ckpt_store_sqlerr(s, CKPT_EIO, "reading the files table");
+	} else {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_int64(st, 1) >= (int64_t)min_size) {
+			*id = sqlite3_column_int64(st, 0);
+			rc = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/*
+ * The id, in this batch, of src's data file sf hard-linked into d/: an entry
+ * of the batch that links the same inode, a committed files row of a file of
+ * that name and inode, or a new FILE_LINKED entry under the source's name (or
+ * a name in the batch's scheme when d/ has another file of that name).
+ */
+static int link_src_file(ckpt_batch *b, const ckpt_store *src, const store_file *sf, int64_t *id)
+{
+	ckpt_store *s = b->s;
+	char batch_name[sizeof(b->files->name)];
+	struct stat sst;
+	batch_file *f;
+	int rc, e = 0;
+
+	if (fstat(sf->fd, &sst) < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "stat %s/d/%s", src->dir, sf->name);
+	for (size_t i = 0; i < b->nfiles; i++)
+		if (b->files[i].kind == FILE_LINKED && b->files[i].dev == sst.st_dev &&
+		    b->files[i].ino == sst.st_ino) {
+			*id = b->files[i].id;
+			return 0;
+		}
+	if ((f = next_file(b)) == NULL)
+		return ckpt_error_nomem();
+	f->kind = FILE_LINKED;
+	f->size = sf->size;
+	f->dev = sst.st_dev;
+	f->ino = sst.st_ino;
+	memcpy(batch_name, f->name, sizeof(batch_name));
+	snprintf(f->name, sizeof(f->name), "%s", sf->name);
+	if (linkat(src->ddirfd, sf->name, s->ddirfd, f->name, 0) < 0) {
+		e = errno;
+		if (e == EEXIST && same_inode(s->ddirfd, f->name, &sst)) {
+			/* Linked before: by a committed batch (reuse its row) or a crashed one. */
+			if ((rc = committed_file_id(s, f->name, sf->size, id)) != 0)
+				return rc < 0 ? rc : 0;
+			e = 0; /* a crash's leftover: this batch's now */
+		} else if (e == EEXIST) {
+			memcpy(f->name, batch_name, sizeof(batch_name));
+			e = linkat(src->ddirfd, sf->name, s->ddirfd, f->name, 0) < 0 ? errno : 0;
+		}
+	}
+	if (e)
+		return ckpt_error_errno(e == EXDEV || e == EPERM || e == EMLINK ? CKPT_EUNSUPPORTED
+										 : CKPT_EIO,
+					e, "link %s/d/%s into %s/d", src->dir, sf->name, s->dir);
+	if (!same_inode(s->ddirfd, f->name, &sst)) {
+		unlinkat(s->ddirfd, f->name, 0);
+		return ckpt_error_set(CKPT_EIO, "%s/d/%s: replaced while being linked", src->dir,
+				      sf->name);
+	}
+	*id = f->id;
+	b->nfiles++;
+	b->next_file_id++;
+	return 0;
+}
+
+/* A copy of an inline value through a normal put. */
+static int clone_inline(ckpt_batch *b, const void *key, size_t keylen, ckpt_value *v)
+{
+	const uint64_t size = ckpt_value_get_info(v)->size;
+	void *val = malloc(size ? (size_t)size : 1);
+	size_t n;
+	int rc;
+
+	if (val == NULL)
+		return ckpt_error_nomem();
+	if ((rc = ckpt_value_pread(&n, v, val, (size_t)size, 0)) == 0)
+		rc = ckpt_batch_put(b, key, keylen, val, n, NULL);
+	free(val);
+	return rc;
 }
 
 int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
 			 const void *src_key, size_t src_keylen)
 {
-	(void)b, (void)key, (void)keylen, (void)src, (void)src_key, (void)src_keylen;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_batch_put_clone: not built yet");
+	const size_t nfiles = b->nfiles;
+	const int64_t next_id = b->next_file_id;
+	op o = {.kind = OP_PUT, .keylen = keylen};
+	const ckpt_value_info *in;
+	const value_chunk *c;
+	ckpt_value *v = NULL;
+	int rc;
+
+	if ((rc = can_put(b, keylen)) < 0)
+		return rc;
+	if (!(src->flags & CKPT_STORE_IMMUTABLE))
+		return ckpt_error_set(CKPT_EINVAL, "%s: a clone source must be open immutable",
+				      src->dir);
+	if ((rc = ckpt_value_open(&v, src, src_key, src_keylen)) < 0)
+		return rc;
+	in = ckpt_value_get_info(v);
+	if (in->is_inline) {
+		rc = clone_inline(b, key, keylen, v);
+		ckpt_value_free(v);
+		return rc;
+	}
+	c = ckpt_value_chunk_table(v);
+	o.size = in->size;
+	o.crc = in->crc32c;
+	o.chunk_size = in->chunk_size;
+	o.nchunks = in->nchunks;
+	if ((o.chunks = calloc(o.nchunks ? o.nchunks : 1, sizeof(*o.chunks))) == NULL ||
+	    (o.key = key_dup(key, keylen)) == NULL) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	for (uint32_t i = 0; i < o.nchunks; i++) {
+		chunk_rec *r = &o.chunks[i];
+		if (i > 0 && c[i].file == c[i - 1].file)
+			r->file_id = r[-1].file_id;
+		else if ((rc = link_src_file(b, src, c[i].file, &r->file_id)) < 0)
+			goto done;
+		r->off = c[i].off;
+		r->stored = c[i].stored;
+		r->raw = c[i].raw;
+		r->crc = c[i].crc;
+		r->codec = c[i].codec;
+	}
+	if ((rc = add_op(b, &o)) < 0)
+		goto done;
+	o.key = NULL; /* now owned by the op */
+	o.chunks = NULL;
+done:
+	if (rc < 0) { /* nothing staged: drop the links made here */
+		for (size_t i = nfiles; i < b->nfiles; i++)
+			unlinkat(b->s->ddirfd, b->files[i].name, 0);
+		b->nfiles = nfiles;
+		b->next_file_id = next_id;
+	}
+	ckpt_value_free(v);
+	free(o.key);
+	free(o.chunks);
+	return rc;
 }

@@ -3,6 +3,7 @@
  * listing, range reads, threads, batches, durability, damaged stores.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -785,6 +786,427 @@ static void test_fault_injection(void **state)
 	free(text);
 }
 
+/* ---- zero-copy puts: adopted files and clones --------------------------- */
+
+/* Write n bytes to dir/name (created). */
+static void write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* stat of the only file in dir/d. */
+static struct stat only_data_file(const char *dir)
+{
+	char p[600];
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	assert_int_equal(count_files(dir, "d"), 1);
+	snprintf(p, sizeof(p), "%s/d", dir);
+	assert_non_null(d = opendir(p));
+	while ((e = readdir(d)) != NULL && e->d_name[0] == '.')
+		;
+	assert_non_null(e);
+	snprintf(p, sizeof(p), "%s/d/%s", dir, e->d_name);
+	closedir(d);
+	assert_int_equal(stat(p, &st), 0);
+	return st;
+}
+
+static struct stat stat_in(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	assert_int_equal(stat(p, &st), 0);
+	return st;
+}
+
+static void check_verify(ckpt_store *s, const char *key)
+{
+	ckpt_value *v;
+
+	assert_int_equal(ckpt_value_open(&v, s, key, strlen(key)), 0);
+	if (ckpt_value_verify(v) != 0)
+		fail_msg("verify %s: %s", key, ckpt_error_last());
+	ckpt_value_free(v);
+}
+
+/* put_file of one key in its own batch. */
+static int put_file1(ckpt_store *s, const char *key, int dirfd, const char *name, uint64_t off,
+		     uint64_t len, int level)
+{
+	ckpt_put_options po = CKPT_PUT_OPTIONS_INIT;
+	ckpt_batch *b;
+	int rc;
+
+	po.compression_level = level;
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	rc = ckpt_batch_put_file(b, key, strlen(key), dirfd, name, off, len, &po);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	return rc;
+}
+
+static void test_put_file_adopts(void **state)
+{
+	const size_t off = 12345, len = (2u << 20) + 3; /* odd offset, short last chunk */
+	const char *dir = newdir();
+	char src[160];
+	ckpt_store_options o = opts_cs();
+	unsigned char *data = random_bytes(off + len + 99, 11);
+	ckpt_value_info in;
+	ckpt_store *s;
+	struct stat st;
+	int dfd;
+
+	snprintf(src, sizeof(src), "%s-files", dir);
+	assert_int_equal(mkdir(src, 0755), 0);
+	write_file(src, "a.npy", data, off + len + 99);
+	assert_true((dfd = open(src, O_RDONLY | O_DIRECTORY)) >= 0);
+	s = open_new(dir, &o);
+	assert_int_equal(put_file1(s, "a", dfd, "a.npy", off, len, -1), 0);
+	check_get(s, "a", 1, data + off, len);
+	check_verify(s, "a");
+	assert_int_equal(ckpt_store_stat(&in, s, "a", 1), 0);
+	assert_int_equal(in.stored_size, len);
+	assert_int_equal(in.codec, CKPT_CODEC_RAW);
+	assert_int_equal(in.nchunks, (len + CS - 1) / CS);
+	/* adopted, not copied: d/ holds the same inode */
+	st = only_data_file(dir);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(st.st_ino, stat_in(src, "a.npy").st_ino);
+	assert_int_equal(st.st_size, off + len + 99);
+	/* commit fails at each step: fsync of the adopted file, of d/, the index */
+	int faults = 0;
+	for (;; faults++) {
+		ckpt_batch *b;
+		int rc;
+		assert_int_equal(ckpt_batch_begin(&b, s), 0);
+		assert_int_equal(ckpt_batch_put_file(b, "a2", 2, dfd, "a.npy", 0, len, NULL), 0);
+		assert_int_equal(stat_in(src, "a.npy").st_nlink, 3);
+		ckpt_store_fault_countdown = faults + 1;
+		rc = ckpt_batch_commit(b, NULL);
+		ckpt_store_fault_countdown = 0;
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, CKPT_EIO);
+		assert_int_equal(stat_in(src, "a.npy").st_nlink, 2);
+		assert_int_equal(ckpt_store_stat(&in, s, "a2", 2), CKPT_ENOTFOUND);
+	}
+	assert_int_equal(faults, 3);
+	check_get(s, "a2", 2, data, len);
+	/* the store no longer needs the original name */
+	assert_int_equal(unlinkat(dfd, "a.npy", 0), 0);
+	ckpt_store_free(s);
+	assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_READONLY, NULL), 0);
+	check_get(s, "a", 1, data + off, len);
+	ckpt_store_free(s);
+	close(dfd);
+	free(data);
+}
+
+static void test_put_file_copies(void **state)
+{
+	const size_t len = 8 * CS + 5;
+	const char *dir = newdir();
+	char src[160];
+	ckpt_store_options o = opts_cs();
+	unsigned char *zeros = calloc(1, len), *rnd = random_bytes(len, 12);
+	ckpt_value_info in;
+	ckpt_store *s;
+	ckpt_batch *b;
+	void *p;
+	size_t n;
+	int dfd;
+
+	snprintf(src, sizeof(src), "%s-files", dir);
+	assert_int_equal(mkdir(src, 0755), 0);
+	write_file(src, "zeros", zeros, len);
+	write_file(src, "rnd", rnd, len);
+	assert_true((dfd = open(src, O_RDONLY | O_DIRECTORY)) >= 0);
+	s = open_new(dir, &o);
+	/* compressible at level 1: copied and compressed */
+	assert_int_equal(put_file1(s, "z", dfd, "zeros", 0, len, 1), 0);
+	check_get(s, "z", 1, zeros, len);
+	check_verify(s, "z");
+	assert_int_equal(ckpt_store_stat(&in, s, "z", 1), 0);
+	assert_true(in.stored_size < in.size);
+	assert_int_equal(in.codec, CKPT_CODEC_ZSTD);
+	assert_int_equal(only_data_file(dir).st_nlink, 1);
+	assert_int_equal(stat_in(src, "zeros").st_nlink, 1);
+	/* the same bytes at level 0 are adopted */
+	assert_int_equal(put_file1(s, "z0", dfd, "zeros", 0, len, 0), 0);
+	assert_int_equal(stat_in(src, "zeros").st_nlink, 2);
+	check_get(s, "z0", 2, zeros, len);
+	/* fewer than 4 chunks: copied; up to inline_max: inline */
+	assert_int_equal(put_file1(s, "r3", dfd, "rnd", 1, 3 * CS, 1), 0);
+	assert_int_equal(put_file1(s, "r50", dfd, "rnd", 7, 50, 1), 0);
+	assert_int_equal(stat_in(src, "rnd").st_nlink, 1);
+	check_get(s, "r3", 2, rnd + 1, 3 * CS);
+	check_get(s, "r50", 3, rnd + 7, 50);
+	assert_int_equal(ckpt_store_stat(&in, s, "r50", 3), 0);
+	assert_true(in.is_inline);
+	/* a file shorter than the range, or missing: nothing staged */
+	n = (size_t)count_files(dir, "d");
+	assert_int_equal(put_file1(s, "bad", dfd, "rnd", 2, len - 1, 0), CKPT_EINVAL);
+	assert_int_equal(put_file1(s, "bad", dfd, "rnd", len + 1, 0, 0), CKPT_EINVAL);
+	assert_int_equal(put_file1(s, "bad", dfd, "nope", 0, 1, 0), CKPT_ENOTFOUND);
+	assert_int_equal(ckpt_store_get(&p, &n, s, "bad", 3), CKPT_ENOTFOUND);
+	assert_int_equal(count_files(dir, "d"), 3); /* z, z0 (adopted), r3 */
+	/* abort removes the adopted link and leaves the file */
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	assert_int_equal(ckpt_batch_put_file(b, "r", 1, dfd, "rnd", 0, len, NULL), 0);
+	assert_int_equal(stat_in(src, "rnd").st_nlink, 2);
+	assert_int_equal(count_files(dir, "d"), 4);
+	ckpt_batch_abort(b);
+	assert_int_equal(stat_in(src, "rnd").st_nlink, 1);
+	assert_int_equal(count_files(dir, "d"), 3);
+	assert_int_equal(ckpt_store_get(&p, &n, s, "r", 1), CKPT_ENOTFOUND);
+	ckpt_store_free(s);
+	close(dfd);
+	free(zeros);
+	free(rnd);
+}
+
+/* A directory on another filesystem than root (NULL if there is none). */
+static const char *other_fs_dir(void)
+{
+	static char d[64];
+	struct stat a, b;
+
+	strcpy(d, "/dev/shm/store_test.XXXXXX");
+	if (mkdtemp(d) == NULL)
+		return NULL;
+	if (stat(d, &a) < 0 || stat(root, &b) < 0 || a.st_dev == b.st_dev) {
+		rmdir(d);
+		return NULL;
+	}
+	return d;
+}
+
+static void test_put_file_other_fs(void **state)
+{
+	const size_t len = 6 * CS;
+	const char *src = other_fs_dir(), *dir = newdir();
+	ckpt_store_options o = opts_cs();
+	unsigned char *rnd = random_bytes(len, 13);
+	char cmd[128];
+	ckpt_store *s;
+	int dfd;
+
+	if (src == NULL)
+		skip();
+	write_file(src, "rnd", rnd, len);
+	assert_true((dfd = open(src, O_RDONLY | O_DIRECTORY)) >= 0);
+	s = open_new(dir, &o);
+	assert_int_equal(put_file1(s, "r", dfd, "rnd", 0, len, 0), 0); /* EXDEV: copied */
+	check_get(s, "r", 1, rnd, len);
+	assert_int_equal(only_data_file(dir).st_nlink, 1);
+	assert_int_equal(stat_in(src, "rnd").st_nlink, 1);
+	ckpt_store_free(s);
+	close(dfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", src);
+	assert_int_equal(system(cmd), 0);
+	free(rnd);
+}
+
+/* A sealed store in dir with "big" (random, 3 data files), "txt" (zstd) and "small" (inline). */
+static void make_clone_source(const char *dir, const unsigned char *big, size_t nbig,
+			      const unsigned char *txt, size_t ntxt)
+{
+	ckpt_store_options o = opts_cs();
+	ckpt_store *s;
+	ckpt_batch *b;
+
+	o.target_data_file_size = 3 * CS;
+	s = open_new(dir, &o);
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	assert_int_equal(ckpt_batch_put(b, "big", 3, big, nbig, NULL), 0);
+	assert_int_equal(ckpt_batch_put(b, "txt", 3, txt, ntxt, NULL), 0);
+	assert_int_equal(ckpt_batch_put(b, "small", 5, "hello", 5, NULL), 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	assert_int_equal(ckpt_store_seal(s), 0);
+	ckpt_store_free(s);
+}
+
+static int clone1(ckpt_store *s, const char *key, ckpt_store *src, const char *src_key)
+{
+	ckpt_batch *b;
+	int rc;
+
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	rc = ckpt_batch_put_clone(b, key, strlen(key), src, src_key, strlen(src_key));
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	return rc;
+}
+
+/* Every data file of dst is a file of src's d/ (same name and inode), or -1. */
+static int shared_files(const char *dst, const char *src)
+{
+	char p[600];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/d", dst);
+	assert_non_null(d = opendir(p));
+	while ((e = readdir(d)) != NULL) {
+		struct stat a, b;
+		char q[600];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/d/%s", dst, e->d_name);
+		snprintf(q, sizeof(q), "%s/d/%s", src, e->d_name);
+		if (stat(p, &a) < 0 || stat(q, &b) < 0 || a.st_ino != b.st_ino)
+			n = -1;
+		else if (n >= 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_put_clone(void **state)
+{
+	const size_t nbig = 7 * CS + 17, ntxt = 6 * CS;
+	const char *names[] = {"big", "txt", "small"};
+	unsigned char *big = random_bytes(nbig, 14), *txt = text_bytes(ntxt);
+	const unsigned char *want[] = {big, txt, (const unsigned char *)"hello"};
+	const size_t sizes[] = {nbig, ntxt, 5};
+	char src_dir[160], dst_dir[160], cmd[400];
+	ckpt_store_options o = opts_cs();
+	ckpt_store *src, *dst;
+	ckpt_batch *b;
+	int nsrc;
+
+	snprintf(src_dir, sizeof(src_dir), "%s", newdir());
+	snprintf(dst_dir, sizeof(dst_dir), "%s", newdir());
+	make_clone_source(src_dir, big, nbig, txt, ntxt);
+	nsrc = count_files(src_dir, "d");
+	assert_true(nsrc >= 3);
+	dst = open_new(dst_dir, &o);
+	/* refused unless the source is immutable */
+	assert_int_equal(ckpt_store_open(&src, src_dir, CKPT_STORE_READONLY, NULL), 0);
+	assert_int_equal(clone1(dst, "x", src, "big"), CKPT_EINVAL);
+	ckpt_store_free(src);
+	assert_int_equal(ckpt_store_open(&src, src_dir, CKPT_STORE_IMMUTABLE, NULL), 0);
+	assert_int_equal(clone1(dst, "x", src, "nope"), CKPT_ENOTFOUND);
+	assert_int_equal(count_files(dst_dir, "d"), 0);
+	/* one batch: each key, plus big a second time (its files linked once) */
+	assert_int_equal(ckpt_batch_begin(&b, dst), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ckpt_batch_put_clone(b, names[i], strlen(names[i]), src, names[i],
+						      strlen(names[i])),
+				 0);
+	assert_int_equal(ckpt_batch_put_clone(b, "big2", 4, src, "big", 3), 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	assert_int_equal(shared_files(dst_dir, src_dir), nsrc);
+	/* a later batch reuses the committed links */
+	assert_int_equal(clone1(dst, "big3", src, "big"), 0);
+	assert_int_equal(count_files(dst_dir, "d"), nsrc);
+	for (int i = 0; i < 3; i++) {
+		ckpt_value_info a, c;
+		assert_int_equal(ckpt_store_stat(&a, src, names[i], strlen(names[i])), 0);
+		assert_int_equal(ckpt_store_stat(&c, dst, names[i], strlen(names[i])), 0);
+		assert_int_equal(c.size, a.size);
+		assert_int_equal(c.crc32c, a.crc32c);
+		assert_int_equal(c.stored_size, a.stored_size);
+		assert_int_equal(c.is_inline, i == 2);
+		assert_int_equal(c.codec, i == 1 ? CKPT_CODEC_ZSTD : CKPT_CODEC_RAW);
+	}
+	ckpt_store_free(src);
+	/* the clone does not need the source any more */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", src_dir);
+	assert_int_equal(system(cmd), 0);
+	ckpt_store_free(dst);
+	assert_int_equal(ckpt_store_open(&dst, dst_dir, CKPT_STORE_READONLY, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		check_get(dst, names[i], strlen(names[i]), want[i], sizes[i]);
+		check_verify(dst, names[i]);
+	}
+	check_get(dst, "big2", 4, big, nbig);
+	check_get(dst, "big3", 4, big, nbig);
+	ckpt_store_free(dst);
+	free(big);
+	free(txt);
+}
+
+static void test_put_clone_name_taken_abort_other_fs(void **state)
+{
+	const size_t nbig = 7 * CS + 17, ntxt = 6 * CS;
+	unsigned char *big = random_bytes(nbig, 15), *txt = text_bytes(ntxt);
+	char src_dir[160], dst_dir[160], cmd[400];
+	const char *shm;
+	ckpt_store_options o = opts_cs();
+	ckpt_store *src, *dst;
+	ckpt_batch *b;
+	struct dirent *e;
+	DIR *d;
+	void *p;
+	size_t n;
+
+	snprintf(src_dir, sizeof(src_dir), "%s", newdir());
+	snprintf(dst_dir, sizeof(dst_dir), "%s", newdir());
+	make_clone_source(src_dir, big, nbig, txt, ntxt);
+	assert_int_equal(ckpt_store_open(&src, src_dir, CKPT_STORE_IMMUTABLE, NULL), 0);
+	dst = open_new(dst_dir, &o);
+	/* dst/d already has other files named like every source file */
+	snprintf(cmd, sizeof(cmd), "%s/d", src_dir);
+	assert_non_null(d = opendir(cmd));
+	snprintf(cmd, sizeof(cmd), "%s/d", dst_dir);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			write_file(cmd, e->d_name, "other", 5);
+	closedir(d);
+	n = (size_t)count_files(dst_dir, "d");
+	/* abort removes the links */
+	assert_int_equal(ckpt_batch_begin(&b, dst), 0);
+	assert_int_equal(ckpt_batch_put_clone(b, "big", 3, src, "big", 3), 0);
+	assert_true((size_t)count_files(dst_dir, "d") > n);
+	ckpt_batch_abort(b);
+	assert_int_equal(count_files(dst_dir, "d"), n);
+	/* linked under other names */
+	assert_int_equal(clone1(dst, "big", src, "big"), 0);
+	assert_true((size_t)count_files(dst_dir, "d") > n);
+	check_get(dst, "big", 3, big, nbig);
+	check_verify(dst, "big");
+	ckpt_store_free(dst);
+	/* another filesystem: unsupported, nothing staged */
+	if ((shm = other_fs_dir()) != NULL) {
+		snprintf(dst_dir, sizeof(dst_dir), "%s/s", shm);
+		dst = open_new(dst_dir, &o);
+		assert_int_equal(clone1(dst, "txt", src, "txt"), CKPT_EUNSUPPORTED);
+		assert_int_equal(ckpt_store_get(&p, &n, dst, "txt", 3), CKPT_ENOTFOUND);
+		assert_int_equal(count_files(dst_dir, "d"), 0);
+		assert_int_equal(clone1(dst, "small", src, "small"), 0); /* inline: copied */
+		check_get(dst, "small", 5, "hello", 5);
+		ckpt_store_free(dst);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", shm);
+		assert_int_equal(system(cmd), 0);
+	}
+	/* a clone that fails after linking some files stages nothing */
+	check_get(src, "big", 3, big, nbig); /* the source keeps its files open */
+	snprintf(cmd, sizeof(cmd), "rm '%s'/d/*-2", src_dir); /* big's last file */
+	assert_int_equal(system(cmd), 0);
+	snprintf(dst_dir, sizeof(dst_dir), "%s", newdir());
+	dst = open_new(dst_dir, &o);
+	assert_int_equal(clone1(dst, "big", src, "big"), CKPT_EIO);
+	assert_int_equal(count_files(dst_dir, "d"), 0);
+	assert_int_equal(ckpt_store_get(&p, &n, dst, "big", 3), CKPT_ENOTFOUND);
+	ckpt_store_free(dst);
+	ckpt_store_free(src);
+	free(big);
+	free(txt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -804,6 +1226,11 @@ int main(void)
 	    cmocka_unit_test(test_corrupt_inline_and_rows),
 	    cmocka_unit_test(test_garbage_db),
 	    cmocka_unit_test(test_fault_injection),
+	    cmocka_unit_test(test_put_file_adopts),
+	    cmocka_unit_test(test_put_file_copies),
+	    cmocka_unit_test(test_put_file_other_fs),
+	    cmocka_unit_test(test_put_clone),
+	    cmocka_unit_test(test_put_clone_name_taken_abort_other_fs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
