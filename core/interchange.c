@@ -16,9 +16,16 @@
  * whole array in memory). Items whose handler is not a PyTree/Standard
  * handler are stored file by file as raw values "<item>/<relative path>".
  *
- * Restoring writes _CHECKPOINT_METADATA, each item's _METADATA and every
- * leaf through the leaf view (ckpt_leaf_pread), so files are byte-identical
- * to what the mount serves; memory stays bounded by one copy buffer.
+ * Finalizing a pending step (ckpt_interchange_save_pending, ckpt/pending.h)
+ * reads files/ leniently (scan_lenient): the files say what exists,
+ * _METADATA only hints container kinds, scalar kinds, custom metadata, None
+ * leaves and empty containers; list children are renumbered. Clone stubs
+ * become leaves copied from their source step's metadata and stored with
+ * ckpt_batch_put_clone; little-endian C-order .npy files are offered to the
+ * store whole (ckpt_batch_put_file). The rules are in docs/format.md,
+ * "Pending steps".
+ *
+ * Restoring is in interchange_restore.c.
  *
  * Invariants:
  *   1. ckpt_interchange_save opens the step writer only after every file of
@@ -26,11 +33,16 @@
  *      step or temporary directory is left behind.
  *   2. A streamed .npy file is re-checked while read: a file that shrank
  *      since validation is an error, never short data.
+ *   3. In the lenient reading every leaf of the tree has exactly one source:
+ *      its value in the tree (scalars, strings), or an entry of ictx.src (a
+ *      .npy file, or a clone: source step and key), found by node address.
  */
+#include <assert.h>
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +52,7 @@
 
 #include "ckpt/interchange.h"
 #include "ckpt/npy.h"
+#include "ckpt/pending.h"
 #include "error_private.h"
 #include "pytree_private.h"
 #include "step_private.h"
@@ -47,17 +60,32 @@
 #define MAX_TEXT_FILE (256u << 20) /* scalar/string/metadata files read whole */
 #define COPY_BUF      (1u << 20)
 
-/* A metadata-only array leaf and the .npy file holding its data. */
+/* A metadata-only array leaf and the .npy file holding its data; or (ckey set)
+ * a leaf whose value is cloned from key ckey of the finalized step cs. */
 struct npy_src {
 	const ckpt_tree *leaf;
 	char *file;
 	ckpt_npy_header h;
+	ckpt_step *cs; /* borrowed from struct clone_steps */
+	char *ckey;
+};
+
+/* Finalized steps of the root that clone stubs point at, opened once. */
+struct clone_steps {
+	const char *root;
+	struct {
+		uint64_t step;
+		ckpt_step *s;
+	} * v;
+	size_t n;
 };
 
 struct ictx {
-	int lazy;	     /* arrays metadata-only, data streamed at save */
-	const char *dir;     /* item directory */
-	struct npy_src *src; /* lazy arrays in tree order */
+	int lazy;		    /* arrays metadata-only, data streamed at save */
+	struct clone_steps *clones; /* lenient reading of a pending step (else NULL) */
+	int by_addr;		    /* src sorted by leaf address (find_src) */
+	const char *dir;	    /* item directory */
+	struct npy_src *src;	    /* lazy arrays in tree order */
 	size_t n, cap, cur;
 	int fd;		      /* open file of src[cur], or -1 */
 	unsigned char *whole; /* Fortran-order data of src[cur], converted */
@@ -68,8 +96,10 @@ struct ictx {
 
 static void ictx_reset(struct ictx *c)
 {
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
 		free(c->src[i].file);
+		free(c->src[i].ckey);
+	}
 	free(c->src);
 	if (c->fd >= 0)
 		close(c->fd);
@@ -79,54 +109,102 @@ static void ictx_reset(struct ictx *c)
 	c->fd = -1;
 }
 
-/* Parse the .npy header of `file` and check the file's size against it. */
-static int npy_header(ckpt_npy_header *h, const char *file)
+/* "(3, 4)", "(3,)", "()" */
+static void fmt_shape(char *buf, size_t cap, const ckpt_npy_header *h)
+{
+	size_t n = (size_t)snprintf(buf, cap, "(");
+
+	for (unsigned d = 0; d < h->ndim && n < cap; d++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", d ? ", " : "",
+				      (unsigned long long)h->shape[d]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s)", h->ndim == 1 ? "," : "");
+}
+
+int ckpt_npy_check_fd(ckpt_npy_header *h, int fd, const char *name)
 {
 	unsigned char buf[4096], *hdr = buf;
+	char shape[1024];
 	struct stat st;
 	size_t hl = 0;
 	ssize_t r;
 	int rc = 0;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return ckpt_error_errno(errno == ENOENT ? CKPT_EINVAL : CKPT_EIO, errno, "open %s",
-					file);
 	r = pread(fd, buf, sizeof(buf), 0);
-	if (r < 0 || fstat(fd, &st) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", file);
-		goto done;
-	}
+	if (r < 0 || fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
 	rc = ckpt_npy_header_size(&hl, buf, (size_t)r);
 	if (rc == 0 && hl > (uint64_t)st.st_size)
 		rc = ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, file has %lld",
 				    hl, (long long)st.st_size);
 	if (rc == 0 && hl > (size_t)r) { /* a long header (up to 1 MiB) */
-		if (!(hdr = malloc(hl))) {
-			rc = ckpt_error_nomem();
-			goto done;
-		}
+		if (!(hdr = malloc(hl)))
+			return ckpt_error_nomem();
 		r = pread(fd, hdr, hl, 0);
 		if (r < 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", file);
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
 			goto done;
 		}
 	}
 	if (rc == 0)
 		rc = ckpt_npy_parse_header(h, hdr, (size_t)r);
 	if (rc) {
-		ckpt_error_wrap(rc, "%s", file);
+		ckpt_error_wrap(rc, "%s", name);
 		goto done;
 	}
-	if ((uint64_t)st.st_size != h->header_len + h->data_len)
-		rc = ckpt_error_set(CKPT_EINVAL, "%s: file has %lld bytes, its header says %llu",
-				    file, (long long)st.st_size,
-				    (unsigned long long)(h->header_len + h->data_len));
+	if ((uint64_t)st.st_size != h->header_len + h->data_len) {
+		fmt_shape(shape, sizeof(shape), h);
+		rc = ckpt_error_set(
+		    CKPT_EINVAL, "%s: header says %s %s = %llu data bytes but the file has %llu",
+		    name, ckpt_dtype_name(h->dtype), shape, (unsigned long long)h->data_len,
+		    (unsigned long long)((uint64_t)st.st_size - h->header_len));
+	}
 done:
 	if (hdr != buf)
 		free(hdr);
+	return rc;
+}
+
+/* Parse the .npy header of `file` and check the file's size against it. */
+static int npy_header(ckpt_npy_header *h, const char *file)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_EINVAL : CKPT_EIO, errno, "open %s",
+					file);
+	rc = ckpt_npy_check_fd(h, fd, file);
 	close(fd);
 	return rc;
+}
+
+/* Record where the data of leaf comes from (lazy arrays, clones). */
+static int add_src(struct ictx *c, const ckpt_tree *leaf, const char *file,
+		   const ckpt_npy_header *h, ckpt_step *cs, const char *ckey)
+{
+	struct npy_src *e;
+
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? 2 * c->cap : 16;
+		struct npy_src *ns = realloc(c->src, ncap * sizeof(*ns));
+		if (!ns)
+			return ckpt_error_nomem();
+		c->src = ns;
+		c->cap = ncap;
+	}
+	e = &c->src[c->n];
+	memset(e, 0, sizeof(*e));
+	e->leaf = leaf;
+	e->cs = cs;
+	if (h)
+		e->h = *h;
+	e->file = strdup(file);
+	e->ckey = ckey ? strdup(ckey) : NULL;
+	c->n++;
+	if (!e->file || (ckey && !e->ckey))
+		return ckpt_error_nomem();
+	return 0;
 }
 
 /* An array leaf from file: metadata-only (recorded in c) or with its data. */
@@ -157,20 +235,7 @@ static int read_array(ckpt_tree **out, struct ictx *c, const char *file, const c
 				 data ? CKPT_TREE_OWN : CKPT_TREE_COPY);
 	if (rc || !c->lazy)
 		return rc;
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? 2 * c->cap : 16;
-		struct npy_src *ns = realloc(c->src, ncap * sizeof(*ns));
-		if (!ns)
-			return ckpt_error_nomem();
-		c->src = ns;
-		c->cap = ncap;
-	}
-	c->src[c->n].file = strdup(file);
-	if (!c->src[c->n].file)
-		return ckpt_error_nomem();
-	c->src[c->n].leaf = *out;
-	c->src[c->n++].h = h;
-	return 0;
+	return add_src(c, *out, file, &h, NULL, NULL);
 }
 
 /* A scalar (kind, or 0 to guess, falling back to a string) or string leaf. */
@@ -359,24 +424,367 @@ int ckpt_interchange_read_item(ckpt_tree **out, const char *item_dir)
 	return rc;
 }
 
+/* ---- lenient reading: a pending step's files/ (ckpt/pending.h) ---- */
+
+static int clone_step(ckpt_step **out, struct clone_steps *cs, uint64_t step)
+{
+	char *dir;
+	void *nv;
+	int rc;
+
+	for (size_t i = 0; i < cs->n; i++) {
+		if (cs->v[i].step == step) {
+			*out = cs->v[i].s;
+			return 0;
+		}
+	}
+	if (!(nv = realloc(cs->v, (cs->n + 1) * sizeof(*cs->v))))
+		return ckpt_error_nomem();
+	cs->v = nv;
+	if (!(dir = ckpt_fs_printf("%s/%" PRIu64, cs->root, step)))
+		return CKPT_ENOMEM;
+	rc = ckpt_step_open(out, dir, NULL);
+	free(dir);
+	if (rc)
+		return rc;
+	cs->v[cs->n].step = step;
+	cs->v[cs->n++].s = *out;
+	return 0;
+}
+
+static void clone_steps_free(struct clone_steps *cs)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		ckpt_step_free(cs->v[i].s);
+	free(cs->v);
+}
+
+/*
+ * Resolve the clone stub ref of `file`: the source step *src, the source key
+ * *ckey (malloc'd) and, if out is not NULL (a PyTree item), a copy of the
+ * source leaf's metadata node, which gives the kind, dtype and shape.
+ */
+static int resolve_clone(ckpt_tree **out, ckpt_step **src, char **ckey, struct clone_steps *cs,
+			 const ckpt_clone_ref *ref, const char *file, int is_npy)
+{
+	const ckpt_tree *meta = NULL;
+	ckpt_tree *node = NULL;
+	char *path = NULL;
+	int rc = clone_step(src, cs, ref->step);
+
+	*ckey = NULL;
+	if (rc == 0 && out) {
+		rc = ckpt_step_item_tree(&meta, *src, ref->item);
+		if (rc == 0)
+			rc = ckpt_tree_lookup(&node, meta, ref->path);
+		if (rc == 0 &&
+		    (ckpt_tree_is_container(node) || ckpt_tree_get_kind(node) == CKPT_TREE_NONE))
+			rc = ckpt_error_set(CKPT_EINVAL, "not a leaf with a value");
+		else if (rc == 0 && (ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY) != is_npy)
+			rc = ckpt_error_set(CKPT_EINVAL, "%s, but the stub's name %s in .npy",
+					    is_npy ? "not an array" : "an array",
+					    is_npy ? "ends" : "does not end");
+		if (rc == 0)
+			rc = ckpt_tree_path(&path, node);
+		if (rc == 0)
+			rc = ckpt_tree_clone(out, node);
+	}
+	if (rc == 0 && !(*ckey = ckpt_fs_printf("%s/%s", ref->item, path ? path : ref->path)))
+		rc = CKPT_ENOMEM;
+	if (rc == 0 && !out) {
+		ckpt_value_info vi;
+		rc = ckpt_store_stat(&vi, ckpt_step_store(*src), *ckey, strlen(*ckey));
+	}
+	if (rc && rc != CKPT_ENOMEM)
+		ckpt_error_wrap(rc, "%s: clone of step %" PRIu64 " %s/%s", file, ref->step,
+				ref->item, ref->path);
+	free(path);
+	return rc;
+}
+
+/* If file (st its lstat) is a clone stub, set *ref and return 1; 0 if not. */
+static int stub_at(ckpt_clone_ref *ref, const char *file, const struct stat *st)
+{
+	int fd, rc;
+
+	if (!(st->st_mode & S_ISVTX))
+		return 0;
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "open %s", file);
+	rc = ckpt_clone_stub_read(ref, fd);
+	close(fd);
+	if (rc < 0 && !strstr(ckpt_error_last(), file))
+		ckpt_error_wrap(rc, "%s", file);
+	return rc;
+}
+
+/* A leaf of files/: clone stub, .npy array or text (hint: _METADATA's kind, or 0). */
+static int lenient_leaf(ckpt_tree **out, struct ictx *c, const char *file, const struct stat *st,
+			int is_npy, ckpt_tree_kind hint)
+{
+	ckpt_clone_ref ref = {0};
+	int rc = stub_at(&ref, file, st);
+
+	if (rc == 1) {
+		ckpt_step *src = NULL;
+		char *ckey = NULL;
+		rc = resolve_clone(out, &src, &ckey, c->clones, &ref, file, is_npy);
+		if (rc == 0)
+			rc = add_src(c, *out, file, NULL, src, ckey);
+		free(ckey);
+		ckpt_clone_ref_clear(&ref);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (is_npy)
+		return read_array(out, c, file, NULL);
+	rc = read_text(out, file, hint);
+	if (rc == CKPT_EINVAL && hint && hint != CKPT_TREE_STRING)
+		rc = read_text(out, file, 0); /* the file's word */
+	return rc;
+}
+
+/* A child being collected: its key, node and position among its siblings. */
+struct lent {
+	char *key;
+	ckpt_tree *node;
+	uint64_t order;
+};
+
+static int cmp_lent(const void *a, const void *b)
+{
+	const struct lent *x = a, *y = b;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* meta's children sorted by address, to find a child's index. */
+struct midx {
+	const ckpt_tree *p;
+	size_t i;
+};
+
+static int cmp_midx(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct midx *)a)->p;
+	uintptr_t y = (uintptr_t)((const struct midx *)b)->p;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Directory dir as a container: the files say what exists; meta (the node
+ * of _METADATA for dir, or NULL) gives the container kind, leaf kinds and
+ * custom metadata, and adds its None leaves and empty containers. Dict
+ * children keep _METADATA's order (new ones after, by name); list and tuple
+ * children are ordered by index and renumbered.
+ */
+static int scan_lenient(ckpt_tree **out, const char *dir, const ckpt_tree *meta, struct ictx *c)
+{
+	size_t nm = meta ? ckpt_tree_count(meta) : 0, ne = 0;
+	ckpt_tree_kind kind = meta ? ckpt_tree_get_kind(meta) : CKPT_TREE_DICT;
+	struct dirent **ents = NULL;
+	struct lent *e = NULL;
+	struct midx *mi = NULL;
+	unsigned char *used = NULL;
+	ckpt_tree *t = NULL;
+	int n = scandir(dir, &ents, NULL, cmp_name), rc = 0;
+
+	*out = NULL;
+	if (n < 0)
+		return ckpt_error_errno(CKPT_EINVAL, errno, "open directory %s", dir);
+	e = calloc((size_t)n + nm + 1, sizeof(*e));
+	mi = calloc(nm + 1, sizeof(*mi));
+	used = calloc(nm + 1, 1);
+	if (!e || !mi || !used) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	for (size_t i = 0; i < nm; i++)
+		mi[i] = (struct midx){ckpt_tree_child(meta, i), i};
+	qsort(mi, nm, sizeof(*mi), cmp_midx);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		const char *name = ents[i]->d_name;
+		size_t nl = strlen(name);
+		int is_npy = nl > 4 && !strcmp(name + nl - 4, ".npy");
+		const ckpt_tree *mc = meta ? ckpt_tree_find_name(meta, name) : NULL;
+		char *path, *stem = NULL;
+		struct stat st;
+
+		if (skip_name(name))
+			continue;
+		if (!(path = ckpt_fs_printf("%s/%s", dir, name))) {
+			rc = CKPT_ENOMEM;
+			break;
+		}
+		if (lstat(path, &st) != 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = ckpt_key_unescape(&e[ne].key, name, 0);
+			if (rc == 0)
+				rc = scan_lenient(&e[ne].node, path,
+						  mc && ckpt_tree_is_container(mc) ? mc : NULL, c);
+		} else if (S_ISREG(st.st_mode)) {
+			ckpt_tree_kind hint = mc ? ckpt_tree_get_kind(mc) : 0;
+			if (hint < CKPT_TREE_INT)
+				hint = 0; /* containers, None, arrays: no hint for a text file */
+			stem = strndup(name, is_npy ? nl - 4 : nl);
+			rc =
+			    stem ? ckpt_key_unescape(&e[ne].key, stem, is_npy) : ckpt_error_nomem();
+			if (rc == 0)
+				rc = lenient_leaf(&e[ne].node, c, path, &st, is_npy, hint);
+			if (rc == 0 && mc && !ckpt_tree_is_container(mc) &&
+			    ckpt_tree_custom_metadata(mc) && !ckpt_tree_custom_metadata(e[ne].node))
+				rc = ckpt_tree_set_custom_metadata(e[ne].node,
+								   ckpt_tree_custom_metadata(mc));
+		} else {
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file or directory",
+					    path);
+		}
+		if (rc && rc != CKPT_ENOMEM && !strstr(ckpt_error_last(), path))
+			ckpt_error_wrap(rc, "%s", path);
+		if (rc == 0 && mc) {
+			struct midx k = {mc, 0}, *f = bsearch(&k, mi, nm, sizeof(*mi), cmp_midx);
+			assert(f);
+			used[f->i] = 1;
+			e[ne].order = f->i;
+		} else {
+			e[ne].order = nm + (uint64_t)i;
+		}
+		if (e[ne].key || e[ne].node)
+			ne++;
+		free(stem);
+		free(path);
+	}
+	/* None leaves and empty containers exist only in _METADATA */
+	for (size_t i = 0; rc == 0 && i < nm; i++) {
+		const ckpt_tree *mc = ckpt_tree_child(meta, i);
+		if (used[i] || !(ckpt_tree_get_kind(mc) == CKPT_TREE_NONE ||
+				 (ckpt_tree_is_container(mc) && ckpt_tree_count(mc) == 0)))
+			continue;
+		e[ne].order = i;
+		e[ne].key = strdup(ckpt_tree_key(mc));
+		rc = e[ne].key ? ckpt_tree_clone(&e[ne].node, mc) : ckpt_error_nomem();
+		ne++;
+	}
+	if (rc == 0 && (kind == CKPT_TREE_LIST || kind == CKPT_TREE_TUPLE)) {
+		uint64_t idx;
+		for (size_t i = 0; i < ne && kind != CKPT_TREE_DICT; i++)
+			if (!ckpt_step_name_parse(&idx, e[i].key))
+				kind =
+				    CKPT_TREE_DICT; /* a key that is no index: the files say dict */
+		for (size_t i = 0; i < ne && kind != CKPT_TREE_DICT; i++)
+			ckpt_step_name_parse(&e[i].order, e[i].key);
+	}
+	if (rc)
+		goto done;
+	qsort(e, ne, sizeof(*e), cmp_lent);
+	rc = kind == CKPT_TREE_NAMEDTUPLE
+		 ? ckpt_tree_new_namedtuple(&t, ckpt_tree_namedtuple_type(meta))
+		 : ckpt_tree_new(&t, kind);
+	if (rc == 0 && meta && ckpt_tree_custom_metadata(meta))
+		rc = ckpt_tree_set_custom_metadata(t, ckpt_tree_custom_metadata(meta));
+	for (size_t i = 0; rc == 0 && i < ne; i++) {
+		int keyed = kind == CKPT_TREE_DICT || kind == CKPT_TREE_NAMEDTUPLE;
+		if (!keyed && i && e[i].order == e[i - 1].order) {
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: two files for index %s", dir,
+					    e[i].key);
+			break;
+		}
+		rc = ckpt_tree_add(t, keyed ? e[i].key : NULL, e[i].node);
+		e[i].node = NULL; /* owned by t, also on failure */
+		if (rc == CKPT_EEXISTS)
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: two files for key '%s'", dir,
+					    e[i].key);
+	}
+	if (rc == 0) {
+		*out = t;
+		t = NULL;
+	}
+done:
+	for (size_t i = 0; e && i < ne; i++) {
+		free(e[i].key);
+		ckpt_tree_free(e[i].node);
+	}
+	ckpt_tree_free(t);
+	free(e);
+	free(mi);
+	free(used);
+	free_ents(ents, n);
+	return rc;
+}
+
+/* Read an item directory of files/ leniently (see ckpt/pending.h). */
+static int read_item_lenient(ckpt_tree **out, const char *item_dir, struct ictx *c)
+{
+	char *mfile = ckpt_fs_printf("%s/%s", item_dir, CKPT_ITEM_METADATA_NAME);
+	ckpt_tree *meta = NULL;
+	char *json = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	c->open_idx = SIZE_MAX;
+	c->dir = item_dir;
+	if (!mfile)
+		return CKPT_ENOMEM;
+	rc = ckpt_fs_read_file(&json, &len, mfile, MAX_TEXT_FILE);
+	if (rc == 0) {
+		rc = ckpt_tree_metadata_from_json(&meta, json, len);
+		if (rc)
+			ckpt_error_wrap(rc, "%s", mfile);
+	} else if (rc == CKPT_ENOTFOUND) {
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = scan_lenient(out, item_dir, meta && ckpt_tree_is_container(meta) ? meta : NULL,
+				  c);
+	ckpt_tree_free(meta);
+	free(json);
+	free(mfile);
+	return rc;
+}
+
 /* ---- save ---- */
+
+/* The source of leaf, or NULL. Leaves usually come in the order they were
+ * read: search from the last one found. */
+static int cmp_src(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct npy_src *)a)->leaf;
+	uintptr_t y = (uintptr_t)((const struct npy_src *)b)->leaf;
+	return x < y ? -1 : x > y;
+}
+
+static struct npy_src *find_src(struct ictx *c, const ckpt_tree *leaf)
+{
+	size_t i = 0;
+
+	if (c->by_addr) {
+		struct npy_src k = {.leaf = leaf},
+			       *e = bsearch(&k, c->src, c->n, sizeof(k), cmp_src);
+		if (e)
+			c->cur = (size_t)(e - c->src);
+		return e;
+	}
+
+	for (; i < c->n && c->src[(c->cur + i) % c->n].leaf != leaf; i++)
+		;
+	if (i == c->n)
+		return NULL;
+	c->cur = (c->cur + i) % c->n;
+	return &c->src[c->cur];
+}
 
 /* ckpt_pytree_source_fn: stream a lazy array's data from its .npy file. */
 static int npy_source(void *buf, size_t len, uint64_t off, const ckpt_tree *leaf, const char *path,
 		      void *payload)
 {
 	struct ictx *c = payload;
-	struct npy_src *e;
+	struct npy_src *e = find_src(c, leaf);
 	int rc = 0;
 
-	/* leaves usually arrive in the order they were read: search from the last one */
-	size_t i = 0;
-	for (; i < c->n && c->src[(c->cur + i) % c->n].leaf != leaf; i++)
-		;
-	if (i == c->n)
+	if (!e)
 		return ckpt_error_set(CKPT_ERROR, "leaf '%s' has no source file", path);
-	c->cur = (c->cur + i) % c->n;
-	e = &c->src[c->cur];
 	if (c->open_idx != c->cur) {
 		if (c->fd >= 0)
 			close(c->fd);
@@ -442,8 +850,52 @@ out:
 	return rc;
 }
 
-/* Store every regular file below dir as "<prefix>/<name>" (items of other handlers). */
-static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix)
+/* Copy value skey of store src into key of batch b (a clone that cannot share chunks). */
+static int copy_value(ckpt_batch *b, const char *key, ckpt_store *src, const char *skey)
+{
+	ckpt_value *v = NULL;
+	ckpt_value_writer *vw = NULL;
+	unsigned char *buf = malloc(COPY_BUF);
+	int rc = buf ? ckpt_value_open(&v, src, skey, strlen(skey)) : ckpt_error_nomem();
+
+	if (rc == 0)
+		rc = ckpt_value_writer_open(&vw, b, key, strlen(key), NULL);
+	for (uint64_t off = 0; rc == 0 && off < ckpt_value_get_info(v)->size;) {
+		size_t n = 0;
+		rc = ckpt_value_pread(&n, v, buf, COPY_BUF, off);
+		if (rc == 0 && n == 0)
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: value shorter than its size", skey);
+		if (rc == 0)
+			rc = ckpt_value_writer_write(vw, buf, n);
+		off += n;
+	}
+	if (vw && rc == 0)
+		rc = ckpt_value_writer_close(vw);
+	else if (vw)
+		ckpt_value_writer_abort(vw);
+	ckpt_value_free(v);
+	free(buf);
+	return rc;
+}
+
+/* Put key as a clone of e's source, sharing chunks when the store can. */
+static int put_clone(ckpt_batch *b, const char *key, const struct npy_src *e)
+{
+	int rc = ckpt_batch_put_clone(b, key, strlen(key), ckpt_step_store(e->cs), e->ckey,
+				      strlen(e->ckey));
+
+	if (rc == CKPT_EUNSUPPORTED)
+		rc = copy_value(b, key, ckpt_step_store(e->cs), e->ckey);
+	return rc;
+}
+
+/*
+ * Store every regular file below dir as "<prefix>/<name>" (items of other
+ * handlers). With clones (a pending step), clone stubs stand for the key
+ * "<item>/<path>" of their source step.
+ */
+static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
+		       struct clone_steps *clones)
 {
 	struct dirent **ents = NULL;
 	int n = scandir(dir, &ents, NULL, cmp_name);
@@ -454,6 +906,8 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix)
 	for (int i = 0; rc == 0 && i < n; i++) {
 		const char *name = ents[i]->d_name;
 		char *path, *key, *data = NULL;
+		ckpt_clone_ref ref = {0};
+		struct npy_src e = {0};
 		struct stat st;
 		size_t len = 0;
 
@@ -466,14 +920,125 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix)
 		else if (lstat(path, &st) != 0)
 			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
 		else if (S_ISDIR(st.st_mode))
-			rc = put_raw_dir(b, path, key);
-		else if ((rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0)
+			rc = put_raw_dir(b, path, key, clones);
+		else if (clones && (rc = stub_at(&ref, path, &st)) == 1) {
+			rc = resolve_clone(NULL, &e.cs, &e.ckey, clones, &ref, path, 0);
+			if (rc == 0)
+				rc = put_clone(b, key, &e);
+		} else if (rc == 0 &&
+			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0)
 			rc = ckpt_batch_put(b, key, strlen(key), data, len, NULL);
+		ckpt_clone_ref_clear(&ref);
+		free(e.ckey);
 		free(data);
 		free(path);
 		free(key);
 	}
 	free_ents(ents, n);
+	return rc;
+}
+
+/* Stream a lazy array leaf from its .npy file into key (any byte order and layout). */
+static int stream_npy(ckpt_batch *b, const char *key, const char *path, const struct npy_src *e,
+		      struct ictx *c)
+{
+	ckpt_value_writer *vw = NULL;
+	unsigned char *buf = malloc(COPY_BUF);
+	size_t esz = ckpt_dtype_size(e->h.dtype);
+	size_t slice = esz ? COPY_BUF / esz * esz : COPY_BUF;
+	int rc = buf ? ckpt_value_writer_open(&vw, b, key, strlen(key), NULL) : ckpt_error_nomem();
+
+	for (uint64_t off = 0; rc == 0 && off < e->h.data_len; off += slice) {
+		size_t n = e->h.data_len - off < slice ? (size_t)(e->h.data_len - off) : slice;
+		rc = npy_source(buf, n, off, e->leaf, path, c);
+		if (rc == 0)
+			rc = ckpt_value_writer_write(vw, buf, n);
+	}
+	if (vw && rc == 0)
+		rc = ckpt_value_writer_close(vw);
+	else if (vw)
+		ckpt_value_writer_abort(vw);
+	free(buf);
+	return rc;
+}
+
+struct pput {
+	ckpt_batch *b;
+	const char *item;
+	int standard;
+	struct ictx *c;
+};
+
+/* ckpt_tree_walk callback: store one leaf of a leniently read item. */
+static int pending_leaf(ckpt_tree *node, const char *path, void *payload)
+{
+	struct pput *p = payload;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	struct npy_src *e;
+	char *key, txt[64];
+	int rc;
+
+	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE)
+		return 0;
+	if (k == CKPT_TREE_STRING && p->standard)
+		return ckpt_error_set(CKPT_EUNSUPPORTED,
+				      "%s/%s: a string leaf; StandardCheckpointHandler saves only "
+				      "arrays, scalars and None",
+				      p->c->dir, path);
+	if (!(key = ckpt_fs_printf("%s/%s", p->item, path)))
+		return CKPT_ENOMEM;
+	e = find_src(p->c, node);
+	if (e && e->ckey) {
+		rc = put_clone(p->b, key, e);
+	} else if (k == CKPT_TREE_ARRAY) {
+		rc = e ? 0 : ckpt_error_set(CKPT_ERROR, "leaf '%s' has no source file", path);
+		if (rc == 0 && !e->h.big_endian && !(e->h.fortran_order && e->h.ndim > 1)) {
+			rc = ckpt_batch_put_file(p->b, key, strlen(key), AT_FDCWD, e->file,
+						 e->h.header_len, e->h.data_len, NULL);
+			if (rc == CKPT_EUNSUPPORTED)
+				rc = stream_npy(p->b, key, path, e, p->c);
+		} else if (rc == 0) {
+			rc = stream_npy(p->b, key, path, e, p->c);
+		}
+	} else if (k == CKPT_TREE_STRING) {
+		size_t len = 0;
+		const char *s = ckpt_tree_string(node, &len);
+		rc = ckpt_batch_put(p->b, key, strlen(key), s, len, NULL);
+	} else {
+		rc = ckpt_scalar_format(txt, sizeof(txt), node);
+		if (rc >= 0)
+			rc = ckpt_batch_put(p->b, key, strlen(key), txt, (size_t)rc, NULL);
+	}
+	if (rc && rc != CKPT_ENOMEM && e && !strstr(ckpt_error_last(), e->file))
+		ckpt_error_wrap(rc, "%s", e->file);
+	free(key);
+	return rc;
+}
+
+/* Store a leniently read PyTree item: its leaves, then its _METADATA. */
+static int put_pending_item(ckpt_batch *b, const char *item, const ckpt_tree *t, int standard,
+			    struct ictx *c)
+{
+	struct pput p = {b, item, standard, c};
+	char *json = NULL, *key = NULL;
+	int rc;
+
+	/* the tree's order (_METADATA's) need not be the files' order: look sources up by address
+	 */
+	if (c->n)
+		qsort(c->src, c->n, sizeof(*c->src), cmp_src);
+	c->by_addr = 1;
+	c->cur = 0;
+	c->open_idx = SIZE_MAX;
+	rc = ckpt_tree_walk((ckpt_tree *)t, pending_leaf, &p);
+	if (rc == 0)
+		rc = ckpt_tree_metadata_to_json(&json, t);
+	if (rc == 0 && !(key = ckpt_fs_printf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
+		rc = CKPT_ENOMEM;
+	if (rc == 0)
+		rc = ckpt_batch_put(b, key, strlen(key), json, strlen(json), NULL);
+	free(key);
+	free(json);
 	return rc;
 }
 
@@ -492,16 +1057,47 @@ static char *json_field(const cJSON *root, const char *name)
 	return cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
 }
 
-int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
-			  const ckpt_step_writer_options *opts)
+/* A positive integer member of object o exactly (cJSON numbers are doubles,
+ * which round nanoseconds): found again in the text json. 0 if absent. */
+static int64_t json_int(const cJSON *o, const char *json, const char *name)
+{
+	const cJSON *num = cJSON_GetObjectItemCaseSensitive(o, name);
+	char pat[64];
+
+	if (!cJSON_IsNumber(num) || !(num->valuedouble >= 1) || num->valuedouble > 9e18)
+		return 0;
+	snprintf(pat, sizeof(pat), "\"%s\"", name);
+	for (const char *p = strstr(json, pat); p; p = strstr(p + 1, pat)) {
+		const char *v = p + strlen(pat) + strspn(p + strlen(pat), " \t\r\n");
+		char *end;
+		if (*v++ != ':')
+			continue;
+		errno = 0;
+		long long x = strtoll(v, &end, 10);
+		double d = (double)x - num->valuedouble;
+		if (errno == 0 && end != v && d < 1e4 && d > -1e4)
+			return (int64_t)x;
+	}
+	return (int64_t)num->valuedouble;
+}
+
+/*
+ * Save the interchange directory dir as ROOT/<step>. With pending (the
+ * directory of a pending step, dir its files/, lockfd its lock) read
+ * leniently, write the store inside pending and keep files/ until the rename.
+ */
+static int save_dir(const char *root, uint64_t step, const char *dir,
+		    const ckpt_step_writer_options *opts, const char *pending, int lockfd)
 {
 	ckpt_step_writer_options o = CKPT_STEP_WRITER_OPTIONS_INIT;
+	struct clone_steps clones = {root, NULL, 0};
 	struct dirent **ents = NULL;
 	struct item_in *items = NULL;
 	ckpt_step_writer *w = NULL;
 	cJSON *cm = NULL;
 	const cJSON *handlers = NULL;
 	char *mfile = NULL, *json = NULL, *custom = NULL, *metrics = NULL;
+	int64_t init_ns = 0;
 	size_t nitems = 0;
 	int n = -1, rc;
 
@@ -522,6 +1118,8 @@ int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 			o.custom_metadata = custom = json_field(cm, "custom_metadata");
 		if (!o.metrics)
 			o.metrics = metrics = json_field(cm, "metrics");
+		if (pending)
+			init_ns = json_int(cm, json, "init_timestamp_nsecs");
 	} else if (rc != CKPT_ENOTFOUND) {
 		goto done;
 	}
@@ -546,6 +1144,7 @@ int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 			continue;
 		it->c.fd = -1;
 		it->c.lazy = 1;
+		it->c.clones = pending ? &clones : NULL;
 		it->dir = ckpt_fs_printf("%s/%s", dir, name);
 		it->name = strdup(name);
 		if (!it->dir || !it->name) {
@@ -564,23 +1163,34 @@ int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 		it->standard = !strcmp(it->typestr, CKPT_STANDARD_TYPESTR);
 		it->pytree = it->standard || !strcmp(it->typestr, CKPT_PYTREE_TYPESTR);
 		if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
-			rc = read_item(&it->tree, it->dir, &it->c);
+			rc = pending ? read_item_lenient(&it->tree, it->dir, &it->c)
+				     : read_item(&it->tree, it->dir, &it->c);
 	}
 	if (rc)
 		goto done;
 	/* 2. write the step */
-	rc = ckpt_step_writer_open(&w, root, step, &o);
+	if (pending)
+		rc = ckpt_step_writer_open_dir(&w, root, step, pending, lockfd, CKPT_PENDING_FILES,
+					       &o);
+	else
+		rc = ckpt_step_writer_open(&w, root, step, &o);
+	if (rc == 0 && init_ns > 0)
+		ckpt_step_writer_set_init_time(w, init_ns);
 	for (size_t i = 0; rc == 0 && i < nitems; i++) {
 		struct item_in *it = &items[i];
 		ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT;
 
 		sa.item = it->tree;
 		rc = ckpt_step_writer_add_item(w, it->name, it->typestr);
-		if (rc == 0 && it->pytree)
+		if (rc == 0 && it->pytree && pending)
+			rc = put_pending_item(ckpt_step_writer_batch(w), it->name, it->tree,
+					      it->standard, &it->c);
+		else if (rc == 0 && it->pytree)
 			rc = ckpt_pytree_save_item(w, it->name, &sa, it->standard, npy_source,
 						   &it->c);
 		else if (rc == 0)
-			rc = put_raw_dir(ckpt_step_writer_batch(w), it->dir, it->name);
+			rc = put_raw_dir(ckpt_step_writer_batch(w), it->dir, it->name,
+					 pending ? &clones : NULL);
 	}
 	if (rc == 0) {
 		rc = ckpt_step_writer_finalize(w);
@@ -595,6 +1205,7 @@ done:
 		free(items[i].dir);
 	}
 	free(items);
+	clone_steps_free(&clones);
 	free_ents(ents, n);
 	cJSON_Delete(cm);
 	free(custom);
@@ -604,218 +1215,18 @@ done:
 	return rc;
 }
 
-/* ---- restore ---- */
-
-/* Stream a leaf of the step into `file` through the leaf view. */
-static int write_leaf(ckpt_step *s, const char *item, const ckpt_tree *node, const char *file)
+int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
+			  const ckpt_step_writer_options *opts)
 {
-	ckpt_leaf *l = NULL;
-	unsigned char *buf = NULL;
-	int fd = -1, rc = ckpt_leaf_open(&l, s, item, node);
-
-	if (rc)
-		return rc;
-	buf = malloc(COPY_BUF);
-	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (!buf || fd < 0) {
-		rc =
-		    buf ? ckpt_error_errno(CKPT_EIO, errno, "create %s", file) : ckpt_error_nomem();
-		goto done;
-	}
-	for (uint64_t off = 0; off < ckpt_leaf_file_size(l);) {
-		size_t n = 0;
-		if ((rc = ckpt_leaf_pread(&n, l, buf, COPY_BUF, off)))
-			goto done;
-		for (size_t w = 0; w < n;) {
-			ssize_t r = write(fd, buf + w, n - w);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", file);
-				goto done;
-			}
-			w += (size_t)r;
-		}
-		off += n;
-	}
-done:
-	if (fd >= 0 && close(fd) != 0 && rc == 0)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", file);
-	free(buf);
-	ckpt_leaf_free(l);
-	return rc;
+	return save_dir(root, step, dir, opts, NULL, -1);
 }
 
-struct wctx {
-	ckpt_step *s;
-	const char *item;
-	const char *out;
-	size_t skip; /* length of the subtree's own path prefix */
-};
-
-static int write_node(ckpt_tree *node, const char *path, void *payload)
+int ckpt_interchange_save_pending(const char *root, uint64_t step, const char *dir, int lockfd,
+				  const ckpt_step_writer_options *opts)
 {
-	struct wctx *c = payload;
-	const char *rel = path + c->skip;
-	ckpt_tree_kind k = ckpt_tree_get_kind(node);
-	char *file;
-	int rc;
+	char *files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+	int rc = files ? save_dir(root, step, files, opts, dir, lockfd) : CKPT_ENOMEM;
 
-	if (*rel == '/')
-		rel++;
-	if (k == CKPT_TREE_NONE)
-		return 0;
-	file = ckpt_fs_printf("%s%s%s%s", c->out, *rel ? "/" : "", rel,
-			      k == CKPT_TREE_ARRAY ? ".npy" : "");
-	if (!file)
-		return CKPT_ENOMEM;
-	rc = ckpt_tree_is_container(node) ? ckpt_fs_mkdir_p(file)
-					  : write_leaf(c->s, c->item, node, file);
-	free(file);
-	return rc;
-}
-
-/* Items without _METADATA: every key under "<item>/" becomes a file. */
-struct raw_ctx {
-	ckpt_step *s;
-	const char *item;
-	const char *out;
-};
-
-/* A relative path of non-empty components other than "." and "..". */
-static int safe_relpath(const char *p, size_t len)
-{
-	size_t start = 0;
-
-	if (memchr(p, '\0', len))
-		return 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && p[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 0 || (n == 1 && p[start] == '.') ||
-		    (n == 2 && p[start] == '.' && p[start + 1] == '.'))
-			return 0;
-		start = i + 1;
-	}
-	return 1;
-}
-
-static int write_raw_key(const void *name, size_t len, int is_prefix, void *payload)
-{
-	struct raw_ctx *c = payload;
-	char *key = ckpt_fs_printf("%s/%.*s", c->item, (int)len, (const char *)name);
-	char *file = ckpt_fs_printf("%s/%.*s", c->out, (int)len, (const char *)name);
-	void *val = NULL;
-	size_t vlen = 0;
-	int rc;
-
-	(void)is_prefix;
-	if (!key || !file) {
-		rc = CKPT_ENOMEM;
-		goto done;
-	}
-	if (!safe_relpath(name, len)) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "key %s cannot be a file name", key);
-		goto done;
-	}
-	char *slash = strrchr(file, '/');
-	*slash = '\0';
-	rc = ckpt_fs_mkdir_p(file);
-	*slash = '/';
-	if (rc == 0)
-		rc = ckpt_store_get(&val, &vlen, ckpt_step_store(c->s), key, strlen(key));
-	if (rc == 0)
-		rc = ckpt_fs_write_file(file, val, vlen);
-done:
-	free(val);
-	free(key);
-	free(file);
-	return rc;
-}
-
-static int restore_item(ckpt_step *s, const char *item, const char *path, const char *out)
-{
-	const char *json = NULL;
-	const ckpt_tree *meta = NULL;
-	ckpt_tree *node = NULL;
-	char *mfile = NULL, *prefix = NULL;
-	size_t idx;
-	int rc = ckpt_step_item_find(&idx, s, item);
-
-	if (rc)
-		return rc;
-	rc = ckpt_step_item_metadata_json(&json, s, item);
-
-	if (rc == CKPT_ENOTFOUND && !path) {
-		struct raw_ctx rc_ = {s, item, out};
-		prefix = ckpt_fs_printf("%s/", item);
-		if (!prefix)
-			return CKPT_ENOMEM;
-		rc = ckpt_fs_mkdir_p(out);
-		if (rc == 0)
-			rc = ckpt_store_list(ckpt_step_store(s), prefix, strlen(prefix), -1,
-					     write_raw_key, &rc_);
-		free(prefix);
-		return rc;
-	}
-	if (rc == 0)
-		rc = ckpt_step_item_tree(&meta, s, item);
-	if (rc == 0)
-		rc = ckpt_tree_lookup(&node, meta, path ? path : "");
-	if (rc)
-		return rc;
-	if (!ckpt_tree_is_container(node)) { /* one leaf: out/<name> */
-		if (ckpt_tree_get_kind(node) == CKPT_TREE_NONE)
-			return ckpt_error_set(
-			    CKPT_EINVAL, "%s/%s is None: there is no file to write", item, path);
-		mfile = ckpt_fs_printf("%s/%s", out, ckpt_tree_name(node));
-		rc = mfile ? ckpt_fs_mkdir_p(out) : CKPT_ENOMEM;
-		if (rc == 0)
-			rc = write_leaf(s, item, node, mfile);
-		free(mfile);
-		return rc;
-	}
-	char *own = NULL;
-	rc = ckpt_tree_path(&own, node);
-	if (rc)
-		return rc;
-	struct wctx wc = {s, item, out, strlen(own)};
-	free(own);
-	rc = ckpt_fs_mkdir_p(out);
-	if (rc == 0 && node == meta) {
-		mfile = ckpt_fs_printf("%s/%s", out, CKPT_ITEM_METADATA_NAME);
-		rc = mfile ? ckpt_fs_write_file(mfile, json, strlen(json)) : CKPT_ENOMEM;
-		free(mfile);
-	}
-	if (rc == 0)
-		rc = ckpt_tree_walk(node, write_node, &wc);
-	return rc;
-}
-
-int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, const char *out_dir)
-{
-	char *file;
-	int rc;
-
-	if (item)
-		return restore_item(s, item, path, out_dir);
-	rc = ckpt_fs_mkdir_p(out_dir);
-	if (rc)
-		return rc;
-	file = ckpt_fs_printf("%s/%s", out_dir, CKPT_STEP_METADATA_KEY);
-	rc = file ? ckpt_fs_write_file(file, ckpt_step_metadata_json(s),
-				       strlen(ckpt_step_metadata_json(s)))
-		  : CKPT_ENOMEM;
-	free(file);
-	for (size_t i = 0; rc == 0 && i < ckpt_step_item_count(s); i++) {
-		const char *name = ckpt_step_item_name(s, i);
-		char *sub;
-		if (ckpt_item_name_check(name) != 0)
-			return ckpt_error_wrap(CKPT_ECORRUPT, "step %s", ckpt_step_dir(s));
-		sub = ckpt_fs_printf("%s/%s", out_dir, name);
-		rc = sub ? restore_item(s, name, NULL, sub) : CKPT_ENOMEM;
-		free(sub);
-	}
+	free(files);
 	return rc;
 }

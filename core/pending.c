@@ -1,79 +1,568 @@
 /*
- * pending.c — pending steps (ckpt/pending.h). Skeleton: filled in by its owner.
+ * pending.c — pending steps (ckpt/pending.h): steps written file by file
+ * into ROOT/<step>.ckpt-tmp-<nonce>/files/ and finalized later.
+ *
+ * Design: a pending step is a temporary step directory (root.c) that holds
+ * the directory files/. Everything that changes one (the daemon writing
+ * files, finalize, remove) holds the flock of the temporary directory, the
+ * same lock a step writer holds (ckpt_fs_lock_dir). Finalize reads files/
+ * leniently and writes the store inside the same directory
+ * (ckpt_interchange_save_pending, ckpt_step_writer_open_dir), then renames
+ * it to ROOT/<step>.
+ *
+ * Invariants:
+ *   1. ckpt_root_cleanup never removes a directory holding files/ (root.c
+ *      invariant 5); files/ is only removed under the lock: by a finalize
+ *      after its rename (the step is then finalized) or by remove, which
+ *      first renames files/ away so a crash mid-remove leaves an ordinary
+ *      abandoned directory, never a half-removed pending step.
+ *   2. A failed finalize leaves files/ as it was and removes every store
+ *      file it created in the directory: the step stays pending.
+ *   3. A clone stub parses only if its step is decimal digits without a
+ *      leading zero, its item passes ckpt_item_name_check and its path is
+ *      '/'-separated non-empty components other than "." and "..", with no
+ *      NUL or newline, and the stub is at most CLONE_MAX bytes.
  */
+#include <assert.h>
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/npy.h"
 #include "ckpt/pending.h"
 #include "error_private.h"
+#include "step_private.h"
+
+#define CLONE_MAX (64u << 10)  /* bytes of a clone stub */
+#define META_MAX  (256u << 20) /* bytes of a _METADATA or _CHECKPOINT_METADATA */
+#define MAGIC_LEN (sizeof(CKPT_CLONE_MAGIC) - 1)
+
+/* ---- the root ---- */
+
+/* The step of a temporary directory name "<step>.ckpt-tmp-<nonce>"; 0 if not one. */
+static int tmp_name_step(uint64_t *step, const char *name)
+{
+	const char *infix = strstr(name, CKPT_TMP_INFIX);
+	char num[24];
+	size_t n = infix ? (size_t)(infix - name) : 0;
+
+	if (!infix || n == 0 || n >= sizeof(num))
+		return 0;
+	memcpy(num, name, n);
+	num[n] = '\0';
+	return ckpt_step_name_parse(step, num);
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+	const ckpt_pending_info *x = a, *y = b;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return strcmp(x->dir, y->dir);
+}
 
 int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root)
 {
-	(void)root;
+	DIR *d = opendir(root);
+	ckpt_pending_info *v = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+
 	*out = NULL;
 	*n = 0;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "pending steps: not built yet");
+	if (!d)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open root %s", root);
+	while ((e = readdir(d)) != NULL) {
+		uint64_t step;
+		char *dir;
+
+		if (!tmp_name_step(&step, e->d_name))
+			continue;
+		if (!(dir = ckpt_fs_printf("%s/%s", root, e->d_name))) {
+			rc = CKPT_ENOMEM;
+			break;
+		}
+		if (!ckpt_fs_is_pending(dir)) {
+			free(dir);
+			continue;
+		}
+		if (cnt == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			ckpt_pending_info *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				free(dir);
+				rc = ckpt_error_nomem();
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[cnt].step = step;
+		v[cnt++].dir = dir;
+	}
+	closedir(d);
+	if (rc) {
+		ckpt_pending_list_free(v, cnt);
+		return rc;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_info);
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 void ckpt_pending_list_free(ckpt_pending_info *list, size_t n)
 {
-	(void)list;
-	(void)n;
+	for (size_t i = 0; list && i < n; i++)
+		free(list[i].dir);
+	free(list);
+}
+
+/* CKPT_EEXISTS if ROOT/<step> exists or a pending step of that number other than `mine`. */
+static int step_taken(const char *root, uint64_t step, const char *mine)
+{
+	ckpt_pending_info *list = NULL;
+	size_t n = 0;
+	struct stat st;
+	char *final = ckpt_fs_printf("%s/%" PRIu64, root, step);
+	int rc = final ? 0 : CKPT_ENOMEM;
+
+	if (rc == 0 && lstat(final, &st) == 0)
+		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", final);
+	if (rc == 0)
+		rc = ckpt_pending_list(&list, &n, root);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (list[i].step == step && (!mine || strcmp(list[i].dir, mine) != 0))
+			rc = ckpt_error_set(CKPT_EEXISTS,
+					    "step %" PRIu64 " is already pending in %s", step,
+					    list[i].dir);
+	ckpt_pending_list_free(list, n);
+	free(final);
+	return rc;
 }
 
 int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t step)
 {
-	(void)dir_out, (void)lock_fd, (void)root, (void)step;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "pending steps: not built yet");
+	char nonce[17], *dir = NULL, *files = NULL;
+	int fd = -1, rc;
+
+	*dir_out = NULL;
+	*lock_fd = -1;
+	rc = ckpt_fs_mkdir_p(root);
+	if (rc == 0)
+		rc = step_taken(root, step, NULL);
+	/* a cleanup may remove our directory between mkdir and flock: retry with a new name */
+	for (int tries = 0; rc == 0 && fd < 0 && tries < 8; tries++) {
+		ckpt_fs_nonce(nonce);
+		free(dir);
+		if (!(dir =
+			  ckpt_fs_printf("%s/%" PRIu64 "%s%s", root, step, CKPT_TMP_INFIX, nonce)))
+			rc = CKPT_ENOMEM;
+		else if (mkdir(dir, 0777) != 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", dir);
+		else if ((rc = ckpt_fs_lock_dir(&fd, dir, 0)) == CKPT_ENOTFOUND || rc == CKPT_EBUSY)
+			rc = 0;
+	}
+	if (rc == 0 && fd < 0)
+		rc = ckpt_error_set(CKPT_EBUSY, "could not create a pending step in %s", root);
+	if (rc)
+		goto done;
+	files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+	if (!files)
+		rc = CKPT_ENOMEM;
+	else if (mkdir(files, 0777) != 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", files);
+	if (rc == 0) /* a concurrent create or save of the same step: at most one wins */
+		rc = step_taken(root, step, dir);
+	if (rc == 0)
+		rc = ckpt_fs_fsync_dir(dir);
+	if (rc == 0)
+		rc = ckpt_fs_fsync_dir(root);
+	if (rc) {
+		ckpt_fs_rmtree(dir);
+		goto done;
+	}
+	*dir_out = dir;
+	*lock_fd = fd;
+	dir = NULL;
+	fd = -1;
+done:
+	if (fd >= 0)
+		close(fd);
+	free(files);
+	free(dir);
+	return rc;
 }
 
-int ckpt_pending_check_path(const char *relpath, int is_dir)
+/* Lock dir (unless the caller did: *fd >= 0) and check that it is pending. */
+static int lock_pending(int *fd, const char *dir)
 {
-	(void)relpath, (void)is_dir;
-	return 0;
-}
+	int rc = 0;
 
-int ckpt_pending_check_file(int fd, const char *relpath)
-{
-	(void)fd, (void)relpath;
-	return 0;
-}
-
-int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref)
-{
-	(void)out, (void)len, (void)ref;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "clone stubs: not built yet");
-}
-
-int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len)
-{
-	(void)out, (void)buf, (void)len;
-	return ckpt_error_set(CKPT_EINVAL, "clone stubs: not built yet");
-}
-
-int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd)
-{
-	(void)out, (void)fd;
-	return 0;
-}
-
-void ckpt_clone_ref_clear(ckpt_clone_ref *ref)
-{
-	(void)ref;
-}
-
-int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts)
-{
-	(void)dir, (void)lock_fd, (void)opts;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "pending steps: not built yet");
-}
-
-int ckpt_pending_remove(const char *dir, int lock_fd)
-{
-	(void)dir, (void)lock_fd;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "pending steps: not built yet");
+	if (*fd < 0) {
+		rc = ckpt_fs_lock_dir(fd, dir, 1);
+		if (rc == CKPT_EBUSY)
+			return ckpt_error_set(CKPT_EBUSY,
+					      "pending step %s is in use by another process (a "
+					      "ckptfs mount, or a finalize)",
+					      dir);
+		if (rc)
+			return rc;
+	}
+	if (!ckpt_fs_is_pending(dir))
+		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s is not a pending step (no %s/)", dir,
+				    CKPT_PENDING_FILES);
+	return rc;
 }
 
 int ckpt_pending_lock(int *lock_fd, const char *dir)
 {
-	(void)dir;
+	int rc;
+
 	*lock_fd = -1;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "pending steps: not built yet");
+	rc = lock_pending(lock_fd, dir);
+	if (rc && *lock_fd >= 0) {
+		close(*lock_fd);
+		*lock_fd = -1;
+	}
+	return rc;
+}
+
+/* Split a pending directory path into its root (malloc'd) and step. */
+static int split_dir(char **root, uint64_t *step, const char *dir)
+{
+	size_t len = strlen(dir);
+	const char *name;
+	char *d;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (!(d = strndup(dir, len)))
+		return ckpt_error_nomem();
+	char *slash = strrchr(d, '/');
+	name = slash ? slash + 1 : d;
+	if (!tmp_name_step(step, name)) {
+		int rc = ckpt_error_set(CKPT_EINVAL,
+					"%s is not a pending step directory "
+					"(ROOT/<step>" CKPT_TMP_INFIX "<nonce>)",
+					dir);
+		free(d);
+		return rc;
+	}
+	if (!slash)
+		*root = strdup(".");
+	else if (slash == d)
+		*root = strdup("/");
+	else
+		*root = strndup(d, (size_t)(slash - d));
+	free(d);
+	return *root ? 0 : ckpt_error_nomem();
+}
+
+int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts)
+{
+	char *root = NULL;
+	uint64_t step = 0;
+	int fd = lock_fd, rc = split_dir(&root, &step, dir);
+
+	if (rc == 0)
+		rc = lock_pending(&fd, dir);
+	if (rc == 0)
+		rc = ckpt_interchange_save_pending(root, step, dir, fd, opts);
+	if (rc && !strstr(ckpt_error_last(), "finalize"))
+		ckpt_error_wrap(rc, "finalize %s", dir);
+	if (fd >= 0 && fd != lock_fd)
+		close(fd);
+	free(root);
+	return rc;
+}
+
+int ckpt_pending_remove(const char *dir, int lock_fd)
+{
+	char nonce[17], *files = NULL, *gone = NULL;
+	int fd = lock_fd, rc = lock_pending(&fd, dir);
+
+	ckpt_fs_nonce(nonce);
+	if (rc == 0) {
+		files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+		gone = ckpt_fs_printf("%s/removed-%s", dir, nonce);
+		if (!files || !gone)
+			rc = CKPT_ENOMEM;
+	}
+	/* first make it an ordinary abandoned directory (invariant 1) */
+	if (rc == 0 && rename(files, gone) != 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "rename %s", files);
+	if (rc == 0)
+		rc = ckpt_fs_rmtree(dir);
+	if (fd >= 0 && fd != lock_fd)
+		close(fd);
+	free(files);
+	free(gone);
+	return rc;
+}
+
+/* ---- checks of what the daemon writes ---- */
+
+int ckpt_pending_check_path(const char *relpath, int is_dir)
+{
+	const char *p = relpath, *slash;
+	int rc = 0;
+
+	if (!relpath || !*relpath || *relpath == '/')
+		return ckpt_error_set(CKPT_EINVAL, "'%s': not a relative path in a step",
+				      relpath ? relpath : "(null)");
+	for (unsigned depth = 0; rc == 0; depth++, p = slash + 1) {
+		slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		int last = !slash, file = last && !is_dir;
+		char *comp = strndup(p, len), *key = NULL;
+
+		if (!comp)
+			return ckpt_error_nomem();
+		if (len == 0 || !strcmp(comp, ".") || !strcmp(comp, ".."))
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: empty, '.' or '..' component",
+					    relpath);
+		else if (depth == 0 && file && !strcmp(comp, CKPT_STEP_METADATA_KEY))
+			rc = 0;
+		else if (depth == 0 && file)
+			rc = ckpt_error_set(CKPT_EINVAL,
+					    "%s: a step holds only %s and item directories",
+					    relpath, CKPT_STEP_METADATA_KEY);
+		else if (depth == 0)
+			rc = ckpt_item_name_check(comp);
+		else if (depth == 1 && file && !strcmp(comp, CKPT_ITEM_METADATA_NAME))
+			rc = 0;
+		else if (comp[0] == '_')
+			rc = ckpt_error_set(CKPT_EINVAL,
+					    "names starting with '_' are reserved (a key "
+					    "'%s' is written '%%5F%s')",
+					    comp, comp + 1);
+		else if (file && len > 4 && !strcmp(comp + len - 4, ".npy")) {
+			comp[len - 4] = '\0';
+			rc = ckpt_key_unescape(&key, comp, 1);
+		} else {
+			rc = ckpt_key_unescape(&key, comp, 0);
+		}
+		free(key);
+		free(comp);
+		if (rc && rc != CKPT_ENOMEM && !strstr(ckpt_error_last(), relpath))
+			ckpt_error_wrap(rc, "%s", relpath);
+		if (last)
+			break;
+	}
+	return rc;
+}
+
+/* Read the whole file fd (at most max bytes) with pread: *out malloc'd, NUL-terminated. */
+static int read_fd(char **out, size_t *len, int fd, size_t max, const char *name)
+{
+	struct stat st;
+	size_t n = 0;
+	char *buf;
+
+	*out = NULL;
+	if (fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "stat %s", name);
+	if ((uint64_t)st.st_size > max)
+		return ckpt_error_set(CKPT_EINVAL, "%s: larger than %zu bytes", name, max);
+	if (!(buf = malloc((size_t)st.st_size + 1)))
+		return ckpt_error_nomem();
+	while (n < (size_t)st.st_size) {
+		ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int check_step_metadata(const char *json, const char *name)
+{
+	cJSON *cm = cJSON_Parse(json);
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(cm, "item_handlers"), *e;
+	int rc = 0;
+
+	if (!cJSON_IsObject(cm))
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a JSON object", name);
+	else if (h && !cJSON_IsObject(h))
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: item_handlers is not an object", name);
+	if (rc)
+		h = NULL;
+	cJSON_ArrayForEach(e, h)
+	{
+		if (!cJSON_IsString(e)) {
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: item_handlers['%s'] is not a string",
+					    name, e->string ? e->string : "");
+			break;
+		}
+	}
+	cJSON_Delete(cm);
+	return rc;
+}
+
+int ckpt_pending_check_file(int fd, const char *relpath)
+{
+	const char *base = strrchr(relpath, '/');
+	size_t len = strlen(relpath);
+	ckpt_clone_ref ref = {0};
+	ckpt_npy_header h;
+	char *text = NULL;
+	size_t tlen = 0;
+	int rc = ckpt_clone_stub_read(&ref, fd);
+
+	base = base ? base + 1 : relpath;
+	if (rc != 0) { /* a stub (parsed) or a malformed one */
+		ckpt_clone_ref_clear(&ref);
+		return rc < 0 ? ckpt_error_wrap(rc, "%s", relpath) : 0;
+	}
+	if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
+		rc = read_fd(&text, &tlen, fd, META_MAX, relpath);
+		if (rc == 0)
+			rc = check_step_metadata(text, relpath);
+	} else if (!strcmp(base, CKPT_ITEM_METADATA_NAME) && base - relpath > 1 &&
+		   !memchr(relpath, '/', (size_t)(base - relpath) - 1)) {
+		ckpt_tree *t = NULL;
+		rc = read_fd(&text, &tlen, fd, META_MAX, relpath);
+		if (rc == 0 && (rc = ckpt_tree_metadata_from_json(&t, text, tlen)) != 0)
+			ckpt_error_wrap(rc, "%s", relpath);
+		ckpt_tree_free(t);
+	} else if (strchr(relpath, '/') && len > 4 && !strcmp(relpath + len - 4, ".npy")) {
+		rc = ckpt_npy_check_fd(&h, fd, relpath);
+		if (rc == CKPT_EUNSUPPORTED)
+			rc = CKPT_EINVAL; /* an unknown dtype is bad input here */
+	}
+	free(text);
+	return rc;
+}
+
+/* ---- clone stubs ---- */
+
+/* A leaf path: ckpt_fs_relpath_ok and no newline (a stub is lines). */
+static int path_ok(const char *p, size_t len)
+{
+	return !memchr(p, '\n', len) && ckpt_fs_relpath_ok(p, len);
+}
+
+int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref)
+{
+	*out = NULL;
+	*len = 0;
+	if (!ref->item || !ref->path || strchr(ref->item, '\n') ||
+	    ckpt_item_name_check(ref->item) != 0 || !path_ok(ref->path, strlen(ref->path)))
+		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad item '%s' or path '%s'",
+				      ref->item ? ref->item : "(null)",
+				      ref->path ? ref->path : "(null)");
+	if (!(*out = ckpt_fs_printf(CKPT_CLONE_MAGIC "%" PRIu64 "\n%s\n%s\n", ref->step, ref->item,
+				    ref->path)))
+		return CKPT_ENOMEM;
+	*len = strlen(*out);
+	if (*len > CLONE_MAX) {
+		free(*out);
+		*out = NULL;
+		*len = 0;
+		return ckpt_error_set(CKPT_EINVAL, "clone stub: path longer than %u bytes",
+				      CLONE_MAX);
+	}
+	return 0;
+}
+
+/* The next line of [*p, end) without its '\n': start and length; 0 if there is no '\n'. */
+static int next_line(const char **line, size_t *n, const char **p, const char *end)
+{
+	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+
+	if (!nl)
+		return 0;
+	*line = *p;
+	*n = (size_t)(nl - *p);
+	*p = nl + 1;
+	return 1;
+}
+
+int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len)
+{
+	const char *p = buf, *end = p + len, *s, *item, *path;
+	size_t sn, in, pn;
+	char num[24];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len < MAGIC_LEN || len > CLONE_MAX || memcmp(p, CKPT_CLONE_MAGIC, MAGIC_LEN) != 0)
+		return ckpt_error_set(CKPT_EINVAL, "not a clone stub (bad magic or size)");
+	p += MAGIC_LEN;
+	if (!next_line(&s, &sn, &p, end) || !next_line(&item, &in, &p, end) ||
+	    !next_line(&path, &pn, &p, end) || p != end)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "clone stub: expected three lines (step, item, path)");
+	if (sn == 0 || sn >= sizeof(num))
+		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad step number");
+	memcpy(num, s, sn);
+	num[sn] = '\0';
+	if (!ckpt_step_name_parse(&out->step, num))
+		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad step number '%s'", num);
+	if (memchr(item, '\0', in) || !path_ok(path, pn))
+		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad item or leaf path");
+	out->item = strndup(item, in);
+	out->path = strndup(path, pn);
+	if (!out->item || !out->path)
+		rc = ckpt_error_nomem();
+	else if ((rc = ckpt_item_name_check(out->item)) != 0)
+		ckpt_error_wrap(rc, "clone stub");
+	if (rc)
+		ckpt_clone_ref_clear(out);
+	return rc;
+}
+
+int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd)
+{
+	char magic[MAGIC_LEN], *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	ssize_t r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "stat");
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_ISVTX) || st.st_size < (off_t)MAGIC_LEN)
+		return 0;
+	r = pread(fd, magic, MAGIC_LEN, 0);
+	if (r < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "read");
+	if ((size_t)r != MAGIC_LEN || memcmp(magic, CKPT_CLONE_MAGIC, MAGIC_LEN) != 0)
+		return 0;
+	rc = read_fd(&buf, &len, fd, CLONE_MAX, "clone stub");
+	if (rc == 0)
+		rc = ckpt_clone_stub_parse(out, buf, len);
+	free(buf);
+	return rc ? rc : 1;
+}
+
+void ckpt_clone_ref_clear(ckpt_clone_ref *ref)
+{
+	if (!ref)
+		return;
+	free(ref->item);
+	free(ref->path);
+	ref->item = ref->path = NULL;
 }

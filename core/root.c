@@ -22,6 +22,12 @@
  *      mid-delete leaves something cleanup removes, never half a step.
  *   4. Removing a tree tolerates entries vanishing under it (ENOENT is not an
  *      error): a concurrent cleanup may be removing the same tree.
+ *   5. A temporary directory holding the directory `files/` is a pending step
+ *      (ckpt/pending.h): cleanup never removes it, whether locked or not. The
+ *      check is made while holding its lock, and files/ only disappears
+ *      under that lock (finalize, remove), so cleanup cannot race it. A
+ *      deleted step ("<step>.ckpt-tmp-del-<nonce>") is never pending, even if
+ *      a finalize died before removing its files/.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/pending.h"
 #include "error_private.h"
 #include "step_private.h"
 
@@ -129,8 +136,8 @@ int ckpt_fs_lock_dir(int *out, const char *path, int nonblock)
 	while ((r = flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0))) != 0 && errno == EINTR)
 		;
 	if (r != 0)
-		rc = ckpt_error_errno(errno == EWOULDBLOCK ? CKPT_EBUSY : CKPT_EIO, errno, "lock %s",
-				      path);
+		rc = ckpt_error_errno(errno == EWOULDBLOCK ? CKPT_EBUSY : CKPT_EIO, errno,
+				      "lock %s", path);
 	else if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
 		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "stat %s",
 				      path);
@@ -258,6 +265,36 @@ int ckpt_fs_write_file(const char *path, const void *data, size_t len)
 	return rc;
 }
 
+int ckpt_fs_is_pending(const char *dir)
+{
+	struct stat st;
+	char *files = strstr(dir, CKPT_TMP_INFIX "del-")
+			  ? NULL /* a step being deleted */
+			  : ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+	int yes = files && lstat(files, &st) == 0 && S_ISDIR(st.st_mode);
+
+	free(files);
+	return yes;
+}
+
+int ckpt_fs_relpath_ok(const char *p, size_t len)
+{
+	size_t start = 0;
+
+	if (memchr(p, '\0', len))
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && p[i] != '/')
+			continue;
+		size_t n = i - start;
+		if (n == 0 || (n == 1 && p[start] == '.') ||
+		    (n == 2 && p[start] == '.' && p[start + 1] == '.'))
+			return 0;
+		start = i + 1;
+	}
+	return 1;
+}
+
 int ckpt_step_name_parse(uint64_t *out, const char *name)
 {
 	uint64_t v = 0;
@@ -382,8 +419,10 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 		}
 		/* Abandoned iff its lock is free (invariant 2); hold it while removing. */
 		if (ckpt_fs_lock_dir(&lockfd, path, 1) == 0) {
-			rc = ckpt_fs_rmtree(path);
-			cnt += rc == 0;
+			if (!ckpt_fs_is_pending(path)) { /* invariant 5 */
+				rc = ckpt_fs_rmtree(path);
+				cnt += rc == 0;
+			}
 			close(lockfd);
 		}
 		free(path);

@@ -25,8 +25,12 @@ int ckpt_fs_rmtree(const char *path);
  * or if path names another inode once locked.
  */
 int ckpt_fs_lock_dir(int *fd, const char *path, int nonblock);
+/* 1 if dir holds the directory files/ (a pending step, ckpt/pending.h), else 0. */
+int ckpt_fs_is_pending(const char *dir);
 /* fsync a directory. */
 int ckpt_fs_fsync_dir(const char *path);
+/* A relative path of len bytes: non-empty components other than "." and "..", no NUL. */
+int ckpt_fs_relpath_ok(const char *p, size_t len);
 /* mkdir -p. */
 int ckpt_fs_mkdir_p(const char *path);
 /* malloc'd printf; NULL when out of memory (message set). */
@@ -48,7 +52,38 @@ void ckpt_fs_nonce(char buf[17]);
 /* Item names are directory names: non-empty, no '/', not starting with '_' or '.'. */
 int ckpt_item_name_check(const char *item);
 
+/*
+ * Check the .npy file open as fd (named name in messages): a valid header
+ * and exactly the length it announces ("x.npy: header says float32 (3, 4) =
+ * 48 data bytes but the file has 40"). Reads with pread (the offset stays).
+ */
+struct ckpt_npy_header;
+int ckpt_npy_check_fd(struct ckpt_npy_header *h, int fd, const char *name);
+
 /* The store options the writer was opened with (borrowed). */
 const ckpt_store_options *ckpt_step_writer_store_options(const ckpt_step_writer *w);
+
+/*
+ * Open a writer on the existing directory dir (ROOT/<step>.ckpt-tmp-<nonce>,
+ * a pending step) whose flock the caller holds as lockfd (borrowed: the
+ * caller closes it after the writer is gone). Everything in dir except the
+ * entry `keep` is removed first (leftovers of an earlier attempt) and the
+ * store is created in dir. Abort and failed finalizes remove what the writer
+ * created and leave `keep` untouched; a successful finalize renames dir to
+ * ROOT/<step> (never replacing a step: CKPT_EEXISTS) and then removes
+ * ROOT/<step>/<keep>.
+ */
+int ckpt_step_writer_open_dir(ckpt_step_writer **out, const char *root, uint64_t step,
+			      const char *dir, int lockfd, const char *keep,
+			      const ckpt_step_writer_options *opts);
+/*
+ * The body of ckpt_pending_finalize (interchange.c): read dir/files/
+ * leniently, write the store inside dir with a writer of
+ * ckpt_step_writer_open_dir (lockfd held by the caller) and finalize it.
+ */
+int ckpt_interchange_save_pending(const char *root, uint64_t step, const char *dir, int lockfd,
+				  const ckpt_step_writer_options *opts);
+/* Set the init timestamp written at finalize (default: the time of open). */
+void ckpt_step_writer_set_init_time(ckpt_step_writer *w, int64_t ns);
 
 #endif

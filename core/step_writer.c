@@ -14,6 +14,12 @@
  *             remove the old step, which now has the temporary name.
  *   abort:    drop the batch and remove the temporary directory.
  *
+ * A writer opened on an existing directory (ckpt_step_writer_open_dir, the
+ * finalize of a pending step) borrows the caller's lock, keeps one entry of
+ * the directory (`files/`): abort removes everything else (what the writer
+ * created), and finalize removes the kept entry only after the rename, so a
+ * failure at any point before the rename leaves the entry untouched.
+ *
  * Invariants:
  *   1. ROOT/<step> only ever names a complete, sealed store: the rename is
  *      the commit point and happens after every byte is durable.
@@ -33,6 +39,7 @@
  */
 #include <assert.h>
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,7 +57,9 @@ struct ckpt_step_writer {
 	char *root;
 	char *tmpdir;
 	char *final;
-	int lockfd; /* the flock()ed temporary directory (invariant 2) */
+	int lockfd;	   /* the flock()ed temporary directory (invariant 2) */
+	int borrowed_lock; /* lockfd is the caller's (open_dir) */
+	char *keep;	   /* open_dir: the entry of tmpdir that is not ours */
 	int force;
 	ckpt_store_options store_opts;
 	ckpt_store *store;
@@ -80,16 +89,39 @@ static int parse_object(cJSON **out, const char *json, const char *what)
 	return 0;
 }
 
+/* Remove every entry of dir but `keep` (a writer's store inside a pending step). */
+static int rm_except(const char *dir, const char *keep)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return ckpt_error_errno(CKPT_EIO, errno, "open %s", dir);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, keep))
+			continue;
+		char *p = ckpt_fs_printf("%s/%s", dir, e->d_name);
+		rc = p ? ckpt_fs_rmtree(p) : CKPT_ENOMEM;
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
 static void writer_free(ckpt_step_writer *w)
 {
 	if (!w)
 		return;
 	ckpt_batch_abort(w->batch);
 	ckpt_store_free(w->store);
-	if (w->tmpdir)
+	if (w->tmpdir && w->keep)
+		rm_except(w->tmpdir, w->keep);
+	else if (w->tmpdir)
 		ckpt_fs_rmtree(w->tmpdir);
-	if (w->lockfd >= 0)
+	if (w->lockfd >= 0 && !w->borrowed_lock)
 		close(w->lockfd);
+	free(w->keep);
 	cJSON_Delete(w->handlers);
 	cJSON_Delete(w->custom_metadata);
 	cJSON_Delete(w->metrics);
@@ -110,8 +142,8 @@ static int make_tmpdir(ckpt_step_writer *w, uint64_t step)
 
 	for (int tries = 0; tries < 8; tries++) {
 		ckpt_fs_nonce(nonce);
-		w->tmpdir = ckpt_fs_printf("%s/%" PRIu64 "%s%s", w->root, step, CKPT_TMP_INFIX,
-					   nonce);
+		w->tmpdir =
+		    ckpt_fs_printf("%s/%" PRIu64 "%s%s", w->root, step, CKPT_TMP_INFIX, nonce);
 		if (!w->tmpdir)
 			return CKPT_ENOMEM;
 		if (mkdir(w->tmpdir, 0777) != 0) {
@@ -123,14 +155,28 @@ static int make_tmpdir(ckpt_step_writer *w, uint64_t step)
 		rc = ckpt_fs_lock_dir(&w->lockfd, w->tmpdir, 0);
 		if (rc != CKPT_ENOTFOUND && rc != CKPT_EBUSY)
 			return rc; /* on failure writer_free removes the directory */
-		free(w->tmpdir); /* removed (or replaced) by a cleanup: not ours */
+		free(w->tmpdir);   /* removed (or replaced) by a cleanup: not ours */
 		w->tmpdir = NULL;
 	}
 	return rc;
 }
 
-int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
-			  const ckpt_step_writer_options *opts)
+/* Create the store in w->tmpdir and open the batch. */
+static int open_store(ckpt_step_writer *w)
+{
+	int rc = ckpt_store_open(&w->store, w->tmpdir, CKPT_STORE_CREATE, &w->store_opts);
+
+	if (rc == 0)
+		rc = ckpt_batch_begin(&w->batch, w->store);
+	if (rc)
+		ckpt_error_wrap(rc, "step %s", w->tmpdir);
+	return rc;
+}
+
+/* Both entry points: dir NULL makes a new temporary directory (open), else
+ * the store goes into dir, a pending step locked by the caller (open_dir). */
+static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, const char *dir,
+		       int lockfd, const char *keep, const ckpt_step_writer_options *opts)
 {
 	static const ckpt_step_writer_options defaults = CKPT_STEP_WRITER_OPTIONS_INIT;
 	ckpt_step_writer *w;
@@ -155,34 +201,53 @@ int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t ste
 	w->handlers = cJSON_CreateObject();
 	w->root = strdup(root);
 	w->final = ckpt_fs_printf("%s/%" PRIu64, root, step);
-	if (!w->handlers || !w->root || !w->final) {
+	if (dir) {
+		assert(lockfd >= 0 && keep);
+		w->force = 0; /* a pending step never replaces a step */
+		w->lockfd = lockfd;
+		w->borrowed_lock = 1;
+		w->keep = strdup(keep); /* first: with tmpdir but no keep, free removes dir */
+		w->tmpdir = w->keep ? strdup(dir) : NULL;
+		if (!w->tmpdir)
+			rc = ckpt_error_nomem();
+	}
+	if (rc == 0 && (!w->handlers || !w->root || !w->final))
 		rc = ckpt_error_nomem();
-		goto fail;
-	}
-	rc = ckpt_fs_mkdir_p(root);
-	if (rc == 0)
+	if (rc == 0 && !dir)
+		rc = ckpt_fs_mkdir_p(root);
+	if (rc == 0 && !dir)
 		rc = ckpt_root_cleanup(root, NULL);
-	if (rc)
-		goto fail;
-	if (!w->force && lstat(w->final, &st) == 0) {
+	if (rc == 0 && !w->force && lstat(w->final, &st) == 0)
 		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", w->final);
-		goto fail;
-	}
-	rc = make_tmpdir(w, step);
+	if (rc == 0) /* with dir: leftovers of an earlier failed or killed finalize */
+		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w, step);
+	if (rc == 0)
+		rc = open_store(w);
 	if (rc)
 		goto fail;
-	rc = ckpt_store_open(&w->store, w->tmpdir, CKPT_STORE_CREATE, &w->store_opts);
-	if (rc == 0)
-		rc = ckpt_batch_begin(&w->batch, w->store);
-	if (rc) {
-		ckpt_error_wrap(rc, "step %s", w->tmpdir);
-		goto fail;
-	}
 	*out = w;
 	return 0;
 fail:
 	writer_free(w);
 	return rc;
+}
+
+int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
+			  const ckpt_step_writer_options *opts)
+{
+	return writer_open(out, root, step, NULL, -1, NULL, opts);
+}
+
+int ckpt_step_writer_open_dir(ckpt_step_writer **out, const char *root, uint64_t step,
+			      const char *dir, int lockfd, const char *keep,
+			      const ckpt_step_writer_options *opts)
+{
+	return writer_open(out, root, step, dir, lockfd, keep, opts);
+}
+
+void ckpt_step_writer_set_init_time(ckpt_step_writer *w, int64_t ns)
+{
+	w->init_ns = ns;
 }
 
 ckpt_batch *ckpt_step_writer_batch(ckpt_step_writer *w)
@@ -317,6 +382,16 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 		ckpt_fs_rmtree(w->tmpdir); /* the old step; cleanup removes it if this fails */
 	free(w->tmpdir);
 	w->tmpdir = NULL; /* committed: nothing to remove any more */
+	if (w->keep) {	  /* the pending step's files/, now inside the finalized step */
+		char *kept = ckpt_fs_printf("%s/%s", w->final, w->keep);
+		int r = kept ? ckpt_fs_rmtree(kept) : CKPT_ENOMEM;
+		if (r == 0)
+			r = ckpt_fs_fsync_dir(w->final);
+		if (r && rc == 0)
+			rc = ckpt_error_wrap(r, "step %s is finalized, but removing its %s failed",
+					     w->final, w->keep);
+		free(kept);
+	}
 done:
 	if (oldfd >= 0)
 		close(oldfd);

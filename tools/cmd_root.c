@@ -1,10 +1,13 @@
 /*
  * cmd_root.c — commands on a checkpoint root: ls, rm, finalize, mount.
  *
- * A root holds finalized steps (ROOT/<n>) and, while or after a save,
- * temporary directories ROOT/<n>.ckpt-tmp-<nonce> ("pending"). ls shows both;
- * rm deletes a finalized step with ckpt_root_delete_step and removes a
- * pending directory itself.
+ * A root holds finalized steps (ROOT/<n>) and temporary directories
+ * ROOT/<n>.ckpt-tmp-<nonce>: pending steps (holding files/, ckpt/pending.h:
+ * written through a mount, waiting for finalize) and saves in progress or
+ * abandoned ("saving"; cleanup removes the abandoned ones). ls shows all
+ * three; rm deletes a finalized step with ckpt_root_delete_step, a pending
+ * step with ckpt_pending_remove, and an abandoned save's directory itself;
+ * finalize finalizes a pending step (ckpt_pending_finalize).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,9 +20,19 @@
 
 #include "cli_util.h"
 
+enum { FINAL = 0, PENDING = 1, SAVING = 2 };
+
+static const char *state_name(int pending, int damaged)
+{
+	return pending == PENDING ? "pending"
+	       : pending	  ? "saving"
+	       : damaged	  ? "damaged"
+				  : "finalized";
+}
+
 typedef struct ls_row {
 	uint64_t step;
-	int pending;
+	int pending; /* a temporary directory: PENDING (files/) or SAVING */
 	int damaged;
 	int64_t time_ns; /* commit time (finalized) or directory mtime (pending) */
 	uint64_t size;
@@ -70,7 +83,8 @@ static int parse_tmp_name(uint64_t *step, const char *name)
 int cmd_ls(int argc, char **argv)
 {
 	uint64_t *steps = NULL;
-	size_t nsteps = 0, nrows = 0, cap = 0;
+	ckpt_pending_info *pend = NULL;
+	size_t nsteps = 0, npend = 0, nrows = 0, cap = 0;
 	ls_row *rows = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
@@ -79,16 +93,20 @@ int cmd_ls(int argc, char **argv)
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, LS_USAGE,
-		       "List the steps of a checkpoint root: step, state (finalized, or pending\n"
-		       "for a save in progress or abandoned), commit time, size on disk.\n",
+		       "List the steps of a checkpoint root: step, state (finalized; pending:\n"
+		       "written through a mount, waiting for `ckpt finalize`; saving: a save in\n"
+		       "progress or abandoned), commit time, size on disk.\n",
 		       NULL, NULL, NULL);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
 		return cli_usagef(LS_USAGE, "expected one ROOT");
 	root = argv[a];
-	if (ckpt_root_steps(&steps, &nsteps, root) < 0)
+	if (ckpt_root_steps(&steps, &nsteps, root) < 0 ||
+	    ckpt_pending_list(&pend, &npend, root) < 0) {
+		free(steps);
 		return cli_fail();
+	}
 	d = opendir(root);
 	if (!d) {
 		rc = cli_errorf("%s: %s", root, strerror(errno));
@@ -114,11 +132,14 @@ int cmd_ls(int argc, char **argv)
 				break;
 			if (parse_tmp_name(&r.step, de->d_name) < 0)
 				continue;
-			r.pending = 1;
 			snprintf(r.name, sizeof(r.name), "%s", de->d_name);
 			snprintf(path, sizeof(path), "%s/%s", root, r.name);
 			if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
+			r.pending = SAVING;
+			for (size_t j = 0; j < npend; j++)
+				if (strcmp(pend[j].dir, path) == 0)
+					r.pending = PENDING;
 			r.time_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		}
 		r.size = cli_du(path);
@@ -140,9 +161,7 @@ int cmd_ls(int argc, char **argv)
 			fmt_time(t, sizeof(t), rows[i].time_ns, 1);
 			printf("%s\n  {\"step\": %llu, \"state\": \"%s\", \"name\": ", i ? "," : "",
 			       (unsigned long long)rows[i].step,
-			       rows[i].pending	 ? "pending"
-			       : rows[i].damaged ? "damaged"
-						 : "finalized");
+			       state_name(rows[i].pending, rows[i].damaged));
 			cli_json_str(stdout, rows[i].name);
 			printf(", \"%s\": %lld, \"time\": \"%s\", \"size\": %llu}",
 			       rows[i].pending ? "mtime_ns" : "commit_time_ns",
@@ -156,17 +175,15 @@ int cmd_ls(int argc, char **argv)
 		char t[64], sz[32];
 		fmt_time(t, sizeof(t), rows[i].pending ? 0 : rows[i].time_ns, 0);
 		printf("%-12llu %-10s %-20s %12s%s%s\n", (unsigned long long)rows[i].step,
-		       rows[i].pending	 ? "pending"
-		       : rows[i].damaged ? "damaged"
-					 : "finalized",
-		       t, cli_size(sz, rows[i].size), rows[i].pending ? "  " : "",
-		       rows[i].pending ? rows[i].name : "");
+		       state_name(rows[i].pending, rows[i].damaged), t, cli_size(sz, rows[i].size),
+		       rows[i].pending ? "  " : "", rows[i].pending ? rows[i].name : "");
 	}
 done:
 	if (d)
 		closedir(d);
 	free(rows);
 	free(steps);
+	ckpt_pending_list_free(pend, npend);
 	return rc;
 }
 
@@ -198,8 +215,27 @@ static int split_step_path(char *root, char *name, const char *arg)
 	return name[0] ? 0 : -1;
 }
 
-/* Remove the pending directories of `step` (only the one named `only` if not NULL). */
-static int rm_pending(const char *root, const char *only, uint64_t step, int *count)
+/* Is path one of the pending steps of root? (-1 on error, message printed) */
+static int is_pending(const char *root, const char *path)
+{
+	ckpt_pending_info *pend = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	if (ckpt_pending_list(&pend, &n, root) < 0)
+		return -cli_fail();
+	for (size_t i = 0; i < n && !found; i++)
+		found = strcmp(pend[i].dir, path) == 0;
+	ckpt_pending_list_free(pend, n);
+	return found;
+}
+
+/*
+ * Remove the temporary directories of `step` (only the one named `only` if
+ * not NULL): pending steps with ckpt_pending_remove (refused while a mount
+ * or a finalize holds them), abandoned saves directly.
+ */
+static int rm_tmp(const char *root, const char *only, uint64_t step, int *count)
 {
 	DIR *d = opendir(root);
 	struct dirent *de;
@@ -210,18 +246,21 @@ static int rm_pending(const char *root, const char *only, uint64_t step, int *co
 	*count = 0;
 	if (!d)
 		return cli_errorf("%s: %s", root, strerror(errno));
-	while ((de = readdir(d))) {
+	while (rc == 0 && (de = readdir(d))) {
 		if (parse_tmp_name(&s, de->d_name) < 0 || s != step)
 			continue;
 		if (only && strcmp(only, de->d_name) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		int e = cli_rmtree(path);
-		if (e < 0) {
+		int pending = is_pending(root, path), e;
+		if (pending < 0)
+			rc = 1;
+		else if (pending && ckpt_pending_remove(path, -1) < 0)
+			rc = cli_fail();
+		else if (!pending && (e = cli_rmtree(path)) < 0)
 			rc = cli_errorf("remove %s: %s", path, strerror(-e));
-			break;
-		}
-		(*count)++;
+		else
+			(*count)++;
 	}
 	closedir(d);
 	return rc;
@@ -237,9 +276,10 @@ int cmd_rm(int argc, char **argv)
 	int a, rc, count = 0;
 
 	rc = cli_parse(&a, argc, argv, RM_USAGE,
-		       "Delete a finalized step (atomically: renamed away, then removed), or a\n"
-		       "pending step's temporary directory. ROOT/STEP with only pending\n"
-		       "directories for STEP removes those.\n",
+		       "Delete a finalized step (atomically: renamed away, then removed), a\n"
+		       "pending step (refused while a ckptfs mount or a finalize uses it), or an\n"
+		       "abandoned save's temporary directory. ROOT/STEP of a step that is not\n"
+		       "finalized removes its pending and temporary directories.\n",
 		       NULL, NULL, NULL);
 	if (rc)
 		return rc;
@@ -251,68 +291,73 @@ int cmd_rm(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/%s", root, name);
 		if (lstat(path, &st) < 0)
 			return cli_errorf("%s: %s", path, strerror(errno));
-		if ((rc = rm_pending(root, name, step, &count)) != 0)
-			return rc;
-		return 0;
+		return rm_tmp(root, name, step, &count);
 	}
 	if (cli_parse_u64(&step, name, 0) < 0)
 		return cli_errorf("'%s' is not a step (ROOT/<number>)", argv[a]);
 	snprintf(path, sizeof(path), "%s/%s", root, name);
 	if (lstat(path, &st) == 0)
 		return ckpt_root_delete_step(root, step) < 0 ? cli_fail() : 0;
-	if ((rc = rm_pending(root, NULL, step, &count)) != 0)
+	if ((rc = rm_tmp(root, NULL, step, &count)) != 0)
 		return rc;
 	if (count == 0)
 		return cli_errorf("no step %llu in %s", (unsigned long long)step, root);
 	return 0;
 }
 
-/* Does root hold a temporary directory of step? */
-static int has_pending(const char *root, uint64_t step)
-{
-	DIR *d = opendir(root);
-	struct dirent *de;
-	uint64_t s;
-	int found = 0;
-
-	while (d && !found && (de = readdir(d)))
-		found = parse_tmp_name(&s, de->d_name) == 0 && s == step;
-	if (d)
-		closedir(d);
-	return found;
-}
-
-#define FINALIZE_USAGE "ckpt finalize ROOT/STEP"
+#define FINALIZE_USAGE "ckpt finalize ROOT/STEP | ROOT/STEP.ckpt-tmp-NONCE"
 
 int cmd_finalize(int argc, char **argv)
 {
 	char root[PATH_MAX], name[256], path[PATH_MAX + 256];
+	ckpt_pending_info *pend = NULL;
+	const char *dir = NULL;
+	size_t n = 0, found = 0;
 	uint64_t step;
 	struct stat st;
-	int a, rc;
+	int a, rc, named;
 
 	rc = cli_parse(&a, argc, argv, FINALIZE_USAGE,
-		       "Finalize a pending step (one started by mkdir on a ckptfs mount).\n", NULL,
-		       NULL, NULL);
+		       "Finalize a pending step (one started by mkdir on a ckptfs mount, or\n"
+		       "left pending by an unmount): its files become the step ROOT/STEP.\n"
+		       "A file that does not parse fails the finalize and the step stays\n"
+		       "pending: fix the file (e.g. on the mount) and finalize again.\n",
+		       NULL, NULL, NULL);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
 		return cli_usagef(FINALIZE_USAGE, "expected one ROOT/STEP");
-	if (split_step_path(root, name, argv[a]) < 0 ||
-	    (parse_tmp_name(&step, name) < 0 && cli_parse_u64(&step, name, 0) < 0))
+	if (split_step_path(root, name, argv[a]) < 0)
+		return cli_usagef(FINALIZE_USAGE, "bad step path '%s'", argv[a]);
+	named = parse_tmp_name(&step, name) == 0;
+	if (!named && cli_parse_u64(&step, name, 0) < 0)
 		return cli_usagef(FINALIZE_USAGE, "bad step path '%s'", argv[a]);
 	snprintf(path, sizeof(path), "%s/%llu", root, (unsigned long long)step);
-	if (stat(path, &st) == 0 && cli_is_step_dir(path)) {
+	if (!named && stat(path, &st) == 0 && cli_is_step_dir(path)) {
 		printf("step %llu is already finalized\n", (unsigned long long)step);
 		return 0;
 	}
-	if (!has_pending(root, step))
-		return cli_errorf("no step %llu in %s (neither finalized nor pending)",
-				  (unsigned long long)step, root);
-	/* TODO: libckpt has no API yet to finalize a pending step from outside
-	 * the process that writes it. */
-	return cli_errorf("finalize of a pending step is not built yet (step %llu in %s)",
-			  (unsigned long long)step, root);
+	if (ckpt_pending_list(&pend, &n, root) < 0)
+		return cli_fail();
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	for (size_t i = 0; i < n; i++) {
+		if (pend[i].step != step || (named && strcmp(pend[i].dir, path) != 0))
+			continue;
+		dir = pend[i].dir;
+		found++;
+	}
+	if (found == 0)
+		rc = cli_errorf("no pending step %s in %s", name, root);
+	else if (found > 1)
+		rc = cli_errorf("step %llu has %zu pending directories in %s: name one "
+				"(ROOT/STEP.ckpt-tmp-NONCE, see ckpt ls)",
+				(unsigned long long)step, found, root);
+	else if (ckpt_pending_finalize(dir, -1, NULL) < 0)
+		rc = cli_fail();
+	else
+		printf("finalized step %llu\n", (unsigned long long)step);
+	ckpt_pending_list_free(pend, n);
+	return rc;
 }
 
 int cmd_mount(int argc, char **argv)

@@ -61,7 +61,7 @@ assert all(r["state"] == "finalized" and r["size"] > 1 << 20 for r in rows), row
 assert all(r["commit_time_ns"] > 1.6e18 for r in rows), rows
 EOF
 mkdir "$R/300.ckpt-tmp-test"
-run 0 "$CKPT" ls "$R";                grep_out '^300 +pending'
+run 0 "$CKPT" ls "$R";                grep_out '^300 +saving'
 run 0 "$CKPT" rm "$R/300.ckpt-tmp-test"
 [ -e "$R/300.ckpt-tmp-test" ] && fail "rm left the pending directory"
 pass "ls (text and --json, pending steps) and rm of a pending directory"

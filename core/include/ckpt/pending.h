@@ -126,7 +126,9 @@ void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
  * Finalize the pending step in directory dir (ROOT/<step>.ckpt-tmp-<nonce>):
  * build its store from files/ (lenient reading, see above; clones shared,
  * big .npy files adopted), commit with _CHECKPOINT_METADATA (commit time
- * now), seal, remove files/, rename to ROOT/<step>, fsync ROOT. lock_fd is
+ * now), seal, rename to ROOT/<step> (the commit point), fsync ROOT, remove
+ * files/ (a crash in between leaves a complete step with a stray files/
+ * that readers ignore, never a lost pending step; docs/api.md). lock_fd is
  * the caller's lock of dir, or -1 to take it here (CKPT_EBUSY if another
  * process holds it). On failure the pending step is left as it was (any
  * partial store inside dir is removed) and the message says why, naming

@@ -1,0 +1,221 @@
+/*
+ * interchange_restore.c — a finalized step (or one item, subtree or leaf of
+ * it) written out as an interchange directory (ckpt/interchange.h).
+ *
+ * Restoring writes _CHECKPOINT_METADATA, each item's _METADATA and every
+ * leaf through the leaf view (ckpt_leaf_pread), so files are byte-identical
+ * to what the mount serves; memory stays bounded by one copy buffer. Items
+ * without _METADATA (other handlers) are written key by key.
+ *
+ * Invariants:
+ *   1. Every file written is below out_dir: raw keys that are not safe
+ *      relative paths (empty, "." or ".." components) are refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/interchange.h"
+#include "error_private.h"
+#include "step_private.h"
+
+#define COPY_BUF (1u << 20)
+
+/* Stream a leaf of the step into `file` through the leaf view. */
+static int write_leaf(ckpt_step *s, const char *item, const ckpt_tree *node, const char *file)
+{
+	ckpt_leaf *l = NULL;
+	unsigned char *buf = NULL;
+	int fd = -1, rc = ckpt_leaf_open(&l, s, item, node);
+
+	if (rc)
+		return rc;
+	buf = malloc(COPY_BUF);
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (!buf || fd < 0) {
+		rc =
+		    buf ? ckpt_error_errno(CKPT_EIO, errno, "create %s", file) : ckpt_error_nomem();
+		goto done;
+	}
+	for (uint64_t off = 0; off < ckpt_leaf_file_size(l);) {
+		size_t n = 0;
+		if ((rc = ckpt_leaf_pread(&n, l, buf, COPY_BUF, off)))
+			goto done;
+		for (size_t w = 0; w < n;) {
+			ssize_t r = write(fd, buf + w, n - w);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", file);
+				goto done;
+			}
+			w += (size_t)r;
+		}
+		off += n;
+	}
+done:
+	if (fd >= 0 && close(fd) != 0 && rc == 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", file);
+	free(buf);
+	ckpt_leaf_free(l);
+	return rc;
+}
+
+struct wctx {
+	ckpt_step *s;
+	const char *item;
+	const char *out;
+	size_t skip; /* length of the subtree's own path prefix */
+};
+
+static int write_node(ckpt_tree *node, const char *path, void *payload)
+{
+	struct wctx *c = payload;
+	const char *rel = path + c->skip;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	char *file;
+	int rc;
+
+	if (*rel == '/')
+		rel++;
+	if (k == CKPT_TREE_NONE)
+		return 0;
+	file = ckpt_fs_printf("%s%s%s%s", c->out, *rel ? "/" : "", rel,
+			      k == CKPT_TREE_ARRAY ? ".npy" : "");
+	if (!file)
+		return CKPT_ENOMEM;
+	rc = ckpt_tree_is_container(node) ? ckpt_fs_mkdir_p(file)
+					  : write_leaf(c->s, c->item, node, file);
+	free(file);
+	return rc;
+}
+
+/* Items without _METADATA: every key under "<item>/" becomes a file. */
+struct raw_ctx {
+	ckpt_step *s;
+	const char *item;
+	const char *out;
+};
+
+static int write_raw_key(const void *name, size_t len, int is_prefix, void *payload)
+{
+	struct raw_ctx *c = payload;
+	char *key = ckpt_fs_printf("%s/%.*s", c->item, (int)len, (const char *)name);
+	char *file = ckpt_fs_printf("%s/%.*s", c->out, (int)len, (const char *)name);
+	void *val = NULL;
+	size_t vlen = 0;
+	int rc;
+
+	(void)is_prefix;
+	if (!key || !file) {
+		rc = CKPT_ENOMEM;
+		goto done;
+	}
+	if (!ckpt_fs_relpath_ok(name, len)) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "key %s cannot be a file name", key);
+		goto done;
+	}
+	char *slash = strrchr(file, '/');
+	*slash = '\0';
+	rc = ckpt_fs_mkdir_p(file);
+	*slash = '/';
+	if (rc == 0)
+		rc = ckpt_store_get(&val, &vlen, ckpt_step_store(c->s), key, strlen(key));
+	if (rc == 0)
+		rc = ckpt_fs_write_file(file, val, vlen);
+done:
+	free(val);
+	free(key);
+	free(file);
+	return rc;
+}
+
+static int restore_item(ckpt_step *s, const char *item, const char *path, const char *out)
+{
+	const char *json = NULL;
+	const ckpt_tree *meta = NULL;
+	ckpt_tree *node = NULL;
+	char *mfile = NULL, *prefix = NULL;
+	size_t idx;
+	int rc = ckpt_step_item_find(&idx, s, item);
+
+	if (rc)
+		return rc;
+	rc = ckpt_step_item_metadata_json(&json, s, item);
+
+	if (rc == CKPT_ENOTFOUND && !path) {
+		struct raw_ctx rc_ = {s, item, out};
+		prefix = ckpt_fs_printf("%s/", item);
+		if (!prefix)
+			return CKPT_ENOMEM;
+		rc = ckpt_fs_mkdir_p(out);
+		if (rc == 0)
+			rc = ckpt_store_list(ckpt_step_store(s), prefix, strlen(prefix), -1,
+					     write_raw_key, &rc_);
+		free(prefix);
+		return rc;
+	}
+	if (rc == 0)
+		rc = ckpt_step_item_tree(&meta, s, item);
+	if (rc == 0)
+		rc = ckpt_tree_lookup(&node, meta, path ? path : "");
+	if (rc)
+		return rc;
+	if (!ckpt_tree_is_container(node)) { /* one leaf: out/<name> */
+		if (ckpt_tree_get_kind(node) == CKPT_TREE_NONE)
+			return ckpt_error_set(
+			    CKPT_EINVAL, "%s/%s is None: there is no file to write", item, path);
+		mfile = ckpt_fs_printf("%s/%s", out, ckpt_tree_name(node));
+		rc = mfile ? ckpt_fs_mkdir_p(out) : CKPT_ENOMEM;
+		if (rc == 0)
+			rc = write_leaf(s, item, node, mfile);
+		free(mfile);
+		return rc;
+	}
+	char *own = NULL;
+	rc = ckpt_tree_path(&own, node);
+	if (rc)
+		return rc;
+	struct wctx wc = {s, item, out, strlen(own)};
+	free(own);
+	rc = ckpt_fs_mkdir_p(out);
+	if (rc == 0 && node == meta) {
+		mfile = ckpt_fs_printf("%s/%s", out, CKPT_ITEM_METADATA_NAME);
+		rc = mfile ? ckpt_fs_write_file(mfile, json, strlen(json)) : CKPT_ENOMEM;
+		free(mfile);
+	}
+	if (rc == 0)
+		rc = ckpt_tree_walk(node, write_node, &wc);
+	return rc;
+}
+
+int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, const char *out_dir)
+{
+	char *file;
+	int rc;
+
+	if (item)
+		return restore_item(s, item, path, out_dir);
+	rc = ckpt_fs_mkdir_p(out_dir);
+	if (rc)
+		return rc;
+	file = ckpt_fs_printf("%s/%s", out_dir, CKPT_STEP_METADATA_KEY);
+	rc = file ? ckpt_fs_write_file(file, ckpt_step_metadata_json(s),
+				       strlen(ckpt_step_metadata_json(s)))
+		  : CKPT_ENOMEM;
+	free(file);
+	for (size_t i = 0; rc == 0 && i < ckpt_step_item_count(s); i++) {
+		const char *name = ckpt_step_item_name(s, i);
+		char *sub;
+		if (ckpt_item_name_check(name) != 0)
+			return ckpt_error_wrap(CKPT_ECORRUPT, "step %s", ckpt_step_dir(s));
+		sub = ckpt_fs_printf("%s/%s", out_dir, name);
+		rc = sub ? restore_item(s, name, NULL, sub) : CKPT_ENOMEM;
+		free(sub);
+	}
+	return rc;
+}
