@@ -2,14 +2,18 @@
  * fs/ckptfs.c — `ckptfs ROOT MNT [-f] [-d] [-o opt,...]`: options, session, teardown.
  *
  * Setup, in layers (teardown undoes them in reverse order):
- *   1. options (fuse_opt: cache_size, max_open_steps; the rest goes to libfuse)
- *   2. the view of ROOT (first scan: a missing ROOT is an error)
- *   3. session, signal handlers, mount (always read-only for now), daemonize
- *   4. threads: the root rescan (every 0.5 s; it alone sends kernel
- *      invalidations, never a request handler) and the read-ahead raise
+ *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw;
+ *      the rest goes to libfuse)
+ *   2. the view of ROOT (first scan: a missing ROOT is an error) and, unless
+ *      -o ro, the pending steps adopted (pending.c)
+ *   3. session, signal handlers, mount (read-write unless -o ro), daemonize
+ *   4. threads: the root rescan (every 0.5 s, or when woken; it alone sends
+ *      kernel invalidations, never a request handler: those queue them with
+ *      ckptfs_inval_later) and the read-ahead raise
  *   5. the multi-threaded session loop
  */
 #include "ckptfs.h"
+#include "pending.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -32,11 +37,16 @@ struct options {
 	const char *root;
 	char *cache_size;
 	unsigned max_open_steps;
+	int compression_level;
+	int ro;
 };
 
 static const struct fuse_opt opt_spec[] = {
 	{"cache_size=%s", offsetof(struct options, cache_size), 0},
 	{"max_open_steps=%u", offsetof(struct options, max_open_steps), 0},
+	{"compression_level=%d", offsetof(struct options, compression_level), 0},
+	{"ro", offsetof(struct options, ro), 1},
+	{"rw", offsetof(struct options, ro), 0},
 	FUSE_OPT_END,
 };
 
@@ -44,13 +54,16 @@ static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s ROOT MOUNTPOINT [-f] [-d] [-o opt,...]\n"
-		"Show the checkpoint root ROOT as a read-only directory tree at MOUNTPOINT.\n"
+		"Show the checkpoint root ROOT as a directory tree at MOUNTPOINT; `mkdir\n"
+		"MOUNTPOINT/<step>` starts a pending step written file by file.\n"
 		"Unmount with: fusermount3 -u MOUNTPOINT\n\n"
 		"ckptfs options:\n"
 		"    -o cache_size=BYTES    decompressed-chunk cache for all open steps\n"
 		"                           together (suffix K, M, G; default 256M)\n"
 		"    -o max_open_steps=N    steps kept open at once (default %u)\n"
-		"    -o ro                  read-only (always, for now)\n",
+		"    -o compression_level=N zstd level for steps finalized through the\n"
+		"                           mount (0 = store raw; default: the library's)\n"
+		"    -o ro                  read-only: no pending steps, every change EROFS\n",
 		prog, DEFAULT_MAX_OPEN_STEPS);
 }
 
@@ -96,9 +109,6 @@ static int parse_size(uint64_t *out, const char *s)
 struct bg {
 	struct ckptfs *fs;
 	const char *mnt;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int stop; /* under lock */
 };
 
 static void invalidate(const char *name, void *p)
@@ -108,11 +118,44 @@ static void invalidate(const char *name, void *p)
 	fuse_lowlevel_notify_inval_entry(fs->se, VIEW_ROOT_INO, name, strlen(name));
 }
 
+void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan)
+{
+	pthread_mutex_lock(&fs->bg_lock);
+	if (name && fs->ninval == fs->capinval) {
+		size_t cap = fs->capinval ? fs->capinval * 2 : 16;
+		struct ckptfs_inval *q = realloc(fs->inval, cap * sizeof(*q));
+		if (q) {
+			fs->inval = q;
+			fs->capinval = cap;
+		}
+	}
+	/* Out of memory: the entry times out anyway (pending entries have timeout 0). */
+	if (name && fs->ninval < fs->capinval && (fs->inval[fs->ninval].name = strdup(name)))
+		fs->inval[fs->ninval++].parent = parent;
+	fs->rescan_now |= rescan;
+	pthread_cond_signal(&fs->bg_cond);
+	pthread_mutex_unlock(&fs->bg_lock);
+}
+
+/* Send the queued invalidations. Called with bg_lock held; drops it meanwhile. */
+static void send_invals(struct ckptfs *fs)
+{
+	while (fs->ninval) {
+		struct ckptfs_inval iv = fs->inval[--fs->ninval];
+		pthread_mutex_unlock(&fs->bg_lock);
+		fuse_lowlevel_notify_inval_entry(fs->se, iv.parent, iv.name, strlen(iv.name));
+		free(iv.name);
+		pthread_mutex_lock(&fs->bg_lock);
+	}
+}
+
 static void *rescan_main(void *p)
 {
 	struct bg *bg = p;
-	pthread_mutex_lock(&bg->lock);
-	while (!bg->stop) {
+	struct ckptfs *fs = bg->fs;
+	int adopt_again = 0;
+	pthread_mutex_lock(&fs->bg_lock);
+	while (!fs->bg_stop) {
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);
 		t.tv_nsec += 500000000;
@@ -120,16 +163,31 @@ static void *rescan_main(void *p)
 			t.tv_sec++;
 			t.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&bg->cond, &bg->lock, &t);
-		if (bg->stop)
+		if (!fs->ninval && !fs->rescan_now)
+			pthread_cond_timedwait(&fs->bg_cond, &fs->bg_lock, &t);
+		if (fs->bg_stop)
 			break;
-		pthread_mutex_unlock(&bg->lock);
-		int rc = view_rescan(bg->fs->view, 0, invalidate, bg->fs);
+		send_invals(fs);
+		int force = fs->rescan_now;
+		fs->rescan_now = 0;
+		pthread_mutex_unlock(&fs->bg_lock);
+		struct timespec before = view_root_mtime(fs->view);
+		int rc = view_rescan(fs->view, force, invalidate, fs);
 		if (rc)
-			ckptfs_log("rescan %s: %s", view_root_path(bg->fs->view), ckpt_error_last());
-		pthread_mutex_lock(&bg->lock);
+			ckptfs_log("rescan %s: %s", view_root_path(fs->view), ckpt_error_last());
+		struct timespec after = view_root_mtime(fs->view);
+		/* Adopt pending steps when ROOT changed, and while another process holds some. */
+		if (fs->pend && (force || adopt_again || before.tv_sec != after.tv_sec ||
+				 before.tv_nsec != after.tv_nsec)) {
+			rc = pend_adopt(fs->pend);
+			adopt_again = rc > 0;
+			if (rc < 0)
+				ckptfs_log("pending steps of %s: %s", view_root_path(fs->view),
+					   ckpt_error_last());
+		}
+		pthread_mutex_lock(&fs->bg_lock);
 	}
-	pthread_mutex_unlock(&bg->lock);
+	pthread_mutex_unlock(&fs->bg_lock);
 	return NULL;
 }
 
@@ -160,7 +218,7 @@ static void *readahead_main(void *p)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = {.max_open_steps = DEFAULT_MAX_OPEN_STEPS};
+	struct options o = {.max_open_steps = DEFAULT_MAX_OPEN_STEPS, .compression_level = -1};
 	struct fuse_cmdline_opts co = {0};
 	struct fuse_loop_config *lc = NULL;
 	struct ckptfs fs = {.uid = getuid(), .gid = getgid()};
@@ -169,8 +227,8 @@ int main(int argc, char *argv[])
 	int ret = 1, mounted = 0, threads = 0, rc;
 	uint64_t cache_size = DEFAULT_CACHE_SIZE;
 
-	pthread_mutex_init(&bg.lock, NULL);
-	pthread_cond_init(&bg.cond, NULL);
+	pthread_mutex_init(&fs.bg_lock, NULL);
+	pthread_cond_init(&fs.bg_cond, NULL);
 	/*
 	 * Read buffers and chunks are ~1 MiB, above glibc's mmap threshold: every
 	 * read would mmap, fault in and munmap (a TLB shootdown on each core).
@@ -178,6 +236,12 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	/* Each inode the kernel knows in a pending step holds an fd (pending.c). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 
 	/* 1. options */
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) || fuse_parse_cmdline(&args, &co)) {
@@ -206,13 +270,16 @@ int main(int argc, char *argv[])
 		ret = 2;
 		goto out_args;
 	}
-	if ((o.cache_size && parse_size(&cache_size, o.cache_size)) || o.max_open_steps == 0) {
-		fprintf(stderr, "%s: bad cache_size or max_open_steps\n", argv[0]);
+	if ((o.cache_size && parse_size(&cache_size, o.cache_size)) || o.max_open_steps == 0 ||
+	    o.compression_level < -1 || o.compression_level > 19) {
+		fprintf(stderr, "%s: bad cache_size, max_open_steps or compression_level\n", argv[0]);
 		usage(stderr, argv[0]);
 		ret = 2;
 		goto out_args;
 	}
-	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
+	fs.ro = o.ro;
+	fs.compression_level = o.compression_level;
+	if ((o.ro && fuse_opt_add_arg(&args, "-oro")) || fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions")) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);
 		goto out_args;
@@ -230,10 +297,13 @@ int main(int argc, char *argv[])
 	struct view_config vc = {.cache_size = cache_size, .max_open_steps = o.max_open_steps};
 	rc = view_new(&fs.view, root, &vc);
 	free(root);
-	if (rc || (rc = view_rescan(fs.view, 1, NULL, NULL))) {
+	if (rc || (rc = view_rescan(fs.view, 1, NULL, NULL)) ||
+	    (!fs.ro && (rc = pend_new(&fs.pend, &fs)))) {
 		fprintf(stderr, "%s: %s: %s\n", argv[0], o.root, ckpt_error_last());
 		goto out_view;
 	}
+	if (fs.pend && (rc = pend_adopt(fs.pend)) < 0)
+		fprintf(stderr, "%s: %s: pending steps: %s\n", argv[0], o.root, ckpt_error_last());
 
 	/* 3. session */
 	fs.se = fuse_session_new(&args, &ckptfs_ops, sizeof(ckptfs_ops), &fs);
@@ -273,10 +343,10 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 
 out_threads:
-	pthread_mutex_lock(&bg.lock);
-	bg.stop = 1;
-	pthread_cond_signal(&bg.cond);
-	pthread_mutex_unlock(&bg.lock);
+	pthread_mutex_lock(&fs.bg_lock);
+	fs.bg_stop = 1;
+	pthread_cond_signal(&fs.bg_cond);
+	pthread_mutex_unlock(&fs.bg_lock);
 	if (threads & 1)
 		pthread_join(rescan_thread, NULL);
 	fuse_loop_cfg_destroy(lc);
@@ -290,12 +360,16 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_view:
+	pend_free(fs.pend); /* before the view: clone stubs hold steps of it */
 	view_free(fs.view);
+	for (size_t i = 0; i < fs.ninval; i++)
+		free(fs.inval[i].name);
+	free(fs.inval);
 out_args:
 	free(co.mountpoint);
 	free(o.cache_size);
 	fuse_opt_free_args(&args);
-	pthread_cond_destroy(&bg.cond);
-	pthread_mutex_destroy(&bg.lock);
+	pthread_cond_destroy(&fs.bg_cond);
+	pthread_mutex_destroy(&fs.bg_lock);
 	return ret;
 }

@@ -2,7 +2,8 @@
  * fs/ckptfs.h — what the parts of the ckptfs daemon share.
  *
  * ckptfs.c parses options and runs the session; ops.c answers FUSE requests
- * from the view (view.h); errmap.c is the one place CKPT_E* codes become errno.
+ * from the view (view.h) and hands those on pending steps to pending.c;
+ * errmap.c is the one place CKPT_E* codes become errno.
  */
 #ifndef CKPTFS_CKPTFS_H
 #define CKPTFS_CKPTFS_H
@@ -16,13 +17,29 @@
 /* Timeouts of kernel caches, seconds (docs/fs.md). */
 #define CKPTFS_STEP_TIMEOUT 86400.0 /* entries and attributes inside a finalized step */
 #define CKPTFS_ROOT_TIMEOUT 1.0     /* entries of the root (steps come and go) */
+/* Pending steps (pending.c) use 0: they change, and may be finalized any time. */
+
+/* A kernel entry to invalidate, queued by a request and sent by the rescan thread. */
+struct ckptfs_inval {
+	fuse_ino_t parent;
+	char *name;
+};
 
 /* The daemon's state, the session's userdata. */
 struct ckptfs {
 	struct view *view;
+	struct pend *pend; /* the pending steps; NULL when mounted -o ro */
 	struct fuse_session *se;
 	uid_t uid;
 	gid_t gid;
+	int ro;
+	int compression_level; /* -o compression_level=N for finalize; -1: the default */
+	pthread_mutex_t bg_lock; /* protects the fields below */
+	pthread_cond_t bg_cond;  /* wakes the rescan thread */
+	int bg_stop;
+	int rescan_now;             /* rescan at the next wake-up even if ROOT looks unchanged */
+	struct ckptfs_inval *inval; /* queued invalidations (malloc'd names) */
+	size_t ninval, capinval;
 };
 
 extern const struct fuse_lowlevel_ops ckptfs_ops;
@@ -33,5 +50,18 @@ extern const struct fuse_lowlevel_ops ckptfs_ops;
  * message from ckpt_error_last()).
  */
 int ckptfs_errno(int code, const char *what);
+/*
+ * The same for changes to pending steps, where the library's refusals reach
+ * the writer: EINVAL, EEXISTS, EBUSY and EUNSUPPORTED keep their meaning
+ * (EINVAL, EEXIST, EBUSY, ENOTSUP), logged with the library's message.
+ */
+int ckptfs_errno_write(int code, const char *what);
+
+/*
+ * Queue an invalidation of the kernel's entry `name` in directory parent, to
+ * be sent by the rescan thread (never from inside a request handler), and
+ * wake that thread; with rescan, it also re-reads ROOT.
+ */
+void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan);
 
 #endif

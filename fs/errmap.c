@@ -6,6 +6,11 @@
  *   CKPT_EREADONLY  -> EROFS
  *   CKPT_ECORRUPT   -> EIO, logged naming the leaf (a checksum failed)
  *   anything else   -> EIO, logged
+ *
+ * Changes to pending steps (ckptfs_errno_write) also keep the library's
+ * refusals, logged with its message so the user learns why:
+ *   CKPT_EINVAL -> EINVAL, CKPT_EEXISTS -> EEXIST, CKPT_EBUSY -> EBUSY,
+ *   CKPT_EUNSUPPORTED -> ENOTSUP
  */
 #include "ckptfs.h"
 
@@ -49,4 +54,27 @@ int ckptfs_errno(int code, const char *what)
 		ckptfs_log("%s: %s: %s", what, ckpt_error_name(code), ckpt_error_last());
 		return EIO;
 	}
+}
+
+int ckptfs_errno_write(int code, const char *what)
+{
+	int err;
+	switch (code) {
+	case CKPT_EINVAL:
+		err = EINVAL;
+		break;
+	case CKPT_EEXISTS:
+		err = EEXIST;
+		break;
+	case CKPT_EBUSY:
+		err = EBUSY;
+		break;
+	case CKPT_EUNSUPPORTED:
+		err = ENOTSUP;
+		break;
+	default:
+		return ckptfs_errno(code, what);
+	}
+	ckptfs_log("%s: %s", what, ckpt_error_last());
+	return err;
 }

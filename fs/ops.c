@@ -1,5 +1,10 @@
 /*
- * fs/ops.c — the FUSE low-level operations of ckptfs (read side).
+ * fs/ops.c — the FUSE low-level operations of ckptfs.
+ *
+ * The read side is answered here; requests on pending inodes (pend_is_ino)
+ * and the root's step names that are not finalized steps are handed to
+ * pending.c (the write side). Finalized steps refuse every change (EROFS),
+ * and so does everything with -o ro.
  *
  * Every handler replies exactly once: it computes an errno (0 on success)
  * through one exit path and the reply is the last thing it does. Requests
@@ -13,6 +18,7 @@
  * thread (ckptfs.c) when steps come and go.
  */
 #include "ckptfs.h"
+#include "pending.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define XATTR_PREFIX "user.ckpt."
@@ -39,7 +46,7 @@ static struct ckptfs *fs_of(fuse_req_t req)
 static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_ino_t ino)
 {
 	uint64_t hi = (uint64_t)ino >> 32;
-	if (hi == 0 || hi > UINT32_MAX)
+	if (hi == 0 || hi > UINT32_MAX || pend_is_ino(ino))
 		return ENOENT;
 	int rc = view_get(vs, fs->view, (uint32_t)(hi - 1));
 	if (rc)
@@ -66,7 +73,7 @@ static void base_attr(struct stat *st, const struct ckptfs *fs, uint64_t ino, st
 static void root_attr(struct stat *st, struct ckptfs *fs)
 {
 	base_attr(st, fs, VIEW_ROOT_INO, view_root_mtime(fs->view));
-	st->st_mode = S_IFDIR | 0555;
+	st->st_mode = S_IFDIR | (fs->ro ? 0555 : 0755);
 	st->st_nlink = 2;
 }
 
@@ -132,6 +139,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * is raised through the bdi instead (ckptfs.c, readahead_main).
 	 */
 	conn->max_background = 32; /* more read-ahead requests in flight */
+	/* Writes (pending steps): 1 MiB requests, O_TRUNC in open, no kernel write cache. */
+	conn->max_write = 1u << 20;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }
 
 /* ---- names and attributes ---- */
@@ -154,6 +166,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			goto done;
 		}
 		if ((rc = view_find(&slot, fs->view, name))) {
+			if (fs->pend) {
+				pend_root_lookup(req, name);
+				return;
+			}
 			err = ckptfs_errno(rc, name);
 			goto done;
 		}
@@ -165,6 +181,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			goto done;
 		step_entry(&e, &st, CKPTFS_ROOT_TIMEOUT);
 		goto done;
+	}
+	if (pend_is_ino(parent)) {
+		pend_lookup(req, parent, name);
+		return;
 	}
 	if ((err = resolve(&vs, &dir, fs, parent)))
 		goto done;
@@ -193,6 +213,23 @@ done:
 		fuse_reply_entry(req, &e);
 }
 
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct ckptfs *fs = fs_of(req);
+	if (pend_is_ino(ino) && fs->pend)
+		pend_forget(fs->pend, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct ckptfs *fs = fs_of(req);
+	for (size_t i = 0; i < count; i++)
+		if (pend_is_ino(forgets[i].ino) && fs->pend)
+			pend_forget(fs->pend, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ckptfs *fs = fs_of(req);
@@ -202,6 +239,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	double timeout = CKPTFS_STEP_TIMEOUT;
 	int err = 0;
 
+	if (pend_is_ino(ino)) {
+		pend_getattr(req, ino, fi);
+		return;
+	}
 	if (ino == VIEW_ROOT_INO) {
 		root_attr(&st, fs);
 		timeout = CKPTFS_ROOT_TIMEOUT;
@@ -233,10 +274,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, target);
 }
 
+/* Of ROOT's filesystem: what pending steps can still take (df, cp's space checks). */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = {.f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255};
-	fuse_reply_statfs(req, &sv);
+	if (statvfs(view_root_path(fs_of(req)->view), &sv))
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
 }
 
 /* ---- directories ---- */
@@ -248,6 +293,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	uint32_t node;
 	int err = 0;
 
+	if (pend_is_ino(ino)) {
+		pend_opendir(req, ino, fi);
+		return;
+	}
 	if (ino == VIEW_ROOT_INO)
 		goto done;
 	if (ino == VIEW_LATEST_INO) {
@@ -283,14 +332,27 @@ static size_t add_entry(fuse_req_t req, char *buf, size_t cap, size_t pos, const
 static int readdir_root(fuse_req_t req, char *buf, size_t cap, size_t *pos, off_t off, int plus)
 {
 	struct ckptfs *fs = fs_of(req);
-	struct view_entry *ents = NULL;
-	size_t n = 0;
+	struct view_entry *ents = NULL, *pents = NULL;
+	size_t n = 0, np = 0;
 	char target[24];
 	int rc = view_list(&ents, &n, fs->view);
-	if (rc)
+	if (rc == 0 && fs->pend && (rc = pend_list(&pents, &np, fs->pend)) == 0 && np) {
+		struct view_entry *all = realloc(ents, (n + np) * sizeof(*all));
+		if (!all) {
+			rc = CKPT_ENOMEM;
+		} else {
+			memcpy(all + n, pents, np * sizeof(*all));
+			ents = all;
+			n += np;
+		}
+	}
+	free(pents);
+	if (rc) {
+		free(ents);
 		return ckptfs_errno(rc, "root");
+	}
 	int has_latest = view_latest(target, fs->view) == 0;
-	/* offsets: 0 ".", 1 "..", 2 "latest", 3 + i step i */
+	/* offsets: 0 ".", 1 "..", 2 "latest", 3 + i step i (finalized, then pending) */
 	for (off_t i = off; i < (off_t)n + 3; i++) {
 		struct fuse_entry_param e;
 		const char *name;
@@ -351,7 +413,8 @@ static int readdir_step(fuse_req_t req, struct vstep *vs, uint32_t dir, char *bu
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
 {
 	struct ckptfs *fs = fs_of(req);
 	struct vstep *vs = NULL;
@@ -366,6 +429,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 	if (!(buf = malloc(size ? size : 1))) {
 		err = ENOMEM;
 		goto done;
+	}
+	if (pend_is_ino(ino)) {
+		free(buf);
+		pend_readdir(req, ino, size, off, fi, plus);
+		return;
 	}
 	if (ino == VIEW_ROOT_INO) {
 		err = readdir_root(req, buf, size, &pos, off, plus);
@@ -390,13 +458,21 @@ done:
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, 0);
+	do_readdir(req, ino, size, off, fi, 0);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, 1);
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (pend_is_ino(ino))
+		pend_releasedir(req, ino, fi);
+	else
+		fuse_reply_err(req, 0);
 }
 
 /* ---- files ---- */
@@ -409,6 +485,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint32_t node;
 	int err = 0, rc;
 
+	if (pend_is_ino(ino)) {
+		pend_open(req, ino, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		err = EROFS;
 		goto done;
@@ -460,6 +540,10 @@ static const char *meta_json(struct vstep *vs, const struct vnode *n)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	if (pend_is_ino(ino)) {
+		pend_read(req, ino, size, off, fi);
+		return;
+	}
 	const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
 	const struct vnode *n = &of->vs->nodes[of->node];
 	char *buf = NULL;
@@ -495,6 +579,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (pend_is_ino(ino)) {
+		pend_release(req, ino, fi);
+		return;
+	}
 	struct ofile *of = (struct ofile *)(uintptr_t)fi->fh;
 	view_put(fs_of(req)->view, of->vs);
 	free(of);
@@ -504,7 +592,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* ---- extended attributes ---- */
 
 /* Called per attribute; a non-zero return stops the enumeration. */
-typedef int (*xattr_cb)(const char *name, const char *value, size_t len, void *p);
+typedef pend_xattr_cb xattr_cb;
 
 static int emit(xattr_cb cb, void *p, const char *name, const char *value)
 {
@@ -599,6 +687,8 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 	int err, rc = 0;
 	if (ino == VIEW_ROOT_INO || ino == VIEW_LATEST_INO)
 		return 0;
+	if (pend_is_ino(ino))
+		return fs->pend ? pend_xattrs(fs->pend, ino, cb, p) : ENOENT;
 	if ((err = resolve(&vs, &node, fs, ino)))
 		return err;
 	const struct vnode *n = &vs->nodes[node];
@@ -706,81 +796,223 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(x.buf);
 }
 
-/* ---- writes: the read side is read-only ---- */
+/* ---- writes: pending steps take them, everything else is read-only ---- */
+
+/*
+ * The errno for a change at the root (name: a step) or in a finalized step:
+ * EROFS for finalized steps and with -o ro; EINVAL for other names at the root.
+ */
+static int refuse(const struct ckptfs *fs, fuse_ino_t parent)
+{
+	return parent == VIEW_ROOT_INO && !fs->ro ? EINVAL : EROFS;
+}
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, EROFS);
+	if (pend_is_ino(ino))
+		pend_setxattr(req, ino, name, value, size);
+	else
+		fuse_reply_err(req, EROFS);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, pend_is_ino(ino) ? ENOTSUP : EROFS);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	if (pend_is_ino(ino))
+		pend_setattr(req, ino, attr, to_set, fi);
+	else
+		fuse_reply_err(req, EROFS);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
-	fuse_reply_err(req, EROFS);
+	/* Pending steps hold regular files and directories only. */
+	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	fuse_reply_err(req, EROFS);
+	struct ckptfs *fs = fs_of(req);
+	uint32_t slot;
+	if (pend_is_ino(parent))
+		pend_mkdir(req, parent, name);
+	else if (parent == VIEW_ROOT_INO && fs->pend && strcmp(name, "latest") &&
+		 view_find(&slot, fs->view, name))
+		pend_root_mkdir(req, name);
+	else if (parent == VIEW_ROOT_INO && !fs->ro)
+		fuse_reply_err(req, EEXIST); /* a finalized step, or `latest` */
+	else
+		fuse_reply_err(req, EROFS);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	if (pend_is_ino(parent))
+		pend_unlink(req, parent, name, 0);
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct ckptfs *fs = fs_of(req);
+	uint32_t slot;
+	if (pend_is_ino(parent))
+		pend_unlink(req, parent, name, 1);
+	else if (parent == VIEW_ROOT_INO && fs->pend && view_find(&slot, fs->view, name))
+		pend_root_rmdir(req, name);
+	else
+		fuse_reply_err(req, EROFS);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent));
 }
 
+/*
+ * Within one pending step: passthrough. Out of a finalized step into a
+ * pending one: EXDEV, so mv copies (and then fails to delete the source).
+ * Steps themselves are not renamed (EINVAL), nothing goes into a finalized
+ * step (EROFS).
+ */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, EROFS);
+	struct ckptfs *fs = fs_of(req);
+	if (pend_is_ino(parent) && pend_is_ino(newparent))
+		pend_rename(req, parent, name, newparent, newname, flags);
+	else if (fs->ro || (newparent != VIEW_ROOT_INO && !pend_is_ino(newparent)))
+		fuse_reply_err(req, EROFS);
+	else if (parent == VIEW_ROOT_INO || newparent == VIEW_ROOT_INO)
+		fuse_reply_err(req, EINVAL);
+	else
+		fuse_reply_err(req, EXDEV);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, pend_is_ino(newparent) ? EPERM : refuse(fs_of(req), newparent));
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	if (pend_is_ino(parent))
+		pend_create(req, parent, name, fi);
+	else
+		fuse_reply_err(req, refuse(fs_of(req), parent));
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			 struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	if (pend_is_ino(ino))
+		pend_write_buf(req, ino, bufv, off, fi);
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (pend_is_ino(ino))
+		pend_flush(req, ino, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	if (pend_is_ino(ino))
+		pend_fsync(req, ino, datasync, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* Bytes of a file of a finalized step, for copy_file_range out of it. */
+static int ofile_pread(void *ctx, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	const struct ofile *of = ctx;
+	const struct vnode *n = &of->vs->nodes[of->node];
+	int rc;
+	if (n->type == VN_STEPMETA || n->type == VN_ITEMMETA) {
+		const char *json = meta_json(of->vs, n);
+		size_t jlen = strlen(json);
+		size_t start = off < jlen ? (size_t)off : jlen;
+		*got = jlen - start < len ? jlen - start : len;
+		memcpy(buf, json + start, *got);
+		return 0;
+	}
+	if (n->type == VN_LEAF)
+		rc = ckpt_leaf_pread(got, n->leaf, buf, len, off);
+	else
+		rc = ckpt_value_pread(got, n->value, buf, len, off);
+	return rc ? ckptfs_errno(rc, n->name) : 0;
+}
+
+/*
+ * Never ENOSYS or EOPNOTSUPP here: the kernel would stop sending
+ * copy_file_range for the whole mount.
+ */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct ofile *of = (struct ofile *)(uintptr_t)fi_in->fh;
+	uint64_t size = 0;
+	int rc;
+	if (!pend_is_ino(ino_out)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (pend_is_ino(ino_in)) {
+		pend_copy_file_range(req, NULL, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len);
+		return;
+	}
+	if (!(ino_in >> 32) || !of) { /* the root or `latest` cannot be open files */
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	const struct vnode *n = &of->vs->nodes[of->node];
+	if ((rc = view_node_size(&size, of->vs, of->node))) {
+		fuse_reply_err(req, ckptfs_errno(rc, n->name));
+		return;
+	}
+	struct pend_src src = {
+		.step = of->vs->number,
+		.item = ckpt_step_item_name(of->vs->step, n->item),
+		.node = n->type == VN_LEAF ? n->tree : NULL,
+		.size = size,
+		.pread = ofile_pread,
+		.ctx = of,
+	};
+	pend_copy_file_range(req, &src, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len);
 }
 
 const struct fuse_lowlevel_ops ckptfs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.readlink = op_readlink,
 	.statfs = op_statfs,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,
+	.flush = op_flush,
+	.fsync = op_fsync,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.setxattr = op_setxattr,
@@ -789,10 +1021,11 @@ const struct fuse_lowlevel_ops ckptfs_ops = {
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,
 	.create = op_create,
-	.write = op_write,
+	.write_buf = op_write_buf,
+	.copy_file_range = op_copy_file_range,
 };

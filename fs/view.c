@@ -24,6 +24,7 @@ struct slot {
 struct view {
 	char *root;
 	struct view_config cfg;
+	pthread_mutex_t scan_lock; /* one view_rescan at a time (the poller, a finalize) */
 	pthread_mutex_t lock; /* protects everything below */
 	struct slot *slots;   /* grows; never shrinks (invariant 1) */
 	uint32_t nslots, capslots;
@@ -284,6 +285,7 @@ int view_new(struct view **out, const char *root, const struct view_config *cfg)
 	if (v->cfg.max_open_steps == 0)
 		v->cfg.max_open_steps = 1;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->scan_lock, NULL);
 	*out = v;
 	return 0;
 }
@@ -300,6 +302,7 @@ void view_free(struct view *v)
 	free(v->slots);
 	free(v->order);
 	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->scan_lock);
 	free(v->root);
 	free(v);
 }
@@ -328,7 +331,18 @@ static int same_time(struct timespec a, struct timespec b)
 	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
+static int rescan(struct view *v, int force, void (*changed)(const char *name, void *p), void *p);
+
+/* Scans run one at a time: an older scan must not undo a newer one. */
 int view_rescan(struct view *v, int force, void (*changed)(const char *name, void *p), void *p)
+{
+	pthread_mutex_lock(&v->scan_lock);
+	int rc = rescan(v, force, changed, p);
+	pthread_mutex_unlock(&v->scan_lock);
+	return rc;
+}
+
+static int rescan(struct view *v, int force, void (*changed)(const char *name, void *p), void *p)
 {
 	int rc = 0;
 	struct stat rst;

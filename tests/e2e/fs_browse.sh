@@ -123,9 +123,10 @@ n = libc.listxattr(p.encode(), buf, 2)
 assert n == -1 and ctypes.get_errno() == errno.ERANGE, (n, ctypes.get_errno())
 PYEOF
 
-# Read-only: writes are refused.
+# Finalized steps are read-only: writes are refused (and the root takes only step names).
 t touch "$MNT/100/new" 2>/dev/null && fail "create succeeded"
-t mkdir "$MNT/400" 2>/dev/null && fail "mkdir succeeded"
+t mkdir "$MNT/100/newitem" 2>/dev/null && fail "mkdir in a finalized step succeeded"
+t mkdir "$MNT/notastep" 2>/dev/null && fail "mkdir of a non-step name succeeded"
 t setfattr -n user.x -v 1 "$MNT/100" 2>/dev/null && fail "setfattr succeeded"
 t sh -c "echo x >>'$MNT/100/state/step'" 2>/dev/null && fail "append succeeded"
 t rm "$MNT/100/state/step" 2>/dev/null && fail "rm succeeded"

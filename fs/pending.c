@@ -1,0 +1,1055 @@
+/*
+ * fs/pending.c — the write side of the mount: pending steps as passthrough
+ * directories onto ROOT/<step>.ckpt-tmp-<nonce>/files/ (ckpt/pending.h).
+ * This file: the inode table and the passthrough operations; clone.c: clone
+ * stubs and copy_file_range; pstep.c: the steps (root entries, adoption,
+ * xattrs, finalize). Shared structures: pending_private.h.
+ *
+ * Design. The daemon adopts pending steps (a `pstep`: the directory, its
+ * flock, an fd of files/) at mount, at root rescans and on `mkdir MNT/<n>`,
+ * and holds their locks until it finalizes or removes them, or unmounts.
+ * Inside a step it is a passthrough in the manner of libfuse's
+ * passthrough_ll: each inode the kernel knows is a `pinode` holding an
+ * O_PATH fd, keyed by the file's (st_dev, st_ino), counted by lookups and
+ * freed on forget; file handles are real fds, reads and writes go straight
+ * to them (fuse_reply_data / fuse_buf_copy, splice when the kernel can),
+ * so nothing is buffered here. On top of the passthrough:
+ *   - names are checked (ckpt_pending_check_path) before they are created,
+ *     which needs each pinode's parent and name (kept, updated on rename);
+ *   - a handle that wrote since its last check is checked when closed
+ *     (flush: ckpt_pending_check_file); a file that fails, or whose write
+ *     failed, is unlinked and the close fails, so nothing partial stays;
+ *   - overwriting (O_TRUNC of a non-empty file) writes a *shadow*, an
+ *     O_TMPFILE beside the file that replaces it only once it checks out,
+ *     so a bad file loses nothing already saved;
+ *   - clone stubs: copy_file_range of a whole leaf of a finalized step
+ *     writes a stub instead of the bytes; a stub reads as its source leaf
+ *     and turns into a real file before it is changed;
+ *   - step xattrs: state, finalize, custom_metadata.
+ * Entry and attribute timeouts are 0: a step may change or be finalized
+ * under the kernel's feet.
+ *
+ * Locks: pend.lock (table, hash, lookup counts, parents and names, the step
+ * list, pstep.gone/writers/top) is taken briefly and never around I/O or
+ * library calls, except the frees in forget. pinode.lock guards the stub
+ * state. pstep.rw is held for reading by every request that changes files/,
+ * for writing by finalize and remove. Order: pstep.rw, pinode.lock, pend.lock.
+ *
+ * Invariants:
+ *  1. A pending inode number is PEND_INO_BIT | gen << 32 | idx; a table slot
+ *     is reused only with gen + 1, so a number never names two pinodes.
+ *  2. One pinode per underlying (st_dev, st_ino); its fd stays open for the
+ *     pinode's life, so the number cannot be reused on disk meanwhile.
+ *  3. A pinode lives while nlookup > 0 or nchild > 0 (it is the parent of a
+ *     live pinode), so relpath() can always walk up to the step's files/.
+ *  4. A pstep is freed only at unmount; once gone (finalized or removed),
+ *     requests on its inodes get ENOENT, except on handles already open.
+ *  5. writers counts the step's handles open for writing; finalize holds rw
+ *     for writing and refuses while writers > 0; writers only grows under rw
+ *     held for reading.
+ *  6. stub == 1 implies src_vs and src_leaf are open (the source leaf); a
+ *     write or truncate first materializes the file (stub = 0, S_ISVTX
+ *     cleared), under pinode.lock.
+ *  7. A shadow handle's fd is never pi's file: stub state, materializing
+ *     and dropping concern pi's file and skip shadows; the shadow takes the
+ *     name only after ckpt_pending_check_file accepted it.
+ *  8. Nothing of a pinode is touched after the reply that may let the
+ *     kernel forget it (open, create: a close and forget can follow at once).
+ */
+#include "pending_private.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NPY_MAGIC "\x93NUMPY"
+
+static unsigned hash_of(dev_t dev, ino_t ino)
+{
+	return (unsigned)((ino * 0x9E3779B97F4A7C15ull + dev) >> 40) % HASH_SIZE;
+}
+
+/* Open the file of pi with flags (through /proc/self/fd, as passthrough_ll). */
+int pend_reopen(const struct pinode *pi, int flags)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", pi->fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* ---- the inode table ---- */
+
+/* Free pi and then its parents that are no longer needed. Under p->lock. */
+static void maybe_free(struct pend *p, struct pinode *pi)
+{
+	while (pi && pi->nlookup == 0 && pi->nchild == 0) {
+		struct pinode *parent = pi->parent, **pp = &p->hash[hash_of(pi->dev, pi->ino)];
+		while (*pp != pi)
+			pp = &(*pp)->hnext;
+		*pp = pi->hnext;
+		p->nodes[pi->idx] = NULL;
+		p->freeslots[p->nfree++] = pi->idx;
+		if (pi->ps->top == pi)
+			pi->ps->top = NULL;
+		close(pi->fd);
+		pend_stub_clear(p, pi);
+		pthread_mutex_destroy(&pi->lock);
+		free(pi->name);
+		free(pi);
+		if (parent) {
+			assert(parent->nchild > 0);
+			parent->nchild--;
+		}
+		pi = parent;
+	}
+}
+
+/* The pinode of ino or NULL. Under p->lock. */
+static struct pinode *pin_at(const struct pend *p, fuse_ino_t ino)
+{
+	uint32_t idx = (uint32_t)ino, gen = (uint32_t)(ino >> 32) & 0x7fffffffu;
+	if (idx < p->nnodes && p->nodes[idx] && p->nodes[idx]->gen == gen)
+		return p->nodes[idx];
+	return NULL;
+}
+
+/* The pinode of ino or NULL; with !any, NULL (ENOENT) if its step is gone too. */
+struct pinode *pend_pin(struct pend *p, fuse_ino_t ino, int any)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pinode *pi = pin_at(p, ino);
+	if (pi && !any && pi->ps->gone)
+		pi = NULL;
+	pthread_mutex_unlock(&p->lock);
+	return pi;
+}
+
+/* Set pi's place (parent, name). Under p->lock. */
+static int place(struct pend *p, struct pinode *pi, struct pinode *parent, const char *name)
+{
+	if (pi->parent == parent && pi->name && name && strcmp(pi->name, name) == 0)
+		return 0;
+	char *copy = name ? strdup(name) : NULL;
+	if (name && !copy)
+		return ENOMEM;
+	free(pi->name);
+	pi->name = copy;
+	if (pi->parent != parent) {
+		struct pinode *old = pi->parent;
+		if (parent)
+			parent->nchild++;
+		pi->parent = parent;
+		if (old) {
+			old->nchild--;
+			maybe_free(p, old);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The pinode of the file open as fd (O_PATH, taken over) found as `name` in
+ * parent (NULL for a step's files/), with one more lookup counted.
+ */
+static int pin_get(struct pinode **out, struct pend *p, struct pstep *ps, struct pinode *parent,
+		   const char *name, int fd, const struct stat *st)
+{
+	int err = 0;
+	struct pinode *pi;
+	pthread_mutex_lock(&p->lock);
+	unsigned h = hash_of(st->st_dev, st->st_ino);
+	for (pi = p->hash[h]; pi; pi = pi->hnext)
+		if (pi->dev == st->st_dev && pi->ino == st->st_ino)
+			break;
+	if (pi) {
+		close(fd);
+		if (parent && (err = place(p, pi, parent, name)))
+			goto done;
+		pi->nlookup++;
+		goto done;
+	}
+	if (!p->nfree && p->nnodes == p->cap) {
+		uint32_t cap = p->cap ? p->cap * 2 : 256;
+		struct pinode **nodes = realloc(p->nodes, cap * sizeof(*nodes));
+		if (nodes)
+			p->nodes = nodes;
+		uint32_t *gens = realloc(p->gens, cap * sizeof(*gens));
+		if (gens)
+			p->gens = gens;
+		uint32_t *fr = realloc(p->freeslots, cap * sizeof(*fr));
+		if (fr)
+			p->freeslots = fr;
+		if (!nodes || !gens || !fr || cap >= 0x7fffffffu) {
+			err = ENOMEM;
+			goto fail;
+		}
+		p->cap = cap;
+	}
+	if (!(pi = calloc(1, sizeof(*pi)))) {
+		err = ENOMEM;
+		goto fail;
+	}
+	if (p->nfree) {
+		pi->idx = p->freeslots[--p->nfree];
+	} else {
+		pi->idx = p->nnodes++;
+		p->gens[pi->idx] = 0;
+	}
+	pi->gen = p->gens[pi->idx]++ & 0x7fffffffu;
+	p->nodes[pi->idx] = pi;
+	pi->fd = fd;
+	pi->dev = st->st_dev;
+	pi->ino = st->st_ino;
+	pi->ps = ps;
+	pi->is_top = parent == NULL;
+	pi->nlookup = 1;
+	pi->stub = S_ISREG(st->st_mode) && (st->st_mode & S_ISVTX) ? -1 : 0;
+	pthread_mutex_init(&pi->lock, NULL);
+	pi->hnext = p->hash[h];
+	p->hash[h] = pi;
+	if (parent && (err = place(p, pi, parent, name))) {
+		pi->nlookup = 0;
+		maybe_free(p, pi);
+		goto done;
+	}
+	goto done;
+fail:
+	close(fd);
+done:
+	if (!err)
+		*out = pi;
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+void pend_forget(struct pend *p, fuse_ino_t ino, uint64_t nlookup)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pinode *pi = pin_at(p, ino);
+	if (pi) {
+		assert(pi->nlookup >= nlookup);
+		pi->nlookup = pi->nlookup > nlookup ? pi->nlookup - nlookup : 0;
+		maybe_free(p, pi);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The path of pi (with child appended if not NULL) relative to files/, for
+ * ckpt_pending_check_*: malloc'd, NULL if out of memory or pi is unlinked.
+ */
+char *pend_relpath(struct pend *p, const struct pinode *pi, const char *child)
+{
+	size_t len = child ? strlen(child) + 1 : 0, depth = 0;
+	char *out = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (const struct pinode *q = pi; q->parent; q = q->parent) {
+		if (!q->name)
+			goto done;
+		len += strlen(q->name) + 1;
+		if (++depth > 4096)
+			goto done;
+	}
+	len = len ? len - 1 : 0; /* n names, n - 1 slashes */
+	if (!(out = malloc(len + 1)))
+		goto done;
+	size_t pos = len;
+	out[pos] = 0;
+	if (child) {
+		pos -= strlen(child);
+		memcpy(out + pos, child, strlen(child));
+		if (pos)
+			out[--pos] = '/';
+	}
+	for (const struct pinode *q = pi; q->parent; q = q->parent) {
+		size_t n = strlen(q->name);
+		pos -= n;
+		memcpy(out + pos, q->name, n);
+		if (pos)
+			out[--pos] = '/';
+	}
+	assert(pos == 0);
+done:
+	pthread_mutex_unlock(&p->lock);
+	return out;
+}
+
+/* ---- attributes and entries ---- */
+
+static int pin_attr(struct stat *st, struct pend *p, struct pinode *pi)
+{
+	if (fstatat(pi->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		return errno;
+	st->st_ino = pin_ino(pi);
+	if (S_ISREG(st->st_mode) && (st->st_mode & S_ISVTX)) {
+		int64_t size = pend_stub_size(p, pi);
+		if (size >= 0) {
+			st->st_size = (off_t)size;
+			st->st_blocks = (blkcnt_t)((size + 511) / 512);
+		}
+		st->st_mode &= ~(mode_t)S_ISVTX;
+	}
+	return 0;
+}
+
+/* Look name up in dir: fills e, counting one lookup. */
+static int do_lookup(struct pend *p, struct pinode *dir, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct pinode *pi;
+	struct stat st;
+	int err, fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+		err = errno;
+		close(fd);
+		return err;
+	}
+	if ((err = pin_get(&pi, p, dir->ps, dir, name, fd, &st)))
+		return err;
+	memset(e, 0, sizeof(*e));
+	if ((err = pin_attr(&e->attr, p, pi))) {
+		pend_forget(p, pin_ino(pi), 1);
+		return err;
+	}
+	e->ino = pin_ino(pi);
+	return 0;
+}
+
+/* The entry of a step's files/ (counting one lookup). */
+int pend_top_lookup(struct pend *p, struct pstep *ps, struct fuse_entry_param *e)
+{
+	struct pinode *pi;
+	struct stat st;
+	int err, fd = openat(ps->files_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (fstat(fd, &st)) {
+		err = errno;
+		close(fd);
+		return err;
+	}
+	if ((err = pin_get(&pi, p, ps, NULL, NULL, fd, &st)))
+		return err;
+	pthread_mutex_lock(&p->lock);
+	ps->top = pi;
+	pthread_mutex_unlock(&p->lock);
+	memset(e, 0, sizeof(*e));
+	if ((err = pin_attr(&e->attr, p, pi))) {
+		pend_forget(p, pin_ino(pi), 1);
+		return err;
+	}
+	e->ino = pin_ino(pi);
+	return 0;
+}
+
+void pend_reply_entry(fuse_req_t req, int err, const struct fuse_entry_param *e)
+{
+	if (err)
+		fuse_reply_err(req, err);
+	else if (fuse_reply_entry(req, e))
+		pend_forget(pend_of(req), e->ino, 1);
+}
+
+/*
+ * Hold pi's step for a change (rw for reading); ENOENT if it is gone.
+ * Release with pstep_end.
+ */
+int pend_step_begin(struct pend *p, struct pstep *ps)
+{
+	pthread_rwlock_rdlock(&ps->rw);
+	pthread_mutex_lock(&p->lock);
+	int gone = ps->gone;
+	pthread_mutex_unlock(&p->lock);
+	if (gone)
+		pthread_rwlock_unlock(&ps->rw);
+	return gone ? ENOENT : 0;
+}
+
+void pend_step_end(struct pstep *ps)
+{
+	pthread_rwlock_unlock(&ps->rw);
+}
+
+/* Check a name about to be created (relpath of child in dir); EINVAL if refused. */
+static int check_new(struct pend *p, struct pinode *dir, const char *child, int is_dir)
+{
+	char *rel = pend_relpath(p, dir, child);
+	if (!rel)
+		return ENOMEM;
+	int rc = ckpt_pending_check_path(rel, is_dir);
+	if (rc)
+		ckptfs_log("step %s: %s: %s", dir->ps->name, rel, ckpt_error_last());
+	free(rel);
+	return rc == CKPT_ENOMEM ? ENOMEM : rc ? EINVAL : 0;
+}
+
+/* Unlink pi if it is still the file at its name (nothing partial stays). */
+static void drop_file(struct pend *p, struct pinode *pi)
+{
+	struct stat st;
+	struct pinode *parent;
+	char *name = NULL;
+	pthread_mutex_lock(&p->lock);
+	parent = pi->parent;
+	if (parent && pi->name && (name = strdup(pi->name)))
+		parent->nlookup++; /* keep it while we use its fd */
+	pthread_mutex_unlock(&p->lock);
+	if (!name)
+		return;
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == pi->dev &&
+	    st.st_ino == pi->ino && unlinkat(parent->fd, name, 0) == 0)
+		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
+	pend_forget(p, pin_ino(parent), 1);
+	free(name);
+}
+
+/* Check the content of fd, written as pi; on refusal log and return EINVAL. */
+static int check_written(struct pend *p, struct pinode *pi, int fd)
+{
+	char *rel = pend_relpath(p, pi, NULL);
+	if (!rel)
+		return ENOMEM;
+	int rc = ckpt_pending_check_file(fd, rel), err = 0;
+	if (rc) {
+		ckptfs_log("step %s: %s: %s (not saved)", pi->ps->name, rel, ckpt_error_last());
+		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
+	}
+	free(rel);
+	return err;
+}
+
+/*
+ * Put the shadow file of pf in place of pi's file: link it under a
+ * temporary name, rename that over the name. pi then names no file (its
+ * kernel entry is invalidated; the next lookup finds the new file).
+ */
+static int commit_shadow(struct pend *p, struct pinode *pi, struct pfile *pf)
+{
+	static unsigned counter;
+	char src[64], tmp[64], *name = NULL;
+	struct pinode *parent;
+	int err = 0;
+	pthread_mutex_lock(&p->lock);
+	parent = pi->parent;
+	if (parent && pi->name && (name = strdup(pi->name)))
+		parent->nlookup++; /* keep it while we use its fd */
+	unsigned k = ++counter;
+	pthread_mutex_unlock(&p->lock);
+	if (!name)
+		return ENOENT; /* unlinked meanwhile: the new content goes with it */
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", pf->fd);
+	snprintf(tmp, sizeof(tmp), ".ckptfs-%d-%u", (int)getpid(), k);
+	if (linkat(AT_FDCWD, src, parent->fd, tmp, AT_SYMLINK_FOLLOW)) {
+		err = errno;
+	} else if (renameat(parent->fd, tmp, parent->fd, name)) {
+		err = errno;
+		unlinkat(parent->fd, tmp, 0);
+	} else {
+		pthread_mutex_lock(&p->lock);
+		place(p, pi, parent, NULL);
+		pthread_mutex_unlock(&p->lock);
+		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
+		pf->committed = 1;
+	}
+	pend_forget(p, pin_ino(parent), 1);
+	free(name);
+	return err;
+}
+
+/*
+ * Settle what pf changed: check it, put a shadow in place; on failure drop
+ * the file (a shadow: just not put in place). Returns the errno for close().
+ * An empty file that was created or truncated but not written waits for a
+ * later close (`dd` closes a dup of its fd before it writes), or release.
+ */
+static int settle(struct pend *p, struct pinode *pi, struct pfile *pf, int last)
+{
+	struct stat st;
+	int err = pf->err;
+	if (!err && !pf->dirty)
+		return 0;
+	if (!err && !last && !pf->wrote && fstat(pf->fd, &st) == 0 && st.st_size == 0)
+		return 0;
+	if (!err && !(err = check_written(p, pi, pf->fd)) && pf->shadow && !pf->committed)
+		err = commit_shadow(p, pi, pf);
+	if (err) {
+		if (!pf->shadow)
+			drop_file(p, pi);
+		pf->err = err;
+	}
+	pf->dirty = pf->wrote = 0;
+	return err;
+}
+
+/* ---- names ---- */
+
+void pend_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pend *p = pend_of(req);
+	struct fuse_entry_param e;
+	struct pinode *dir = pend_pin(p, parent, 0);
+	int err = dir ? do_lookup(p, dir, name, &e) : ENOENT;
+	pend_reply_entry(req, err, &e);
+}
+
+void pend_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, fi != NULL);
+	struct pfile *pf = fi && fi->fh ? pf_of(fi) : NULL;
+	struct stat st;
+	int err = pi ? pin_attr(&st, p, pi) : ENOENT;
+	if (!err && pf && pf->shadow) { /* the file being written, not the one it replaces */
+		if (fstat(pf->fd, &st))
+			err = errno;
+		st.st_ino = pin_ino(pi);
+	}
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+void pend_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		  struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 0);
+	struct pfile *pf = fi ? pf_of(fi) : NULL;
+	struct stat st;
+	int err, fd = -1;
+	char path[64];
+
+	if (!pi || (err = pend_step_begin(p, pi->ps))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if ((!pf || !pf->shadow) && (err = pend_materialize(p, pi, attr->st_size == 0)))
+			goto done;
+		fd = pf ? pf->fd : pend_reopen(pi, O_RDWR);
+		if (fd < 0 || ftruncate(fd, attr->st_size)) {
+			err = errno;
+			goto done;
+		}
+		if (pf) {
+			pf->dirty = 1;
+		} else if ((err = check_written(p, pi, fd))) {
+			drop_file(p, pi);
+			goto done;
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+		      FUSE_SET_ATTR_MTIME_NOW)) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", pi->fd);
+		if (utimensat(AT_FDCWD, path, ts, 0)) {
+			err = errno;
+			goto done;
+		}
+	}
+	/* chmod and chown are accepted and ignored: modes are ours (docs/fs.md). */
+	err = pin_attr(&st, p, pi);
+done:
+	if (fd >= 0 && !pf)
+		close(fd);
+	pend_step_end(pi->ps);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+void pend_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pend *p = pend_of(req);
+	struct fuse_entry_param e;
+	struct pinode *dir = pend_pin(p, parent, 0);
+	int err;
+	if (!dir || (err = pend_step_begin(p, dir->ps))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!(err = check_new(p, dir, name, 1))) {
+		if (mkdirat(dir->fd, name, 0755))
+			err = errno;
+		else
+			err = do_lookup(p, dir, name, &e);
+	}
+	pend_step_end(dir->ps);
+	pend_reply_entry(req, err, &e);
+}
+
+void pend_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int dir_flag)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *dir = pend_pin(p, parent, 0);
+	int err;
+	if (!dir || (err = pend_step_begin(p, dir->ps))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	err = unlinkat(dir->fd, name, dir_flag ? AT_REMOVEDIR : 0) ? errno : 0;
+	pend_step_end(dir->ps);
+	fuse_reply_err(req, err);
+}
+
+/* Move the pinode of (dev, ino), if any, to (parent, name). */
+static void moved(struct pend *p, const struct stat *st, struct pinode *parent, const char *name)
+{
+	pthread_mutex_lock(&p->lock);
+	for (struct pinode *pi = p->hash[hash_of(st->st_dev, st->st_ino)]; pi; pi = pi->hnext)
+		if (pi->dev == st->st_dev && pi->ino == st->st_ino) {
+			if (place(p, pi, parent, name)) /* out of memory: forget the name */
+				place(p, pi, parent, NULL);
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pend_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		 const char *newname, unsigned int flags)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *a = pend_pin(p, parent, 0), *b = pend_pin(p, newparent, 0);
+	struct stat sa, sb;
+	int err;
+	if (!a || !b) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (a->ps != b->ps) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if ((err = pend_step_begin(p, a->ps))) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (fstatat(a->fd, name, &sa, AT_SYMLINK_NOFOLLOW)) {
+		err = errno;
+		goto done;
+	}
+	int have_b = fstatat(b->fd, newname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+	if ((flags & RENAME_EXCHANGE) && !have_b) {
+		err = ENOENT;
+		goto done;
+	}
+	if ((err = check_new(p, b, newname, S_ISDIR(sa.st_mode))) ||
+	    ((flags & RENAME_EXCHANGE) && (err = check_new(p, a, name, S_ISDIR(sb.st_mode)))))
+		goto done;
+	if (renameat2(a->fd, name, b->fd, newname, flags)) {
+		err = errno;
+		goto done;
+	}
+	moved(p, &sa, b, newname);
+	if (flags & RENAME_EXCHANGE)
+		moved(p, &sb, a, name);
+done:
+	pend_step_end(a->ps);
+	fuse_reply_err(req, err);
+}
+
+/* ---- files ---- */
+
+/* A handle of pi for fd; counts a writer. Returns an errno. */
+static int handle_new(struct pend *p, struct pinode *pi, int fd, int writable, int dirty,
+		      struct fuse_file_info *fi)
+{
+	struct pfile *pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return ENOMEM;
+	pf->ps = pi->ps;
+	pf->fd = fd;
+	pf->writable = writable;
+	pf->dirty = dirty;
+	if (writable) {
+		pthread_mutex_lock(&p->lock);
+		pi->ps->writers++;
+		pthread_mutex_unlock(&p->lock);
+	}
+	fi->fh = (uint64_t)(uintptr_t)pf;
+	fi->keep_cache = 0;
+	fi->direct_io = 0;
+	return 0;
+}
+
+static void handle_free(struct pend *p, struct pfile *pf)
+{
+	if (pf->writable) {
+		pthread_mutex_lock(&p->lock);
+		assert(pf->ps->writers > 0);
+		pf->ps->writers--;
+		pthread_mutex_unlock(&p->lock);
+	}
+	close(pf->fd);
+	free(pf);
+}
+
+/* Flags of our own fd for a handle opened with flags: always readable (for checks). */
+static int own_flags(int flags, int writable)
+{
+	flags &= ~(O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT);
+	return flags | (writable ? O_RDWR : O_RDONLY);
+}
+
+void pend_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct fuse_entry_param e;
+	struct pinode *dir = pend_pin(p, parent, 0), *pi;
+	int err, fd = -1, counted = 0;
+	if (!dir || (err = pend_step_begin(p, dir->ps))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((err = check_new(p, dir, name, 0)))
+		goto done;
+	fd = openat(dir->fd, name,
+		    own_flags(fi->flags, 1) | O_CREAT | O_CLOEXEC | (fi->flags & O_EXCL), 0644);
+	if (fd < 0) {
+		err = errno;
+		goto done;
+	}
+	if ((err = do_lookup(p, dir, name, &e)))
+		goto done;
+	counted = 1;
+	pi = pend_pin(p, e.ino, 1);
+	assert(pi);
+	if ((err = handle_new(p, pi, fd, 1, 1, fi)))
+		goto done;
+	fd = -1;
+	e.attr_timeout = e.entry_timeout = 0;
+	pend_step_end(dir->ps);		      /* before the reply, after which pi and dir may go */
+	if (fuse_reply_create(req, &e, fi)) { /* interrupted: no release will come */
+		handle_free(p, pf_of(fi));
+		pend_forget(p, e.ino, 1);
+	}
+	return;
+done:
+	if (fd >= 0)
+		close(fd);
+	if (counted)
+		pend_forget(p, e.ino, 1);
+	pend_step_end(dir->ps);
+	fuse_reply_err(req, err);
+}
+
+/*
+ * Overwriting a non-empty file (O_TRUNC) writes an unnamed file beside it
+ * that replaces it only when it checks out at close (commit_shadow), so a
+ * bad file loses nothing already saved. Returns the fd, or -1 to write in
+ * place (an empty file, or no O_TMPFILE here).
+ */
+static int shadow_open(struct pend *p, struct pinode *pi)
+{
+	struct stat st;
+	if (fstatat(pi->fd, "", &st, AT_EMPTY_PATH) || !S_ISREG(st.st_mode) ||
+	    (st.st_size == 0 && !(st.st_mode & S_ISVTX)))
+		return -1;
+	pthread_mutex_lock(&p->lock);
+	struct pinode *parent = pi->parent; /* alive while pi is (invariant 3) */
+	pthread_mutex_unlock(&p->lock);
+	return parent ? openat(parent->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644) : -1;
+}
+
+void pend_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 0);
+	int writable = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int err = 0, fd = -1, begun = 0, shadow = 0;
+	if (!pi) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (writable) {
+		if ((err = pend_step_begin(p, pi->ps)))
+			goto done;
+		begun = 1;
+	}
+	if (writable && (fi->flags & O_TRUNC) && (fd = shadow_open(p, pi)) >= 0) {
+		shadow = 1;
+	} else if (writable && (err = pend_materialize(p, pi, (fi->flags & O_TRUNC) != 0))) {
+		goto done;
+	} else if ((fd = pend_reopen(pi, own_flags(fi->flags, writable))) < 0) {
+		err = errno;
+		goto done;
+	}
+	if ((err = handle_new(p, pi, fd, writable, (fi->flags & O_TRUNC) != 0, fi)))
+		goto done;
+	fd = -1;
+	pf_of(fi)->shadow = shadow;
+done:
+	/* Nothing of pi after the reply: a close and forget may free it at once. */
+	if (fd >= 0)
+		close(fd);
+	if (begun)
+		pend_step_end(pi->ps);
+	if (err)
+		fuse_reply_err(req, err);
+	else if (fuse_reply_open(req, fi))
+		handle_free(p, pf_of(fi)); /* interrupted: no release will come */
+}
+
+void pend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 1);
+	struct pfile *pf = pf_of(fi);
+	int r = 0;
+	if (pi && !pf->shadow) {
+		pthread_mutex_lock(&pi->lock);
+		r = pend_stub_load(p, pi);
+		pthread_mutex_unlock(&pi->lock);
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+	} else if (r == 1) {
+		size_t got = 0;
+		char *buf = malloc(size ? size : 1);
+		int err = buf ? pend_pread(p, pi, pf->fd, buf, size, (uint64_t)off, &got) : ENOMEM;
+		if (err)
+			fuse_reply_err(req, err);
+		else
+			fuse_reply_buf(req, buf, got);
+		free(buf);
+	} else {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = pf->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	}
+}
+
+/* Is the file pi named *.npy? */
+int pend_is_npy(struct pend *p, const struct pinode *pi)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = pi->name && ends_with(pi->name, ".npy");
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void pend_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 1);
+	struct pfile *pf = pf_of(fi);
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size), mem = FUSE_BUFVEC_INIT(size);
+	char *buf = NULL;
+	ssize_t n;
+	int err = pf->err;
+
+	if (!pi)
+		err = ENOENT;
+	if (err || (!pf->shadow && (err = pend_materialize(p, pi, 0))))
+		goto done;
+	if (off == 0 && size && pend_is_npy(p, pi)) {
+		/* The early check: a .npy starts with the magic. */
+		if (!(buf = malloc(size))) {
+			err = ENOMEM;
+			goto done;
+		}
+		mem.buf[0].mem = buf;
+		if ((n = fuse_buf_copy(&mem, in, 0)) < 0) {
+			err = (int)-n;
+			goto done;
+		}
+		size_t k = (size_t)n < sizeof(NPY_MAGIC) - 1 ? (size_t)n : sizeof(NPY_MAGIC) - 1;
+		if (memcmp(buf, NPY_MAGIC, k)) {
+			char *rel = pend_relpath(p, pi, NULL);
+			ckptfs_log("step %s: %s: not a .npy file (no \\x93NUMPY magic)",
+				   pi->ps->name, rel ? rel : "?");
+			free(rel);
+			err = EINVAL;
+			goto done;
+		}
+		mem.buf[0].size = (size_t)n;
+		in = &mem;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = pf->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		err = (int)-n;
+	else
+		pf->dirty = pf->wrote = 1;
+done:
+	free(buf);
+	if (err && err != ENOENT)
+		pf->err = err; /* the file is dropped at flush */
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void pend_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 0);
+	struct pfile *pf = pf_of(fi);
+	int err = 0;
+	if (pi && pf->writable) /* else gone: finalized or removed meanwhile */
+		err = settle(p, pi, pf, 0);
+	fuse_reply_err(req, err);
+}
+
+void pend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 0);
+	struct pfile *pf = pf_of(fi);
+	if (pi && pf->writable && pf->dirty && !pf->err)
+		settle(p, pi, pf, 1); /* (logged; nobody to tell) */
+	handle_free(p, pf);
+	fuse_reply_err(req, 0);
+}
+
+void pend_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = pf_of(fi)->fd;
+	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) ? errno : 0);
+}
+
+/* ---- directories ---- */
+
+void pend_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *pi = pend_pin(p, ino, 0);
+	struct pdir *d = NULL;
+	int err = 0, fd = -1;
+	if (!pi) {
+		err = ENOENT;
+		goto done;
+	}
+	if (!(d = calloc(1, sizeof(*d)))) {
+		err = ENOMEM;
+		goto done;
+	}
+	if ((fd = openat(pi->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    !(d->dp = fdopendir(fd))) {
+		err = errno;
+		goto done;
+	}
+	fd = -1;
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) == 0)
+		return;
+	err = -1; /* interrupted: nothing to reply */
+done:
+	if (fd >= 0)
+		close(fd);
+	if (d && d->dp)
+		closedir(d->dp);
+	free(d);
+	if (err > 0)
+		fuse_reply_err(req, err);
+}
+
+/* The d_ino of a directory entry: our number if the kernel knows it, else a stand-in. */
+static uint64_t dirent_ino(struct pend *p, dev_t dev, ino_t ino)
+{
+	uint64_t r = PEND_INO_BIT | 1ull << 62 | (ino & ((1ull << 62) - 1));
+	pthread_mutex_lock(&p->lock);
+	for (struct pinode *pi = p->hash[hash_of(dev, ino)]; pi; pi = pi->hnext)
+		if (pi->dev == dev && pi->ino == ino) {
+			r = pin_ino(pi);
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void pend_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi,
+		  int plus)
+{
+	struct pend *p = pend_of(req);
+	struct pdir *d = (struct pdir *)(uintptr_t)fi->fh;
+	struct pinode *pi = pend_pin(p, ino, 0);
+	size_t pos = 0;
+	int err = 0;
+	char *buf = NULL;
+
+	if (size > (64u << 10))
+		size = 64u << 10;
+	if (!pi) {
+		err = ENOENT;
+		goto done;
+	}
+	if (!(buf = malloc(size ? size : 1))) {
+		err = ENOMEM;
+		goto done;
+	}
+	if (off != d->off) {
+		seekdir(d->dp, off);
+		d->ent = NULL;
+		d->off = off;
+	}
+	for (;;) {
+		if (!d->ent) {
+			errno = 0;
+			if (!(d->ent = readdir(d->dp))) {
+				err = errno;
+				break;
+			}
+		}
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e)); /* ino 0: plus gives no entry, the kernel looks up */
+		e.attr.st_ino = dirent_ino(p, pi->dev, d->ent->d_ino);
+		e.attr.st_mode = (mode_t)d->ent->d_type << 12;
+		off_t next = d->ent->d_off;
+		size_t len = plus ? fuse_add_direntry_plus(req, buf + pos, size - pos,
+							   d->ent->d_name, &e, next)
+				  : fuse_add_direntry(req, buf + pos, size - pos, d->ent->d_name,
+						      &e.attr, next);
+		if (len > size - pos)
+			break;
+		pos += len;
+		d->ent = NULL;
+		d->off = next;
+	}
+	if (err && pos)
+		err = 0; /* what was read is returned; the error comes again */
+done:
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+void pend_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pdir *d = (struct pdir *)(uintptr_t)fi->fh;
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
