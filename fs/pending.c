@@ -292,6 +292,7 @@ static int pin_attr(struct stat *st, struct pend *p, struct pinode *pi)
 	if (fstatat(pi->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return errno;
 	st->st_ino = pin_ino(pi);
+	st->st_blksize = 1 << 20; /* cp and friends then write 1 MiB requests (max_write) */
 	if (S_ISREG(st->st_mode) && (st->st_mode & S_ISVTX)) {
 		int64_t size = pend_stub_size(p, pi);
 		if (size >= 0) {
