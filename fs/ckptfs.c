@@ -5,7 +5,7 @@
  *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw;
  *      the rest goes to libfuse)
  *   2. the view of ROOT (first scan: a missing ROOT is an error) and, unless
- *      -o ro, the pending steps adopted (pending.c)
+ *      -o ro, the pending steps adopted (passthrough.c)
  *   3. session, signal handlers, mount (read-write unless -o ro), daemonize
  *   4. threads: the root rescan (every 0.5 s, or when woken; it alone sends
  *      kernel invalidations, never a request handler: those queue them with
@@ -13,7 +13,7 @@
  *   5. the multi-threaded session loop
  */
 #include "ckptfs.h"
-#include "pending.h"
+#include "passthrough.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -236,7 +236,7 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
-	/* Each inode the kernel knows in a pending step holds an fd (pending.c). */
+	/* Each inode the kernel knows in a pending step holds an fd (passthrough.c). */
 	struct rlimit nofile;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
 		nofile.rlim_cur = nofile.rlim_max;

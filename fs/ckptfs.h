@@ -2,7 +2,7 @@
  * fs/ckptfs.h — what the parts of the ckptfs daemon share.
  *
  * ckptfs.c parses options and runs the session; ops.c answers FUSE requests
- * from the view (view.h) and hands those on pending steps to pending.c;
+ * from the view (view.h) and hands those on pending steps to passthrough.c;
  * errmap.c is the one place CKPT_E* codes become errno.
  */
 #ifndef CKPTFS_CKPTFS_H
@@ -17,7 +17,7 @@
 /* Timeouts of kernel caches, seconds (docs/fs.md). */
 #define CKPTFS_STEP_TIMEOUT 86400.0 /* entries and attributes inside a finalized step */
 #define CKPTFS_ROOT_TIMEOUT 1.0     /* entries of the root (steps come and go) */
-/* Pending steps (pending.c) use 0: they change, and may be finalized any time. */
+/* Pending steps (passthrough.c) use 0: they change, and may be finalized any time. */
 
 /* A kernel entry to invalidate, queued by a request and sent by the rescan thread. */
 struct ckptfs_inval {

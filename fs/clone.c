@@ -6,9 +6,9 @@
  * a stub instead of the bytes (docs/fs.md has the exact conditions); a stub
  * reads as its source leaf, opened through the view and kept per pinode, and
  * becomes a real file before it changes (pend_materialize). Invariant 6 of
- * pending.c: stub == 1 implies src_vs and src_leaf are open.
+ * passthrough.c: stub == 1 implies src_vs and src_leaf are open.
  */
-#include "pending_private.h"
+#include "passthrough_private.h"
 
 #include <assert.h>
 #include <errno.h>

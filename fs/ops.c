@@ -3,7 +3,7 @@
  *
  * The read side is answered here; requests on pending inodes (pend_is_ino)
  * and the root's step names that are not finalized steps are handed to
- * pending.c (the write side). Finalized steps refuse every change (EROFS),
+ * passthrough.c (the write side). Finalized steps refuse every change (EROFS),
  * and so does everything with -o ro.
  *
  * Every handler replies exactly once: it computes an errno (0 on success)
@@ -18,7 +18,7 @@
  * thread (ckptfs.c) when steps come and go.
  */
 #include "ckptfs.h"
-#include "pending.h"
+#include "passthrough.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,9 +1,9 @@
 /*
  * fs/pstep.c — pending steps as a whole: adoption, the root's entries,
  * mkdir/rmdir at the root, step xattrs, custom metadata and finalize.
- * Design, locks and invariants: pending.c (4 and 5 are kept here).
+ * Design, locks and invariants: passthrough.c (4 and 5 are kept here).
  */
-#include "pending_private.h"
+#include "passthrough_private.h"
 
 #include <cJSON.h>
 #include <assert.h>

@@ -11,7 +11,7 @@
  *   1                      the mount root
  *   2                      the `latest` symlink
  *   (slot + 1) << 32 | i   node i of the step in `slot` (i = 0: the step dir)
- *   1 << 63 | ...          inside pending steps (pending.h; never a view number)
+ *   1 << 63 | ...          inside pending steps (passthrough.h; never a view number)
  *
  * so the same file keeps its inode number while mounted, even when its step is
  * closed by the LRU and opened again (the table is rebuilt identically).

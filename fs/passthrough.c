@@ -1,9 +1,9 @@
 /*
- * fs/pending.c — the write side of the mount: pending steps as passthrough
+ * fs/passthrough.c — the write side of the mount: pending steps as passthrough
  * directories onto ROOT/<step>.ckpt-tmp-<nonce>/files/ (ckpt/pending.h).
  * This file: the inode table and the passthrough operations; clone.c: clone
  * stubs and copy_file_range; pstep.c: the steps (root entries, adoption,
- * xattrs, finalize). Shared structures: pending_private.h.
+ * xattrs, finalize). Shared structures: passthrough_private.h.
  *
  * Design. The daemon adopts pending steps (a `pstep`: the directory, its
  * flock, an fd of files/) at mount, at root rescans and on `mkdir MNT/<n>`,
@@ -56,7 +56,7 @@
  *  8. Nothing of a pinode is touched after the reply that may let the
  *     kernel forget it (open, create: a close and forget can follow at once).
  */
-#include "pending_private.h"
+#include "passthrough_private.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
- * fs/pending.h — the write side of the mount: pending steps (ckpt/pending.h)
- * shown as passthrough directories onto their files/ (design: pending.c).
+ * fs/passthrough.h — the write side of the mount: pending steps (ckpt/pending.h)
+ * shown as passthrough directories onto their files/ (design: passthrough.c).
  *
  * ops.c dispatches every request whose inode is a pending inode
  * (pend_is_ino) here, and the root's mkdir/rmdir/lookup of step names that

@@ -1,13 +1,13 @@
 /*
- * fs/pending_private.h — what the parts of the write side share: pending.c
+ * fs/passthrough_private.h — what the parts of the write side share: passthrough.c
  * (the inode table and the passthrough), clone.c (clone stubs and
  * copy_file_range), pstep.c (the steps: root entries, adoption, xattrs,
- * finalize). Design, locks and invariants: pending.c.
+ * finalize). Design, locks and invariants: passthrough.c.
  */
 #ifndef CKPTFS_PENDING_PRIVATE_H
 #define CKPTFS_PENDING_PRIVATE_H
 
-#include "pending.h"
+#include "passthrough.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -93,7 +93,7 @@ static inline struct pfile *pf_of(const struct fuse_file_info *fi)
 	return (struct pfile *)(uintptr_t)fi->fh;
 }
 
-/* pending.c */
+/* passthrough.c */
 struct pinode *pend_pin(struct pend *p, fuse_ino_t ino, int any);
 char *pend_relpath(struct pend *p, const struct pinode *pi, const char *child);
 int pend_reopen(const struct pinode *pi, int flags);
