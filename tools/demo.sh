@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — the main job on a built-in example: install missing packages, build, write a
 # small MLP-like training state with numpy, save it with `ckpt save`, show it with
-# `ckpt ls / tree / cat / meta`, and (if ckptfs is built) mount it and read it through the
-# mount with ls, cat, getfattr and numpy.
+# `ckpt ls / tree / cat / meta`, and (if ckptfs is built) mount it, read it through the
+# mount with ls, cat, getfattr and numpy, and edit it by copying a step within the mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -65,6 +65,18 @@ timeout 30 $PY -c 'import numpy as np, sys
 a = np.load(sys.argv[1])
 print(a.dtype, a.shape, "sum=%.4f" % a.sum())
 print(a[:2, :6])' "$MNT/latest/state/params/dense/kernel.npy"
+
+# Writing saves: edit a checkpoint by copying it into a new step (chunks are shared, not
+# copied), change a leaf with numpy, finalize with an xattr.
+show timeout 60 cp -r "$MNT/200" "$MNT/300"
+show timeout 30 getfattr -n user.ckpt.state "$MNT/300"
+say "$PY -c 'np.save(\"$MNT/300/state/params/dense/bias.npy\", np.ones(...))'"
+timeout 30 $PY -c 'import numpy as np, sys
+b = np.load(sys.argv[1])
+np.save(sys.argv[1], np.ones_like(b))' "$MNT/300/state/params/dense/bias.npy"
+show timeout 60 setfattr -n user.ckpt.finalize -v 1 "$MNT/300"
+show "$CKPT" ls "$ROOT"
+show "$CKPT" cat "$ROOT/300/state/params/dense/bias"
 say "fusermount3 -u $MNT"
 timeout 10 fusermount3 -u "$MNT"
 wait "$FS_PID" || true
