@@ -9,7 +9,7 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta write") picks sections;
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -18,7 +18,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta write}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -523,6 +523,136 @@ bench_rss() {
 	rm -rf "$T/rss"
 }
 
+# ---- FUSE write side: cp into a pending step, cp -r within the mount, daemon RSS ----
+# the daemon's VmRSS and VmHWM in KiB ("rss hwm")
+daemon_mem() { awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { print r + 0, h + 0 }' "/proc/$1/status"; }
+
+# stream a float32 .npy of $2 bytes into file $1 with 1 MiB sequential writes (a random
+# 16 MiB block repeated: each 1 MiB chunk is as incompressible as fresh random data)
+npy_stream() {
+	$PY - "$1" "$2" <<-'EOF'
+		import sys
+		import numpy as np
+		path, nbytes = sys.argv[1], int(sys.argv[2]) // 4 * 4
+		block = np.random.default_rng(9).standard_normal(4 << 20, dtype=np.float32).tobytes()
+		with open(path, "wb", buffering=0) as f:
+		    np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+		                                              "shape": (nbytes // 4,)})
+		    done = 0
+		    while done < nbytes:
+		        for i in range(0, len(block), 1 << 20):
+		            n = min(1 << 20, nbytes - done)
+		            if n <= 0:
+		                break
+		            f.write(block[i:i + n])
+		            done += n
+	EOF
+}
+
+kib_mib() { awk -v k="$1" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print "FAIL" }'; }
+
+bench_write() {
+	local size gib big bgib in=$T/write/in m=$T/write/mnt root=$T/write/root plain=$T/write/plain
+	local base ours fin cpr cprd cprf idle rss hwm peak pid kib fkib=FAIL
+	size=$(scaled $((1 << 30)) $((1 << 20)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	big=$(scaled $((4 << 30)) $((4 << 20)))
+	bgib=$(awk -v s="$big" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "FUSE write: cp of a $gib .npy into a pending step, cp -r of a $gib step, RSS writing $bgib"
+	mkdir -p "$in" "$plain" "$root"
+	$PY "$PEERS" gen-one "$in/w.npy" "$size" 3 || { skip "write" "data generation failed"; return; }
+	mount_fs ckptfs "$root" "$m" || { skip "write" "mount failed"; return; }
+
+	# (1) cp of one .npy: onto the disk, then into a pending step (source warm, both + sync)
+	cat "$in/w.npy" >/dev/null
+	sync
+	# shellcheck disable=SC2016
+	base=$(tm bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$plain/w.npy")
+	rm -f "$plain/w.npy"
+	sync
+	if timeout 20 mkdir "$m/1" "$m/1/state" 2>>"$LOG"; then
+		# shellcheck disable=SC2016
+		ours=$(tm timeout 300 bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$m/1/state/w.npy")
+		fin=$(tm timeout 300 setfattr -n user.ckpt.finalize -v 1 "$m/1")
+	else
+		ours=FAIL fin=FAIL
+	fi
+	row "cp $gib .npy: into a pending step vs onto disk" "$ours" "$base" s 0.7
+	row "finalize of that step vs the cp onto disk" "$fin" "$base" s
+	rm -rf "$in"
+
+	# (2) cp -r of a step (8 large leaves + 200 small) within the mount vs on disk, cold
+	if $PY "$PEERS" gen-core "$in" "$size" 8 4 >/dev/null &&
+		$PY "$PEERS" gen-small "$in" 200 5 >/dev/null && make_step "$root" 100 "$in" && wait_step "$m/100"; then
+		cold
+		# shellcheck disable=SC2016
+		cprd=$(tm bash -c 'cp -r "$1" "$2" && sync' _ "$in" "$plain/step")
+		rm -rf "$plain/step"
+		cold
+		# shellcheck disable=SC2016
+		cpr=$(tm timeout 300 bash -c 'cp -r "$1" "$2" && sync' _ "$m/100" "$m/101")
+		cprf=$(tm timeout 300 setfattr -n user.ckpt.finalize -v 1 "$m/101")
+		[ -d "$root/101" ] && ! timeout 300 "$B/ckpt" verify "$root/101" >/dev/null 2>>"$LOG" &&
+			say "  step 101 (cp -r) does not verify" && cpr=BAD
+		row "cp -r $gib step: within the mount vs on disk" "$cpr" "$cprd" s 2
+		row "cp -r+finalize $gib step: mount vs on disk" \
+			"$(awk -v a="$cpr" -v b="$cprf" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) print a + b; else print "FAIL" }')" \
+			"$cprd" s
+	else
+		skip "cp -r $gib step" "data generation or ckpt save failed"
+	fi
+	umount_fs "$m"
+	rm -rf "$in" "$plain" "$root"
+	mkdir -p "$root"
+
+	# (3) daemon memory while writing a big file into a pending step (fresh mount)
+	mount_fs ckptfs "$root" "$m" || { skip "write rss" "mount failed"; return; }
+	pid=$MPID
+	timeout 20 ls "$m" >/dev/null
+	read -r idle _ <<<"$(daemon_mem "$pid")"
+	peak=$idle
+	if timeout 20 mkdir "$m/2" "$m/2/state" 2>>"$LOG"; then
+		npy_stream "$m/2/state/big.npy" "$big" 2>>"$LOG" &
+		local wp=$!
+		while kill -0 "$wp" 2>/dev/null; do
+			read -r rss _ <<<"$(daemon_mem "$pid")"
+			[ "$rss" -gt "$peak" ] && peak=$rss
+			sleep 0.05
+		done
+		if wait "$wp"; then
+			read -r rss hwm <<<"$(daemon_mem "$pid")"
+			[ "$hwm" -gt "$peak" ] && peak=$hwm
+			kib=$((peak - idle))
+			# then the finalize of that step (in the daemon too)
+			if timeout 300 setfattr -n user.ckpt.finalize -v 1 "$m/2" 2>>"$LOG"; then
+				read -r rss hwm <<<"$(daemon_mem "$pid")"
+				fkib=$((hwm - idle))
+			fi
+		else
+			say "  writing $bgib into the mount failed"
+			kib=FAIL
+		fi
+	else
+		kib=FAIL
+	fi
+	umount_fs "$m"
+	row "ckptfs RSS writing $bgib: peak-idle vs 128 MiB" "$(kib_mib "$kib")" 128 MiB 1
+	row "ckptfs RSS + finalize: peak-idle vs 128 MiB" "$(kib_mib "$fkib")" 128 MiB
+	say "  daemon idle RSS $((idle / 1024)) MiB, peak $((peak / 1024)) MiB"
+	rm -rf "$T/write"
+}
+
+# wait until a step saved under a mounted root shows in the mount (the root is re-read
+# every 0.5 s)
+wait_step() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		timeout 5 test -d "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 for s in $ONLY; do
 	# keep `make bench` under its 15 minutes even when something is slow
 	if awk -v a="$START" -v b="$EPOCHREALTIME" -v m="$BUDGET" 'BEGIN { exit !(b - a > m) }'; then
@@ -532,7 +662,7 @@ for s in $ONLY; do
 	fi
 	case $s in
 	core | small) "bench_$s" ;;
-	fuse | meta | steps | rss)
+	fuse | meta | steps | rss | write)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
 		else
