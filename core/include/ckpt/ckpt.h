@@ -12,4 +12,6 @@
 #include "ckpt/checkpointer.h"
 #include "ckpt/interchange.h"
 #include "ckpt/pending.h"
+#include "ckpt/async.h"
+#include "ckpt/manager.h"
 #endif

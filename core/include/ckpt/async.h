@@ -1,0 +1,79 @@
+/*
+ * ckpt/async.h — asynchronous saves (Orbax's AsyncCheckpointer and commit
+ * futures).
+ *
+ * ckpt_async_save() returns as soon as the caller may change its data again
+ * and leaves writing, compression and finalization to a background thread.
+ * Two modes (ckpt_async_options.borrow):
+ *   copy (default)  the items are snapshotted before the call returns
+ *                   (handler-specific: a PyTree is deep-copied, array data
+ *                   included), so the caller may change or free them at once;
+ *   borrow          nothing is copied: the caller keeps the items alive and
+ *                   unchanged until the save's future completes (no copy, no
+ *                   extra memory; Orbax's behaviour for host arrays it does
+ *                   not own).
+ * One save runs at a time per checkpointer: a new save first waits for the
+ * previous one. A failed background save is never lost: its error is
+ * returned by its future, by ckpt_async_check_for_errors(),
+ * ckpt_async_wait_until_finished() and by the next ckpt_async_save(), until
+ * one of them has reported it.
+ *
+ * Memory: the background save's bytes in flight are capped by
+ * opts.writer.store.max_bytes_in_flight (Orbax's save_concurrent_gb).
+ * Thread safety: one thread drives a checkpointer; futures may be waited on
+ * from any thread.
+ */
+#ifndef CKPT_ASYNC_H
+#define CKPT_ASYNC_H
+
+#include "ckpt/checkpointer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ckpt_async ckpt_async;
+typedef struct ckpt_future ckpt_future;
+
+#define CKPT_ASYNC_OPTIONS_VERSION 1
+typedef struct ckpt_async_options {
+	unsigned version;
+	int borrow;                       /* 0: copy the items (default); 1: borrow them */
+	ckpt_step_writer_options writer;  /* force, store options, metadata */
+} ckpt_async_options;
+#define CKPT_ASYNC_OPTIONS_INIT {CKPT_ASYNC_OPTIONS_VERSION, 0, CKPT_STEP_WRITER_OPTIONS_INIT}
+
+/* A checkpointer with one background thread. opts may be NULL. */
+int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts);
+/* Wait for the running save, then free. Accepts NULL. */
+void ckpt_async_free(ckpt_async *a);
+
+/*
+ * Start saving items as ROOT/<step> (same meaning as ckpt_checkpointer_save;
+ * custom_metadata and metrics: JSON objects or NULL, override opts). Waits
+ * for the previous save first; returns its error if it failed (and then
+ * starts nothing). Items are snapshotted (copy mode) with their handler's
+ * async_save slot; a handler without one is CKPT_EUNSUPPORTED. *future (if
+ * future is not NULL) completes when the step is finalized or the save
+ * failed; free it with ckpt_future_free.
+ */
+int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
+		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
+		    const char *metrics);
+
+/* Block until no save runs; the error of a failed save not yet reported, else 0. */
+int ckpt_async_wait_until_finished(ckpt_async *a);
+/* Without blocking: the error of a finished failed save not yet reported, else 0. */
+int ckpt_async_check_for_errors(ckpt_async *a);
+
+/* Block until the save is finished: 0 or its error (message set on this thread). */
+int ckpt_future_wait(ckpt_future *f);
+/* 1 if finished (successfully or not), else 0. */
+int ckpt_future_done(const ckpt_future *f);
+/* Accepts NULL; does not wait (the save goes on). */
+void ckpt_future_free(ckpt_future *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,134 @@
+/*
+ * ckpt/manager.h — Orbax's CheckpointManager over a checkpoint root: when to
+ * save, saving (asynchronously by default), which steps to keep, restoring
+ * the latest or a chosen step, and waiting for new steps (evaluators).
+ *
+ * Step directories are named by ckpt_manager_options.step_prefix and
+ * step_format_fixed_length as Orbax does: "<prefix>_<step>" with the step
+ * zero-padded to that width ("ckpt_00000100"); without them, the plain step
+ * number that `ckpt` and `ckptfs` use.
+ *
+ * Preservation: a finalized step is kept if any enabled policy of
+ * ckpt_preservation keeps it (Orbax's AnyPreservationPolicy); with none
+ * enabled every step is kept. After each save finalizes, the manager deletes
+ * the steps no policy keeps (never the newest step, never in read_only).
+ */
+#ifndef CKPT_MANAGER_H
+#define CKPT_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/async.h"
+#include "ckpt/checkpointer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { CKPT_BEST_MIN = 0, CKPT_BEST_MAX = 1 };
+
+typedef struct ckpt_preservation {
+	unsigned latest_n;         /* keep the newest N steps (0: off) */
+	uint64_t every_n_steps;    /* keep steps divisible by N (Orbax keep_period; 0: off) */
+	int64_t every_n_seconds;   /* keep the first step of every N seconds of commit time (0: off) */
+	const char *best_metric;   /* keep the best_n best steps by this key of their metrics (NULL: off) */
+	int best_mode;             /* CKPT_BEST_MIN or CKPT_BEST_MAX */
+	unsigned best_n;
+	int keep_without_metrics;  /* a step without the metric: 1 kept, 0 left to the other policies */
+} ckpt_preservation;
+#define CKPT_PRESERVATION_INIT {0, 0, 0, NULL, CKPT_BEST_MIN, 0, 1}
+
+/* What the policies look at, one per finalized step. */
+typedef struct ckpt_step_summary {
+	uint64_t step;
+	int64_t commit_time_ns;
+	int has_metric; /* metrics[best_metric] exists and is a number */
+	double metric;
+} ckpt_step_summary;
+
+/*
+ * Decide which steps p keeps: keep[i] = 1 or 0 for steps[i] (any order).
+ * Pure function: used by the manager, `ckpt gc` and `ckpt ls`.
+ */
+int ckpt_preservation_apply(int *keep, const ckpt_step_summary *steps, size_t n,
+			    const ckpt_preservation *p);
+/* Index of the best step by p's metric, or CKPT_ENOTFOUND (no metric set or none has it). */
+int ckpt_preservation_best(size_t *out, const ckpt_step_summary *steps, size_t n,
+			   const ckpt_preservation *p);
+
+#define CKPT_MANAGER_OPTIONS_VERSION 1
+typedef struct ckpt_manager_options {
+	unsigned version;
+	uint64_t save_interval_steps;  /* should_save every N steps (0 or 1: every step) */
+	const uint64_t *save_on_steps; /* and on these steps (may be NULL) */
+	size_t n_save_on_steps;
+	ckpt_preservation preservation;
+	const char *step_prefix;            /* NULL: no prefix */
+	unsigned step_format_fixed_length;  /* 0: no padding */
+	int read_only;                      /* never write, delete or clean up */
+	int enable_async;                   /* default 1 */
+	ckpt_async_options async;           /* borrow mode, writer and store options */
+} ckpt_manager_options;
+#define CKPT_MANAGER_OPTIONS_INIT                                                              \
+	{CKPT_MANAGER_OPTIONS_VERSION, 0, NULL, 0, CKPT_PRESERVATION_INIT, NULL, 0, 0, 1,       \
+	 CKPT_ASYNC_OPTIONS_INIT}
+
+typedef struct ckpt_manager ckpt_manager;
+
+/*
+ * Open the manager of root (created unless read_only). Removes temporary
+ * directories of abandoned saves (not in read_only) and reads the steps.
+ * opts may be NULL.
+ */
+int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_options *opts);
+/* Wait for a running save, then free. Accepts NULL. */
+void ckpt_manager_close(ckpt_manager *m);
+
+/* 1 if step should be saved (interval, save_on_steps, and newer than the latest), else 0. */
+int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
+/*
+ * Save items as step (asynchronously if enabled: returns once the caller
+ * may change its data). metrics, custom_metadata: JSON objects or NULL.
+ * When the save is finalized, steps no policy keeps are deleted. Reports
+ * the error of an earlier failed background save (and then saves nothing).
+ * CKPT_EREADONLY in read_only.
+ */
+int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *items, size_t n,
+		      const char *metrics, const char *custom_metadata, int force);
+/*
+ * Restore items (a subset of the step's items is fine) of step, or of the
+ * latest step when step < 0; outs as ckpt_checkpointer_restore. Waits for a
+ * running save first.
+ */
+int ckpt_manager_restore(void **outs, ckpt_manager *m, int64_t step, const ckpt_item_args *items,
+			 size_t n);
+
+int ckpt_manager_latest_step(uint64_t *out, ckpt_manager *m); /* CKPT_ENOTFOUND if none */
+int ckpt_manager_best_step(uint64_t *out, ckpt_manager *m);   /* CKPT_ENOTFOUND if none */
+/* Finalized steps, ascending: *out malloc'd (caller free()s). */
+int ckpt_manager_all_steps(uint64_t **out, size_t *n, ckpt_manager *m);
+/* The step's metrics / whole _CHECKPOINT_METADATA as JSON text (malloc'd; "{}" if none). */
+int ckpt_manager_metrics(char **out, ckpt_manager *m, uint64_t step);
+int ckpt_manager_metadata(char **out, ckpt_manager *m, uint64_t step);
+/* Root metadata: a JSON object kept in ROOT/_ROOT_METADATA (set once; read any time). */
+int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json);
+int ckpt_manager_root_metadata(char **out, ckpt_manager *m); /* "{}" if none */
+int ckpt_manager_delete(ckpt_manager *m, uint64_t step);
+/* Re-read the steps of root (another process may have saved or deleted). */
+int ckpt_manager_reload(ckpt_manager *m);
+int ckpt_manager_wait_until_finished(ckpt_manager *m);
+int ckpt_manager_check_for_errors(ckpt_manager *m);
+
+/*
+ * For evaluators: wait until root has a finalized step newer than `after`
+ * (any step if after < 0) and set *out to the newest; inotify on root with a
+ * polling fallback. timeout_ms < 0 waits forever; CKPT_EBUSY on timeout.
+ * Plain step names (no prefix).
+ */
+int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
