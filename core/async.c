@@ -1,61 +1,343 @@
 /*
- * async.c — asynchronous saves (ckpt/async.h). Skeleton: filled in by its owner.
+ * async.c — asynchronous saves (ckpt/async.h): Orbax's AsyncCheckpointer.
+ *
+ * A save is a job that is also its future: ckpt_async_save() copies what the
+ * save needs (root, item names, metadata strings; in copy mode a snapshot of
+ * each item's args from its handler) into a ckpt_future and hands it to the
+ * one background thread of the ckpt_async (started by the first save), which
+ * runs ckpt_checkpointer_save(), drops the job's data (the snapshots go back
+ * to their handlers as soon as the step is written) and completes the future
+ * with the result and a copy of the thread-local error message. The message is set
+ * again, with ckpt_error_set(), on the thread that reports the error.
+ *
+ * Invariants:
+ *   1. At most one save is queued or running per ckpt_async: a save waits
+ *      for a->last to be done before it queues the next.
+ *   2. A future is freed when its last reference goes: the caller's handle
+ *      (ckpt_future_free) and the ckpt_async's (a->last, dropped when the
+ *      next save replaces it or by ckpt_async_free). The thread holds no
+ *      reference of its own: a->last outlives the running job (1. and
+ *      ckpt_async_free waits).
+ *   3. A failed save's error is reported once: by whichever of its future,
+ *      check_for_errors, wait_until_finished or the next save reports it
+ *      first (f->reported); ckpt_future_wait always returns the save's result.
+ *   4. Locks: a->mu guards a->queued, a->stop; f->mu guards f's done, rc,
+ *      msg, reported, refs. A thread never holds both.
  */
-#include "error_private.h"
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "ckpt/async.h"
+#include "error_private.h"
+
+struct ckpt_future {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned refs; /* f->mu */
+	int done;      /* f->mu */
+	int rc;	       /* f->mu: the save's result once done */
+	char *msg;     /* f->mu: its error message (malloc'd) or NULL */
+	int reported;  /* f->mu: the error was returned to someone */
+	/* The job: owned by the background thread once queued, freed before done. */
+	char *root;
+	uint64_t step;
+	ckpt_item_args *items; /* names strdup'd; args are snapshots in copy mode */
+	size_t n;
+	int snapshots;
+	char *custom_metadata, *metrics;
+};
+
+struct ckpt_async {
+	ckpt_async_options opts; /* its writer's strings point at our copies: */
+	char *custom_metadata, *metrics, *step_prefix;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int started;
+	ckpt_future *queued; /* a->mu: handed to the thread, not yet taken */
+	int stop;	     /* a->mu */
+	ckpt_future *last;   /* the most recent save (one reference); driving thread only */
+};
+
+/* ---- futures ---- */
+
+static void job_clear(ckpt_future *f)
+{
+	for (size_t i = 0; f->items && i < f->n; i++) {
+		if (f->snapshots)
+			ckpt_handler_snapshot_free(f->items[i].handler, (void *)f->items[i].args);
+		free((char *)f->items[i].name);
+	}
+	free(f->items);
+	free(f->root);
+	free(f->custom_metadata);
+	free(f->metrics);
+	f->items = NULL;
+	f->root = f->custom_metadata = f->metrics = NULL;
+	f->n = 0;
+}
+
+static void future_unref(ckpt_future *f)
+{
+	unsigned left;
+
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	assert(f->refs > 0);
+	left = --f->refs;
+	pthread_mutex_unlock(&f->mu);
+	if (left)
+		return;
+	job_clear(f);
+	free(f->msg);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+/* The error of f if it is done, failed and not reported yet (then reported), else 0. */
+static int take_error(ckpt_future *f, int block)
+{
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->mu);
+	while (block && !f->done)
+		pthread_cond_wait(&f->cv, &f->mu);
+	if (f->done && f->rc && !f->reported) {
+		rc = f->rc;
+		f->reported = 1;
+		ckpt_error_set(rc, "%s", f->msg ? f->msg : "asynchronous save failed");
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+int ckpt_future_wait(ckpt_future *f)
+{
+	int rc;
+
+	if (!f)
+		return ckpt_error_set(CKPT_EINVAL, "ckpt_future_wait: NULL future");
+	pthread_mutex_lock(&f->mu);
+	while (!f->done)
+		pthread_cond_wait(&f->cv, &f->mu);
+	rc = f->rc;
+	if (rc) {
+		f->reported = 1;
+		ckpt_error_set(rc, "%s", f->msg ? f->msg : "asynchronous save failed");
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+int ckpt_future_done(const ckpt_future *f)
+{
+	ckpt_future *m = (ckpt_future *)f; /* locking is not a change */
+	int done;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	done = m->done;
+	pthread_mutex_unlock(&m->mu);
+	return done;
+}
+
+void ckpt_future_free(ckpt_future *f)
+{
+	future_unref(f);
+}
+
+/* ---- the background thread ---- */
+
+static void run_job(const ckpt_async *a, ckpt_future *f)
+{
+	ckpt_step_writer_options wo = a->opts.writer;
+	char *msg = NULL;
+	int rc;
+
+	if (f->custom_metadata)
+		wo.custom_metadata = f->custom_metadata;
+	if (f->metrics)
+		wo.metrics = f->metrics;
+	rc = ckpt_checkpointer_save(f->root, f->step, f->items, f->n, &wo);
+	if (rc) {
+		ckpt_error_wrap(rc, "asynchronous save of step %" PRIu64 " in %s", f->step,
+				f->root);
+		msg = strdup(ckpt_error_last()); /* NULL: the generic message */
+	}
+	job_clear(f); /* the snapshots go before anyone is told */
+	pthread_mutex_lock(&f->mu);
+	f->rc = rc;
+	f->msg = msg;
+	f->done = 1;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void *worker(void *arg)
+{
+	ckpt_async *a = arg;
+
+	for (;;) {
+		ckpt_future *f;
+
+		pthread_mutex_lock(&a->mu);
+		while (!a->queued && !a->stop)
+			pthread_cond_wait(&a->cv, &a->mu);
+		f = a->queued;
+		a->queued = NULL;
+		pthread_mutex_unlock(&a->mu);
+		if (!f)
+			return NULL; /* stop, nothing queued */
+		run_job(a, f);
+	}
+}
+
+/* ---- the checkpointer ---- */
+
+/* *field = a copy of *field, kept in *own. */
+static int own_string(char **own, const char **field)
+{
+	if (*field && !(*own = strdup(*field)))
+		return ckpt_error_nomem();
+	*field = *own;
+	return 0;
+}
 
 int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts)
 {
-	(void)out;
-	(void)opts;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_async_new: not built yet");
+	const ckpt_async_options def = CKPT_ASYNC_OPTIONS_INIT;
+	ckpt_async *a;
+
+	*out = NULL;
+	if (opts && opts->version != CKPT_ASYNC_OPTIONS_VERSION)
+		return ckpt_error_set(CKPT_EINVAL, "ckpt_async_options: version %u, expected %u",
+				      opts->version, CKPT_ASYNC_OPTIONS_VERSION);
+	if (!(a = calloc(1, sizeof(*a))))
+		return ckpt_error_nomem();
+	a->opts = opts ? *opts : def;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	if (own_string(&a->custom_metadata, &a->opts.writer.custom_metadata) ||
+	    own_string(&a->metrics, &a->opts.writer.metrics) ||
+	    own_string(&a->step_prefix, &a->opts.writer.step_prefix)) {
+		ckpt_async_free(a);
+		return CKPT_ENOMEM;
+	}
+	*out = a;
+	return 0;
 }
 
 void ckpt_async_free(ckpt_async *a)
 {
-	(void)a;
+	if (!a)
+		return;
+	if (a->started) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL); /* runs the queued save first */
+	}
+	future_unref(a->last);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a->custom_metadata);
+	free(a->metrics);
+	free(a->step_prefix);
+	free(a);
+}
+
+/* Copy the job's data into f (snapshots in copy mode). */
+static int job_fill(ckpt_future *f, const ckpt_async *a, const char *root,
+		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
+		    const char *metrics)
+{
+	int rc;
+
+	f->snapshots = !a->opts.borrow;
+	if (!(f->root = strdup(root)) || (n && !(f->items = calloc(n, sizeof(*f->items)))) ||
+	    (custom_metadata && !(f->custom_metadata = strdup(custom_metadata))) ||
+	    (metrics && !(f->metrics = strdup(metrics))))
+		return ckpt_error_nomem();
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].name || !items[i].handler)
+			return ckpt_error_set(CKPT_EINVAL, "item %zu: no name or handler", i);
+		f->items[i].handler = items[i].handler;
+		if (!(f->items[i].name = strdup(items[i].name)))
+			return ckpt_error_nomem();
+		f->n = i + 1; /* job_clear frees what is set so far */
+		if (!f->snapshots) {
+			f->items[i].args = items[i].args;
+			continue;
+		}
+		void *snap = NULL;
+		rc = ckpt_handler_snapshot(&snap, items[i].handler, items[i].args);
+		f->items[i].args = snap;
+		if (rc)
+			return ckpt_error_wrap(rc, "asynchronous save of item %s", items[i].name);
+	}
+	return 0;
 }
 
 int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
 		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
 		    const char *metrics)
 {
-	(void)a;
-	(void)future;
-	(void)root;
-	(void)step;
-	(void)items;
-	(void)n;
-	(void)custom_metadata;
-	(void)metrics;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_async_save: not built yet");
+	ckpt_future *f = NULL;
+	int rc;
+
+	if (future)
+		*future = NULL;
+	if (!a || !root || (n && !items))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "ckpt_async_save: NULL checkpointer, root or items");
+	rc = take_error(a->last, 1); /* invariant 1: the previous save is done */
+	if (rc)
+		return rc;
+	if (!(f = calloc(1, sizeof(*f))))
+		return ckpt_error_nomem();
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->refs = 1;
+	f->step = step;
+	rc = job_fill(f, a, root, items, n, custom_metadata, metrics);
+	if (rc == 0 && !a->started) {
+		int err = pthread_create(&a->thread, NULL, worker, a);
+		if (err)
+			rc = ckpt_error_errno(CKPT_ERROR, err, "asynchronous save: start thread");
+		a->started = !err;
+	}
+	if (rc) {
+		future_unref(f);
+		return rc;
+	}
+	f->refs = future ? 2 : 1;
+	future_unref(a->last);
+	a->last = f;
+	pthread_mutex_lock(&a->mu);
+	assert(!a->queued);
+	a->queued = f;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (future)
+		*future = f;
+	return 0;
 }
 
 int ckpt_async_wait_until_finished(ckpt_async *a)
 {
-	(void)a;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_async_wait_until_finished: not built yet");
+	return a ? take_error(a->last, 1) : 0;
 }
 
 int ckpt_async_check_for_errors(ckpt_async *a)
 {
-	(void)a;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_async_check_for_errors: not built yet");
-}
-
-int ckpt_future_wait(ckpt_future *f)
-{
-	(void)f;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_future_wait: not built yet");
-}
-
-int ckpt_future_done(const ckpt_future *f)
-{
-	(void)f;
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "ckpt_future_done: not built yet");
-}
-
-void ckpt_future_free(ckpt_future *f)
-{
-	(void)f;
+	return a ? take_error(a->last, 0) : 0;
 }

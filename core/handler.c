@@ -25,6 +25,19 @@ int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, co
 	return h->vt->save ? h->vt->save(h, w, item, args) : unsupported(h, "save");
 }
 
+int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args)
+{
+	*out = NULL;
+	return h->vt->snapshot ? h->vt->snapshot(out, h, args)
+			       : unsupported(h, "copy-mode snapshots");
+}
+
+void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap)
+{
+	if (snap && h->vt->snapshot_free)
+		h->vt->snapshot_free(h, snap);
+}
+
 int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args)
 {

@@ -11,24 +11,50 @@
  * empty containers exist only in the metadata. Then the metadata copy goes
  * to "<item>/_METADATA".
  *
+ * Snapshot (copy mode of ckpt/async.h): a deep copy of the tree and the
+ * caller's per-leaf leaf_args evaluated at once and replayed from a table
+ * keyed by the copy's nodes, so a later save on another thread touches
+ * nothing of the caller's. The copy's array data lives in buffers the
+ * snapshot owns; when it is freed they are kept by the handler for the next
+ * snapshot (same sizes: a memcpy without page faults, which cost more than
+ * the copy itself), so a handler used for copy-mode saves holds one
+ * snapshot's worth of memory until the next snapshot or ckpt_handler_free.
+ *
  * Invariants:
  *   1. Every key written is "<item>/" + a leaf path of the saved metadata
  *      tree, or "<item>/_METADATA" (no path starts with '_': names escape it).
  *   2. The stored size of an array leaf is nelems * dtype size of the dtype
  *      recorded in _METADATA (the cast target).
  */
+#include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error_private.h"
+#include "mem.h"
 #include "pytree_private.h"
 #include "step_private.h"
 
 #define SAVE_SLICE_BYTES (8u << 20)
 
+/* An array buffer of a snapshot: malloc'd (ckpt_mem_malloc_large), freed with free(). */
+struct snap_buf {
+	size_t size;
+	void *p;
+};
+
+/* A set of buffers; sorted by size when offered for reuse. */
+struct snap_bufs {
+	struct snap_buf *v;
+	size_t n, cap;
+};
+
 struct pytree_handler {
 	ckpt_handler base;
 	int standard;
+	pthread_mutex_t mu;	/* guards spare */
+	struct snap_bufs spare; /* the last snapshot's buffers, for the next one */
 };
 
 /* ---- ckpt_tree_map ---- */
@@ -319,15 +345,229 @@ static int pytree_restore(void **out, ckpt_handler *h, ckpt_step *s, const char 
 	return ckpt_pytree_restore_item(out, s, item, a);
 }
 
+/* ---- snapshots (copy mode of ckpt/async.h) ---- */
+
+/* A leaf's SaveArgs, evaluated when the snapshot was taken. */
+struct snap_leaf {
+	const ckpt_tree *node; /* in the snapshot's tree */
+	ckpt_leaf_save_args la;
+	char *custom; /* la.custom_metadata points here */
+};
+
+/*
+ * args.item is tree, whose array leaves borrow bufs; args.leaf_args/payload
+ * replay leaves[] (sorted by node).
+ */
+struct pytree_snapshot {
+	ckpt_pytree_save_args args;
+	ckpt_tree *tree;
+	struct snap_bufs bufs;
+	struct snap_bufs spare; /* while taking the snapshot: the last one's buffers */
+	struct snap_leaf *leaves;
+	size_t n, cap;
+	const ckpt_pytree_save_args *user;
+	int standard;
+};
+
+static void bufs_free(struct snap_bufs *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i].p);
+	free(b->v);
+	*b = (struct snap_bufs){NULL, 0, 0};
+}
+
+static int cmp_buf(const void *a, const void *b)
+{
+	size_t x = ((const struct snap_buf *)a)->size, y = ((const struct snap_buf *)b)->size;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A buffer of exactly size bytes: a spare one (taken out of spare) or a new one. */
+static void *buf_get(struct snap_bufs *spare, size_t size)
+{
+	const struct snap_buf key = {size, NULL};
+	struct snap_buf *f =
+	    spare->n ? bsearch(&key, spare->v, spare->n, sizeof(key), cmp_buf) : NULL;
+
+	while (f && f > spare->v && f[-1].size == size)
+		f--; /* the first of equal sizes: taken ones have p NULL */
+	for (; f && f < spare->v + spare->n && f->size == size; f++) {
+		if (f->p) {
+			void *p = f->p;
+			f->p = NULL;
+			return p;
+		}
+	}
+	return ckpt_mem_malloc_large(size);
+}
+
+/* ckpt_tree_map callback: copy a leaf; array data goes into the snapshot's buffers. */
+static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, void *payload)
+{
+	struct pytree_snapshot *sn = payload;
+	size_t size = (size_t)ckpt_tree_nbytes(src);
+	void *p;
+
+	(void)path;
+	if (ckpt_tree_is_container(src) || ckpt_tree_get_kind(src) == CKPT_TREE_NONE)
+		return 0; /* structural copy */
+	if (ckpt_tree_get_kind(src) != CKPT_TREE_ARRAY || !ckpt_tree_data(src))
+		return ckpt_tree_clone(out, src);
+	if (sn->bufs.n == sn->bufs.cap) {
+		size_t cap = sn->bufs.cap ? 2 * sn->bufs.cap : 64;
+		void *v = realloc(sn->bufs.v, cap * sizeof(*sn->bufs.v));
+		if (!v)
+			return ckpt_error_nomem();
+		sn->bufs.v = v;
+		sn->bufs.cap = cap;
+	}
+	if (!(p = buf_get(&sn->spare, size)))
+		return ckpt_error_nomem();
+	sn->bufs.v[sn->bufs.n++] = (struct snap_buf){size, p};
+	memcpy(p, ckpt_tree_data(src), size);
+	return ckpt_tree_new_array(out, ckpt_tree_dtype(src), ckpt_tree_ndim(src),
+				   ckpt_tree_shape(src), p, CKPT_TREE_BORROW);
+}
+
+static int cmp_snap_leaf(const void *a, const void *b)
+{
+	const ckpt_tree *x = ((const struct snap_leaf *)a)->node;
+	const ckpt_tree *y = ((const struct snap_leaf *)b)->node;
+
+	return x < y ? -1 : x > y;
+}
+
+static int snap_replay(ckpt_leaf_save_args *out, const char *path, const ckpt_tree *leaf,
+		       void *payload)
+{
+	const struct pytree_snapshot *sn = payload;
+	const struct snap_leaf key = {leaf, {CKPT_DTYPE_INVALID, NULL, -1}, NULL};
+	const struct snap_leaf *f =
+	    sn->n ? bsearch(&key, sn->leaves, sn->n, sizeof(key), cmp_snap_leaf) : NULL;
+
+	(void)path;
+	assert(f); /* every leaf save_leaf asks for was evaluated by snap_eval */
+	if (f)
+		*out = f->la;
+	return 0;
+}
+
+/* ckpt_tree_walk callback: evaluate the caller's leaf_args for the leaves save_leaf asks. */
+static int snap_eval(ckpt_tree *node, const char *path, void *payload)
+{
+	struct pytree_snapshot *sn = payload;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	struct snap_leaf *l;
+	int rc;
+
+	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE ||
+	    (k == CKPT_TREE_STRING && sn->standard))
+		return 0;
+	if (sn->n == sn->cap) {
+		size_t cap = sn->cap ? 2 * sn->cap : 64;
+		void *p = realloc(sn->leaves, cap * sizeof(*sn->leaves));
+		if (!p)
+			return ckpt_error_nomem();
+		sn->leaves = p;
+		sn->cap = cap;
+	}
+	l = &sn->leaves[sn->n];
+	*l = (struct snap_leaf){node, {CKPT_DTYPE_INVALID, NULL, -1}, NULL};
+	rc = sn->user->leaf_args(&l->la, path, node, sn->user->payload);
+	if (rc)
+		return rc < 0
+			   ? rc
+			   : ckpt_error_set(CKPT_ERROR, "leaf_args stopped the save at '%s'", path);
+	if (l->la.custom_metadata && !(l->custom = strdup(l->la.custom_metadata)))
+		return ckpt_error_nomem();
+	l->la.custom_metadata = l->custom;
+	sn->n++;
+	return 0;
+}
+
+/* The snapshot's buffers become the handler's spare ones (the older spare ones go). */
+static void pytree_snapshot_free(ckpt_handler *h, void *snap)
+{
+	struct pytree_handler *ph = (struct pytree_handler *)h;
+	struct pytree_snapshot *sn = snap;
+
+	if (!sn)
+		return;
+	for (size_t i = 0; i < sn->n; i++)
+		free(sn->leaves[i].custom);
+	free(sn->leaves);
+	ckpt_tree_free(sn->tree);
+	bufs_free(&sn->spare);
+	if (sn->bufs.n > 1)
+		qsort(sn->bufs.v, sn->bufs.n, sizeof(*sn->bufs.v), cmp_buf);
+	pthread_mutex_lock(&ph->mu);
+	struct snap_bufs old = ph->spare;
+	ph->spare = sn->bufs;
+	pthread_mutex_unlock(&ph->mu);
+	bufs_free(&old);
+	free(sn);
+}
+
+/*
+ * A copy of the tree (array data included, into the buffers of the last
+ * snapshot where the sizes match: a training loop saves the same shapes
+ * each time, and refilling memory costs no page faults) and of every
+ * leaf's SaveArgs.
+ */
+static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
+{
+	struct pytree_handler *ph = (struct pytree_handler *)h;
+	const ckpt_pytree_save_args *a = args;
+	struct pytree_snapshot *sn = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!a || !a->item)
+		return ckpt_error_set(CKPT_EINVAL, "snapshot: no tree to save");
+	if (!(sn = calloc(1, sizeof(*sn))))
+		return ckpt_error_nomem();
+	sn->args = *a;
+	sn->user = a;
+	sn->standard = ph->standard;
+	pthread_mutex_lock(&ph->mu);
+	sn->spare = ph->spare;
+	ph->spare = (struct snap_bufs){NULL, 0, 0};
+	pthread_mutex_unlock(&ph->mu);
+	rc = ckpt_tree_map(&sn->tree, a->item, snap_copy, sn);
+	bufs_free(&sn->spare); /* those not reused */
+	if (rc == 0 && a->leaf_args) {
+		rc = ckpt_tree_walk(sn->tree, snap_eval, sn);
+		if (sn->n > 1)
+			qsort(sn->leaves, sn->n, sizeof(*sn->leaves), cmp_snap_leaf);
+	}
+	sn->args.item = sn->tree;
+	sn->args.leaf_args = a->leaf_args ? snap_replay : NULL;
+	sn->args.payload = sn;
+	sn->user = NULL; /* the caller's args are not touched after this call */
+	if (rc) {
+		pytree_snapshot_free(h, sn);
+		return rc;
+	}
+	*out = sn;
+	return 0;
+}
+
 static void pytree_close(ckpt_handler *h)
 {
+	struct pytree_handler *ph = (struct pytree_handler *)h;
+
+	bufs_free(&ph->spare);
+	pthread_mutex_destroy(&ph->mu);
 	free(h);
 }
 
 static const ckpt_handler_vtable pytree_vt = {
     .typestr = pytree_typestr,
     .save = pytree_save,
-    .async_save = NULL, /* issue 6 */
+    .snapshot = pytree_snapshot,
+    .snapshot_free = pytree_snapshot_free,
     .restore = pytree_restore,
     .metadata = ckpt_pytree_metadata_item,
     .finalize = NULL,
@@ -343,6 +583,7 @@ static int handler_new(ckpt_handler **out, int standard)
 		return ckpt_error_nomem();
 	h->base.vt = &pytree_vt;
 	h->standard = standard;
+	pthread_mutex_init(&h->mu, NULL);
 	*out = &h->base;
 	return 0;
 }

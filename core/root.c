@@ -6,7 +6,9 @@
  *   A root holds finalized steps (directories named by their decimal step
  *   number, holding ckpt.db) and temporary directories of saves in progress
  *   or abandoned ("<step>.ckpt-tmp-<nonce>", see step_writer.c). Anything
- *   else is ignored.
+ *   else is ignored. A CheckpointManager may name its steps
+ *   "<prefix>_<zero-padded step>" (ckpt_step_dir_name); the _named variants
+ *   list and delete such names, the plain functions only plain names.
  *
  * Invariants:
  *   1. A name is a step only if ckpt_step_name_parse() accepts it (no leading
@@ -310,6 +312,49 @@ int ckpt_step_name_parse(uint64_t *out, const char *name)
 	return 1;
 }
 
+char *ckpt_step_dir_name(uint64_t step, const char *prefix, unsigned width)
+{
+	if (prefix && prefix[0])
+		return ckpt_fs_printf("%s_%0*" PRIu64, prefix, (int)width, step);
+	return ckpt_fs_printf("%0*" PRIu64, (int)width, step);
+}
+
+char *ckpt_step_dir_path(const char *root, uint64_t step, const char *prefix, unsigned width)
+{
+	char *name = ckpt_step_dir_name(step, prefix, width);
+	char *path = name ? ckpt_fs_printf("%s/%s", root, name) : NULL;
+
+	free(name);
+	return path;
+}
+
+int ckpt_step_dir_name_parse(uint64_t *out, const char *name, const char *prefix, unsigned width)
+{
+	size_t plen = prefix && prefix[0] ? strlen(prefix) : 0;
+	char buf[96];
+	uint64_t v = 0;
+	const char *d = name;
+
+	if (plen == 0 && width == 0)
+		return ckpt_step_name_parse(out, name); /* plain names exactly as always */
+	if (plen && (strncmp(name, prefix, plen) != 0 || name[plen] != '_'))
+		return 0;
+	d = name + (plen ? plen + 1 : 0);
+	if (!*d || strlen(d) >= sizeof(buf))
+		return 0;
+	for (const char *c = d; *c; c++) {
+		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	/* Only the canonical spelling is a step: "ckpt_00000012", not "ckpt_012". */
+	snprintf(buf, sizeof(buf), "%0*" PRIu64, (int)width, v);
+	if (strcmp(buf, d) != 0)
+		return 0;
+	*out = v;
+	return 1;
+}
+
 void ckpt_fs_nonce(char buf[17])
 {
 	uint64_t r = 0;
@@ -342,6 +387,12 @@ static int cmp_u64(const void *a, const void *b)
 
 int ckpt_root_steps(uint64_t **out, size_t *n, const char *root)
 {
+	return ckpt_root_steps_named(out, n, root, NULL, 0);
+}
+
+int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const char *prefix,
+			  unsigned width)
+{
 	DIR *d = opendir(root);
 	uint64_t *v = NULL;
 	size_t cnt = 0, cap = 0;
@@ -357,7 +408,7 @@ int ckpt_root_steps(uint64_t **out, size_t *n, const char *root)
 		uint64_t step;
 		struct stat st;
 
-		if (!ckpt_step_name_parse(&step, e->d_name))
+		if (!ckpt_step_dir_name_parse(&step, e->d_name, prefix, width))
 			continue;
 		char *db = ckpt_fs_printf("%s/%s/ckpt.db", root, e->d_name);
 		if (!db) {
@@ -437,13 +488,18 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 
 int ckpt_root_delete_step(const char *root, uint64_t step)
 {
+	return ckpt_root_delete_step_named(root, step, NULL, 0);
+}
+
+int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *prefix, unsigned width)
+{
 	char nonce[17];
 	char *from = NULL, *to = NULL;
 	int rc = 0;
 
 	ckpt_fs_nonce(nonce);
-	from = ckpt_fs_printf("%s/%" PRIu64, root, step);
-	to = ckpt_fs_printf("%s/%" PRIu64 "%sdel-%s", root, step, CKPT_TMP_INFIX, nonce);
+	from = ckpt_step_dir_path(root, step, prefix, width);
+	to = from ? ckpt_fs_printf("%s%sdel-%s", from, CKPT_TMP_INFIX, nonce) : NULL;
 	if (!from || !to) {
 		rc = CKPT_ENOMEM;
 		goto done;

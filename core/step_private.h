@@ -46,6 +46,23 @@ int ckpt_fs_write_file(const char *path, const void *data, size_t len);
  */
 int ckpt_step_name_parse(uint64_t *out, const char *name);
 
+/*
+ * Step directory names with a prefix and zero padding (ckpt/manager.h):
+ * "<prefix>_<step>" with the step printed in at least `width` digits, or
+ * just the (padded) step when prefix is NULL or "". prefix NULL and width 0
+ * give the plain names above. _name and _path return malloc'd strings (NULL
+ * when out of memory, message set). _parse accepts only the canonical
+ * spelling (what _name would print) and returns 1 if name is a step, else 0.
+ */
+char *ckpt_step_dir_name(uint64_t step, const char *prefix, unsigned width);
+char *ckpt_step_dir_path(const char *root, uint64_t step, const char *prefix, unsigned width);
+int ckpt_step_dir_name_parse(uint64_t *out, const char *name, const char *prefix, unsigned width);
+/* ckpt_root_steps and ckpt_root_delete_step for such names. */
+int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const char *prefix,
+			  unsigned width);
+int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *prefix,
+				unsigned width);
+
 /* 16 hex digits of randomness for temporary names; buf holds 17 bytes. */
 void ckpt_fs_nonce(char buf[17]);
 

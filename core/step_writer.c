@@ -1,6 +1,9 @@
 /*
  * step_writer.c — saving one step atomically (DESIGN section 3).
  *
+ * ROOT/<step> below is the step's directory name: the decimal step, or the
+ * manager's "<prefix>_<padded step>" when the options ask for it.
+ *
  * Protocol:
  *   open:     clean up abandoned temporary directories of the root, then
  *             mkdir ROOT/<step>.ckpt-tmp-<nonce>/ and flock(LOCK_EX) the
@@ -135,15 +138,14 @@ static void writer_free(ckpt_step_writer *w)
  * mkdir and lock the temporary directory. A concurrent cleanup may remove it
  * between the two (it is then empty and unlocked): try again with a new name.
  */
-static int make_tmpdir(ckpt_step_writer *w, uint64_t step)
+static int make_tmpdir(ckpt_step_writer *w)
 {
 	char nonce[17];
 	int rc = 0;
 
 	for (int tries = 0; tries < 8; tries++) {
 		ckpt_fs_nonce(nonce);
-		w->tmpdir =
-		    ckpt_fs_printf("%s/%" PRIu64 "%s%s", w->root, step, CKPT_TMP_INFIX, nonce);
+		w->tmpdir = ckpt_fs_printf("%s%s%s", w->final, CKPT_TMP_INFIX, nonce);
 		if (!w->tmpdir)
 			return CKPT_ENOMEM;
 		if (mkdir(w->tmpdir, 0777) != 0) {
@@ -200,7 +202,8 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 		goto fail;
 	w->handlers = cJSON_CreateObject();
 	w->root = strdup(root);
-	w->final = ckpt_fs_printf("%s/%" PRIu64, root, step);
+	w->final =
+	    ckpt_step_dir_path(root, step, opts->step_prefix, opts->step_format_fixed_length);
 	if (dir) {
 		assert(lockfd >= 0 && keep);
 		w->force = 0; /* a pending step never replaces a step */
@@ -220,7 +223,7 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	if (rc == 0 && !w->force && lstat(w->final, &st) == 0)
 		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", w->final);
 	if (rc == 0) /* with dir: leftovers of an earlier failed or killed finalize */
-		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w, step);
+		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w);
 	if (rc == 0)
 		rc = open_store(w);
 	if (rc)

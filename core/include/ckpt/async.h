@@ -53,7 +53,7 @@ void ckpt_async_free(ckpt_async *a);
  * custom_metadata and metrics: JSON objects or NULL, override opts). Waits
  * for the previous save first; returns its error if it failed (and then
  * starts nothing). Items are snapshotted (copy mode) with their handler's
- * async_save slot; a handler without one is CKPT_EUNSUPPORTED. *future (if
+ * snapshot slot (ckpt/handler.h); a handler without one is CKPT_EUNSUPPORTED. *future (if
  * future is not NULL) completes when the step is finalized or the save
  * failed; free it with ckpt_future_free.
  */

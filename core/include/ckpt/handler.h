@@ -23,8 +23,15 @@ typedef struct ckpt_handler_vtable {
 	const char *(*typestr)(const ckpt_handler *h);
 	/* Write item into the step being saved. */
 	int (*save)(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
-	/* Asynchronous save returning commit futures: NULL until built (issue 6). */
-	int (*async_save)(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+	/*
+	 * Copy mode of asynchronous saves (ckpt/async.h): set *out to a snapshot
+	 * of args that save() accepts later, on another thread, and that borrows
+	 * nothing of the caller's (a PyTree is deep-copied, its per-leaf args
+	 * evaluated now). Freed with snapshot_free. Both NULL: the handler saves
+	 * asynchronously only in borrow mode.
+	 */
+	int (*snapshot)(void **out, ckpt_handler *h, const void *args);
+	void (*snapshot_free)(ckpt_handler *h, void *snap);
 	/* Read item back; *out is handler-specific and owned by the caller. */
 	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
 	/* Describe item without reading its data; *out owned by the caller. */
@@ -42,6 +49,9 @@ struct ckpt_handler {
 /* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL). */
 const char *ckpt_handler_typestr(const ckpt_handler *h);
 int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
+/* snapshot_free(); accepts a NULL snap. */
+void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
 int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args);
 int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);

@@ -41,9 +41,13 @@ typedef struct ckpt_step_writer_options {
 	ckpt_store_options store;    /* compression, chunking, threads, bytes in flight */
 	const char *custom_metadata; /* JSON object for StepMetadata.custom_metadata, or NULL */
 	const char *metrics;         /* JSON object for StepMetadata.metrics, or NULL */
+	/* The step directory's name (ckpt/manager.h): "<prefix>_<step>" with the step
+	 * zero-padded to step_format_fixed_length digits; NULL and 0: "<step>". */
+	const char *step_prefix;
+	unsigned step_format_fixed_length;
 } ckpt_step_writer_options;
 #define CKPT_STEP_WRITER_OPTIONS_INIT \
-	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL}
+	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL, NULL, 0}
 
 /*
  * Start saving step `step` under `root` (created if missing): makes the
