@@ -58,7 +58,9 @@ LIB_SO  := $(B)/libckpt.so
 CKPT    := $(B)/ckpt
 CKPTFS  := $(B)/ckptfs
 
-all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc
+EXAMPLES := $(B)/examples/train
+
+all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc $(EXAMPLES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -90,6 +92,11 @@ $(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A)
 $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Icore -o $@ $< tests/fuzz/replay.c $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+
+# The examples a user can copy (docs/examples/), built as a user would: public headers only.
+$(B)/examples/%: docs/examples/%.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
 
 $(B)/ckpt.pc: Makefile
 	@mkdir -p $(@D)

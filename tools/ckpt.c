@@ -28,6 +28,8 @@ static const struct {
     {"verify", cmd_verify, "read every value of a step and check every checksum"},
     {"finalize", cmd_finalize, "finalize a pending step"},
     {"rm", cmd_rm, "delete a step (or a pending temporary directory)"},
+    {"gc", cmd_gc, "delete the steps a preservation policy does not keep"},
+    {"wait", cmd_wait, "wait for a step newer than a given one (evaluators)"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

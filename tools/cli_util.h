@@ -115,5 +115,70 @@ int cmd_verify(int argc, char **argv);
 int cmd_finalize(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+
+/*
+ * Preservation policy options shared by `gc` and `ls` (cmd_manage.c):
+ * --keep-latest N, --keep-every-steps N, --keep-every-seconds N, --keep-best N
+ * --metric NAME [--mode min|max] [--drop-without-metric]. Put
+ * CLI_POLICY_OPTIONS in a getopt_long table and pass the option codes
+ * CLI_OPT_KEEP_LATEST.. to cli_policy_opt().
+ */
+typedef struct cli_policy {
+	ckpt_preservation p; /* best_metric borrowed from argv */
+	int any;	     /* some policy option was given */
+} cli_policy;
+enum {
+	CLI_OPT_KEEP_LATEST = 1100,
+	CLI_OPT_KEEP_EVERY_STEPS,
+	CLI_OPT_KEEP_EVERY_SECONDS,
+	CLI_OPT_KEEP_BEST,
+	CLI_OPT_METRIC,
+	CLI_OPT_MODE,
+	CLI_OPT_DROP_WITHOUT_METRIC,
+	CLI_OPT_POLICY_END
+};
+/* clang-format off */
+#define CLI_POLICY_INIT {CKPT_PRESERVATION_INIT, 0}
+#define CLI_POLICY_OPTIONS                                                                     \
+	{"keep-latest", required_argument, NULL, CLI_OPT_KEEP_LATEST},                         \
+	{"keep-every-steps", required_argument, NULL, CLI_OPT_KEEP_EVERY_STEPS},               \
+	{"keep-every-seconds", required_argument, NULL, CLI_OPT_KEEP_EVERY_SECONDS},           \
+	{"keep-best", required_argument, NULL, CLI_OPT_KEEP_BEST},                             \
+	{"metric", required_argument, NULL, CLI_OPT_METRIC},                                   \
+	{"mode", required_argument, NULL, CLI_OPT_MODE},                                       \
+	{"drop-without-metric", no_argument, NULL, CLI_OPT_DROP_WITHOUT_METRIC}
+/* clang-format on */
+#define CLI_POLICY_HELP                                                                            \
+	"Policy (a step is kept if any given policy keeps it; never the newest step):\n"           \
+	"  --keep-latest N          the newest N steps\n"                                          \
+	"  --keep-every-steps N     steps divisible by N\n"                                        \
+	"  --keep-every-seconds N   the first step of every N seconds of commit time\n"            \
+	"  --keep-best N --metric NAME [--mode min|max]\n"                                         \
+	"                           the N best steps by metrics.NAME (default mode: min)\n"        \
+	"  --drop-without-metric    steps without the metric are left to the other policies\n"     \
+	"                           (default: they are kept)\n"
+/* Handle one policy option (CLI_OPT_KEEP_LATEST <= c < CLI_OPT_POLICY_END); non-zero: bad value. */
+int cli_policy_opt(cli_policy *pol, int c, const char *arg);
+/* Check the options once parsed (prints a usage error and returns 2, else 0). */
+int cli_policy_check(cli_policy *pol, const char *usage);
+
+/* Per finalized step of a root: what `ls` and `gc` show and decide on. */
+typedef struct cli_step_info {
+	ckpt_step_summary sum; /* step, commit time, the policy's metric */
+	char *metrics;	       /* compact JSON of the step's metrics ("{}" if none; malloc'd) */
+	int damaged;	       /* the step's index cannot be opened (warning printed) */
+	int keep;	       /* the policy keeps it (1 when no policy is given) */
+	int best;	       /* the best step by the policy's metric */
+} cli_step_info;
+/*
+ * Open each of the n finalized steps of root and fill infos[i] (caller
+ * frees with cli_step_infos_free), then apply pol (may be NULL or empty:
+ * every step kept). Returns 0 or the exit status (message printed).
+ */
+int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps, size_t n,
+		   const cli_policy *pol);
+void cli_step_infos_free(cli_step_info *infos, size_t n);
 
 #endif

@@ -7,10 +7,13 @@
  * abandoned ("saving"; cleanup removes the abandoned ones). ls shows all
  * three; rm deletes a finalized step with ckpt_root_delete_step, a pending
  * step with ckpt_pending_remove, and an abandoned save's directory itself;
- * finalize finalizes a pending step (ckpt_pending_finalize).
+ * finalize finalizes a pending step (ckpt_pending_finalize). ls also shows
+ * each step's metrics and, given a preservation policy (the options of
+ * `ckpt gc`, cmd_manage.c), the best step and the steps gc would delete.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@ typedef struct ls_row {
 	int damaged;
 	int64_t time_ns; /* commit time (finalized) or directory mtime (pending) */
 	uint64_t size;
+	const cli_step_info *info; /* finalized steps: metrics, best, keep (borrowed) */
 	char name[256];
 } ls_row;
 
@@ -78,7 +82,12 @@ static int parse_tmp_name(uint64_t *step, const char *name)
 	return cli_parse_u64(step, num, 0);
 }
 
-#define LS_USAGE "ckpt ls ROOT [--json] [--bytes]"
+#define LS_USAGE "ckpt ls ROOT [POLICY...] [--json] [--bytes]"
+
+static int ls_opt(int c, const char *arg, void *payload)
+{
+	return cli_policy_opt(payload, c, arg);
+}
 
 int cmd_ls(int argc, char **argv)
 {
@@ -86,27 +95,37 @@ int cmd_ls(int argc, char **argv)
 	ckpt_pending_info *pend = NULL;
 	size_t nsteps = 0, npend = 0, nrows = 0, cap = 0;
 	ls_row *rows = NULL;
+	static const struct option opts[] = {CLI_POLICY_OPTIONS, {NULL, 0, NULL, 0}};
+	cli_policy pol = CLI_POLICY_INIT;
+	cli_step_info *infos = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
 	const char *root;
 	char path[PATH_MAX];
 	int a, rc;
 
-	rc = cli_parse(&a, argc, argv, LS_USAGE,
-		       "List the steps of a checkpoint root: step, state (finalized; pending:\n"
-		       "written through a mount, waiting for `ckpt finalize`; saving: a save in\n"
-		       "progress or abandoned), commit time, size on disk.\n",
-		       NULL, NULL, NULL);
+	rc = cli_parse(
+	    &a, argc, argv, LS_USAGE,
+	    "List the steps of a checkpoint root: step, state (finalized; pending:\n"
+	    "written through a mount, waiting for `ckpt finalize`; saving: a save in\n"
+	    "progress or abandoned), commit time, size on disk, and the step's metrics\n"
+	    "(compact JSON). With --metric the best step is marked `best`; with a policy\n"
+	    "the steps `ckpt gc` would delete are marked `to-delete`.\n" CLI_POLICY_HELP,
+	    opts, ls_opt, &pol);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
 		return cli_usagef(LS_USAGE, "expected one ROOT");
+	if ((rc = cli_policy_check(&pol, LS_USAGE)) != 0)
+		return rc;
 	root = argv[a];
 	if (ckpt_root_steps(&steps, &nsteps, root) < 0 ||
 	    ckpt_pending_list(&pend, &npend, root) < 0) {
 		free(steps);
 		return cli_fail();
 	}
+	if ((rc = cli_step_infos(&infos, root, steps, nsteps, &pol)) != 0)
+		goto done;
 	d = opendir(root);
 	if (!d) {
 		rc = cli_errorf("%s: %s", root, strerror(errno));
@@ -115,17 +134,12 @@ int cmd_ls(int argc, char **argv)
 	for (size_t i = 0;; i++) {
 		ls_row r = {0};
 		if (i < nsteps) {
-			ckpt_step *s = NULL;
 			r.step = steps[i];
+			r.info = &infos[i];
+			r.damaged = infos[i].damaged;
+			r.time_ns = infos[i].sum.commit_time_ns;
 			snprintf(r.name, sizeof(r.name), "%llu", (unsigned long long)r.step);
 			snprintf(path, sizeof(path), "%s/%s", root, r.name);
-			if (ckpt_step_open(&s, path, NULL) < 0) {
-				fprintf(stderr, "ckpt: warning: %s\n", ckpt_error_last());
-				r.damaged = 1;
-			} else {
-				r.time_ns = ckpt_step_commit_time_ns(s);
-			}
-			cli_step_close(s);
 		} else {
 			struct stat st;
 			if (!(de = readdir(d)))
@@ -163,25 +177,40 @@ int cmd_ls(int argc, char **argv)
 			       (unsigned long long)rows[i].step,
 			       state_name(rows[i].pending, rows[i].damaged));
 			cli_json_str(stdout, rows[i].name);
-			printf(", \"%s\": %lld, \"time\": \"%s\", \"size\": %llu}",
+			printf(", \"%s\": %lld, \"time\": \"%s\", \"size\": %llu",
 			       rows[i].pending ? "mtime_ns" : "commit_time_ns",
 			       (long long)rows[i].time_ns, t, (unsigned long long)rows[i].size);
+			if (rows[i].info)
+				printf(", \"metrics\": %s, \"best\": %s, \"to_delete\": %s",
+				       rows[i].info->metrics, rows[i].info->best ? "true" : "false",
+				       rows[i].info->keep ? "false" : "true");
+			printf("}");
 		}
 		printf("%s]\n", nrows ? "\n" : "");
 		goto done;
 	}
-	printf("%-12s %-10s %-20s %12s\n", "STEP", "STATE", "COMMITTED", "SIZE");
+	/* the last column: metrics of a step, the directory name of a temporary directory */
+	printf("%-12s %-10s %-20s %12s  %s%s\n", "STEP", "STATE", "COMMITTED", "SIZE",
+	       pol.any || pol.p.best_metric ? "MARK       " : "", "METRICS");
 	for (size_t i = 0; i < nrows; i++) {
+		const cli_step_info *info = rows[i].info;
+		const char *mark = !info	 ? ""
+				   : !info->keep ? "to-delete"
+				   : info->best	 ? "best"
+						 : "";
 		char t[64], sz[32];
 		fmt_time(t, sizeof(t), rows[i].pending ? 0 : rows[i].time_ns, 0);
-		printf("%-12llu %-10s %-20s %12s%s%s\n", (unsigned long long)rows[i].step,
-		       state_name(rows[i].pending, rows[i].damaged), t, cli_size(sz, rows[i].size),
-		       rows[i].pending ? "  " : "", rows[i].pending ? rows[i].name : "");
+		printf("%-12llu %-10s %-20s %12s  ", (unsigned long long)rows[i].step,
+		       state_name(rows[i].pending, rows[i].damaged), t, cli_size(sz, rows[i].size));
+		if (pol.any || pol.p.best_metric)
+			printf("%-11s", mark);
+		printf("%s\n", info ? info->metrics : rows[i].name);
 	}
 done:
 	if (d)
 		closedir(d);
 	free(rows);
+	cli_step_infos_free(infos, nsteps);
 	free(steps);
 	ckpt_pending_list_free(pend, npend);
 	return rc;

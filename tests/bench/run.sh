@@ -9,7 +9,7 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta write") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta write manager") picks sections;
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -18,7 +18,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta write}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta write manager}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -642,6 +642,85 @@ bench_write() {
 	rm -rf "$T/write"
 }
 
+# ---- manager: async save blocking, memory cap, training with checkpoints (issue 6) ----
+# mode_field OUTPUT MODE N FIELD: FIELD of the Nth "mode=MODE" line of bench_async's output
+mode_field() {
+	awk -v m="mode=$2" -v n="$3" -v f="$4=" '$1 == m && ++k == n {
+		for (i = 2; i <= NF; i++) if (index($i, f) == 1) print substr($i, length(f) + 1) }' <<<"$1"
+}
+
+# faster A B: is A a number and smaller than B (or B empty)?
+faster() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && (b == "" || a + 0 < b + 0)) }'; }
+
+bench_manager() {
+	local mib big in out ba=$OUT/bench_async train=$B/examples/train line sync c1 c2 bo
+	local hwm st nock ck ckw
+	mib=$(scaled 1024 16)
+	big=$(scaled 2048 32)
+	in=$(scaled 8192 256)
+	out=4096
+	section "manager: async save of ${mib} MiB; ${big} MiB with a 256 MiB cap; training ${in}x${out}"
+	mkdir -p "$T/mgr"
+	# shellcheck disable=SC2046
+	if ! cc -std=c11 -D_GNU_SOURCE -O2 -o "$ba" "$HERE/bench_async.c" -I "$SRC/core/include" \
+		"$B/libckpt.a" $(pkg-config --libs sqlite3 libzstd libcjson libprotobuf-c) -lm -pthread \
+		2>>"$LOG"; then
+		skip "async save" "cannot build bench_async (see $LOG)"
+		ba=""
+	fi
+	if [ -n "$ba" ]; then
+		# sync, then copy (first: snapshot buffers allocated), copy again (reused), borrow
+		sync
+		line=$("$ba" "$T/mgr/async" --mib "$mib" 2>>"$LOG") || { say "  bench_async failed"; line=""; }
+		sync=$(mode_field "$line" sync 1 elapsed)
+		c1=$(mode_field "$line" copy 1 block)
+		c2=$(mode_field "$line" copy 2 block)
+		bo=$(mode_field "$line" borrow 1 block)
+		row "async save ${mib}MiB: copy-mode block vs sync save" "${c1:-FAIL}" "${sync:-FAIL}" s 10
+		row "async save ${mib}MiB: copy block, buffers reused vs sync" "${c2:-FAIL}" "${sync:-FAIL}" s 10
+		# a block under bench_async's 1 ms resolution counts as 1 ms
+		[ "$bo" = 0.000 ] && bo=0.001
+		row "async save ${mib}MiB: borrow-mode block vs sync save" "${bo:-FAIL}" "${sync:-FAIL}" s 10
+		# memory: one borrow-mode save per process, so VmHWM is this save's peak
+		line=$("$ba" "$T/mgr/big" --mib "$big" --cap-mib 256 --modes borrow 2>>"$LOG") || line=""
+		hwm=$(sed -n 's/.*vmhwm_mib=\([0-9]*\).*/\1/p' <<<"$line")
+		st=$(sed -n 's/.*state_mib=\([0-9]*\).*/\1/p' <<<"$line")
+		row "async save ${big}MiB cap 256MiB: peak RSS vs state+300MiB" "${hwm:-FAIL}" \
+			"$([ -n "$st" ] && echo $((st + 300)))" MiB 1
+		rm -rf "$T/mgr/async" "$T/mgr/big"
+	fi
+	if [ ! -x "$train" ]; then
+		skip "training loop" "$train missing (make $train)"
+		return
+	fi
+	# 45 steps, a save every 10 (10..40 overlap the next steps) and the last (45, forced);
+	# the loop's time includes the saves' blocking; final_wait is the last save's tail.
+	# Two runs of each, alternating, the faster of each counts (a noisy 2-core VM).
+	# The background save gets one compression thread: the other core trains.
+	local r l best_nock="" best_ck="" best_line="" size=""
+	local -a targs=(--steps 45 --in "$in" --out "$out" --batch 4 --save-threads 1)
+	for r in 1 2; do
+		sync
+		l=$("$train" --no-checkpoint "${targs[@]}" 2>>"$LOG") || l=""
+		nock=$(field "$l" elapsed)
+		faster "$nock" "$best_nock" && best_nock=$nock
+		rm -rf "$T/mgr/train"
+		sync
+		l=$("$train" "$T/mgr/train" "${targs[@]}" 2>>"$LOG" | tail -1) || l=""
+		ck=$(field "$l" elapsed)
+		say "  run $r: without checkpoints ${nock:-FAIL} s; with: ${l:-FAIL}"
+		faster "$ck" "$best_ck" && best_ck=$ck best_line=$l
+		[ -d "$T/mgr/train/40" ] && size=$(du -sm "$T/mgr/train/40" | cut -f1)
+	done
+	nock=$best_nock ck=$best_ck line=$best_line
+	ckw=$(awk -v a="$ck" -v b="$(field "$line" final_wait_s)" 'BEGIN { if (a > 0) print a + b; else print "FAIL" }')
+	say "  checkpoint size: ${size:-?} MiB"
+	row "train 45 steps: ckpt every 10 (async) vs none" "${ck:-FAIL}" "${nock:-FAIL}" s 0.95
+	row "train 45 steps: + wait for last save vs none" "$ckw" "${nock:-FAIL}" s
+	row "train 45 steps: time blocked in saves vs loop" "$(field "$line" save_block_s)" "${ck:-FAIL}" s
+	rm -rf "$T/mgr"
+}
+
 # wait until a step saved under a mounted root shows in the mount (the root is re-read
 # every 0.5 s)
 wait_step() {
@@ -661,7 +740,7 @@ for s in $ONLY; do
 		continue
 	fi
 	case $s in
-	core | small) "bench_$s" ;;
+	core | small | manager) "bench_$s" ;;
 	fuse | meta | steps | rss | write)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
