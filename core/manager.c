@@ -24,8 +24,9 @@
  *   1. m->steps is ascending by step and holds only finalized steps.
  *   2. At most one save is in flight (m->future); a new save first waits for
  *      it and reports its error.
- *   3. Garbage collection never deletes the newest step, never runs in
- *      read_only, and only runs after a save of this manager finalized.
+ *   3. Garbage collection never deletes the newest step nor the step just
+ *      saved (Orbax excludes its last save), never runs in read_only, and
+ *      only runs after a save of this manager finalized.
  *   4. In read_only no call writes, renames or removes anything under root.
  */
 #include <assert.h>
@@ -190,8 +191,8 @@ static void forget_step(ckpt_manager *m, uint64_t step)
 	m->n--;
 }
 
-/* Delete the steps no policy keeps, never the newest (invariant 3). */
-static int collect_garbage(ckpt_manager *m)
+/* Delete the steps no policy keeps, never the newest nor the one just saved (invariant 3). */
+static int collect_garbage(ckpt_manager *m, uint64_t saved)
 {
 	int *keep = NULL;
 	uint64_t *drop = NULL;
@@ -211,7 +212,7 @@ static int collect_garbage(ckpt_manager *m)
 		goto done;
 	keep[m->n - 1] = 1;
 	for (size_t i = 0; i < m->n; i++)
-		if (!keep[i])
+		if (!keep[i] && m->steps[i].step != saved) /* a forced save of an older step */
 			drop[ndrop++] = m->steps[i].step;
 	for (size_t i = 0; i < ndrop; i++) {
 		int r = ckpt_root_delete_step_named(m->root, drop[i], m->prefix, m->width);
@@ -268,7 +269,7 @@ static void notice(ckpt_manager *m, int block)
 	if (rc == 0)
 		rc = reload_steps(m);
 	if (rc == 0)
-		rc = collect_garbage(m);
+		rc = collect_garbage(m, m->future_step);
 	if (rc)
 		stash_error(m, rc);
 }
@@ -426,7 +427,7 @@ int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *item
 	if (rc == 0)
 		rc = reload_steps(m);
 	if (rc == 0)
-		rc = collect_garbage(m);
+		rc = collect_garbage(m, step);
 	return rc;
 }
 
@@ -533,7 +534,7 @@ int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json)
 	if (m->read_only)
 		return ckpt_error_set(CKPT_EREADONLY, "checkpoint manager of %s is read-only",
 				      m->root);
-	obj = json ? cJSON_Parse(json) : NULL;
+	obj = json ? cJSON_ParseWithOpts(json, NULL, 1) : NULL; /* nothing after the object */
 	if (!cJSON_IsObject(obj)) {
 		rc = ckpt_error_set(CKPT_EINVAL, "root metadata must be a JSON object");
 		goto done;
@@ -577,7 +578,7 @@ int ckpt_manager_root_metadata(char **out, ckpt_manager *m)
 	if (rc == CKPT_ENOTFOUND) {
 		*out = strdup("{}");
 		rc = *out ? 0 : ckpt_error_nomem();
-	} else if (rc == 0 && !cJSON_IsObject(obj = cJSON_Parse(*out))) {
+	} else if (rc == 0 && !cJSON_IsObject(obj = cJSON_ParseWithOpts(*out, NULL, 1))) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s is not a JSON object", path);
 		free(*out);
 		*out = NULL;

@@ -6,11 +6,10 @@
  * Policies (Orbax's preservation policies, combined as AnyPreservationPolicy):
  *   latest_n          the latest_n highest step numbers;
  *   every_n_steps     steps divisible by N (Orbax keep_period);
- *   every_n_seconds   time is cut into intervals of N seconds starting at the
- *                     oldest commit time t0: [t0 + kN, t0 + (k+1)N). In each
- *                     interval holding steps, the first step (by commit time,
- *                     then by step) is kept: the first step at or after each
- *                     boundary;
+ *   every_n_seconds   in commit-time order (then by step), the first step is
+ *                     kept, then each step committed at least N seconds after
+ *                     the last kept one (Orbax's EveryNSeconds and
+ *                     keep_time_interval): kept steps are N seconds apart;
  *   best_metric       the best_n steps by their metric (smallest for
  *                     CKPT_BEST_MIN, largest for CKPT_BEST_MAX; among equal
  *                     metrics the newer step is better); a step without the
@@ -108,19 +107,17 @@ static void keep_every_n_seconds(int *keep, const ckpt_step_summary *steps, size
 				 ranked *r)
 {
 	const uint64_t span = (uint64_t)secs * 1000000000u;
-	uint64_t last_bucket = 0;
+	int64_t last = 0; /* commit time of the last kept step */
 
 	assert(secs > 0 && secs <= INT64_MAX / 1000000000);
 	for (size_t i = 0; i < n; i++)
 		r[i] = (ranked){0, steps[i].commit_time_ns, steps[i].step, i};
 	qsort(r, n, sizeof(*r), cmp_time);
 	for (size_t i = 0; i < n; i++) {
-		uint64_t d = (uint64_t)r[i].t - (uint64_t)r[0].t;
-		uint64_t bucket = d / span;
-
-		if (i == 0 || bucket != last_bucket)
+		if (i == 0 || (uint64_t)r[i].t - (uint64_t)last >= span) { /* sorted: t >= last */
 			keep[r[i].idx] = 1;
-		last_bucket = bucket;
+			last = r[i].t;
+		}
 	}
 }
 

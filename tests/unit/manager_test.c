@@ -73,21 +73,26 @@ static int exp_every_steps(const ckpt_step_summary *s, size_t i, uint64_t n)
 	return s[i].step % n == 0;
 }
 
+/* Greedy in (time, step) order: kept iff first, or >= secs after the previous kept one. */
 static int exp_every_secs(const ckpt_step_summary *s, size_t i, int64_t secs)
 {
-	int64_t t0 = INT64_MAX;
-	for (size_t j = 0; j < NSIM; j++)
-		if (s[j].commit_time_ns < t0)
-			t0 = s[j].commit_time_ns;
-	int64_t bi = (s[i].commit_time_ns - t0) / (secs * SEC);
-	for (size_t j = 0; j < NSIM; j++) {
-		int64_t bj = (s[j].commit_time_ns - t0) / (secs * SEC);
-		int earlier = s[j].commit_time_ns < s[i].commit_time_ns ||
-			      (s[j].commit_time_ns == s[i].commit_time_ns && s[j].step < s[i].step);
-		if (bj == bi && earlier)
-			return 0;
+	int done[NSIM] = {0};
+	int64_t last = 0;
+	for (size_t k = 0; k < NSIM; k++) {
+		size_t m = NSIM;
+		for (size_t j = 0; j < NSIM; j++)
+			if (!done[j] && (m == NSIM || s[j].commit_time_ns < s[m].commit_time_ns ||
+					 (s[j].commit_time_ns == s[m].commit_time_ns &&
+					  s[j].step < s[m].step)))
+				m = j;
+		done[m] = 1;
+		int kept = k == 0 || s[m].commit_time_ns - last >= secs * SEC;
+		if (kept)
+			last = s[m].commit_time_ns;
+		if (m == i)
+			return kept;
 	}
-	return 1;
+	return 0;
 }
 
 static int exp_best(const ckpt_step_summary *s, size_t i, unsigned n, int max, int keep_without)
@@ -149,6 +154,11 @@ static void test_preservation_policies(void **state)
 	for (size_t i = 0; i < NSIM; i++)
 		assert_int_equal(keep[i], exp_every_secs(s, i, 120));
 	assert_true(count(keep) > 5 && count(keep) < NSIM / 2);
+	/* kept steps are N seconds apart, as Orbax's EveryNSeconds: 21 s is 2 s after 19 s */
+	ckpt_step_summary tri[3] = {{3, 21 * SEC, 0, 0}, {1, 0, 0, 0}, {2, 19 * SEC, 0, 0}};
+	p.every_n_seconds = 10;
+	assert_int_equal(ckpt_preservation_apply(keep, tri, 3, &p), 0);
+	assert_true(keep[0] == 0 && keep[1] == 1 && keep[2] == 1);
 
 	/* best 4 by min loss, steps without it kept */
 	p = (ckpt_preservation)CKPT_PRESERVATION_INIT;
@@ -449,6 +459,8 @@ static void test_read_only_and_cleanup(void **state)
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	for (uint64_t s = 1; s <= 3; s++)
 		assert_int_equal(save_step(m, f, s, NULL), 0);
+	/* the file is the caller's text: it must be one JSON object and nothing else */
+	assert_int_equal(ckpt_manager_set_root_metadata(m, "{\"a\": 1} tail"), CKPT_EINVAL);
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "{\"model\": \"mlp\"}"), 0);
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "{\"model\": \"x\"}"), CKPT_EEXISTS);
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "[1]"), CKPT_EINVAL);
@@ -550,6 +562,36 @@ static void test_newest_kept_and_errors(void **state)
 	ckpt_manager_close(m); /* waits for the save, then collects: s_3 has lost "newest" */
 	ckpt_tree_free(t);
 	assert_string_equal(listing(f->root), "s_1,s_4");
+}
+
+/* A forced save of an older step is not collected by its own save (Orbax keeps its last save). */
+static void test_forced_older_step_kept(void **state)
+{
+	fixture *f = *state;
+	ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT;
+	ckpt_tree *t = NULL;
+
+	assert_int_equal(ckpt_tree_new(&t, CKPT_TREE_DICT), 0);
+	sa.item = t;
+	ckpt_item_args it = {"state", f->h, &sa};
+	for (int async = 0; async <= 1; async++) {
+		ckpt_manager_options o = CKPT_MANAGER_OPTIONS_INIT;
+		ckpt_manager *m = NULL;
+
+		o.enable_async = async;
+		o.preservation.latest_n = 1;
+		assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
+		assert_int_equal(ckpt_manager_save(m, 10, &it, 1, NULL, NULL, 0), 0);
+		assert_int_equal(ckpt_manager_save(m, 5, &it, 1, NULL, NULL, 1), 0);
+		assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
+		assert_string_equal(listing(f->root), "10,5");
+		assert_int_equal(ckpt_manager_save(m, 11, &it, 1, NULL, NULL, 0), 0);
+		assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
+		assert_string_equal(listing(f->root), "11");
+		assert_int_equal(ckpt_manager_delete(m, 11), 0);
+		ckpt_manager_close(m);
+	}
+	ckpt_tree_free(t);
 }
 
 /* Child: save 16 MiB steps asynchronously, forever, until killed. */
@@ -686,6 +728,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_prefix_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only_and_cleanup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newest_kept_and_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_forced_older_step_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_killed_during_async_save, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wait_for_step, setup, teardown),
 	};
