@@ -655,12 +655,20 @@ static int scan_lenient(ckpt_tree **out, const char *dir, const ckpt_tree *meta,
 		free(stem);
 		free(path);
 	}
-	/* None leaves and empty containers exist only in _METADATA */
-	for (size_t i = 0; rc == 0 && i < nm; i++) {
+	/* None leaves and empty containers exist only in _METADATA, unless a file of that key
+	 * (x.npy where x was None, a file where an empty dict was) now says otherwise */
+	for (size_t i = 0, nf = ne; rc == 0 && i < nm; i++) {
 		const ckpt_tree *mc = ckpt_tree_child(meta, i);
+		size_t j = 0;
 		if (used[i] || !(ckpt_tree_get_kind(mc) == CKPT_TREE_NONE ||
 				 (ckpt_tree_is_container(mc) && ckpt_tree_count(mc) == 0)))
 			continue;
+		while (j < nf && strcmp(e[j].key, ckpt_tree_key(mc)) != 0)
+			j++;
+		if (j < nf) {
+			e[j].order = i; /* in _METADATA's place */
+			continue;
+		}
 		e[ne].order = i;
 		e[ne].key = strdup(ckpt_tree_key(mc));
 		rc = e[ne].key ? ckpt_tree_clone(&e[ne].node, mc) : ckpt_error_nomem();

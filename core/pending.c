@@ -42,6 +42,11 @@
 
 #define CLONE_MAX (64u << 10)  /* bytes of a clone stub */
 #define META_MAX  (256u << 20) /* bytes of a _METADATA or _CHECKPOINT_METADATA */
+/* What finalize can read (interchange.c reads text files whole; tree_json.c's depth limit;
+ * full paths ROOT/<step>.ckpt-tmp-<nonce>/files/<relpath> within PATH_MAX): */
+#define TEXT_MAX  (256u << 20) /* bytes of a scalar or string leaf */
+#define DEPTH_MAX 128u	       /* names below the item directory */
+#define REL_MAX	  3072u	       /* bytes of a path in files/ */
 #define MAGIC_LEN (sizeof(CKPT_CLONE_MAGIC) - 1)
 
 /* ---- the root ---- */
@@ -322,6 +327,9 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 	if (!relpath || !*relpath || *relpath == '/')
 		return ckpt_error_set(CKPT_EINVAL, "'%s': not a relative path in a step",
 				      relpath ? relpath : "(null)");
+	if (strlen(relpath) > REL_MAX)
+		return ckpt_error_set(CKPT_EINVAL, "%.64s...: path longer than %u bytes", relpath,
+				      REL_MAX);
 	for (unsigned depth = 0; rc == 0; depth++, p = slash + 1) {
 		slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
@@ -333,6 +341,9 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 		if (len == 0 || !strcmp(comp, ".") || !strcmp(comp, ".."))
 			rc = ckpt_error_set(CKPT_EINVAL, "%s: empty, '.' or '..' component",
 					    relpath);
+		else if (depth > DEPTH_MAX)
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: deeper than %u levels in the item",
+					    relpath, DEPTH_MAX);
 		else if (depth == 0 && file && !strcmp(comp, CKPT_STEP_METADATA_KEY))
 			rc = 0;
 		else if (depth == 0 && file)
@@ -433,6 +444,9 @@ int ckpt_pending_check_file(int fd, const char *relpath)
 	base = base ? base + 1 : relpath;
 	if (rc != 0) { /* a stub (parsed) or a malformed one */
 		ckpt_clone_ref_clear(&ref);
+		if (rc == 1 && (base == relpath || base[0] == '_'))
+			return ckpt_error_set(CKPT_EINVAL,
+					      "%s: a clone stub stands only for a leaf", relpath);
 		return rc < 0 ? ckpt_error_wrap(rc, "%s", relpath) : 0;
 	}
 	if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
@@ -450,6 +464,15 @@ int ckpt_pending_check_file(int fd, const char *relpath)
 		rc = ckpt_npy_check_fd(&h, fd, relpath);
 		if (rc == CKPT_EUNSUPPORTED)
 			rc = CKPT_EINVAL; /* an unknown dtype is bad input here */
+	} else {
+		struct stat st;
+		if (fstat(fd, &st) != 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", relpath);
+		else if ((uint64_t)st.st_size > TEXT_MAX)
+			rc = ckpt_error_set(CKPT_EINVAL,
+					    "%s: %lld bytes; a leaf that is not a .npy holds at "
+					    "most %u",
+					    relpath, (long long)st.st_size, TEXT_MAX);
 	}
 	free(text);
 	return rc;

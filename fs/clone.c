@@ -128,10 +128,16 @@ int pend_materialize(struct pend *p, struct pinode *pi, int trunc)
 	else
 		pi->stub = 0;
 done:
-	if (err && fd >= 0 && ftruncate(fd, 0) == 0)
-		(void)fchmod(fd, 0644); /* not a stub any more, and not a half copy */
-	if (err && fd >= 0)
+	if (err && fd >= 0) { /* no half copy: the stub again (the leaf is not lost), else empty */
+		char *stub = NULL;
+		size_t len = 0;
+		if ((ftruncate(fd, 0) || ckpt_clone_stub_format(&stub, &len, &pi->ref) ||
+		     pwrite(fd, stub, len, 0) != (ssize_t)len || fchmod(fd, 0644 | S_ISVTX)) &&
+		    ftruncate(fd, 0) == 0)
+			(void)fchmod(fd, 0644);
+		free(stub);
 		pi->stub = -1;
+	}
 	if (fd >= 0)
 		close(fd);
 	free(buf);
@@ -139,18 +145,20 @@ done:
 	return err;
 }
 
-/* Read from pi (its fd or, for a stub, its source). Returns an errno. */
+/* Read from pi (its fd or, for a stub, its source; pi NULL: fd, a shadow). Returns an errno. */
 int pend_pread(struct pend *p, struct pinode *pi, int fd, void *buf, size_t len, uint64_t off,
 	       size_t *got)
 {
-	int err = 0;
-	pthread_mutex_lock(&pi->lock);
-	int r = pend_stub_load(p, pi);
-	if (r == 1) {
-		int rc = ckpt_leaf_pread(got, pi->src_leaf, buf, len, off);
-		err = rc ? ckptfs_errno(rc, pi->ref.path) : 0;
+	int err = 0, r = 0;
+	if (pi) {
+		pthread_mutex_lock(&pi->lock);
+		r = pend_stub_load(p, pi);
+		if (r == 1) {
+			int rc = ckpt_leaf_pread(got, pi->src_leaf, buf, len, off);
+			err = rc ? ckptfs_errno(rc, pi->ref.path) : 0;
+		}
+		pthread_mutex_unlock(&pi->lock);
 	}
-	pthread_mutex_unlock(&pi->lock);
 	if (r == 1 || r < 0)
 		return r < 0 ? -r : err;
 	ssize_t n = pread(fd, buf, len, (off_t)off);
@@ -201,7 +209,10 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 		goto done;
 	}
 	int is_array = ckpt_tree_get_kind(src->node) == CKPT_TREE_ARRAY;
-	if (r != 0 || off != 0 || len < src->size || pend_is_npy(p, pi) != is_array ||
+	pthread_mutex_lock(&p->lock);
+	int meta = !pi->name || pi->name[0] == '_'; /* _METADATA, _CHECKPOINT_METADATA: bytes */
+	pthread_mutex_unlock(&p->lock);
+	if (r != 0 || meta || off != 0 || len < src->size || pend_is_npy(p, pi) != is_array ||
 	    fstat(pf->fd, &st) || st.st_size != 0)
 		goto done;
 	ckpt_clone_ref ref = {.step = src->step, .item = (char *)src->item, .path = path};
@@ -252,6 +263,8 @@ void pend_copy_file_range(fuse_req_t req, const struct pend_src *src, fuse_ino_t
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
+		if (pf_of(fi_in)->shadow) /* the handle's new bytes, not the file it replaces */
+			in.pi = NULL;
 		in.fd = pf_of(fi_in)->fd;
 		own.pread = pending_pread;
 		own.ctx = &in;

@@ -50,11 +50,14 @@
  *  6. stub == 1 implies src_vs and src_leaf are open (the source leaf); a
  *     write or truncate first materializes the file (stub = 0, S_ISVTX
  *     cleared), under pinode.lock.
- *  7. A shadow handle's fd is never pi's file: stub state, materializing
- *     and dropping concern pi's file and skip shadows; the shadow takes the
- *     name only after ckpt_pending_check_file accepted it.
+ *  7. A shadow handle's fd is never pi's file: stub state and materializing
+ *     concern pi's file and skip shadows; the shadow takes the name only
+ *     after ckpt_pending_check_file accepted it. Dropping unlinks the name
+ *     only if it is the handle's own file (pi's, or a shadow put in place).
  *  8. Nothing of a pinode is touched after the reply that may let the
  *     kernel forget it (open, create: a close and forget can follow at once).
+ *  9. A pinode whose file is unlinked or replaced by a rename names no file
+ *     (name NULL): its handles are not checked, dropped or put in place.
  */
 #include "passthrough_private.h"
 
@@ -247,7 +250,8 @@ void pend_forget(struct pend *p, fuse_ino_t ino, uint64_t nlookup)
 
 /*
  * The path of pi (with child appended if not NULL) relative to files/, for
- * ckpt_pending_check_*: malloc'd, NULL if out of memory or pi is unlinked.
+ * ckpt_pending_check_*: malloc'd; NULL with errno ENOMEM if out of memory,
+ * ENOENT if pi (or a parent) names no file any more.
  */
 char *pend_relpath(struct pend *p, const struct pinode *pi, const char *child)
 {
@@ -255,11 +259,10 @@ char *pend_relpath(struct pend *p, const struct pinode *pi, const char *child)
 	char *out = NULL;
 	pthread_mutex_lock(&p->lock);
 	for (const struct pinode *q = pi; q->parent; q = q->parent) {
-		if (!q->name)
+		errno = ENOENT;
+		if (!q->name || ++depth > 4096)
 			goto done;
 		len += strlen(q->name) + 1;
-		if (++depth > 4096)
-			goto done;
 	}
 	len = len ? len - 1 : 0; /* n names, n - 1 slashes */
 	if (!(out = malloc(len + 1)))
@@ -389,7 +392,7 @@ static int check_new(struct pend *p, struct pinode *dir, const char *child, int 
 {
 	char *rel = pend_relpath(p, dir, child);
 	if (!rel)
-		return ENOMEM;
+		return errno == ENOENT ? ENOENT : ENOMEM;
 	int rc = ckpt_pending_check_path(rel, is_dir);
 	if (rc)
 		ckptfs_log("step %s: %s: %s", dir->ps->name, rel, ckpt_error_last());
@@ -397,12 +400,18 @@ static int check_new(struct pend *p, struct pinode *dir, const char *child, int 
 	return rc == CKPT_ENOMEM ? ENOMEM : rc ? EINVAL : 0;
 }
 
-/* Unlink pi if it is still the file at its name (nothing partial stays). */
-static void drop_file(struct pend *p, struct pinode *pi)
+/*
+ * Unlink pi's name if it is still the file open as fd (nothing partial
+ * stays): pi's own file, or a shadow put in place (a shadow not put in place
+ * is no file of any name).
+ */
+static void drop_file(struct pend *p, struct pinode *pi, int fd)
 {
-	struct stat st;
+	struct stat st, fst;
 	struct pinode *parent;
 	char *name = NULL;
+	if (fstat(fd, &fst))
+		return;
 	pthread_mutex_lock(&p->lock);
 	parent = pi->parent;
 	if (parent && pi->name && (name = strdup(pi->name)))
@@ -410,8 +419,8 @@ static void drop_file(struct pend *p, struct pinode *pi)
 	pthread_mutex_unlock(&p->lock);
 	if (!name)
 		return;
-	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == pi->dev &&
-	    st.st_ino == pi->ino && unlinkat(parent->fd, name, 0) == 0)
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == fst.st_dev &&
+	    st.st_ino == fst.st_ino && unlinkat(parent->fd, name, 0) == 0)
 		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
 	pend_forget(p, pin_ino(parent), 1);
 	free(name);
@@ -421,8 +430,8 @@ static void drop_file(struct pend *p, struct pinode *pi)
 static int check_written(struct pend *p, struct pinode *pi, int fd)
 {
 	char *rel = pend_relpath(p, pi, NULL);
-	if (!rel)
-		return ENOMEM;
+	if (!rel) /* removed meanwhile: nothing to check, the content goes with it */
+		return errno == ENOENT ? 0 : ENOMEM;
 	int rc = ckpt_pending_check_file(fd, rel), err = 0;
 	if (rc) {
 		ckptfs_log("step %s: %s: %s (not saved)", pi->ps->name, rel, ckpt_error_last());
@@ -434,23 +443,26 @@ static int check_written(struct pend *p, struct pinode *pi, int fd)
 
 /*
  * Put the shadow file of pf in place of pi's file: link it under a
- * temporary name, rename that over the name. pi then names no file (its
- * kernel entry is invalidated; the next lookup finds the new file).
+ * temporary name, rename that over the name. pi keeps the name, so that
+ * later writes through pf are checked as that file (and the file dropped if
+ * they break it); its kernel entry is invalidated, the next lookup finds
+ * the new file.
  */
 static int commit_shadow(struct pend *p, struct pinode *pi, struct pfile *pf)
 {
 	static unsigned counter;
 	char src[64], tmp[64], *name = NULL;
 	struct pinode *parent;
-	int err = 0;
+	int err = 0, named;
 	pthread_mutex_lock(&p->lock);
 	parent = pi->parent;
-	if (parent && pi->name && (name = strdup(pi->name)))
+	named = parent && pi->name;
+	if (named && (name = strdup(pi->name)))
 		parent->nlookup++; /* keep it while we use its fd */
 	unsigned k = ++counter;
 	pthread_mutex_unlock(&p->lock);
-	if (!name)
-		return ENOENT; /* unlinked meanwhile: the new content goes with it */
+	if (!name) /* removed or replaced meanwhile: the new content goes with it */
+		return named ? ENOMEM : 0;
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", pf->fd);
 	snprintf(tmp, sizeof(tmp), ".ckptfs-%d-%u", (int)getpid(), k);
 	if (linkat(AT_FDCWD, src, parent->fd, tmp, AT_SYMLINK_FOLLOW)) {
@@ -459,9 +471,6 @@ static int commit_shadow(struct pend *p, struct pinode *pi, struct pfile *pf)
 		err = errno;
 		unlinkat(parent->fd, tmp, 0);
 	} else {
-		pthread_mutex_lock(&p->lock);
-		place(p, pi, parent, NULL);
-		pthread_mutex_unlock(&p->lock);
 		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
 		pf->committed = 1;
 	}
@@ -487,8 +496,7 @@ static int settle(struct pend *p, struct pinode *pi, struct pfile *pf, int last)
 	if (!err && !(err = check_written(p, pi, pf->fd)) && pf->shadow && !pf->committed)
 		err = commit_shadow(p, pi, pf);
 	if (err) {
-		if (!pf->shadow)
-			drop_file(p, pi);
+		drop_file(p, pi, pf->fd);
 		pf->err = err;
 	}
 	pf->dirty = pf->wrote = 0;
@@ -549,7 +557,7 @@ void pend_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (pf) {
 			pf->dirty = 1;
 		} else if ((err = check_written(p, pi, fd))) {
-			drop_file(p, pi);
+			drop_file(p, pi, fd);
 			goto done;
 		}
 	}
@@ -602,31 +610,75 @@ void pend_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pend_reply_entry(req, err, &e);
 }
 
-void pend_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int dir_flag)
-{
-	struct pend *p = pend_of(req);
-	struct pinode *dir = pend_pin(p, parent, 0);
-	int err;
-	if (!dir || (err = pend_step_begin(p, dir->ps))) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	err = unlinkat(dir->fd, name, dir_flag ? AT_REMOVEDIR : 0) ? errno : 0;
-	pend_step_end(dir->ps);
-	fuse_reply_err(req, err);
-}
-
-/* Move the pinode of (dev, ino), if any, to (parent, name). */
+/*
+ * Move the pinode of (dev, ino), if any, to (parent, name); with name NULL
+ * it names no file any more (removed or replaced: a shadow still being
+ * written must not put it back at close).
+ */
 static void moved(struct pend *p, const struct stat *st, struct pinode *parent, const char *name)
 {
 	pthread_mutex_lock(&p->lock);
 	for (struct pinode *pi = p->hash[hash_of(st->st_dev, st->st_ino)]; pi; pi = pi->hnext)
 		if (pi->dev == st->st_dev && pi->ino == st->st_ino) {
-			if (place(p, pi, parent, name)) /* out of memory: forget the name */
-				place(p, pi, parent, NULL);
+			struct pinode *to = parent ? parent : pi->parent;
+			if (place(p, pi, to, name))
+				place(p, pi, to, NULL); /* out of memory: forget the name */
 			break;
 		}
 	pthread_mutex_unlock(&p->lock);
+}
+
+void pend_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int dir_flag)
+{
+	struct pend *p = pend_of(req);
+	struct pinode *dir = pend_pin(p, parent, 0);
+	struct stat st;
+	int err;
+	if (!dir || (err = pend_step_begin(p, dir->ps))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) ||
+	    unlinkat(dir->fd, name, dir_flag ? AT_REMOVEDIR : 0))
+		err = errno;
+	else
+		moved(p, &st, NULL, NULL);
+	pend_step_end(dir->ps);
+	fuse_reply_err(req, err);
+}
+
+/*
+ * A file renamed must still check out under its new name (a text file
+ * renamed to *.npy or _METADATA, a stub of an array renamed without .npy):
+ * else EINVAL, and finalize cannot fail on it later.
+ */
+static int check_moved(struct pend *p, struct pinode *from, const char *name, struct pinode *to,
+		       const char *newname)
+{
+	ckpt_clone_ref ref = {0};
+	int err = 0, rc, fd = openat(from->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char *rel = NULL;
+	if (fd < 0)
+		return errno;
+	if (!(rel = pend_relpath(p, to, newname))) {
+		err = errno == ENOENT ? ENOENT : ENOMEM;
+		goto done;
+	}
+	rc = ckpt_clone_stub_read(&ref, fd);
+	if (rc == 1 && ends_with(name, ".npy") != ends_with(newname, ".npy")) {
+		ckptfs_log("step %s: rename to %s: a copy of %s/%s keeps its .npy suffix",
+			   to->ps->name, rel, ref.item, ref.path);
+		err = EINVAL;
+	} else if (rc < 0 || (rc == 0 && (rc = ckpt_pending_check_file(fd, rel)) < 0)) {
+		ckptfs_log("step %s: rename to %s: %s", to->ps->name, rel, ckpt_error_last());
+		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
+	}
+done:
+	ckpt_clone_ref_clear(&ref);
+	if (fd >= 0)
+		close(fd);
+	free(rel);
+	return err;
 }
 
 void pend_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -658,12 +710,17 @@ void pend_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		goto done;
 	}
 	if ((err = check_new(p, b, newname, S_ISDIR(sa.st_mode))) ||
-	    ((flags & RENAME_EXCHANGE) && (err = check_new(p, a, name, S_ISDIR(sb.st_mode)))))
+	    ((flags & RENAME_EXCHANGE) && (err = check_new(p, a, name, S_ISDIR(sb.st_mode)))) ||
+	    (S_ISREG(sa.st_mode) && (err = check_moved(p, a, name, b, newname))) ||
+	    ((flags & RENAME_EXCHANGE) && S_ISREG(sb.st_mode) &&
+	     (err = check_moved(p, b, newname, a, name))))
 		goto done;
 	if (renameat2(a->fd, name, b->fd, newname, flags)) {
 		err = errno;
 		goto done;
 	}
+	if (have_b && !(flags & RENAME_EXCHANGE))
+		moved(p, &sb, NULL, NULL); /* replaced (first: sa may be sb) */
 	moved(p, &sa, b, newname);
 	if (flags & RENAME_EXCHANGE)
 		moved(p, &sb, a, name);

@@ -22,7 +22,7 @@ struct pstep {
 	char name[24];
 	char *dir;	     /* ROOT/<n>.ckpt-tmp-<nonce> */
 	int lock_fd;	     /* -1 once released */
-	int files_fd;	     /* O_PATH of dir/files; -1 once gone */
+	int files_fd;	     /* O_PATH of dir/files (open until unmount) */
 	pthread_rwlock_t rw; /* invariant 5 */
 	int gone;	     /* under pend.lock (invariant 4) */
 	unsigned writers;    /* under pend.lock (invariant 5) */

@@ -20,13 +20,13 @@
 
 /* ---- the step: xattrs, finalize, custom metadata ---- */
 
-/* _CHECKPOINT_METADATA of the step parsed ({} if absent): *out to cJSON_Delete. */
-static int read_stepmeta(cJSON **out, int *fd_out, const struct pstep *ps, int writable)
+/* _CHECKPOINT_METADATA of the step parsed ({} if empty, ENOENT if absent): *out to
+ * cJSON_Delete. */
+static int read_stepmeta(cJSON **out, const struct pstep *ps)
 {
 	char *buf = NULL;
 	struct stat st;
-	int err = 0, fd = openat(ps->files_fd, STEPMETA,
-				 (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0644);
+	int err = 0, fd = openat(ps->files_fd, STEPMETA, O_RDONLY | O_CLOEXEC);
 	*out = NULL;
 	if (fd < 0)
 		return errno;
@@ -52,10 +52,7 @@ static int read_stepmeta(cJSON **out, int *fd_out, const struct pstep *ps, int w
 	}
 done:
 	free(buf);
-	if (err || !fd_out)
-		close(fd);
-	else
-		*fd_out = fd;
+	close(fd);
 	return err;
 }
 
@@ -72,7 +69,7 @@ int pend_xattrs(struct pend *p, fuse_ino_t ino, pend_xattr_cb cb, void *arg)
 	if ((rc = cb(XATTR_PREFIX "state", "pending", 7, arg)) ||
 	    (rc = cb(XATTR_PREFIX "step", pi->ps->name, strlen(pi->ps->name), arg)))
 		goto done;
-	if (read_stepmeta(&doc, NULL, pi->ps, 0) == 0) {
+	if (read_stepmeta(&doc, pi->ps) == 0) {
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "custom_metadata");
 		if (c && !cJSON_IsNull(c) && (cm = cJSON_PrintUnformatted(c)))
 			rc = cb(XATTR_PREFIX "custom_metadata", cm, strlen(cm), arg);
@@ -83,17 +80,25 @@ done:
 	return rc < 0 ? -rc : 0;
 }
 
+/*
+ * Replace custom_metadata in _CHECKPOINT_METADATA: the new document goes to a
+ * temporary file renamed over the old one, so a full disk or a crash leaves
+ * the old file whole (its item handlers and metrics are not lost).
+ */
 static int set_custom_metadata(struct pstep *ps, const char *value, size_t size)
 {
+	static unsigned counter;
 	cJSON *doc = NULL, *cm = cJSON_ParseWithLength(value, size);
-	char *text = NULL;
+	char *text = NULL, tmp[64];
 	int fd = -1, err;
 	if (!cJSON_IsObject(cm)) {
 		ckptfs_log("step %s: custom_metadata must be a JSON object", ps->name);
 		err = EINVAL;
 		goto done;
 	}
-	if ((err = read_stepmeta(&doc, &fd, ps, 1)))
+	if ((err = read_stepmeta(&doc, ps)) == ENOENT && (doc = cJSON_CreateObject()))
+		err = 0;
+	if (err)
 		goto done;
 	cJSON_DeleteItemFromObjectCaseSensitive(doc, "custom_metadata");
 	cJSON_AddItemToObject(doc, "custom_metadata", cm);
@@ -102,9 +107,23 @@ static int set_custom_metadata(struct pstep *ps, const char *value, size_t size)
 		err = ENOMEM;
 		goto done;
 	}
-	size_t len = strlen(text);
-	if (ftruncate(fd, 0) || pwrite(fd, text, len, 0) != (ssize_t)len)
-		err = errno ? errno : EIO;
+	snprintf(tmp, sizeof(tmp), ".ckptfs-%d-cm%u", (int)getpid(),
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	if ((fd = openat(ps->files_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		err = errno;
+		goto done;
+	}
+	for (size_t len = strlen(text), off = 0; off < len && !err;) {
+		ssize_t n = pwrite(fd, text + off, len - off, (off_t)off);
+		if (n <= 0)
+			err = n < 0 ? errno : ENOSPC;
+		else
+			off += (size_t)n;
+	}
+	if (!err && renameat(ps->files_fd, tmp, ps->files_fd, STEPMETA))
+		err = errno;
+	if (err)
+		unlinkat(ps->files_fd, tmp, 0);
 done:
 	if (fd >= 0)
 		close(fd);
@@ -119,15 +138,19 @@ static void inval_root(const char *name, void *arg)
 	ckptfs_inval_later(arg, VIEW_ROOT_INO, name, 0);
 }
 
-/* Release a step that was finalized or removed (invariant 4). Under ps->rw (write). */
+/*
+ * Release a step that was finalized or removed (invariant 4). Under ps->rw
+ * (write). files_fd stays open until unmount: lookups and getxattr that saw
+ * the step live use it without ps->rw (its files/ is gone: they get ENOENT,
+ * never a reused fd number).
+ */
 static void pstep_gone(struct pend *p, struct pstep *ps)
 {
 	pthread_mutex_lock(&p->lock);
 	ps->gone = 1;
 	pthread_mutex_unlock(&p->lock);
 	close(ps->lock_fd);
-	close(ps->files_fd);
-	ps->lock_fd = ps->files_fd = -1;
+	ps->lock_fd = -1;
 }
 
 /* Hold ps exclusively: EBUSY while a file is open for writing. */
@@ -159,14 +182,17 @@ static int finalize(struct pend *p, struct pstep *ps)
 	if (fs->compression_level >= 0)
 		opts.store.compression_level = fs->compression_level;
 	int rc = ckpt_pending_finalize(ps->dir, ps->lock_fd, &opts);
+	/* Renamed into place, the step is finalized even if a later part failed (removing
+	 * files/): its files (adopted .npy files are its data files) must not change. */
+	int finalized = rc == 0 || (access(ps->dir, F_OK) != 0 && errno == ENOENT);
 	if (rc) {
 		snprintf(what, sizeof(what), "finalize step %s", ps->name);
 		err = ckptfs_errno_write(rc, what);
-	} else {
-		pstep_gone(p, ps);
 	}
+	if (finalized)
+		pstep_gone(p, ps);
 	pthread_rwlock_unlock(&ps->rw);
-	if (!err && (rc = view_rescan(fs->view, 1, inval_root, fs)))
+	if (finalized && (rc = view_rescan(fs->view, 1, inval_root, fs)))
 		ckptfs_log("rescan %s: %s", view_root_path(fs->view), ckpt_error_last());
 	return err;
 }

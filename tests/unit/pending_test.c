@@ -219,6 +219,25 @@ static void test_check_path(void **state)
 	}
 	assert_int_equal(ckpt_pending_check_path("state/_x", 0), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "reserved"));
+	/* what finalize can read: 128 names below the item (tree_json.c), a path that fits
+	 * in PATH_MAX under ROOT/<step>.ckpt-tmp-<nonce>/files/ */
+	char deep[600] = "state";
+	for (int i = 0; i < 127; i++)
+		strcat(deep, "/a");
+	assert_int_equal(ckpt_pending_check_path(deep, 1), 0);
+	strcat(deep, "/x.npy");
+	assert_int_equal(ckpt_pending_check_path(deep, 0), 0);
+	deep[strlen(deep) - 6] = '\0';
+	strcat(deep, "/a/x");
+	assert_int_equal(ckpt_pending_check_path(deep, 0), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "deeper than 128"));
+	char *longp =
+	    xprintf("state/%0250d/%0250d/%0250d/%0250d/%0250d/%0250d/%0250d/%0250d/%0250d/"
+		    "%0250d/%0250d/%0250d/%0250d",
+		    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13);
+	assert_int_equal(ckpt_pending_check_path(longp, 0), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "longer than"));
+	free(longp);
 }
 
 static void test_check_file(void **state)
@@ -260,9 +279,13 @@ static void test_check_file(void **state)
 	assert_int_equal(check_at(d, "state/garbage.npy"), CKPT_EINVAL);
 	put_str(d, "state/empty.npy", "");
 	assert_int_equal(check_at(d, "state/empty.npy"), CKPT_EINVAL);
-	/* scalars and strings are always valid */
+	/* scalars and strings are valid up to what finalize reads whole (256 MiB) */
 	put_str(d, "state/step", "what ever");
 	assert_int_equal(check_at(d, "state/step"), 0);
+	assert_int_equal(truncate(p = xprintf("%s/state/step", d), (256 << 20) + 1), 0);
+	free(p);
+	assert_int_equal(check_at(d, "state/step"), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "state/step: 268435457 bytes"));
 	/* _METADATA */
 	assert_int_equal(ckpt_tree_metadata_to_json(&json, t), 0);
 	put_str(d, "state/_METADATA", json);
@@ -280,6 +303,12 @@ static void test_check_file(void **state)
 	/* clone stubs: a good one passes; a broken one (S_ISVTX and the magic) does not */
 	put_stub(d, "state/c.npy", 3, "state", "params/w");
 	assert_int_equal(check_at(d, "state/c.npy"), 0);
+	/* a stub stands for a leaf, never for metadata (finalize reads those as JSON) */
+	put_stub(d, "state/_METADATA", 3, "state", "name");
+	assert_int_equal(check_at(d, "state/_METADATA"), CKPT_EINVAL);
+	put_stub(d, "_CHECKPOINT_METADATA", 3, "state", "name");
+	assert_int_equal(check_at(d, "_CHECKPOINT_METADATA"), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "stands only for a leaf"));
 	put_str(d, "state/c2.npy", CKPT_CLONE_MAGIC "3\nstate\n");
 	p = xprintf("%s/state/c2.npy", d);
 	assert_int_equal(chmod(p, 01644), 0);
@@ -637,6 +666,12 @@ static void test_finalize_lenient(void **state)
 	assert_int_equal(ckpt_tree_new_int(&x, 10), 0);
 	add(ee, NULL, x);
 	add(exp, "e", ee);
+	/* a None leaf and an empty dict of _METADATA filled by files: the files' word */
+	add(meta, "n", node(CKPT_TREE_NONE));
+	add(meta, "d", node(CKPT_TREE_DICT));
+	assert_int_equal(test_add_array(exp, "n", CKPT_DTYPE_FLOAT32, 1, s2, 5), 0);
+	assert_int_equal(ckpt_tree_new_int(&x, 5), 0);
+	add(exp, "d", x);
 
 	assert_int_equal(ckpt_pending_create(&dir, &fd, root, 4), 0);
 	files = xprintf("%s/files", dir);
@@ -649,6 +684,8 @@ static void test_finalize_lenient(void **state)
 	put_str(files, "state/t/1", "1");
 	put_str(files, "state/e/10", "10");
 	put_str(files, "state/e/9", "9");
+	put_npy(files, "state/n.npy", ckpt_tree_find(exp, "n"));
+	put_str(files, "state/d", "5");
 	if (ckpt_pending_finalize(dir, fd, NULL) != 0)
 		fail_msg("finalize: %s", ckpt_error_last());
 	close(fd);

@@ -89,8 +89,9 @@ int ckpt_pending_lock(int *lock_fd, const char *dir);
  * it is created: is_dir says whether it is to be a directory. Allowed:
  * "_CHECKPOINT_METADATA" (file); "<item>" (directory, ckpt_item_name_check);
  * "<item>/_METADATA" (file); below an item, directories and files whose
- * names ckpt_key_unescape accepts (files ending in ".npy" as arrays).
- * CKPT_EINVAL with a message naming the path and the rule otherwise.
+ * names ckpt_key_unescape accepts (files ending in ".npy" as arrays), at most
+ * 128 names deep below the item and 3072 bytes in all. CKPT_EINVAL with a
+ * message naming the path and the rule otherwise.
  */
 int ckpt_pending_check_path(const char *relpath, int is_dir);
 
@@ -99,8 +100,9 @@ int ckpt_pending_check_path(const char *relpath, int is_dir);
  * a .npy leaf must have a valid header (a dtype of ckpt/dtype.h) and exactly
  * the length it announces; _METADATA must parse as tree metadata and
  * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
- * maps names to strings. Clone stubs must parse. Scalar and string leaves
- * are always valid. CKPT_EINVAL with a message saying what is wrong.
+ * maps names to strings. Clone stubs must parse (and never stand for a
+ * metadata file). Scalar and string leaves are valid up to 256 MiB (what
+ * finalize reads whole). CKPT_EINVAL with a message saying what is wrong.
  */
 int ckpt_pending_check_file(int fd, const char *relpath);
 
