@@ -575,20 +575,30 @@ bench_write() {
 	$PY "$PEERS" gen-one "$in/w.npy" "$size" 3 || { skip "write" "data generation failed"; return; }
 	mount_fs ckptfs "$root" "$m" || { skip "write" "mount failed"; return; }
 
-	# (1) cp of one .npy: onto the disk, then into a pending step (source warm, both + sync)
+	# (1) cp of one .npy: onto the disk, then into a pending step (source warm, both + sync);
+	# two rounds, the faster of each counts (as restore_twice: fresh page cache costs the
+	# first writer after a big free on this VM); the second step is then finalized
 	cat "$in/w.npy" >/dev/null
-	sync
-	# shellcheck disable=SC2016
-	base=$(tm bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$plain/w.npy")
-	rm -f "$plain/w.npy"
-	sync
-	if timeout 20 mkdir "$m/1" "$m/1/state" 2>>"$LOG"; then
+	local r t
+	base="" ours=""
+	for r in 1 2; do
+		sync
 		# shellcheck disable=SC2016
-		ours=$(tm timeout 300 bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$m/1/state/w.npy")
-		fin=$(tm timeout 300 setfattr -n user.ckpt.finalize -v 1 "$m/1")
-	else
-		ours=FAIL fin=FAIL
-	fi
+		t=$(tm bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$plain/w.npy")
+		faster "$t" "$base" && base=$t
+		rm -f "$plain/w.npy"
+		sync
+		if timeout 20 mkdir "$m/$r" "$m/$r/state" 2>>"$LOG"; then
+			# shellcheck disable=SC2016
+			t=$(tm timeout 300 bash -c 'cp "$1" "$2" && sync' _ "$in/w.npy" "$m/$r/state/w.npy")
+		else
+			t=FAIL
+		fi
+		[[ $t =~ ^[0-9.]+$ ]] || { ours=$t; break; }
+		faster "$t" "$ours" && ours=$t
+	done
+	fin=FAIL
+	[[ $ours =~ ^[0-9.]+$ ]] && fin=$(tm timeout 300 setfattr -n user.ckpt.finalize -v 1 "$m/2")
 	row "cp $gib .npy: into a pending step vs onto disk" "$ours" "$base" s 0.7
 	row "finalize of that step vs the cp onto disk" "$fin" "$base" s
 	rm -rf "$in"
