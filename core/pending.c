@@ -537,7 +537,7 @@ int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len)
 	    !next_line(&path, &pn, &p, end) || p != end)
 		return ckpt_error_set(CKPT_EINVAL,
 				      "clone stub: expected three lines (step, item, path)");
-	if (sn == 0 || sn >= sizeof(num))
+	if (sn == 0 || sn >= sizeof(num) || memchr(s, '\0', sn))
 		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad step number");
 	memcpy(num, s, sn);
 	num[sn] = '\0';
