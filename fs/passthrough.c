@@ -307,13 +307,18 @@ static int pin_attr(struct stat *st, struct pend *p, struct pinode *pi)
 	return 0;
 }
 
-/* Look name up in dir: fills e, counting one lookup. */
-static int do_lookup(struct pend *p, struct pinode *dir, const char *name,
-		     struct fuse_entry_param *e)
+/*
+ * The entry of the file open as fd (an O_PATH descriptor, taken over), named
+ * name in dir (NULL, NULL for a step's files/): fills e, counting one lookup;
+ * *out receives the pinode.
+ */
+static int entry_of_fd(struct pinode **out, struct pend *p, struct pstep *ps, struct pinode *dir,
+		       const char *name, int fd, struct fuse_entry_param *e)
 {
 	struct pinode *pi;
 	struct stat st;
-	int err, fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int err;
+
 	if (fd < 0)
 		return errno;
 	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
@@ -321,7 +326,7 @@ static int do_lookup(struct pend *p, struct pinode *dir, const char *name,
 		close(fd);
 		return err;
 	}
-	if ((err = pin_get(&pi, p, dir->ps, dir, name, fd, &st)))
+	if ((err = pin_get(&pi, p, ps, dir, name, fd, &st)))
 		return err;
 	memset(e, 0, sizeof(*e));
 	if ((err = pin_attr(&e->attr, p, pi))) {
@@ -329,34 +334,33 @@ static int do_lookup(struct pend *p, struct pinode *dir, const char *name,
 		return err;
 	}
 	e->ino = pin_ino(pi);
+	*out = pi;
 	return 0;
+}
+
+/* Look name up in dir: fills e, counting one lookup. */
+static int do_lookup(struct pend *p, struct pinode *dir, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct pinode *pi;
+
+	return entry_of_fd(&pi, p, dir->ps, dir, name,
+			   openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC), e);
 }
 
 /* The entry of a step's files/ (counting one lookup). */
 int pend_top_lookup(struct pend *p, struct pstep *ps, struct fuse_entry_param *e)
 {
 	struct pinode *pi;
-	struct stat st;
-	int err, fd = openat(ps->files_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	if (fstat(fd, &st)) {
-		err = errno;
-		close(fd);
-		return err;
+	int err = entry_of_fd(&pi, p, ps, NULL, NULL,
+			      openat(ps->files_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC), e);
+
+	if (err == 0) {
+		pthread_mutex_lock(&p->lock);
+		ps->top = pi;
+		pthread_mutex_unlock(&p->lock);
 	}
-	if ((err = pin_get(&pi, p, ps, NULL, NULL, fd, &st)))
-		return err;
-	pthread_mutex_lock(&p->lock);
-	ps->top = pi;
-	pthread_mutex_unlock(&p->lock);
-	memset(e, 0, sizeof(*e));
-	if ((err = pin_attr(&e->attr, p, pi))) {
-		pend_forget(p, pin_ino(pi), 1);
-		return err;
-	}
-	e->ino = pin_ino(pi);
-	return 0;
+	return err;
 }
 
 void pend_reply_entry(fuse_req_t req, int err, const struct fuse_entry_param *e)
