@@ -39,7 +39,9 @@ def rand(rng, dt, shape):
 
 
 def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
     if isinstance(data, np.ndarray):
         np.save(path, data)
     else:
@@ -130,9 +132,12 @@ def big(d, n, mib):
     np.save(f"{d}/state/medium.npy", np.arange(50000, dtype=np.float32))  # in a data file
 
 
-def write_tree(item_dir, tree):
-    """Write a nested dict/list tree as an interchange item with its _METADATA."""
+def write_tree(item_dir, tree, leaf_custom=None):
+    """An interchange item with its _METADATA. Nodes: dict, list, tuple, None,
+    np.ndarray, int, float, bool, str. leaf_custom: {path tuple: custom metadata}."""
+    leaf_custom = leaf_custom or {}
     leaves, containers = {}, {}
+    os.makedirs(item_dir, exist_ok=True)
 
     def key_md(keys):
         return [{"key": k, "key_type": t} for k, t in keys]
@@ -140,29 +145,35 @@ def write_tree(item_dir, tree):
     def walk(node, keys):
         path = os.path.join(item_dir, *[k for k, _ in keys])
         label = str(tuple(k for k, _ in keys))
-        if isinstance(node, (dict, list)):
-            containers[label] = {"type": "dict" if isinstance(node, dict) else "list",
-                                 "key_metadata": key_md(keys)}
+        custom = leaf_custom.get(tuple(k for k, _ in keys))
+        if isinstance(node, (dict, list, tuple)):
+            typ = {dict: "dict", list: "list", tuple: "tuple"}[type(node)]
+            containers[label] = {"type": typ, "key_metadata": key_md(keys)}
             if keys:
                 containers[label]["custom_metadata"] = None
-            if not node:  # empty containers are listed with the leaves too
+                os.makedirs(path, exist_ok=True)
+            if not node:
                 leaves[label] = {"key_metadata": key_md(keys), "value_metadata": {
-                    "value_type": "Dict" if isinstance(node, dict) else "List",
+                    "value_type": {"dict": "Dict", "list": "List", "tuple": "Tuple"}[typ],
                     "skip_deserialize": True, "custom_metadata": None}}
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for k, v in items:
                 walk(v, keys + [(str(k), 2 if isinstance(node, dict) else 1)])
             return
-        if isinstance(node, np.ndarray):
-            vm = {"value_type": "np.ndarray", "dtype": node.dtype.name, "shape": list(node.shape)}
+        if node is None:
+            vm = {"value_type": "None", "skip_deserialize": True}
+        elif isinstance(node, np.ndarray):
+            vm = {"value_type": "np.ndarray", "dtype": node.dtype.name,
+                  "shape": list(node.shape), "skip_deserialize": False}
             write(path + ".npy", node)
         elif isinstance(node, str):
-            vm = {"value_type": "string"}
+            vm = {"value_type": "string", "skip_deserialize": False}
             write(path, node)
         else:
-            vm = {"value_type": "scalar", "scalar_type": type(node).__name__}
+            vm = {"value_type": "scalar", "scalar_type": type(node).__name__,
+                  "skip_deserialize": False}
             write(path, repr(node))
-        vm.update({"skip_deserialize": False, "custom_metadata": None})
+        vm["custom_metadata"] = custom
         leaves[label] = {"key_metadata": key_md(keys), "value_metadata": vm}
 
     walk(tree, [])

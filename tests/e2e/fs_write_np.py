@@ -33,33 +33,7 @@ import sys
 
 import numpy as np
 
-
-def rand(rng, dt, shape):
-    dt = np.dtype(dt)
-    if dt.byteorder == ">":
-        return rand(rng, dt.newbyteorder("<"), shape).astype(dt)
-    n = int(np.prod(shape))
-    if dt.kind == "b":
-        a = rng.integers(0, 2, n).astype(bool)
-    elif dt.kind in "iu":
-        info = np.iinfo(dt)
-        a = rng.integers(info.min, info.max, n, dtype=dt, endpoint=True)
-    elif dt.kind == "f":
-        a = (rng.standard_normal(n) * 10).astype(dt)
-    else:
-        a = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dt)
-    return a.reshape(shape)
-
-
-def write(path, data):
-    d = os.path.dirname(path)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    if isinstance(data, np.ndarray):
-        np.save(path, data)
-    else:
-        with open(path, "wb") as f:
-            f.write(data if isinstance(data, bytes) else data.encode())
+from cli_npy import rand, write, write_tree  # shared with the CLI tests
 
 
 def arrays(d):
@@ -85,57 +59,6 @@ def big(path, mib, seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 2**32, mib << 18, dtype=np.uint32).view(np.float32)
     write(path, a)
-
-
-def write_tree(item_dir, tree, leaf_custom=None):
-    """An interchange item with its _METADATA. Nodes: dict, list, tuple, None,
-    np.ndarray, int, float, bool, str. leaf_custom: {path tuple: custom metadata}."""
-    leaf_custom = leaf_custom or {}
-    leaves, containers = {}, {}
-    os.makedirs(item_dir, exist_ok=True)
-
-    def key_md(keys):
-        return [{"key": k, "key_type": t} for k, t in keys]
-
-    def walk(node, keys):
-        path = os.path.join(item_dir, *[k for k, _ in keys])
-        label = str(tuple(k for k, _ in keys))
-        custom = leaf_custom.get(tuple(k for k, _ in keys))
-        if isinstance(node, (dict, list, tuple)):
-            typ = {dict: "dict", list: "list", tuple: "tuple"}[type(node)]
-            containers[label] = {"type": typ, "key_metadata": key_md(keys)}
-            if keys:
-                containers[label]["custom_metadata"] = None
-                os.makedirs(path, exist_ok=True)
-            if not node:
-                leaves[label] = {"key_metadata": key_md(keys), "value_metadata": {
-                    "value_type": {"dict": "Dict", "list": "List", "tuple": "Tuple"}[typ],
-                    "skip_deserialize": True, "custom_metadata": None}}
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for k, v in items:
-                walk(v, keys + [(str(k), 2 if isinstance(node, dict) else 1)])
-            return
-        if node is None:
-            vm = {"value_type": "None", "skip_deserialize": True}
-        elif isinstance(node, np.ndarray):
-            vm = {"value_type": "np.ndarray", "dtype": node.dtype.name,
-                  "shape": list(node.shape), "skip_deserialize": False}
-            write(path + ".npy", node)
-        elif isinstance(node, str):
-            vm = {"value_type": "string", "skip_deserialize": False}
-            write(path, node)
-        else:
-            vm = {"value_type": "scalar", "scalar_type": type(node).__name__,
-                  "skip_deserialize": False}
-            write(path, repr(node))
-        vm["custom_metadata"] = custom
-        leaves[label] = {"key_metadata": key_md(keys), "value_metadata": vm}
-
-    walk(tree, [])
-    with open(os.path.join(item_dir, "_METADATA"), "w") as f:
-        json.dump({"tree_metadata": leaves, "containers": containers,
-                   "ckptfs_metadata_version": 1, "use_zarr3": False,
-                   "custom_metadata": None}, f)
 
 
 PYTREE = "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler"
