@@ -105,6 +105,22 @@ static const cJSON *metrics_of(const cJSON *meta)
 	return cJSON_IsObject(mt) ? mt : NULL;
 }
 
+void ckpt_step_summarize(ckpt_step_summary *out, ckpt_step *s, uint64_t step, const char *metric)
+{
+	cJSON *meta = NULL;
+	const cJSON *v;
+
+	*out = (ckpt_step_summary){step, ckpt_step_commit_time_ns(s), 0, 0};
+	if (metric && ckpt_step_metadata_json(s))
+		meta = cJSON_Parse(ckpt_step_metadata_json(s));
+	v = cJSON_GetObjectItemCaseSensitive(metrics_of(meta), metric);
+	if (metric && cJSON_IsNumber(v) && !isnan(v->valuedouble)) {
+		out->has_metric = 1;
+		out->metric = v->valuedouble;
+	}
+	cJSON_Delete(meta);
+}
+
 /*
  * The summary of a step. A step that cannot be read (damaged, vanished)
  * gets no time and no metric: the policies still see it, nothing fails.
@@ -112,20 +128,11 @@ static const cJSON *metrics_of(const cJSON *meta)
 static void summarize(ckpt_step_summary *out, const ckpt_manager *m, uint64_t step)
 {
 	ckpt_step *s = NULL;
-	cJSON *meta = NULL;
 
 	*out = (ckpt_step_summary){step, 0, 0, 0};
 	if (open_step(&s, m, step) != 0)
 		return;
-	out->commit_time_ns = ckpt_step_commit_time_ns(s);
-	if (m->metric && ckpt_step_metadata_json(s))
-		meta = cJSON_Parse(ckpt_step_metadata_json(s));
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(metrics_of(meta), m->metric);
-	if (m->metric && cJSON_IsNumber(v) && !isnan(v->valuedouble)) {
-		out->has_metric = 1;
-		out->metric = v->valuedouble;
-	}
-	cJSON_Delete(meta);
+	ckpt_step_summarize(out, s, step, m->metric);
 	ckpt_step_free(s);
 }
 

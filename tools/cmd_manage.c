@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,23 +92,13 @@ int cli_policy_check(cli_policy *pol, const char *usage)
 
 /* ---- per-step summaries ---- */
 
-/* The step's metrics as compact JSON and, if present and a number, metric `name`. */
-static int read_metrics(cli_step_info *info, const char *meta_json, const char *name)
+/* The step's metrics as compact JSON (for display; "{}" if none). */
+static int read_metrics(cli_step_info *info, const char *meta_json)
 {
 	cJSON *meta = cJSON_Parse(meta_json ? meta_json : "{}");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
-	const cJSON *m;
 
-	if (cJSON_IsObject(metrics)) {
-		info->metrics = cJSON_PrintUnformatted(metrics);
-		m = name ? cJSON_GetObjectItemCaseSensitive(metrics, name) : NULL;
-		if (cJSON_IsNumber(m) && isfinite(m->valuedouble)) {
-			info->sum.has_metric = 1;
-			info->sum.metric = m->valuedouble;
-		}
-	} else {
-		info->metrics = strdup("{}");
-	}
+	info->metrics = cJSON_IsObject(metrics) ? cJSON_PrintUnformatted(metrics) : strdup("{}");
 	cJSON_Delete(meta);
 	return info->metrics ? 0 : cli_errorf("out of memory");
 }
@@ -138,10 +127,10 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 		if (ckpt_step_open(&s, path, NULL) < 0) {
 			fprintf(stderr, "ckpt: warning: %s\n", ckpt_error_last());
 			infos[i].damaged = 1;
-			rc = read_metrics(&infos[i], NULL, NULL);
+			rc = read_metrics(&infos[i], NULL);
 		} else {
-			infos[i].sum.commit_time_ns = ckpt_step_commit_time_ns(s);
-			rc = read_metrics(&infos[i], ckpt_step_metadata_json(s), metric);
+			ckpt_step_summarize(&infos[i].sum, s, steps[i], metric);
+			rc = read_metrics(&infos[i], ckpt_step_metadata_json(s));
 		}
 		cli_step_close(s);
 		sums[i] = infos[i].sum;

@@ -53,6 +53,12 @@ typedef struct ckpt_step_summary {
  */
 int ckpt_preservation_apply(int *keep, const ckpt_step_summary *steps, size_t n,
 			    const ckpt_preservation *p);
+/*
+ * What the policies see of the finalized step s (number `step`): its commit
+ * time and, when metric is not NULL and its metrics hold a number (not NaN)
+ * under that name, the metric. Used by the manager and by `ckpt gc`/`ckpt ls`.
+ */
+void ckpt_step_summarize(ckpt_step_summary *out, ckpt_step *s, uint64_t step, const char *metric);
 /* Index of the best step by p's metric, or CKPT_ENOTFOUND (no metric set or none has it). */
 int ckpt_preservation_best(size_t *out, const ckpt_step_summary *steps, size_t n,
 			   const ckpt_preservation *p);
