@@ -52,6 +52,12 @@ FUZZ_SRC  := $(sort $(wildcard tests/fuzz/*_fuzzer.c))
 FUZZ_BIN  := $(FUZZ_SRC:%.c=$(B)/%)
 E2E       := $(sort $(filter-out %lib.sh,$(wildcard tests/e2e/*.sh)))
 HEADERS   := $(sort $(wildcard core/include/ckpt/*.h))
+# Test protos (tests/proto/*.proto) compiled by protoc-c into $(B)/gen, and
+# test programs (tests/tools/*.c) that e2e tests run; both link them.
+PROTO_SRC := $(sort $(wildcard tests/proto/*.proto))
+PROTO_OBJ := $(PROTO_SRC:tests/proto/%.proto=$(B)/gen/%.pb-c.o)
+TTOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TTOOL_BIN := $(TTOOL_SRC:%.c=$(B)/%)
 
 LIB_A   := $(B)/libckpt.a
 LIB_SO  := $(B)/libckpt.so
@@ -83,10 +89,24 @@ $(CKPT): $(TOOLS_OBJ) $(LIB_A)
 $(CKPTFS): $(FS_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(FS_OBJ) $(LIB_A) $(FUSE_LIBS) $(LIBS)
 
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: tests/proto/%.proto
+	@mkdir -p $(B)/gen
+	protoc-c --proto_path=tests/proto --c_out=$(B)/gen $<
+
+# Generated code: compiled without our warning flags.
+$(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
+	$(CC) -std=c11 $(OPT) $(SAN) -fPIC $(DEP_CFLAGS) -I$(B)/gen -c $< -o $@
+
 # Unit tests link the static library so they can reach private headers (-Icore).
-$(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A)
+$(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A) $(PROTO_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -Icore -Itests -o $@ $< $(LIB_A) $(LDFLAGS_ALL) -lcmocka $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Icore -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) \
+	  -lcmocka $(LIBS)
+
+# Test programs: public headers only, like a user's program.
+$(B)/tests/tools/%: tests/tools/%.c $(LIB_A) $(PROTO_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
 
 # Fuzz targets: built with a replay driver that runs every file of the corpus.
 $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
@@ -103,7 +123,7 @@ $(B)/ckpt.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ckpt\nDescription: ckptfs checkpoint library\nVersion: %s\nRequires.private: %s\nLibs: -L$${libdir} -lckpt\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(PKGS)' > $@
 
-check: all $(UNIT_BIN) $(FUZZ_BIN)
+check: all $(UNIT_BIN) $(FUZZ_BIN) $(TTOOL_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f _fuzzer); \
 	  echo "== fuzz replay $$n"; $$f tests/fuzz/corpus/$$n; done
@@ -140,4 +160,6 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all check unit bench install deps format clean
+.SECONDARY: $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
  * finalize, whose NULL means "nothing to do".
  */
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "ckpt/handler.h"
 #include "error_private.h"
@@ -49,6 +50,22 @@ int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char 
 {
 	*out = NULL;
 	return h->vt->metadata ? h->vt->metadata(out, h, s, item) : unsupported(h, "metadata");
+}
+
+void ckpt_handler_restored_free(ckpt_handler *h, void *out)
+{
+	if (out && h->vt->restored_free)
+		h->vt->restored_free(h, out);
+	else
+		free(out);
+}
+
+void ckpt_handler_metadata_free(ckpt_handler *h, void *meta)
+{
+	if (meta && h->vt->metadata_free)
+		h->vt->metadata_free(h, meta);
+	else
+		free(meta);
 }
 
 int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item)

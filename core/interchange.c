@@ -54,6 +54,7 @@
 #include "ckpt/npy.h"
 #include "ckpt/pending.h"
 #include "error_private.h"
+#include "item_format.h"
 #include "pytree_private.h"
 #include "step_private.h"
 
@@ -897,6 +898,36 @@ static int put_clone(ckpt_batch *b, const char *key, const struct npy_src *e)
 	return rc;
 }
 
+/* Store the file at path as key, streamed (an Array item's .npy may be large). */
+static int stream_file(ckpt_batch *b, const char *key, const char *path)
+{
+	ckpt_value_writer *vw = NULL;
+	char *buf = malloc(COPY_BUF);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	ssize_t n;
+
+	if (!buf)
+		rc = ckpt_error_nomem();
+	else if (fd < 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+	else
+		rc = ckpt_value_writer_open(&vw, b, key, strlen(key), NULL);
+	while (rc == 0 && (n = read(fd, buf, COPY_BUF)) != 0) {
+		if (n < 0 && errno != EINTR)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", path);
+		else if (n > 0)
+			rc = ckpt_value_writer_write(vw, buf, (size_t)n);
+	}
+	if (vw && rc == 0)
+		rc = ckpt_value_writer_close(vw);
+	else
+		ckpt_value_writer_abort(vw);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
 /*
  * Store every regular file below dir as "<prefix>/<name>" (items of other
  * handlers). With clones (a pending step), clone stubs stand for the key
@@ -933,9 +964,12 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 			rc = resolve_clone(NULL, &e.cs, &e.ckey, clones, &ref, path, 0);
 			if (rc == 0)
 				rc = put_clone(b, key, &e);
+		} else if (rc == 0 && st.st_size > COPY_BUF) {
+			rc = stream_file(b, key, path);
 		} else if (rc == 0 &&
-			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0)
+			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0) {
 			rc = ckpt_batch_put(b, key, strlen(key), data, len, NULL);
+		}
 		ckpt_clone_ref_clear(&ref);
 		free(e.ckey);
 		free(data);
@@ -1089,6 +1123,19 @@ static int64_t json_int(const cJSON *o, const char *json, const char *name)
 	return (int64_t)num->valuedouble;
 }
 
+/* An item of another handler than PyTree/Standard: its files as its handler
+ * stores them (item_format.h), before anything is written. */
+static int check_raw_item(const char *typestr, const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "open directory %s", dir);
+	rc = item_format_check_dir(typestr, fd, dir);
+	close(fd);
+	return rc;
+}
+
 /*
  * Save the interchange directory dir as ROOT/<step>. With pending (the
  * directory of a pending step, dir its files/, lockfd its lock) read
@@ -1173,6 +1220,8 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
 			rc = pending ? read_item_lenient(&it->tree, it->dir, &it->c)
 				     : read_item(&it->tree, it->dir, &it->c);
+		else if (rc == 0)
+			rc = check_raw_item(it->typestr, it->dir);
 	}
 	if (rc)
 		goto done;

@@ -38,6 +38,7 @@
 #include "ckpt/npy.h"
 #include "ckpt/pending.h"
 #include "error_private.h"
+#include "item_format.h"
 #include "step_private.h"
 
 #define CLONE_MAX (64u << 10)  /* bytes of a clone stub */
@@ -375,38 +376,6 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 	return rc;
 }
 
-/* Read the whole file fd (at most max bytes) with pread: *out malloc'd, NUL-terminated. */
-static int read_fd(char **out, size_t *len, int fd, size_t max, const char *name)
-{
-	struct stat st;
-	size_t n = 0;
-	char *buf;
-
-	*out = NULL;
-	if (fstat(fd, &st) != 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "stat %s", name);
-	if ((uint64_t)st.st_size > max)
-		return ckpt_error_set(CKPT_EINVAL, "%s: larger than %zu bytes", name, max);
-	if (!(buf = malloc((size_t)st.st_size + 1)))
-		return ckpt_error_nomem();
-	while (n < (size_t)st.st_size) {
-		ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(buf);
-			return ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 static int check_step_metadata(const char *json, const char *name)
 {
 	cJSON *cm = cJSON_Parse(json);
@@ -431,8 +400,59 @@ static int check_step_metadata(const char *json, const char *name)
 	return rc;
 }
 
-int ckpt_pending_check_file(int fd, const char *relpath)
+/*
+ * The format of the item relpath lies in, by the handler files/_CHECKPOINT_METADATA
+ * names for it; NULL for PyTree/Standard items, unknown handlers and steps
+ * without that file yet.
+ */
+static const item_format *item_format_of(int files_fd, const char *relpath)
 {
+	const char *slash = strchr(relpath, '/');
+	char *json = NULL, *item;
+	const item_format *f = NULL;
+	size_t len;
+	cJSON *root;
+
+	if (files_fd < 0 || !slash ||
+	    item_read_at(&json, &len, files_fd, CKPT_STEP_METADATA_KEY, META_MAX, relpath) != 0) {
+		ckpt_error_clear();
+		return NULL;
+	}
+	root = cJSON_ParseWithLength(json, len);
+	item = strndup(relpath, (size_t)(slash - relpath));
+	if (item) {
+		const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "item_handlers");
+		const cJSON *h = cJSON_GetObjectItemCaseSensitive(hs, item);
+		f = cJSON_IsString(h) ? item_format_find(h->valuestring) : NULL;
+	}
+	free(item);
+	cJSON_Delete(root);
+	free(json);
+	return f;
+}
+
+/* A file of an item of format f: checked by it; "later" is accepted (finalize checks). */
+static int check_item_file(const item_format *f, int files_fd, int fd, const char *relpath)
+{
+	const char *slash = strchr(relpath, '/');
+	char *item = strndup(relpath, (size_t)(slash - relpath));
+	int dfd = item ? openat(files_fd, item, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1, rc;
+
+	if (!item)
+		rc = ckpt_error_nomem();
+	else if (dfd < 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", item);
+	else if ((rc = f->check_file(dfd, slash + 1, fd, relpath)) == ITEM_CHECK_LATER)
+		rc = 0;
+	if (dfd >= 0)
+		close(dfd);
+	free(item);
+	return rc;
+}
+
+int ckpt_pending_check_file(int files_fd, int fd, const char *relpath)
+{
+	const item_format *f;
 	const char *base = strrchr(relpath, '/');
 	size_t len = strlen(relpath);
 	ckpt_clone_ref ref = {0};
@@ -449,14 +469,16 @@ int ckpt_pending_check_file(int fd, const char *relpath)
 					      "%s: a clone stub stands only for a leaf", relpath);
 		return rc < 0 ? ckpt_error_wrap(rc, "%s", relpath) : 0;
 	}
-	if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
-		rc = read_fd(&text, &tlen, fd, META_MAX, relpath);
+	if ((f = item_format_of(files_fd, relpath))) {
+		rc = check_item_file(f, files_fd, fd, relpath);
+	} else if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
+		rc = item_read_fd(&text, &tlen, fd, META_MAX, relpath);
 		if (rc == 0)
 			rc = check_step_metadata(text, relpath);
 	} else if (!strcmp(base, CKPT_ITEM_METADATA_NAME) && base - relpath > 1 &&
 		   !memchr(relpath, '/', (size_t)(base - relpath) - 1)) {
 		ckpt_tree *t = NULL;
-		rc = read_fd(&text, &tlen, fd, META_MAX, relpath);
+		rc = item_read_fd(&text, &tlen, fd, META_MAX, relpath);
 		if (rc == 0 && (rc = ckpt_tree_metadata_from_json(&t, text, tlen)) != 0)
 			ckpt_error_wrap(rc, "%s", relpath);
 		ckpt_tree_free(t);
@@ -574,7 +596,7 @@ int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd)
 		return ckpt_error_errno(CKPT_EIO, errno, "read");
 	if ((size_t)r != MAGIC_LEN || memcmp(magic, CKPT_CLONE_MAGIC, MAGIC_LEN) != 0)
 		return 0;
-	rc = read_fd(&buf, &len, fd, CLONE_MAX, "clone stub");
+	rc = item_read_fd(&buf, &len, fd, CLONE_MAX, "clone stub");
 	if (rc == 0)
 		rc = ckpt_clone_stub_parse(out, buf, len);
 	free(buf);

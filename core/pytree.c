@@ -563,6 +563,11 @@ static void pytree_close(ckpt_handler *h)
 	free(h);
 }
 
+static void pytree_tree_free(ckpt_handler *h, void *t)
+{
+	ckpt_tree_free(t);
+}
+
 static const ckpt_handler_vtable pytree_vt = {
     .typestr = pytree_typestr,
     .save = pytree_save,
@@ -570,6 +575,8 @@ static const ckpt_handler_vtable pytree_vt = {
     .snapshot_free = pytree_snapshot_free,
     .restore = pytree_restore,
     .metadata = ckpt_pytree_metadata_item,
+    .restored_free = pytree_tree_free,
+    .metadata_free = pytree_tree_free,
     .finalize = NULL,
     .close = pytree_close,
 };

@@ -83,7 +83,7 @@ static const char *top_member(const char *js, const char *key)
 }
 
 /* A positive integer member of the top-level object, exactly; 0 if absent or not one. */
-static int64_t top_int(const char *js, const char *key)
+int64_t ckpt_json_top_int(const char *js, const char *key)
 {
 	const char *v = top_member(js, key);
 	char *end;
@@ -139,7 +139,7 @@ static int parse_metadata(ckpt_step *s)
 	}
 	assert(i == s->nitems);
 	qsort(s->items, s->nitems, sizeof(*s->items), cmp_item);
-	s->commit_ns = top_int(s->meta_json, "commit_timestamp_nsecs"); /* invariant 3 */
+	s->commit_ns = ckpt_json_top_int(s->meta_json, "commit_timestamp_nsecs"); /* invariant 3 */
 done:
 	cJSON_Delete(root);
 	return rc;

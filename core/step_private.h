@@ -100,6 +100,10 @@ int ckpt_step_writer_open_dir(ckpt_step_writer **out, const char *root, uint64_t
  */
 int ckpt_interchange_save_pending(const char *root, uint64_t step, const char *dir, int lockfd,
 				  const ckpt_step_writer_options *opts);
+/* A non-negative integer member of the top-level object of the JSON text js,
+ * exactly (cJSON's doubles round nanoseconds); 0 if absent or not one. */
+int64_t ckpt_json_top_int(const char *js, const char *key);
+
 /* Set the init timestamp written at finalize (default: the time of open). */
 void ckpt_step_writer_set_init_time(ckpt_step_writer *w, int64_t ns);
 

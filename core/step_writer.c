@@ -163,6 +163,102 @@ static int make_tmpdir(ckpt_step_writer *w)
 	return rc;
 }
 
+/* Steal `obj` into `parent` under `name` (a copy, since the writer keeps its own). */
+static int add_copy(cJSON *parent, const char *name, const cJSON *obj)
+{
+	cJSON *c = cJSON_Duplicate(obj, 1);
+
+	if (!c || !cJSON_AddItemToObject(parent, name, c)) {
+		cJSON_Delete(c);
+		return ckpt_error_nomem();
+	}
+	return 0;
+}
+
+/* Integers as raw JSON text: cJSON numbers are doubles and would round nanoseconds. */
+static int add_int(cJSON *parent, const char *name, int64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRId64, v);
+	return cJSON_AddRawToObject(parent, name, buf) ? 0 : ckpt_error_nomem();
+}
+
+/* StepMetadata as JSON; commit: with the commit timestamp (now). */
+static int metadata_json(char **out, const ckpt_step_writer *w, int commit)
+{
+	cJSON *m = cJSON_CreateObject();
+	int rc = m ? 0 : ckpt_error_nomem();
+
+	*out = NULL;
+	if (rc == 0)
+		rc = add_copy(m, "item_handlers", w->handlers);
+	if (rc == 0)
+		rc = add_copy(m, "metrics", w->metrics);
+	if (rc == 0 && !cJSON_AddObjectToObject(m, "performance_metrics"))
+		rc = ckpt_error_nomem();
+	if (rc == 0)
+		rc = add_int(m, "init_timestamp_nsecs", w->init_ns);
+	if (rc == 0 && commit)
+		rc = add_int(m, "commit_timestamp_nsecs", now_ns());
+	if (rc == 0)
+		rc = add_copy(m, "custom_metadata", w->custom_metadata);
+	if (rc == 0 && !(*out = cJSON_PrintUnformatted(m)))
+		rc = ckpt_error_nomem();
+	cJSON_Delete(m);
+	return rc;
+}
+
+/*
+ * The save in progress as a plain file tmpdir/_CHECKPOINT_METADATA (no
+ * commit timestamp), replaced whole at each change, for readers of the
+ * temporary directory (ckpt_composite_metadata_from_temporary_paths).
+ * Removed before the rename. A pending step keeps its own in files/.
+ */
+static int write_temp_metadata(const ckpt_step_writer *w)
+{
+	char *json = NULL, *path = NULL, *tmp = NULL;
+	int rc, fd = -1;
+
+	if (w->keep)
+		return 0;
+	rc = metadata_json(&json, w, 0);
+	if (rc == 0 && (!(path = ckpt_fs_printf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY)) ||
+			!(tmp = ckpt_fs_printf("%s.tmp", path))))
+		rc = ckpt_error_nomem();
+	if (rc == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "create %s", tmp);
+	if (rc == 0 && write(fd, json, strlen(json)) != (ssize_t)strlen(json))
+		rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", tmp);
+	if (fd >= 0 && close(fd) != 0 && rc == 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", tmp);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "rename %s", tmp);
+	free(json);
+	free(path);
+	free(tmp);
+	return rc;
+}
+
+int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr)
+{
+	int rc = ckpt_item_name_check(item);
+	const cJSON *old;
+
+	if (rc)
+		return rc;
+	old = cJSON_GetObjectItemCaseSensitive(w->handlers, item);
+	if (old) {
+		if (strcmp(old->valuestring, typestr) == 0)
+			return 0;
+		return ckpt_error_set(CKPT_EEXISTS, "item '%s' is already saved by %s, not %s",
+				      item, old->valuestring, typestr);
+	}
+	if (!cJSON_AddStringToObject(w->handlers, item, typestr))
+		return ckpt_error_nomem();
+	return write_temp_metadata(w);
+}
+
 /* Create the store in w->tmpdir and open the batch. */
 static int open_store(ckpt_step_writer *w)
 {
@@ -226,6 +322,8 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w);
 	if (rc == 0)
 		rc = open_store(w);
+	if (rc == 0)
+		rc = write_temp_metadata(w);
 	if (rc)
 		goto fail;
 	*out = w;
@@ -268,77 +366,13 @@ const ckpt_store_options *ckpt_step_writer_store_options(const ckpt_step_writer 
 	return &w->store_opts;
 }
 
-int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr)
-{
-	int rc = ckpt_item_name_check(item);
-	const cJSON *old;
-
-	if (rc)
-		return rc;
-	old = cJSON_GetObjectItemCaseSensitive(w->handlers, item);
-	if (old) {
-		if (strcmp(old->valuestring, typestr) == 0)
-			return 0;
-		return ckpt_error_set(CKPT_EEXISTS, "item '%s' is already saved by %s, not %s",
-				      item, old->valuestring, typestr);
-	}
-	if (!cJSON_AddStringToObject(w->handlers, item, typestr))
-		return ckpt_error_nomem();
-	return 0;
-}
-
-/* Steal `obj` into `parent` under `name` (a copy, since the writer keeps its own). */
-static int add_copy(cJSON *parent, const char *name, const cJSON *obj)
-{
-	cJSON *c = cJSON_Duplicate(obj, 1);
-
-	if (!c || !cJSON_AddItemToObject(parent, name, c)) {
-		cJSON_Delete(c);
-		return ckpt_error_nomem();
-	}
-	return 0;
-}
-
-/* Integers as raw JSON text: cJSON numbers are doubles and would round nanoseconds. */
-static int add_int(cJSON *parent, const char *name, int64_t v)
-{
-	char buf[32];
-
-	snprintf(buf, sizeof(buf), "%" PRId64, v);
-	return cJSON_AddRawToObject(parent, name, buf) ? 0 : ckpt_error_nomem();
-}
-
-static int metadata_json(char **out, const ckpt_step_writer *w)
-{
-	cJSON *m = cJSON_CreateObject();
-	int rc = m ? 0 : ckpt_error_nomem();
-
-	*out = NULL;
-	if (rc == 0)
-		rc = add_copy(m, "item_handlers", w->handlers);
-	if (rc == 0)
-		rc = add_copy(m, "metrics", w->metrics);
-	if (rc == 0 && !cJSON_AddObjectToObject(m, "performance_metrics"))
-		rc = ckpt_error_nomem();
-	if (rc == 0)
-		rc = add_int(m, "init_timestamp_nsecs", w->init_ns);
-	if (rc == 0)
-		rc = add_int(m, "commit_timestamp_nsecs", now_ns());
-	if (rc == 0)
-		rc = add_copy(m, "custom_metadata", w->custom_metadata);
-	if (rc == 0 && !(*out = cJSON_PrintUnformatted(m)))
-		rc = ckpt_error_nomem();
-	cJSON_Delete(m);
-	return rc;
-}
-
 int ckpt_step_writer_finalize(ckpt_step_writer *w)
 {
 	char *json = NULL;
 	int oldfd = -1, rc;
 
 	assert(w->batch && w->store && w->tmpdir && w->lockfd >= 0); /* invariant 2 */
-	rc = metadata_json(&json, w);
+	rc = metadata_json(&json, w, 1);
 	if (rc == 0)
 		rc = ckpt_batch_put(w->batch, CKPT_STEP_METADATA_KEY,
 				    strlen(CKPT_STEP_METADATA_KEY), json, strlen(json), NULL);
@@ -354,6 +388,15 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 	}
 	ckpt_store_free(w->store);
 	w->store = NULL;
+	if (!w->keep) {
+		char *tm = ckpt_fs_printf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY);
+		if (!tm || (unlink(tm) != 0 && errno != ENOENT))
+			rc = tm ? ckpt_error_errno(CKPT_EIO, errno, "remove %s", tm)
+				: ckpt_error_nomem();
+		free(tm);
+		if (rc)
+			goto done;
+	}
 	rc = ckpt_fs_fsync_dir(w->tmpdir);
 	if (rc)
 		goto done;

@@ -20,6 +20,7 @@
 #include "ckptfs.h"
 #include "passthrough.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -652,6 +653,21 @@ static int value_xattrs(const ckpt_value_info *vi, xattr_cb cb, void *p)
 	return emit(cb, p, XATTR_PREFIX "crc32c", buf);
 }
 
+static int array_xattrs(ckpt_dtype dt, unsigned nd, const uint64_t *sh, xattr_cb cb, void *p)
+{
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 4];
+	size_t pos = 0;
+	int rc;
+	shape[pos++] = '[';
+	for (unsigned i = 0; i < nd && i < CKPT_NPY_MAX_NDIM; i++)
+		pos += (size_t)snprintf(shape + pos, sizeof(shape) - pos, "%s%" PRIu64,
+					i ? ", " : "", sh[i]);
+	snprintf(shape + pos, sizeof(shape) - pos, "]");
+	if ((rc = emit(cb, p, XATTR_PREFIX "dtype", ckpt_dtype_name(dt))))
+		return rc;
+	return emit(cb, p, XATTR_PREFIX "shape", shape);
+}
+
 static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
 {
 	const ckpt_tree *t = n->tree;
@@ -659,24 +675,53 @@ static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
 	int rc;
 	if ((rc = emit(cb, p, XATTR_PREFIX "kind", kind_name(k))))
 		return rc;
-	if (k == CKPT_TREE_ARRAY) {
-		char shape[CKPT_TREE_MAX_NDIM * 22 + 4];
-		size_t pos = 0;
-		unsigned nd = ckpt_tree_ndim(t);
-		const uint64_t *sh = ckpt_tree_shape(t);
-		shape[pos++] = '[';
-		for (unsigned i = 0; i < nd && i < CKPT_TREE_MAX_NDIM; i++)
-			pos += (size_t)snprintf(shape + pos, sizeof(shape) - pos, "%s%" PRIu64,
-						i ? ", " : "", sh[i]);
-		snprintf(shape + pos, sizeof(shape) - pos, "]");
-		if ((rc = emit(cb, p, XATTR_PREFIX "dtype", ckpt_dtype_name(ckpt_tree_dtype(t)))) ||
-		    (rc = emit(cb, p, XATTR_PREFIX "shape", shape)))
-			return rc;
-	}
+	if (k == CKPT_TREE_ARRAY &&
+	    (rc = array_xattrs(ckpt_tree_dtype(t), ckpt_tree_ndim(t), ckpt_tree_shape(t), cb, p)))
+		return rc;
 	if ((rc = value_xattrs(ckpt_leaf_value_info(n->leaf), cb, p)))
 		return rc;
 	const char *cm = ckpt_tree_custom_metadata(t);
 	return cm ? emit(cb, p, XATTR_PREFIX "custom_metadata", cm) : 0;
+}
+
+/*
+ * A file of an item of another handler: its value's xattrs; a .npy file
+ * (Array, JAX key items) also its dtype and shape from its header, and a
+ * JAX key's .npy its PRNG implementation from "<key>_metadata" beside it.
+ */
+static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void *p)
+{
+	size_t klen = strlen(n->key), hlen, got = 0;
+	unsigned char head[4096];
+	ckpt_npy_header h;
+	int rc = value_xattrs(ckpt_value_get_info(n->value), cb, p);
+
+	if (rc || klen < 4 || strcmp(n->key + klen - 4, ".npy") != 0)
+		return rc;
+	if (ckpt_value_pread(&got, n->value, head, sizeof(head), 0) == 0 &&
+	    ckpt_npy_header_size(&hlen, head, got) == 0 && hlen <= got &&
+	    ckpt_npy_parse_header(&h, head, got) == 0 &&
+	    (rc = array_xattrs(h.dtype, h.ndim, h.shape, cb, p)))
+		return rc;
+	ckpt_error_clear();
+	if (strcmp(ckpt_step_item_typestr(vs->step, n->item), CKPT_JAX_KEY_TYPESTR) != 0)
+		return 0;
+	char *mkey = NULL, *json = NULL;
+	size_t jlen = 0;
+	if (asprintf(&mkey, "%.*s_metadata", (int)(klen - 4), n->key) < 0)
+		mkey = NULL;
+	if (mkey && ckpt_store_get((void **)&json, &jlen, ckpt_step_store(vs->step), mkey,
+				   strlen(mkey)) == 0) {
+		cJSON *m = cJSON_ParseWithLength(json, jlen);
+		const cJSON *impl = cJSON_GetObjectItemCaseSensitive(m, "impl");
+		if (cJSON_IsString(impl))
+			rc = emit(cb, p, XATTR_PREFIX "prng_impl", impl->valuestring);
+		cJSON_Delete(m);
+	}
+	ckpt_error_clear();
+	free(json);
+	free(mkey);
+	return rc;
 }
 
 /* Enumerate the xattrs of ino; returns an errno. */
@@ -708,8 +753,7 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 			rc = 0;
 			break;
 		}
-		rc = n->type == VN_LEAF ? leaf_xattrs(n, cb, p)
-					: value_xattrs(ckpt_value_get_info(n->value), cb, p);
+		rc = n->type == VN_LEAF ? leaf_xattrs(n, cb, p) : raw_xattrs(vs, n, cb, p);
 		break;
 	default:
 		break;

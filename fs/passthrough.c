@@ -436,7 +436,7 @@ static int check_written(struct pend *p, struct pinode *pi, int fd)
 	char *rel = pend_relpath(p, pi, NULL);
 	if (!rel) /* removed meanwhile: nothing to check, the content goes with it */
 		return errno == ENOENT ? 0 : ENOMEM;
-	int rc = ckpt_pending_check_file(fd, rel), err = 0;
+	int rc = ckpt_pending_check_file(pi->ps->files_fd, fd, rel), err = 0;
 	if (rc) {
 		ckptfs_log("step %s: %s: %s (not saved)", pi->ps->name, rel, ckpt_error_last());
 		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
@@ -673,7 +673,7 @@ static int check_moved(struct pend *p, struct pinode *from, const char *name, st
 		ckptfs_log("step %s: rename to %s: a copy of %s/%s keeps its .npy suffix",
 			   to->ps->name, rel, ref.item, ref.path);
 		err = EINVAL;
-	} else if (rc < 0 || (rc == 0 && (rc = ckpt_pending_check_file(fd, rel)) < 0)) {
+	} else if (rc < 0 || (rc == 0 && (rc = ckpt_pending_check_file(to->ps->files_fd, fd, rel)) < 0)) {
 		ckptfs_log("step %s: rename to %s: %s", to->ps->name, rel, ckpt_error_last());
 		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
 	}

@@ -45,7 +45,8 @@ typedef struct ffmt {
 } ffmt;
 
 typedef struct cat {
-	ckpt_leaf *leaf;
+	ckpt_leaf *leaf;   /* a leaf of a PyTree item, or */
+	ckpt_value *value; /* a raw .npy key (Array, JAX key items) */
 	uint64_t data_off; /* bytes of .npy header before the data */
 	ckpt_dtype dt;
 	size_t esz;
@@ -332,13 +333,15 @@ static int read_run(cat *c, uint64_t first, uint64_t count)
 	}
 	while (got < bytes) {
 		size_t n = 0;
-		if (ckpt_leaf_pread(&n, c->leaf, raw + got, bytes - got,
-				    c->data_off + first * c->esz + got) < 0) {
+		uint64_t off = c->data_off + first * c->esz + got;
+		if ((c->leaf ? ckpt_leaf_pread(&n, c->leaf, raw + got, bytes - got, off)
+			     : ckpt_value_pread(&n, c->value, raw + got, bytes - got, off)) < 0) {
 			rc = cli_fail();
 			goto done;
 		}
 		if (n == 0) {
-			rc = cli_errorf("%s: leaf shorter than its shape", ckpt_leaf_key(c->leaf));
+			rc = cli_errorf("%s: shorter than its shape",
+					c->leaf ? ckpt_leaf_key(c->leaf) : "the .npy");
 			goto done;
 		}
 		got += n;
@@ -497,7 +500,10 @@ static void recurse(sbuf *out, cat *c, unsigned axis, const char *indent, size_t
 
 /* ---- the command ---- */
 
-static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
+/* Print the array node (dtype, shape) whose C-order little-endian data
+ * starts at data_off of leaf or value. */
+static int cat_array(ckpt_leaf *leaf, ckpt_value *value, uint64_t data_off,
+		     const ckpt_tree *node)
 {
 	cat c = {0};
 	uint64_t count = 0, nelems = ckpt_tree_nelems(node);
@@ -505,11 +511,12 @@ static int cat_array(ckpt_leaf *leaf, const ckpt_tree *node)
 	int rc = 0;
 
 	c.leaf = leaf;
+	c.value = value;
 	c.dt = ckpt_tree_dtype(node);
 	c.esz = ckpt_dtype_size(c.dt);
 	c.ndim = ckpt_tree_ndim(node);
 	c.shape = ckpt_tree_shape(node);
-	c.data_off = ckpt_leaf_file_size(leaf) - ckpt_tree_nbytes(node);
+	c.data_off = data_off;
 	c.summary = nelems > THRESHOLD;
 	switch (c.dt) {
 	case CKPT_DTYPE_BOOL: c.kind = 'b'; break;
@@ -602,6 +609,33 @@ done:
 	return rc;
 }
 
+/* A raw .npy key: its header says what to print. */
+static int cat_raw_npy(ckpt_value *v, const char *key)
+{
+	unsigned char head[4096];
+	ckpt_npy_header h;
+	ckpt_tree *node = NULL;
+	size_t got = 0;
+	int rc;
+
+	if (ckpt_value_pread(&got, v, head, sizeof(head), 0) < 0)
+		return cli_fail();
+	if (ckpt_npy_parse_header(&h, head, got) < 0)
+		return cli_errorf("%s: %s", key, ckpt_error_last());
+	if (h.fortran_order || h.big_endian)
+		return cli_errorf("%s: a Fortran-order or big-endian .npy; read it with np.load",
+				  key);
+	if (h.header_len + h.data_len != ckpt_value_get_info(v)->size)
+		return cli_errorf("%s: the header announces %llu data bytes, the file has %llu",
+				  key, (unsigned long long)h.data_len,
+				  (unsigned long long)(ckpt_value_get_info(v)->size - h.header_len));
+	if (ckpt_tree_new_array(&node, h.dtype, h.ndim, h.shape, NULL, CKPT_TREE_BORROW) < 0)
+		return cli_fail();
+	rc = cat_array(NULL, v, h.header_len, node);
+	ckpt_tree_free(node);
+	return rc;
+}
+
 #define CAT_USAGE "ckpt cat PATH"
 
 int cmd_cat(int argc, char **argv)
@@ -638,7 +672,8 @@ int cmd_cat(int argc, char **argv)
 			goto done;
 		}
 		if (ckpt_tree_get_kind(p.node) == CKPT_TREE_ARRAY) {
-			rc = cat_array(leaf, p.node);
+			rc = cat_array(leaf, NULL,
+				       ckpt_leaf_file_size(leaf) - ckpt_tree_nbytes(p.node), p.node);
 			goto done;
 		}
 		size = ckpt_leaf_file_size(leaf);
@@ -649,6 +684,10 @@ int cmd_cat(int argc, char **argv)
 			goto done;
 		}
 		size = ckpt_value_get_info(v)->size;
+		if (strlen(key) > 4 && !strcmp(key + strlen(key) - 4, ".npy")) {
+			rc = cat_raw_npy(v, key);
+			goto done;
+		}
 	}
 	/* A scalar's text, a string's bytes or a raw value: small, print it whole. */
 	buf = malloc(size ? (size_t)size : 1);

@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		says_why(ckpt_pending_check_path(path, 1));
 		if (plen > 0 && (fd = memfd_create("pending-fuzz", MFD_CLOEXEC)) >= 0) {
 			if (write(fd, body, blen) == (ssize_t)blen) {
-				says_why(ckpt_pending_check_file(fd, path));
+				says_why(ckpt_pending_check_file(-1, fd, path));
 				if (fchmod(fd, 0644 | S_ISVTX) == 0)
-					says_why(ckpt_pending_check_file(fd, path));
+					says_why(ckpt_pending_check_file(-1, fd, path));
 			}
 			close(fd);
 		}

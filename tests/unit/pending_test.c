@@ -120,7 +120,7 @@ static int check_at(const char *dir, const char *rel)
 	int rc;
 
 	assert_true(fd >= 0);
-	rc = ckpt_pending_check_file(fd, rel);
+	rc = ckpt_pending_check_file(-1, fd, rel);
 	close(fd);
 	free(p);
 	return rc;

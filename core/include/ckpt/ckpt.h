@@ -14,4 +14,9 @@
 #include "ckpt/pending.h"
 #include "ckpt/async.h"
 #include "ckpt/manager.h"
+#include "ckpt/composite.h"
+#include "ckpt/json.h"
+#include "ckpt/array.h"
+#include "ckpt/proto.h"
+#include "ckpt/random_key.h"
 #endif

@@ -36,6 +36,10 @@ typedef struct ckpt_handler_vtable {
 	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
 	/* Describe item without reading its data; *out owned by the caller. */
 	int (*metadata)(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+	/* Free what restore (restored_free) or metadata (metadata_free) returned.
+	 * NULL: free(). Never called with NULL. */
+	void (*restored_free)(ckpt_handler *h, void *out);
+	void (*metadata_free)(ckpt_handler *h, void *meta);
 	/* Called once all items are saved, before the step is finalized. May be NULL. */
 	int (*finalize)(ckpt_handler *h, ckpt_step_writer *w, const char *item);
 	/* Release the handler. */
@@ -55,6 +59,9 @@ void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
 int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args);
 int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+/* restored_free() / metadata_free(), or free() when the slot is NULL; accept NULL. */
+void ckpt_handler_restored_free(ckpt_handler *h, void *out);
+void ckpt_handler_metadata_free(ckpt_handler *h, void *meta);
 int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item);
 /* close(); accepts NULL. */
 void ckpt_handler_free(ckpt_handler *h);

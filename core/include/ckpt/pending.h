@@ -96,7 +96,13 @@ int ckpt_pending_lock(int *lock_fd, const char *dir);
 int ckpt_pending_check_path(const char *relpath, int is_dir);
 
 /*
- * Check the content of the file at relpath (open as fd) once it is written:
+ * Check the content of the file at relpath (open as fd) once it is written.
+ * files_fd is the pending step's files/ directory (or -1): a file of an item
+ * whose handler files/_CHECKPOINT_METADATA names, other than PyTree/Standard,
+ * is checked as that handler stores its files (invalid JSON, proto text that
+ * does not parse against the item's descriptor.json, a random key of the
+ * wrong dtype or shape: docs/handlers.md); a check that needs a file not
+ * written yet is left to finalize. Otherwise (PyTree items):
  * a .npy leaf must have a valid header (a dtype of ckpt/dtype.h) and exactly
  * the length it announces; _METADATA must parse as tree metadata and
  * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
@@ -104,7 +110,7 @@ int ckpt_pending_check_path(const char *relpath, int is_dir);
  * metadata file). Scalar and string leaves are valid up to 256 MiB (what
  * finalize reads whole). CKPT_EINVAL with a message saying what is wrong.
  */
-int ckpt_pending_check_file(int fd, const char *relpath);
+int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
 
 /* A parsed clone stub. */
 typedef struct ckpt_clone_ref {

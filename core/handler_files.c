@@ -1,0 +1,422 @@
+/*
+ * handler_files.c — helpers of the file-per-key handlers (handler_files.h).
+ *
+ * A .npy value is the file np.save writes, byte for byte, so the mount and
+ * `ckpt restore` serve it unchanged; reading it back checks its header and
+ * its exact length, like ckpt_npy_check_fd does for files.
+ *
+ * Invariants:
+ *   1. npy_value_put writes ckpt_npy_header_len() + nbytes bytes: the
+ *      header ckpt_npy_format_header() makes, then the leaf's data.
+ *   2. npy_value_get returns a leaf only when the value's size equals the
+ *      header length plus the data length the header announces.
+ *   3. handler_json_parse accepts only RFC 8259 JSON: cJSON parses, and
+ *      strict_scan refuses what cJSON lets through ("01", "1.", raw
+ *      control characters in strings), so any JSON reader reads what we
+ *      store.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/npy.h"
+#include "error_private.h"
+#include "handler_files.h"
+#include "mem.h"
+#include "step_private.h"
+
+#define WRITE_SLICE (8u << 20)
+
+struct named_handler {
+	ckpt_handler base;
+	char *name;
+};
+
+int named_handler_new(ckpt_handler **out, const char *name, const char *def,
+		      const ckpt_handler_vtable *vt, const char *what)
+{
+	struct named_handler *h;
+	int rc;
+
+	*out = NULL;
+	if (!name)
+		name = def;
+	if ((rc = handler_name_check(name, what)) < 0)
+		return rc;
+	if (!(h = calloc(1, sizeof(*h))) || !(h->name = strdup(name))) {
+		free(h);
+		return ckpt_error_nomem();
+	}
+	h->base.vt = vt;
+	*out = &h->base;
+	return 0;
+}
+
+void named_handler_close(ckpt_handler *h)
+{
+	free(((struct named_handler *)h)->name);
+	free(h);
+}
+
+const char *named_handler_name(const ckpt_handler *h)
+{
+	return ((const struct named_handler *)h)->name;
+}
+
+int handler_name_check(const char *name, const char *what)
+{
+	if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    name[0] == '_')
+		return ckpt_error_set(CKPT_EINVAL,
+				      "%s '%s' is not a plain file name (non-empty, no '/', "
+				      "not '.' or '..', not starting with '_')",
+				      what, name);
+	return 0;
+}
+
+int handler_has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n > m && !strcmp(s + n - m, suffix);
+}
+
+char *handler_key(const char *item, const char *name, const char *suffix)
+{
+	return ckpt_fs_printf("%s/%s%s", item, name, suffix);
+}
+
+int npy_value_put(ckpt_batch *b, const char *key, const ckpt_tree *arr)
+{
+	const unsigned char *data = ckpt_tree_data(arr);
+	const ckpt_dtype dt = ckpt_tree_dtype(arr);
+	const unsigned nd = ckpt_tree_ndim(arr);
+	uint64_t left = ckpt_tree_nbytes(arr);
+	size_t hl = ckpt_npy_header_len(dt, nd, ckpt_tree_shape(arr));
+	ckpt_value_writer *vw = NULL;
+	unsigned char *hdr = NULL;
+	int rc;
+
+	if (ckpt_tree_get_kind(arr) != CKPT_TREE_ARRAY || !data)
+		return ckpt_error_set(CKPT_EINVAL, "%s: not an array with data", key);
+	if (!hl)
+		return ckpt_error_set(CKPT_EINVAL, "%s: cannot write a .npy header for %s", key,
+				      ckpt_dtype_name(dt));
+	if (!(hdr = malloc(hl)))
+		return ckpt_error_nomem();
+	rc = ckpt_npy_format_header(hdr, hl, &hl, dt, nd, ckpt_tree_shape(arr));
+	assert(rc != 0 || hl == ckpt_npy_header_len(dt, nd, ckpt_tree_shape(arr)));
+	if (rc == 0)
+		rc = ckpt_value_writer_open(&vw, b, key, strlen(key), NULL);
+	if (rc == 0)
+		rc = ckpt_value_writer_write(vw, hdr, hl);
+	while (rc == 0 && left) {
+		size_t n = left < WRITE_SLICE ? (size_t)left : WRITE_SLICE;
+		rc = ckpt_value_writer_write(vw, data, n);
+		data += n;
+		left -= n;
+	}
+	if (vw) {
+		if (rc == 0)
+			rc = ckpt_value_writer_close(vw);
+		else
+			ckpt_value_writer_abort(vw);
+	}
+	if (rc)
+		ckpt_error_wrap(rc, "save %s", key);
+	free(hdr);
+	return rc;
+}
+
+/* Read exactly len bytes at off of v; CKPT_ECORRUPT if the value is shorter. */
+static int read_exact(ckpt_value *v, void *buf, size_t len, uint64_t off, const char *key)
+{
+	size_t n = 0;
+	int rc = ckpt_value_pread(&n, v, buf, len, off);
+
+	if (rc == 0 && n != len)
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: short value (%zu of %zu bytes at %llu)",
+				    key, n, len, (unsigned long long)off);
+	return rc;
+}
+
+int npy_value_get(ckpt_tree **out, ckpt_store *s, const char *key, int meta_only)
+{
+	unsigned char head[4096], *hdr = head;
+	ckpt_value *v = NULL;
+	const ckpt_value_info *vi;
+	ckpt_npy_header h;
+	void *data = NULL, *conv = NULL;
+	size_t n = 0, hl = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = ckpt_value_open(&v, s, key, strlen(key))) < 0)
+		return rc;
+	vi = ckpt_value_get_info(v);
+	n = vi->size < sizeof(head) ? (size_t)vi->size : sizeof(head);
+	if ((rc = read_exact(v, head, n, 0, key)) < 0)
+		goto done;
+	if ((rc = ckpt_npy_header_size(&hl, head, n)) == 0 && hl > vi->size)
+		rc =
+		    ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, value has %llu",
+				   hl, (unsigned long long)vi->size);
+	if (rc == 0 && hl > n) { /* a long header */
+		if (!(hdr = malloc(hl))) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		if ((rc = read_exact(v, hdr, hl, 0, key)) < 0)
+			goto done;
+		n = hl;
+	}
+	if (rc == 0)
+		rc = ckpt_npy_parse_header(&h, hdr, n);
+	if (rc == 0 && vi->size != h.header_len + h.data_len)
+		rc = ckpt_error_set(CKPT_EINVAL,
+				    "header says %s with %llu data bytes but the value has %llu",
+				    ckpt_dtype_name(h.dtype), (unsigned long long)h.data_len,
+				    (unsigned long long)(vi->size - h.header_len));
+	if (rc) {
+		rc = ckpt_error_wrap(rc == CKPT_EINVAL ? CKPT_ECORRUPT : rc, "%s", key);
+		goto done;
+	}
+	if (meta_only) {
+		rc = ckpt_tree_new_array(out, h.dtype, h.ndim, h.shape, NULL, CKPT_TREE_COPY);
+		goto done;
+	}
+	if (h.data_len > SIZE_MAX - 1 || !(data = ckpt_mem_malloc_large((size_t)h.data_len + 1))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if ((rc = read_exact(v, data, (size_t)h.data_len, h.header_len, key)) < 0)
+		goto done;
+	if (h.big_endian || h.fortran_order) {
+		if (!(conv = ckpt_mem_malloc_large((size_t)h.data_len + 1))) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		if ((rc = ckpt_npy_to_c_le(conv, data, &h)) < 0)
+			goto done;
+		free(data);
+		data = conv;
+		conv = NULL;
+	}
+	rc = ckpt_tree_new_array(out, h.dtype, h.ndim, h.shape, data, CKPT_TREE_OWN);
+	data = NULL; /* the tree owns it, or freed it on failure */
+done:
+	if (hdr != head)
+		free(hdr);
+	free(data);
+	free(conv);
+	ckpt_value_free(v);
+	return rc;
+}
+
+int store_get_text(char **out, size_t *len, ckpt_store *s, const char *key)
+{
+	void *buf = NULL;
+	char *txt;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (len)
+		*len = 0;
+	if ((rc = ckpt_store_get(&buf, &n, s, key, strlen(key))) < 0)
+		return rc;
+	if (!(txt = realloc(buf, n + 1))) {
+		free(buf);
+		return ckpt_error_nomem();
+	}
+	txt[n] = '\0';
+	*out = txt;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+static int json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * What cJSON lets through but JSON (and Python's json) refuses: numbers
+ * like "01", "1.", "1.e3", and raw control characters inside strings. The
+ * text already parsed, so only these tokens need a look. Returns the offset
+ * of the first such byte (*why says what), or len.
+ */
+static size_t strict_scan(const char *t, size_t len, const char **why)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (t[i] == '"') {
+			for (i++; i < len && t[i] != '"'; i++) {
+				if ((unsigned char)t[i] < 0x20) {
+					*why = "invalid JSON (a control character in a string)";
+					return i;
+				}
+				if (t[i] == '\\')
+					i++;
+			}
+			i++;
+			continue;
+		}
+		if (t[i] != '-' && !is_digit(t[i])) {
+			i++;
+			continue;
+		}
+		*why = "invalid JSON number";
+		if (t[i] == '-')
+			i++;
+		if (i < len && t[i] == '0')
+			i++;
+		else if (i < len && is_digit(t[i]))
+			while (i < len && is_digit(t[i]))
+				i++;
+		else
+			return i;
+		if (i < len && t[i] == '.') {
+			if (++i >= len || !is_digit(t[i]))
+				return i;
+			while (i < len && is_digit(t[i]))
+				i++;
+		}
+		if (i < len && (t[i] == 'e' || t[i] == 'E')) {
+			if (++i < len && (t[i] == '+' || t[i] == '-'))
+				i++;
+			if (i >= len || !is_digit(t[i]))
+				return i;
+			while (i < len && is_digit(t[i]))
+				i++;
+		}
+		if (i < len && is_digit(t[i])) /* "01" */
+			return i;
+	}
+	return len;
+}
+
+int handler_json_parse(cJSON **out, const char *text, size_t len, const char *what)
+{
+	const char *nul = memchr(text, 0, len), *end = NULL, *why = "invalid JSON";
+	cJSON *j = NULL;
+	size_t off = 0, line = 1, col = 1;
+
+	if (out)
+		*out = NULL;
+	if (nul) {
+		off = (size_t)(nul - text);
+		why = "invalid JSON (a NUL byte)";
+	} else if (!(j = cJSON_ParseWithLengthOpts(text, len, &end, 0))) {
+		off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+		if (off >= len)
+			why = "invalid JSON (unexpected end)";
+	} else {
+		for (off = (size_t)(end - text); off < len && json_space(text[off]); off++)
+			;
+		if (off < len)
+			why = "invalid JSON (text after the value)";
+		else
+			off = strict_scan(text, len, &why);
+		if (off == len) {
+			if (out)
+				*out = j;
+			else
+				cJSON_Delete(j);
+			return 0;
+		}
+		cJSON_Delete(j);
+	}
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (text[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	return ckpt_error_set(CKPT_EINVAL, "%s:%zu:%zu: %s", what, line, col, why);
+}
+
+void handler_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+		names[i] = NULL;
+	}
+}
+
+int item_dir_list(char **names, size_t max, size_t *n, int dirfd, const char *what)
+{
+	int dfd = dup(dirfd), rc = 0;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	*n = 0;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return ckpt_error_errno(CKPT_EIO, errno, "open directory %s", what);
+	}
+	rewinddir(d);
+	while (rc == 0 && (e = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s/%s", what, e->d_name);
+		else if (!S_ISREG(st.st_mode))
+			rc = ckpt_error_set(
+			    CKPT_EINVAL, "%s/%s: not a regular file (this item holds files only)",
+			    what, e->d_name);
+		else if (*n < max && !(names[*n] = strdup(e->d_name)))
+			rc = ckpt_error_nomem();
+		if (rc == 0)
+			(*n)++;
+	}
+	closedir(d);
+	if (rc) {
+		handler_names_free(names, *n < max ? *n : max);
+		*n = 0;
+	}
+	return rc;
+}
+
+int item_dir_one_file(int dirfd, const char *what, const char *kind)
+{
+	char *names[2] = {NULL, NULL};
+	size_t n = 0;
+	int rc = item_dir_list(names, 2, &n, dirfd, what);
+
+	if (rc == 0 && n != 1)
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: %s holds one file; found %zu%s%s%s%s%s", what,
+				    kind, n, n ? " (" : "", n ? names[0] : "", n > 1 ? ", " : "",
+				    n > 1 ? names[1] : "",
+				    n > 2 ? ", ...)"
+				    : n	  ? ")"
+					  : "");
+	handler_names_free(names, n < 2 ? n : 2);
+	return rc;
+}
+
+int item_flat_check(const char *name, const char *what)
+{
+	if (strchr(name, '/'))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "%s: this item holds files only, not directories", what);
+	return 0;
+}

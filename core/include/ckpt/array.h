@@ -1,0 +1,36 @@
+/*
+ * ckpt/array.h — ArrayCheckpointHandler: one array or scalar per item.
+ *
+ * Files of the item:
+ *   <item>/<name>.npy     an array: a complete .npy file (header, then the
+ *                         little-endian C-order data)
+ *   <item>/<name>         a scalar (int, float or bool): its text as
+ *                         ckpt_scalar_format() writes it
+ * where <name> is checkpoint_name (default "checkpoint").
+ *
+ * save args:    const ckpt_tree *  an array leaf or an int/float/bool scalar leaf
+ * restore args: NULL
+ * restore out:  ckpt_tree *        the array or scalar (ckpt_tree_free)
+ * metadata out: ckpt_tree *        metadata-only: dtype and shape, or the
+ *                                  scalar kind; reads only the .npy header
+ */
+#ifndef CKPT_ARRAY_H
+#define CKPT_ARRAY_H
+
+#include "ckpt/handler.h"
+#include "ckpt/tree.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CKPT_ARRAY_TYPESTR "orbax.checkpoint._src.handlers.array_checkpoint_handler.ArrayCheckpointHandler"
+#define CKPT_ARRAY_DEFAULT_NAME "checkpoint"
+
+/* checkpoint_name NULL: "checkpoint". CKPT_EINVAL if not a plain file name. */
+int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

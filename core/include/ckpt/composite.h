@@ -1,0 +1,134 @@
+/*
+ * ckpt/composite.h — CompositeCheckpointHandler: a step made of several
+ * named items, each saved and restored by its own handler, and the handler
+ * registry that says which handler an item uses.
+ *
+ * The registry maps an item name to a handler. An item not registered is
+ * resolved from the args given with it: each ckpt_composite_arg names the
+ * handler type its args are for (Orbax's args classes, registered with their
+ * handler), and the registry makes a handler of that type with default
+ * options (ckpt_handler_new_default) and keeps it for the item. Giving args
+ * of one type for an item registered with another is CKPT_EINVAL naming
+ * both; saving an item a second time with another handler is CKPT_EEXISTS
+ * naming both (ckpt_step_writer_add_item).
+ *
+ * Restore reads all items of the step, or only the chosen ones: an item not
+ * chosen comes back with value NULL, not as an error, and none of its data
+ * is read. A handler for an item not registered is made from the typestr the
+ * step records for it.
+ */
+#ifndef CKPT_COMPOSITE_H
+#define CKPT_COMPOSITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/handler.h"
+#include "ckpt/step.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CKPT_COMPOSITE_TYPESTR \
+	"orbax.checkpoint._src.handlers.composite_checkpoint_handler.CompositeCheckpointHandler"
+
+/*
+ * A handler of type typestr with default options: the PyTree, Standard,
+ * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers.
+ * CKPT_EUNSUPPORTED for any other typestr. Free with ckpt_handler_free().
+ */
+int ckpt_handler_new_default(ckpt_handler **out, const char *typestr);
+
+typedef struct ckpt_registry ckpt_registry;
+
+int ckpt_registry_new(ckpt_registry **out);
+/* Frees the registry and every handler it holds. Accepts NULL. */
+void ckpt_registry_free(ckpt_registry *r);
+/*
+ * Register h for item (the registry takes h, also on failure).
+ * CKPT_EEXISTS naming both handlers if item already has a handler.
+ */
+int ckpt_registry_add(ckpt_registry *r, const char *item, ckpt_handler *h);
+/* The handler of item, or NULL (borrowed). */
+ckpt_handler *ckpt_registry_get(const ckpt_registry *r, const char *item);
+/*
+ * The handler for item given args of type typestr (NULL: "whatever is
+ * registered"): the registered one if its typestr matches, else a new
+ * default one, registered. CKPT_EINVAL naming both types on a mismatch,
+ * CKPT_ENOTFOUND if item is not registered and typestr is NULL.
+ */
+int ckpt_registry_resolve(ckpt_handler **out, ckpt_registry *r, const char *item,
+			  const char *typestr);
+
+/* One item's args: Orbax's Composite(item=SomeArgs(...)). */
+typedef struct ckpt_composite_arg {
+	const char *item;
+	const char *type; /* the typestr of the handler these args are for; NULL: registered */
+	const void *args; /* save args, or restore args (may be NULL) */
+} ckpt_composite_arg;
+
+/* Save items into the step being written: resolve each handler, register the
+ * item in the step, run save and then finalize of every handler. */
+int ckpt_composite_save(ckpt_registry *r, ckpt_step_writer *w, const ckpt_composite_arg *items,
+			size_t n);
+
+/* Save a whole step: ckpt_step_writer_open, ckpt_composite_save, finalize
+ * (the step appears only if everything succeeded). */
+int ckpt_composite_save_step(const char *root, uint64_t step, ckpt_registry *r,
+			     const ckpt_composite_arg *items, size_t n,
+			     const ckpt_step_writer_options *opts);
+
+/* What restore returns: every item of the step, in the step's order. */
+typedef struct ckpt_composite_result ckpt_composite_result;
+
+/*
+ * Restore the items of s: all of them (items NULL), or the chosen ones
+ * (items[0..n), with their restore args; the others come back with value
+ * NULL and none of their data read). An item chosen but not in the step is
+ * CKPT_ENOTFOUND.
+ */
+int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
+			   const ckpt_composite_arg *items, size_t n);
+size_t ckpt_composite_result_count(const ckpt_composite_result *res);
+const char *ckpt_composite_result_item(const ckpt_composite_result *res, size_t i);
+const char *ckpt_composite_result_typestr(const ckpt_composite_result *res, size_t i);
+/* The restored value of item i (borrowed; NULL if not chosen). */
+void *ckpt_composite_result_value(const ckpt_composite_result *res, size_t i);
+/* The restored value of the item named item, or NULL (borrowed). */
+void *ckpt_composite_result_get(const ckpt_composite_result *res, const char *item);
+/* Frees every value (with its handler's restored_free) and res. Accepts NULL. */
+void ckpt_composite_result_free(ckpt_composite_result *res);
+
+/* Orbax's StepMetadata. */
+typedef struct ckpt_step_metadata {
+	size_t nitems;
+	char **items;            /* item names */
+	char **item_handlers;    /* their typestrs */
+	void **item_metadata;    /* each handler's metadata (NULL when it has none
+				    or, for a save in progress, not yet) */
+	char *metrics;           /* JSON object or NULL */
+	char *custom_metadata;   /* JSON object or NULL */
+	int64_t init_timestamp_nsecs;   /* 0 if unknown */
+	int64_t commit_timestamp_nsecs; /* 0 while not finalized */
+	ckpt_registry *registry; /* the handlers that made item_metadata (borrowed) */
+} ckpt_step_metadata;
+
+/* The step metadata of a finalized step, reading no item data (each
+ * handler's metadata: for a PyTree item its _METADATA only). */
+int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r, ckpt_step *s);
+/*
+ * The step metadata of a save not yet finalized, from its temporary
+ * directory: a library save in progress (ROOT/<step>.ckpt-tmp-<nonce>, whose
+ * writer keeps a _CHECKPOINT_METADATA file beside the store up to date as
+ * items are added) or a pending step of the mount (its files/). Item
+ * metadata is NULL; commit_timestamp_nsecs is 0.
+ */
+int ckpt_composite_metadata_from_temporary_paths(ckpt_step_metadata **out, ckpt_registry *r,
+						 const char *tmp_dir);
+void ckpt_step_metadata_free(ckpt_step_metadata *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

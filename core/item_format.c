@@ -1,0 +1,148 @@
+/*
+ * item_format.c — dispatch to the item formats (item_format.h) and the file
+ * reading they share.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/array.h"
+#include "ckpt/json.h"
+#include "ckpt/proto.h"
+#include "ckpt/random_key.h"
+#include "error_private.h"
+#include "item_format.h"
+#include "step_private.h"
+
+static const item_format *const formats[] = {
+    &ckpt_json_format, &ckpt_array_format, &ckpt_proto_format,
+    &ckpt_jax_key_format, &ckpt_np_key_format,
+};
+
+const item_format *item_format_find(const char *typestr)
+{
+	for (size_t i = 0; typestr && i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (!strcmp(formats[i]->typestr, typestr))
+			return formats[i];
+	return NULL;
+}
+
+int item_read_fd(char **out, size_t *len, int fd, size_t max, const char *what)
+{
+	struct stat st;
+	char *buf;
+	size_t n = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "stat %s", what);
+	if (!S_ISREG(st.st_mode))
+		return ckpt_error_set(CKPT_EINVAL, "%s: not a regular file", what);
+	if ((uint64_t)st.st_size > max)
+		return ckpt_error_set(CKPT_EINVAL, "%s: %lld bytes; at most %zu allowed", what,
+				      (long long)st.st_size, max);
+	if (!(buf = malloc((size_t)st.st_size + 1)))
+		return ckpt_error_nomem();
+	while (n < (size_t)st.st_size) {
+		ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return ckpt_error_errno(CKPT_EIO, errno, "read %s", what);
+		}
+		if (r == 0)
+			break; /* shrank meanwhile: check what is there */
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
+		 const char *what)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+
+	*out = NULL;
+	*len = 0;
+	if (fd < 0 && errno == ENOENT)
+		return ckpt_error_set(CKPT_ENOTFOUND, "%s: missing", what);
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "open %s", what);
+	rc = item_read_fd(out, len, fd, max, what);
+	close(fd);
+	return rc;
+}
+
+/* Check every regular file below dirfd (rel: its path inside the item). */
+static int check_files(const item_format *f, int item_dirfd, int dirfd, const char *rel,
+		       const char *what)
+{
+	int dfd = dup(dirfd), rc = 0;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return ckpt_error_errno(CKPT_EIO, errno, "open directory %s", what);
+	}
+	rewinddir(d);
+	while (rc == 0 && (e = readdir(d))) {
+		char *name, *msg;
+		struct stat st;
+		int fd;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		name = rel ? ckpt_fs_printf("%s/%s", rel, e->d_name) : strdup(e->d_name);
+		msg = name ? ckpt_fs_printf("%s/%s", what, name) : NULL;
+		if (!name || !msg) {
+			free(name);
+			free(msg);
+			rc = ckpt_error_nomem();
+			break;
+		}
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", msg);
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			rc = sub < 0 ? ckpt_error_errno(CKPT_EIO, errno, "open %s", msg)
+				     : check_files(f, item_dirfd, sub, name, what);
+			if (sub >= 0)
+				close(sub);
+		} else if (!S_ISREG(st.st_mode)) {
+			rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file", msg);
+		} else if ((fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC)) < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", msg);
+		} else {
+			rc = f->check_file(item_dirfd, name, fd, msg);
+			if (rc == ITEM_CHECK_LATER) /* the sibling is missing for good */
+				rc = ckpt_error_wrap(CKPT_EINVAL, "%s", msg);
+			close(fd);
+		}
+		free(name);
+		free(msg);
+	}
+	closedir(d);
+	return rc;
+}
+
+int item_format_check_dir(const char *typestr, int item_dirfd, const char *what)
+{
+	const item_format *f = item_format_find(typestr);
+	int rc;
+
+	if (!f)
+		return 0;
+	rc = check_files(f, item_dirfd, item_dirfd, NULL, what);
+	return rc ? rc : f->check_dir(item_dirfd, what);
+}
