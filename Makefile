@@ -160,6 +160,6 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all check unit bench install deps format clean
-.SECONDARY: $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
+.SECONDARY: $(PROTO_OBJ) $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -213,21 +213,23 @@ struct ckpt_composite_result {
 	size_t n;
 };
 
-/* The handler for item i of s, args of type `type` (NULL: as the step says). */
+/*
+ * The handler for item i of s, args of type `type` (NULL: the registered
+ * handler, else one of the type the step records). A type that cannot read
+ * what the step holds is refused before anything is registered.
+ */
 static int step_handler(ckpt_handler **out, ckpt_registry *r, ckpt_step *s, size_t i,
 			const char *type)
 {
 	const char *item = ckpt_step_item_name(s, i), *saved = ckpt_step_item_typestr(s, i);
-	int rc = ckpt_registry_resolve(out, r, item, type ? type : ckpt_registry_get(r, item)
-								      ? NULL
-								      : saved);
+	const ckpt_handler *have = ckpt_registry_get(r, item);
+	const char *use = type ? type : have ? ckpt_handler_typestr(have) : saved;
 
-	if (rc == 0 && !same_storage(ckpt_handler_typestr(*out), saved)) {
-		*out = NULL;
-		rc = ckpt_error_set(CKPT_EINVAL, "item '%s' was saved by %s, not %s", item, saved,
-				    type ? type : ckpt_handler_typestr(ckpt_registry_get(r, item)));
-	}
-	return rc;
+	*out = NULL;
+	if (!same_storage(use, saved))
+		return ckpt_error_set(CKPT_EINVAL, "item '%s' was saved by %s, not %s", item,
+				      saved, use);
+	return ckpt_registry_resolve(out, r, item, type ? type : have ? NULL : saved);
 }
 
 int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
@@ -262,12 +264,16 @@ int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_s
 			rc = ckpt_error_set(CKPT_EINVAL, "item '%s' given twice", it->item);
 			break;
 		}
-		rc = step_handler(&it->h, r, s, i, items ? items[k].type : NULL);
-		if (rc == 0)
-			rc = ckpt_handler_restore(&it->value, it->h, s, it->item,
-						  items ? items[k].args : NULL);
-		if (rc)
-			ckpt_error_wrap(rc, "item '%s'", it->item);
+		if ((rc = step_handler(&it->h, r, s, i, items ? items[k].type : NULL)) != 0)
+			break;
+		rc = ckpt_handler_restore(&it->value, it->h, s, it->item,
+					  items ? items[k].args : NULL);
+		if (rc == CKPT_EUNSUPPORTED && !items &&
+		    !strcmp(it->typestr, CKPT_PROTO_TYPESTR)) {
+			ckpt_error_clear(); /* no message type to restore into: left out */
+			it->h = NULL;
+			rc = 0;
+		}
 	}
 	if (rc) {
 		ckpt_composite_result_free(res);

@@ -309,14 +309,86 @@ static size_t strict_scan(const char *t, size_t len, const char **why)
 	return len;
 }
 
+/* The offset of the first byte that is not part of valid UTF-8, or len. */
+static size_t utf8_scan(const char *text, size_t len)
+{
+	const unsigned char *t = (const unsigned char *)text;
+
+	for (size_t i = 0; i < len;) {
+		unsigned c = t[i], n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2
+						 : (c >> 3) == 30 ? 3 : 4;
+		uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+		if (n == 4 || i + n >= len + (n == 0))
+			return i;
+		for (unsigned k = 1; k <= n; k++) {
+			if ((t[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (t[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i; /* overlong, out of range, or a surrogate */
+		i += n + 1;
+	}
+	return len;
+}
+
+/*
+ * Python's json writes NaN, Infinity and -Infinity, which cJSON refuses: a
+ * copy of text with each of them outside strings blanked to a number of the
+ * same length ("0  "), so that offsets in messages stay the text's. *out is
+ * NULL when there is nothing to blank.
+ */
+static int blank_nonfinite(char **out, const char *t, size_t len)
+{
+	static const char *const words[] = {"-Infinity", "Infinity", "NaN"};
+	char *c = NULL;
+
+	*out = NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (t[i] == '"') {
+			for (i++; i < len && t[i] != '"'; i++)
+				i += t[i] == '\\';
+			continue;
+		}
+		for (size_t w = 0; w < 3; w++) {
+			size_t n = strlen(words[w]);
+			if (len - i < n || memcmp(t + i, words[w], n))
+				continue;
+			if (!c && !(c = malloc(len)))
+				return ckpt_error_nomem();
+			if (!*out)
+				memcpy(c, t, len);
+			*out = c;
+			memset(c + i, ' ', n);
+			c[i + (w == 0)] = '0';
+			if (w == 0)
+				c[i] = '-';
+			i += n - 1;
+			break;
+		}
+	}
+	return 0;
+}
+
 int handler_json_parse(cJSON **out, const char *text, size_t len, const char *what)
 {
 	const char *nul = memchr(text, 0, len), *end = NULL, *why = "invalid JSON";
+	char *blanked = NULL;
 	cJSON *j = NULL;
 	size_t off = 0, line = 1, col = 1;
+	int rc;
 
 	if (out)
 		*out = NULL;
+	if (!nul && (off = utf8_scan(text, len)) < len) {
+		why = "invalid JSON (not UTF-8)";
+		goto bad;
+	}
+	if (!nul && (rc = blank_nonfinite(&blanked, text, len)) < 0)
+		return rc;
+	if (blanked)
+		text = blanked; /* same length, same offsets */
 	if (nul) {
 		off = (size_t)(nul - text);
 		why = "invalid JSON (a NUL byte)";
@@ -336,10 +408,12 @@ int handler_json_parse(cJSON **out, const char *text, size_t len, const char *wh
 				*out = j;
 			else
 				cJSON_Delete(j);
+			free(blanked);
 			return 0;
 		}
 		cJSON_Delete(j);
 	}
+bad:
 	for (size_t i = 0; i < off && i < len; i++) {
 		if (text[i] == '\n') {
 			line++;
@@ -348,6 +422,7 @@ int handler_json_parse(cJSON **out, const char *text, size_t len, const char *wh
 			col++;
 		}
 	}
+	free(blanked);
 	return ckpt_error_set(CKPT_EINVAL, "%s:%zu:%zu: %s", what, line, col, why);
 }
 

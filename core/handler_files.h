@@ -64,7 +64,9 @@ int store_get_text(char **out, size_t *len, ckpt_store *s, const char *key);
 
 /*
  * Parse text[0..len) as exactly one JSON value (whitespace around it, no
- * NUL bytes, RFC 8259 numbers and strings: what Python's json reads). *out receives the tree
+ * NUL bytes, UTF-8, RFC 8259 numbers and strings, and NaN, Infinity and
+ * -Infinity, which Python's json writes: what Python's json reads; those
+ * three are 0 in the tree). *out receives the tree
  * (cJSON_Delete), or pass out NULL to only check. CKPT_EINVAL "<what>:<line>:<column>: invalid
  * JSON" otherwise.
  */

@@ -960,11 +960,9 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
 		else if (S_ISDIR(st.st_mode))
 			rc = put_raw_dir(b, path, key, clones);
-		else if (clones && (rc = stub_at(&ref, path, &st)) == 1) {
-			rc = resolve_clone(NULL, &e.cs, &e.ckey, clones, &ref, path, 0);
-			if (rc == 0)
-				rc = put_clone(b, key, &e);
-		} else if (rc == 0 && st.st_size > COPY_BUF) {
+		else if (clones && (rc = stub_at(&ref, path, &st)) == 1)
+			rc = item_stub_error(path, &ref);
+		else if (rc == 0 && st.st_size > COPY_BUF) {
 			rc = stream_file(b, key, path);
 		} else if (rc == 0 &&
 			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0) {

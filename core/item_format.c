@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "ckpt/array.h"
 #include "ckpt/json.h"
+#include "ckpt/pending.h"
 #include "ckpt/proto.h"
 #include "ckpt/random_key.h"
 #include "error_private.h"
@@ -82,6 +84,15 @@ int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t ma
 	return rc;
 }
 
+int item_stub_error(const char *what, const ckpt_clone_ref *ref)
+{
+	return ckpt_error_set(CKPT_EINVAL,
+			      "%s: a copy of leaf %s/%s of step %" PRIu64 " made in the mount before "
+			      "_CHECKPOINT_METADATA named this item's handler; copy it again now "
+			      "(or write its bytes)",
+			      what, ref->item, ref->path, ref->step);
+}
+
 /* Check every regular file below dirfd (rel: its path inside the item). */
 static int check_files(const item_format *f, int item_dirfd, int dirfd, const char *rel,
 		       const char *what)
@@ -124,7 +135,13 @@ static int check_files(const item_format *f, int item_dirfd, int dirfd, const ch
 		} else if ((fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC)) < 0) {
 			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", msg);
 		} else {
-			rc = f->check_file(item_dirfd, name, fd, msg);
+			ckpt_clone_ref ref = {0};
+			rc = ckpt_clone_stub_read(&ref, fd);
+			if (rc == 1)
+				rc = item_stub_error(msg, &ref);
+			else if (rc == 0)
+				rc = f->check_file(item_dirfd, name, fd, msg);
+			ckpt_clone_ref_clear(&ref);
 			if (rc == ITEM_CHECK_LATER) /* the sibling is missing for good */
 				rc = ckpt_error_wrap(CKPT_EINVAL, "%s", msg);
 			close(fd);

@@ -54,10 +54,16 @@ int item_read_fd(char **out, size_t *len, int fd, size_t max, const char *what);
 int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
 		 const char *what);
 
+/* The refusal of a clone stub (ckpt/pending.h) found in such an item: its
+ * files are bytes, and an array leaf's stored value lacks its .npy header. */
+struct ckpt_clone_ref;
+int item_stub_error(const char *what, const struct ckpt_clone_ref *ref);
+
 /*
  * Check a whole item directory of an interchange directory or a pending
  * step: every regular file with check_file (ITEM_CHECK_LATER is an error
- * here: the sibling is missing for good), then check_dir. No format: 0.
+ * here: the sibling is missing for good; a clone stub too), then check_dir.
+ * No format: 0.
  */
 int item_format_check_dir(const char *typestr, int item_dirfd, const char *what);
 

@@ -37,6 +37,7 @@
 
 #include "ckpt/npy.h"
 #include "ckpt/pending.h"
+#include "ckpt/pytree.h"
 #include "error_private.h"
 #include "item_format.h"
 #include "step_private.h"
@@ -401,15 +402,13 @@ static int check_step_metadata(const char *json, const char *name)
 }
 
 /*
- * The format of the item relpath lies in, by the handler files/_CHECKPOINT_METADATA
- * names for it; NULL for PyTree/Standard items, unknown handlers and steps
- * without that file yet.
+ * The handler files/_CHECKPOINT_METADATA names for the item relpath lies in
+ * (malloc'd), or NULL: not named (yet), no such file, or out of memory.
  */
-static const item_format *item_format_of(int files_fd, const char *relpath)
+static char *item_typestr(int files_fd, const char *relpath)
 {
 	const char *slash = strchr(relpath, '/');
-	char *json = NULL, *item;
-	const item_format *f = NULL;
+	char *json = NULL, *item, *typestr = NULL;
 	size_t len;
 	cJSON *root;
 
@@ -423,12 +422,33 @@ static const item_format *item_format_of(int files_fd, const char *relpath)
 	if (item) {
 		const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "item_handlers");
 		const cJSON *h = cJSON_GetObjectItemCaseSensitive(hs, item);
-		f = cJSON_IsString(h) ? item_format_find(h->valuestring) : NULL;
+		typestr = cJSON_IsString(h) ? strdup(h->valuestring) : NULL;
 	}
 	free(item);
 	cJSON_Delete(root);
 	free(json);
+	return typestr;
+}
+
+/* The format of the item relpath lies in; NULL for PyTree/Standard items,
+ * handlers this library does not know and items not named yet. */
+static const item_format *item_format_of(int files_fd, const char *relpath)
+{
+	char *typestr = item_typestr(files_fd, relpath);
+	const item_format *f = item_format_find(typestr);
+
+	free(typestr);
 	return f;
+}
+
+int ckpt_pending_item_is_pytree(int files_fd, const char *relpath)
+{
+	char *typestr = item_typestr(files_fd, relpath);
+	int yes = !typestr || !strcmp(typestr, CKPT_PYTREE_TYPESTR) ||
+		  !strcmp(typestr, CKPT_STANDARD_TYPESTR);
+
+	free(typestr);
+	return yes;
 }
 
 /* A file of an item of format f: checked by it; "later" is accepted (finalize checks). */

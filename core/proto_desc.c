@@ -94,16 +94,22 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Whether e is the map entry type of message m (nested in m, named *Entry,
- * fields key = 1 and value = 2 only). */
+ * fields key = 1 and value = 2 only, neither repeated, a key type maps allow:
+ * what check_map_entry accepts back). */
 static int is_map_entry(const ProtobufCMessageDescriptor *m, const ProtobufCMessageDescriptor *e)
 {
 	size_t n = strlen(m->name);
 
-	return ends_with(e->short_name, "Entry") && e->n_fields == 2 &&
-	       !strncmp(e->name, m->name, n) && e->name[n] == '.' &&
-	       !strcmp(e->name + n + 1, e->short_name) && e->fields[0].id == 1 &&
-	       !strcmp(e->fields[0].name, "key") && e->fields[1].id == 2 &&
-	       !strcmp(e->fields[1].name, "value");
+	if (!ends_with(e->short_name, "Entry") || e->n_fields != 2 ||
+	    strncmp(e->name, m->name, n) || e->name[n] != '.' ||
+	    strcmp(e->name + n + 1, e->short_name))
+		return 0;
+	const ProtobufCFieldDescriptor *k = &e->fields[0], *v = &e->fields[1];
+	return k->id == 1 && !strcmp(k->name, "key") && v->id == 2 && !strcmp(v->name, "value") &&
+	       k->label != PROTOBUF_C_LABEL_REPEATED && v->label != PROTOBUF_C_LABEL_REPEATED &&
+	       k->type != PROTOBUF_C_TYPE_FLOAT && k->type != PROTOBUF_C_TYPE_DOUBLE &&
+	       k->type != PROTOBUF_C_TYPE_BYTES && k->type != PROTOBUF_C_TYPE_MESSAGE &&
+	       k->type != PROTOBUF_C_TYPE_ENUM;
 }
 
 static const char *oneof_name(const ProtobufCMessageDescriptor *m,
@@ -459,10 +465,10 @@ static int cmp_field_name(const void *a, const void *b)
 
 static int check_map_entry(const struct pmsg *m)
 {
+	if (m->nfields != 2)
+		return BAD("%s: a map_entry has exactly the fields key = 1 and value = 2", m->name);
 	const struct pfield *k = m->fields, *v = m->fields + 1;
-
-	if (m->nfields != 2 || k->number != 1 || strcmp(k->name, "key") || v->number != 2 ||
-	    strcmp(v->name, "value"))
+	if (k->number != 1 || strcmp(k->name, "key") || v->number != 2 || strcmp(v->name, "value"))
 		return BAD("%s: a map_entry has exactly the fields key = 1 and value = 2", m->name);
 	if (k->label == PL_REPEATED || v->label == PL_REPEATED || k->type == PT_FLOAT ||
 	    k->type == PT_DOUBLE || k->type == PT_BYTES || k->type == PT_MESSAGE ||

@@ -30,6 +30,7 @@
 struct proto_handler {
 	ckpt_handler base;
 	char *filename;
+	const ProtobufCMessageDescriptor *type; /* restore's default, or NULL */
 };
 
 static const char *proto_typestr(const ckpt_handler *h)
@@ -99,7 +100,9 @@ static int proto_snapshot(void **out, ckpt_handler *h, const void *args)
 	if (rc == 0)
 		rc = pack(&wire, &len, m);
 	if (rc == 0 && !(*out = protobuf_c_message_unpack(m->descriptor, NULL, len, wire)))
-		rc = ckpt_error_nomem();
+		rc = ckpt_error_set(CKPT_EINVAL, "snapshot: the message does not unpack as %s "
+						 "(a required field missing?)",
+				    m->descriptor->name);
 	free(wire);
 	return rc;
 }
@@ -128,7 +131,7 @@ static int proto_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *
 			 const void *args)
 {
 	const char *fn = ((struct proto_handler *)h)->filename;
-	const ProtobufCMessageDescriptor *md = args;
+	const ProtobufCMessageDescriptor *md = args ? args : ((struct proto_handler *)h)->type;
 	struct pdesc *stored = NULL, *want = NULL;
 	char *desc = NULL, *text = NULL, *mine = NULL, *what = NULL;
 	size_t desclen = 0, textlen = 0, len = 0;
@@ -136,10 +139,13 @@ static int proto_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *
 	int rc = 0;
 
 	*out = NULL;
-	if (!md || md->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
-		return ckpt_error_set(
-		    CKPT_EINVAL, "item %s: restore needs the message descriptor to unpack into",
-		    item);
+	if (!md)
+		return ckpt_error_set(CKPT_EUNSUPPORTED,
+				      "item %s: restoring a proto needs the message type (restore "
+				      "args, or a handler of ckpt_proto_handler_new_for)",
+				      item);
+	if (md->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
+		return ckpt_error_set(CKPT_EINVAL, "item %s: not a message descriptor", item);
 	if ((rc = read_key(&desc, &desclen, s, item, CKPT_PROTO_DESCRIPTOR_NAME)) != 0 ||
 	    (rc = read_key(&text, &textlen, s, item, fn)) != 0)
 		goto done;
@@ -200,6 +206,12 @@ static const ckpt_handler_vtable proto_vt = {
 
 int ckpt_proto_handler_new(ckpt_handler **out, const char *filename)
 {
+	return ckpt_proto_handler_new_for(out, filename, NULL);
+}
+
+int ckpt_proto_handler_new_for(ckpt_handler **out, const char *filename,
+			       const ProtobufCMessageDescriptor *type)
+{
 	struct proto_handler *h;
 	int rc;
 
@@ -216,6 +228,7 @@ int ckpt_proto_handler_new(ckpt_handler **out, const char *filename)
 		return ckpt_error_nomem();
 	}
 	h->base.vt = &proto_vt;
+	h->type = type;
 	*out = &h->base;
 	return 0;
 }

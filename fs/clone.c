@@ -195,7 +195,7 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 			 struct pfile *pf, uint64_t off, size_t len)
 {
 	int64_t n = -1;
-	char *path = NULL, *stub = NULL;
+	char *path = NULL, *stub = NULL, *rel = NULL;
 	size_t stublen;
 	struct stat st;
 	pthread_mutex_lock(&pi->lock);
@@ -214,6 +214,10 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 	pthread_mutex_unlock(&p->lock);
 	if (r != 0 || meta || off != 0 || len < src->size || pend_is_npy(p, pi) != is_array ||
 	    fstat(pf->fd, &st) || st.st_size != 0)
+		goto done;
+	/* Items of other handlers hold their files' bytes (ckpt_pending_item_is_pytree). */
+	if (!(rel = pend_relpath(p, pi, NULL)) ||
+	    !ckpt_pending_item_is_pytree(pi->ps->files_fd, rel))
 		goto done;
 	ckpt_clone_ref ref = {.step = src->step, .item = (char *)src->item, .path = path};
 	if (ckpt_clone_stub_format(&stub, &stublen, &ref))
@@ -234,6 +238,7 @@ done:
 	pthread_mutex_unlock(&pi->lock);
 	free(path);
 	free(stub);
+	free(rel);
 	return n;
 }
 

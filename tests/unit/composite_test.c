@@ -12,6 +12,7 @@
 
 #include <sys/stat.h>
 
+#include "example.pb-c.h"
 #include "step_private.h"
 #include "unit/treecmp.h"
 
@@ -229,12 +230,69 @@ static void test_step_metadata(void **state)
 	free(root);
 }
 
+/* A failed restore registers nothing; restoring all items of a step with a
+ * proto item needs its type, else that item alone comes back NULL. */
+static void test_restore_retry_and_proto(void **state)
+{
+	char *root = test_tmpdir(), dir[512];
+	Example__Config cfg = EXAMPLE__CONFIG__INIT;
+	ckpt_registry *r = NULL;
+	ckpt_composite_result *res = NULL;
+	ckpt_handler *ph = NULL;
+	ckpt_step *s = NULL;
+
+	(void)state;
+	cfg.name = "run-7";
+	cfg.step = -42;
+	assert_int_equal(ckpt_registry_new(&r), 0);
+	ckpt_composite_arg items[] = {{"meta", CKPT_JSON_TYPESTR, "{\"a\": 1}"},
+				      {"cfg", CKPT_PROTO_TYPESTR, &cfg}};
+	assert_int_equal(ckpt_composite_save_step(root, 1, r, items, 2, NULL), 0);
+	ckpt_registry_free(r);
+	snprintf(dir, sizeof(dir), "%s/1", root);
+	assert_int_equal(ckpt_step_open(&s, dir, NULL), 0);
+
+	/* args of the wrong type, then of the right one: the first registered nothing */
+	assert_int_equal(ckpt_registry_new(&r), 0);
+	ckpt_composite_arg wrong = {"meta", CKPT_ARRAY_TYPESTR, NULL};
+	assert_int_equal(ckpt_composite_restore(&res, r, s, &wrong, 1), CKPT_EINVAL);
+	assert_null(ckpt_registry_get(r, "meta"));
+	ckpt_composite_arg right = {"meta", CKPT_JSON_TYPESTR, NULL};
+	assert_int_equal(ckpt_composite_restore(&res, r, s, &right, 1), 0);
+	assert_string_equal(ckpt_composite_result_get(res, "meta"), "{\"a\": 1}");
+	ckpt_composite_result_free(res);
+
+	/* all items, no proto type known: cfg alone is left out */
+	assert_int_equal(ckpt_composite_restore(&res, r, s, NULL, 0), 0);
+	assert_non_null(ckpt_composite_result_get(res, "meta"));
+	assert_null(ckpt_composite_result_get(res, "cfg"));
+	ckpt_composite_result_free(res);
+	ckpt_registry_free(r);
+
+	/* all items with a proto handler that knows its type */
+	assert_int_equal(ckpt_registry_new(&r), 0);
+	assert_int_equal(ckpt_proto_handler_new_for(&ph, NULL, &example__config__descriptor), 0);
+	assert_int_equal(ckpt_registry_add(r, "cfg", ph), 0);
+	assert_int_equal(ckpt_composite_restore(&res, r, s, NULL, 0), 0);
+	const Example__Config *got = ckpt_composite_result_get(res, "cfg");
+	assert_non_null(got);
+	assert_string_equal(got->name, "run-7");
+	assert_int_equal(got->step, -42);
+	ckpt_composite_result_free(res);
+	ckpt_registry_free(r);
+
+	ckpt_step_free(s);
+	ckpt_fs_rmtree(root);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_rules),
 	    cmocka_unit_test(test_save_restore_subset),
 	    cmocka_unit_test(test_step_metadata),
+	    cmocka_unit_test(test_restore_retry_and_proto),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,11 +182,26 @@ static void test_json_refused(void **state)
 		    strstr(ckpt_error_last(), i < 4 ? "t:1:" : "t:1:4: invalid JSON (a control"));
 	}
 	static const char *ok[] = {"[0, -0, 1e5, -0.5E-3, 10.25e+2, \"\\\"01\\t\"]",
-				   "{\"1.\": [-1]}", "0"};
+				   "{\"1.\": [-1]}", "0",
+				   /* Python's json.dumps of float('nan'), inf, -inf */
+				   "{\"loss\": NaN, \"hi\": Infinity, \"lo\": [-Infinity]}",
+				   "\"NaN is a word here, \\\"Infinity\\\" too\"",
+				   "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_int_equal(ckpt_json_check(ok[i], strlen(ok[i]), "t"), 0);
 	assert_int_equal(ckpt_json_check("[1, 01]", 7, "t"), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "t:1:6: invalid JSON number"));
+	/* not UTF-8 (Python cannot read it): a stray byte, an overlong form, a surrogate */
+	static const char *bad8[] = {"[\"\xff\xfe\"]", "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]",
+				     "[\"\xe2\x82\"]"};
+	for (size_t i = 0; i < sizeof(bad8) / sizeof(bad8[0]); i++) {
+		assert_int_equal(ckpt_json_check(bad8[i], strlen(bad8[i]), "t"), CKPT_EINVAL);
+		assert_non_null(strstr(ckpt_error_last(), "t:1:3: invalid JSON (not UTF-8)"));
+	}
+	/* a non-finite word where JSON wants a key, or a prefix of one */
+	assert_int_equal(ckpt_json_check("{NaN: 1}", 8, "t"), CKPT_EINVAL);
+	assert_int_equal(ckpt_json_check("[Infinit]", 9, "t"), CKPT_EINVAL);
+	assert_int_equal(ckpt_json_check("[NaNa]", 6, "t"), CKPT_EINVAL);
 }
 
 static void test_names(void **state)

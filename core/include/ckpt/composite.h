@@ -15,7 +15,9 @@
  * Restore reads all items of the step, or only the chosen ones: an item not
  * chosen comes back with value NULL, not as an error, and none of its data
  * is read. A handler for an item not registered is made from the typestr the
- * step records for it.
+ * step records for it. Restoring all items gives each handler no restore
+ * args; a Proto item whose handler has no message type to unpack into
+ * (ckpt_proto_handler_new_for) comes back NULL too.
  */
 #ifndef CKPT_COMPOSITE_H
 #define CKPT_COMPOSITE_H

@@ -112,6 +112,14 @@ int ckpt_pending_check_path(const char *relpath, int is_dir);
  */
 int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
 
+/*
+ * Whether the file at relpath of a pending step (files_fd: its files/) lies
+ * in a PyTree/Standard item, as files/_CHECKPOINT_METADATA says; an item it
+ * does not name (yet) counts as one. Only files of such items may be clone
+ * stubs: an item of another handler holds its files' bytes.
+ */
+int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
+
 /* A parsed clone stub. */
 typedef struct ckpt_clone_ref {
 	uint64_t step;

@@ -11,9 +11,11 @@
  *                            descriptor (docs/handlers.md gives the schema)
  *
  * save args:    const ProtobufCMessage *            (borrowed)
- * restore args: const ProtobufCMessageDescriptor *  the type to unpack into;
- *               its description must match the stored one (same full name,
- *               and every stored field has the same number, label and type)
+ * restore args: const ProtobufCMessageDescriptor *  the type to unpack into
+ *               (NULL: the handler's type, see ckpt_proto_handler_new_for; with
+ *               neither, CKPT_EUNSUPPORTED); its description must match the
+ *               stored one (same full name, and every stored field has the same
+ *               number, label and type)
  * restore out:  ProtobufCMessage *  (protobuf_c_message_free_unpacked(m, NULL))
  * metadata out: char *              the stored descriptor.json (free())
  */
@@ -37,6 +39,11 @@ extern "C" {
 /* filename NULL: "proto.pbtxt". CKPT_EINVAL if not a plain file name or
  * if it is "descriptor.json". */
 int ckpt_proto_handler_new(ckpt_handler **out, const char *filename);
+
+/* The same, restoring into type when restore is given no args (type is
+ * borrowed: generated descriptors are static). */
+int ckpt_proto_handler_new_for(ckpt_handler **out, const char *filename,
+			       const ProtobufCMessageDescriptor *type);
 
 /* The description (JSON text, malloc'd) of message type d. */
 int ckpt_proto_describe(char **out, const ProtobufCMessageDescriptor *d);
