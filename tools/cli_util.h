@@ -85,6 +85,13 @@ void cli_step_close(ckpt_step *s);
 
 /* Store key of an item's node: "<item>/<path>" (malloc'd). */
 char *cli_key(const char *item, const char *path);
+/*
+ * A raw key holding a whole .npy file (Array and JAX key items): *out a
+ * metadata-only array of its dtype and shape (ckpt_tree_free), *data_off
+ * where its data starts. 0 if the key does not end in ".npy" (*out NULL);
+ * 1 (message printed) if its header is bad or not C-order little-endian.
+ */
+int cli_raw_npy(ckpt_tree **out, uint64_t *data_off, ckpt_value *v, const char *key);
 
 /* Sum of the sizes of regular files under dir (0 if it does not exist). */
 uint64_t cli_du(const char *dir);

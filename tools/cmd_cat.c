@@ -609,33 +609,6 @@ done:
 	return rc;
 }
 
-/* A raw .npy key: its header says what to print. */
-static int cat_raw_npy(ckpt_value *v, const char *key)
-{
-	unsigned char head[4096];
-	ckpt_npy_header h;
-	ckpt_tree *node = NULL;
-	size_t got = 0;
-	int rc;
-
-	if (ckpt_value_pread(&got, v, head, sizeof(head), 0) < 0)
-		return cli_fail();
-	if (ckpt_npy_parse_header(&h, head, got) < 0)
-		return cli_errorf("%s: %s", key, ckpt_error_last());
-	if (h.fortran_order || h.big_endian)
-		return cli_errorf("%s: a Fortran-order or big-endian .npy; read it with np.load",
-				  key);
-	if (h.header_len + h.data_len != ckpt_value_get_info(v)->size)
-		return cli_errorf("%s: the header announces %llu data bytes, the file has %llu",
-				  key, (unsigned long long)h.data_len,
-				  (unsigned long long)(ckpt_value_get_info(v)->size - h.header_len));
-	if (ckpt_tree_new_array(&node, h.dtype, h.ndim, h.shape, NULL, CKPT_TREE_BORROW) < 0)
-		return cli_fail();
-	rc = cat_array(NULL, v, h.header_len, node);
-	ckpt_tree_free(node);
-	return rc;
-}
-
 #define CAT_USAGE "ckpt cat PATH"
 
 int cmd_cat(int argc, char **argv)
@@ -684,8 +657,12 @@ int cmd_cat(int argc, char **argv)
 			goto done;
 		}
 		size = ckpt_value_get_info(v)->size;
-		if (strlen(key) > 4 && !strcmp(key + strlen(key) - 4, ".npy")) {
-			rc = cat_raw_npy(v, key);
+		ckpt_tree *arr = NULL;
+		uint64_t data_off;
+		if ((rc = cli_raw_npy(&arr, &data_off, v, key)) != 0 || arr) {
+			if (arr)
+				rc = cat_array(NULL, v, data_off, arr);
+			ckpt_tree_free(arr);
 			goto done;
 		}
 	}

@@ -136,8 +136,24 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 	memcpy(key + pl, name, namelen);
 	key[pl + namelen] = '\0';
 	snprintf(path, sizeof(path), "%.*s", (int)namelen, (const char *)name);
-	if (ckpt_store_stat(&info, r->st, key, strlen(key)) == 0)
+	if (ckpt_store_stat(&info, r->st, key, strlen(key)) != 0)
+		return 0;
+	/* A whole .npy (Array, JAX key items): shown as the array it holds. */
+	ckpt_value *v = NULL;
+	ckpt_tree *arr = NULL;
+	uint64_t off;
+	if (ckpt_value_open(&v, r->st, key, strlen(key)) == 0 &&
+	    cli_raw_npy(&arr, &off, v, key) == 0 && arr) {
+		char shape[256], jshape[256];
+		fmt_shape(shape, sizeof(shape), arr, 0);
+		fmt_shape(jshape, sizeof(jshape), arr, 1);
+		row(r->c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(arr)), shape, jshape, 1,
+		    info.size, info.stored_size);
+	} else {
 		row(r->c, path, "value", NULL, NULL, NULL, 1, info.size, info.stored_size);
+	}
+	ckpt_tree_free(arr);
+	ckpt_value_free(v);
 	return 0;
 }
 
@@ -220,6 +236,59 @@ int cmd_tree(int argc, char **argv)
 
 /* ---- meta ---- */
 
+/* A raw key's metadata as a JSON object (no newline at the end), each line
+ * indented by ind: sizes, checksum, and a whole .npy's dtype and shape. */
+static void print_raw_meta(ckpt_store *st, const char *key, const char *ind)
+{
+	ckpt_value *v = NULL;
+	ckpt_tree *arr = NULL;
+	uint64_t off;
+	char shape[256];
+
+	if (ckpt_value_open(&v, st, key, strlen(key)) < 0) {
+		cli_fail();
+		printf("{}");
+		return;
+	}
+	const ckpt_value_info *info = ckpt_value_get_info(v);
+	printf("{\n%s  \"key\": ", ind);
+	cli_json_str(stdout, key);
+	printf(",\n%s  \"size\": %llu,\n%s  \"stored_size\": %llu,\n%s  \"crc32c\": \"%08x\"",
+	       ind, (unsigned long long)info->size, ind, (unsigned long long)info->stored_size, ind,
+	       info->crc32c);
+	if (cli_raw_npy(&arr, &off, v, key) == 0 && arr) {
+		fmt_shape(shape, sizeof(shape), arr, 1);
+		printf(",\n%s  \"dtype\": \"%s\",\n%s  \"shape\": %s", ind,
+		       ckpt_dtype_name(ckpt_tree_dtype(arr)), ind, shape);
+	}
+	printf("\n%s}", ind);
+	ckpt_tree_free(arr);
+	ckpt_value_free(v);
+}
+
+typedef struct raw_meta {
+	ckpt_store *st;
+	const char *prefix;
+	int first;
+} raw_meta;
+
+static int raw_meta_cb(const void *name, size_t namelen, int is_prefix, void *payload)
+{
+	raw_meta *m = payload;
+	char *key = NULL, *file = strndup(name, namelen);
+
+	if (file && asprintf(&key, "%s%s", m->prefix, file) >= 0) {
+		printf("%s\n    ", m->first ? "" : ",");
+		m->first = 0;
+		cli_json_str(stdout, file);
+		printf(": ");
+		print_raw_meta(m->st, key, "    ");
+		free(key);
+	}
+	free(file);
+	return 0;
+}
+
 static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path)
 {
 	ckpt_tree_kind k = ckpt_tree_get_kind(node);
@@ -301,23 +370,33 @@ int cmd_meta(int argc, char **argv)
 			print_leaf_meta(&p, p.node, path);
 	} else if (ckpt_step_item_metadata_json(&json, p.step, p.item) == 0) {
 		printf("%s\n", json);
+	} else if (!p.inner || !p.inner[0]) {
+		/* An item of another handler: the handler and its files. */
+		size_t idx = 0;
+		char *prefix = NULL;
+		if (asprintf(&prefix, "%s/", p.item) < 0)
+			prefix = NULL;
+		raw_meta m = {ckpt_step_store(p.step), prefix, 1};
+		ckpt_step_item_find(&idx, p.step, p.item);
+		printf("{\n  \"handler\": ");
+		cli_json_str(stdout, ckpt_step_item_typestr(p.step, idx));
+		printf(",\n  \"files\": {");
+		if (!prefix || ckpt_store_list(m.st, prefix, strlen(prefix), -1, raw_meta_cb, &m) < 0)
+			rc = prefix ? cli_fail() : cli_errorf("out of memory");
+		printf("%s}\n}\n", m.first ? "" : "\n  ");
+		free(prefix);
 	} else {
-		/* Not a PyTree item: its raw value (a JSON or proto item). */
-		ckpt_value_info info;
+		/* A file of such an item. */
 		char *key = cli_key(p.item, p.inner);
-		if (!key) {
+		ckpt_value_info info;
+		if (!key)
 			rc = cli_errorf("out of memory");
-		} else if (ckpt_store_stat(&info, ckpt_step_store(p.step), key, strlen(key)) == 0) {
-			printf("{\n  \"key\": ");
-			cli_json_str(stdout, key);
-			printf(",\n  \"size\": %llu,\n  \"stored_size\": %llu,\n  \"crc32c\": "
-			       "\"%08x\"\n}\n",
-			       (unsigned long long)info.size, (unsigned long long)info.stored_size,
-			       info.crc32c);
-		} else {
+		else if (ckpt_store_stat(&info, ckpt_step_store(p.step), key, strlen(key)) != 0)
 			rc = cli_errorf("no metadata for '%s' (not a PyTree item nor a key)",
 					argv[a]);
-		}
+		else
+			print_raw_meta(ckpt_step_store(p.step), key, "");
+		printf("%s", rc ? "" : "\n");
 		free(key);
 	}
 	free(path);

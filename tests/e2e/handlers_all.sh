@@ -89,5 +89,23 @@ alter 14 state "$PY" -c 'import numpy as np; a = np.load("state/ids.npy"); a[4] 
 alter 15 jku jset jku/jax_random_key_metadata 'd.update(typed=True, impl="threefry2x32")'
 alter 16 nkp jset nkp/np_random_key.json 'd["state"]["inc"] += 2'
 
+# ckpt shows every handler's files: tree (a whole .npy as the array it holds), meta of an
+# item (its handler and files) and of a file, cat of a raw .npy (numpy-style) and of text.
+"$CKPT" tree "$ROOT/1" >"$T/tree" || fail "ckpt tree ROOT/1"
+grep -Eq '^w/checkpoint.npy +array +float64 +\(7, 13\)' "$T/tree" || fail "ckpt tree: $(cat "$T/tree")"
+grep -Eq '^jku/jax_random_key.npy +array +uint32 +\(3, 2\)' "$T/tree" || fail "ckpt tree: $(cat "$T/tree")"
+"$CKPT" meta "$ROOT/1/jk" | "$PY" -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["handler"].endswith(".JaxRandomKeyCheckpointHandler"), m
+f = m["files"]
+assert sorted(f) == ["jax_random_key.npy", "jax_random_key_metadata"], f
+assert f["jax_random_key.npy"]["dtype"] == "uint32" and f["jax_random_key.npy"]["shape"] == [2], f
+' || fail "ckpt meta ROOT/1/jk"
+"$CKPT" meta "$ROOT/1/w/checkpoint.npy" | grep -q '"shape": \[7, 13\]' || fail "ckpt meta of w/checkpoint.npy"
+[ "$("$CKPT" cat "$ROOT/1/jku/jax_random_key.npy" | tr -s ' \n' ' ')" = "[[ 0 1] [4294967295 7] [ 123456789 2147483648]] " ] ||
+	fail "ckpt cat of a raw .npy: $("$CKPT" cat "$ROOT/1/jku/jax_random_key.npy")"
+"$CKPT" cat "$ROOT/1/cfg/proto.pbtxt" | grep -q '^step: -1234567890123$' || fail "ckpt cat proto.pbtxt"
+
 fs_umount
 echo "handlers_all: ok"
