@@ -960,9 +960,19 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 			rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
 		else if (S_ISDIR(st.st_mode))
 			rc = put_raw_dir(b, path, key, clones);
-		else if (clones && (rc = stub_at(&ref, path, &st)) == 1)
-			rc = item_stub_error(path, &ref);
-		else if (rc == 0 && st.st_size > COPY_BUF) {
+		else if (clones && (rc = stub_at(&ref, path, &st)) == 1) {
+			/* A scalar's or string's file is its value: shared. An array's
+			 * file has a header its stored value lacks: refused. */
+			ckpt_tree *node = NULL;
+			size_t nl = strlen(name);
+			rc = resolve_clone(&node, &e.cs, &e.ckey, clones, &ref, path,
+					   nl > 4 && !strcmp(name + nl - 4, ".npy"));
+			if (rc == 0 && ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY)
+				rc = item_stub_error(path, &ref);
+			else if (rc == 0)
+				rc = put_clone(b, key, &e);
+			ckpt_tree_free(node);
+		} else if (rc == 0 && st.st_size > COPY_BUF) {
 			rc = stream_file(b, key, path);
 		} else if (rc == 0 &&
 			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0) {

@@ -40,4 +40,22 @@ t rm "$MNT/6/arr/checkpoint.npy"
 t cp "$LEAF" "$MNT/6/arr/checkpoint.npy" || fail "second cp into step 6"
 finalize 6
 t cmp "$MNT/5/arr/checkpoint.npy" "$MNT/6/arr/checkpoint.npy" || fail "steps 5 and 6 differ"
+
+# A handler this library does not know: its item is stored as its files are. An array
+# leaf's stub there is refused (its stored value lacks the .npy header); a string leaf's
+# stub is shared (its file is its value).
+t mkdir "$MNT/7" "$MNT/7/x"
+t cp "$LEAF" "$MNT/7/x/w.npy" || fail "cp of an array leaf into step 7"
+t cp "$MNT/1/state/name" "$MNT/7/x/name" || fail "cp of a string leaf into step 7"
+handlers_meta "$MNT/7/_CHECKPOINT_METADATA" x=my.module.MyHandler || fail "metadata of step 7"
+st=0
+t setfattr -n user.ckpt.finalize -v 1 "$MNT/7" 2>"$T/fin.err" || st=$?
+[ "$st" != 0 ] || fail "step 7 finalized with an array stub in an unknown handler's item"
+[ "$(grep -c "x/w.npy: a copy of leaf state/params/w" "$T/ckptfs.log")" -ge 1 ] ||
+	fail "no reason logged for step 7: $(tail -5 "$T/ckptfs.log")"
+t rm "$MNT/7/x/w.npy"
+t cp "$LEAF" "$MNT/7/x/w.npy" || fail "second cp into step 7"
+finalize 7
+t cmp "$LEAF" "$MNT/7/x/w.npy" || fail "step 7's w.npy is not the leaf's file"
+t cmp "$MNT/1/state/name" "$MNT/7/x/name" || fail "step 7's name is not the leaf's file"
 echo "handlers_clone: ok"

@@ -601,8 +601,10 @@ static void test_save_restore(void **state)
 	assert_int_equal(
 	    ckpt_handler_restore((void **)&back, f->h, s, "nothing", &example__config__descriptor),
 	    CKPT_ENOTFOUND);
+	/* no type to unpack into: from neither the args nor the handler */
 	assert_int_equal(ckpt_handler_restore((void **)&back, f->h, s, "config", NULL),
-			 CKPT_EINVAL);
+			 CKPT_EUNSUPPORTED);
+	assert_non_null(strstr(ckpt_error_last(), "needs the message type"));
 	ckpt_step_free(s);
 	free(text);
 	free(w1);
