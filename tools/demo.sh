@@ -30,6 +30,13 @@ trap cleanup EXIT
 
 say "/usr/bin/python3 tests/e2e/cli_npy.py mlp $T/sample   # numpy writes a training state"
 $PY tests/e2e/cli_npy.py mlp "$T/sample"
+say "a JSON item beside the PyTree: $T/sample/meta/metadata, handlers in _CHECKPOINT_METADATA"
+mkdir -p "$T/sample/meta"
+echo '{"optimizer": "adam", "lr": 0.001, "loss": NaN}' >"$T/sample/meta/metadata"
+P=orbax.checkpoint._src.handlers
+printf '{"item_handlers": {"state": "%s", "meta": "%s"}}\n' \
+	"$P.pytree_checkpoint_handler.PyTreeCheckpointHandler" \
+	"$P.json_checkpoint_handler.JsonCheckpointHandler" >"$T/sample/_CHECKPOINT_METADATA"
 (cd "$T/sample" && find . -type f | sort)
 
 ROOT="$T/runs/exp1"
@@ -59,6 +66,8 @@ mountpoint -q "$MNT" || { echo "ckptfs did not mount"; exit 1; }
 show timeout 30 ls -R "$MNT/200/state"
 show timeout 30 cat "$MNT/200/state/step"
 echo
+show timeout 30 cat "$MNT/200/meta/metadata"
+show timeout 30 getfattr -n user.ckpt.handler "$MNT/200/meta"
 show timeout 30 getfattr -d "$MNT/200/state/params/dense/kernel.npy"
 say "$PY -c 'import numpy as np; a = np.load(\"$MNT/latest/state/params/dense/kernel.npy\"); ...'"
 timeout 30 $PY -c 'import numpy as np, sys
