@@ -206,6 +206,9 @@ struct res_item {
 	char *typestr;
 	ckpt_handler *h; /* borrowed from the registry (invariant 2); NULL: not restored */
 	void *value;
+	int chosen;	  /* while restoring: to be restored, */
+	const char *type; /* with a handler of this type */
+	const void *args; /* and these args */
 };
 
 struct ckpt_composite_result {
@@ -214,22 +217,40 @@ struct ckpt_composite_result {
 };
 
 /*
- * The handler for item i of s, args of type `type` (NULL: the registered
- * handler, else one of the type the step records). A type that cannot read
- * what the step holds is refused before anything is registered.
+ * The type of handler for item i of s given args of type `type` (NULL: the
+ * registered handler's, else the type the step records): refused if it
+ * cannot read what the step holds, or differs from the registered one.
+ * Registers nothing.
  */
-static int step_handler(ckpt_handler **out, ckpt_registry *r, ckpt_step *s, size_t i,
-			const char *type)
+static int item_type(const char **out, const ckpt_registry *r, ckpt_step *s, size_t i,
+		     const char *type)
 {
 	const char *item = ckpt_step_item_name(s, i), *saved = ckpt_step_item_typestr(s, i);
 	const ckpt_handler *have = ckpt_registry_get(r, item);
 	const char *use = type ? type : have ? ckpt_handler_typestr(have) : saved;
 
 	*out = NULL;
+	if (have && strcmp(ckpt_handler_typestr(have), use) != 0)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item '%s': args for %s given, but the item is registered "
+				      "with %s",
+				      item, use, ckpt_handler_typestr(have));
 	if (!same_storage(use, saved))
 		return ckpt_error_set(CKPT_EINVAL, "item '%s' was saved by %s, not %s", item,
 				      saved, use);
-	return ckpt_registry_resolve(out, r, item, type ? type : have ? NULL : saved);
+	*out = use;
+	return 0;
+}
+
+/* The handler for item i of s (item_type first): the registered one, or a new one. */
+static int step_handler(ckpt_handler **out, ckpt_registry *r, ckpt_step *s, size_t i,
+			const char *type)
+{
+	const char *use;
+	int rc = item_type(&use, r, s, i, type);
+
+	*out = NULL;
+	return rc ? rc : ckpt_registry_resolve(out, r, ckpt_step_item_name(s, i), use);
 }
 
 int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
@@ -251,7 +272,8 @@ int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_s
 		if (!res->it[i].item || !res->it[i].typestr)
 			rc = ckpt_error_nomem();
 	}
-	/* Which items, with which args: all (items NULL) or the chosen ones. */
+	/* Which items, with which args: all (items NULL) or the chosen ones. All are
+	 * checked before anything is registered or read. */
 	for (size_t k = 0; rc == 0 && k < (items ? n : count); k++) {
 		size_t i = k;
 		if (items && (rc = ckpt_step_item_find(&i, s, items[k].item)) != 0) {
@@ -260,14 +282,20 @@ int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_s
 			break;
 		}
 		struct res_item *it = &res->it[i];
-		if (it->h) {
+		if (it->chosen) {
 			rc = ckpt_error_set(CKPT_EINVAL, "item '%s' given twice", it->item);
 			break;
 		}
-		if ((rc = step_handler(&it->h, r, s, i, items ? items[k].type : NULL)) != 0)
-			break;
-		rc = ckpt_handler_restore(&it->value, it->h, s, it->item,
-					  items ? items[k].args : NULL);
+		it->chosen = 1;
+		it->type = items ? items[k].type : NULL;
+		it->args = items ? items[k].args : NULL;
+		rc = item_type(&it->type, r, s, i, it->type);
+	}
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		struct res_item *it = &res->it[i];
+		if (!it->chosen || (rc = step_handler(&it->h, r, s, i, it->type)) != 0)
+			continue;
+		rc = ckpt_handler_restore(&it->value, it->h, s, it->item, it->args);
 		if (rc == CKPT_EUNSUPPORTED && !items &&
 		    !strcmp(it->typestr, CKPT_PROTO_TYPESTR)) {
 			ckpt_error_clear(); /* no message type to restore into: left out */

@@ -254,11 +254,12 @@ static int is_digit(char c)
 
 /*
  * What cJSON lets through but JSON (and Python's json) refuses: numbers
- * like "01", "1.", "1.e3", and raw control characters inside strings. The
- * text already parsed, so only these tokens need a look. Returns the offset
- * of the first such byte (*why says what), or len.
+ * like "01", "1.", "1.e3", raw control characters inside strings, and
+ * control characters other than JSON's four whitespaces between tokens
+ * (cJSON skips every byte <= 0x20). The text already parsed, so only these
+ * need a look. Returns 0, or 1 with *off the first such byte and *why.
  */
-static size_t strict_scan(const char *t, size_t len, const char **why)
+static int strict_scan(size_t *off, const char *t, size_t len, const char **why)
 {
 	size_t i = 0;
 
@@ -267,13 +268,17 @@ static size_t strict_scan(const char *t, size_t len, const char **why)
 			for (i++; i < len && t[i] != '"'; i++) {
 				if ((unsigned char)t[i] < 0x20) {
 					*why = "invalid JSON (a control character in a string)";
-					return i;
+					goto bad;
 				}
 				if (t[i] == '\\')
 					i++;
 			}
 			i++;
 			continue;
+		}
+		if ((unsigned char)t[i] < 0x20 && !json_space(t[i])) {
+			*why = "invalid JSON (a control character)";
+			goto bad;
 		}
 		if (t[i] != '-' && !is_digit(t[i])) {
 			i++;
@@ -288,10 +293,10 @@ static size_t strict_scan(const char *t, size_t len, const char **why)
 			while (i < len && is_digit(t[i]))
 				i++;
 		else
-			return i;
+			goto bad;
 		if (i < len && t[i] == '.') {
 			if (++i >= len || !is_digit(t[i]))
-				return i;
+				goto bad;
 			while (i < len && is_digit(t[i]))
 				i++;
 		}
@@ -299,14 +304,17 @@ static size_t strict_scan(const char *t, size_t len, const char **why)
 			if (++i < len && (t[i] == '+' || t[i] == '-'))
 				i++;
 			if (i >= len || !is_digit(t[i]))
-				return i;
+				goto bad;
 			while (i < len && is_digit(t[i]))
 				i++;
 		}
 		if (i < len && is_digit(t[i])) /* "01" */
-			return i;
+			goto bad;
 	}
-	return len;
+	return 0;
+bad:
+	*off = i;
+	return 1;
 }
 
 /* The offset of the first byte that is not part of valid UTF-8, or len. */
@@ -335,11 +343,12 @@ static size_t utf8_scan(const char *text, size_t len)
 
 /*
  * Python's json writes NaN, Infinity and -Infinity, which cJSON refuses: a
- * copy of text with each of them outside strings blanked to a number of the
- * same length ("0  "), so that offsets in messages stay the text's. *out is
- * NULL when there is nothing to blank.
+ * copy of text with each of them, standing alone as a value outside strings,
+ * blanked to a number of the same length ("0  "), so that offsets in
+ * messages stay the text's. *out is NULL when there is nothing to blank;
+ * *first is the offset of the first one blanked.
  */
-static int blank_nonfinite(char **out, const char *t, size_t len)
+static int blank_nonfinite(char **out, size_t *first, const char *t, size_t len)
 {
 	static const char *const words[] = {"-Infinity", "Infinity", "NaN"};
 	char *c = NULL;
@@ -351,14 +360,20 @@ static int blank_nonfinite(char **out, const char *t, size_t len)
 				i += t[i] == '\\';
 			continue;
 		}
+		/* a value starts after '[', ',', ':' or whitespace (or at the start) */
+		if (i > 0 && !strchr("[,:", t[i - 1]) && !json_space(t[i - 1]))
+			continue;
 		for (size_t w = 0; w < 3; w++) {
 			size_t n = strlen(words[w]);
-			if (len - i < n || memcmp(t + i, words[w], n))
+			if (len - i < n || memcmp(t + i, words[w], n) ||
+			    (i + n < len && !strchr(",]}", t[i + n]) && !json_space(t[i + n])))
 				continue;
 			if (!c && !(c = malloc(len)))
 				return ckpt_error_nomem();
-			if (!*out)
+			if (!*out) {
 				memcpy(c, t, len);
+				*first = i;
+			}
 			*out = c;
 			memset(c + i, ' ', n);
 			c[i + (w == 0)] = '0';
@@ -385,8 +400,12 @@ int handler_json_parse(cJSON **out, const char *text, size_t len, const char *wh
 		why = "invalid JSON (not UTF-8)";
 		goto bad;
 	}
-	if (!nul && (rc = blank_nonfinite(&blanked, text, len)) < 0)
+	if (!nul && (rc = blank_nonfinite(&blanked, &off, text, len)) < 0)
 		return rc;
+	if (blanked && out) { /* the caller reads values: no stand-in zeros */
+		why = "NaN and Infinity are not allowed here";
+		goto bad;
+	}
 	if (blanked)
 		text = blanked; /* same length, same offsets */
 	if (nul) {
@@ -401,8 +420,10 @@ int handler_json_parse(cJSON **out, const char *text, size_t len, const char *wh
 			;
 		if (off < len)
 			why = "invalid JSON (text after the value)";
+		else if (strict_scan(&off, text, len, &why) == 0)
+			off = len;
 		else
-			off = strict_scan(text, len, &why);
+			off = off < len ? off : len - 1; /* cut short: point at the end */
 		if (off == len) {
 			if (out)
 				*out = j;

@@ -59,6 +59,7 @@ struct pend {
 	uint32_t *freeslots;
 	uint32_t nfree;
 	struct pinode *hash[HASH_SIZE];
+	int write_dio; /* write-only handles are direct_io (pend_new: kernel >= 6.6) */
 };
 
 struct pfile {

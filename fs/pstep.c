@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #define META_MAX (16u << 20)
@@ -457,12 +458,28 @@ done:
 
 /* ---- life ---- */
 
+/*
+ * Whether direct writes keep the kernel's page cache of the inode coherent:
+ * Linux invalidates cached pages over a FOPEN_DIRECT_IO write since 6.6;
+ * before, a reader of the same file could keep stale pages.
+ */
+static int direct_writes_coherent(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major > 6 || (major == 6 && minor >= 6);
+}
+
 int pend_new(struct pend **out, struct ckptfs *fs)
 {
 	struct pend *p = calloc(1, sizeof(*p));
 	if (!p)
 		return CKPT_ENOMEM;
 	p->fs = fs;
+	p->write_dio = direct_writes_coherent();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->steps_lock, NULL);
 	*out = p;

@@ -93,7 +93,7 @@ static int tree_cb(ckpt_tree *node, const char *path, void *payload)
 	tree_ctx *c = payload;
 	ckpt_tree_kind k = ckpt_tree_get_kind(node);
 	ckpt_value_info info;
-	char shape[256], jshape[256], *key;
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 8], jshape[CKPT_NPY_MAX_NDIM * 22 + 8], *key;
 	int has = 0;
 
 	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE) {
@@ -121,6 +121,7 @@ typedef struct raw_ctx {
 	tree_ctx *c;
 	ckpt_store *st;
 	const char *prefix;
+	int bad; /* a .npy key's header was bad (said on stderr): exit 1 */
 } raw_ctx;
 
 static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload)
@@ -142,9 +143,11 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 	ckpt_value *v = NULL;
 	ckpt_tree *arr = NULL;
 	uint64_t off;
-	if (ckpt_value_open(&v, r->st, key, strlen(key)) == 0 &&
-	    cli_raw_npy(&arr, &off, v, key) == 0 && arr) {
-		char shape[256], jshape[256];
+	int bad = ckpt_value_open(&v, r->st, key, strlen(key)) != 0 ? cli_fail()
+									: cli_raw_npy(&arr, &off, v, key);
+	r->bad |= bad != 0;
+	if (arr) {
+		char shape[CKPT_NPY_MAX_NDIM * 22 + 8], jshape[CKPT_NPY_MAX_NDIM * 22 + 8];
 		fmt_shape(shape, sizeof(shape), arr, 0);
 		fmt_shape(jshape, sizeof(jshape), arr, 1);
 		row(r->c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(arr)), shape, jshape, 1,
@@ -188,13 +191,15 @@ static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
 	} else {
 		size_t pl = strlen(item) + 1;
 		char *prefix = malloc(pl + 1);
-		raw_ctx r = {&c, ckpt_step_store(p->step), prefix};
+		raw_ctx r = {&c, ckpt_step_store(p->step), prefix, 0};
 		ckpt_error_clear();
 		if (!prefix)
 			return cli_errorf("out of memory");
 		snprintf(prefix, pl + 1, "%s/", item);
 		rc = ckpt_store_list(r.st, prefix, pl, -1, raw_cb, &r);
 		free(prefix);
+		if (rc == 0 && r.bad)
+			return 1;
 	}
 	return rc < 0 ? cli_fail() : 0;
 }
@@ -238,17 +243,17 @@ int cmd_tree(int argc, char **argv)
 
 /* A raw key's metadata as a JSON object (no newline at the end), each line
  * indented by ind: sizes, checksum, and a whole .npy's dtype and shape. */
-static void print_raw_meta(ckpt_store *st, const char *key, const char *ind)
+static int print_raw_meta(ckpt_store *st, const char *key, const char *ind)
 {
 	ckpt_value *v = NULL;
 	ckpt_tree *arr = NULL;
 	uint64_t off;
-	char shape[256];
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 8];
+	int rc;
 
 	if (ckpt_value_open(&v, st, key, strlen(key)) < 0) {
-		cli_fail();
 		printf("{}");
-		return;
+		return cli_fail();
 	}
 	const ckpt_value_info *info = ckpt_value_get_info(v);
 	printf("{\n%s  \"key\": ", ind);
@@ -256,7 +261,7 @@ static void print_raw_meta(ckpt_store *st, const char *key, const char *ind)
 	printf(",\n%s  \"size\": %llu,\n%s  \"stored_size\": %llu,\n%s  \"crc32c\": \"%08x\"",
 	       ind, (unsigned long long)info->size, ind, (unsigned long long)info->stored_size, ind,
 	       info->crc32c);
-	if (cli_raw_npy(&arr, &off, v, key) == 0 && arr) {
+	if ((rc = cli_raw_npy(&arr, &off, v, key)) == 0 && arr) {
 		fmt_shape(shape, sizeof(shape), arr, 1);
 		printf(",\n%s  \"dtype\": \"%s\",\n%s  \"shape\": %s", ind,
 		       ckpt_dtype_name(ckpt_tree_dtype(arr)), ind, shape);
@@ -264,12 +269,14 @@ static void print_raw_meta(ckpt_store *st, const char *key, const char *ind)
 	printf("\n%s}", ind);
 	ckpt_tree_free(arr);
 	ckpt_value_free(v);
+	return rc;
 }
 
 typedef struct raw_meta {
 	ckpt_store *st;
 	const char *prefix;
 	int first;
+	int bad; /* some file's metadata could not be read (said on stderr) */
 } raw_meta;
 
 static int raw_meta_cb(const void *name, size_t namelen, int is_prefix, void *payload)
@@ -282,7 +289,7 @@ static int raw_meta_cb(const void *name, size_t namelen, int is_prefix, void *pa
 		m->first = 0;
 		cli_json_str(stdout, file);
 		printf(": ");
-		print_raw_meta(m->st, key, "    ");
+		m->bad |= print_raw_meta(m->st, key, "    ") != 0;
 		free(key);
 	}
 	free(file);
@@ -294,7 +301,7 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 	ckpt_tree_kind k = ckpt_tree_get_kind(node);
 	ckpt_leaf *l = NULL;
 	const char *cm = ckpt_tree_custom_metadata(node);
-	char shape[256];
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 8];
 
 	printf("{\n  \"item\": ");
 	cli_json_str(stdout, p->item);
@@ -376,7 +383,7 @@ int cmd_meta(int argc, char **argv)
 		char *prefix = NULL;
 		if (asprintf(&prefix, "%s/", p.item) < 0)
 			prefix = NULL;
-		raw_meta m = {ckpt_step_store(p.step), prefix, 1};
+		raw_meta m = {ckpt_step_store(p.step), prefix, 1, 0};
 		ckpt_step_item_find(&idx, p.step, p.item);
 		printf("{\n  \"handler\": ");
 		cli_json_str(stdout, ckpt_step_item_typestr(p.step, idx));
@@ -384,6 +391,7 @@ int cmd_meta(int argc, char **argv)
 		if (!prefix || ckpt_store_list(m.st, prefix, strlen(prefix), -1, raw_meta_cb, &m) < 0)
 			rc = prefix ? cli_fail() : cli_errorf("out of memory");
 		printf("%s}\n}\n", m.first ? "" : "\n  ");
+		rc = rc ? rc : m.bad;
 		free(prefix);
 	} else {
 		/* A file of such an item. */
@@ -395,7 +403,7 @@ int cmd_meta(int argc, char **argv)
 			rc = cli_errorf("no metadata for '%s' (not a PyTree item nor a key)",
 					argv[a]);
 		else
-			print_raw_meta(ckpt_step_store(p.step), key, "");
+			rc = print_raw_meta(ckpt_step_store(p.step), key, "") ? 1 : 0;
 		printf("%s", rc ? "" : "\n");
 		free(key);
 	}

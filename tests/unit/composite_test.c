@@ -257,6 +257,13 @@ static void test_restore_retry_and_proto(void **state)
 	ckpt_composite_arg wrong = {"meta", CKPT_ARRAY_TYPESTR, NULL};
 	assert_int_equal(ckpt_composite_restore(&res, r, s, &wrong, 1), CKPT_EINVAL);
 	assert_null(ckpt_registry_get(r, "meta"));
+	/* a good item then a bad one: checked before anything is registered or read */
+	ckpt_composite_arg two[] = {{"meta", CKPT_JSON_TYPESTR, NULL},
+				    {"cfg", CKPT_ARRAY_TYPESTR, NULL}};
+	assert_int_equal(ckpt_composite_restore(&res, r, s, two, 2), CKPT_EINVAL);
+	assert_null(res);
+	assert_null(ckpt_registry_get(r, "meta"));
+	assert_int_equal(ckpt_store_bytes_read(ckpt_step_store(s)), 0);
 	ckpt_composite_arg right = {"meta", CKPT_JSON_TYPESTR, NULL};
 	assert_int_equal(ckpt_composite_restore(&res, r, s, &right, 1), 0);
 	assert_string_equal(ckpt_composite_result_get(res, "meta"), "{\"a\": 1}");

@@ -202,6 +202,13 @@ static void test_json_refused(void **state)
 	assert_int_equal(ckpt_json_check("{NaN: 1}", 8, "t"), CKPT_EINVAL);
 	assert_int_equal(ckpt_json_check("[Infinit]", 9, "t"), CKPT_EINVAL);
 	assert_int_equal(ckpt_json_check("[NaNa]", 6, "t"), CKPT_EINVAL);
+	/* what Python's json refuses too (checked against json.loads): a non-finite word
+	 * glued to a number, a number cut at the end, control bytes between tokens */
+	static const char *refused[] = {"1NaN", "[1NaN]", "1Infinity", "1.NaN", "2E2NaN",
+					"-NaN", "1.",	  "0.",	       "[1,\x01 2]", "{\x0b\"a\":1}"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(ckpt_json_check(refused[i], strlen(refused[i]), "t"), CKPT_EINVAL);
+	assert_int_equal(ckpt_json_check("[NaN ]", 6, "t"), 0);
 }
 
 static void test_names(void **state)
