@@ -28,6 +28,7 @@
 #include "ckpt/npy.h"
 #include "error_private.h"
 #include "handler_files.h"
+#include "item_format.h"
 #include "mem.h"
 #include "step_private.h"
 
@@ -457,17 +458,13 @@ void handler_names_free(char **names, size_t n)
 
 int item_dir_list(char **names, size_t max, size_t *n, int dirfd, const char *what)
 {
-	int dfd = dup(dirfd), rc = 0;
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *e;
+	DIR *d;
+	int rc = item_opendir(&d, dirfd, what);
 
 	*n = 0;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return ckpt_error_errno(CKPT_EIO, errno, "open directory %s", what);
-	}
-	rewinddir(d);
+	if (rc)
+		return rc;
 	while (rc == 0 && (e = readdir(d))) {
 		struct stat st;
 

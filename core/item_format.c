@@ -93,20 +93,31 @@ int item_stub_error(const char *what, const ckpt_clone_ref *ref)
 			      what, ref->item, ref->path, ref->step);
 }
 
+int item_opendir(DIR **out, int dirfd, const char *what)
+{
+	int dfd = dup(dirfd);
+
+	*out = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!*out) {
+		int err = errno;
+		if (dfd >= 0)
+			close(dfd);
+		return ckpt_error_errno(CKPT_EIO, err, "open directory %s", what);
+	}
+	rewinddir(*out); /* a dup shares the offset of dirfd's earlier reads */
+	return 0;
+}
+
 /* Check every regular file below dirfd (rel: its path inside the item). */
 static int check_files(const item_format *f, int item_dirfd, int dirfd, const char *rel,
 		       const char *what)
 {
-	int dfd = dup(dirfd), rc = 0;
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *e;
+	DIR *d;
+	int rc = item_opendir(&d, dirfd, what);
 
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return ckpt_error_errno(CKPT_EIO, errno, "open directory %s", what);
-	}
-	rewinddir(d);
+	if (rc)
+		return rc;
 	while (rc == 0 && (e = readdir(d))) {
 		char *name, *msg;
 		struct stat st;

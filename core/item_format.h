@@ -13,6 +13,7 @@
 #ifndef CKPT_ITEM_FORMAT_H
 #define CKPT_ITEM_FORMAT_H
 
+#include <dirent.h>
 #include <stddef.h>
 
 /* check_file's "cannot tell yet": the file needs a sibling that is not there
@@ -46,6 +47,10 @@ extern const item_format ckpt_np_key_format;
 
 /* The format of typestr, or NULL (PyTree/Standard, or a handler not known). */
 const item_format *item_format_find(const char *typestr);
+
+/* A stream over the directory dirfd from its start (dirfd stays open and
+ * the caller's; closedir() the stream). CKPT_EIO naming what. */
+int item_opendir(DIR **out, int dirfd, const char *what);
 
 /* Read the whole file fd (at most max bytes, else CKPT_EINVAL naming what)
  * into a NUL-terminated malloc'd buffer. */
