@@ -704,7 +704,8 @@ static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void
 	    (rc = array_xattrs(h.dtype, h.ndim, h.shape, cb, p)))
 		return rc;
 	ckpt_error_clear();
-	if (strcmp(ckpt_step_item_typestr(vs->step, n->item), CKPT_JAX_KEY_TYPESTR) != 0)
+	const char *ts = ckpt_step_item_typestr(vs->step, n->item);
+	if (!ts || strcmp(ts, CKPT_JAX_KEY_TYPESTR) != 0)
 		return 0;
 	char *mkey = NULL, *json = NULL;
 	size_t jlen = 0;
