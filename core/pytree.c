@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error_private.h"
 #include "mem.h"
@@ -358,11 +359,20 @@ struct snap_leaf {
  * args.item is tree, whose array leaves borrow bufs; args.leaf_args/payload
  * replay leaves[] (sorted by node).
  */
+/* One array's copy into the snapshot, done after the tree is mapped (copy_all). */
+struct snap_copy {
+	void *dst;
+	const void *src;
+	size_t size;
+};
+
 struct pytree_snapshot {
 	ckpt_pytree_save_args args;
 	ckpt_tree *tree;
 	struct snap_bufs bufs;
 	struct snap_bufs spare; /* while taking the snapshot: the last one's buffers */
+	struct snap_copy *copies; /* while taking the snapshot */
+	size_t ncopies, capcopies;
 	struct snap_leaf *leaves;
 	size_t n, cap;
 	const ckpt_pytree_save_args *user;
@@ -423,12 +433,64 @@ static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, vo
 		sn->bufs.v = v;
 		sn->bufs.cap = cap;
 	}
+	if (sn->ncopies == sn->capcopies) {
+		size_t cap = sn->capcopies ? 2 * sn->capcopies : 64;
+		void *v = realloc(sn->copies, cap * sizeof(*sn->copies));
+		if (!v)
+			return ckpt_error_nomem();
+		sn->copies = v;
+		sn->capcopies = cap;
+	}
 	if (!(p = buf_get(&sn->spare, size)))
 		return ckpt_error_nomem();
 	sn->bufs.v[sn->bufs.n++] = (struct snap_buf){size, p};
-	memcpy(p, ckpt_tree_data(src), size);
+	sn->copies[sn->ncopies++] = (struct snap_copy){p, ckpt_tree_data(src), size};
 	return ckpt_tree_new_array(out, ckpt_tree_dtype(src), ckpt_tree_ndim(src),
 				   ckpt_tree_shape(src), p, CKPT_TREE_BORROW);
+}
+
+/* Bytes [from, to) of the concatenation of the copies c[0..n). */
+struct copy_range {
+	const struct snap_copy *c;
+	size_t n, from, to;
+};
+
+static void *copy_range_run(void *arg)
+{
+	const struct copy_range *r = arg;
+	size_t at = 0;
+
+	for (size_t i = 0; i < r->n && at < r->to; at += r->c[i++].size) {
+		size_t a = r->from > at ? r->from - at : 0;
+		size_t b = r->to - at < r->c[i].size ? r->to - at : r->c[i].size;
+		if (a < b)
+			memcpy((char *)r->c[i].dst + a, (const char *)r->c[i].src + a, b - a);
+	}
+	return NULL;
+}
+
+/*
+ * Do the snapshot's copies. Above PAR_COPY_MIN bytes a second thread copies
+ * half of them: the caller is blocked meanwhile, so the other core is free
+ * (a warm 1 GiB: 0.066 s on one thread, 0.045 s on two, here).
+ */
+#define PAR_COPY_MIN (64u << 20)
+static void copy_all(const struct snap_copy *c, size_t n)
+{
+	size_t total = 0;
+	pthread_t th;
+
+	for (size_t i = 0; i < n; i++)
+		total += c[i].size;
+	struct copy_range lo = {c, n, 0, total / 2}, hi = {c, n, total / 2, total};
+	if (total < PAR_COPY_MIN || sysconf(_SC_NPROCESSORS_ONLN) < 2 ||
+	    pthread_create(&th, NULL, copy_range_run, &hi) != 0) {
+		lo.to = total;
+		copy_range_run(&lo);
+		return;
+	}
+	copy_range_run(&lo);
+	pthread_join(th, NULL);
 }
 
 static int cmp_snap_leaf(const void *a, const void *b)
@@ -536,6 +598,10 @@ static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
 	ph->spare = (struct snap_bufs){NULL, 0, 0};
 	pthread_mutex_unlock(&ph->mu);
 	rc = ckpt_tree_map(&sn->tree, a->item, snap_copy, sn);
+	if (rc == 0)
+		copy_all(sn->copies, sn->ncopies);
+	free(sn->copies);
+	sn->copies = NULL;
 	bufs_free(&sn->spare); /* those not reused */
 	if (rc == 0 && a->leaf_args) {
 		rc = ckpt_tree_walk(sn->tree, snap_eval, sn);

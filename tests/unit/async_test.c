@@ -248,6 +248,56 @@ static void test_copy_again(void **state)
 	free(root);
 }
 
+/* A snapshot above 64 MiB is copied by two threads (pytree.c, copy_all): every
+ * byte of several arrays, split anywhere, is the caller's as it was. */
+static void test_copy_large(void **state)
+{
+	char *root = test_tmpdir();
+	ckpt_tree *t = NULL, *expect = NULL, *got;
+	ckpt_handler *py = NULL;
+	ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT;
+	ckpt_async *a = NULL;
+	/* sizes that do not split evenly: the halves cut inside an array */
+	static const uint64_t n[3] = {9000001, 5, 11000003}; /* float32: 80 MB in all */
+	static const char *name[3] = {"a", "b", "c"};
+
+	(void)state;
+	assert_int_equal(ckpt_tree_new(&t, CKPT_TREE_DICT), 0);
+	for (int k = 0; k < 3; k++) {
+		uint32_t *d = malloc(n[k] * 4), x = 12345u + (uint32_t)k;
+		ckpt_tree *leaf = NULL;
+		assert_non_null(d);
+		for (uint64_t i = 0; i < n[k]; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			d[i] = x;
+		}
+		assert_int_equal(ckpt_tree_new_array(&leaf, CKPT_DTYPE_UINT32, 1, &n[k], d,
+						     CKPT_TREE_OWN),
+				 0);
+		assert_int_equal(ckpt_tree_add(t, name[k], leaf), 0);
+	}
+	assert_int_equal(ckpt_tree_clone(&expect, t), 0);
+	assert_int_equal(ckpt_pytree_handler_new(&py), 0);
+	sa.item = t;
+	ckpt_item_args it = {"state", py, &sa};
+	assert_int_equal(ckpt_async_new(&a, NULL), 0);
+	assert_int_equal(ckpt_async_save(a, NULL, root, 1, &it, 1, NULL, NULL), 0);
+	for (int k = 0; k < 3; k++) /* the caller changes everything at once */
+		memset((void *)ckpt_tree_data(ckpt_tree_find(t, name[k])), 0xee, n[k] * 4);
+	assert_int_equal(ckpt_async_wait_until_finished(a), 0);
+	got = restore_state(root, 1);
+	assert_int_equal(test_tree_cmp(expect, got, "large copy"), 0);
+	ckpt_tree_free(got);
+	ckpt_async_free(a);
+	ckpt_tree_free(expect);
+	ckpt_tree_free(t);
+	ckpt_handler_free(py);
+	ckpt_fs_rmtree(root);
+	free(root);
+}
+
 static void test_borrow_mode(void **state)
 {
 	char *root = test_tmpdir();
@@ -451,6 +501,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_copy_mode),
 	    cmocka_unit_test(test_copy_again),
+	    cmocka_unit_test(test_copy_large),
 	    cmocka_unit_test(test_borrow_mode),
 	    cmocka_unit_test(test_one_at_a_time),
 	    cmocka_unit_test(test_failures_reported_once),
