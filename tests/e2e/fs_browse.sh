@@ -22,7 +22,7 @@ fs_mount -o cache_size=64M
 # The mount's read-ahead is raised (from 128 KiB) for large sequential requests.
 ra=$($PY -c "import os; d = os.stat('$MNT').st_dev; print(f'/sys/class/bdi/{os.major(d)}:{os.minor(d)}/read_ahead_kb')")
 if [ -w "$ra" ]; then
-	wait_for test "$(cat "$ra")" = 1024 || fail "read_ahead_kb is $(cat "$ra")"
+	wait_for test "$(cat "$ra")" = 4096 || fail "read_ahead_kb is $(cat "$ra")"
 fi
 
 # The root: steps and latest, never temporary directories.
