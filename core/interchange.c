@@ -1107,30 +1107,6 @@ static char *json_field(const cJSON *root, const char *name)
 	return cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
 }
 
-/* A positive integer member of object o exactly (cJSON numbers are doubles,
- * which round nanoseconds): found again in the text json. 0 if absent. */
-static int64_t json_int(const cJSON *o, const char *json, const char *name)
-{
-	const cJSON *num = cJSON_GetObjectItemCaseSensitive(o, name);
-	char pat[64];
-
-	if (!cJSON_IsNumber(num) || !(num->valuedouble >= 1) || num->valuedouble > 9e18)
-		return 0;
-	snprintf(pat, sizeof(pat), "\"%s\"", name);
-	for (const char *p = strstr(json, pat); p; p = strstr(p + 1, pat)) {
-		const char *v = p + strlen(pat) + strspn(p + strlen(pat), " \t\r\n");
-		char *end;
-		if (*v++ != ':')
-			continue;
-		errno = 0;
-		long long x = strtoll(v, &end, 10);
-		double d = (double)x - num->valuedouble;
-		if (errno == 0 && end != v && d < 1e4 && d > -1e4)
-			return (int64_t)x;
-	}
-	return (int64_t)num->valuedouble;
-}
-
 /* An item of another handler than PyTree/Standard: its files as its handler
  * stores them (item_format.h), before anything is written. */
 static int check_raw_item(const char *typestr, const char *dir)
@@ -1182,7 +1158,7 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		if (!o.metrics)
 			o.metrics = metrics = json_field(cm, "metrics");
 		if (pending)
-			init_ns = json_int(cm, json, "init_timestamp_nsecs");
+			init_ns = ckpt_json_top_int(json, "init_timestamp_nsecs");
 	} else if (rc != CKPT_ENOTFOUND) {
 		goto done;
 	}
