@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt/array.h"
 #include "ckpt/npy.h"
 #include "error_private.h"
 #include "handler_files.h"
@@ -147,45 +148,51 @@ static int read_exact(ckpt_value *v, void *buf, size_t len, uint64_t off, const 
 	return rc;
 }
 
-int npy_value_get(ckpt_tree **out, ckpt_store *s, const char *key, int meta_only)
+int ckpt_array_value_header(ckpt_npy_header *out, ckpt_value *v, const char *what)
 {
 	unsigned char head[4096], *hdr = head;
+	const ckpt_value_info *vi = ckpt_value_get_info(v);
+	size_t n = vi->size < sizeof(head) ? (size_t)vi->size : sizeof(head), hl = 0;
+	int rc = read_exact(v, head, n, 0, what);
+
+	if (rc == 0 && (rc = ckpt_npy_header_size(&hl, head, n)) != 0)
+		ckpt_error_wrap(rc, "%s", what);
+	else if (rc == 0 && hl > vi->size)
+		rc = ckpt_error_set(CKPT_EINVAL,
+				    "%s: truncated: header needs %zu bytes, value has %llu", what, hl,
+				    (unsigned long long)vi->size);
+	if (rc == 0 && hl > n) { /* a long header */
+		if (!(hdr = malloc(hl)))
+			return ckpt_error_nomem();
+		rc = read_exact(v, hdr, hl, 0, what);
+		n = hl;
+	}
+	if (rc == 0 && (rc = ckpt_npy_parse_header(out, hdr, n)) != 0)
+		ckpt_error_wrap(rc, "%s", what);
+	if (rc == 0 && vi->size != out->header_len + out->data_len)
+		rc = ckpt_error_set(CKPT_EINVAL,
+				    "%s: header says %s with %llu data bytes but the value has %llu",
+				    what, ckpt_dtype_name(out->dtype),
+				    (unsigned long long)out->data_len,
+				    (unsigned long long)(vi->size - out->header_len));
+	if (hdr != head)
+		free(hdr);
+	return rc;
+}
+
+int npy_value_get(ckpt_tree **out, ckpt_store *s, const char *key, int meta_only)
+{
 	ckpt_value *v = NULL;
-	const ckpt_value_info *vi;
 	ckpt_npy_header h;
 	void *data = NULL, *conv = NULL;
-	size_t n = 0, hl = 0;
 	int rc;
 
 	*out = NULL;
 	if ((rc = ckpt_value_open(&v, s, key, strlen(key))) < 0)
 		return rc;
-	vi = ckpt_value_get_info(v);
-	n = vi->size < sizeof(head) ? (size_t)vi->size : sizeof(head);
-	if ((rc = read_exact(v, head, n, 0, key)) < 0)
-		goto done;
-	if ((rc = ckpt_npy_header_size(&hl, head, n)) == 0 && hl > vi->size)
-		rc =
-		    ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, value has %llu",
-				   hl, (unsigned long long)vi->size);
-	if (rc == 0 && hl > n) { /* a long header */
-		if (!(hdr = malloc(hl))) {
-			rc = ckpt_error_nomem();
-			goto done;
-		}
-		if ((rc = read_exact(v, hdr, hl, 0, key)) < 0)
-			goto done;
-		n = hl;
-	}
-	if (rc == 0)
-		rc = ckpt_npy_parse_header(&h, hdr, n);
-	if (rc == 0 && vi->size != h.header_len + h.data_len)
-		rc = ckpt_error_set(CKPT_EINVAL,
-				    "header says %s with %llu data bytes but the value has %llu",
-				    ckpt_dtype_name(h.dtype), (unsigned long long)h.data_len,
-				    (unsigned long long)(vi->size - h.header_len));
-	if (rc) {
-		rc = ckpt_error_wrap(rc == CKPT_EINVAL ? CKPT_ECORRUPT : rc, "%s", key);
+	if ((rc = ckpt_array_value_header(&h, v, key)) != 0) {
+		if (rc == CKPT_EINVAL) /* a stored value: damaged, not bad input */
+			rc = CKPT_ECORRUPT;
 		goto done;
 	}
 	if (meta_only) {
@@ -212,8 +219,6 @@ int npy_value_get(ckpt_tree **out, ckpt_store *s, const char *key, int meta_only
 	rc = ckpt_tree_new_array(out, h.dtype, h.ndim, h.shape, data, CKPT_TREE_OWN);
 	data = NULL; /* the tree owns it, or freed it on failure */
 done:
-	if (hdr != head)
-		free(hdr);
 	free(data);
 	free(conv);
 	ckpt_value_free(v);

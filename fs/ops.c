@@ -691,16 +691,13 @@ static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
  */
 static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void *p)
 {
-	size_t klen = strlen(n->key), hlen, got = 0;
-	unsigned char head[4096];
+	size_t klen = strlen(n->key);
 	ckpt_npy_header h;
 	int rc = value_xattrs(ckpt_value_get_info(n->value), cb, p);
 
 	if (rc || klen < 4 || strcmp(n->key + klen - 4, ".npy") != 0)
 		return rc;
-	if (ckpt_value_pread(&got, n->value, head, sizeof(head), 0) == 0 &&
-	    ckpt_npy_header_size(&hlen, head, got) == 0 && hlen <= got &&
-	    ckpt_npy_parse_header(&h, head, got) == 0 &&
+	if (ckpt_array_value_header(&h, n->value, n->key) == 0 &&
 	    (rc = array_xattrs(h.dtype, h.ndim, h.shape, cb, p)))
 		return rc;
 	ckpt_error_clear();

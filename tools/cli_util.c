@@ -466,26 +466,18 @@ void cli_progress_end(int ok)
 
 int cli_raw_npy(ckpt_tree **out, uint64_t *data_off, ckpt_value *v, const char *key)
 {
-	unsigned char head[4096];
 	ckpt_npy_header h;
-	size_t got = 0, klen = strlen(key);
-	uint64_t size = ckpt_value_get_info(v)->size;
+	size_t klen = strlen(key);
 
 	*out = NULL;
 	*data_off = 0;
 	if (klen < 4 || strcmp(key + klen - 4, ".npy") != 0)
 		return 0;
-	if (ckpt_value_pread(&got, v, head, sizeof(head), 0) < 0)
+	if (ckpt_array_value_header(&h, v, key) < 0)
 		return cli_fail();
-	if (ckpt_npy_parse_header(&h, head, got) < 0)
-		return cli_errorf("%s: %s", key, ckpt_error_last());
 	if (h.fortran_order || h.big_endian)
 		return cli_errorf("%s: a Fortran-order or big-endian .npy; read it with np.load",
 				  key);
-	if (h.header_len > size || size - h.header_len != h.data_len)
-		return cli_errorf("%s: the header announces %llu data bytes, the value has %llu",
-				  key, (unsigned long long)h.data_len,
-				  (unsigned long long)(size - (h.header_len > size ? size : h.header_len)));
 	if (ckpt_tree_new_array(out, h.dtype, h.ndim, h.shape, NULL, CKPT_TREE_BORROW) < 0)
 		return cli_fail();
 	*data_off = h.header_len;

@@ -18,6 +18,8 @@
 #define CKPT_ARRAY_H
 
 #include "ckpt/handler.h"
+#include "ckpt/npy.h"
+#include "ckpt/store.h"
 #include "ckpt/tree.h"
 
 #ifdef __cplusplus
@@ -29,6 +31,14 @@ extern "C" {
 
 /* checkpoint_name NULL: "checkpoint". CKPT_EINVAL if not a plain file name. */
 int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
+
+/*
+ * The .npy header of a stored value that holds a whole .npy file (an Array
+ * or JAX key item's key), read from its first bytes and checked against the
+ * value's size: what a reader needs before it reads the data from
+ * out->header_len on. CKPT_EINVAL with a message naming `what` otherwise.
+ */
+int ckpt_array_value_header(ckpt_npy_header *out, ckpt_value *v, const char *what);
 
 #ifdef __cplusplus
 }
