@@ -129,7 +129,7 @@ void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, 
 			fs->capinval = cap;
 		}
 	}
-	/* Out of memory: the entry times out anyway (pending entries have timeout 0). */
+	/* Out of memory: the entry times out anyway (pending entries: 1 s at most). */
 	if (name && fs->ninval < fs->capinval && (fs->inval[fs->ninval].name = strdup(name)))
 		fs->inval[fs->ninval++].parent = parent;
 	fs->rescan_now |= rescan;
@@ -236,11 +236,23 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
-	/* Each inode the kernel knows in a pending step holds an fd (passthrough.c). */
+	/*
+	 * Each inode the kernel knows in a pending step holds an fd (passthrough.c):
+	 * the soft limit goes to the hard one, which root raises to fs.nr_open.
+	 */
 	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		struct rlimit most = nofile;
+		FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+		unsigned long nr_open = 0;
+		if (f && fscanf(f, "%lu", &nr_open) == 1 && nr_open > most.rlim_max)
+			most.rlim_cur = most.rlim_max = nr_open;
+		if (f)
+			fclose(f);
+		if (setrlimit(RLIMIT_NOFILE, &most) != 0 && nofile.rlim_cur < nofile.rlim_max) {
+			nofile.rlim_cur = nofile.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &nofile);
+		}
 	}
 
 	/* 1. options */

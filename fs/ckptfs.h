@@ -17,7 +17,14 @@
 /* Timeouts of kernel caches, seconds (docs/fs.md). */
 #define CKPTFS_STEP_TIMEOUT 86400.0 /* entries and attributes inside a finalized step */
 #define CKPTFS_ROOT_TIMEOUT 1.0     /* entries of the root (steps come and go) */
-/* Pending steps (passthrough.c) use 0: they change, and may be finalized any time. */
+/*
+ * Pending steps (passthrough.c): a directory below the step's own one is
+ * changed only through the mount (the kernel sees it) or with its step (the
+ * step's entry has timeout 0, and its next lookup answers another inode), so
+ * it is cached; files and the step's directory have 0 (a file may be dropped
+ * or replaced at close, a step finalized any time).
+ */
+#define CKPTFS_PENDING_DIR_TIMEOUT 1.0
 
 /* A kernel entry to invalidate, queued by a request and sent by the rescan thread. */
 struct ckptfs_inval {

@@ -26,8 +26,7 @@
  *     writes a stub instead of the bytes; a stub reads as its source leaf
  *     and turns into a real file before it is changed;
  *   - step xattrs: state, finalize, custom_metadata.
- * Entry and attribute timeouts are 0: a step may change or be finalized
- * under the kernel's feet.
+ * Entry and attribute timeouts: see pin_attr_timeout.
  *
  * Locks: pend.lock (table, hash, lookup counts, parents and names, the step
  * list, pstep.gone/writers/top) is taken briefly and never around I/O or
@@ -308,6 +307,23 @@ static int pin_attr(struct stat *st, struct pend *p, struct pinode *pi)
 }
 
 /*
+ * How long the kernel may cache pi's attributes (st: pi's) and its entry
+ * (ckptfs.h). A step's own directory keeps its entry at 0: every path walk
+ * looks it up again and so sees a finalize or removal (another inode, or
+ * none); its attributes may be cached, as they describe an inode number that
+ * is never reused.
+ */
+static double pin_attr_timeout(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) ? CKPTFS_PENDING_DIR_TIMEOUT : 0;
+}
+
+static double pin_entry_timeout(const struct pinode *pi, const struct stat *st)
+{
+	return pi->is_top ? 0 : pin_attr_timeout(st);
+}
+
+/*
  * The entry of the file open as fd (an O_PATH descriptor, taken over), named
  * name in dir (NULL, NULL for a step's files/): fills e, counting one lookup;
  * *out receives the pinode.
@@ -334,6 +350,8 @@ static int entry_of_fd(struct pinode **out, struct pend *p, struct pstep *ps, st
 		return err;
 	}
 	e->ino = pin_ino(pi);
+	e->attr_timeout = pin_attr_timeout(&e->attr);
+	e->entry_timeout = pin_entry_timeout(pi, &e->attr);
 	*out = pi;
 	return 0;
 }
@@ -533,7 +551,7 @@ void pend_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (err)
 		fuse_reply_err(req, err);
 	else
-		fuse_reply_attr(req, &st, 0);
+		fuse_reply_attr(req, &st, pin_attr_timeout(&st));
 }
 
 void pend_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -992,6 +1010,26 @@ void pend_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, err);
 }
 
+/*
+ * Ask the kernel to drop its entry of pi's file, written through a handle
+ * now closed: once unused, the kernel forgets the inode and the pinode goes
+ * with its fd. Otherwise every file written stays known (the kernel keeps
+ * its entries until memory runs short) and holds an fd: `cp -r` of a big
+ * checkpoint into a step would end in EMFILE.
+ */
+static void let_forget(struct pend *p, struct pinode *pi)
+{
+	char *name = NULL;
+	fuse_ino_t parent = 0;
+	pthread_mutex_lock(&p->lock);
+	if (pi->parent && pi->name && (name = strdup(pi->name)))
+		parent = pin_ino(pi->parent);
+	pthread_mutex_unlock(&p->lock);
+	if (name)
+		ckptfs_inval_later(p->fs, parent, name, 0);
+	free(name);
+}
+
 void pend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pend *p = pend_of(req);
@@ -999,6 +1037,8 @@ void pend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pfile *pf = pf_of(fi);
 	if (pi && pf->writable && pf->dirty && !pf->err)
 		settle(p, pi, pf, 1); /* (logged; nobody to tell) */
+	if (pi && pf->writable)
+		let_forget(p, pi);
 	handle_free(p, pf);
 	fuse_reply_err(req, 0);
 }

@@ -1,0 +1,29 @@
+#!/bin/bash
+# ckptfs write side, many files: `cp -r` of 3,000 leaves into a pending step leaves the
+# daemon holding few descriptors (each inode the kernel knows in a pending step holds
+# one; the kernel is asked to forget a file once its writer closed it), and the step
+# finalizes with every leaf. Without that the daemon held one descriptor per file
+# written and a big enough copy ended in EMFILE.
+. "$(dirname "$0")/fs_write_lib.sh"
+
+N=3000
+for d in $(seq -w 0 29); do
+	mkdir -p "$T/src/state/d$d"
+	for i in $(seq 0 99); do
+		echo "$((10#$d * 100 + i))" >"$T/src/state/d$d/v$i"
+	done
+done
+
+fs_mount
+t mkdir "$MNT/500"
+t cp -r "$T/src/state" "$MNT/500/" || fail "cp -r into the pending step failed"
+fds() { find "/proc/$FS_PID/fd" -mindepth 1 | wc -l; }
+few_fds() { [ "$(fds)" -lt 500 ]; }
+wait_for few_fds || fail "the daemon holds $(fds) descriptors after writing $N files"
+[ "$(t find "$MNT/500/state" -type f -name 'v*' | wc -l)" = "$N" ] || fail "the pending step lacks files"
+finalize 500
+[ "$(t find "$MNT/500/state" -type f -name 'v*' | wc -l)" = "$N" ] || fail "step 500 lacks leaves"
+[ "$(t cat "$MNT/500/state/d17/v42")" = 1742 ] || fail "d17/v42 reads $(cat "$MNT/500/state/d17/v42")"
+fs_umount
+t "$CKPT" verify "$ROOT/500" >/dev/null || fail "step 500 does not verify"
+echo "fs_write_many: ok"
