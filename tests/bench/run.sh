@@ -611,6 +611,22 @@ bench_write() {
 	row "finalize of that step vs the cp onto disk" "$fin" "$base" s
 	rm -rf "$in"
 
+	# (1b) cp -r of many small leaves into a pending step vs onto the disk (both + sync):
+	# per-file request costs (context, no goal)
+	local n small=$T/write/small
+	n=$(scaled 10000 100)
+	if $PY "$PEERS" gen-small "$small" "$n" 4 >/dev/null && timeout 20 mkdir "$m/3"; then
+		sync
+		# shellcheck disable=SC2016
+		base=$(tm bash -c 'cp -r "$1" "$2" && sync' _ "$small/state" "$plain/state")
+		# shellcheck disable=SC2016
+		ours=$(tm timeout 300 bash -c 'cp -r "$1" "$2" && sync' _ "$small/state" "$m/3/state")
+		row "cp -r $n small leaves: into a pending step vs onto disk" "$ours" "$base" s
+	else
+		skip "cp -r $n small leaves" "data generation or mkdir failed"
+	fi
+	rm -rf "$small" "$plain/state"
+
 	# (2) cp -r of a step (8 large leaves + 200 small) within the mount vs on disk, cold
 	if $PY "$PEERS" gen-core "$in" "$size" 8 4 >/dev/null &&
 		$PY "$PEERS" gen-small "$in" 200 5 >/dev/null && make_step "$root" 100 "$in" && wait_step "$m/100"; then
