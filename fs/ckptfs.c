@@ -118,7 +118,8 @@ static void invalidate(const char *name, void *p)
 	fuse_lowlevel_notify_inval_entry(fs->se, VIEW_ROOT_INO, name, strlen(name));
 }
 
-void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan)
+static void queue_inval(struct ckptfs *fs, fuse_ino_t parent, const char *name, fuse_ino_t child,
+			int rescan)
 {
 	pthread_mutex_lock(&fs->bg_lock);
 	if (name && fs->ninval == fs->capinval) {
@@ -130,11 +131,23 @@ void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, 
 		}
 	}
 	/* Out of memory: the entry times out anyway (pending entries: 1 s at most). */
-	if (name && fs->ninval < fs->capinval && (fs->inval[fs->ninval].name = strdup(name)))
-		fs->inval[fs->ninval++].parent = parent;
+	if (name && fs->ninval < fs->capinval && (fs->inval[fs->ninval].name = strdup(name))) {
+		fs->inval[fs->ninval].parent = parent;
+		fs->inval[fs->ninval++].child = child;
+	}
 	fs->rescan_now |= rescan;
 	pthread_cond_signal(&fs->bg_cond);
 	pthread_mutex_unlock(&fs->bg_lock);
+}
+
+void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan)
+{
+	queue_inval(fs, parent, name, 0, rescan);
+}
+
+void ckptfs_let_go_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, fuse_ino_t child)
+{
+	queue_inval(fs, parent, name, child, 0);
 }
 
 /* Send the queued invalidations. Called with bg_lock held; drops it meanwhile. */
@@ -143,7 +156,8 @@ static void send_invals(struct ckptfs *fs)
 	while (fs->ninval) {
 		struct ckptfs_inval iv = fs->inval[--fs->ninval];
 		pthread_mutex_unlock(&fs->bg_lock);
-		fuse_lowlevel_notify_inval_entry(fs->se, iv.parent, iv.name, strlen(iv.name));
+		if (!iv.child || pend_may_let_go(fs->pend, iv.child, iv.parent, iv.name))
+			fuse_lowlevel_notify_inval_entry(fs->se, iv.parent, iv.name, strlen(iv.name));
 		free(iv.name);
 		pthread_mutex_lock(&fs->bg_lock);
 	}
@@ -246,10 +260,11 @@ int main(int argc, char *argv[])
 		FILE *f = fopen("/proc/sys/fs/nr_open", "r");
 		unsigned long nr_open = 0;
 		if (f && fscanf(f, "%lu", &nr_open) == 1 && nr_open > most.rlim_max)
-			most.rlim_cur = most.rlim_max = nr_open;
+			most.rlim_max = nr_open;
 		if (f)
 			fclose(f);
-		if (setrlimit(RLIMIT_NOFILE, &most) != 0 && nofile.rlim_cur < nofile.rlim_max) {
+		most.rlim_cur = most.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &most) != 0) { /* not allowed to raise the hard limit */
 			nofile.rlim_cur = nofile.rlim_max;
 			setrlimit(RLIMIT_NOFILE, &nofile);
 		}

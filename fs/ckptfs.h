@@ -30,6 +30,7 @@
 struct ckptfs_inval {
 	fuse_ino_t parent;
 	char *name;
+	fuse_ino_t child; /* 0, or a pending file let go: sent only if still so named */
 };
 
 /* The daemon's state, the session's userdata. */
@@ -70,5 +71,13 @@ int ckptfs_errno_write(int code, const char *what);
  * wake that thread; with rescan, it also re-reads ROOT.
  */
 void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan);
+
+/*
+ * The same for the entry of pending file child, sent only if, by then,
+ * child is still so named and not open (pend_may_let_go): the kernel then
+ * forgets the inode, and the daemon its fd.
+ */
+void ckptfs_let_go_later(struct ckptfs *fs, fuse_ino_t parent, const char *name,
+			 fuse_ino_t child);
 
 #endif

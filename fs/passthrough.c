@@ -761,14 +761,15 @@ static int handle_new(struct pend *p, struct pinode *pi, int fd, int writable, i
 	if (!pf)
 		return ENOMEM;
 	pf->ps = pi->ps;
+	pf->ino = pin_ino(pi);
 	pf->fd = fd;
 	pf->writable = writable;
 	pf->dirty = dirty;
-	if (writable) {
-		pthread_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->lock);
+	pi->nopen++;
+	if (writable)
 		pi->ps->writers++;
-		pthread_mutex_unlock(&p->lock);
-	}
+	pthread_mutex_unlock(&p->lock);
 	fi->fh = (uint64_t)(uintptr_t)pf;
 	fi->keep_cache = 0;
 	/*
@@ -786,12 +787,17 @@ static int handle_new(struct pend *p, struct pinode *pi, int fd, int writable, i
 
 static void handle_free(struct pend *p, struct pfile *pf)
 {
+	pthread_mutex_lock(&p->lock);
+	struct pinode *pi = pin_at(p, pf->ino);
+	if (pi) {
+		assert(pi->nopen > 0);
+		pi->nopen--;
+	}
 	if (pf->writable) {
-		pthread_mutex_lock(&p->lock);
 		assert(pf->ps->writers > 0);
 		pf->ps->writers--;
-		pthread_mutex_unlock(&p->lock);
 	}
+	pthread_mutex_unlock(&p->lock);
 	close(pf->fd);
 	free(pf);
 }
@@ -1011,23 +1017,36 @@ void pend_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /*
- * Ask the kernel to drop its entry of pi's file, written through a handle
- * now closed: once unused, the kernel forgets the inode and the pinode goes
- * with its fd. Otherwise every file written stays known (the kernel keeps
- * its entries until memory runs short) and holds an fd: `cp -r` of a big
- * checkpoint into a step would end in EMFILE.
+ * Once the last handle of pi's file is closed, ask the kernel to drop its
+ * entry: it then forgets the inode, and the pinode goes with its fd.
+ * Otherwise every file opened stays known (the kernel keeps entries until
+ * memory runs short) and holds an fd: `cp -r` of a big checkpoint into a
+ * step ended in EMFILE. Not while another handle is open: the kernel would
+ * show that one's file as deleted.
  */
-static void let_forget(struct pend *p, struct pinode *pi)
+static void let_go(struct pend *p, struct pinode *pi)
 {
 	char *name = NULL;
 	fuse_ino_t parent = 0;
 	pthread_mutex_lock(&p->lock);
-	if (pi->parent && pi->name && (name = strdup(pi->name)))
+	if (!pi->nopen && pi->parent && pi->name && (name = strdup(pi->name)))
 		parent = pin_ino(pi->parent);
 	pthread_mutex_unlock(&p->lock);
 	if (name)
-		ckptfs_inval_later(p->fs, parent, name, 0);
+		ckptfs_let_go_later(p->fs, parent, name, pin_ino(pi));
 	free(name);
+}
+
+int pend_may_let_go(struct pend *p, fuse_ino_t child, fuse_ino_t parent, const char *name)
+{
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	const struct pinode *pi = pin_at(p, child);
+	int may = pi && !pi->nopen && pi->parent && pin_ino(pi->parent) == parent && pi->name &&
+		  strcmp(pi->name, name) == 0;
+	pthread_mutex_unlock(&p->lock);
+	return may;
 }
 
 void pend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1037,9 +1056,9 @@ void pend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pfile *pf = pf_of(fi);
 	if (pi && pf->writable && pf->dirty && !pf->err)
 		settle(p, pi, pf, 1); /* (logged; nobody to tell) */
-	if (pi && pf->writable)
-		let_forget(p, pi);
 	handle_free(p, pf);
+	if (pi) /* it lives until the reply: the kernel holds it */
+		let_go(p, pi);
 	fuse_reply_err(req, 0);
 }
 

@@ -54,6 +54,13 @@ int pend_adopt(struct pend *p);
 /* The adopted steps not hidden by a finalized step, ascending: *out malloc'd. */
 int pend_list(struct view_entry **out, size_t *n, struct pend *p);
 
+/*
+ * Whether the kernel's entry name in parent may be dropped to let pending
+ * file child go (ckptfs_let_go_later): child still has that name and no
+ * handle open. Accepts NULL p (then 0).
+ */
+int pend_may_let_go(struct pend *p, fuse_ino_t child, fuse_ino_t parent, const char *name);
+
 /* Requests on the root's names that are not finalized steps. */
 void pend_root_lookup(fuse_req_t req, const char *name);
 void pend_root_mkdir(fuse_req_t req, const char *name);

@@ -41,6 +41,7 @@ struct pinode {
 	struct pinode *parent; /* under pend.lock; NULL for files/ itself */
 	int is_top;	       /* files/ itself (immutable) */
 	char *name;	       /* under pend.lock */
+	uint32_t nopen;	       /* under pend.lock: handles open on it */
 	pthread_mutex_t lock;  /* the stub state below (invariant 6) */
 	int stub;	       /* 1 stub, 0 not, -1 not known yet */
 	ckpt_clone_ref ref;
@@ -64,6 +65,7 @@ struct pend {
 
 struct pfile {
 	struct pstep *ps;
+	fuse_ino_t ino; /* its pinode's number (the pinode may be gone at handle_free) */
 	int fd;
 	int writable;
 	int shadow;    /* fd is not pi's file: an O_TMPFILE that replaces it when good */

@@ -1,9 +1,10 @@
 #!/bin/bash
 # ckptfs write side, many files: `cp -r` of 3,000 leaves into a pending step leaves the
 # daemon holding few descriptors (each inode the kernel knows in a pending step holds
-# one; the kernel is asked to forget a file once its writer closed it), and the step
-# finalizes with every leaf. Without that the daemon held one descriptor per file
-# written and a big enough copy ended in EMFILE.
+# one; the kernel is asked to forget a file once its last handle is closed), and the
+# step finalizes with every leaf. Without that the daemon held one descriptor per file
+# written and a big enough copy ended in EMFILE. A file still open elsewhere is not let
+# go (the kernel would show it deleted).
 . "$(dirname "$0")/fs_write_lib.sh"
 
 N=3000
@@ -21,6 +22,18 @@ fds() { find "/proc/$FS_PID/fd" -mindepth 1 | wc -l; }
 few_fds() { [ "$(fds)" -lt 500 ]; }
 wait_for few_fds || fail "the daemon holds $(fds) descriptors after writing $N files"
 [ "$(t find "$MNT/500/state" -type f -name 'v*' | wc -l)" = "$N" ] || fail "the pending step lacks files"
+# A file still open elsewhere is not let go when a writer closes (the kernel would show
+# the reader's file as deleted); once its last handle closes, it is.
+t mkdir "$MNT/500/other"
+printf 'hello' >"$MNT/500/other/s"
+exec 3<"$MNT/500/other/s"
+printf ', world' >>"$MNT/500/other/s"
+sleep 1 # the invalidation thread would have run by now
+case "$(readlink "/proc/$$/fd/3")" in
+*deleted*) fail "a reader's open file shows as deleted after a writer closed it" ;;
+esac
+[ "$(cat <&3)" = "hello, world" ] || fail "the reader reads something else"
+exec 3<&-
 finalize 500
 [ "$(t find "$MNT/500/state" -type f -name 'v*' | wc -l)" = "$N" ] || fail "step 500 lacks leaves"
 [ "$(t cat "$MNT/500/state/d17/v42")" = 1742 ] || fail "d17/v42 reads $(cat "$MNT/500/state/d17/v42")"
