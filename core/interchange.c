@@ -768,6 +768,8 @@ static struct npy_src *find_src(struct ictx *c, const ckpt_tree *leaf)
 {
 	size_t i = 0;
 
+	if (!c->n) /* no .npy at all (c->src may be NULL: not for bsearch) */
+		return NULL;
 	if (c->by_addr) {
 		struct npy_src k = {.leaf = leaf},
 			       *e = bsearch(&k, c->src, c->n, sizeof(k), cmp_src);

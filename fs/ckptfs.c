@@ -104,6 +104,34 @@ static int parse_size(uint64_t *out, const char *s)
 	return 0;
 }
 
+/*
+ * Each inode the kernel knows in a pending step holds an fd (passthrough.c):
+ * the soft fd limit goes to the hard one, which root raises to fs.nr_open
+ * (neither may exceed fs.nr_open).
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit now, most;
+	unsigned long nr_open = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &now))
+		return;
+	most = now;
+	if (nr_open > most.rlim_max)
+		most.rlim_max = nr_open;
+	most.rlim_cur = most.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &most) == 0)
+		return;
+	/* not allowed to raise the hard limit, or it is above fs.nr_open */
+	now.rlim_cur = nr_open && now.rlim_max > nr_open ? nr_open : now.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &now);
+}
+
 /* ---- background threads ---- */
 
 struct bg {
@@ -118,9 +146,17 @@ static void invalidate(const char *name, void *p)
 	fuse_lowlevel_notify_inval_entry(fs->se, VIEW_ROOT_INO, name, strlen(name));
 }
 
+static double mono_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static void queue_inval(struct ckptfs *fs, fuse_ino_t parent, const char *name, fuse_ino_t child,
 			int rescan)
 {
+	double due = child ? mono_now() + CKPTFS_LET_GO_DELAY : 0;
 	pthread_mutex_lock(&fs->bg_lock);
 	if (name && fs->ninval == fs->capinval) {
 		size_t cap = fs->capinval ? fs->capinval * 2 : 16;
@@ -133,10 +169,13 @@ static void queue_inval(struct ckptfs *fs, fuse_ino_t parent, const char *name, 
 	/* Out of memory: the entry times out anyway (pending entries: 1 s at most). */
 	if (name && fs->ninval < fs->capinval && (fs->inval[fs->ninval].name = strdup(name))) {
 		fs->inval[fs->ninval].parent = parent;
-		fs->inval[fs->ninval++].child = child;
+		fs->inval[fs->ninval].child = child;
+		fs->inval[fs->ninval++].due = due;
+		fs->ninval_now += !due;
 	}
 	fs->rescan_now |= rescan;
-	pthread_cond_signal(&fs->bg_cond);
+	if (!due || rescan) /* a delayed one waits for the periodic wake-up */
+		pthread_cond_signal(&fs->bg_cond);
 	pthread_mutex_unlock(&fs->bg_lock);
 }
 
@@ -150,11 +189,19 @@ void ckptfs_let_go_later(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 	queue_inval(fs, parent, name, child, 0);
 }
 
-/* Send the queued invalidations. Called with bg_lock held; drops it meanwhile. */
+/* Send the queued invalidations now due. Called with bg_lock held; drops it meanwhile. */
 static void send_invals(struct ckptfs *fs)
 {
-	while (fs->ninval) {
-		struct ckptfs_inval iv = fs->inval[--fs->ninval];
+	double now = mono_now();
+	size_t i = 0;
+	while (i < fs->ninval) {
+		struct ckptfs_inval iv = fs->inval[i];
+		if (iv.due > now) {
+			i++;
+			continue;
+		}
+		fs->inval[i] = fs->inval[--fs->ninval]; /* order does not matter */
+		fs->ninval_now -= !iv.due;
 		pthread_mutex_unlock(&fs->bg_lock);
 		if (!iv.child || pend_may_let_go(fs->pend, iv.child, iv.parent, iv.name))
 			fuse_lowlevel_notify_inval_entry(fs->se, iv.parent, iv.name, strlen(iv.name));
@@ -177,7 +224,7 @@ static void *rescan_main(void *p)
 			t.tv_sec++;
 			t.tv_nsec -= 1000000000;
 		}
-		if (!fs->ninval && !fs->rescan_now)
+		if (!fs->ninval_now && !fs->rescan_now)
 			pthread_cond_timedwait(&fs->bg_cond, &fs->bg_lock, &t);
 		if (fs->bg_stop)
 			break;
@@ -250,25 +297,7 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
-	/*
-	 * Each inode the kernel knows in a pending step holds an fd (passthrough.c):
-	 * the soft limit goes to the hard one, which root raises to fs.nr_open.
-	 */
-	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
-		struct rlimit most = nofile;
-		FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-		unsigned long nr_open = 0;
-		if (f && fscanf(f, "%lu", &nr_open) == 1 && nr_open > most.rlim_max)
-			most.rlim_max = nr_open;
-		if (f)
-			fclose(f);
-		most.rlim_cur = most.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &most) != 0) { /* not allowed to raise the hard limit */
-			nofile.rlim_cur = nofile.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &nofile);
-		}
-	}
+	raise_fd_limit();
 
 	/* 1. options */
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) || fuse_parse_cmdline(&args, &co)) {

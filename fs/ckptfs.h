@@ -31,6 +31,7 @@ struct ckptfs_inval {
 	fuse_ino_t parent;
 	char *name;
 	fuse_ino_t child; /* 0, or a pending file let go: sent only if still so named */
+	double due;	  /* CLOCK_MONOTONIC seconds; 0: at once */
 };
 
 /* The daemon's state, the session's userdata. */
@@ -48,6 +49,7 @@ struct ckptfs {
 	int rescan_now;             /* rescan at the next wake-up even if ROOT looks unchanged */
 	struct ckptfs_inval *inval; /* queued invalidations (malloc'd names) */
 	size_t ninval, capinval;
+	size_t ninval_now;	    /* how many of them are due at once */
 };
 
 extern const struct fuse_lowlevel_ops ckptfs_ops;
@@ -73,10 +75,15 @@ int ckptfs_errno_write(int code, const char *what);
 void ckptfs_inval_later(struct ckptfs *fs, fuse_ino_t parent, const char *name, int rescan);
 
 /*
- * The same for the entry of pending file child, sent only if, by then,
- * child is still so named and not open (pend_may_let_go): the kernel then
- * forgets the inode, and the daemon its fd.
+ * The same for the entry of pending file child, sent CKPTFS_LET_GO_DELAY
+ * later (at the rescan thread's next wake-up after that) and only if child
+ * is then still so named and not open (pend_may_let_go): the kernel then
+ * forgets the inode, and the daemon its fd. The delay keeps the common
+ * "write it, then read it back" from racing the invalidation: one that
+ * lands while the file is being opened leaves that open file unhashed
+ * (shown as "(deleted)" in /proc, though it reads and writes as before).
  */
+#define CKPTFS_LET_GO_DELAY 1.0
 void ckptfs_let_go_later(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 			 fuse_ino_t child);
 

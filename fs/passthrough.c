@@ -423,6 +423,17 @@ static int check_new(struct pend *p, struct pinode *dir, const char *child, int 
 }
 
 /*
+ * pi's name now names another file, or none: whatever comes to bear it is
+ * not pi's to let go (let_go).
+ */
+static void lose_name(struct pend *p, struct pinode *pi)
+{
+	pthread_mutex_lock(&p->lock);
+	pi->name_lost = 1;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
  * Unlink pi's name if it is still the file open as fd (nothing partial
  * stays): pi's own file, or a shadow put in place (a shadow not put in place
  * is no file of any name).
@@ -442,8 +453,10 @@ static void drop_file(struct pend *p, struct pinode *pi, int fd)
 	if (!name)
 		return;
 	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == fst.st_dev &&
-	    st.st_ino == fst.st_ino && unlinkat(parent->fd, name, 0) == 0)
+	    st.st_ino == fst.st_ino && unlinkat(parent->fd, name, 0) == 0) {
+		lose_name(p, pi);
 		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
+	}
 	pend_forget(p, pin_ino(parent), 1);
 	free(name);
 }
@@ -493,6 +506,7 @@ static int commit_shadow(struct pend *p, struct pinode *pi, struct pfile *pf)
 		err = errno;
 		unlinkat(parent->fd, tmp, 0);
 	} else {
+		lose_name(p, pi);
 		ckptfs_inval_later(p->fs, pin_ino(parent), name, 0);
 		pf->committed = 1;
 	}
@@ -1029,7 +1043,7 @@ static void let_go(struct pend *p, struct pinode *pi)
 	char *name = NULL;
 	fuse_ino_t parent = 0;
 	pthread_mutex_lock(&p->lock);
-	if (!pi->nopen && pi->parent && pi->name && (name = strdup(pi->name)))
+	if (!pi->nopen && !pi->name_lost && pi->parent && pi->name && (name = strdup(pi->name)))
 		parent = pin_ino(pi->parent);
 	pthread_mutex_unlock(&p->lock);
 	if (name)
@@ -1043,8 +1057,8 @@ int pend_may_let_go(struct pend *p, fuse_ino_t child, fuse_ino_t parent, const c
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	const struct pinode *pi = pin_at(p, child);
-	int may = pi && !pi->nopen && pi->parent && pin_ino(pi->parent) == parent && pi->name &&
-		  strcmp(pi->name, name) == 0;
+	int may = pi && !pi->nopen && !pi->name_lost && pi->parent &&
+		  pin_ino(pi->parent) == parent && pi->name && strcmp(pi->name, name) == 0;
 	pthread_mutex_unlock(&p->lock);
 	return may;
 }

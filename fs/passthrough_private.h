@@ -42,6 +42,7 @@ struct pinode {
 	int is_top;	       /* files/ itself (immutable) */
 	char *name;	       /* under pend.lock */
 	uint32_t nopen;	       /* under pend.lock: handles open on it */
+	int name_lost;	       /* under pend.lock: its name went to a shadow, or was dropped */
 	pthread_mutex_t lock;  /* the stub state below (invariant 6) */
 	int stub;	       /* 1 stub, 0 not, -1 not known yet */
 	ckpt_clone_ref ref;

@@ -34,6 +34,22 @@ case "$(readlink "/proc/$$/fd/3")" in
 esac
 [ "$(cat <&3)" = "hello, world" ] || fail "the reader reads something else"
 exec 3<&-
+# Overwritten (O_TRUNC: a shadow file takes the name at the first close, here of a dup),
+# then opened by a reader before the writer's last close: the writer's old file is not
+# let go under the name that is the reader's file's now.
+printf 'old' >"$MNT/500/other/t"
+exec 4>"$MNT/500/other/t"
+printf 'new' >&4
+exec 5>&4
+exec 5>&-
+exec 3<"$MNT/500/other/t"
+exec 4>&-
+sleep 1
+case "$(readlink "/proc/$$/fd/3")" in
+*deleted*) fail "a reader's file shows as deleted after an overwrite's last close" ;;
+esac
+[ "$(cat <&3)" = new ] || fail "the reader of the overwritten file reads something else"
+exec 3<&-
 finalize 500
 [ "$(t find "$MNT/500/state" -type f -name 'v*' | wc -l)" = "$N" ] || fail "step 500 lacks leaves"
 [ "$(t cat "$MNT/500/state/d17/v42")" = 1742 ] || fail "d17/v42 reads $(cat "$MNT/500/state/d17/v42")"
