@@ -66,6 +66,12 @@ void named_handler_close(ckpt_handler *h)
 	free(h);
 }
 
+int named_handler_no_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
+{
+	*out = NULL;
+	return 0;
+}
+
 const char *named_handler_name(const ckpt_handler *h)
 {
 	return ((const struct named_handler *)h)->name;

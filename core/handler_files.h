@@ -27,6 +27,8 @@
 int named_handler_new(ckpt_handler **out, const char *name, const char *def,
 		      const ckpt_handler_vtable *vt, const char *what);
 void named_handler_close(ckpt_handler *h);
+/* The vtable's metadata of a handler with none beyond StepMetadata: *out NULL. */
+int named_handler_no_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
 /* The name of the item's file (borrowed). */
 const char *named_handler_name(const ckpt_handler *h);
 

@@ -83,19 +83,13 @@ static int json_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *i
 	return rc;
 }
 
-static int json_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
-{
-	*out = NULL;
-	return 0;
-}
-
 static const ckpt_handler_vtable json_vt = {
     .typestr = json_typestr,
     .save = json_save,
     .snapshot = json_snapshot,
     .snapshot_free = json_snapshot_free,
     .restore = json_restore,
-    .metadata = json_metadata,
+    .metadata = named_handler_no_metadata,
     .restored_free = NULL, /* free() */
     .metadata_free = NULL,
     .finalize = NULL,

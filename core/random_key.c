@@ -491,19 +491,13 @@ static int np_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *ite
 	return rc;
 }
 
-static int np_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
-{
-	*out = NULL;
-	return 0;
-}
-
 static const ckpt_handler_vtable np_vt = {
     .typestr = np_typestr,
     .save = np_save,
     .snapshot = np_snapshot,
     .snapshot_free = np_key_free,
     .restore = np_restore,
-    .metadata = np_metadata,
+    .metadata = named_handler_no_metadata,
     .restored_free = np_key_free,
     .metadata_free = np_key_free,
     .finalize = NULL,

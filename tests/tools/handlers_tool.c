@@ -289,38 +289,48 @@ done:
 
 /* ---- restore ---- */
 
-/* Restore the chosen items of the step in dir (all of them: names NULL). */
-static int restore(ckpt_step **s_out, ckpt_composite_result **out, ckpt_registry *reg,
-		   const char *dir, char *const *names, size_t n)
-{
-	ckpt_step *s = NULL;
-	ckpt_composite_arg *items = NULL;
-	int rc = ckpt_step_open(&s, dir, NULL);
+/* A step's items restored through a registry of its own; restored_free frees all. */
+struct restored {
+	ckpt_registry *reg;
+	ckpt_step *s;
+	ckpt_composite_result *res;
+};
 
-	if (rc)
+static void restored_free(struct restored *r)
+{
+	ckpt_composite_result_free(r->res);
+	ckpt_step_free(r->s);
+	ckpt_registry_free(r->reg);
+}
+
+/*
+ * Restore the chosen items of the step in dir (all of them: names NULL) into
+ * *r, which restored_free frees whether this succeeds or not.
+ */
+static int restore(struct restored *r, const char *dir, char *const *names, size_t n)
+{
+	ckpt_composite_arg *items;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ckpt_registry_new(&r->reg)))
+		return die("ckpt_registry_new", rc);
+	if ((rc = ckpt_step_open(&r->s, dir, NULL)))
 		return die(dir, rc);
 	if (!names)
-		n = ckpt_step_item_count(s);
-	items = calloc(n ? n : 1, sizeof(*items));
-	if (!items) {
-		ckpt_step_free(s);
+		n = ckpt_step_item_count(r->s);
+	if (!(items = calloc(n ? n : 1, sizeof(*items))))
 		return 1;
-	}
 	for (size_t i = 0; i < n; i++) {
 		size_t idx = 0;
-		items[i].item = names ? names[i] : ckpt_step_item_name(s, i);
-		if (ckpt_step_item_find(&idx, s, items[i].item) == 0 &&
-		    !strcmp(ckpt_step_item_typestr(s, idx), CKPT_PROTO_TYPESTR))
+		items[i].item = names ? names[i] : ckpt_step_item_name(r->s, i);
+		if (ckpt_step_item_find(&idx, r->s, items[i].item) == 0 &&
+		    !strcmp(ckpt_step_item_typestr(r->s, idx), CKPT_PROTO_TYPESTR))
 			items[i].args = &example__config__descriptor;
 	}
-	rc = ckpt_composite_restore(out, reg, s, items, n);
+	rc = ckpt_composite_restore(&r->res, r->reg, r->s, items, n);
 	free(items);
-	if (rc) {
-		ckpt_step_free(s);
-		return die(dir, rc);
-	}
-	*s_out = s;
-	return 0;
+	return rc ? die(dir, rc) : 0;
 }
 
 static int differ(const char *item, const char *why)
@@ -389,17 +399,14 @@ static int cmp_value(const char *item, const char *typestr, const void *a, const
 
 static int cmd_compare(const char *da, const char *db)
 {
-	ckpt_registry *ra = NULL, *rb = NULL;
-	ckpt_step *sa = NULL, *sb = NULL;
-	ckpt_composite_result *a = NULL, *b = NULL;
-	int rc, ret = 1;
+	struct restored ra, rb = {0};
+	ckpt_composite_result *a, *b;
+	int ret = 1;
 
-	if ((rc = ckpt_registry_new(&ra)) || (rc = ckpt_registry_new(&rb))) {
-		die("ckpt_registry_new", rc);
+	if (restore(&ra, da, NULL, 0) || restore(&rb, db, NULL, 0))
 		goto done;
-	}
-	if (restore(&sa, &a, ra, da, NULL, 0) || restore(&sb, &b, rb, db, NULL, 0))
-		goto done;
+	a = ra.res;
+	b = rb.res;
 	size_t n = ckpt_composite_result_count(a);
 	if (n != ckpt_composite_result_count(b)) {
 		fprintf(stderr, "handlers_tool: %zu items vs %zu\n", n,
@@ -431,54 +438,38 @@ static int cmd_compare(const char *da, const char *db)
 	printf("equal: %zu items\n", n);
 	ret = 0;
 done:
-	ckpt_composite_result_free(a);
-	ckpt_composite_result_free(b);
-	ckpt_step_free(sa);
-	ckpt_step_free(sb);
-	ckpt_registry_free(ra);
-	ckpt_registry_free(rb);
+	restored_free(&ra);
+	restored_free(&rb);
 	return ret;
 }
 
 static int cmd_subset(const char *dir, char *const *names, size_t n)
 {
-	ckpt_registry *reg = NULL;
-	ckpt_step *s = NULL;
-	ckpt_composite_result *res = NULL;
-	int rc, ret = 1;
+	struct restored r;
+	int ret = 1;
 
-	if ((rc = ckpt_registry_new(&reg))) {
-		die("ckpt_registry_new", rc);
+	if (restore(&r, dir, names, n))
 		goto done;
-	}
-	if (restore(&s, &res, reg, dir, names, n))
-		goto done;
-	printf("bytes_read %" PRIu64 "\n", ckpt_store_bytes_read(ckpt_step_store(s)));
-	for (size_t i = 0; i < ckpt_composite_result_count(res); i++)
-		printf("%s %s\n", ckpt_composite_result_item(res, i),
-		       ckpt_composite_result_value(res, i) ? "value" : "null");
+	printf("bytes_read %" PRIu64 "\n", ckpt_store_bytes_read(ckpt_step_store(r.s)));
+	for (size_t i = 0; i < ckpt_composite_result_count(r.res); i++)
+		printf("%s %s\n", ckpt_composite_result_item(r.res, i),
+		       ckpt_composite_result_value(r.res, i) ? "value" : "null");
 	ret = 0;
 done:
-	ckpt_composite_result_free(res);
-	ckpt_step_free(s);
-	ckpt_registry_free(reg);
+	restored_free(&r);
 	return ret;
 }
 
 /* Restore one item, check its handler, and print it with show(). */
 static int cmd_get(const char *dir, char *item, const char *typestr, void (*show)(const void *))
 {
-	ckpt_registry *reg = NULL;
-	ckpt_step *s = NULL;
-	ckpt_composite_result *res = NULL;
-	int rc, ret = 1;
+	struct restored r;
+	ckpt_composite_result *res;
+	int ret = 1;
 
-	if ((rc = ckpt_registry_new(&reg))) {
-		die("ckpt_registry_new", rc);
+	if (restore(&r, dir, &item, 1))
 		goto done;
-	}
-	if (restore(&s, &res, reg, dir, &item, 1))
-		goto done;
+	res = r.res;
 	const void *v = ckpt_composite_result_get(res, item);
 	for (size_t i = 0; i < ckpt_composite_result_count(res); i++)
 		if (!strcmp(ckpt_composite_result_item(res, i), item) &&
@@ -494,9 +485,7 @@ static int cmd_get(const char *dir, char *item, const char *typestr, void (*show
 	show(v);
 	ret = 0;
 done:
-	ckpt_composite_result_free(res);
-	ckpt_step_free(s);
-	ckpt_registry_free(reg);
+	restored_free(&r);
 	return ret;
 }
 
