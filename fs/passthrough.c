@@ -1038,12 +1038,18 @@ void pend_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * step ended in EMFILE. Not while another handle is open: the kernel would
  * show that one's file as deleted.
  */
+/* Whether pi may be let go now. Under p->lock. */
+static int letting_go_ok(const struct pinode *pi)
+{
+	return !pi->nopen && !pi->name_lost && pi->parent && pi->name;
+}
+
 static void let_go(struct pend *p, struct pinode *pi)
 {
 	char *name = NULL;
 	fuse_ino_t parent = 0;
 	pthread_mutex_lock(&p->lock);
-	if (!pi->nopen && !pi->name_lost && pi->parent && pi->name && (name = strdup(pi->name)))
+	if (letting_go_ok(pi) && (name = strdup(pi->name)))
 		parent = pin_ino(pi->parent);
 	pthread_mutex_unlock(&p->lock);
 	if (name)
@@ -1057,8 +1063,8 @@ int pend_may_let_go(struct pend *p, fuse_ino_t child, fuse_ino_t parent, const c
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	const struct pinode *pi = pin_at(p, child);
-	int may = pi && !pi->nopen && !pi->name_lost && pi->parent &&
-		  pin_ino(pi->parent) == parent && pi->name && strcmp(pi->name, name) == 0;
+	int may = pi && letting_go_ok(pi) && pin_ino(pi->parent) == parent &&
+		  strcmp(pi->name, name) == 0;
 	pthread_mutex_unlock(&p->lock);
 	return may;
 }
