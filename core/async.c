@@ -32,6 +32,7 @@
 
 #include "ckpt/async.h"
 #include "error_private.h"
+#include "thread_private.h"
 
 struct ckpt_future {
 	pthread_mutex_t mu;
@@ -185,6 +186,8 @@ static void *worker(void *arg)
 {
 	ckpt_async *a = arg;
 
+	ckpt_thread_background(); /* and so the compression threads the save starts */
+
 	for (;;) {
 		ckpt_future *f;
 
@@ -329,6 +332,22 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
 	pthread_mutex_unlock(&a->mu);
 	if (future)
 		*future = f;
+	return 0;
+}
+
+int ckpt_async_reserve(ckpt_async *a, const ckpt_item_args *items, size_t n)
+{
+	if (!a || (n && !items))
+		return ckpt_error_set(CKPT_EINVAL, "ckpt_async_reserve: NULL checkpointer or items");
+	for (size_t i = 0; !a->opts.borrow && i < n; i++) {
+		int rc;
+		if (!items[i].handler)
+			return ckpt_error_set(CKPT_EINVAL, "item %zu: no handler", i);
+		rc = ckpt_handler_snapshot_reserve(items[i].handler, items[i].args);
+		if (rc)
+			return ckpt_error_wrap(rc, "reserve memory for item %s",
+					       items[i].name ? items[i].name : "(unnamed)");
+	}
 	return 0;
 }
 

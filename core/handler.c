@@ -2,7 +2,7 @@
  * handler.c — dispatch through a handler's vtable (ckpt/handler.h).
  *
  * Invariant: a NULL slot is CKPT_EUNSUPPORTED naming the handler, except
- * finalize, whose NULL means "nothing to do".
+ * finalize and snapshot_reserve, whose NULL means "nothing to do".
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -31,6 +31,11 @@ int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args)
 	*out = NULL;
 	return h->vt->snapshot ? h->vt->snapshot(out, h, args)
 			       : unsupported(h, "copy-mode snapshots");
+}
+
+int ckpt_handler_snapshot_reserve(ckpt_handler *h, const void *args)
+{
+	return h->vt->snapshot_reserve ? h->vt->snapshot_reserve(h, args) : 0;
 }
 
 void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap)

@@ -403,6 +403,11 @@ int ckpt_manager_should_save(ckpt_manager *m, uint64_t step)
 	return 0;
 }
 
+int ckpt_manager_reserve(ckpt_manager *m, const ckpt_item_args *items, size_t n)
+{
+	return m->async && !m->read_only ? ckpt_async_reserve(m->async, items, n) : 0;
+}
+
 int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *items, size_t n,
 		      const char *metrics, const char *custom_metadata, int force)
 {

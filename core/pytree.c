@@ -19,6 +19,12 @@
  * snapshot (same sizes: a memcpy without page faults, which cost more than
  * the copy itself), so a handler used for copy-mode saves holds one
  * snapshot's worth of memory until the next snapshot or ckpt_handler_free.
+ * snapshot_reserve gets such buffers ready before the first snapshot: a
+ * thread of the handler allocates and writes them once (the first write of
+ * fresh memory is what costs: 0.5-1 s per 256 MiB on the VMs we measured).
+ * Snapshot buffers are small pages (malloc), not huge ones: on those VMs a
+ * process with huge-page snapshot buffers ran its training steps up to 3x
+ * slower while saves ran (docs/manager.md, "Memory of copy-mode saves").
  *
  * Invariants:
  *   1. Every key written is "<item>/" + a leaf path of the saved metadata
@@ -33,13 +39,13 @@
 #include <unistd.h>
 
 #include "error_private.h"
-#include "mem.h"
 #include "pytree_private.h"
 #include "step_private.h"
+#include "thread_private.h"
 
 #define SAVE_SLICE_BYTES (8u << 20)
 
-/* An array buffer of a snapshot: malloc'd (ckpt_mem_malloc_large), freed with free(). */
+/* An array buffer of a snapshot: malloc'd, freed with free(). */
 struct snap_buf {
 	size_t size;
 	void *p;
@@ -51,11 +57,21 @@ struct snap_bufs {
 	size_t n, cap;
 };
 
+/* A snapshot_reserve in progress: its thread fills got with buffers of sizes[]. */
+struct reserve {
+	struct pytree_handler *ph;
+	pthread_t thread;
+	size_t *sizes, n;
+	struct snap_bufs got; /* capacity n; the thread's until joined */
+};
+
 struct pytree_handler {
 	ckpt_handler base;
 	int standard;
-	pthread_mutex_t mu;	/* guards spare */
+	pthread_mutex_t mu;	/* guards spare, reserve_stop */
 	struct snap_bufs spare; /* the last snapshot's buffers, for the next one */
+	struct reserve *reserve; /* running or done, not joined yet; driving thread only */
+	int reserve_stop;	 /* tells the reserve's thread to stop early */
 };
 
 /* ---- ckpt_tree_map ---- */
@@ -410,7 +426,7 @@ static void *buf_get(struct snap_bufs *spare, size_t size)
 			return p;
 		}
 	}
-	return ckpt_mem_malloc_large(size);
+	return malloc(size ? size : 1);
 }
 
 /* ckpt_tree_map callback: copy a leaf; array data goes into the snapshot's buffers. */
@@ -572,6 +588,141 @@ static void pytree_snapshot_free(ckpt_handler *h, void *snap)
 	free(sn);
 }
 
+/* ---- snapshot_reserve ---- */
+
+static void *reserve_run(void *arg)
+{
+	struct reserve *r = arg;
+
+	ckpt_thread_background();
+	for (size_t i = 0; i < r->n; i++) {
+		void *p;
+		int stop;
+
+		pthread_mutex_lock(&r->ph->mu);
+		stop = r->ph->reserve_stop;
+		pthread_mutex_unlock(&r->ph->mu);
+		if (stop || !(p = malloc(r->sizes[i])))
+			break;
+		/* the first write; not zeros: malloc + memset 0 may be compiled as calloc,
+		 * which writes nothing */
+		memset(p, 0x5a, r->sizes[i]);
+		r->got.v[r->got.n++] = (struct snap_buf){r->sizes[i], p};
+	}
+	return NULL;
+}
+
+/* Stop the reserve's thread after its current buffer; what it got becomes spare. */
+static void reserve_join(struct pytree_handler *ph)
+{
+	struct reserve *r = ph->reserve;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&ph->mu);
+	ph->reserve_stop = 1;
+	pthread_mutex_unlock(&ph->mu);
+	pthread_join(r->thread, NULL);
+	pthread_mutex_lock(&ph->mu);
+	ph->reserve_stop = 0;
+	size_t need = ph->spare.n + r->got.n;
+	if (r->got.n && need > ph->spare.cap) {
+		void *v = realloc(ph->spare.v, need * sizeof(*ph->spare.v));
+		if (v) {
+			ph->spare.v = v;
+			ph->spare.cap = need;
+		}
+	}
+	if (r->got.n && need <= ph->spare.cap) {
+		memcpy(ph->spare.v + ph->spare.n, r->got.v, r->got.n * sizeof(*r->got.v));
+		ph->spare.n = need;
+		r->got.n = 0;
+		qsort(ph->spare.v, ph->spare.n, sizeof(*ph->spare.v), cmp_buf);
+	}
+	pthread_mutex_unlock(&ph->mu);
+	bufs_free(&r->got); /* those that did not fit (out of memory) */
+	free(r->sizes);
+	free(r);
+	ph->reserve = NULL;
+}
+
+/* ckpt_tree_walk callback: the size of each array a snapshot copies. */
+static int reserve_size(ckpt_tree *node, const char *path, void *payload)
+{
+	struct reserve *r = payload;
+
+	(void)path;
+	if (ckpt_tree_get_kind(node) != CKPT_TREE_ARRAY || !ckpt_tree_data(node) ||
+	    ckpt_tree_nbytes(node) == 0)
+		return 0;
+	if ((r->n & (r->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+		void *v = realloc(r->sizes, (r->n ? 2 * r->n : 1) * sizeof(*r->sizes));
+		if (!v)
+			return ckpt_error_nomem();
+		r->sizes = v;
+	}
+	r->sizes[r->n++] = (size_t)ckpt_tree_nbytes(node);
+	return 0;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Start a thread that allocates and writes the buffers a snapshot of args
+ * needs beyond the spare ones, which then become spare ones themselves.
+ */
+static int pytree_snapshot_reserve(ckpt_handler *h, const void *args)
+{
+	struct pytree_handler *ph = (struct pytree_handler *)h;
+	const ckpt_pytree_save_args *a = args;
+	struct reserve *r;
+	size_t keep = 0, j = 0;
+	int rc;
+
+	if (!a || !a->item)
+		return ckpt_error_set(CKPT_EINVAL, "snapshot reserve: no tree to save");
+	reserve_join(ph); /* one at a time; what it got counts below */
+	if (!(r = calloc(1, sizeof(*r))))
+		return ckpt_error_nomem();
+	r->ph = ph;
+	rc = ckpt_tree_walk((ckpt_tree *)a->item, reserve_size, r); /* reserve_size only reads */
+	if (rc == 0 && r->n > 1)
+		qsort(r->sizes, r->n, sizeof(*r->sizes), cmp_size);
+	/* keep the sizes the spare buffers (sorted by size too) do not cover */
+	pthread_mutex_lock(&ph->mu);
+	for (size_t i = 0; rc == 0 && i < r->n; i++) {
+		while (j < ph->spare.n && ph->spare.v[j].size < r->sizes[i])
+			j++;
+		if (j < ph->spare.n && ph->spare.v[j].size == r->sizes[i])
+			j++;
+		else
+			r->sizes[keep++] = r->sizes[i];
+	}
+	pthread_mutex_unlock(&ph->mu);
+	r->n = keep;
+	if (rc == 0 && r->n && !(r->got.v = calloc(r->n, sizeof(*r->got.v))))
+		rc = ckpt_error_nomem();
+	if (rc == 0 && r->n) {
+		r->got.cap = r->n;
+		int err = pthread_create(&r->thread, NULL, reserve_run, r);
+		if (err)
+			rc = ckpt_error_errno(CKPT_ERROR, err, "snapshot reserve: start thread");
+		else
+			ph->reserve = r;
+	}
+	if (ph->reserve != r) {
+		free(r->got.v);
+		free(r->sizes);
+		free(r);
+	}
+	return rc;
+}
+
 /*
  * A copy of the tree (array data included, into the buffers of the last
  * snapshot where the sizes match: a training loop saves the same shapes
@@ -593,6 +744,7 @@ static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
 	sn->args = *a;
 	sn->user = a;
 	sn->standard = ph->standard;
+	reserve_join(ph);
 	pthread_mutex_lock(&ph->mu);
 	sn->spare = ph->spare;
 	ph->spare = (struct snap_bufs){NULL, 0, 0};
@@ -624,6 +776,7 @@ static void pytree_close(ckpt_handler *h)
 {
 	struct pytree_handler *ph = (struct pytree_handler *)h;
 
+	reserve_join(ph);
 	bufs_free(&ph->spare);
 	pthread_mutex_destroy(&ph->mu);
 	free(h);
@@ -639,6 +792,7 @@ static const ckpt_handler_vtable pytree_vt = {
     .save = pytree_save,
     .snapshot = pytree_snapshot,
     .snapshot_free = pytree_snapshot_free,
+    .snapshot_reserve = pytree_snapshot_reserve,
     .restore = pytree_restore,
     .metadata = ckpt_pytree_metadata_item,
     .restored_free = pytree_tree_free,

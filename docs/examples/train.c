@@ -22,7 +22,9 @@
  * Build: make build/examples/train (links libckpt.a). Usage:
  *   train ROOT [--steps N] [--in N] [--out N] [--batch N] [--every K]
  *         [--sleep-ms MS] [--save-threads N] [--no-compress] [--no-checkpoint]
- *         [--params FILE]
+ *         [--no-reserve] [--params FILE]
+ * --no-reserve skips ckpt_manager_reserve (the first save then copies into
+ * fresh memory).
  * --params FILE writes the final kernel and bias (raw float32) to FILE.
  * Prints one line per save and, at the end, "steps=N elapsed=S steps_per_s=R
  * save_block_s=B final_wait_s=W loss=L".
@@ -41,7 +43,7 @@ typedef struct config {
 	uint64_t steps, every;
 	size_t in, out, batch;
 	unsigned sleep_ms, save_threads;
-	int checkpoint, compress;
+	int checkpoint, compress, reserve;
 	const char *params_file;
 } config;
 
@@ -284,7 +286,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: train ROOT [--steps N] [--in N] [--out N] [--batch N] [--every K]\n"
 			"             [--sleep-ms MS] [--save-threads N] [--no-compress]\n"
-			"             [--no-checkpoint] [--params FILE]\n");
+			"             [--no-checkpoint] [--no-reserve] [--params FILE]\n");
 	return 2;
 }
 
@@ -298,6 +300,10 @@ static int parse_args(config *c, int argc, char **argv)
 
 		if (!strcmp(a, "--no-checkpoint")) {
 			c->checkpoint = 0;
+			continue;
+		}
+		if (!strcmp(a, "--no-reserve")) {
+			c->reserve = 0;
 			continue;
 		}
 		if (!strcmp(a, "--no-compress")) {
@@ -386,9 +392,25 @@ static int save(ckpt_manager *mgr, ckpt_handler *pytree, model *m, double loss, 
 	return 0;
 }
 
+/* Get the memory of the first save's snapshot ready in the background. */
+static int reserve(ckpt_manager *mgr, ckpt_handler *pytree, model *m)
+{
+	ckpt_pytree_save_args args = CKPT_PYTREE_SAVE_ARGS_INIT;
+	const ckpt_item_args item = {"state", pytree, &args};
+	ckpt_tree *tree = NULL;
+	int e;
+
+	if (state_tree(&tree, m) < 0)
+		return fail("state tree");
+	args.item = tree;
+	e = ckpt_manager_reserve(mgr, &item, 1);
+	ckpt_tree_free(tree);
+	return e < 0 ? fail("reserve") : 0;
+}
+
 int main(int argc, char **argv)
 {
-	config c = {NULL, 300, 10, 64, 16, 32, 0, 0, 1, 1, NULL};
+	config c = {NULL, 300, 10, 64, 16, 32, 0, 0, 1, 1, 1, NULL};
 	ckpt_manager_options mo = CKPT_MANAGER_OPTIONS_INIT;
 	ckpt_manager *mgr = NULL;
 	ckpt_handler *pytree = NULL;
@@ -442,6 +464,9 @@ int main(int argc, char **argv)
 			printf("restored step %" PRIu64 "\n", latest);
 		}
 	}
+	/* The first save copies into memory made ready while the first steps run. */
+	if (mgr && c.reserve && reserve(mgr, pytree, &m) < 0)
+		goto done;
 	start = m.step;
 	t0 = now();
 	while (m.step < c.steps) {

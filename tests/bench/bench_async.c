@@ -3,20 +3,27 @@
  * synchronous ckpt_checkpointer_save() of the same state, and peak memory.
  *
  * Usage: bench_async ROOT [--mib N] [--leaves N] [--cap-mib N] [--modes LIST] [--no-compress]
+ *                   [--reserve-wait S]
  *   --mib     state size in MiB (default 1024), split into --leaves float32
  *             leaves (default 64) of pseudo-random values (weights-like: they
  *             hardly compress)
  *   --cap-mib opts.writer.store.max_bytes_in_flight in MiB (default: store default)
  *   --modes   comma-separated, run in this order (default sync,copy,copy,borrow): a
  *             second copy reuses the first one's snapshot buffers (see pytree.c),
- *             as every save but the first of a training loop does
- * Each mode saves its own step under ROOT (1, 2, 3) and deletes it afterwards.
+ *             as every save but the first of a training loop does; "reserved"
+ *             is a first copy-mode save with a new handler, --reserve-wait
+ *             seconds (default 5) after ckpt_async_reserve (a training loop
+ *             reserves at its start and saves some steps later)
+ * Each mode saves its own step under ROOT (sync 1, copy 2, borrow 3, reserved 4)
+ * and deletes it afterwards.
  * Prints one line per mode, then a summary line:
  *   mode=sync elapsed=<s>
  *   mode=copy block=<s> total=<s>
+ *   mode=reserved block=<s> total=<s>
  *   mode=borrow block=<s> total=<s>
  *   bytes=<n> leaves=<n> copy_block_ratio=<first copy block/sync>
- *     copy_again_block_ratio=<later copy block/sync> borrow_block_ratio=<..>
+ *     copy_again_block_ratio=<later copy block/sync> reserved_block_ratio=<..>
+ *     borrow_block_ratio=<..>
  *   vmhwm_mib=<peak RSS of the process> state_mib=<n>
  * (a ratio is printed only when sync ran). For the memory bar run one mode per
  * process: VmHWM is the process's peak.
@@ -96,7 +103,8 @@ int main(int argc, char **argv)
 	unsigned leaves = 64;
 	const char *root = NULL, *modes = "sync,copy,copy,borrow";
 	int no_compress = 0, rc;
-	double sync_s = 0, copy_first = -1, copy_again = -1, borrow_b = -1;
+	double sync_s = 0, copy_first = -1, copy_again = -1, borrow_b = -1, reserved_b = -1;
+	double reserve_wait = 5;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -107,6 +115,8 @@ int main(int argc, char **argv)
 			cap_mib = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--modes") && i + 1 < argc)
 			modes = argv[++i];
+		else if (!strcmp(argv[i], "--reserve-wait") && i + 1 < argc)
+			reserve_wait = strtod(argv[++i], NULL);
 		else if (!strcmp(argv[i], "--no-compress"))
 			no_compress = 1;
 		else if (argv[i][0] != '-' && !root)
@@ -116,7 +126,7 @@ int main(int argc, char **argv)
 	}
 	if (!root || !leaves || !mib) {
 		fprintf(stderr, "usage: bench_async ROOT [--mib N] [--leaves N] [--cap-mib N] "
-				"[--modes sync,copy,borrow] [--no-compress]\n");
+				"[--modes sync,copy,reserved,borrow] [--no-compress] [--reserve-wait S]\n");
 		return 2;
 	}
 	ckpt_tree *state = make_state(mib << 20, leaves);
@@ -136,8 +146,13 @@ int main(int argc, char **argv)
 	char *list = strdup(modes), *save = NULL;
 
 	for (char *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
-		uint64_t step = !strcmp(m, "sync") ? 1 : !strcmp(m, "copy") ? 2 : 3;
+		uint64_t step = !strcmp(m, "sync")     ? 1
+				: !strcmp(m, "copy")   ? 2
+				: !strcmp(m, "borrow") ? 3
+						       : 4;
 		double t0 = now(), block;
+		ckpt_item_args it = item;
+		ckpt_handler *fresh = NULL;
 
 		if (step == 1) {
 			if ((rc = ckpt_checkpointer_save(root, step, &item, 1, &ao.writer)))
@@ -151,8 +166,18 @@ int main(int argc, char **argv)
 			ao.borrow = step == 3;
 			if ((rc = ckpt_async_new(&a, &ao)))
 				return fail("ckpt_async_new", rc);
+			if (step == 4) { /* reserved: a handler with no spare buffers yet */
+				if ((rc = ckpt_pytree_handler_new(&fresh)))
+					return fail("handler", rc);
+				it.handler = fresh;
+				if ((rc = ckpt_async_reserve(a, &it, 1)))
+					return fail("reserve", rc);
+				struct timespec ts = {(time_t)reserve_wait,
+						      (long)((reserve_wait - (time_t)reserve_wait) * 1e9)};
+				nanosleep(&ts, NULL);
+			}
 			t0 = now();
-			if ((rc = ckpt_async_save(a, &f, root, step, &item, 1, NULL, NULL)))
+			if ((rc = ckpt_async_save(a, &f, root, step, &it, 1, NULL, NULL)))
 				return fail("async save", rc);
 			block = now() - t0;
 			if ((rc = ckpt_future_wait(f)))
@@ -160,10 +185,13 @@ int main(int argc, char **argv)
 			printf("mode=%s block=%.3f total=%.3f\n", m, block, now() - t0);
 			if (step == 3)
 				borrow_b = block;
+			else if (step == 4)
+				reserved_b = block;
 			else
 				*(copy_first < 0 ? &copy_first : &copy_again) = block;
 			ckpt_future_free(f);
 			ckpt_async_free(a);
+			ckpt_handler_free(fresh);
 		}
 		fflush(stdout);
 		if ((rc = ckpt_root_delete_step(root, step)))
@@ -174,6 +202,8 @@ int main(int argc, char **argv)
 		printf(" copy_block_ratio=%.3f", copy_first / sync_s);
 	if (sync_s > 0 && copy_again >= 0)
 		printf(" copy_again_block_ratio=%.3f", copy_again / sync_s);
+	if (sync_s > 0 && reserved_b >= 0)
+		printf(" reserved_block_ratio=%.3f", reserved_b / sync_s);
 	if (sync_s > 0 && borrow_b >= 0)
 		printf(" borrow_block_ratio=%.4f", borrow_b / sync_s);
 	printf("\nvmhwm_mib=%ld state_mib=%" PRIu64 "\n", vmhwm_kib() / 1024, mib);

@@ -1,6 +1,7 @@
 /*
- * async_test.c — asynchronous saves: copy and borrow modes, one save at a
- * time, background failures reported once, free waiting for the save.
+ * async_test.c — asynchronous saves: copy and borrow modes, memory reserved
+ * for the first snapshot, one save at a time, background failures reported
+ * once, free waiting for the save.
  *
  * A "gate" item saved before the others holds the background save until the
  * test opens the gate, so what the caller does after ckpt_async_save()
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,6 +300,136 @@ static void test_copy_large(void **state)
 	free(root);
 }
 
+static long rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	assert_true(kib >= 0);
+	return kib;
+}
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_minflt;
+}
+
+/* {a, b, c}: 64 MiB of float32 in three arrays, resident. */
+static ckpt_tree *tree_64mib(void)
+{
+	static const uint64_t n[3] = {8u << 20, 6u << 20, 2u << 20};
+	static const char *name[3] = {"a", "b", "c"};
+	ckpt_tree *t = NULL;
+
+	assert_int_equal(ckpt_tree_new(&t, CKPT_TREE_DICT), 0);
+	for (int k = 0; k < 3; k++) {
+		float *d = malloc(n[k] * 4);
+		ckpt_tree *leaf = NULL;
+		assert_non_null(d);
+		for (uint64_t i = 0; i < n[k]; i++)
+			d[i] = (float)(i % 1000003) * 0.5f + (float)k;
+		assert_int_equal(ckpt_tree_new_array(&leaf, CKPT_DTYPE_FLOAT32, 1, &n[k], d,
+						     CKPT_TREE_OWN),
+				 0);
+		assert_int_equal(ckpt_tree_add(t, name[k], leaf), 0);
+	}
+	return t;
+}
+
+/*
+ * ckpt_async_reserve writes the first snapshot's buffers in the background:
+ * they are resident before the save, and the save copies into them (the
+ * process does not grow by another state). A save right after a reserve,
+ * and a handler freed while reserving, stop the reserve's thread.
+ */
+static void test_reserve(void **state)
+{
+	char *root = test_tmpdir();
+	ckpt_tree *t = tree_64mib(), *expect = NULL, *got;
+	ckpt_handler *py = NULL, *py2 = NULL;
+	ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT, none = CKPT_PYTREE_SAVE_ARGS_INIT;
+	ckpt_async_options bo = CKPT_ASYNC_OPTIONS_INIT;
+	ckpt_async *a = NULL, *b = NULL;
+	const long mib = 1024;
+	long before, faults;
+	struct gate g;
+	int i;
+
+	(void)state;
+	gate_init(&g, &gate_vt);
+	assert_int_equal(ckpt_tree_clone(&expect, t), 0);
+	assert_int_equal(ckpt_pytree_handler_new(&py), 0);
+	sa.item = t;
+	ckpt_item_args items[2] = {{"gate", &g.base, "1"}, {"state", py, &sa}};
+	assert_int_equal(ckpt_async_new(&a, NULL), 0);
+	before = rss_kib();
+	assert_int_equal(ckpt_async_reserve(a, items, 2), 0); /* the gate has nothing to reserve */
+	for (i = 0; i < 6000 && rss_kib() - before < 60 * mib; i++)
+		usleep(10000);
+	assert_true(rss_kib() - before >= 60 * mib);
+	faults = minor_faults();
+	assert_int_equal(ckpt_async_save(a, NULL, root, 1, items, 2, NULL, NULL), 0);
+	/* copied into the reserved buffers: not a fault per page of 64 MiB (16384) */
+	assert_true(minor_faults() - faults < 4096);
+	for (const char *k = "abc"; *k; k++) {
+		char name[2] = {*k, 0};
+		ckpt_tree *leaf = ckpt_tree_find(t, name);
+		memset((void *)ckpt_tree_data(leaf), 0xee, ckpt_tree_nbytes(leaf));
+	}
+	gate_set(&g, 1);
+	assert_int_equal(ckpt_async_wait_until_finished(a), 0);
+	got = restore_state(root, 1);
+	assert_int_equal(test_tree_cmp(expect, got, "reserved"), 0);
+	ckpt_tree_free(got);
+
+	/* a save right after the reserve: takes what is ready, allocates the rest */
+	assert_int_equal(ckpt_pytree_handler_new(&py2), 0);
+	ckpt_tree_free(t);
+	assert_int_equal(ckpt_tree_clone(&t, expect), 0);
+	sa.item = t;
+	items[1].handler = py2;
+	assert_int_equal(ckpt_async_reserve(a, &items[1], 1), 0);
+	assert_int_equal(ckpt_async_save(a, NULL, root, 2, &items[1], 1, NULL, NULL), 0);
+	assert_int_equal(ckpt_async_wait_until_finished(a), 0);
+	got = restore_state(root, 2);
+	assert_int_equal(test_tree_cmp(expect, got, "reserve interrupted"), 0);
+	ckpt_tree_free(got);
+	/* a second reserve covered by the spare buffers; then a free while reserving */
+	assert_int_equal(ckpt_async_reserve(a, &items[1], 1), 0);
+	ckpt_handler_free(py2);
+	assert_int_equal(ckpt_pytree_handler_new(&py2), 0);
+	items[1].handler = py2;
+	assert_int_equal(ckpt_async_reserve(a, &items[1], 1), 0);
+	ckpt_handler_free(py2);
+
+	/* borrow mode has nothing to reserve; a missing tree is an error */
+	bo.borrow = 1;
+	assert_int_equal(ckpt_async_new(&b, &bo), 0);
+	items[1].handler = py;
+	assert_int_equal(ckpt_async_reserve(b, &items[1], 1), 0);
+	items[1].args = &none;
+	assert_int_equal(ckpt_async_reserve(a, &items[1], 1), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "item state"));
+
+	ckpt_async_free(b);
+	ckpt_async_free(a);
+	ckpt_tree_free(expect);
+	ckpt_tree_free(t);
+	ckpt_handler_free(py);
+	gate_fini(&g);
+	ckpt_fs_rmtree(root);
+	free(root);
+}
+
 static void test_borrow_mode(void **state)
 {
 	char *root = test_tmpdir();
@@ -502,6 +634,7 @@ int main(void)
 	    cmocka_unit_test(test_copy_mode),
 	    cmocka_unit_test(test_copy_again),
 	    cmocka_unit_test(test_copy_large),
+	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_borrow_mode),
 	    cmocka_unit_test(test_one_at_a_time),
 	    cmocka_unit_test(test_failures_reported_once),

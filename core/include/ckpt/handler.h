@@ -32,6 +32,13 @@ typedef struct ckpt_handler_vtable {
 	 */
 	int (*snapshot)(void **out, ckpt_handler *h, const void *args);
 	void (*snapshot_free)(ckpt_handler *h, void *snap);
+	/*
+	 * Optional, for copy mode: get the memory snapshots of args like these
+	 * need ready in the background (allocated and written once), so that
+	 * the first snapshot does not pay for fresh memory. Returns at once;
+	 * the next snapshot takes what is ready and stops the rest.
+	 */
+	int (*snapshot_reserve)(ckpt_handler *h, const void *args);
 	/* Read item back; *out is handler-specific and owned by the caller. */
 	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
 	/* Describe item without reading its data; *out owned by the caller. */
@@ -56,6 +63,8 @@ int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, co
 int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
 /* snapshot_free(); accepts a NULL snap. */
 void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
+/* snapshot_reserve(), or 0 (nothing to get ready) when the slot is NULL. */
+int ckpt_handler_snapshot_reserve(ckpt_handler *h, const void *args);
 int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args);
 int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);

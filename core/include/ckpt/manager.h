@@ -103,6 +103,12 @@ int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
 int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *items, size_t n,
 		      const char *metrics, const char *custom_metadata, int force);
 /*
+ * ckpt_async_reserve() for the manager's asynchronous saves: get the first
+ * save's snapshot memory ready in the background. 0 when saves are
+ * synchronous or the manager is read-only (nothing to get ready).
+ */
+int ckpt_manager_reserve(ckpt_manager *m, const ckpt_item_args *items, size_t n);
+/*
  * Restore items (a subset of the step's items is fine) of step, or of the
  * latest step when step < 0; outs as ckpt_checkpointer_restore. Waits for a
  * running save first.
