@@ -68,8 +68,9 @@ struct reserve {
 struct pytree_handler {
 	ckpt_handler base;
 	int standard;
-	pthread_mutex_t mu;	/* guards spare, reserve_stop */
+	pthread_mutex_t mu;	/* guards spare, live, reserve_stop */
 	struct snap_bufs spare; /* the last snapshot's buffers, for the next one */
+	unsigned live;		/* snapshots taken and not freed yet */
 	struct reserve *reserve; /* running or done, not joined yet; driving thread only */
 	int reserve_stop;	 /* tells the reserve's thread to stop early */
 };
@@ -583,6 +584,8 @@ static void pytree_snapshot_free(ckpt_handler *h, void *snap)
 	pthread_mutex_lock(&ph->mu);
 	struct snap_bufs old = ph->spare;
 	ph->spare = sn->bufs;
+	assert(ph->live > 0);
+	ph->live--;
 	pthread_mutex_unlock(&ph->mu);
 	bufs_free(&old);
 	free(sn);
@@ -590,29 +593,40 @@ static void pytree_snapshot_free(ckpt_handler *h, void *snap)
 
 /* ---- snapshot_reserve ---- */
 
+/* Whether reserve_join asked the reserve's thread to stop. */
+static int reserve_stopped(struct pytree_handler *ph)
+{
+	int stop;
+
+	pthread_mutex_lock(&ph->mu);
+	stop = ph->reserve_stop;
+	pthread_mutex_unlock(&ph->mu);
+	return stop;
+}
+
+#define RESERVE_CHUNK ((size_t)8 << 20) /* written between two looks at reserve_stop */
+
 static void *reserve_run(void *arg)
 {
 	struct reserve *r = arg;
 
 	ckpt_thread_background();
-	for (size_t i = 0; i < r->n; i++) {
-		void *p;
-		int stop;
+	for (size_t i = 0; i < r->n && !reserve_stopped(r->ph); i++) {
+		char *p = malloc(r->sizes[i]);
 
-		pthread_mutex_lock(&r->ph->mu);
-		stop = r->ph->reserve_stop;
-		pthread_mutex_unlock(&r->ph->mu);
-		if (stop || !(p = malloc(r->sizes[i])))
-			break;
-		/* the first write; not zeros: malloc + memset 0 may be compiled as calloc,
-		 * which writes nothing */
-		memset(p, 0x5a, r->sizes[i]);
+		if (!p)
+			break; /* out of memory: the snapshot allocates the rest and reports it */
 		r->got.v[r->got.n++] = (struct snap_buf){r->sizes[i], p};
+		/* The first write. Not zeros: malloc + memset 0 may be compiled as calloc,
+		 * which writes nothing. A buffer left half written is still whole. */
+		for (size_t at = 0; at < r->sizes[i] && !reserve_stopped(r->ph); at += RESERVE_CHUNK)
+			memset(p + at, 0x5a,
+			       r->sizes[i] - at < RESERVE_CHUNK ? r->sizes[i] - at : RESERVE_CHUNK);
 	}
 	return NULL;
 }
 
-/* Stop the reserve's thread after its current buffer; what it got becomes spare. */
+/* Stop the reserve's thread (within a chunk); what it got becomes spare. */
 static void reserve_join(struct pytree_handler *ph)
 {
 	struct reserve *r = ph->reserve;
@@ -675,6 +689,8 @@ static int cmp_size(const void *a, const void *b)
 /*
  * Start a thread that allocates and writes the buffers a snapshot of args
  * needs beyond the spare ones, which then become spare ones themselves.
+ * Nothing to do while a snapshot is live (a save is running): its buffers
+ * go to the next snapshot, and more would be a third copy of the state.
  */
 static int pytree_snapshot_reserve(ckpt_handler *h, const void *args)
 {
@@ -693,8 +709,11 @@ static int pytree_snapshot_reserve(ckpt_handler *h, const void *args)
 	rc = ckpt_tree_walk((ckpt_tree *)a->item, reserve_size, r); /* reserve_size only reads */
 	if (rc == 0 && r->n > 1)
 		qsort(r->sizes, r->n, sizeof(*r->sizes), cmp_size);
-	/* keep the sizes the spare buffers (sorted by size too) do not cover */
+	/* keep the sizes the spare buffers (sorted by size too) do not cover; none
+	 * while a snapshot is live: its buffers become the next one's */
 	pthread_mutex_lock(&ph->mu);
+	if (ph->live)
+		r->n = 0;
 	for (size_t i = 0; rc == 0 && i < r->n; i++) {
 		while (j < ph->spare.n && ph->spare.v[j].size < r->sizes[i])
 			j++;
@@ -748,6 +767,7 @@ static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
 	pthread_mutex_lock(&ph->mu);
 	sn->spare = ph->spare;
 	ph->spare = (struct snap_bufs){NULL, 0, 0};
+	ph->live++;
 	pthread_mutex_unlock(&ph->mu);
 	rc = ckpt_tree_map(&sn->tree, a->item, snap_copy, sn);
 	if (rc == 0)
@@ -777,6 +797,7 @@ static void pytree_close(ckpt_handler *h)
 	struct pytree_handler *ph = (struct pytree_handler *)h;
 
 	reserve_join(ph);
+	assert(ph->live == 0); /* handlers outlive their saves (ckpt/async.h) */
 	bufs_free(&ph->spare);
 	pthread_mutex_destroy(&ph->mu);
 	free(h);
@@ -792,13 +813,13 @@ static const ckpt_handler_vtable pytree_vt = {
     .save = pytree_save,
     .snapshot = pytree_snapshot,
     .snapshot_free = pytree_snapshot_free,
-    .snapshot_reserve = pytree_snapshot_reserve,
     .restore = pytree_restore,
     .metadata = ckpt_pytree_metadata_item,
     .restored_free = pytree_tree_free,
     .metadata_free = pytree_tree_free,
     .finalize = NULL,
     .close = pytree_close,
+    .snapshot_reserve = pytree_snapshot_reserve,
 };
 
 static int handler_new(ckpt_handler **out, int standard)

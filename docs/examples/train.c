@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* The first save copies into memory made ready while the first steps run. */
-	if (mgr && c.reserve && reserve(mgr, pytree, &m) < 0)
+	if (mgr && c.reserve && (rc = reserve(mgr, pytree, &m)) != 0)
 		goto done;
 	start = m.step;
 	t0 = now();

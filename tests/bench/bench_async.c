@@ -146,13 +146,19 @@ int main(int argc, char **argv)
 	char *list = strdup(modes), *save = NULL;
 
 	for (char *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
-		uint64_t step = !strcmp(m, "sync")     ? 1
-				: !strcmp(m, "copy")   ? 2
-				: !strcmp(m, "borrow") ? 3
-						       : 4;
+		uint64_t step = !strcmp(m, "sync")	 ? 1
+				: !strcmp(m, "copy")	 ? 2
+				: !strcmp(m, "borrow")	 ? 3
+				: !strcmp(m, "reserved") ? 4
+							 : 0;
 		double t0 = now(), block;
 		ckpt_item_args it = item;
 		ckpt_handler *fresh = NULL;
+
+		if (!step) {
+			fprintf(stderr, "bench_async: unknown mode '%s'\n", m);
+			return 2;
+		}
 
 		if (step == 1) {
 			if ((rc = ckpt_checkpointer_save(root, step, &item, 1, &ao.writer)))

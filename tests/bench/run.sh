@@ -750,11 +750,11 @@ bench_manager() {
 	fi
 	# 45 steps, a save every 10 (10..40 overlap the next steps) and the last (45, forced);
 	# the loop's time includes the saves' blocking; final_wait is the last save's tail.
-	# Two runs of each, alternating, the faster of each counts (a noisy 2-core VM).
+	# Three runs of each, alternating, the fastest of each counts (a noisy 2-core VM).
 	# The background save gets one compression thread: the other core trains.
 	local r l best_nock="" best_ck="" best_line="" size=""
 	local -a targs=(--steps 45 --in "$in" --out "$out" --batch 4 --save-threads 1)
-	for r in 1 2; do
+	for r in 1 2 3; do
 		sync
 		l=$("$train" --no-checkpoint "${targs[@]}" 2>>"$LOG") || l=""
 		nock=$(field "$l" elapsed)

@@ -512,6 +512,30 @@ static void test_read_only_and_cleanup(void **state)
 	ckpt_manager_close(m);
 }
 
+/* ckpt_manager_reserve goes to the asynchronous checkpointer, and only there. */
+static void test_reserve(void **state)
+{
+	fixture *f = *state;
+	ckpt_manager_options o = CKPT_MANAGER_OPTIONS_INIT;
+	ckpt_manager *m = NULL;
+	ckpt_pytree_save_args none = CKPT_PYTREE_SAVE_ARGS_INIT;
+	ckpt_item_args bad = {"state", f->h, &none}; /* no tree: the handler refuses */
+
+	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
+	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), CKPT_EINVAL);
+	assert_int_equal(save_step(m, f, 1, NULL), 0);
+	ckpt_manager_close(m);
+	o.enable_async = 0; /* synchronous saves copy nothing */
+	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
+	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), 0);
+	ckpt_manager_close(m);
+	o.enable_async = 1;
+	o.read_only = 1; /* saves nothing */
+	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
+	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), 0);
+	ckpt_manager_close(m);
+}
+
 static void test_newest_kept_and_errors(void **state)
 {
 	fixture *f = *state;
@@ -727,6 +751,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_should_save, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prefix_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only_and_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newest_kept_and_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forced_older_step_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_killed_during_async_save, setup, teardown),

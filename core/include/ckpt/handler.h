@@ -32,13 +32,6 @@ typedef struct ckpt_handler_vtable {
 	 */
 	int (*snapshot)(void **out, ckpt_handler *h, const void *args);
 	void (*snapshot_free)(ckpt_handler *h, void *snap);
-	/*
-	 * Optional, for copy mode: get the memory snapshots of args like these
-	 * need ready in the background (allocated and written once), so that
-	 * the first snapshot does not pay for fresh memory. Returns at once;
-	 * the next snapshot takes what is ready and stops the rest.
-	 */
-	int (*snapshot_reserve)(ckpt_handler *h, const void *args);
 	/* Read item back; *out is handler-specific and owned by the caller. */
 	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
 	/* Describe item without reading its data; *out owned by the caller. */
@@ -51,13 +44,21 @@ typedef struct ckpt_handler_vtable {
 	int (*finalize)(ckpt_handler *h, ckpt_step_writer *w, const char *item);
 	/* Release the handler. */
 	void (*close)(ckpt_handler *h);
+	/*
+	 * Optional, for copy mode: get the memory snapshots of args like these
+	 * need ready in the background (allocated and written once), so that
+	 * the first snapshot does not pay for fresh memory. args is read during
+	 * the call only. Returns at once; the next snapshot stops the work
+	 * within a few MiB and takes what is ready.
+	 */
+	int (*snapshot_reserve)(ckpt_handler *h, const void *args);
 } ckpt_handler_vtable;
 
 struct ckpt_handler {
 	const ckpt_handler_vtable *vt;
 };
 
-/* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL). */
+/* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL, unless said otherwise). */
 const char *ckpt_handler_typestr(const ckpt_handler *h);
 int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
 int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
