@@ -11,15 +11,16 @@
  *   --modes   comma-separated, run in this order (default sync,copy,copy,borrow): a
  *             second copy reuses the first one's snapshot buffers (see pytree.c),
  *             as every save but the first of a training loop does; "reserved"
- *             is a first copy-mode save with a new handler, --reserve-wait
- *             seconds (default 5) after ckpt_async_reserve (a training loop
- *             reserves at its start and saves some steps later)
+ *             is a first copy-mode save with a new handler after
+ *             ckpt_async_reserve has written the state's size (seen in VmRSS;
+ *             up to 60 s) and --reserve-wait more seconds (default 1): a
+ *             training loop reserves at its start and saves some steps later
  * Each mode saves its own step under ROOT (sync 1, copy 2, borrow 3, reserved 4)
  * and deletes it afterwards.
  * Prints one line per mode, then a summary line:
  *   mode=sync elapsed=<s>
  *   mode=copy block=<s> total=<s>
- *   mode=reserved block=<s> total=<s>
+ *   mode=reserved block=<s> total=<s> reserve=<s until the memory was written>
  *   mode=borrow block=<s> total=<s>
  *   bytes=<n> leaves=<n> copy_block_ratio=<first copy block/sync>
  *     copy_again_block_ratio=<later copy block/sync> reserved_block_ratio=<..>
@@ -43,14 +44,16 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static long vmhwm_kib(void)
+/* A "kB" field of /proc/self/status ("VmHWM", "VmRSS"), -1 if not found. */
+static long status_kib(const char *field)
 {
 	char line[256];
 	long kib = -1;
+	size_t n = strlen(field);
 	FILE *f = fopen("/proc/self/status", "r");
 
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+		if (!strncmp(line, field, n) && sscanf(line + n, ": %ld kB", &kib) == 1)
 			break;
 	if (f)
 		fclose(f);
@@ -104,7 +107,7 @@ int main(int argc, char **argv)
 	const char *root = NULL, *modes = "sync,copy,copy,borrow";
 	int no_compress = 0, rc;
 	double sync_s = 0, copy_first = -1, copy_again = -1, borrow_b = -1, reserved_b = -1;
-	double reserve_wait = 5;
+	double reserve_wait = 1, reserve_s = -1;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -176,8 +179,14 @@ int main(int argc, char **argv)
 				if ((rc = ckpt_pytree_handler_new(&fresh)))
 					return fail("handler", rc);
 				it.handler = fresh;
+				long rss0 = status_kib("VmRSS");
+				double r0 = now();
 				if ((rc = ckpt_async_reserve(a, &it, 1)))
 					return fail("reserve", rc);
+				while (status_kib("VmRSS") - rss0 < (long)(mib * 1024 * 99 / 100) &&
+				       now() - r0 < 60)
+					nanosleep(&(struct timespec){0, 10000000}, NULL);
+				reserve_s = now() - r0;
 				struct timespec ts = {(time_t)reserve_wait,
 						      (long)((reserve_wait - (time_t)reserve_wait) * 1e9)};
 				nanosleep(&ts, NULL);
@@ -188,7 +197,10 @@ int main(int argc, char **argv)
 			block = now() - t0;
 			if ((rc = ckpt_future_wait(f)))
 				return fail("async save (background)", rc);
-			printf("mode=%s block=%.3f total=%.3f\n", m, block, now() - t0);
+			printf("mode=%s block=%.3f total=%.3f", m, block, now() - t0);
+			if (step == 4)
+				printf(" reserve=%.3f", reserve_s);
+			printf("\n");
 			if (step == 3)
 				borrow_b = block;
 			else if (step == 4)
@@ -212,7 +224,7 @@ int main(int argc, char **argv)
 		printf(" reserved_block_ratio=%.3f", reserved_b / sync_s);
 	if (sync_s > 0 && borrow_b >= 0)
 		printf(" borrow_block_ratio=%.4f", borrow_b / sync_s);
-	printf("\nvmhwm_mib=%ld state_mib=%" PRIu64 "\n", vmhwm_kib() / 1024, mib);
+	printf("\nvmhwm_mib=%ld state_mib=%" PRIu64 "\n", status_kib("VmHWM") / 1024, mib);
 	free(list);
 	ckpt_handler_free(py);
 	ckpt_tree_free(state);

@@ -75,9 +75,12 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
  * caller waits (0.5-1 s per 256 MiB on the VMs we measured, more than the
  * copy itself). Returns at once; call it when the state exists, well before
  * the first save (e.g. after initializing or restoring a training state).
- * The save takes what is ready and allocates the rest. Only the items'
- * shapes are read, during the call. Handlers without a snapshot_reserve slot,
- * and borrow mode, have nothing to get ready (0).
+ * The save stops the reserve (within a few MiB), takes what is ready and
+ * allocates the rest. Only the items' shapes are read, during the call.
+ * Handlers without a snapshot_reserve slot, borrow mode, and a handler whose
+ * snapshot is still being saved (its buffers go to the next one) have
+ * nothing to get ready (0). On an error, reserves already started for
+ * earlier items go on.
  */
 int ckpt_async_reserve(ckpt_async *a, const ckpt_item_args *items, size_t n);
 
