@@ -22,6 +22,9 @@
  * snapshot_reserve gets such buffers ready before the first snapshot: a
  * thread of the handler allocates and writes them once (the first write of
  * fresh memory is what costs: 0.5-1 s per 256 MiB on the VMs we measured).
+ * Spare buffers belong to the handler, not to an item: with one handler
+ * for several items, each snapshot takes the spare ones it fits and the
+ * rest go, so reuse (and a reserve) needs one handler per item.
  * Snapshot buffers are small pages (malloc), not huge ones: on those VMs a
  * process with huge-page snapshot buffers ran its training steps up to 3x
  * slower while saves ran (docs/manager.md, "Memory of copy-mode saves").
@@ -604,7 +607,7 @@ static int reserve_stopped(struct pytree_handler *ph)
 	return stop;
 }
 
-#define RESERVE_CHUNK ((size_t)8 << 20) /* written between two looks at reserve_stop */
+#define RESERVE_CHUNK ((size_t)2 << 20) /* written between two looks at reserve_stop */
 
 static void *reserve_run(void *arg)
 {

@@ -73,8 +73,10 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
  * in the background, so that the first ckpt_async_save() copies into
  * memory already written once instead of paying for fresh memory while the
  * caller waits (0.5-1 s per 256 MiB on the VMs we measured, more than the
- * copy itself). Returns at once; call it when the state exists, well before
- * the first save (e.g. after initializing or restoring a training state).
+ * copy itself). Returns at once (after stopping an earlier reserve of the
+ * same handler); call it when the state exists, before the training loop
+ * (after initializing or restoring the state). Use one handler per item:
+ * buffers belong to the handler.
  * The save stops the reserve (within a few MiB), takes what is ready and
  * allocates the rest. Only the items' shapes are read, during the call.
  * Handlers without a snapshot_reserve slot, borrow mode, and a handler whose
