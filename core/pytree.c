@@ -37,6 +37,7 @@
  */
 #include <assert.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,7 +65,7 @@ struct snap_bufs {
 struct reserve {
 	struct pytree_handler *ph;
 	pthread_t thread;
-	size_t *sizes, n;
+	size_t *sizes, n, cap;
 	struct snap_bufs got; /* capacity n; the thread's until joined */
 };
 
@@ -414,6 +415,26 @@ static int cmp_buf(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * Room for one more element (elem bytes) in an array with n used of *cap:
+ * doubles it (64 at first). parray is the address of the array's pointer,
+ * of any element type (read and written with memcpy, so not aliased).
+ */
+static int grow(void *parray, size_t *cap, size_t n, size_t elem)
+{
+	size_t c = *cap ? 2 * *cap : 64;
+	void *old, *p;
+
+	if (n < *cap)
+		return 0;
+	memcpy(&old, parray, sizeof(old));
+	if (c > SIZE_MAX / elem || !(p = realloc(old, c * elem)))
+		return ckpt_error_nomem();
+	memcpy(parray, &p, sizeof(p));
+	*cap = c;
+	return 0;
+}
+
 /* A buffer of exactly size bytes: a spare one (taken out of spare) or a new one. */
 static void *buf_get(struct snap_bufs *spare, size_t size)
 {
@@ -445,22 +466,9 @@ static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, vo
 		return 0; /* structural copy */
 	if (ckpt_tree_get_kind(src) != CKPT_TREE_ARRAY || !ckpt_tree_data(src))
 		return ckpt_tree_clone(out, src);
-	if (sn->bufs.n == sn->bufs.cap) {
-		size_t cap = sn->bufs.cap ? 2 * sn->bufs.cap : 64;
-		void *v = realloc(sn->bufs.v, cap * sizeof(*sn->bufs.v));
-		if (!v)
-			return ckpt_error_nomem();
-		sn->bufs.v = v;
-		sn->bufs.cap = cap;
-	}
-	if (sn->ncopies == sn->capcopies) {
-		size_t cap = sn->capcopies ? 2 * sn->capcopies : 64;
-		void *v = realloc(sn->copies, cap * sizeof(*sn->copies));
-		if (!v)
-			return ckpt_error_nomem();
-		sn->copies = v;
-		sn->capcopies = cap;
-	}
+	if (grow(&sn->bufs.v, &sn->bufs.cap, sn->bufs.n, sizeof(*sn->bufs.v)) ||
+	    grow(&sn->copies, &sn->capcopies, sn->ncopies, sizeof(*sn->copies)))
+		return CKPT_ENOMEM;
 	if (!(p = buf_get(&sn->spare, size)))
 		return ckpt_error_nomem();
 	sn->bufs.v[sn->bufs.n++] = (struct snap_buf){size, p};
@@ -547,14 +555,8 @@ static int snap_eval(ckpt_tree *node, const char *path, void *payload)
 	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE ||
 	    (k == CKPT_TREE_STRING && sn->standard))
 		return 0;
-	if (sn->n == sn->cap) {
-		size_t cap = sn->cap ? 2 * sn->cap : 64;
-		void *p = realloc(sn->leaves, cap * sizeof(*sn->leaves));
-		if (!p)
-			return ckpt_error_nomem();
-		sn->leaves = p;
-		sn->cap = cap;
-	}
+	if (grow(&sn->leaves, &sn->cap, sn->n, sizeof(*sn->leaves)))
+		return CKPT_ENOMEM;
 	l = &sn->leaves[sn->n];
 	*l = (struct snap_leaf){node, {CKPT_DTYPE_INVALID, NULL, -1}, NULL};
 	rc = sn->user->leaf_args(&l->la, path, node, sn->user->payload);
@@ -672,12 +674,8 @@ static int reserve_size(ckpt_tree *node, const char *path, void *payload)
 	if (ckpt_tree_get_kind(node) != CKPT_TREE_ARRAY || !ckpt_tree_data(node) ||
 	    ckpt_tree_nbytes(node) == 0)
 		return 0;
-	if ((r->n & (r->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
-		void *v = realloc(r->sizes, (r->n ? 2 * r->n : 1) * sizeof(*r->sizes));
-		if (!v)
-			return ckpt_error_nomem();
-		r->sizes = v;
-	}
+	if (grow(&r->sizes, &r->cap, r->n, sizeof(*r->sizes)))
+		return CKPT_ENOMEM;
 	r->sizes[r->n++] = (size_t)ckpt_tree_nbytes(node);
 	return 0;
 }
