@@ -376,10 +376,6 @@ struct snap_leaf {
 	char *custom; /* la.custom_metadata points here */
 };
 
-/*
- * args.item is tree, whose array leaves borrow bufs; args.leaf_args/payload
- * replay leaves[] (sorted by node).
- */
 /* One array's copy into the snapshot, done after the tree is mapped (copy_all). */
 struct snap_copy {
 	void *dst;
@@ -387,6 +383,10 @@ struct snap_copy {
 	size_t size;
 };
 
+/*
+ * args.item is tree, whose array leaves borrow bufs; args.leaf_args/payload
+ * replay leaves[] (sorted by node).
+ */
 struct pytree_snapshot {
 	ckpt_pytree_save_args args;
 	ckpt_tree *tree;
@@ -454,6 +454,13 @@ static void *buf_get(struct snap_bufs *spare, size_t size)
 	return malloc(size ? size : 1);
 }
 
+/* Whether a snapshot copies node's data into a buffer of its own (snapshot_reserve
+ * prepares exactly those). */
+static int snap_buffered(const ckpt_tree *node)
+{
+	return ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY && ckpt_tree_data(node);
+}
+
 /* ckpt_tree_map callback: copy a leaf; array data goes into the snapshot's buffers. */
 static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, void *payload)
 {
@@ -464,7 +471,7 @@ static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, vo
 	(void)path;
 	if (ckpt_tree_is_container(src) || ckpt_tree_get_kind(src) == CKPT_TREE_NONE)
 		return 0; /* structural copy */
-	if (ckpt_tree_get_kind(src) != CKPT_TREE_ARRAY || !ckpt_tree_data(src))
+	if (!snap_buffered(src))
 		return ckpt_tree_clone(out, src);
 	if (grow(&sn->bufs.v, &sn->bufs.cap, sn->bufs.n, sizeof(*sn->bufs.v)) ||
 	    grow(&sn->copies, &sn->capcopies, sn->ncopies, sizeof(*sn->copies)))
@@ -671,8 +678,7 @@ static int reserve_size(ckpt_tree *node, const char *path, void *payload)
 	struct reserve *r = payload;
 
 	(void)path;
-	if (ckpt_tree_get_kind(node) != CKPT_TREE_ARRAY || !ckpt_tree_data(node) ||
-	    ckpt_tree_nbytes(node) == 0)
+	if (!snap_buffered(node) || ckpt_tree_nbytes(node) == 0)
 		return 0;
 	if (grow(&r->sizes, &r->cap, r->n, sizeof(*r->sizes)))
 		return CKPT_ENOMEM;
