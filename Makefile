@@ -72,6 +72,11 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# The library exports only what its public headers mark CKPT_API (ckpt/common.h).
+$(B)/core/%.o: core/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fvisibility=hidden -MMD -MP -c $< -o $@
+
 $(B)/fs/%.o: fs/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(FUSE_CFLAGS) -MMD -MP -c $< -o $@
@@ -124,6 +129,7 @@ $(B)/ckpt.pc: Makefile
 	  '$(PREFIX)' '$(VERSION)' '$(PKGS)' > $@
 
 check: all $(UNIT_BIN) $(FUZZ_BIN) $(TTOOL_BIN)
+	@bash tests/build/exports.sh $(LIB_SO) $(HEADERS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f _fuzzer); \
 	  echo "== fuzz replay $$n"; $$f tests/fuzz/corpus/$$n; done

@@ -17,6 +17,8 @@
 #ifndef CKPT_ARRAY_H
 #define CKPT_ARRAY_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/handler.h"
 #include "ckpt/npy.h"
 #include "ckpt/store.h"
@@ -30,7 +32,7 @@ extern "C" {
 #define CKPT_ARRAY_DEFAULT_NAME "checkpoint"
 
 /* checkpoint_name NULL: "checkpoint". CKPT_EINVAL if not a plain file name. */
-int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
+CKPT_API int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
 
 /*
  * The .npy header of a stored value that holds a whole .npy file (an Array
@@ -38,7 +40,7 @@ int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
  * value's size: what a reader needs before it reads the data from
  * out->header_len on. CKPT_EINVAL with a message naming `what` otherwise.
  */
-int ckpt_array_value_header(ckpt_npy_header *out, ckpt_value *v, const char *what);
+CKPT_API int ckpt_array_value_header(ckpt_npy_header *out, ckpt_value *v, const char *what);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@
 #ifndef CKPT_ASYNC_H
 #define CKPT_ASYNC_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/checkpointer.h"
 
 #ifdef __cplusplus
@@ -51,9 +53,9 @@ typedef struct ckpt_async_options {
 #define CKPT_ASYNC_OPTIONS_INIT {CKPT_ASYNC_OPTIONS_VERSION, 0, CKPT_STEP_WRITER_OPTIONS_INIT}
 
 /* A checkpointer with one background thread. opts may be NULL. */
-int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts);
+CKPT_API int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts);
 /* Wait for the running save, then free. Accepts NULL. */
-void ckpt_async_free(ckpt_async *a);
+CKPT_API void ckpt_async_free(ckpt_async *a);
 
 /*
  * Start saving items as ROOT/<step> (same meaning as ckpt_checkpointer_save;
@@ -64,7 +66,7 @@ void ckpt_async_free(ckpt_async *a);
  * future is not NULL) completes when the step is finalized or the save
  * failed; free it with ckpt_future_free.
  */
-int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
+CKPT_API int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
 		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
 		    const char *metrics);
 
@@ -84,19 +86,19 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
  * nothing to get ready (0). On an error, reserves already started for
  * earlier items go on.
  */
-int ckpt_async_reserve(ckpt_async *a, const ckpt_item_args *items, size_t n);
+CKPT_API int ckpt_async_reserve(ckpt_async *a, const ckpt_item_args *items, size_t n);
 
 /* Block until no save runs; the error of a failed save not yet reported, else 0. */
-int ckpt_async_wait_until_finished(ckpt_async *a);
+CKPT_API int ckpt_async_wait_until_finished(ckpt_async *a);
 /* Without blocking: the error of a finished failed save not yet reported, else 0. */
-int ckpt_async_check_for_errors(ckpt_async *a);
+CKPT_API int ckpt_async_check_for_errors(ckpt_async *a);
 
 /* Block until the save is finished: 0 or its error (message set on this thread). */
-int ckpt_future_wait(ckpt_future *f);
+CKPT_API int ckpt_future_wait(ckpt_future *f);
 /* 1 if finished (successfully or not), else 0. */
-int ckpt_future_done(const ckpt_future *f);
+CKPT_API int ckpt_future_done(const ckpt_future *f);
 /* Accepts NULL; does not wait (the save goes on). */
-void ckpt_future_free(ckpt_future *f);
+CKPT_API void ckpt_future_free(ckpt_future *f);
 
 #ifdef __cplusplus
 }

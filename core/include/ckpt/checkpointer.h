@@ -5,6 +5,8 @@
 #ifndef CKPT_CHECKPOINTER_H
 #define CKPT_CHECKPOINTER_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/handler.h"
 #include "ckpt/step.h"
 
@@ -25,7 +27,7 @@ typedef struct ckpt_item_args {
  * directory is removed and the error returned; nothing appears. opts may be
  * NULL. CKPT_EEXISTS if the step exists and !opts->force.
  */
-int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_item_args *items, size_t n,
+CKPT_API int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_item_args *items, size_t n,
 			   const ckpt_step_writer_options *opts);
 
 /*
@@ -34,7 +36,7 @@ int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_item_args
  * failure the outs[i] already restored stay set and owned by the caller;
  * the others are NULL.
  */
-int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item_args *items,
+CKPT_API int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item_args *items,
 			      size_t n);
 
 #ifdef __cplusplus

@@ -22,6 +22,8 @@
 #ifndef CKPT_COMPOSITE_H
 #define CKPT_COMPOSITE_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,27 +42,27 @@ extern "C" {
  * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers.
  * CKPT_EUNSUPPORTED for any other typestr. Free with ckpt_handler_free().
  */
-int ckpt_handler_new_default(ckpt_handler **out, const char *typestr);
+CKPT_API int ckpt_handler_new_default(ckpt_handler **out, const char *typestr);
 
 typedef struct ckpt_registry ckpt_registry;
 
-int ckpt_registry_new(ckpt_registry **out);
+CKPT_API int ckpt_registry_new(ckpt_registry **out);
 /* Frees the registry and every handler it holds. Accepts NULL. */
-void ckpt_registry_free(ckpt_registry *r);
+CKPT_API void ckpt_registry_free(ckpt_registry *r);
 /*
  * Register h for item (the registry takes h, also on failure).
  * CKPT_EEXISTS naming both handlers if item already has a handler.
  */
-int ckpt_registry_add(ckpt_registry *r, const char *item, ckpt_handler *h);
+CKPT_API int ckpt_registry_add(ckpt_registry *r, const char *item, ckpt_handler *h);
 /* The handler of item, or NULL (borrowed). */
-ckpt_handler *ckpt_registry_get(const ckpt_registry *r, const char *item);
+CKPT_API ckpt_handler *ckpt_registry_get(const ckpt_registry *r, const char *item);
 /*
  * The handler for item given args of type typestr (NULL: "whatever is
  * registered"): the registered one if its typestr matches, else a new
  * default one, registered. CKPT_EINVAL naming both types on a mismatch,
  * CKPT_ENOTFOUND if item is not registered and typestr is NULL.
  */
-int ckpt_registry_resolve(ckpt_handler **out, ckpt_registry *r, const char *item,
+CKPT_API int ckpt_registry_resolve(ckpt_handler **out, ckpt_registry *r, const char *item,
 			  const char *typestr);
 
 /* One item's args: Orbax's Composite(item=SomeArgs(...)). */
@@ -72,12 +74,12 @@ typedef struct ckpt_composite_arg {
 
 /* Save items into the step being written: resolve each handler, register the
  * item in the step, run save and then finalize of every handler. */
-int ckpt_composite_save(ckpt_registry *r, ckpt_step_writer *w, const ckpt_composite_arg *items,
+CKPT_API int ckpt_composite_save(ckpt_registry *r, ckpt_step_writer *w, const ckpt_composite_arg *items,
 			size_t n);
 
 /* Save a whole step: ckpt_step_writer_open, ckpt_composite_save, finalize
  * (the step appears only if everything succeeded). */
-int ckpt_composite_save_step(const char *root, uint64_t step, ckpt_registry *r,
+CKPT_API int ckpt_composite_save_step(const char *root, uint64_t step, ckpt_registry *r,
 			     const ckpt_composite_arg *items, size_t n,
 			     const ckpt_step_writer_options *opts);
 
@@ -90,17 +92,17 @@ typedef struct ckpt_composite_result ckpt_composite_result;
  * NULL and none of their data read). An item chosen but not in the step is
  * CKPT_ENOTFOUND.
  */
-int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
+CKPT_API int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
 			   const ckpt_composite_arg *items, size_t n);
-size_t ckpt_composite_result_count(const ckpt_composite_result *res);
-const char *ckpt_composite_result_item(const ckpt_composite_result *res, size_t i);
-const char *ckpt_composite_result_typestr(const ckpt_composite_result *res, size_t i);
+CKPT_API size_t ckpt_composite_result_count(const ckpt_composite_result *res);
+CKPT_API const char *ckpt_composite_result_item(const ckpt_composite_result *res, size_t i);
+CKPT_API const char *ckpt_composite_result_typestr(const ckpt_composite_result *res, size_t i);
 /* The restored value of item i (borrowed; NULL if not chosen). */
-void *ckpt_composite_result_value(const ckpt_composite_result *res, size_t i);
+CKPT_API void *ckpt_composite_result_value(const ckpt_composite_result *res, size_t i);
 /* The restored value of the item named item, or NULL (borrowed). */
-void *ckpt_composite_result_get(const ckpt_composite_result *res, const char *item);
+CKPT_API void *ckpt_composite_result_get(const ckpt_composite_result *res, const char *item);
 /* Frees every value (with its handler's restored_free) and res. Accepts NULL. */
-void ckpt_composite_result_free(ckpt_composite_result *res);
+CKPT_API void ckpt_composite_result_free(ckpt_composite_result *res);
 
 /* Orbax's StepMetadata. */
 typedef struct ckpt_step_metadata {
@@ -118,7 +120,7 @@ typedef struct ckpt_step_metadata {
 
 /* The step metadata of a finalized step, reading no item data (each
  * handler's metadata: for a PyTree item its _METADATA only). */
-int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r, ckpt_step *s);
+CKPT_API int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r, ckpt_step *s);
 /*
  * The step metadata of a save not yet finalized, from its temporary
  * directory: a library save in progress (ROOT/<step>.ckpt-tmp-<nonce>, whose
@@ -126,9 +128,9 @@ int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r, ckpt_ste
  * items are added) or a pending step of the mount (its files/). Item
  * metadata is NULL; commit_timestamp_nsecs is 0.
  */
-int ckpt_composite_metadata_from_temporary_paths(ckpt_step_metadata **out, ckpt_registry *r,
+CKPT_API int ckpt_composite_metadata_from_temporary_paths(ckpt_step_metadata **out, ckpt_registry *r,
 						 const char *tmp_dir);
-void ckpt_step_metadata_free(ckpt_step_metadata *m);
+CKPT_API void ckpt_step_metadata_free(ckpt_step_metadata *m);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef CKPT_DTYPE_H
 #define CKPT_DTYPE_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -37,13 +39,13 @@ typedef enum ckpt_dtype {
 } ckpt_dtype;
 
 /* Bytes per element; 0 for CKPT_DTYPE_INVALID or out-of-range values. */
-size_t ckpt_dtype_size(ckpt_dtype dt);
+CKPT_API size_t ckpt_dtype_size(ckpt_dtype dt);
 
 /* numpy/ml_dtypes name ("float32", "bfloat16"); "invalid" if unknown. Static. */
-const char *ckpt_dtype_name(ckpt_dtype dt);
+CKPT_API const char *ckpt_dtype_name(ckpt_dtype dt);
 
 /* Parse a name as printed by ckpt_dtype_name(). CKPT_EINVAL names it if unknown. */
-int ckpt_dtype_from_name(ckpt_dtype *out, const char *name);
+CKPT_API int ckpt_dtype_from_name(ckpt_dtype *out, const char *name);
 
 /*
  * Convert n elements from src (type st) to dst (type dt), both little-endian.
@@ -53,7 +55,7 @@ int ckpt_dtype_from_name(ckpt_dtype *out, const char *name);
  * to +-448 and has no infinity; NaN stays NaN). dst and src must not overlap
  * unless dt == st. Returns CKPT_EINVAL for an invalid dtype.
  */
-int ckpt_dtype_cast(void *dst, ckpt_dtype dt, const void *src, ckpt_dtype st, size_t n);
+CKPT_API int ckpt_dtype_cast(void *dst, ckpt_dtype dt, const void *src, ckpt_dtype st, size_t n);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #ifndef CKPT_ERROR_H
 #define CKPT_ERROR_H
 
+#include "ckpt/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,13 +35,13 @@ enum {
  * The message of the last failure on this thread. Never NULL ("" when none).
  * The pointer is valid until the next libckpt call on this thread.
  */
-const char *ckpt_error_last(void);
+CKPT_API const char *ckpt_error_last(void);
 
 /* A short constant name for a code ("CKPT_ECORRUPT"); "CKPT_E?" if unknown. */
-const char *ckpt_error_name(int code);
+CKPT_API const char *ckpt_error_name(int code);
 
 /* Forget the last message of this thread. */
-void ckpt_error_clear(void);
+CKPT_API void ckpt_error_clear(void);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef CKPT_HANDLER_H
 #define CKPT_HANDLER_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/step.h"
 
 #ifdef __cplusplus
@@ -59,22 +61,22 @@ struct ckpt_handler {
 };
 
 /* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL, unless said otherwise). */
-const char *ckpt_handler_typestr(const ckpt_handler *h);
-int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
-int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
+CKPT_API const char *ckpt_handler_typestr(const ckpt_handler *h);
+CKPT_API int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+CKPT_API int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
 /* snapshot_free(); accepts a NULL snap. */
-void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
+CKPT_API void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
 /* snapshot_reserve(), or 0 (nothing to get ready) when the slot is NULL. */
-int ckpt_handler_snapshot_reserve(ckpt_handler *h, const void *args);
-int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
+CKPT_API int ckpt_handler_snapshot_reserve(ckpt_handler *h, const void *args);
+CKPT_API int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args);
-int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+CKPT_API int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
 /* restored_free() / metadata_free(), or free() when the slot is NULL; accept NULL. */
-void ckpt_handler_restored_free(ckpt_handler *h, void *out);
-void ckpt_handler_metadata_free(ckpt_handler *h, void *meta);
-int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item);
+CKPT_API void ckpt_handler_restored_free(ckpt_handler *h, void *out);
+CKPT_API void ckpt_handler_metadata_free(ckpt_handler *h, void *meta);
+CKPT_API int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item);
 /* close(); accepts NULL. */
-void ckpt_handler_free(ckpt_handler *h);
+CKPT_API void ckpt_handler_free(ckpt_handler *h);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #ifndef CKPT_INTERCHANGE_H
 #define CKPT_INTERCHANGE_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/step.h"
 #include "ckpt/tree.h"
 
@@ -27,14 +29,14 @@ extern "C" {
  * must exist and agree with it (dtype, shape); otherwise the structure is
  * read from the files. CKPT_EINVAL names the offending file.
  */
-int ckpt_interchange_read_item(ckpt_tree **out, const char *item_dir);
+CKPT_API int ckpt_interchange_read_item(ckpt_tree **out, const char *item_dir);
 
 /*
  * Save the interchange directory `dir` as ROOT/<step> (all items with the
  * handlers named in dir/_CHECKPOINT_METADATA, PyTree by default). Nothing
  * is saved if any file is invalid. opts may be NULL.
  */
-int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
+CKPT_API int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 			  const ckpt_step_writer_options *opts);
 
 /*
@@ -42,7 +44,7 @@ int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
  * != NULL, one subtree or leaf of it) to out_dir in the interchange layout.
  * out_dir is created; existing files in it are replaced.
  */
-int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path,
+CKPT_API int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path,
 			     const char *out_dir);
 
 #ifdef __cplusplus

@@ -14,6 +14,8 @@
 #ifndef CKPT_JSON_H
 #define CKPT_JSON_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/handler.h"
 
 #ifdef __cplusplus
@@ -24,11 +26,11 @@ extern "C" {
 #define CKPT_JSON_DEFAULT_FILENAME "metadata"
 
 /* filename NULL: "metadata". CKPT_EINVAL if filename is not a plain file name. */
-int ckpt_json_handler_new(ckpt_handler **out, const char *filename);
+CKPT_API int ckpt_json_handler_new(ckpt_handler **out, const char *filename);
 
 /* Check that text[0..len) is one JSON value; CKPT_EINVAL naming `what` and
  * the line and column of the first error otherwise. */
-int ckpt_json_check(const char *text, size_t len, const char *what);
+CKPT_API int ckpt_json_check(const char *text, size_t len, const char *what);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #ifndef CKPT_MANAGER_H
 #define CKPT_MANAGER_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,16 +53,16 @@ typedef struct ckpt_step_summary {
  * Decide which steps p keeps: keep[i] = 1 or 0 for steps[i] (any order).
  * Pure function: used by the manager, `ckpt gc` and `ckpt ls`.
  */
-int ckpt_preservation_apply(int *keep, const ckpt_step_summary *steps, size_t n,
+CKPT_API int ckpt_preservation_apply(int *keep, const ckpt_step_summary *steps, size_t n,
 			    const ckpt_preservation *p);
 /*
  * What the policies see of the finalized step s (number `step`): its commit
  * time and, when metric is not NULL and its metrics hold a number (not NaN)
  * under that name, the metric. Used by the manager and by `ckpt gc`/`ckpt ls`.
  */
-void ckpt_step_summarize(ckpt_step_summary *out, ckpt_step *s, uint64_t step, const char *metric);
+CKPT_API void ckpt_step_summarize(ckpt_step_summary *out, ckpt_step *s, uint64_t step, const char *metric);
 /* Index of the best step by p's metric, or CKPT_ENOTFOUND (no metric set or none has it). */
-int ckpt_preservation_best(size_t *out, const ckpt_step_summary *steps, size_t n,
+CKPT_API int ckpt_preservation_best(size_t *out, const ckpt_step_summary *steps, size_t n,
 			   const ckpt_preservation *p);
 
 #define CKPT_MANAGER_OPTIONS_VERSION 1
@@ -87,12 +89,12 @@ typedef struct ckpt_manager ckpt_manager;
  * directories of abandoned saves (not in read_only) and reads the steps.
  * opts may be NULL.
  */
-int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_options *opts);
+CKPT_API int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_options *opts);
 /* Wait for a running save, then free. Accepts NULL. */
-void ckpt_manager_close(ckpt_manager *m);
+CKPT_API void ckpt_manager_close(ckpt_manager *m);
 
 /* 1 if step should be saved (interval, save_on_steps, and newer than the latest), else 0. */
-int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
+CKPT_API int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
 /*
  * Save items as step (asynchronously if enabled: returns once the caller
  * may change its data). metrics, custom_metadata: JSON objects or NULL.
@@ -100,37 +102,37 @@ int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
  * the error of an earlier failed background save (and then saves nothing).
  * CKPT_EREADONLY in read_only.
  */
-int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *items, size_t n,
+CKPT_API int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *items, size_t n,
 		      const char *metrics, const char *custom_metadata, int force);
 /*
  * ckpt_async_reserve() for the manager's asynchronous saves: get the first
  * save's snapshot memory ready in the background. 0 when saves are
  * synchronous or the manager is read-only (nothing to get ready).
  */
-int ckpt_manager_reserve(ckpt_manager *m, const ckpt_item_args *items, size_t n);
+CKPT_API int ckpt_manager_reserve(ckpt_manager *m, const ckpt_item_args *items, size_t n);
 /*
  * Restore items (a subset of the step's items is fine) of step, or of the
  * latest step when step < 0; outs as ckpt_checkpointer_restore. Waits for a
  * running save first.
  */
-int ckpt_manager_restore(void **outs, ckpt_manager *m, int64_t step, const ckpt_item_args *items,
+CKPT_API int ckpt_manager_restore(void **outs, ckpt_manager *m, int64_t step, const ckpt_item_args *items,
 			 size_t n);
 
-int ckpt_manager_latest_step(uint64_t *out, ckpt_manager *m); /* CKPT_ENOTFOUND if none */
-int ckpt_manager_best_step(uint64_t *out, ckpt_manager *m);   /* CKPT_ENOTFOUND if none */
+CKPT_API int ckpt_manager_latest_step(uint64_t *out, ckpt_manager *m); /* CKPT_ENOTFOUND if none */
+CKPT_API int ckpt_manager_best_step(uint64_t *out, ckpt_manager *m);   /* CKPT_ENOTFOUND if none */
 /* Finalized steps, ascending: *out malloc'd (caller free()s). */
-int ckpt_manager_all_steps(uint64_t **out, size_t *n, ckpt_manager *m);
+CKPT_API int ckpt_manager_all_steps(uint64_t **out, size_t *n, ckpt_manager *m);
 /* The step's metrics / whole _CHECKPOINT_METADATA as JSON text (malloc'd; "{}" if none). */
-int ckpt_manager_metrics(char **out, ckpt_manager *m, uint64_t step);
-int ckpt_manager_metadata(char **out, ckpt_manager *m, uint64_t step);
+CKPT_API int ckpt_manager_metrics(char **out, ckpt_manager *m, uint64_t step);
+CKPT_API int ckpt_manager_metadata(char **out, ckpt_manager *m, uint64_t step);
 /* Root metadata: a JSON object kept in ROOT/_ROOT_METADATA (set once; read any time). */
-int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json);
-int ckpt_manager_root_metadata(char **out, ckpt_manager *m); /* "{}" if none */
-int ckpt_manager_delete(ckpt_manager *m, uint64_t step);
+CKPT_API int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json);
+CKPT_API int ckpt_manager_root_metadata(char **out, ckpt_manager *m); /* "{}" if none */
+CKPT_API int ckpt_manager_delete(ckpt_manager *m, uint64_t step);
 /* Re-read the steps of root (another process may have saved or deleted). */
-int ckpt_manager_reload(ckpt_manager *m);
-int ckpt_manager_wait_until_finished(ckpt_manager *m);
-int ckpt_manager_check_for_errors(ckpt_manager *m);
+CKPT_API int ckpt_manager_reload(ckpt_manager *m);
+CKPT_API int ckpt_manager_wait_until_finished(ckpt_manager *m);
+CKPT_API int ckpt_manager_check_for_errors(ckpt_manager *m);
 
 /*
  * For evaluators: wait until root has a finalized step newer than `after`
@@ -138,7 +140,7 @@ int ckpt_manager_check_for_errors(ckpt_manager *m);
  * polling fallback. timeout_ms < 0 waits forever; CKPT_EBUSY on timeout.
  * Plain step names (no prefix).
  */
-int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
+CKPT_API int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
 
 #ifdef __cplusplus
 }

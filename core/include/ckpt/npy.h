@@ -23,6 +23,8 @@
 #ifndef CKPT_NPY_H
 #define CKPT_NPY_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,22 +54,22 @@ typedef struct ckpt_npy_header {
  * for bad magic / unknown version). Lets a streaming reader know how much to
  * buffer before ckpt_npy_parse_header().
  */
-int ckpt_npy_header_size(size_t *out, const void *buf, size_t len);
+CKPT_API int ckpt_npy_header_size(size_t *out, const void *buf, size_t len);
 
 /* Parse a header from buf (at least the header, maybe followed by data). */
-int ckpt_npy_parse_header(ckpt_npy_header *out, const void *buf, size_t len);
+CKPT_API int ckpt_npy_parse_header(ckpt_npy_header *out, const void *buf, size_t len);
 
 /*
  * Length of the header ckpt_npy_format_header() writes for this array.
  * Returns 0 only for invalid arguments.
  */
-size_t ckpt_npy_header_len(ckpt_dtype dt, unsigned ndim, const uint64_t *shape);
+CKPT_API size_t ckpt_npy_header_len(ckpt_dtype dt, unsigned ndim, const uint64_t *shape);
 
 /*
  * Write the header for a little-endian C-order array into buf (cap bytes);
  * *out_len receives its length (== ckpt_npy_header_len()).
  */
-int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt_dtype dt, unsigned ndim,
+CKPT_API int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt_dtype dt, unsigned ndim,
 			   const uint64_t *shape);
 
 /*
@@ -75,7 +77,7 @@ int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt_dtype dt
  * order) to little-endian C order. dst and src are h->data_len bytes and
  * must not overlap.
  */
-int ckpt_npy_to_c_le(void *dst, const void *src, const ckpt_npy_header *h);
+CKPT_API int ckpt_npy_to_c_le(void *dst, const void *src, const ckpt_npy_header *h);
 
 /*
  * Read a whole .npy file: *out_data receives malloc'd little-endian C-order
@@ -84,10 +86,10 @@ int ckpt_npy_to_c_le(void *dst, const void *src, const ckpt_npy_header *h);
  * Errors name the path. CKPT_EINVAL when the data length disagrees with the
  * header (truncated or trailing bytes).
  */
-int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path);
+CKPT_API int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path);
 
 /* Write a .npy file (header + data) atomically enough: write then close. */
-int ckpt_npy_write_file(const char *path, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
+CKPT_API int ckpt_npy_write_file(const char *path, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
 			const void *data);
 
 #ifdef __cplusplus

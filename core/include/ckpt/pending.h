@@ -40,6 +40,8 @@
 #ifndef CKPT_PENDING_H
 #define CKPT_PENDING_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,8 +67,8 @@ typedef struct ckpt_pending_info {
  * same step number: each is listed). *out malloc'd; free with
  * ckpt_pending_list_free. A missing root is CKPT_ENOTFOUND.
  */
-int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root);
-void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
+CKPT_API int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root);
+CKPT_API void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
 
 /*
  * Start pending step `step` of root: creates ROOT/<step>.ckpt-tmp-<nonce>/files/
@@ -75,14 +77,14 @@ void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
  * the step, and closes it to release). CKPT_EEXISTS if the step exists,
  * finalized or pending.
  */
-int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t step);
+CKPT_API int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t step);
 
 /*
  * Lock the pending step directory dir without waiting: *lock_fd receives the
  * lock (close it to release). CKPT_EBUSY if another process holds it,
  * CKPT_ENOTFOUND if dir is gone.
  */
-int ckpt_pending_lock(int *lock_fd, const char *dir);
+CKPT_API int ckpt_pending_lock(int *lock_fd, const char *dir);
 
 /*
  * Check one path of files/ (relative, '/'-separated, no leading '/') before
@@ -93,7 +95,7 @@ int ckpt_pending_lock(int *lock_fd, const char *dir);
  * 128 names deep below the item and 3072 bytes in all. CKPT_EINVAL with a
  * message naming the path and the rule otherwise.
  */
-int ckpt_pending_check_path(const char *relpath, int is_dir);
+CKPT_API int ckpt_pending_check_path(const char *relpath, int is_dir);
 
 /*
  * Check the content of the file at relpath (open as fd) once it is written.
@@ -110,7 +112,7 @@ int ckpt_pending_check_path(const char *relpath, int is_dir);
  * metadata file). Scalar and string leaves are valid up to 256 MiB (what
  * finalize reads whole). CKPT_EINVAL with a message saying what is wrong.
  */
-int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
+CKPT_API int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
 
 /*
  * Whether the file at relpath of a pending step (files_fd: its files/) lies
@@ -118,7 +120,7 @@ int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
  * does not name (yet) counts as one. Only files of such items may be clone
  * stubs: an item of another handler holds its files' bytes.
  */
-int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
+CKPT_API int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
 
 /* A parsed clone stub. */
 typedef struct ckpt_clone_ref {
@@ -128,15 +130,15 @@ typedef struct ckpt_clone_ref {
 } ckpt_clone_ref;
 
 /* The content of a clone stub for ref: *out malloc'd, *len its length. */
-int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
+CKPT_API int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
 /* Parse a stub's content; CKPT_EINVAL if buf is not one. */
-int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
+CKPT_API int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
 /*
  * If the open file fd is a clone stub (S_ISVTX and the magic), parse it into
  * *out and return 1; return 0 if it is an ordinary file; < 0 on error.
  */
-int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
-void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
+CKPT_API int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
+CKPT_API void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
 
 /*
  * Finalize the pending step in directory dir (ROOT/<step>.ckpt-tmp-<nonce>):
@@ -150,10 +152,10 @@ void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
  * partial store inside dir is removed) and the message says why, naming
  * the file. CKPT_EEXISTS if ROOT/<step> exists.
  */
-int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts);
+CKPT_API int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts);
 
 /* Remove the pending step in directory dir (lock_fd as above). */
-int ckpt_pending_remove(const char *dir, int lock_fd);
+CKPT_API int ckpt_pending_remove(const char *dir, int lock_fd);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@
 #ifndef CKPT_PROTO_H
 #define CKPT_PROTO_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -38,22 +40,22 @@ extern "C" {
 
 /* filename NULL: "proto.pbtxt". CKPT_EINVAL if not a plain file name or
  * if it is "descriptor.json". */
-int ckpt_proto_handler_new(ckpt_handler **out, const char *filename);
+CKPT_API int ckpt_proto_handler_new(ckpt_handler **out, const char *filename);
 
 /* The same, restoring into type when restore is given no args (type is
  * borrowed: generated descriptors are static). */
-int ckpt_proto_handler_new_for(ckpt_handler **out, const char *filename,
+CKPT_API int ckpt_proto_handler_new_for(ckpt_handler **out, const char *filename,
 			       const ProtobufCMessageDescriptor *type);
 
 /* The description (JSON text, malloc'd) of message type d. */
-int ckpt_proto_describe(char **out, const ProtobufCMessageDescriptor *d);
+CKPT_API int ckpt_proto_describe(char **out, const ProtobufCMessageDescriptor *d);
 
 /*
  * Render wire-format bytes as text format using a description. CKPT_EINVAL
  * if the description is malformed or the bytes do not match it (the message
  * names the field and the byte offset).
  */
-int ckpt_proto_to_text(char **out, const char *desc, size_t desclen, const void *wire,
+CKPT_API int ckpt_proto_to_text(char **out, const char *desc, size_t desclen, const void *wire,
 		       size_t len);
 
 /*
@@ -61,7 +63,7 @@ int ckpt_proto_to_text(char **out, const char *desc, size_t desclen, const void 
  * malloc'd, *out_len its length). CKPT_EINVAL with "<what>:<line>:<column>:
  * ..." for invalid text.
  */
-int ckpt_proto_from_text(void **out, size_t *out_len, const char *desc, size_t desclen,
+CKPT_API int ckpt_proto_from_text(void **out, size_t *out_len, const char *desc, size_t desclen,
 			 const char *text, size_t len, const char *what);
 
 #ifdef __cplusplus

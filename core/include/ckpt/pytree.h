@@ -14,6 +14,8 @@
 #ifndef CKPT_PYTREE_H
 #define CKPT_PYTREE_H
 
+#include "ckpt/common.h"
+
 #include "ckpt/handler.h"
 #include "ckpt/tree.h"
 
@@ -82,8 +84,8 @@ typedef struct ckpt_pytree_restore_args {
 	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0}
 
 /* Create the handlers. Free with ckpt_handler_free(). */
-int ckpt_pytree_handler_new(ckpt_handler **out);
-int ckpt_standard_handler_new(ckpt_handler **out);
+CKPT_API int ckpt_pytree_handler_new(ckpt_handler **out);
+CKPT_API int ckpt_standard_handler_new(ckpt_handler **out);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@
 #ifndef CKPT_RANDOM_KEY_H
 #define CKPT_RANDOM_KEY_H
 
+#include "ckpt/common.h"
+
 #include <stdint.h>
 
 #include "ckpt/handler.h"
@@ -49,7 +51,7 @@ typedef struct ckpt_jax_key {
 } ckpt_jax_key;
 
 /* Frees impl, data and k. Accepts NULL. */
-void ckpt_jax_key_free(ckpt_jax_key *k);
+CKPT_API void ckpt_jax_key_free(ckpt_jax_key *k);
 
 /* NumPy's legacy RandomState.get_state() tuple. */
 typedef struct ckpt_np_legacy_state {
@@ -66,11 +68,11 @@ typedef struct ckpt_np_key {
 } ckpt_np_key;
 
 /* Frees state_json and k. Accepts NULL. */
-void ckpt_np_key_free(ckpt_np_key *k);
+CKPT_API void ckpt_np_key_free(ckpt_np_key *k);
 
 /* key_name NULL: the default. CKPT_EINVAL if not a plain file name. */
-int ckpt_jax_key_handler_new(ckpt_handler **out, const char *key_name);
-int ckpt_np_key_handler_new(ckpt_handler **out, const char *key_name);
+CKPT_API int ckpt_jax_key_handler_new(ckpt_handler **out, const char *key_name);
+CKPT_API int ckpt_np_key_handler_new(ckpt_handler **out, const char *key_name);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #ifndef CKPT_STEP_H
 #define CKPT_STEP_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,23 +57,23 @@ typedef struct ckpt_step_writer_options {
  * ROOT/<step> exists and !force. Removes abandoned temporary directories of
  * earlier saves (those whose lock is not held). opts may be NULL.
  */
-int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
+CKPT_API int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
 			  const ckpt_step_writer_options *opts);
 /* The batch handlers write into (borrowed; committed by finalize). */
-ckpt_batch *ckpt_step_writer_batch(ckpt_step_writer *w);
+CKPT_API ckpt_batch *ckpt_step_writer_batch(ckpt_step_writer *w);
 /* The temporary directory (borrowed). */
-const char *ckpt_step_writer_dir(const ckpt_step_writer *w);
+CKPT_API const char *ckpt_step_writer_dir(const ckpt_step_writer *w);
 /* Record that `item` is saved by the handler named typestr. CKPT_EEXISTS if the
  * item was already registered with another handler (the message names both). */
-int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr);
+CKPT_API int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr);
 /*
  * Commit the batch with _CHECKPOINT_METADATA (commit timestamp now), seal the
  * store, fsync, rename into place, fsync the root. Frees w whatever the
  * result; on failure the temporary directory is removed and no step appears.
  */
-int ckpt_step_writer_finalize(ckpt_step_writer *w);
+CKPT_API int ckpt_step_writer_finalize(ckpt_step_writer *w);
 /* Drop the save and remove its temporary directory. Accepts NULL. */
-void ckpt_step_writer_abort(ckpt_step_writer *w);
+CKPT_API void ckpt_step_writer_abort(ckpt_step_writer *w);
 
 /* ---- the root ---- */
 
@@ -80,11 +82,11 @@ void ckpt_step_writer_abort(ckpt_step_writer *w);
  * free()s), *n their count. Temporary directories and other names are
  * skipped. A missing root is CKPT_ENOTFOUND.
  */
-int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
+CKPT_API int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
 /* Remove temporary directories of abandoned saves; *removed may be NULL. */
-int ckpt_root_cleanup(const char *root, size_t *removed);
+CKPT_API int ckpt_root_cleanup(const char *root, size_t *removed);
 /* Delete a finalized step (rename to a temporary name, then remove). */
-int ckpt_root_delete_step(const char *root, uint64_t step);
+CKPT_API int ckpt_root_delete_step(const char *root, uint64_t step);
 
 /* ---- reading ---- */
 
@@ -92,24 +94,24 @@ int ckpt_root_delete_step(const char *root, uint64_t step);
  * Open the step in directory `dir` (a finalized step, opened immutable and
  * read-only). opts may be NULL; its cache_size sizes the chunk cache.
  */
-int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts);
-void ckpt_step_free(ckpt_step *s);
-ckpt_store *ckpt_step_store(ckpt_step *s);             /* borrowed */
-const char *ckpt_step_dir(const ckpt_step *s);         /* borrowed */
-const char *ckpt_step_metadata_json(const ckpt_step *s); /* _CHECKPOINT_METADATA, borrowed */
-int64_t ckpt_step_commit_time_ns(const ckpt_step *s);  /* 0 if unknown */
-size_t ckpt_step_item_count(const ckpt_step *s);
-const char *ckpt_step_item_name(const ckpt_step *s, size_t i);
-const char *ckpt_step_item_typestr(const ckpt_step *s, size_t i);
+CKPT_API int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts);
+CKPT_API void ckpt_step_free(ckpt_step *s);
+CKPT_API ckpt_store *ckpt_step_store(ckpt_step *s);             /* borrowed */
+CKPT_API const char *ckpt_step_dir(const ckpt_step *s);         /* borrowed */
+CKPT_API const char *ckpt_step_metadata_json(const ckpt_step *s); /* _CHECKPOINT_METADATA, borrowed */
+CKPT_API int64_t ckpt_step_commit_time_ns(const ckpt_step *s);  /* 0 if unknown */
+CKPT_API size_t ckpt_step_item_count(const ckpt_step *s);
+CKPT_API const char *ckpt_step_item_name(const ckpt_step *s, size_t i);
+CKPT_API const char *ckpt_step_item_typestr(const ckpt_step *s, size_t i);
 /* Index of item `name`, or CKPT_ENOTFOUND. */
-int ckpt_step_item_find(size_t *out, const ckpt_step *s, const char *name);
+CKPT_API int ckpt_step_item_find(size_t *out, const ckpt_step *s, const char *name);
 /*
  * The metadata tree of a PyTree item (parsed once from <item>/_METADATA and
  * kept; borrowed, valid until ckpt_step_free). Thread-safe.
  */
-int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item);
+CKPT_API int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item);
 /* The raw _METADATA JSON of an item (borrowed, same lifetime). */
-int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item);
+CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item);
 
 /* ---- leaves as files ---- */
 
@@ -119,13 +121,13 @@ int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *ite
  * scalar its text, a string its bytes. `node` is a leaf of
  * ckpt_step_item_tree(s, item). Free before the step.
  */
-int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_tree *node);
-uint64_t ckpt_leaf_file_size(const ckpt_leaf *l);
-const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l);
-const char *ckpt_leaf_key(const ckpt_leaf *l); /* store key, for messages */
+CKPT_API int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_tree *node);
+CKPT_API uint64_t ckpt_leaf_file_size(const ckpt_leaf *l);
+CKPT_API const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l);
+CKPT_API const char *ckpt_leaf_key(const ckpt_leaf *l); /* store key, for messages */
 /* Read file bytes [off, off+len). Thread-safe. Errors name the leaf. */
-int ckpt_leaf_pread(size_t *out_n, ckpt_leaf *l, void *buf, size_t len, uint64_t off);
-void ckpt_leaf_free(ckpt_leaf *l);
+CKPT_API int ckpt_leaf_pread(size_t *out_n, ckpt_leaf *l, void *buf, size_t len, uint64_t off);
+CKPT_API void ckpt_leaf_free(ckpt_leaf *l);
 
 #ifdef __cplusplus
 }

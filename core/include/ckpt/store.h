@@ -25,6 +25,8 @@
 #ifndef CKPT_STORE_H
 #define CKPT_STORE_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,17 +78,17 @@ typedef struct ckpt_store_options {
  * not a valid index, CKPT_EVERSION if its format major is newer than ours.
  * The caller frees *out with ckpt_store_free().
  */
-int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
+CKPT_API int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
 		    const ckpt_store_options *opts);
 
 /* Close the store. Accepts NULL. Any open batch is aborted. */
-void ckpt_store_free(ckpt_store *s);
+CKPT_API void ckpt_store_free(ckpt_store *s);
 
 /* Generation of the last committed batch (0 for an empty store). */
-uint64_t ckpt_store_generation(const ckpt_store *s);
+CKPT_API uint64_t ckpt_store_generation(const ckpt_store *s);
 
 /* Bytes read from data files so far (for tests and benchmarks). */
-uint64_t ckpt_store_bytes_read(const ckpt_store *s);
+CKPT_API uint64_t ckpt_store_bytes_read(const ckpt_store *s);
 
 /* What is known about a value without reading it. */
 typedef struct ckpt_value_info {
@@ -101,14 +103,14 @@ typedef struct ckpt_value_info {
 } ckpt_value_info;
 
 /* Info of `key`; CKPT_ENOTFOUND if absent. */
-int ckpt_store_stat(ckpt_value_info *out, ckpt_store *s, const void *key, size_t keylen);
+CKPT_API int ckpt_store_stat(ckpt_value_info *out, ckpt_store *s, const void *key, size_t keylen);
 
 /*
  * Read the whole value of `key` into a malloc'd buffer (caller free()s
  * *out; *out_len receives its length; a zero-length value gives a non-NULL
  * buffer). Verifies checksums.
  */
-int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, size_t keylen);
+CKPT_API int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, size_t keylen);
 
 /*
  * Listing, S3-style. Calls cb once per child of `prefix`: the bytes after
@@ -120,7 +122,7 @@ int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, 
  * from cb stops the listing and is returned.
  */
 typedef int (*ckpt_store_list_cb)(const void *name, size_t namelen, int is_prefix, void *payload);
-int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen, int delimiter,
+CKPT_API int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen, int delimiter,
 		    ckpt_store_list_cb cb, void *payload);
 
 /*
@@ -129,8 +131,8 @@ int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen, int del
  * unlinked on disk (data files are kept open by the store). Free with
  * ckpt_value_free() before freeing the store.
  */
-int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen);
-const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
+CKPT_API int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen);
+CKPT_API const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
 
 /*
  * Read up to `len` bytes at `off` into buf; *out_n receives the count (short
@@ -138,18 +140,18 @@ const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
  * chunks (through the store's cache if enabled), verifying each chunk's
  * CRC32C. CKPT_ECORRUPT on a mismatch. Thread-safe.
  */
-int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64_t off);
+CKPT_API int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64_t off);
 
 /* Read every chunk and check the chunk CRCs and the whole-value CRC. */
-int ckpt_value_verify(ckpt_value *v);
+CKPT_API int ckpt_value_verify(ckpt_value *v);
 
-void ckpt_value_free(ckpt_value *v);
+CKPT_API void ckpt_value_free(ckpt_value *v);
 
 /*
  * Start a batch. At most one batch is open per store. The batch owns any
  * data file it appends to until commit or abort.
  */
-int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s);
+CKPT_API int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s);
 
 /* Per-value write options; NULL means the store's. */
 #define CKPT_PUT_OPTIONS_VERSION 1
@@ -160,7 +162,7 @@ typedef struct ckpt_put_options {
 #define CKPT_PUT_OPTIONS_INIT {CKPT_PUT_OPTIONS_VERSION, -1}
 
 /* Put a whole value (copied). Replaces an earlier value of the same key. */
-int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *val, size_t len,
+CKPT_API int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *val, size_t len,
 		   const ckpt_put_options *opts);
 
 /*
@@ -170,11 +172,11 @@ int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *va
  * frees the writer even when it fails; ckpt_value_writer_abort() drops it
  * and its value.
  */
-int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
+CKPT_API int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
 			   size_t keylen, const ckpt_put_options *opts);
-int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len);
-int ckpt_value_writer_close(ckpt_value_writer *w);
-void ckpt_value_writer_abort(ckpt_value_writer *w);
+CKPT_API int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len);
+CKPT_API int ckpt_value_writer_close(ckpt_value_writer *w);
+CKPT_API void ckpt_value_writer_abort(ckpt_value_writer *w);
 
 /*
  * Put `key` as bytes [off, off + len) of the file `name` in directory dirfd
@@ -187,7 +189,7 @@ void ckpt_value_writer_abort(ckpt_value_writer *w);
  * value writer instead; the value is the same either way. CKPT_EINVAL if the
  * file is shorter than off + len.
  */
-int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
+CKPT_API int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
 			uint64_t off, uint64_t len, const ckpt_put_options *opts);
 
 /*
@@ -198,28 +200,28 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
  * change). CKPT_ENOTFOUND if src has no such key; CKPT_EUNSUPPORTED if the
  * files cannot be linked (another filesystem): the caller may copy bytes.
  */
-int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
+CKPT_API int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
 			 const void *src_key, size_t src_keylen);
 
 /* Delete a key in this batch (no error if absent). */
-int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen);
+CKPT_API int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen);
 
 /*
  * Make the batch durable and visible: fsync data files, then commit the
  * index in one sqlite transaction. Frees the batch whatever the result;
  * on failure nothing of the batch is visible. *out_generation may be NULL.
  */
-int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation);
+CKPT_API int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation);
 
 /* Drop the batch and everything it wrote. Accepts NULL. */
-void ckpt_batch_abort(ckpt_batch *b);
+CKPT_API void ckpt_batch_abort(ckpt_batch *b);
 
 /*
  * Prepare a committed store to become immutable: checkpoint and remove any
  * sqlite journal/WAL, fsync ckpt.db, d/ and the directory. After this the
  * store can be opened with CKPT_STORE_IMMUTABLE from a copy of its directory.
  */
-int ckpt_store_seal(ckpt_store *s);
+CKPT_API int ckpt_store_seal(ckpt_store *s);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,8 @@
 #ifndef CKPT_TREE_H
 #define CKPT_TREE_H
 
+#include "ckpt/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,19 +55,19 @@ enum {
 };
 
 /* Constructors. The caller owns *out (ckpt_tree_free) until it is added to a parent. */
-int ckpt_tree_new(ckpt_tree **out, ckpt_tree_kind kind); /* DICT, LIST, TUPLE or NONE */
-int ckpt_tree_new_namedtuple(ckpt_tree **out, const char *type_name);
-int ckpt_tree_new_int(ckpt_tree **out, int64_t v);
-int ckpt_tree_new_float(ckpt_tree **out, double v);
-int ckpt_tree_new_bool(ckpt_tree **out, int v);
-int ckpt_tree_new_string(ckpt_tree **out, const char *s, size_t len);
+CKPT_API int ckpt_tree_new(ckpt_tree **out, ckpt_tree_kind kind); /* DICT, LIST, TUPLE or NONE */
+CKPT_API int ckpt_tree_new_namedtuple(ckpt_tree **out, const char *type_name);
+CKPT_API int ckpt_tree_new_int(ckpt_tree **out, int64_t v);
+CKPT_API int ckpt_tree_new_float(ckpt_tree **out, double v);
+CKPT_API int ckpt_tree_new_bool(ckpt_tree **out, int v);
+CKPT_API int ckpt_tree_new_string(ckpt_tree **out, const char *s, size_t len);
 /*
  * An array leaf: C-order little-endian data of nelems(shape) * dtype size
  * bytes. data may be NULL (a metadata-only array: dtype and shape).
  * ownership is CKPT_TREE_COPY, _BORROW or _OWN (on failure an OWNed
  * pointer is freed). CKPT_EINVAL if the byte size overflows.
  */
-int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
+CKPT_API int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
 			void *data, int ownership);
 
 /*
@@ -75,58 +77,58 @@ int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uin
  * already has a parent or is an ancestor of parent (CKPT_EINVAL, nothing
  * changes). List/tuple children get key "0", "1", ...
  */
-int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child);
+CKPT_API int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child);
 
 /* Detach child i from its parent and return it (caller owns it; its key
  * becomes ""). Later list/tuple children are renumbered. NULL if no child i. */
-ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i);
+CKPT_API ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i);
 
-void ckpt_tree_free(ckpt_tree *t);
+CKPT_API void ckpt_tree_free(ckpt_tree *t);
 
 /* Deep copy (array data copied unless metadata-only). */
-int ckpt_tree_clone(ckpt_tree **out, const ckpt_tree *t);
+CKPT_API int ckpt_tree_clone(ckpt_tree **out, const ckpt_tree *t);
 
 /* Navigation. Returned nodes are borrowed from the tree. */
-ckpt_tree_kind ckpt_tree_get_kind(const ckpt_tree *t);
-int ckpt_tree_is_container(const ckpt_tree *t); /* dict, list, tuple, namedtuple */
-size_t ckpt_tree_count(const ckpt_tree *t);     /* children; 0 for leaves */
-ckpt_tree *ckpt_tree_child(const ckpt_tree *t, size_t i);
-ckpt_tree *ckpt_tree_parent(const ckpt_tree *t);
-const char *ckpt_tree_key(const ckpt_tree *t);
-const char *ckpt_tree_name(const ckpt_tree *t);
-const char *ckpt_tree_namedtuple_type(const ckpt_tree *t); /* NULL unless namedtuple */
+CKPT_API ckpt_tree_kind ckpt_tree_get_kind(const ckpt_tree *t);
+CKPT_API int ckpt_tree_is_container(const ckpt_tree *t); /* dict, list, tuple, namedtuple */
+CKPT_API size_t ckpt_tree_count(const ckpt_tree *t);     /* children; 0 for leaves */
+CKPT_API ckpt_tree *ckpt_tree_child(const ckpt_tree *t, size_t i);
+CKPT_API ckpt_tree *ckpt_tree_parent(const ckpt_tree *t);
+CKPT_API const char *ckpt_tree_key(const ckpt_tree *t);
+CKPT_API const char *ckpt_tree_name(const ckpt_tree *t);
+CKPT_API const char *ckpt_tree_namedtuple_type(const ckpt_tree *t); /* NULL unless namedtuple */
 /*
  * Children by key, and by file name (exact: "kernel.npy" for an array).
  * O(1): dicts keep a hash index, list keys are positions. Lookups never
  * modify the tree, so threads may look up concurrently while nobody mutates.
  */
-ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key);
-ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name);
+CKPT_API ckpt_tree *ckpt_tree_find(const ckpt_tree *t, const char *key);
+CKPT_API ckpt_tree *ckpt_tree_find_name(const ckpt_tree *t, const char *name);
 /*
  * Resolve a '/'-separated path of names below t ("params/dense/kernel";
  * the ".npy" of an array may be given or left out). "" gives t.
  * CKPT_ENOTFOUND naming the first missing component.
  */
-int ckpt_tree_lookup(ckpt_tree **out, const ckpt_tree *t, const char *path);
+CKPT_API int ckpt_tree_lookup(ckpt_tree **out, const ckpt_tree *t, const char *path);
 /* The node's path from the root (see above); malloc'd, caller free()s. */
-int ckpt_tree_path(char **out, const ckpt_tree *t);
+CKPT_API int ckpt_tree_path(char **out, const ckpt_tree *t);
 
 /* Leaves. Getters on the wrong kind return 0/NULL. */
-ckpt_dtype ckpt_tree_dtype(const ckpt_tree *t);
-unsigned ckpt_tree_ndim(const ckpt_tree *t);
-const uint64_t *ckpt_tree_shape(const ckpt_tree *t);
-uint64_t ckpt_tree_nelems(const ckpt_tree *t);
-uint64_t ckpt_tree_nbytes(const ckpt_tree *t);
-const void *ckpt_tree_data(const ckpt_tree *t); /* NULL for metadata-only */
-int64_t ckpt_tree_int(const ckpt_tree *t);
-double ckpt_tree_float(const ckpt_tree *t);
-int ckpt_tree_bool(const ckpt_tree *t);
-const char *ckpt_tree_string(const ckpt_tree *t, size_t *len); /* NUL-terminated too */
+CKPT_API ckpt_dtype ckpt_tree_dtype(const ckpt_tree *t);
+CKPT_API unsigned ckpt_tree_ndim(const ckpt_tree *t);
+CKPT_API const uint64_t *ckpt_tree_shape(const ckpt_tree *t);
+CKPT_API uint64_t ckpt_tree_nelems(const ckpt_tree *t);
+CKPT_API uint64_t ckpt_tree_nbytes(const ckpt_tree *t);
+CKPT_API const void *ckpt_tree_data(const ckpt_tree *t); /* NULL for metadata-only */
+CKPT_API int64_t ckpt_tree_int(const ckpt_tree *t);
+CKPT_API double ckpt_tree_float(const ckpt_tree *t);
+CKPT_API int ckpt_tree_bool(const ckpt_tree *t);
+CKPT_API const char *ckpt_tree_string(const ckpt_tree *t, size_t *len); /* NUL-terminated too */
 
 /* Per-node custom metadata (a JSON text), NULL if none. Copied in (CKPT_EINVAL
  * if not JSON; NULL clears it); borrowed out. */
-int ckpt_tree_set_custom_metadata(ckpt_tree *t, const char *json);
-const char *ckpt_tree_custom_metadata(const ckpt_tree *t);
+CKPT_API int ckpt_tree_set_custom_metadata(ckpt_tree *t, const char *json);
+CKPT_API const char *ckpt_tree_custom_metadata(const ckpt_tree *t);
 
 /*
  * Visit every node, depth-first pre-order, containers before their
@@ -134,7 +136,7 @@ const char *ckpt_tree_custom_metadata(const ckpt_tree *t);
  * call. A non-zero return stops the walk and is returned.
  */
 typedef int (*ckpt_tree_walk_cb)(ckpt_tree *node, const char *path, void *payload);
-int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload);
+CKPT_API int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload);
 
 /*
  * Names (docs/format-pytree.md). escape turns a key into the stem of its file
@@ -148,22 +150,22 @@ int ckpt_tree_walk(ckpt_tree *t, ckpt_tree_walk_cb cb, void *payload);
  * keys and names correspond one to one and never collide.
  * Both return malloc'd strings.
  */
-int ckpt_key_escape(char **out, const char *key, int is_array);
-int ckpt_key_unescape(char **out, const char *name, int is_array);
+CKPT_API int ckpt_key_escape(char **out, const char *key, int is_array);
+CKPT_API int ckpt_key_unescape(char **out, const char *name, int is_array);
 
 /*
  * Scalars as text: int as decimal, float as Python repr() ("0.1", "1e+20",
  * "inf", "nan"), bool as "True"/"False". Returns the length written
  * (excluding NUL) or a negative code; buf of 32 bytes always suffices.
  */
-int ckpt_scalar_format(char *buf, size_t cap, const ckpt_tree *leaf);
+CKPT_API int ckpt_scalar_format(char *buf, size_t cap, const ckpt_tree *leaf);
 /*
  * Parse text into a scalar leaf. kind CKPT_TREE_INT/FLOAT/BOOL forces the
  * type (CKPT_EINVAL if it does not parse); kind 0 guesses int, then float,
  * then bool, else returns CKPT_EINVAL (the caller makes a string). Leading
  * and trailing whitespace is ignored.
  */
-int ckpt_scalar_parse(ckpt_tree **out, const char *text, size_t len, ckpt_tree_kind kind);
+CKPT_API int ckpt_scalar_parse(ckpt_tree **out, const char *text, size_t len, ckpt_tree_kind kind);
 
 /*
  * _METADATA: the tree's structure and per-leaf metadata as JSON, in the
@@ -173,8 +175,8 @@ int ckpt_scalar_parse(ckpt_tree **out, const char *text, size_t len, ckpt_tree_k
  * to_json: *out malloc'd. from_json: a metadata-only tree; CKPT_EINVAL with
  * a message saying what is wrong for malformed input.
  */
-int ckpt_tree_metadata_to_json(char **out, const ckpt_tree *root);
-int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len);
+CKPT_API int ckpt_tree_metadata_to_json(char **out, const ckpt_tree *root);
+CKPT_API int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len);
 
 #ifdef __cplusplus
 }
