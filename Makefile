@@ -52,6 +52,7 @@ FUZZ_SRC  := $(sort $(wildcard tests/fuzz/*_fuzzer.c))
 FUZZ_BIN  := $(FUZZ_SRC:%.c=$(B)/%)
 E2E       := $(sort $(filter-out %lib.sh,$(wildcard tests/e2e/*.sh)))
 HEADERS   := $(sort $(wildcard core/include/ckpt/*.h))
+SYS_HEADERS := $(sort $(wildcard core/include/ckpt/sys/*.h))
 # Test protos (tests/proto/*.proto) compiled by protoc-c into $(B)/gen, and
 # test programs (tests/tools/*.c) that e2e tests run; both link them.
 PROTO_SRC := $(sort $(wildcard tests/proto/*.proto))
@@ -129,7 +130,7 @@ $(B)/ckpt.pc: Makefile
 	  '$(PREFIX)' '$(VERSION)' '$(PKGS)' > $@
 
 check: all $(UNIT_BIN) $(FUZZ_BIN) $(TTOOL_BIN)
-	@bash tests/build/exports.sh $(LIB_SO) $(HEADERS)
+	@bash tests/build/exports.sh $(LIB_SO) $(HEADERS) $(SYS_HEADERS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f _fuzzer); \
 	  echo "== fuzz replay $$n"; $$f tests/fuzz/corpus/$$n; done
@@ -143,12 +144,13 @@ bench: all
 	B=$(abspath $(B)) bash tests/bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ckpt \
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ckpt/sys \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
 	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/ckpt/
+	install -m 644 $(SYS_HEADERS) $(DESTDIR)$(PREFIX)/include/ckpt/sys/
 	install -m 644 $(B)/ckpt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(CKPT) $(DESTDIR)$(PREFIX)/bin/
 	if [ -f $(CKPTFS) ]; then install -m 755 $(CKPTFS) $(DESTDIR)$(PREFIX)/bin/; fi

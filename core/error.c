@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ckpt/sys/error.h"
 #include "error_private.h"
 
 #define MSG_MAX 1024
@@ -86,4 +87,9 @@ int ckpt_error_wrap(int code, const char *fmt, ...)
 		last_msg[n + len] = '\0';
 	}
 	return code;
+}
+
+int ckpt_error_set_str(int code, const char *msg)
+{
+	return ckpt_error_set(code, "%s", msg);
 }

@@ -1,19 +1,21 @@
 /*
- * store_read.c — reading values (ckpt/store.h; opening, listing and sealing
- * are in store.c, batches in store_write.c; the format is docs/format.md).
+ * store_read.c — reading values, for every backend (ckpt/store.h,
+ * ckpt/sys/store_backend.h; the sqlite backend is store_sqlite.c, batches are
+ * store_write.c; the format is docs/format.md).
  *
- * Design: a value is opened by loading its kv row and its chunk table
- * (validated against every bound of docs/format.md) into a ckpt_value under
- * the store's mutex; from then on reads use only pread() on data file
- * descriptors that the store opened once and keeps, so they run in parallel
- * without locks and survive the files being unlinked.
+ * Design: a value is opened by asking the backend for its description (inline
+ * bytes, a chunk table, or a reader of its own); a chunk table is checked
+ * against the bounds every backend must keep. From then on reads use only
+ * pread() on data file descriptors the backend opened once and keeps, so they
+ * run in parallel without locks and survive the files being unlinked.
  *
  * Invariants:
- *  1. Nothing read from ckpt.db is trusted: every integer is range-checked,
- *     every chunk lies inside its data file (both the recorded and the actual
- *     size), data file names cannot leave d/.
+ *  1. A chunk table is checked before use: chunk i holds raw bytes
+ *     [i * chunk_size, min(size, (i + 1) * chunk_size)), a RAW chunk stores
+ *     exactly its raw bytes, and every chunk lies inside its data file.
  *  2. Bytes reach the caller only after the CRC32C of the stored bytes that
- *     produced them matched (inline values: checked at ckpt_value_open).
+ *     produced them matched, where the backend records one (inline values:
+ *     checked by the backend before ckpt_value_open returns).
  *  3. A zstd chunk must decompress to exactly its raw length.
  *  4. ckpt_value_pread reads only the chunks overlapping the range. Whole
  *     chunks inside the range go straight into the caller's buffer (raw:
@@ -43,260 +45,45 @@ struct ckpt_value {
 	ckpt_value_info info;
 	unsigned char *key;
 	size_t keylen;
-	unsigned char *inl;  /* inline value (verified), or NULL */
-	value_chunk *chunks; /* info.nchunks entries */
+	unsigned char *inl;	      /* inline value (verified), or NULL */
+	ckpt_store_chunk *chunks;     /* info.nchunks entries, or NULL */
+	const ckpt_value_reader *rd; /* a computed value's reader, or NULL */
+	void *rd_ctx;
+	int has_value_crc; /* info.crc32c covers the whole value */
 };
 
-/* ---- values ----------------------------------------------------------- */
-
-static int valid_file_name(const char *n, size_t len)
+/* Check a backend's chunk table (invariant 1); fill in stored_size and codec. */
+static int check_chunks(ckpt_value *v)
 {
-	if (len == 0 || len > STORE_MAX_FILE_NAME || n[0] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'z') ||
-		      (n[i] >= 'A' && n[i] <= 'Z') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
-			return 0;
-	return 1;
-}
-
-/* The data file with this id, opened (mu held). */
-static int file_get(store_file **out, ckpt_store *s, int64_t id)
-{
-	store_file *f = NULL;
-	struct stat st;
-	const char *name;
-	int rc, n;
-
-	for (size_t i = s->nfiles; i-- > 0;)
-		if (s->files[i]->id == id) {
-			*out = s->files[i];
-			return 0;
-		}
-	sqlite3_reset(s->st_file);
-	sqlite3_bind_int64(s->st_file, 1, id);
-	rc = sqlite3_step(s->st_file);
-	if (rc == SQLITE_DONE) {
-		rc =
-		    ckpt_error_set(CKPT_ECORRUPT, "%s: data file id %lld is not in the files table",
-				   s->dbpath, (long long)id);
-		goto done;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "reading the files table");
-		goto done;
-	}
-	name = (const char *)sqlite3_column_text(s->st_file, 0);
-	n = sqlite3_column_bytes(s->st_file, 0);
-	if (sqlite3_column_type(s->st_file, 0) != SQLITE_TEXT || name == NULL ||
-	    !valid_file_name(name, (size_t)n) || strlen(name) != (size_t)n ||
-	    sqlite3_column_type(s->st_file, 1) != SQLITE_INTEGER ||
-	    sqlite3_column_int64(s->st_file, 1) < 0) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: bad files row for id %lld", s->dbpath,
-				    (long long)id);
-		goto done;
-	}
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->name = strdup(name)) == NULL) {
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	f->id = id;
-	f->size = (uint64_t)sqlite3_column_int64(s->st_file, 1);
-	f->fd = s->ddirfd < 0 ? -1 : openat(s->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f->fd < 0) {
-		int e = s->ddirfd < 0 ? ENOENT : errno;
-		rc = ckpt_error_errno(e == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, e, "%s/d/%s", s->dir,
-				      f->name);
-		goto done;
-	}
-	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/d/%s: not a regular file", s->dir, f->name);
-		goto done;
-	}
-	if ((uint64_t)st.st_size < f->size) {
-		rc = ckpt_error_set(CKPT_ECORRUPT,
-				    "%s/d/%s: truncated (%lld bytes, index says %llu)", s->dir,
-				    f->name, (long long)st.st_size, (unsigned long long)f->size);
-		goto done;
-	}
-	if (s->nfiles == s->capfiles) {
-		size_t cap = s->capfiles ? 2 * s->capfiles : 8;
-		store_file **nf = realloc(s->files, cap * sizeof(*nf));
-		if (nf == NULL) {
-			rc = ckpt_error_nomem();
-			goto done;
-		}
-		s->files = nf;
-		s->capfiles = cap;
-	}
-	s->files[s->nfiles++] = f;
-	*out = f;
-	f = NULL;
-	rc = 0;
-done:
-	sqlite3_reset(s->st_file);
-	if (f) {
-		if (f->fd >= 0)
-			close(f->fd);
-		free(f->name);
-		free(f);
-	}
-	return rc;
-}
-
-static int int_col(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *out)
-{
-	if (sqlite3_column_type(st, col) != SQLITE_INTEGER)
-		return 0;
-	*out = sqlite3_column_int64(st, col);
-	return *out >= lo && *out <= hi;
-}
-
-/* Load the chunk table of v (mu held). */
-static int load_chunks(ckpt_value *v)
-{
-	ckpt_store *s = v->s;
 	ckpt_value_info *in = &v->info;
 	char kr[160];
-	uint32_t i = 0;
-	int rc;
+	uint64_t n = in->chunk_size ? (in->size + in->chunk_size - 1) / in->chunk_size : 0;
 
-	if ((v->chunks = calloc(in->nchunks ? in->nchunks : 1, sizeof(*v->chunks))) == NULL)
-		return ckpt_error_nomem();
-	sqlite3_bind_blob(s->st_chunks, 1, v->key, (int)v->keylen, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s->st_chunks)) == SQLITE_ROW) {
-		value_chunk *c = &v->chunks[i];
-		uint64_t want_raw = in->size - (uint64_t)i * in->chunk_size;
-		int64_t idx, fid = 0, off = 0, stored = 0, raw = 0, codec = 0, crc = 0;
-
-		if (want_raw > in->chunk_size)
-			want_raw = in->chunk_size;
-		if (i >= in->nchunks || !int_col(s->st_chunks, 0, i, i, &idx) ||
-		    !int_col(s->st_chunks, 1, INT64_MIN, INT64_MAX, &fid) ||
-		    !int_col(s->st_chunks, 2, 0, INT64_MAX / 2, &off) ||
-		    !int_col(s->st_chunks, 4, (int64_t)want_raw, (int64_t)want_raw, &raw) ||
-		    !int_col(s->st_chunks, 5, CKPT_CODEC_RAW, CKPT_CODEC_ZSTD, &codec) ||
-		    !int_col(s->st_chunks, 3, codec == CKPT_CODEC_RAW ? raw : 1,
-			     codec == CKPT_CODEC_RAW ? raw
-						     : (int64_t)ZSTD_compressBound((size_t)raw),
-			     &stored) ||
-		    !int_col(s->st_chunks, 6, 0, UINT32_MAX, &crc)) {
-			rc = ckpt_error_set(
-			    CKPT_ECORRUPT, "%s: key '%s': bad chunk row %u", s->dbpath,
-			    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
-			goto done;
-		}
-		if ((rc = file_get(&c->file, s, fid)) < 0) {
-			ckpt_error_wrap(rc, "key '%s' chunk %u",
-					ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
-			goto done;
-		}
-		if ((uint64_t)off + (uint64_t)stored > c->file->size) {
-			rc = ckpt_error_set(
-			    CKPT_ECORRUPT,
-			    "%s/d/%s: key '%s' chunk %u lies past the end of the file", s->dir,
-			    c->file->name, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
-			    i);
-			goto done;
-		}
-		c->off = (uint64_t)off;
-		c->stored = (uint32_t)stored;
-		c->raw = (uint32_t)raw;
-		c->codec = (int)codec;
-		c->crc = (uint32_t)crc;
+	if (in->chunk_size == 0 || n != in->nchunks || v->chunks == NULL)
+		return ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': %u chunks of %u bytes for %llu",
+				      v->s->dir, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
+				      in->nchunks, in->chunk_size, (unsigned long long)in->size);
+	for (uint32_t i = 0; i < in->nchunks; i++) {
+		const ckpt_store_chunk *c = &v->chunks[i];
+		uint64_t want = in->size - (uint64_t)i * in->chunk_size;
+		if (want > in->chunk_size)
+			want = in->chunk_size;
+		if (c->raw != want || (c->codec == CKPT_CODEC_RAW && c->stored != c->raw) ||
+		    (c->codec != CKPT_CODEC_RAW && c->codec != CKPT_CODEC_ZSTD) ||
+		    c->stored == 0 || c->off > c->file->size || c->stored > c->file->size - c->off)
+			return ckpt_error_set(CKPT_ECORRUPT, "%s/%s: key '%s' chunk %u: bad placement",
+					      v->s->dir, c->file->path,
+					      ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
 		in->stored_size += c->stored;
 		if (c->codec == CKPT_CODEC_ZSTD)
 			in->codec = CKPT_CODEC_ZSTD;
-		i++;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "reading chunks");
-		goto done;
-	}
-	rc = 0;
-	if (i != in->nchunks)
-		rc = ckpt_error_set(
-		    CKPT_ECORRUPT, "%s: key '%s' has %u chunks, expected %u", s->dbpath,
-		    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i, in->nchunks);
-done:
-	sqlite3_reset(s->st_chunks);
-	sqlite3_clear_bindings(s->st_chunks);
-	return rc;
-}
-
-/* Load the kv row (and chunks) of v->key (mu held). */
-static int load_value(ckpt_value *v)
-{
-	ckpt_store *s = v->s;
-	sqlite3_stmt *st = s->st_kv;
-	ckpt_value_info *in = &v->info;
-	int64_t gen = 0, size = 0, crc = 0, cs = 0;
-	char kr[160];
-	int rc;
-
-	sqlite3_bind_blob(st, 1, v->key, (int)v->keylen, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no key '%s'", s->dir,
-				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
-		goto done;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "reading kv");
-		goto done;
-	}
-	rc = 0;
-	if (!int_col(st, 0, 1, INT64_MAX, &gen) || !int_col(st, 1, 0, INT64_MAX / 2, &size) ||
-	    !int_col(st, 2, 0, UINT32_MAX, &crc) || !int_col(st, 3, 0, STORE_MAX_CHUNK_SIZE, &cs))
-		rc = CKPT_ECORRUPT;
-	in->generation = (uint64_t)gen;
-	in->size = (uint64_t)size;
-	in->crc32c = (uint32_t)crc;
-	in->chunk_size = (uint32_t)cs;
-	in->codec = CKPT_CODEC_RAW;
-	if (rc == 0 && sqlite3_column_type(st, 4) != SQLITE_NULL) {
-		const void *b = sqlite3_column_blob(st, 4);
-		size_t n = (size_t)sqlite3_column_bytes(st, 4);
-		in->is_inline = 1;
-		if (sqlite3_column_type(st, 4) != SQLITE_BLOB || n != in->size) {
-			rc = CKPT_ECORRUPT;
-		} else if ((v->inl = malloc(n ? n : 1)) == NULL) {
-			rc = ckpt_error_nomem();
-			goto done;
-		} else {
-			if (n)
-				memcpy(v->inl, b, n);
-			in->stored_size = n;
-			if (ckpt_crc32c_update(0, v->inl, n) != in->crc32c) {
-				rc = ckpt_error_set(
-				    CKPT_ECORRUPT, "%s: inline value of key '%s': CRC32C mismatch",
-				    s->dbpath,
-				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
-				goto done;
-			}
-		}
-	} else if (rc == 0) {
-		uint64_t n = cs ? (in->size + (uint64_t)cs - 1) / (uint64_t)cs : 0;
-		if (cs == 0 || n > UINT32_MAX / 2)
-			rc = CKPT_ECORRUPT;
-		in->nchunks = (uint32_t)n;
-	}
-	if (rc == CKPT_ECORRUPT) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: bad kv row for key '%s'", s->dbpath,
-				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
-		goto done;
-	}
-	sqlite3_reset(st);
-	if (!in->is_inline)
-		rc = load_chunks(v);
-done:
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	return 0;
 }
 
 int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen)
 {
+	ckpt_value_source src;
 	ckpt_value *v;
 	int rc;
 
@@ -312,9 +99,32 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 	v->keylen = keylen;
 	if (keylen)
 		memcpy(v->key, key, keylen);
-	pthread_mutex_lock(&s->mu);
-	rc = load_value(v);
-	pthread_mutex_unlock(&s->mu);
+	memset(&src, 0, sizeof(src));
+	if ((rc = s->be->open_value(&src, s->be, key, keylen)) < 0) {
+		ckpt_value_free(v);
+		return rc;
+	}
+	v->info = src.info;
+	v->has_value_crc = src.has_value_crc;
+	v->inl = src.inline_data;
+	v->chunks = src.chunks;
+	v->rd = src.reader;
+	v->rd_ctx = src.reader_ctx;
+	assert((v->inl != NULL) + (v->chunks != NULL) + (v->rd != NULL) <= 1);
+	if (v->inl || v->rd) {
+		v->info.nchunks = 0;
+		v->info.is_inline = v->inl != NULL;
+		if (v->inl)
+			v->info.stored_size = v->info.size;
+	} else if (v->info.size > 0 || v->info.nchunks > 0) {
+		v->info.is_inline = 0;
+		v->info.stored_size = 0;
+		v->info.codec = CKPT_CODEC_RAW;
+		rc = check_chunks(v);
+	} else { /* an empty value needs no bytes: treat it as inline */
+		v->info.is_inline = 1;
+		rc = (v->inl = malloc(1)) ? 0 : ckpt_error_nomem();
+	}
 	if (rc < 0) {
 		ckpt_value_free(v);
 		return rc;
@@ -328,15 +138,17 @@ const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v)
 	return &v->info;
 }
 
-const value_chunk *ckpt_value_chunk_table(const ckpt_value *v)
+const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v)
 {
-	return v->info.is_inline ? NULL : v->chunks;
+	return v->chunks;
 }
 
 void ckpt_value_free(ckpt_value *v)
 {
 	if (v == NULL)
 		return;
+	if (v->rd)
+		v->rd->free(v->rd_ctx);
 	free(v->key);
 	free(v->inl);
 	free(v->chunks);
@@ -359,8 +171,8 @@ static int corrupt(const ckpt_value *v, uint32_t i, const char *what)
 {
 	char kr[160];
 
-	return ckpt_error_set(CKPT_ECORRUPT, "%s/d/%s: key '%s' chunk %u (offset %llu): %s",
-			      v->s->dir, v->chunks[i].file->name,
+	return ckpt_error_set(CKPT_ECORRUPT, "%s/%s: key '%s' chunk %u (offset %llu): %s",
+			      v->s->dir, v->chunks[i].file->path,
 			      ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i,
 			      (unsigned long long)v->chunks[i].off, what);
 }
@@ -374,7 +186,7 @@ static int corrupt(const ckpt_value *v, uint32_t i, const char *what)
  */
 static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 {
-	const value_chunk *c = &v->chunks[i];
+	const ckpt_store_chunk *c = &v->chunks[i];
 	size_t done = 0, total = 0;
 
 	for (uint32_t k = 0; k < n; k++)
@@ -387,8 +199,8 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 		if (r < 0) {
 			char kr[160];
 			return ckpt_error_errno(
-			    CKPT_EIO, errno, "%s/d/%s: reading key '%s' chunk %u", v->s->dir,
-			    c->file->name, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
+			    CKPT_EIO, errno, "%s/%s: reading key '%s' chunk %u", v->s->dir,
+			    c->file->path, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
 			    i);
 		}
 		if (r == 0)
@@ -398,17 +210,17 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 	__atomic_fetch_add(&v->s->bytes_read, total, __ATOMIC_RELAXED);
 	done = 0;
 	for (uint32_t k = i; k < i + n; k++) {
-		if (ckpt_crc32c_update(0, (char *)dst + done, v->chunks[k].stored) !=
-		    v->chunks[k].crc)
+		const ckpt_store_chunk *ck = &v->chunks[k];
+		if (ck->has_crc && ckpt_crc32c_update(0, (char *)dst + done, ck->stored) != ck->crc32c)
 			return corrupt(v, k, "CRC32C mismatch");
-		done += v->chunks[k].stored;
+		done += ck->stored;
 	}
 	return 0;
 }
 
 static int decompress(ckpt_value *v, uint32_t i, void *dst, const void *src)
 {
-	const value_chunk *c = &v->chunks[i];
+	const ckpt_store_chunk *c = &v->chunks[i];
 	size_t n = ZSTD_decompress(dst, c->raw, src, c->stored);
 
 	if (ZSTD_isError(n))
@@ -440,7 +252,7 @@ static int read_chunks(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 	if ((rc = read_stored(v, i, n, tmp)) == 0) {
 		stored = 0;
 		for (uint32_t k = i; k < i + n && rc == 0; k++) {
-			const value_chunk *c = &v->chunks[k];
+			const ckpt_store_chunk *c = &v->chunks[k];
 			if (c->codec == CKPT_CODEC_RAW)
 				memcpy((char *)dst + raw, tmp + stored, c->raw);
 			else
@@ -461,7 +273,7 @@ static int read_chunk(ckpt_value *v, uint32_t i, void *dst)
 /* Copy bytes [a, b) of chunk i to dst. */
 static int read_chunk_range(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_t b)
 {
-	const value_chunk *c = &v->chunks[i];
+	const ckpt_store_chunk *c = &v->chunks[i];
 	ckpt_chunk_cache *cache = v->s->cache;
 	const ckpt_cached_chunk *e = NULL;
 	void *raw;
@@ -502,8 +314,11 @@ int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64
 	if (off >= in->size || len == 0)
 		return 0;
 	end = in->size - off < len ? in->size : off + len;
-	if (in->is_inline) {
-		memcpy(buf, v->inl + off, (size_t)(end - off));
+	if (in->is_inline || v->rd) {
+		if (in->is_inline)
+			memcpy(buf, v->inl + off, (size_t)(end - off));
+		else if ((rc = v->rd->pread(v->rd_ctx, buf, (size_t)(end - off), off)) < 0)
+			return rc;
 		*out_n = (size_t)(end - off);
 		return 0;
 	}
@@ -518,9 +333,9 @@ int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64
 			rc = read_chunk_range(v, i, (char *)buf + (pos - off),
 					      (uint32_t)(pos - cstart), (uint32_t)(stop - cstart));
 		} else { /* whole chunks: one pread for a run of adjacent ones */
-			const value_chunk *c = &v->chunks[i];
+			const ckpt_store_chunk *c = &v->chunks[i];
 			for (span = c->stored; i + n < in->nchunks; n++) {
-				const value_chunk *p = &v->chunks[i + n - 1], *q = p + 1;
+				const ckpt_store_chunk *p = &v->chunks[i + n - 1], *q = p + 1;
 				if (q->file != c->file || q->off != p->off + p->stored ||
 				    span + q->stored > MAX_SPAN || stop + q->raw > end)
 					break;
@@ -546,9 +361,10 @@ static uint32_t chunks_crc(const ckpt_value *v, uint32_t crc, uint32_t i, uint32
 			   const unsigned char *buf)
 {
 	for (uint32_t k = i; k < i + n; k++) {
-		const value_chunk *c = &v->chunks[k];
-		crc = c->codec == CKPT_CODEC_RAW ? ckpt_crc32c_combine(crc, c->crc, c->raw)
-						 : ckpt_crc32c_update(crc, buf, c->raw);
+		const ckpt_store_chunk *c = &v->chunks[k];
+		crc = c->codec == CKPT_CODEC_RAW && c->has_crc
+			  ? ckpt_crc32c_combine(crc, c->crc32c, c->raw)
+			  : ckpt_crc32c_update(crc, buf, c->raw);
 		buf += c->raw;
 	}
 	return crc;
@@ -564,6 +380,15 @@ int ckpt_value_verify(ckpt_value *v)
 
 	if (in->is_inline)
 		return 0; /* checked by ckpt_value_open */
+	if (v->rd && v->rd->verify)
+		return v->rd->verify(v->rd_ctx);
+	if (v->rd) { /* read it all: the reader checks what it reads */
+		void *all = NULL;
+		size_t n;
+		rc = ckpt_store_get(&all, &n, v->s, v->key, v->keylen);
+		free(all);
+		return rc;
+	}
 	/* Whole chunks at a time, so that ckpt_value_pread reads runs of them at once. */
 	size_t win =
 	    (MAX_SPAN / in->chunk_size ? MAX_SPAN / in->chunk_size : 1) * (size_t)in->chunk_size;
@@ -578,7 +403,7 @@ int ckpt_value_verify(ckpt_value *v)
 				       (uint32_t)((n + in->chunk_size - 1) / in->chunk_size), buf);
 	}
 	free(buf);
-	if (rc == 0 && crc != in->crc32c)
+	if (rc == 0 && v->has_value_crc && crc != in->crc32c)
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': whole-value CRC32C mismatch",
 				    v->s->dir,
 				    ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen));
@@ -604,7 +429,9 @@ int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, 
 	if ((rc = ckpt_value_pread(&n, v, buf, (size_t)v->info.size, 0)) < 0)
 		goto done;
 	assert(n == v->info.size);
-	if (!v->info.is_inline && chunks_crc(v, 0, 0, v->info.nchunks, buf) != v->info.crc32c) {
+	if (v->has_value_crc && !v->info.is_inline &&
+	    (v->rd ? ckpt_crc32c_update(0, buf, n) : chunks_crc(v, 0, 0, v->info.nchunks, buf)) !=
+		v->info.crc32c) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': whole-value CRC32C mismatch",
 				    s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
 		goto done;

@@ -396,7 +396,7 @@ static int new_file(ckpt_batch *b)
 	if ((f = next_file(b)) == NULL)
 		return ckpt_error_nomem();
 	f->kind = FILE_APPENDED;
-	f->fd = openat(b->s->ddirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	f->fd = openat(b->s->idx->ddirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (f->fd < 0)
 		return poison(
 		    b, ckpt_error_errno(CKPT_EIO, errno, "create %s/d/%s", b->s->dir, f->name));
@@ -788,7 +788,7 @@ int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
 	int rc = 0;
 
 	*out = NULL;
-	if (s->flags & CKPT_STORE_READONLY)
+	if (s->idx == NULL || (s->flags & CKPT_STORE_READONLY))
 		return ckpt_error_set(CKPT_EREADONLY, "%s: store is read-only", s->dir);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return ckpt_error_errno(CKPT_EIO, errno, "getrandom");
@@ -803,31 +803,31 @@ int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
 		free(b);
 		return ckpt_error_nomem();
 	}
-	pthread_mutex_lock(&s->mu);
-	if (s->batch) {
+	pthread_mutex_lock(&s->idx->mu);
+	if (s->idx->batch) {
 		rc = ckpt_error_set(CKPT_EBUSY, "%s: a batch is already open", s->dir);
 		goto done;
 	}
-	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id), 0) + 1 FROM files", -1, &st,
+	if (sqlite3_prepare_v2(s->idx->db, "SELECT COALESCE(MAX(id), 0) + 1 FROM files", -1, &st,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
-		rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "reading the files table");
+		rc = ckpt_store_sqlerr(s->idx, CKPT_ECORRUPT, "reading the files table");
 		goto done;
 	}
-	if (s->ddirfd < 0) {
+	if (s->idx->ddirfd < 0) {
 		char ddir[4096];
 		snprintf(ddir, sizeof(ddir), "%s/d", s->dir);
 		if ((mkdir(ddir, 0755) < 0 && errno != EEXIST) ||
-		    (s->ddirfd = open(ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		    (s->idx->ddirfd = open(ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", ddir);
 			goto done;
 		}
 	}
 	b->next_file_id = sqlite3_column_int64(st, 0);
 	b->generation = ckpt_store_generation(s) + 1;
-	s->batch = b;
+	s->idx->batch = b;
 done:
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->idx->mu);
 	sqlite3_finalize(st);
 	if (rc < 0) {
 		free(b->spare);
@@ -850,10 +850,10 @@ static void batch_free(ckpt_batch *b, int committed)
 		if (b->files[i].fd >= 0)
 			close(b->files[i].fd);
 		if (!committed)
-			unlinkat(s->ddirfd, b->files[i].name, 0);
+			unlinkat(s->idx->ddirfd, b->files[i].name, 0);
 	}
 	if (!committed && b->nfiles)
-		fsync(s->ddirfd);
+		fsync(s->idx->ddirfd);
 	for (size_t i = 0; i < b->nops; i++) {
 		free(b->ops[i].key);
 		free(b->ops[i].inl);
@@ -863,10 +863,10 @@ static void batch_free(ckpt_batch *b, int committed)
 	free(b->files);
 	assert(b->nspare == 0);
 	free(b->spare);
-	pthread_mutex_lock(&s->mu);
-	assert(s->batch == b);
-	s->batch = NULL;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->idx->mu);
+	assert(s->idx->batch == b);
+	s->idx->batch = NULL;
+	pthread_mutex_unlock(&s->idx->mu);
 	free(b);
 }
 
@@ -876,10 +876,10 @@ void ckpt_batch_abort(ckpt_batch *b)
 		batch_free(b, 0);
 }
 
-void ckpt_store_batch_release(ckpt_store *s)
+void ckpt_store_batch_release(sqlite_index *x)
 {
-	if (s->batch)
-		batch_free(s->batch, 0);
+	if (x->batch)
+		batch_free(x->batch, 0);
 }
 
 static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
@@ -888,7 +888,7 @@ static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return ckpt_store_sqlerr(s, CKPT_EIO, what);
+		return ckpt_store_sqlerr(s->idx, CKPT_EIO, what);
 	return 0;
 }
 
@@ -911,8 +911,8 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 	int rc = 0;
 
 	for (int i = 0; i < NST; i++)
-		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
-			rc = ckpt_store_sqlerr(s, CKPT_ECORRUPT, "preparing the commit");
+		if (sqlite3_prepare_v2(s->idx->db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+			rc = ckpt_store_sqlerr(s->idx, CKPT_ECORRUPT, "preparing the commit");
 			goto done;
 		}
 	for (size_t i = 0; i < b->nfiles && rc == 0; i++) {
@@ -975,7 +975,7 @@ static int sync_adopted(ckpt_batch *b)
 		int fd, e = 0;
 		if (f->kind != FILE_ADOPTED)
 			continue;
-		fd = openat(b->s->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(b->s->idx->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || sync_fd(fd) < 0)
 			e = errno;
 		if (fd >= 0)
@@ -1005,30 +1005,30 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 	/* Durability order: data files, then d/, then the index. */
 	if ((rc = finish_file(b)) < 0 || (rc = sync_adopted(b)) < 0)
 		goto done;
-	if (b->nfiles && (ckpt_store_fault_hit() || fsync(s->ddirfd) < 0)) {
+	if (b->nfiles && (ckpt_store_fault_hit() || fsync(s->idx->ddirfd) < 0)) {
 		rc = ckpt_error_errno(CKPT_EIO, errno ? errno : EIO, "fsync %s/d", s->dir);
 		goto done;
 	}
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = ckpt_store_sqlerr(s, CKPT_EIO, "begin");
+	pthread_mutex_lock(&s->idx->mu);
+	if (sqlite3_exec(s->idx->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "begin");
 	} else {
 		in_txn = 1;
-		if ((rc = ckpt_store_read_generation(s, &gen)) == 0)
+		if ((rc = ckpt_store_read_generation(s->idx, &gen)) == 0)
 			rc = write_index(b, ++gen);
 		if (rc == 0 && ckpt_store_fault_hit())
 			rc =
-			    ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->dbpath);
-		if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			rc = ckpt_store_sqlerr(s, CKPT_EIO, "commit");
+			    ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->idx->dbpath);
+		if (rc == 0 && sqlite3_exec(s->idx->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "commit");
 		if (rc == 0) {
 			in_txn = 0;
-			__atomic_store_n(&s->generation, gen, __ATOMIC_RELEASE);
+			__atomic_store_n(&s->idx->generation, gen, __ATOMIC_RELEASE);
 		}
 	}
 	if (in_txn)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	pthread_mutex_unlock(&s->mu);
+		sqlite3_exec(s->idx->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->idx->mu);
 done:
 	if (rc == 0 && out_generation)
 		*out_generation = gen;
@@ -1219,7 +1219,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 			o.crc = ckpt_crc32c_combine(o.crc, c->crc, c->raw);
 		}
 	}
-	if (linkat(dirfd, name, b->s->ddirfd, f->name, 0) < 0) {
+	if (linkat(dirfd, name, b->s->idx->ddirfd, f->name, 0) < 0) {
 		if (errno == EXDEV || errno == EPERM || errno == EMLINK)
 			rc = copy_range(b, key, keylen, fd, name, off, len, opts);
 		else
@@ -1227,8 +1227,8 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 					      b->s->dir, f->name);
 		goto done;
 	}
-	if (!same_inode(b->s->ddirfd, f->name, &st)) {
-		unlinkat(b->s->ddirfd, f->name, 0);
+	if (!same_inode(b->s->idx->ddirfd, f->name, &st)) {
+		unlinkat(b->s->idx->ddirfd, f->name, 0);
 		rc = ckpt_error_set(CKPT_EIO, "%s: replaced while being put", name);
 		goto done;
 	}
@@ -1237,7 +1237,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 	f->kind = FILE_ADOPTED;
 	f->size = (uint64_t)st.st_size;
 	if ((rc = add_op(b, &o)) < 0) {
-		unlinkat(b->s->ddirfd, f->name, 0);
+		unlinkat(b->s->idx->ddirfd, f->name, 0);
 		goto done;
 	}
 	o.key = NULL; /* now owned by the op */
@@ -1259,10 +1259,10 @@ static int committed_file_id(ckpt_store *s, const char *name, uint64_t min_size,
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT id, size FROM files WHERE name = ?1", -1, &st,
+	pthread_mutex_lock(&s->idx->mu);
+	if (sqlite3_prepare_v2(s->idx->db, "SELECT id, size FROM files WHERE name = ?1", -1, &st,
 			       NULL) != SQLITE_OK) {
-		rc = ckpt_store_sqlerr(s, CKPT_EIO, "reading the files table");
+		rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "reading the files table");
 	} else {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW &&
@@ -1272,7 +1272,7 @@ static int committed_file_id(ckpt_store *s, const char *name, uint64_t min_size,
 		}
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->idx->mu);
 	return rc;
 }
 
@@ -1282,7 +1282,7 @@ static int committed_file_id(ckpt_store *s, const char *name, uint64_t min_size,
  * that name and inode, or a new FILE_LINKED entry under the source's name (or
  * a name in the batch's scheme when d/ has another file of that name).
  */
-static int link_src_file(ckpt_batch *b, const ckpt_store *src, const store_file *sf, int64_t *id)
+static int link_src_file(ckpt_batch *b, const ckpt_store *src, const ckpt_store_file *sf, int64_t *id)
 {
 	ckpt_store *s = b->s;
 	char batch_name[sizeof(b->files->name)];
@@ -1291,7 +1291,7 @@ static int link_src_file(ckpt_batch *b, const ckpt_store *src, const store_file 
 	int rc, e = 0;
 
 	if (fstat(sf->fd, &sst) < 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "stat %s/d/%s", src->dir, sf->name);
+		return ckpt_error_errno(CKPT_EIO, errno, "stat %s/d/%s", src->dir, native_file_name(sf));
 	for (size_t i = 0; i < b->nfiles; i++)
 		if (b->files[i].kind == FILE_LINKED && b->files[i].dev == sst.st_dev &&
 		    b->files[i].ino == sst.st_ino) {
@@ -1305,27 +1305,27 @@ static int link_src_file(ckpt_batch *b, const ckpt_store *src, const store_file 
 	f->dev = sst.st_dev;
 	f->ino = sst.st_ino;
 	memcpy(batch_name, f->name, sizeof(batch_name));
-	snprintf(f->name, sizeof(f->name), "%s", sf->name);
-	if (linkat(src->ddirfd, sf->name, s->ddirfd, f->name, 0) < 0) {
+	snprintf(f->name, sizeof(f->name), "%s", native_file_name(sf));
+	if (linkat(src->idx->ddirfd, native_file_name(sf), s->idx->ddirfd, f->name, 0) < 0) {
 		e = errno;
-		if (e == EEXIST && same_inode(s->ddirfd, f->name, &sst)) {
+		if (e == EEXIST && same_inode(s->idx->ddirfd, f->name, &sst)) {
 			/* Linked before: by a committed batch (reuse its row) or a crashed one. */
 			if ((rc = committed_file_id(s, f->name, sf->size, id)) != 0)
 				return rc < 0 ? rc : 0;
 			e = 0; /* a crash's leftover: this batch's now */
 		} else if (e == EEXIST) {
 			memcpy(f->name, batch_name, sizeof(batch_name));
-			e = linkat(src->ddirfd, sf->name, s->ddirfd, f->name, 0) < 0 ? errno : 0;
+			e = linkat(src->idx->ddirfd, native_file_name(sf), s->idx->ddirfd, f->name, 0) < 0 ? errno : 0;
 		}
 	}
 	if (e)
 		return ckpt_error_errno(e == EXDEV || e == EPERM || e == EMLINK ? CKPT_EUNSUPPORTED
 										 : CKPT_EIO,
-					e, "link %s/d/%s into %s/d", src->dir, sf->name, s->dir);
-	if (!same_inode(s->ddirfd, f->name, &sst)) {
-		unlinkat(s->ddirfd, f->name, 0);
+					e, "link %s/d/%s into %s/d", src->dir, native_file_name(sf), s->dir);
+	if (!same_inode(s->idx->ddirfd, f->name, &sst)) {
+		unlinkat(s->idx->ddirfd, f->name, 0);
 		return ckpt_error_set(CKPT_EIO, "%s/d/%s: replaced while being linked", src->dir,
-				      sf->name);
+				      native_file_name(sf));
 	}
 	*id = f->id;
 	b->nfiles++;
@@ -1356,7 +1356,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 	const int64_t next_id = b->next_file_id;
 	op o = {.kind = OP_PUT, .keylen = keylen};
 	const ckpt_value_info *in;
-	const value_chunk *c;
+	const ckpt_store_chunk *c;
 	ckpt_value *v = NULL;
 	int rc;
 
@@ -1365,6 +1365,9 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 	if (!(src->flags & CKPT_STORE_IMMUTABLE))
 		return ckpt_error_set(CKPT_EINVAL, "%s: a clone source must be open immutable",
 				      src->dir);
+	if (src->idx == NULL)
+		return ckpt_error_set(CKPT_EUNSUPPORTED,
+				      "%s: only a ckpt index's data files can be linked", src->dir);
 	if ((rc = ckpt_value_open(&v, src, src_key, src_keylen)) < 0)
 		return rc;
 	in = ckpt_value_get_info(v);
@@ -1392,7 +1395,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		r->off = c[i].off;
 		r->stored = c[i].stored;
 		r->raw = c[i].raw;
-		r->crc = c[i].crc;
+		r->crc = c[i].crc32c;
 		r->codec = c[i].codec;
 	}
 	if ((rc = add_op(b, &o)) < 0)
@@ -1402,7 +1405,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 done:
 	if (rc < 0) { /* nothing staged: drop the links made here */
 		for (size_t i = nfiles; i < b->nfiles; i++)
-			unlinkat(b->s->ddirfd, b->files[i].name, 0);
+			unlinkat(b->s->idx->ddirfd, b->files[i].name, 0);
 		b->nfiles = nfiles;
 		b->next_file_id = next_id;
 	}

@@ -320,10 +320,10 @@ static void test_list_one_seek_per_child(void **state)
 	}
 	assert_int_equal(ckpt_batch_put(b, "c", 1, "v", 1, NULL), 0);
 	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
-	runs = sqlite3_stmt_status(s->st_seek, SQLITE_STMTSTATUS_RUN, 0);
+	runs = sqlite3_stmt_status(s->idx->st_seek, SQLITE_STMTSTATUS_RUN, 0);
 	assert_string_equal(list(s, "", 0, '/'), "a/ b/ c ");
 	/* a/, b/, c, and the seek that finds nothing more */
-	assert_int_equal(sqlite3_stmt_status(s->st_seek, SQLITE_STMTSTATUS_RUN, 0) - runs, 4);
+	assert_int_equal(sqlite3_stmt_status(s->idx->st_seek, SQLITE_STMTSTATUS_RUN, 0) - runs, 4);
 	ckpt_store_free(s);
 }
 

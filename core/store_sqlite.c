@@ -1,0 +1,733 @@
+/*
+ * store_sqlite.c — the sqlite index of docs/format.md as a store backend
+ * (ckpt/sys/store_backend.h): opening ckpt.db defensively, listing, loading
+ * a value's kv row and chunk table, sealing. Batches that write the index are
+ * in store_write.c; the read path shared by every backend is store_read.c.
+ *
+ * Design: one sqlite connection per store, opened defensively and serialised
+ * by x->mu; the schema and format version are checked at open, and every
+ * statement the readers use is prepared there, so a foreign or damaged
+ * ckpt.db fails at open with CKPT_ECORRUPT instead of later. A value is
+ * opened by loading its kv row and its chunk table, validated against every
+ * bound of docs/format.md; data files are opened once, on first use, and kept.
+ *
+ * Invariants:
+ *  1. Opening without CKPT_STORE_CREATE never creates a file, directory or table.
+ *  2. A newer format major is refused (CKPT_EVERSION) before anything else
+ *     is read.
+ *  3. Listing holds the mutex only around each index seek, never while the
+ *     callback runs, and seeks once per child.
+ *  4. Nothing read from ckpt.db is trusted: every integer is range-checked,
+ *     every chunk lies inside its data file (both the recorded and the actual
+ *     size), data file names cannot leave d/.
+ *  5. An inline value's CRC-32C is checked when it is loaded.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "crc32c.h"
+#include "error_private.h"
+#include "store_private.h"
+
+static const char SCHEMA[] =
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE files(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " size INTEGER NOT NULL, generation INTEGER NOT NULL);"
+    "CREATE TABLE kv(key BLOB PRIMARY KEY, generation INTEGER NOT NULL,"
+    " size INTEGER NOT NULL, crc32c INTEGER NOT NULL, chunk_size INTEGER NOT NULL,"
+    " inline BLOB) WITHOUT ROWID;"
+    "CREATE TABLE chunks(key BLOB NOT NULL, idx INTEGER NOT NULL, file_id INTEGER NOT NULL,"
+    " offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,"
+    " codec INTEGER NOT NULL, crc32c INTEGER NOT NULL, PRIMARY KEY(key, idx)) WITHOUT ROWID;";
+
+int ckpt_store_sqlerr(sqlite_index *x, int code, const char *what)
+{
+	return ckpt_error_set(code, "%s: %s: %s", x->dbpath, what, sqlite3_errmsg(x->db));
+}
+
+int ckpt_store_read_generation(sqlite_index *x, uint64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(x->db, "SELECT value FROM meta WHERE name = 'generation'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading the generation");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
+	    sqlite3_column_int64(st, 0) >= 0) {
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: missing or bad generation", x->dbpath);
+	} else {
+		rc = ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading the generation");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* "file:" URI for path with everything but unreserved characters and '/' escaped. */
+static char *uri_of(const char *path, const char *query)
+{
+	size_t n = strlen(path);
+	char *u = malloc(3 * n + strlen(query) + 8), *p = u;
+
+	if (u == NULL)
+		return NULL;
+	p += sprintf(p, path[0] == '/' ? "file://" : "file:"); /* empty authority */
+	for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || strchr("/-._~", *c))
+			*p++ = (char)*c;
+		else
+			p += sprintf(p, "%%%02X", *c);
+	}
+	strcpy(p, query);
+	return u;
+}
+
+static int exec(sqlite_index *x, const char *sql, int code, const char *what)
+{
+	if (sqlite3_exec(x->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return ckpt_store_sqlerr(x, code, what);
+	return 0;
+}
+
+static int not_an_index(sqlite_index *x)
+{
+	int e = sqlite3_errcode(x->db) & 0xff;
+
+	if (e == SQLITE_IOERR || e == SQLITE_CANTOPEN || e == SQLITE_NOMEM || e == SQLITE_BUSY)
+		return ckpt_store_sqlerr(x, e == SQLITE_NOMEM ? CKPT_ENOMEM : CKPT_EIO, "open");
+	return ckpt_error_set(CKPT_ECORRUPT, "%s is not a ckpt index: %s", x->dbpath,
+			      sqlite3_errmsg(x->db));
+}
+
+/* Create the schema in an empty database, or check the existing one. */
+static int check_schema(sqlite_index *x)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t major = -1, minor = -1, ntables = -1;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(x->db, "SELECT count(*) FROM sqlite_schema", -1, &st, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = not_an_index(x);
+		goto done;
+	}
+	ntables = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ntables == 0 && (x->flags & CKPT_STORE_CREATE) && !(x->flags & CKPT_STORE_READONLY)) {
+		char sql[sizeof(SCHEMA) + 256];
+		snprintf(sql, sizeof(sql),
+			 "BEGIN IMMEDIATE; %s INSERT INTO meta VALUES('format_major', %d),"
+			 "('format_minor', %d), ('generation', 0); COMMIT;",
+			 SCHEMA, CKPT_FORMAT_MAJOR, CKPT_FORMAT_MINOR);
+		if (sqlite3_exec(x->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			rc = ckpt_store_sqlerr(x, CKPT_EIO, "creating the index");
+			sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+			goto done;
+		}
+	}
+	if (sqlite3_prepare_v2(x->db, "SELECT name, value FROM meta", -1, &st, NULL) != SQLITE_OK) {
+		rc = not_an_index(x);
+		goto done;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int64_t v =
+		    sqlite3_column_type(st, 1) == SQLITE_INTEGER ? sqlite3_column_int64(st, 1) : -1;
+		if (name && strcmp(name, "format_major") == 0)
+			major = v;
+		else if (name && strcmp(name, "format_minor") == 0)
+			minor = v;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = not_an_index(x);
+		goto done;
+	}
+	rc = 0;
+	if (major < 0 || minor < 0) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s is not a ckpt index: no format version",
+				    x->dbpath);
+		goto done;
+	}
+	if (major > CKPT_FORMAT_MAJOR) {
+		rc = ckpt_error_set(
+		    CKPT_EVERSION, "%s has format version %lld.%lld; this ckpt reads up to %d.x",
+		    x->dbpath, (long long)major, (long long)minor, CKPT_FORMAT_MAJOR);
+		goto done;
+	}
+	if ((rc = ckpt_store_read_generation(x, &x->generation)) < 0)
+		goto done;
+	/* Preparing the statements checks that every table and column exists. */
+	if (sqlite3_prepare_v2(x->db,
+			       "SELECT generation, size, crc32c, chunk_size, inline FROM kv"
+			       " WHERE key = ?1",
+			       -1, &x->st_kv, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db,
+			       "SELECT idx, file_id, offset, stored_len, raw_len, codec, crc32c"
+			       " FROM chunks WHERE key = ?1 ORDER BY idx",
+			       -1, &x->st_chunks, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "SELECT name, size, generation FROM files WHERE id = ?1", -1,
+			       &x->st_file, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "SELECT key FROM kv WHERE key >= ?1 ORDER BY key LIMIT 1", -1,
+			       &x->st_seek, NULL) != SQLITE_OK)
+		rc = not_an_index(x);
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int open_db(sqlite_index *x)
+{
+	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE, rc;
+	char *uri = NULL;
+	const char *name = x->dbpath;
+
+	if (x->flags & CKPT_STORE_IMMUTABLE) {
+		if ((uri = uri_of(x->dbpath, "?mode=ro&immutable=1")) == NULL)
+			return ckpt_error_nomem();
+		name = uri;
+		oflags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
+	} else if (x->flags & CKPT_STORE_READONLY) {
+		oflags |= SQLITE_OPEN_READONLY;
+	} else {
+		oflags |= SQLITE_OPEN_READWRITE |
+			  ((x->flags & CKPT_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	}
+	rc = sqlite3_open_v2(name, &x->db, oflags, NULL);
+	free(uri);
+	if (rc != SQLITE_OK) {
+		if (x->db == NULL)
+			return ckpt_error_nomem();
+		return ckpt_store_sqlerr(x, CKPT_EIO, "open");
+	}
+	sqlite3_extended_result_codes(x->db, 1);
+	sqlite3_db_config(x->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(x->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(x->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	sqlite3_db_config(x->db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, NULL);
+	sqlite3_db_config(x->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_busy_timeout(x->db, 10000);
+	if (sqlite3_exec(x->db, "PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;", NULL,
+			 NULL, NULL) != SQLITE_OK)
+		return not_an_index(x);
+	if (!(x->flags & (CKPT_STORE_READONLY | CKPT_STORE_IMMUTABLE))) {
+		/* Rollback journal: a committed store is just ckpt.db, nothing beside it. */
+		if (sqlite3_exec(x->db, "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;",
+				 NULL, NULL, NULL) != SQLITE_OK)
+			return not_an_index(x);
+	}
+	return check_schema(x);
+}
+
+
+/*
+ * Smallest key greater than every key starting with p[0..n): drop trailing
+ * 0xFF bytes and increment the last remaining one. Returns the new length,
+ * 0 if there is none (p was all 0xFF: nothing sorts after its extensions).
+ */
+static size_t prefix_successor(unsigned char *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == 0xFF)
+		n--;
+	if (n > 0)
+		p[n - 1]++;
+	return n;
+}
+
+static int sqlite_list(ckpt_store_backend *be, const void *prefix, size_t prefixlen, int delimiter,
+		       ckpt_store_list_cb cb, void *payload)
+{
+	sqlite_index *x = (sqlite_index *)be;
+	unsigned char *seek = NULL;
+	size_t seeklen = prefixlen, cap = prefixlen + 64;
+	int rc = 0;
+
+	if ((seek = malloc(cap)) == NULL)
+		return ckpt_error_nomem();
+	if (prefixlen)
+		memcpy(seek, prefix, prefixlen);
+	for (;;) {
+		const unsigned char *k, *d = NULL;
+		size_t klen, namelen;
+		int is_prefix = 0;
+
+		pthread_mutex_lock(&x->mu);
+		sqlite3_bind_blob(x->st_seek, 1, seek, (int)seeklen, SQLITE_STATIC);
+		rc = sqlite3_step(x->st_seek);
+		if (rc != SQLITE_ROW) {
+			rc = rc == SQLITE_DONE ? 0 : ckpt_store_sqlerr(x, CKPT_ECORRUPT, "listing");
+			sqlite3_reset(x->st_seek);
+			pthread_mutex_unlock(&x->mu);
+			break;
+		}
+		k = sqlite3_column_blob(x->st_seek, 0);
+		klen = (size_t)sqlite3_column_bytes(x->st_seek, 0);
+		if (klen < prefixlen || (prefixlen && memcmp(k, prefix, prefixlen) != 0)) {
+			sqlite3_reset(x->st_seek);
+			pthread_mutex_unlock(&x->mu);
+			rc = 0;
+			break;
+		}
+		if (delimiter >= 0)
+			d = memchr(k + prefixlen, delimiter, klen - prefixlen);
+		namelen = d ? (size_t)(d - k) - prefixlen : klen - prefixlen;
+		is_prefix = d != NULL;
+		/* Next seek: past this key, or past every key under prefix+name+delimiter. */
+		if (klen + 1 > cap) {
+			unsigned char *ns = realloc(seek, klen + 64);
+			if (ns == NULL) {
+				sqlite3_reset(x->st_seek);
+				pthread_mutex_unlock(&x->mu);
+				rc = ckpt_error_nomem();
+				break;
+			}
+			seek = ns;
+			cap = klen + 64;
+		}
+		memcpy(seek, k, klen);
+		sqlite3_reset(x->st_seek);
+		pthread_mutex_unlock(&x->mu);
+		if ((rc = cb(seek + prefixlen, namelen, is_prefix, payload)) != 0)
+			break;
+		if (is_prefix) {
+			seeklen = prefix_successor(seek, prefixlen + namelen + 1);
+			if (seeklen == 0)
+				break; /* all 0xFF: nothing sorts after it */
+		} else {
+			seek[klen] = 0x00; /* key || 0x00 is the smallest key after key */
+			seeklen = klen + 1;
+		}
+	}
+	free(seek);
+	return rc;
+}
+
+static int valid_file_name(const char *n, size_t len)
+{
+	if (len == 0 || len > STORE_MAX_FILE_NAME || n[0] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'z') ||
+		      (n[i] >= 'A' && n[i] <= 'Z') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/* The data file with this id, opened (mu held). */
+static int file_get(const ckpt_store_file **out, sqlite_index *x, int64_t id)
+{
+	ckpt_store_file *f = NULL;
+	char *path = NULL;
+	struct stat st;
+	const char *name;
+	int rc, n;
+
+	for (size_t i = x->nfiles; i-- > 0;)
+		if (x->files[i]->id == (uint64_t)id) {
+			*out = x->files[i];
+			return 0;
+		}
+	sqlite3_reset(x->st_file);
+	sqlite3_bind_int64(x->st_file, 1, id);
+	rc = sqlite3_step(x->st_file);
+	if (rc == SQLITE_DONE) {
+		rc =
+		    ckpt_error_set(CKPT_ECORRUPT, "%s: data file id %lld is not in the files table",
+				   x->dbpath, (long long)id);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading the files table");
+		goto done;
+	}
+	name = (const char *)sqlite3_column_text(x->st_file, 0);
+	n = sqlite3_column_bytes(x->st_file, 0);
+	if (sqlite3_column_type(x->st_file, 0) != SQLITE_TEXT || name == NULL ||
+	    !valid_file_name(name, (size_t)n) || strlen(name) != (size_t)n ||
+	    sqlite3_column_type(x->st_file, 1) != SQLITE_INTEGER ||
+	    sqlite3_column_int64(x->st_file, 1) < 0) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: bad files row for id %lld", x->dbpath,
+				    (long long)id);
+		goto done;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL || asprintf(&path, "d/%s", name) < 0) {
+		path = NULL;
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	f->path = path;
+	f->id = (uint64_t)id;
+	f->size = (uint64_t)sqlite3_column_int64(x->st_file, 1);
+	f->fd = x->ddirfd < 0 ? -1 : openat(x->ddirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f->fd < 0) {
+		int e = x->ddirfd < 0 ? ENOENT : errno;
+		rc = ckpt_error_errno(e == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, e, "%s/%s", x->dir,
+				      path);
+		goto done;
+	}
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/%s: not a regular file", x->dir, path);
+		goto done;
+	}
+	if ((uint64_t)st.st_size < f->size) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/%s: truncated (%lld bytes, index says %llu)",
+				    x->dir, path, (long long)st.st_size,
+				    (unsigned long long)f->size);
+		goto done;
+	}
+	if (x->nfiles == x->capfiles) {
+		size_t cap = x->capfiles ? 2 * x->capfiles : 8;
+		ckpt_store_file **nf = realloc(x->files, cap * sizeof(*nf));
+		if (nf == NULL) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+		x->files = nf;
+		x->capfiles = cap;
+	}
+	x->files[x->nfiles++] = f;
+	*out = f;
+	f = NULL;
+	path = NULL;
+	rc = 0;
+done:
+	sqlite3_reset(x->st_file);
+	if (f && f->fd >= 0)
+		close(f->fd);
+	free(f);
+	free(path);
+	return rc;
+}
+
+static int int_col(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (sqlite3_column_type(st, col) != SQLITE_INTEGER)
+		return 0;
+	*out = sqlite3_column_int64(st, col);
+	return *out >= lo && *out <= hi;
+}
+
+/* Load the chunk table of key (mu held). */
+static int load_chunks(sqlite_index *x, const void *key, size_t keylen, ckpt_value_source *v)
+{
+	ckpt_value_info *in = &v->info;
+	char kr[160];
+	uint32_t i = 0;
+	int rc;
+
+	if ((v->chunks = calloc(in->nchunks ? in->nchunks : 1, sizeof(*v->chunks))) == NULL)
+		return ckpt_error_nomem();
+	sqlite3_bind_blob(x->st_chunks, 1, key, (int)keylen, SQLITE_STATIC);
+	while ((rc = sqlite3_step(x->st_chunks)) == SQLITE_ROW) {
+		ckpt_store_chunk *c = &v->chunks[i];
+		uint64_t want_raw = in->size - (uint64_t)i * in->chunk_size;
+		int64_t idx, fid = 0, off = 0, stored = 0, raw = 0, codec = 0, crc = 0;
+
+		if (want_raw > in->chunk_size)
+			want_raw = in->chunk_size;
+		if (i >= in->nchunks || !int_col(x->st_chunks, 0, i, i, &idx) ||
+		    !int_col(x->st_chunks, 1, INT64_MIN, INT64_MAX, &fid) ||
+		    !int_col(x->st_chunks, 2, 0, INT64_MAX / 2, &off) ||
+		    !int_col(x->st_chunks, 4, (int64_t)want_raw, (int64_t)want_raw, &raw) ||
+		    !int_col(x->st_chunks, 5, CKPT_CODEC_RAW, CKPT_CODEC_ZSTD, &codec) ||
+		    !int_col(x->st_chunks, 3, codec == CKPT_CODEC_RAW ? raw : 1,
+			     codec == CKPT_CODEC_RAW ? raw
+						     : (int64_t)ZSTD_compressBound((size_t)raw),
+			     &stored) ||
+		    !int_col(x->st_chunks, 6, 0, UINT32_MAX, &crc)) {
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT, "%s: key '%s': bad chunk row %u", x->dbpath,
+			    ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i);
+			goto done;
+		}
+		if ((rc = file_get(&c->file, x, fid)) < 0) {
+			ckpt_error_wrap(rc, "key '%s' chunk %u",
+					ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i);
+			goto done;
+		}
+		if ((uint64_t)off + (uint64_t)stored > c->file->size) {
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT,
+			    "%s/%s: key '%s' chunk %u lies past the end of the file", x->dir,
+			    c->file->path, ckpt_store_key_repr(kr, sizeof(kr), key, keylen),
+			    i);
+			goto done;
+		}
+		c->off = (uint64_t)off;
+		c->stored = (uint32_t)stored;
+		c->raw = (uint32_t)raw;
+		c->codec = (uint8_t)codec;
+		c->crc32c = (uint32_t)crc;
+		c->has_crc = 1;
+		i++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading chunks");
+		goto done;
+	}
+	rc = 0;
+	if (i != in->nchunks)
+		rc = ckpt_error_set(
+		    CKPT_ECORRUPT, "%s: key '%s' has %u chunks, expected %u", x->dbpath,
+		    ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i, in->nchunks);
+done:
+	sqlite3_reset(x->st_chunks);
+	sqlite3_clear_bindings(x->st_chunks);
+	return rc;
+}
+
+/* Load the kv row (and chunks) of key (mu held). */
+static int load_value(sqlite_index *x, const void *key, size_t keylen, ckpt_value_source *v)
+{
+	sqlite3_stmt *st = x->st_kv;
+	ckpt_value_info *in = &v->info;
+	int64_t gen = 0, size = 0, crc = 0, cs = 0;
+	char kr[160];
+	int rc;
+
+	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no key '%s'", x->dir,
+				    ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading kv");
+		goto done;
+	}
+	rc = 0;
+	if (!int_col(st, 0, 1, INT64_MAX, &gen) || !int_col(st, 1, 0, INT64_MAX / 2, &size) ||
+	    !int_col(st, 2, 0, UINT32_MAX, &crc) || !int_col(st, 3, 0, STORE_MAX_CHUNK_SIZE, &cs))
+		rc = CKPT_ECORRUPT;
+	in->generation = (uint64_t)gen;
+	in->size = (uint64_t)size;
+	in->crc32c = (uint32_t)crc;
+	in->chunk_size = (uint32_t)cs;
+	in->codec = CKPT_CODEC_RAW;
+	if (rc == 0 && sqlite3_column_type(st, 4) != SQLITE_NULL) {
+		const void *b = sqlite3_column_blob(st, 4);
+		size_t n = (size_t)sqlite3_column_bytes(st, 4);
+		in->is_inline = 1;
+		if (sqlite3_column_type(st, 4) != SQLITE_BLOB || n != in->size) {
+			rc = CKPT_ECORRUPT;
+		} else if ((v->inline_data = malloc(n ? n : 1)) == NULL) {
+			rc = ckpt_error_nomem();
+			goto done;
+		} else {
+			if (n)
+				memcpy(v->inline_data, b, n);
+			in->stored_size = n;
+			if (ckpt_crc32c_update(0, v->inline_data, n) != in->crc32c) {
+				rc = ckpt_error_set(
+				    CKPT_ECORRUPT, "%s: inline value of key '%s': CRC32C mismatch",
+				    x->dbpath,
+				    ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
+				goto done;
+			}
+		}
+	} else if (rc == 0) {
+		uint64_t n = cs ? (in->size + (uint64_t)cs - 1) / (uint64_t)cs : 0;
+		if (cs == 0 || n > UINT32_MAX / 2)
+			rc = CKPT_ECORRUPT;
+		in->nchunks = (uint32_t)n;
+	}
+	if (rc == CKPT_ECORRUPT) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: bad kv row for key '%s'", x->dbpath,
+				    ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
+		goto done;
+	}
+	sqlite3_reset(st);
+	if (!in->is_inline)
+		rc = load_chunks(x, key, keylen, v);
+done:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+
+/* ---- sealing ---------------------------------------------------------- */
+
+static int fsync_path(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0 || fsync(fd) < 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s", path);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int sqlite_seal(sqlite_index *x)
+{
+	static const char *const sidecars[] = {"-journal", "-wal", "-shm"};
+	uint64_t gen;
+	int rc;
+
+	pthread_mutex_lock(&x->mu);
+	if (x->batch) {
+		rc = ckpt_error_set(CKPT_EBUSY, "%s: a batch is still open", x->dir);
+		goto done;
+	}
+	/* Leaving WAL mode checkpoints and removes the WAL; reading rolls back a hot journal. */
+	if ((rc = exec(x, "PRAGMA journal_mode = DELETE", CKPT_EIO, "seal")) < 0 ||
+	    (rc = ckpt_store_read_generation(x, &gen)) < 0)
+		goto done;
+	for (size_t i = 0; i < sizeof(sidecars) / sizeof(*sidecars); i++) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s%s", x->dbpath, sidecars[i]);
+		if (access(p, F_OK) == 0) {
+			rc = ckpt_error_set(CKPT_EIO, "seal: %s still exists", p);
+			goto done;
+		}
+	}
+	if ((rc = fsync_path(x->dbpath, 0)) < 0 ||
+	    (x->ddirfd >= 0 && fsync(x->ddirfd) < 0 &&
+	     (rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d", x->dir)) < 0) ||
+	    (rc = fsync_path(x->dir, 1)) < 0)
+		goto done;
+done:
+	pthread_mutex_unlock(&x->mu);
+	return rc;
+}
+
+/* ---- the vtable ------------------------------------------------------- */
+
+static int sqlite_open_value(ckpt_value_source *out, ckpt_store_backend *be, const void *key,
+			     size_t keylen)
+{
+	sqlite_index *x = (sqlite_index *)be;
+	int rc;
+
+	pthread_mutex_lock(&x->mu);
+	rc = load_value(x, key, keylen, out);
+	pthread_mutex_unlock(&x->mu);
+	out->has_value_crc = 1;
+	if (rc < 0) {
+		free(out->inline_data);
+		free(out->chunks);
+		out->inline_data = NULL;
+		out->chunks = NULL;
+	}
+	return rc;
+}
+
+static uint64_t sqlite_generation(const ckpt_store_backend *be)
+{
+	return __atomic_load_n(&((const sqlite_index *)be)->generation, __ATOMIC_ACQUIRE);
+}
+
+static void sqlite_free(ckpt_store_backend *be)
+{
+	sqlite_index *x = (sqlite_index *)be;
+
+	ckpt_store_batch_release(x);
+	sqlite3_finalize(x->st_kv);
+	sqlite3_finalize(x->st_chunks);
+	sqlite3_finalize(x->st_file);
+	sqlite3_finalize(x->st_seek);
+	sqlite3_close(x->db);
+	for (size_t i = 0; i < x->nfiles; i++) {
+		close(x->files[i]->fd);
+		free((char *)x->files[i]->path);
+		free(x->files[i]);
+	}
+	free(x->files);
+	if (x->ddirfd >= 0)
+		close(x->ddirfd);
+	pthread_mutex_destroy(&x->mu);
+	free(x->dir);
+	free(x->dbpath);
+	free(x);
+}
+
+int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
+{
+	sqlite_index *x = NULL;
+	struct stat st;
+	char *ddir = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return ckpt_error_nomem();
+	ckpt_store_backend_init(&x->base, CKPT_STORE_BACKEND_VERSION);
+	x->base.open_value = sqlite_open_value;
+	x->base.list = sqlite_list;
+	x->base.generation = sqlite_generation;
+	x->base.free = sqlite_free;
+	pthread_mutex_init(&x->mu, NULL);
+	x->ddirfd = -1;
+	x->flags = flags;
+	if ((x->dir = strdup(dir)) == NULL || asprintf(&x->dbpath, "%s/ckpt.db", dir) < 0 ||
+	    asprintf(&ddir, "%s/d", dir) < 0) {
+		x->dbpath = NULL;
+		ddir = NULL;
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (flags & CKPT_STORE_CREATE) {
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", dir);
+			goto done;
+		}
+		if (mkdir(ddir, 0755) < 0 && errno != EEXIST) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", ddir);
+			goto done;
+		}
+	} else if (stat(x->dbpath, &st) < 0) {
+		rc = errno == ENOENT
+			 ? ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir)
+			 : ckpt_error_errno(CKPT_EIO, errno, "%s", x->dbpath);
+		goto done;
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s is not a ckpt index: not a regular file",
+				    x->dbpath);
+		goto done;
+	}
+	if ((rc = open_db(x)) < 0)
+		goto done;
+	/* d/ may be missing when no value is chunked (some copy tools drop empty dirs). */
+	x->ddirfd = open(ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (x->ddirfd < 0 && errno != ENOENT) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", ddir);
+		goto done;
+	}
+	if (flags & CKPT_STORE_CREATE) { /* make the new directory entries durable */
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0 || (x->ddirfd >= 0 && fsync(x->ddirfd) < 0))
+			rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s", dir);
+		if (fd >= 0)
+			close(fd);
+	}
+done:
+	free(ddir);
+	if (rc < 0) {
+		sqlite_free(&x->base);
+		return rc;
+	}
+	*out = x;
+	return 0;
+}
+
+int ckpt_store_seal(ckpt_store *s)
+{
+	if (s->idx == NULL || (s->flags & CKPT_STORE_READONLY))
+		return ckpt_error_set(CKPT_EREADONLY, "%s: store is read-only", s->dir);
+	return sqlite_seal(s->idx);
+}
