@@ -15,7 +15,10 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 B       ?= build
-VERSION := 0.1.0
+VERSION := 0.2.0
+# The soname changes when a program built against an older libckpt could break:
+# 1 = handler vtables gained a version field and moved to ckpt/sys/ (docs/api.md).
+SOVERSION := 1
 
 CC      ?= cc
 OPT     ?= -O2 -g
@@ -87,7 +90,7 @@ $(LIB_A): $(CORE_OBJ)
 	ar rcs $@ $^
 
 $(LIB_SO): $(CORE_OBJ)
-	$(CC) -shared -Wl,-soname,libckpt.so.0 $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libckpt.so.$(SOVERSION) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 $(CKPT): $(TOOLS_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOLS_OBJ) $(LIB_A) $(LIBS)
@@ -147,8 +150,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ckpt/sys \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
-	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libckpt.so.$(SOVERSION)
+	ln -sf libckpt.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libckpt.so
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/ckpt/
 	install -m 644 $(SYS_HEADERS) $(DESTDIR)$(PREFIX)/include/ckpt/sys/
 	install -m 644 $(B)/ckpt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ckpt/array.h"
+#include "ckpt/sys/handler.h"
 #include "ckpt/npy.h"
 #include "error_private.h"
 #include "handler_files.h"
@@ -124,6 +125,7 @@ static int array_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char 
 }
 
 static const ckpt_handler_vtable array_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = array_typestr,
     .save = array_save,
     .snapshot = array_snapshot,

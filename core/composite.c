@@ -29,26 +29,17 @@
 #include "ckpt/pytree.h"
 #include "ckpt/random_key.h"
 #include "error_private.h"
+#include "handler_types.h"
 #include "step_private.h"
 
 int ckpt_handler_new_default(ckpt_handler **out, const char *typestr)
 {
+	const handler_type *t = handler_type_find(typestr);
+
 	*out = NULL;
-	if (!strcmp(typestr, CKPT_PYTREE_TYPESTR))
-		return ckpt_pytree_handler_new(out);
-	if (!strcmp(typestr, CKPT_STANDARD_TYPESTR))
-		return ckpt_standard_handler_new(out);
-	if (!strcmp(typestr, CKPT_JSON_TYPESTR))
-		return ckpt_json_handler_new(out, NULL);
-	if (!strcmp(typestr, CKPT_ARRAY_TYPESTR))
-		return ckpt_array_handler_new(out, NULL);
-	if (!strcmp(typestr, CKPT_PROTO_TYPESTR))
-		return ckpt_proto_handler_new(out, NULL);
-	if (!strcmp(typestr, CKPT_JAX_KEY_TYPESTR))
-		return ckpt_jax_key_handler_new(out, NULL);
-	if (!strcmp(typestr, CKPT_NP_KEY_TYPESTR))
-		return ckpt_np_key_handler_new(out, NULL);
-	return ckpt_error_set(CKPT_EUNSUPPORTED, "no handler known for type %s", typestr);
+	if (t == NULL)
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "no handler known for type %s", typestr);
+	return t->create(out);
 }
 
 /* ---- the registry ---- */
@@ -124,10 +115,7 @@ fail:
 /* Whether a handler of type have can read or write an item of type want (invariant 3). */
 static int same_storage(const char *have, const char *want)
 {
-	int pt_have = !strcmp(have, CKPT_PYTREE_TYPESTR) || !strcmp(have, CKPT_STANDARD_TYPESTR);
-	int pt_want = !strcmp(want, CKPT_PYTREE_TYPESTR) || !strcmp(want, CKPT_STANDARD_TYPESTR);
-
-	return pt_have && pt_want ? 1 : !strcmp(have, want);
+	return handler_type_is_tree(have) && handler_type_is_tree(want) ? 1 : !strcmp(have, want);
 }
 
 int ckpt_registry_resolve(ckpt_handler **out, ckpt_registry *r, const char *item,

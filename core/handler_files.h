@@ -13,6 +13,7 @@
 #include <cJSON.h>
 
 #include "ckpt/handler.h"
+#include "ckpt/sys/handler.h"
 #include "ckpt/store.h"
 #include "ckpt/tree.h"
 

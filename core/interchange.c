@@ -54,6 +54,7 @@
 #include "ckpt/npy.h"
 #include "ckpt/pending.h"
 #include "error_private.h"
+#include "handler_types.h"
 #include "item_format.h"
 #include "pytree_private.h"
 #include "step_private.h"
@@ -1202,7 +1203,7 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		const cJSON *hs = cJSON_GetObjectItemCaseSensitive(handlers, name);
 		it->typestr = cJSON_IsString(hs) ? hs->valuestring : CKPT_PYTREE_TYPESTR;
 		it->standard = !strcmp(it->typestr, CKPT_STANDARD_TYPESTR);
-		it->pytree = it->standard || !strcmp(it->typestr, CKPT_PYTREE_TYPESTR);
+		it->pytree = handler_type_is_tree(it->typestr);
 		if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
 			rc = pending ? read_item_lenient(&it->tree, it->dir, &it->c)
 				     : read_item(&it->tree, it->dir, &it->c);

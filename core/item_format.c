@@ -17,20 +17,15 @@
 #include "ckpt/proto.h"
 #include "ckpt/random_key.h"
 #include "error_private.h"
+#include "handler_types.h"
 #include "item_format.h"
 #include "step_private.h"
 
-static const item_format *const formats[] = {
-    &ckpt_json_format, &ckpt_array_format, &ckpt_proto_format,
-    &ckpt_jax_key_format, &ckpt_np_key_format,
-};
-
 const item_format *item_format_find(const char *typestr)
 {
-	for (size_t i = 0; typestr && i < sizeof(formats) / sizeof(formats[0]); i++)
-		if (!strcmp(formats[i]->typestr, typestr))
-			return formats[i];
-	return NULL;
+	const handler_type *t = handler_type_find(typestr);
+
+	return t ? t->format : NULL;
 }
 
 int item_read_fd(char **out, size_t *len, int fd, size_t max, const char *what)

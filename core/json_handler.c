@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ckpt/json.h"
+#include "ckpt/sys/handler.h"
 #include "error_private.h"
 #include "handler_files.h"
 #include "item_format.h"
@@ -84,6 +85,7 @@ static int json_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *i
 }
 
 static const ckpt_handler_vtable json_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = json_typestr,
     .save = json_save,
     .snapshot = json_snapshot,

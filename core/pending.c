@@ -39,6 +39,7 @@
 #include "ckpt/pending.h"
 #include "ckpt/pytree.h"
 #include "error_private.h"
+#include "handler_types.h"
 #include "item_format.h"
 #include "step_private.h"
 
@@ -444,8 +445,7 @@ static const item_format *item_format_of(int files_fd, const char *relpath)
 int ckpt_pending_item_is_pytree(int files_fd, const char *relpath)
 {
 	char *typestr = item_typestr(files_fd, relpath);
-	int yes = !typestr || !strcmp(typestr, CKPT_PYTREE_TYPESTR) ||
-		  !strcmp(typestr, CKPT_STANDARD_TYPESTR);
+	int yes = handler_type_is_tree(typestr);
 
 	free(typestr);
 	return yes;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ckpt/proto.h"
+#include "ckpt/sys/handler.h"
 #include "error_private.h"
 #include "handler_files.h"
 #include "item_format.h"
@@ -192,6 +193,7 @@ static void proto_close(ckpt_handler *h)
 }
 
 static const ckpt_handler_vtable proto_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = proto_typestr,
     .save = proto_save,
     .snapshot = proto_snapshot,

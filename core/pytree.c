@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/sys/handler.h"
 #include "error_private.h"
 #include "pytree_private.h"
 #include "step_private.h"
@@ -816,6 +817,7 @@ static void pytree_tree_free(ckpt_handler *h, void *t)
 }
 
 static const ckpt_handler_vtable pytree_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = pytree_typestr,
     .save = pytree_save,
     .snapshot = pytree_snapshot,

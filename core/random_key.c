@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "ckpt/npy.h"
+#include "ckpt/sys/handler.h"
 #include "ckpt/random_key.h"
 #include "error_private.h"
 #include "handler_files.h"
@@ -264,6 +265,7 @@ static int jax_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *i
 }
 
 static const ckpt_handler_vtable jax_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = jax_typestr,
     .save = jax_save,
     .snapshot = jax_snapshot,
@@ -492,6 +494,7 @@ static int np_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *ite
 }
 
 static const ckpt_handler_vtable np_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = np_typestr,
     .save = np_save,
     .snapshot = np_snapshot,

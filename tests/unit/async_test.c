@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ckpt/async.h"
+#include "ckpt/sys/handler.h"
 #include "step_private.h"
 #include "unit/treecmp.h"
 
@@ -83,8 +84,9 @@ static void g_snapshot_free(ckpt_handler *h, void *snap)
 }
 
 static const ckpt_handler_vtable gate_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = g_typestr, .save = g_save, .snapshot = g_snapshot, .snapshot_free = g_snapshot_free};
-static const ckpt_handler_vtable gate_nosnap_vt = {.typestr = g_typestr, .save = g_save};
+static const ckpt_handler_vtable gate_nosnap_vt = {.version = CKPT_HANDLER_VTABLE_VERSION,.typestr = g_typestr, .save = g_save};
 
 static void gate_init(struct gate *g, const ckpt_handler_vtable *vt)
 {

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 
+#include "ckpt/sys/handler.h"
 #include "step_private.h"
 #include "unit/treecmp.h"
 
@@ -56,6 +57,7 @@ static int f_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item)
 }
 
 static const ckpt_handler_vtable failing_vt = {
+    .version = CKPT_HANDLER_VTABLE_VERSION,
     .typestr = f_typestr, .save = f_save, .finalize = f_finalize};
 
 static void test_items_and_failures(void **state)

@@ -1,0 +1,88 @@
+/*
+ * ckpt/sys/handler.h — implementing a checkpoint handler (Orbax's
+ * CheckpointHandler): the vtable behind ckpt_handler.
+ *
+ * For implementers only; programs that use handlers include <ckpt/handler.h>.
+ * As with ckpt/sys/store_backend.h, the vtable's first field is its version
+ * (CKPT_HANDLER_VTABLE_VERSION, or CKPT_HANDLER_VTABLE_INIT / ckpt_handler_
+ * vtable_init): a library that meets a version it does not know refuses the
+ * handler (CKPT_EVERSION) instead of reading past the end of the table. New
+ * slots are only appended, with a version bump; a slot left NULL means
+ * "not supported" (see ckpt/handler.h for each slot's NULL meaning).
+ *
+ * A handler is a struct whose first member is `ckpt_handler`, pointing at a
+ * static vtable:
+ *
+ *	static const ckpt_handler_vtable my_vt = {
+ *		.version = CKPT_HANDLER_VTABLE_VERSION,
+ *		.typestr = my_typestr, .save = my_save, .restore = my_restore,
+ *		.close = my_close,
+ *	};
+ *
+ * Errors: set the message with ckpt_error_set_str (ckpt/sys/error.h).
+ */
+#ifndef CKPT_SYS_HANDLER_H
+#define CKPT_SYS_HANDLER_H
+
+#include "ckpt/common.h"
+#include "ckpt/handler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CKPT_HANDLER_VTABLE_VERSION 1
+
+typedef struct ckpt_handler_vtable {
+	unsigned version; /* CKPT_HANDLER_VTABLE_VERSION */
+	/* Orbax-style type string recorded in _CHECKPOINT_METADATA item_handlers. */
+	const char *(*typestr)(const ckpt_handler *h);
+	/* Write item into the step being saved. */
+	int (*save)(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+	/*
+	 * Copy mode of asynchronous saves (ckpt/async.h): set *out to a snapshot
+	 * of args that save() accepts later, on another thread, and that borrows
+	 * nothing of the caller's (a PyTree is deep-copied, its per-leaf args
+	 * evaluated now). Freed with snapshot_free. Both NULL: the handler saves
+	 * asynchronously only in borrow mode.
+	 */
+	int (*snapshot)(void **out, ckpt_handler *h, const void *args);
+	void (*snapshot_free)(ckpt_handler *h, void *snap);
+	/* Read item back; *out is handler-specific and owned by the caller. */
+	int (*restore)(void **out, ckpt_handler *h, ckpt_step *s, const char *item, const void *args);
+	/* Describe item without reading its data; *out owned by the caller. */
+	int (*metadata)(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
+	/* Free what restore (restored_free) or metadata (metadata_free) returned.
+	 * NULL: free(). Never called with NULL. */
+	void (*restored_free)(ckpt_handler *h, void *out);
+	void (*metadata_free)(ckpt_handler *h, void *meta);
+	/* Called once all items are saved, before the step is finalized. May be NULL. */
+	int (*finalize)(ckpt_handler *h, ckpt_step_writer *w, const char *item);
+	/* Release the handler. */
+	void (*close)(ckpt_handler *h);
+	/*
+	 * Optional, for copy mode: get the memory snapshots of args like these
+	 * need ready in the background (allocated and written once), so that
+	 * the first snapshot does not pay for fresh memory. args is read during
+	 * the call only. Returns at once; the next snapshot stops the work
+	 * within a few MiB and takes what is ready.
+	 */
+	int (*snapshot_reserve)(ckpt_handler *h, const void *args);
+} ckpt_handler_vtable;
+
+struct ckpt_handler {
+	const ckpt_handler_vtable *vt;
+};
+
+#define CKPT_HANDLER_VTABLE_INIT {CKPT_HANDLER_VTABLE_VERSION}
+
+/*
+ * Zero *vt and set its version. Returns 0, or CKPT_EVERSION if version is
+ * not one this library knows.
+ */
+CKPT_API int ckpt_handler_vtable_init(ckpt_handler_vtable *vt, unsigned version);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
