@@ -43,7 +43,9 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DCKPT_VERSION='"$(VERSION)"' $(OPT) $(WARN
 LDFLAGS_ALL := $(SAN) -pthread $(LDFLAGS)
 LIBS    := $(DEP_LIBS) -lm
 
-CORE_SRC  := $(sort $(wildcard core/*.c))
+CORE_SRC  := $(sort $(wildcard core/*.c core/util/*.c core/handlers/*.c))
+# Private headers are found by name from every layer (core/README.md says who may include what).
+CORE_INC  := -Icore -Icore/util -Icore/handlers
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/%.o)
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(B)/%.o)
@@ -79,7 +81,7 @@ $(B)/%.o: %.c
 # The library exports only what its public headers mark CKPT_API (ckpt/common.h).
 $(B)/core/%.o: core/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -fvisibility=hidden -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(CORE_INC) -fvisibility=hidden -MMD -MP -c $< -o $@
 
 $(B)/fs/%.o: fs/%.c
 	@mkdir -p $(@D)
@@ -109,7 +111,7 @@ $(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
 # Unit tests link the static library so they can reach private headers (-Icore).
 $(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A) $(PROTO_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -Icore -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) \
+	$(CC) $(CFLAGS_ALL) $(CORE_INC) -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) \
 	  -lcmocka $(LIBS)
 
 # Test programs: public headers only, like a user's program.
@@ -120,7 +122,7 @@ $(B)/tests/tools/%: tests/tools/%.c $(LIB_A) $(PROTO_OBJ)
 # Fuzz targets: built with a replay driver that runs every file of the corpus.
 $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -Icore -o $@ $< tests/fuzz/replay.c $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(CORE_INC) -o $@ $< tests/fuzz/replay.c $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
 
 # The examples a user can copy (docs/examples/), built as a user would: public headers only.
 $(B)/examples/%: docs/examples/%.c $(LIB_A)

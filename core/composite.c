@@ -31,6 +31,8 @@
 #include "error_private.h"
 #include "handler_types.h"
 #include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 int ckpt_handler_new_default(ckpt_handler **out, const char *typestr)
 {
@@ -486,9 +488,9 @@ int ckpt_composite_metadata_from_temporary_paths(ckpt_step_metadata **out, ckpt_
 	*out = NULL;
 	for (size_t i = 0; rc == CKPT_ENOTFOUND && i < 2; i++) {
 		free(path);
-		if (!(path = ckpt_fs_printf("%s/%s%s", tmp_dir, where[i], CKPT_STEP_METADATA_KEY)))
+		if (!(path = ckpt_asprintf("%s/%s%s", tmp_dir, where[i], CKPT_STEP_METADATA_KEY)))
 			return ckpt_error_nomem();
-		rc = ckpt_fs_read_file(&json, NULL, path, 64u << 20);
+		rc = ckpt_read_file(&json, NULL, path, 64u << 20);
 	}
 	if (rc == CKPT_ENOTFOUND)
 		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no %s (not a save in progress)", tmp_dir,

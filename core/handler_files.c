@@ -31,7 +31,8 @@
 #include "handler_files.h"
 #include "item_format.h"
 #include "mem.h"
-#include "step_private.h"
+#include "npy_private.h"
+#include "fsutil.h"
 
 #define WRITE_SLICE (8u << 20)
 
@@ -97,7 +98,7 @@ int handler_has_suffix(const char *s, const char *suffix)
 
 char *handler_key(const char *item, const char *name, const char *suffix)
 {
-	return ckpt_fs_printf("%s/%s%s", item, name, suffix);
+	return ckpt_asprintf("%s/%s%s", item, name, suffix);
 }
 
 int npy_value_put(ckpt_batch *b, const char *key, const ckpt_tree *arr)

@@ -58,6 +58,10 @@
 #include "item_format.h"
 #include "pytree_private.h"
 #include "step_private.h"
+#include "interchange_private.h"
+#include "npy_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 #define MAX_TEXT_FILE (256u << 20) /* scalar/string/metadata files read whole */
 #define COPY_BUF      (1u << 20)
@@ -109,62 +113,6 @@ static void ictx_reset(struct ictx *c)
 	free(c->scratch);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-}
-
-/* "(3, 4)", "(3,)", "()" */
-static void fmt_shape(char *buf, size_t cap, const ckpt_npy_header *h)
-{
-	size_t n = (size_t)snprintf(buf, cap, "(");
-
-	for (unsigned d = 0; d < h->ndim && n < cap; d++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", d ? ", " : "",
-				      (unsigned long long)h->shape[d]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, "%s)", h->ndim == 1 ? "," : "");
-}
-
-int ckpt_npy_check_fd(ckpt_npy_header *h, int fd, const char *name)
-{
-	unsigned char buf[4096], *hdr = buf;
-	char shape[1024];
-	struct stat st;
-	size_t hl = 0;
-	ssize_t r;
-	int rc = 0;
-
-	r = pread(fd, buf, sizeof(buf), 0);
-	if (r < 0 || fstat(fd, &st) != 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
-	rc = ckpt_npy_header_size(&hl, buf, (size_t)r);
-	if (rc == 0 && hl > (uint64_t)st.st_size)
-		rc = ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, file has %lld",
-				    hl, (long long)st.st_size);
-	if (rc == 0 && hl > (size_t)r) { /* a long header (up to 1 MiB) */
-		if (!(hdr = malloc(hl)))
-			return ckpt_error_nomem();
-		r = pread(fd, hdr, hl, 0);
-		if (r < 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
-			goto done;
-		}
-	}
-	if (rc == 0)
-		rc = ckpt_npy_parse_header(h, hdr, (size_t)r);
-	if (rc) {
-		ckpt_error_wrap(rc, "%s", name);
-		goto done;
-	}
-	if ((uint64_t)st.st_size != h->header_len + h->data_len) {
-		fmt_shape(shape, sizeof(shape), h);
-		rc = ckpt_error_set(
-		    CKPT_EINVAL, "%s: header says %s %s = %llu data bytes but the file has %llu",
-		    name, ckpt_dtype_name(h->dtype), shape, (unsigned long long)h->data_len,
-		    (unsigned long long)((uint64_t)st.st_size - h->header_len));
-	}
-done:
-	if (hdr != buf)
-		free(hdr);
-	return rc;
 }
 
 /* Parse the .npy header of `file` and check the file's size against it. */
@@ -245,7 +193,7 @@ static int read_text(ckpt_tree **out, const char *file, ckpt_tree_kind kind)
 {
 	char *text = NULL;
 	size_t len = 0;
-	int rc = ckpt_fs_read_file(&text, &len, file, MAX_TEXT_FILE);
+	int rc = ckpt_read_file(&text, &len, file, MAX_TEXT_FILE);
 
 	if (rc)
 		return rc == CKPT_ENOTFOUND ? CKPT_EINVAL : rc;
@@ -273,7 +221,7 @@ static int leaf_from_file(ckpt_tree **out, const ckpt_tree *meta, const char *pa
 
 	if (ckpt_tree_is_container(meta) || k == CKPT_TREE_NONE)
 		return 0;
-	file = ckpt_fs_printf("%s/%s%s", c->dir, path, is_array ? ".npy" : "");
+	file = ckpt_asprintf("%s/%s%s", c->dir, path, is_array ? ".npy" : "");
 	if (!file)
 		return CKPT_ENOMEM;
 	rc = is_array ? read_array(out, c, file, meta) : read_text(out, file, k);
@@ -319,7 +267,7 @@ static int scan_dir(ckpt_tree *t, const char *dir, struct ictx *c, int meta)
 
 		if (skip_name(name))
 			continue;
-		path = ckpt_fs_printf("%s/%s", dir, name);
+		path = ckpt_asprintf("%s/%s", dir, name);
 		if (!path) {
 			rc = CKPT_ENOMEM;
 			break;
@@ -382,7 +330,7 @@ static int scan_dir(ckpt_tree *t, const char *dir, struct ictx *c, int meta)
 static int read_item(ckpt_tree **out, const char *item_dir, struct ictx *c)
 {
 	c->open_idx = SIZE_MAX;
-	char *mfile = ckpt_fs_printf("%s/%s", item_dir, CKPT_ITEM_METADATA_NAME);
+	char *mfile = ckpt_asprintf("%s/%s", item_dir, CKPT_ITEM_METADATA_NAME);
 	ckpt_tree *meta = NULL, *t = NULL;
 	char *json = NULL;
 	size_t len = 0;
@@ -392,7 +340,7 @@ static int read_item(ckpt_tree **out, const char *item_dir, struct ictx *c)
 	c->dir = item_dir;
 	if (!mfile)
 		return CKPT_ENOMEM;
-	rc = ckpt_fs_read_file(&json, &len, mfile, MAX_TEXT_FILE);
+	rc = ckpt_read_file(&json, &len, mfile, MAX_TEXT_FILE);
 	if (rc == CKPT_ENOTFOUND) {
 		rc = ckpt_tree_new(&t, CKPT_TREE_DICT);
 		if (rc == 0)
@@ -443,7 +391,7 @@ static int clone_step(ckpt_step **out, struct clone_steps *cs, uint64_t step)
 	if (!(nv = realloc(cs->v, (cs->n + 1) * sizeof(*cs->v))))
 		return ckpt_error_nomem();
 	cs->v = nv;
-	if (!(dir = ckpt_fs_printf("%s/%" PRIu64, cs->root, step)))
+	if (!(dir = ckpt_asprintf("%s/%" PRIu64, cs->root, step)))
 		return CKPT_ENOMEM;
 	rc = ckpt_step_open(out, dir, NULL);
 	free(dir);
@@ -491,7 +439,7 @@ static int resolve_clone(ckpt_tree **out, ckpt_step **src, char **ckey, struct c
 		if (rc == 0)
 			rc = ckpt_tree_clone(out, node);
 	}
-	if (rc == 0 && !(*ckey = ckpt_fs_printf("%s/%s", ref->item, path ? path : ref->path)))
+	if (rc == 0 && !(*ckey = ckpt_asprintf("%s/%s", ref->item, path ? path : ref->path)))
 		rc = CKPT_ENOMEM;
 	if (rc == 0 && !out) {
 		ckpt_value_info vi;
@@ -614,7 +562,7 @@ static int scan_lenient(ckpt_tree **out, const char *dir, const ckpt_tree *meta,
 
 		if (skip_name(name))
 			continue;
-		if (!(path = ckpt_fs_printf("%s/%s", dir, name))) {
+		if (!(path = ckpt_asprintf("%s/%s", dir, name))) {
 			rc = CKPT_ENOMEM;
 			break;
 		}
@@ -726,7 +674,7 @@ done:
 /* Read an item directory of files/ leniently (see ckpt/pending.h). */
 static int read_item_lenient(ckpt_tree **out, const char *item_dir, struct ictx *c)
 {
-	char *mfile = ckpt_fs_printf("%s/%s", item_dir, CKPT_ITEM_METADATA_NAME);
+	char *mfile = ckpt_asprintf("%s/%s", item_dir, CKPT_ITEM_METADATA_NAME);
 	ckpt_tree *meta = NULL;
 	char *json = NULL;
 	size_t len = 0;
@@ -737,7 +685,7 @@ static int read_item_lenient(ckpt_tree **out, const char *item_dir, struct ictx 
 	c->dir = item_dir;
 	if (!mfile)
 		return CKPT_ENOMEM;
-	rc = ckpt_fs_read_file(&json, &len, mfile, MAX_TEXT_FILE);
+	rc = ckpt_read_file(&json, &len, mfile, MAX_TEXT_FILE);
 	if (rc == 0) {
 		rc = ckpt_tree_metadata_from_json(&meta, json, len);
 		if (rc)
@@ -955,8 +903,8 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
-		path = ckpt_fs_printf("%s/%s", dir, name);
-		key = ckpt_fs_printf("%s/%s", prefix, name);
+		path = ckpt_asprintf("%s/%s", dir, name);
+		key = ckpt_asprintf("%s/%s", prefix, name);
 		if (!path || !key)
 			rc = CKPT_ENOMEM;
 		else if (lstat(path, &st) != 0)
@@ -978,7 +926,7 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 		} else if (rc == 0 && st.st_size > COPY_BUF) {
 			rc = stream_file(b, key, path);
 		} else if (rc == 0 &&
-			   (rc = ckpt_fs_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0) {
+			   (rc = ckpt_read_file(&data, &len, path, MAX_TEXT_FILE)) == 0) {
 			rc = ckpt_batch_put(b, key, strlen(key), data, len, NULL);
 		}
 		ckpt_clone_ref_clear(&ref);
@@ -1038,7 +986,7 @@ static int pending_leaf(ckpt_tree *node, const char *path, void *payload)
 				      "%s/%s: a string leaf; StandardCheckpointHandler saves only "
 				      "arrays, scalars and None",
 				      p->c->dir, path);
-	if (!(key = ckpt_fs_printf("%s/%s", p->item, path)))
+	if (!(key = ckpt_asprintf("%s/%s", p->item, path)))
 		return CKPT_ENOMEM;
 	e = find_src(p->c, node);
 	if (e && e->ckey) {
@@ -1086,7 +1034,7 @@ static int put_pending_item(ckpt_batch *b, const char *item, const ckpt_tree *t,
 	rc = ckpt_tree_walk((ckpt_tree *)t, pending_leaf, &p);
 	if (rc == 0)
 		rc = ckpt_tree_metadata_to_json(&json, t);
-	if (rc == 0 && !(key = ckpt_fs_printf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
+	if (rc == 0 && !(key = ckpt_asprintf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
 		rc = CKPT_ENOMEM;
 	if (rc == 0)
 		rc = ckpt_batch_put(b, key, strlen(key), json, strlen(json), NULL);
@@ -1145,10 +1093,10 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 
 	if (opts)
 		o = *opts;
-	mfile = ckpt_fs_printf("%s/%s", dir, CKPT_STEP_METADATA_KEY);
+	mfile = ckpt_asprintf("%s/%s", dir, CKPT_STEP_METADATA_KEY);
 	if (!mfile)
 		return CKPT_ENOMEM;
-	rc = ckpt_fs_read_file(&json, NULL, mfile, MAX_TEXT_FILE);
+	rc = ckpt_read_file(&json, NULL, mfile, MAX_TEXT_FILE);
 	if (rc == 0) {
 		cm = cJSON_Parse(json);
 		if (!cJSON_IsObject(cm)) {
@@ -1187,7 +1135,7 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		it->c.fd = -1;
 		it->c.lazy = 1;
 		it->c.clones = pending ? &clones : NULL;
-		it->dir = ckpt_fs_printf("%s/%s", dir, name);
+		it->dir = ckpt_asprintf("%s/%s", dir, name);
 		it->name = strdup(name);
 		if (!it->dir || !it->name) {
 			rc = ckpt_error_nomem();
@@ -1268,7 +1216,7 @@ int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 int ckpt_interchange_save_pending(const char *root, uint64_t step, const char *dir, int lockfd,
 				  const ckpt_step_writer_options *opts)
 {
-	char *files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+	char *files = ckpt_asprintf("%s/%s", dir, CKPT_PENDING_FILES);
 	int rc = files ? save_dir(root, step, files, opts, dir, lockfd) : CKPT_ENOMEM;
 
 	free(files);

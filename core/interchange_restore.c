@@ -22,6 +22,8 @@
 #include "ckpt/interchange.h"
 #include "error_private.h"
 #include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 #define COPY_BUF (1u << 20)
 
@@ -84,11 +86,11 @@ static int write_node(ckpt_tree *node, const char *path, void *payload)
 		rel++;
 	if (k == CKPT_TREE_NONE)
 		return 0;
-	file = ckpt_fs_printf("%s%s%s%s", c->out, *rel ? "/" : "", rel,
+	file = ckpt_asprintf("%s%s%s%s", c->out, *rel ? "/" : "", rel,
 			      k == CKPT_TREE_ARRAY ? ".npy" : "");
 	if (!file)
 		return CKPT_ENOMEM;
-	rc = ckpt_tree_is_container(node) ? ckpt_fs_mkdir_p(file)
+	rc = ckpt_tree_is_container(node) ? ckpt_mkdir_p(file)
 					  : write_leaf(c->s, c->item, node, file);
 	free(file);
 	return rc;
@@ -104,8 +106,8 @@ struct raw_ctx {
 static int write_raw_key(const void *name, size_t len, int is_prefix, void *payload)
 {
 	struct raw_ctx *c = payload;
-	char *key = ckpt_fs_printf("%s/%.*s", c->item, (int)len, (const char *)name);
-	char *file = ckpt_fs_printf("%s/%.*s", c->out, (int)len, (const char *)name);
+	char *key = ckpt_asprintf("%s/%.*s", c->item, (int)len, (const char *)name);
+	char *file = ckpt_asprintf("%s/%.*s", c->out, (int)len, (const char *)name);
 	void *val = NULL;
 	size_t vlen = 0;
 	int rc;
@@ -115,18 +117,18 @@ static int write_raw_key(const void *name, size_t len, int is_prefix, void *payl
 		rc = CKPT_ENOMEM;
 		goto done;
 	}
-	if (!ckpt_fs_relpath_ok(name, len)) {
+	if (!ckpt_relpath_ok(name, len)) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "key %s cannot be a file name", key);
 		goto done;
 	}
 	char *slash = strrchr(file, '/');
 	*slash = '\0';
-	rc = ckpt_fs_mkdir_p(file);
+	rc = ckpt_mkdir_p(file);
 	*slash = '/';
 	if (rc == 0)
 		rc = ckpt_store_get(&val, &vlen, ckpt_step_store(c->s), key, strlen(key));
 	if (rc == 0)
-		rc = ckpt_fs_write_file(file, val, vlen);
+		rc = ckpt_write_file(file, val, vlen);
 done:
 	free(val);
 	free(key);
@@ -149,10 +151,10 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 
 	if (rc == CKPT_ENOTFOUND && !path) {
 		struct raw_ctx rc_ = {s, item, out};
-		prefix = ckpt_fs_printf("%s/", item);
+		prefix = ckpt_asprintf("%s/", item);
 		if (!prefix)
 			return CKPT_ENOMEM;
-		rc = ckpt_fs_mkdir_p(out);
+		rc = ckpt_mkdir_p(out);
 		if (rc == 0)
 			rc = ckpt_store_list(ckpt_step_store(s), prefix, strlen(prefix), -1,
 					     write_raw_key, &rc_);
@@ -169,8 +171,8 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 		if (ckpt_tree_get_kind(node) == CKPT_TREE_NONE)
 			return ckpt_error_set(
 			    CKPT_EINVAL, "%s/%s is None: there is no file to write", item, path);
-		mfile = ckpt_fs_printf("%s/%s", out, ckpt_tree_name(node));
-		rc = mfile ? ckpt_fs_mkdir_p(out) : CKPT_ENOMEM;
+		mfile = ckpt_asprintf("%s/%s", out, ckpt_tree_name(node));
+		rc = mfile ? ckpt_mkdir_p(out) : CKPT_ENOMEM;
 		if (rc == 0)
 			rc = write_leaf(s, item, node, mfile);
 		free(mfile);
@@ -182,10 +184,10 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 		return rc;
 	struct wctx wc = {s, item, out, strlen(own)};
 	free(own);
-	rc = ckpt_fs_mkdir_p(out);
+	rc = ckpt_mkdir_p(out);
 	if (rc == 0 && node == meta) {
-		mfile = ckpt_fs_printf("%s/%s", out, CKPT_ITEM_METADATA_NAME);
-		rc = mfile ? ckpt_fs_write_file(mfile, json, strlen(json)) : CKPT_ENOMEM;
+		mfile = ckpt_asprintf("%s/%s", out, CKPT_ITEM_METADATA_NAME);
+		rc = mfile ? ckpt_write_file(mfile, json, strlen(json)) : CKPT_ENOMEM;
 		free(mfile);
 	}
 	if (rc == 0)
@@ -200,11 +202,11 @@ int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, c
 
 	if (item)
 		return restore_item(s, item, path, out_dir);
-	rc = ckpt_fs_mkdir_p(out_dir);
+	rc = ckpt_mkdir_p(out_dir);
 	if (rc)
 		return rc;
-	file = ckpt_fs_printf("%s/%s", out_dir, CKPT_STEP_METADATA_KEY);
-	rc = file ? ckpt_fs_write_file(file, ckpt_step_metadata_json(s),
+	file = ckpt_asprintf("%s/%s", out_dir, CKPT_STEP_METADATA_KEY);
+	rc = file ? ckpt_write_file(file, ckpt_step_metadata_json(s),
 				       strlen(ckpt_step_metadata_json(s)))
 		  : CKPT_ENOMEM;
 	free(file);
@@ -213,7 +215,7 @@ int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, c
 		char *sub;
 		if (ckpt_item_name_check(name) != 0)
 			return ckpt_error_wrap(CKPT_ECORRUPT, "step %s", ckpt_step_dir(s));
-		sub = ckpt_fs_printf("%s/%s", out_dir, name);
+		sub = ckpt_asprintf("%s/%s", out_dir, name);
 		rc = sub ? restore_item(s, name, NULL, sub) : CKPT_ENOMEM;
 		free(sub);
 	}

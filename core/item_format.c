@@ -19,7 +19,7 @@
 #include "error_private.h"
 #include "handler_types.h"
 #include "item_format.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 const item_format *item_format_find(const char *typestr)
 {
@@ -120,8 +120,8 @@ static int check_files(const item_format *f, int item_dirfd, int dirfd, const ch
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		name = rel ? ckpt_fs_printf("%s/%s", rel, e->d_name) : strdup(e->d_name);
-		msg = name ? ckpt_fs_printf("%s/%s", what, name) : NULL;
+		name = rel ? ckpt_asprintf("%s/%s", rel, e->d_name) : strdup(e->d_name);
+		msg = name ? ckpt_asprintf("%s/%s", what, name) : NULL;
 		if (!name || !msg) {
 			free(name);
 			free(msg);

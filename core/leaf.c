@@ -18,8 +18,9 @@
 #include <string.h>
 
 #include "ckpt/npy.h"
+#include "ckpt/step.h"
 #include "error_private.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 struct ckpt_leaf {
 	ckpt_value *v;
@@ -46,7 +47,7 @@ int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_t
 	rc = ckpt_tree_path(&path, node);
 	if (rc)
 		goto fail;
-	l->key = ckpt_fs_printf("%s/%s", item, path);
+	l->key = ckpt_asprintf("%s/%s", item, path);
 	if (!l->key) {
 		rc = CKPT_ENOMEM;
 		goto fail;

@@ -35,16 +35,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ckpt/manager.h"
 #include "error_private.h"
-#include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 #define ROOT_METADATA	  "_ROOT_METADATA"
 #define ROOT_METADATA_MAX (16u << 20)
@@ -348,7 +347,7 @@ int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_o
 	m->wopts.step_prefix = m->prefix;
 	m->wopts.step_format_fixed_length = m->width;
 	if (!m->read_only) {
-		rc = ckpt_fs_mkdir_p(root);
+		rc = ckpt_mkdir_p(root);
 		if (rc == 0) /* never removes pending steps of a mount (root.c invariant 5) */
 			rc = ckpt_root_cleanup(root, NULL);
 		if (rc == 0 && opts->enable_async) {
@@ -551,14 +550,14 @@ int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json)
 		rc = ckpt_error_set(CKPT_EINVAL, "root metadata must be a JSON object");
 		goto done;
 	}
-	ckpt_fs_nonce(nonce);
-	path = ckpt_fs_printf("%s/%s", m->root, ROOT_METADATA);
-	tmp = path ? ckpt_fs_printf("%s.tmp-%s", path, nonce) : NULL;
+	ckpt_nonce(nonce);
+	path = ckpt_asprintf("%s/%s", m->root, ROOT_METADATA);
+	tmp = path ? ckpt_asprintf("%s.tmp-%s", path, nonce) : NULL;
 	if (!tmp) {
 		rc = CKPT_ENOMEM;
 		goto done;
 	}
-	rc = ckpt_fs_write_file(tmp, json, strlen(json));
+	rc = ckpt_write_file(tmp, json, strlen(json));
 	if (rc)
 		goto done;
 	fd = open(tmp, O_RDONLY | O_CLOEXEC);
@@ -571,7 +570,7 @@ int ckpt_manager_set_root_metadata(ckpt_manager *m, const char *json)
 				      "root metadata %s%s", path,
 				      errno == EEXIST ? " is already set" : "");
 	if (rc == 0)
-		rc = ckpt_fs_fsync_dir(m->root);
+		rc = ckpt_fsync_dir(m->root);
 done:
 	if (tmp)
 		unlink(tmp);
@@ -583,9 +582,9 @@ done:
 
 int ckpt_manager_root_metadata(char **out, ckpt_manager *m)
 {
-	char *path = ckpt_fs_printf("%s/%s", m->root, ROOT_METADATA);
+	char *path = ckpt_asprintf("%s/%s", m->root, ROOT_METADATA);
 	cJSON *obj = NULL;
-	int rc = path ? ckpt_fs_read_file(out, NULL, path, ROOT_METADATA_MAX) : CKPT_ENOMEM;
+	int rc = path ? ckpt_read_file(out, NULL, path, ROOT_METADATA_MAX) : CKPT_ENOMEM;
 
 	if (rc == CKPT_ENOTFOUND) {
 		*out = strdup("{}");
@@ -629,67 +628,4 @@ int ckpt_manager_check_for_errors(ckpt_manager *m)
 {
 	notice(m, 0);
 	return take_error(m);
-}
-
-/* ---- waiting for steps ---- */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* 1 and *out = the newest step if it is newer than after, else 0; or an error. */
-static int newest_after(uint64_t *out, const char *root, int64_t after)
-{
-	uint64_t *v = NULL;
-	size_t n = 0;
-	int rc = ckpt_root_steps(&v, &n, root);
-
-	if (rc == CKPT_ENOTFOUND) /* not created yet */
-		return 0;
-	if (rc == 0 && n && (after < 0 || v[n - 1] > (uint64_t)after)) {
-		*out = v[n - 1];
-		rc = 1;
-	}
-	free(v);
-	return rc;
-}
-
-int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms)
-{
-	const int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	const uint32_t mask = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR;
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	int wd = -1, rc;
-
-	for (;;) {
-		if (fd >= 0 && wd < 0) /* the root may appear later: watch it once it does */
-			wd = inotify_add_watch(fd, root, mask);
-		/* Look after adding the watch: a step finalized in between is seen either way. */
-		rc = newest_after(out, root, after);
-		if (rc)
-			break;
-		int64_t left = timeout_ms < 0 ? INT64_MAX : deadline - mono_ms();
-		if (left <= 0) {
-			rc = ckpt_error_set(CKPT_EBUSY,
-					    "no step newer than %" PRId64 " in %s within %d ms",
-					    after, root, timeout_ms);
-			break;
-		}
-		/* inotify wakes us at once; without it, poll the directory every 200 ms. */
-		const int64_t cap = wd >= 0 ? 1000 : 200;
-		int wait = (int)(left < cap ? left : cap);
-		struct pollfd p = {wd >= 0 ? fd : -1, POLLIN, 0};
-		if (poll(&p, 1, wait) > 0) {
-			char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-			while (read(fd, buf, sizeof(buf)) > 0)
-				; /* drain: we only need to know something changed */
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	return rc < 0 ? rc : 0;
 }

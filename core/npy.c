@@ -40,6 +40,7 @@
 #include "ckpt/npy.h"
 #include "error_private.h"
 #include "mem.h"
+#include "npy_private.h"
 
 #define MAGIC		       "\x93NUMPY"
 #define MAGIC_LEN	       6
@@ -876,5 +877,63 @@ int ckpt_npy_write_file(const char *path, ckpt_dtype dt, unsigned ndim, const ui
 		rc = write_full(fd, data, (size_t)len, path);
 	if (close(fd) < 0 && rc == 0)
 		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", path);
+	return rc;
+}
+
+/* ---- a .npy file on disk (npy_private.h) ---- */
+
+/* "(3, 4)", "(3,)", "()" */
+static void fmt_shape(char *buf, size_t cap, const ckpt_npy_header *h)
+{
+	size_t n = (size_t)snprintf(buf, cap, "(");
+
+	for (unsigned d = 0; d < h->ndim && n < cap; d++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", d ? ", " : "",
+				      (unsigned long long)h->shape[d]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s)", h->ndim == 1 ? "," : "");
+}
+
+int ckpt_npy_check_fd(ckpt_npy_header *h, int fd, const char *name)
+{
+	unsigned char buf[4096], *hdr = buf;
+	char shape[1024];
+	struct stat st;
+	size_t hl = 0;
+	ssize_t r;
+	int rc = 0;
+
+	r = pread(fd, buf, sizeof(buf), 0);
+	if (r < 0 || fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+	rc = ckpt_npy_header_size(&hl, buf, (size_t)r);
+	if (rc == 0 && hl > (uint64_t)st.st_size)
+		rc = ckpt_error_set(CKPT_EINVAL, "truncated: header needs %zu bytes, file has %lld",
+				    hl, (long long)st.st_size);
+	if (rc == 0 && hl > (size_t)r) { /* a long header (up to 1 MiB) */
+		if (!(hdr = malloc(hl)))
+			return ckpt_error_nomem();
+		r = pread(fd, hdr, hl, 0);
+		if (r < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", name);
+			goto done;
+		}
+	}
+	if (rc == 0)
+		rc = ckpt_npy_parse_header(h, hdr, (size_t)r);
+	if (rc) {
+		ckpt_error_wrap(rc, "%s", name);
+		goto done;
+	}
+	if ((uint64_t)st.st_size != h->header_len + h->data_len) {
+		fmt_shape(shape, sizeof(shape), h);
+		rc = ckpt_error_set(
+		    CKPT_EINVAL, "%s: header says %s %s = %llu data bytes but the file has %llu",
+		    name, ckpt_dtype_name(h->dtype), shape, (unsigned long long)h->data_len,
+		    (unsigned long long)((uint64_t)st.st_size - h->header_len));
+	}
+done:
+	if (hdr != buf)
+		free(hdr);
 	return rc;
 }

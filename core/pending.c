@@ -5,7 +5,7 @@
  * Design: a pending step is a temporary step directory (root.c) that holds
  * the directory files/. Everything that changes one (the daemon writing
  * files, finalize, remove) holds the flock of the temporary directory, the
- * same lock a step writer holds (ckpt_fs_lock_dir). Finalize reads files/
+ * same lock a step writer holds (ckpt_lock_dir). Finalize reads files/
  * leniently and writes the store inside the same directory
  * (ckpt_interchange_save_pending, ckpt_step_writer_open_dir), then renames
  * it to ROOT/<step>.
@@ -42,6 +42,10 @@
 #include "handler_types.h"
 #include "item_format.h"
 #include "step_private.h"
+#include "interchange_private.h"
+#include "npy_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 #define CLONE_MAX (64u << 10)  /* bytes of a clone stub */
 #define META_MAX  (256u << 20) /* bytes of a _METADATA or _CHECKPOINT_METADATA */
@@ -96,11 +100,11 @@ int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root)
 
 		if (!tmp_name_step(&step, e->d_name))
 			continue;
-		if (!(dir = ckpt_fs_printf("%s/%s", root, e->d_name))) {
+		if (!(dir = ckpt_asprintf("%s/%s", root, e->d_name))) {
 			rc = CKPT_ENOMEM;
 			break;
 		}
-		if (!ckpt_fs_is_pending(dir)) {
+		if (!ckpt_dir_is_pending(dir)) {
 			free(dir);
 			continue;
 		}
@@ -143,7 +147,7 @@ static int step_taken(const char *root, uint64_t step, const char *mine)
 	ckpt_pending_info *list = NULL;
 	size_t n = 0;
 	struct stat st;
-	char *final = ckpt_fs_printf("%s/%" PRIu64, root, step);
+	char *final = ckpt_asprintf("%s/%" PRIu64, root, step);
 	int rc = final ? 0 : CKPT_ENOMEM;
 
 	if (rc == 0 && lstat(final, &st) == 0)
@@ -167,26 +171,26 @@ int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t
 
 	*dir_out = NULL;
 	*lock_fd = -1;
-	rc = ckpt_fs_mkdir_p(root);
+	rc = ckpt_mkdir_p(root);
 	if (rc == 0)
 		rc = step_taken(root, step, NULL);
 	/* a cleanup may remove our directory between mkdir and flock: retry with a new name */
 	for (int tries = 0; rc == 0 && fd < 0 && tries < 8; tries++) {
-		ckpt_fs_nonce(nonce);
+		ckpt_nonce(nonce);
 		free(dir);
 		if (!(dir =
-			  ckpt_fs_printf("%s/%" PRIu64 "%s%s", root, step, CKPT_TMP_INFIX, nonce)))
+			  ckpt_asprintf("%s/%" PRIu64 "%s%s", root, step, CKPT_TMP_INFIX, nonce)))
 			rc = CKPT_ENOMEM;
 		else if (mkdir(dir, 0777) != 0)
 			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", dir);
-		else if ((rc = ckpt_fs_lock_dir(&fd, dir, 0)) == CKPT_ENOTFOUND || rc == CKPT_EBUSY)
+		else if ((rc = ckpt_lock_dir(&fd, dir, 0)) == CKPT_ENOTFOUND || rc == CKPT_EBUSY)
 			rc = 0;
 	}
 	if (rc == 0 && fd < 0)
 		rc = ckpt_error_set(CKPT_EBUSY, "could not create a pending step in %s", root);
 	if (rc)
 		goto done;
-	files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+	files = ckpt_asprintf("%s/%s", dir, CKPT_PENDING_FILES);
 	if (!files)
 		rc = CKPT_ENOMEM;
 	else if (mkdir(files, 0777) != 0)
@@ -194,11 +198,11 @@ int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t
 	if (rc == 0) /* a concurrent create or save of the same step: at most one wins */
 		rc = step_taken(root, step, dir);
 	if (rc == 0)
-		rc = ckpt_fs_fsync_dir(dir);
+		rc = ckpt_fsync_dir(dir);
 	if (rc == 0)
-		rc = ckpt_fs_fsync_dir(root);
+		rc = ckpt_fsync_dir(root);
 	if (rc) {
-		ckpt_fs_rmtree(dir);
+		ckpt_rmtree(dir);
 		goto done;
 	}
 	*dir_out = dir;
@@ -219,7 +223,7 @@ static int lock_pending(int *fd, const char *dir)
 	int rc = 0;
 
 	if (*fd < 0) {
-		rc = ckpt_fs_lock_dir(fd, dir, 1);
+		rc = ckpt_lock_dir(fd, dir, 1);
 		if (rc == CKPT_EBUSY)
 			return ckpt_error_set(CKPT_EBUSY,
 					      "pending step %s is in use by another process (a "
@@ -228,7 +232,7 @@ static int lock_pending(int *fd, const char *dir)
 		if (rc)
 			return rc;
 	}
-	if (!ckpt_fs_is_pending(dir))
+	if (!ckpt_dir_is_pending(dir))
 		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s is not a pending step (no %s/)", dir,
 				    CKPT_PENDING_FILES);
 	return rc;
@@ -301,10 +305,10 @@ int ckpt_pending_remove(const char *dir, int lock_fd)
 	char nonce[17], *files = NULL, *gone = NULL;
 	int fd = lock_fd, rc = lock_pending(&fd, dir);
 
-	ckpt_fs_nonce(nonce);
+	ckpt_nonce(nonce);
 	if (rc == 0) {
-		files = ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
-		gone = ckpt_fs_printf("%s/removed-%s", dir, nonce);
+		files = ckpt_asprintf("%s/%s", dir, CKPT_PENDING_FILES);
+		gone = ckpt_asprintf("%s/removed-%s", dir, nonce);
 		if (!files || !gone)
 			rc = CKPT_ENOMEM;
 	}
@@ -312,7 +316,7 @@ int ckpt_pending_remove(const char *dir, int lock_fd)
 	if (rc == 0 && rename(files, gone) != 0)
 		rc = ckpt_error_errno(CKPT_EIO, errno, "rename %s", files);
 	if (rc == 0)
-		rc = ckpt_fs_rmtree(dir);
+		rc = ckpt_rmtree(dir);
 	if (fd >= 0 && fd != lock_fd)
 		close(fd);
 	free(files);
@@ -522,10 +526,10 @@ int ckpt_pending_check_file(int files_fd, int fd, const char *relpath)
 
 /* ---- clone stubs ---- */
 
-/* A leaf path: ckpt_fs_relpath_ok and no newline (a stub is lines). */
+/* A leaf path: ckpt_relpath_ok and no newline (a stub is lines). */
 static int path_ok(const char *p, size_t len)
 {
-	return !memchr(p, '\n', len) && ckpt_fs_relpath_ok(p, len);
+	return !memchr(p, '\n', len) && ckpt_relpath_ok(p, len);
 }
 
 int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref)
@@ -537,7 +541,7 @@ int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref)
 		return ckpt_error_set(CKPT_EINVAL, "clone stub: bad item '%s' or path '%s'",
 				      ref->item ? ref->item : "(null)",
 				      ref->path ? ref->path : "(null)");
-	if (!(*out = ckpt_fs_printf(CKPT_CLONE_MAGIC "%" PRIu64 "\n%s\n%s\n", ref->step, ref->item,
+	if (!(*out = ckpt_asprintf(CKPT_CLONE_MAGIC "%" PRIu64 "\n%s\n%s\n", ref->step, ref->item,
 				    ref->path)))
 		return CKPT_ENOMEM;
 	*len = strlen(*out);

@@ -47,6 +47,7 @@
 #include "pytree_private.h"
 #include "step_private.h"
 #include "thread_private.h"
+#include "fsutil.h"
 
 #define SAVE_SLICE_BYTES (8u << 20)
 
@@ -128,8 +129,8 @@ static int map_node(ckpt_tree **out, const ckpt_tree *src, const char *path, ckp
 
 		if (ckpt_tree_get_kind(c) == CKPT_TREE_ARRAY && nl >= 4)
 			nl -= 4; /* ".npy" */
-		char *cp = path[0] ? ckpt_fs_printf("%s/%.*s", path, (int)nl, name)
-				   : ckpt_fs_printf("%.*s", (int)nl, name);
+		char *cp = path[0] ? ckpt_asprintf("%s/%.*s", path, (int)nl, name)
+				   : ckpt_asprintf("%.*s", (int)nl, name);
 		if (!cp) {
 			rc = CKPT_ENOMEM;
 			break;
@@ -269,7 +270,7 @@ static int save_leaf(ckpt_tree **out, const ckpt_tree *leaf, const char *path, v
 		return rc < 0
 			   ? rc
 			   : ckpt_error_set(CKPT_ERROR, "leaf_args stopped the save at '%s'", path);
-	key = ckpt_fs_printf("%s/%s", c->item, path);
+	key = ckpt_asprintf("%s/%s", c->item, path);
 	if (!key)
 		return CKPT_ENOMEM;
 	put_opts(&po, c, la.compression);
@@ -330,7 +331,7 @@ int ckpt_pytree_save_item(ckpt_step_writer *w, const char *item, const ckpt_pytr
 	rc = ckpt_tree_map(&meta, args->item, save_leaf, &c);
 	if (rc == 0)
 		rc = ckpt_tree_metadata_to_json(&json, meta);
-	if (rc == 0 && !(key = ckpt_fs_printf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
+	if (rc == 0 && !(key = ckpt_asprintf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
 		rc = CKPT_ENOMEM;
 	if (rc == 0)
 		rc = ckpt_batch_put(ckpt_step_writer_batch(w), key, strlen(key), json, strlen(json),

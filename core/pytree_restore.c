@@ -24,7 +24,7 @@
 #include "error_private.h"
 #include "mem.h"
 #include "pytree_private.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 #define DEFAULT_RESTORE_BYTES (64ull << 20)
 
@@ -227,7 +227,7 @@ static int restore_leaf(ckpt_tree **out, const ckpt_tree *meta, const char *path
 		return rc < 0 ? rc
 			      : ckpt_error_set(CKPT_ERROR, "leaf_args stopped the restore at '%s'",
 					       path);
-	key = ckpt_fs_printf("%s/%s", c->item, path);
+	key = ckpt_asprintf("%s/%s", c->item, path);
 	if (!key)
 		return CKPT_ENOMEM;
 	if (k == CKPT_TREE_ARRAY) {

@@ -14,7 +14,7 @@
  *   1. A name is a step only if ckpt_step_name_parse() accepts it (no leading
  *      zeros except "0") and the directory contains ckpt.db.
  *   2. A temporary directory is locked by flock() on the directory itself
- *      (ckpt_fs_lock_dir), held by its writer from just after the mkdir until
+ *      (ckpt_lock_dir), held by its writer from just after the mkdir until
  *      the writer is freed. Cleanup removes one only while holding that lock,
  *      taken with LOCK_NB, on the inode its name still names: a writer that
  *      is gone (even killed between its mkdir and its flock) holds no lock,
@@ -35,266 +35,34 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ckpt/pending.h"
+#include "ckpt/root.h"
 #include "error_private.h"
-#include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
-char *ckpt_fs_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		ckpt_error_nomem();
-		return NULL;
-	}
-	return s;
-}
-
-/* Remove everything inside the open directory dfd (named path for messages); closes dfd. */
-static int rm_inside(int dfd, const char *path)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *e;
-	int rc = 0;
-
-	if (!d) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
-		close(dfd);
-		return rc;
-	}
-	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
-		const char *n = e->d_name;
-
-		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || unlinkat(dfd, n, 0) == 0 ||
-		    errno == ENOENT)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s/%s", path, n);
-			break;
-		}
-		char *sub = ckpt_fs_printf("%s/%s", path, n);
-		int fd = sub ? openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-		if (!sub)
-			rc = CKPT_ENOMEM;
-		else if (fd < 0 && errno != ENOENT)
-			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", sub);
-		else if (fd >= 0)
-			rc = rm_inside(fd, sub); /* closes fd */
-		if (rc == 0 && unlinkat(dfd, n, AT_REMOVEDIR) != 0 && errno != ENOENT)
-			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", sub);
-		free(sub);
-	}
-	if (rc == 0 && errno != 0 && errno != ENOENT)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "read directory %s", path);
-	closedir(d);
-	return rc;
-}
-
-int ckpt_fs_rmtree(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno != ENOTDIR && errno != ELOOP)
-			return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
-		if (unlink(path) != 0 && errno != ENOENT)
-			return ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
-		return 0;
-	}
-	rc = rm_inside(fd, path);
-	if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
-	return rc;
-}
-
-int ckpt_fs_lock_dir(int *out, const char *path, int nonblock)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct stat a, b;
-	int rc = 0, r;
-
-	*out = -1;
-	if (fd < 0)
-		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
-					"open %s", path);
-	while ((r = flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0))) != 0 && errno == EINTR)
-		;
-	if (r != 0)
-		rc = ckpt_error_errno(errno == EWOULDBLOCK ? CKPT_EBUSY : CKPT_EIO, errno,
-				      "lock %s", path);
-	else if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
-		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "stat %s",
-				      path);
-	else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
-		rc = ckpt_error_set(CKPT_EBUSY, "%s was replaced while being locked", path);
-	if (rc)
-		close(fd);
-	else
-		*out = fd;
-	return rc;
-}
-
-int ckpt_fs_fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
-	if (fsync(fd) != 0)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s", path);
-	close(fd);
-	return rc;
-}
-
-int ckpt_fs_mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return ckpt_error_nomem();
-	for (char *c = p + 1;; c++) {
-		if (*c != '/' && *c != '\0')
-			continue;
-		char save = *c;
-		*c = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", p);
-			break;
-		}
-		*c = save;
-		if (save == '\0')
-			break;
-	}
-	free(p);
-	if (rc == 0) {
-		struct stat st;
-		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-			rc = ckpt_error_set(CKPT_EIO, "mkdir %s: not a directory", path);
-	}
-	return rc;
-}
-
-int ckpt_fs_read_file(char **out, size_t *out_len, const char *path, size_t max)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	*out = NULL;
-	if (fd < 0)
-		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
-					"open %s", path);
-	if (fstat(fd, &st) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file of at most %zu bytes",
-				    path, max);
-		goto done;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", path);
-			goto done;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	buf = NULL;
-	if (out_len)
-		*out_len = n;
-done:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-int ckpt_fs_write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	const char *p = data;
-	int rc = 0;
-
-	if (fd < 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "create %s", path);
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", path);
-			break;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (close(fd) != 0 && rc == 0)
-		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", path);
-	return rc;
-}
-
-int ckpt_fs_is_pending(const char *dir)
+int ckpt_dir_is_pending(const char *dir)
 {
 	struct stat st;
 	char *files = strstr(dir, CKPT_TMP_INFIX "del-")
 			  ? NULL /* a step being deleted */
-			  : ckpt_fs_printf("%s/%s", dir, CKPT_PENDING_FILES);
+			  : ckpt_asprintf("%s/%s", dir, CKPT_PENDING_FILES);
 	int yes = files && lstat(files, &st) == 0 && S_ISDIR(st.st_mode);
 
 	free(files);
 	return yes;
-}
-
-int ckpt_fs_relpath_ok(const char *p, size_t len)
-{
-	size_t start = 0;
-
-	if (memchr(p, '\0', len))
-		return 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && p[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 0 || (n == 1 && p[start] == '.') ||
-		    (n == 2 && p[start] == '.' && p[start + 1] == '.'))
-			return 0;
-		start = i + 1;
-	}
-	return 1;
 }
 
 int ckpt_step_name_parse(uint64_t *out, const char *name)
@@ -315,14 +83,14 @@ int ckpt_step_name_parse(uint64_t *out, const char *name)
 char *ckpt_step_dir_name(uint64_t step, const char *prefix, unsigned width)
 {
 	if (prefix && prefix[0])
-		return ckpt_fs_printf("%s_%0*" PRIu64, prefix, (int)width, step);
-	return ckpt_fs_printf("%0*" PRIu64, (int)width, step);
+		return ckpt_asprintf("%s_%0*" PRIu64, prefix, (int)width, step);
+	return ckpt_asprintf("%0*" PRIu64, (int)width, step);
 }
 
 char *ckpt_step_dir_path(const char *root, uint64_t step, const char *prefix, unsigned width)
 {
 	char *name = ckpt_step_dir_name(step, prefix, width);
-	char *path = name ? ckpt_fs_printf("%s/%s", root, name) : NULL;
+	char *path = name ? ckpt_asprintf("%s/%s", root, name) : NULL;
 
 	free(name);
 	return path;
@@ -353,18 +121,6 @@ int ckpt_step_dir_name_parse(uint64_t *out, const char *name, const char *prefix
 		return 0;
 	*out = v;
 	return 1;
-}
-
-void ckpt_fs_nonce(char buf[17])
-{
-	uint64_t r = 0;
-
-	if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
-	}
-	snprintf(buf, 17, "%016" PRIx64, r);
 }
 
 int ckpt_item_name_check(const char *item)
@@ -410,7 +166,7 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 
 		if (!ckpt_step_dir_name_parse(&step, e->d_name, prefix, width))
 			continue;
-		char *db = ckpt_fs_printf("%s/%s/ckpt.db", root, e->d_name);
+		char *db = ckpt_asprintf("%s/%s/ckpt.db", root, e->d_name);
 		if (!db) {
 			rc = CKPT_ENOMEM;
 			goto done;
@@ -463,15 +219,15 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 
 		if (!strstr(e->d_name, CKPT_TMP_INFIX))
 			continue;
-		char *path = ckpt_fs_printf("%s/%s", root, e->d_name);
+		char *path = ckpt_asprintf("%s/%s", root, e->d_name);
 		if (!path) {
 			rc = CKPT_ENOMEM;
 			break;
 		}
 		/* Abandoned iff its lock is free (invariant 2); hold it while removing. */
-		if (ckpt_fs_lock_dir(&lockfd, path, 1) == 0) {
-			if (!ckpt_fs_is_pending(path)) { /* invariant 5 */
-				rc = ckpt_fs_rmtree(path);
+		if (ckpt_lock_dir(&lockfd, path, 1) == 0) {
+			if (!ckpt_dir_is_pending(path)) { /* invariant 5 */
+				rc = ckpt_rmtree(path);
 				cnt += rc == 0;
 			}
 			close(lockfd);
@@ -497,9 +253,9 @@ int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *pre
 	char *from = NULL, *to = NULL;
 	int rc = 0;
 
-	ckpt_fs_nonce(nonce);
+	ckpt_nonce(nonce);
 	from = ckpt_step_dir_path(root, step, prefix, width);
-	to = from ? ckpt_fs_printf("%s%sdel-%s", from, CKPT_TMP_INFIX, nonce) : NULL;
+	to = from ? ckpt_asprintf("%s%sdel-%s", from, CKPT_TMP_INFIX, nonce) : NULL;
 	if (!from || !to) {
 		rc = CKPT_ENOMEM;
 		goto done;
@@ -509,11 +265,74 @@ int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *pre
 				      "delete step %s", from);
 		goto done;
 	}
-	rc = ckpt_fs_fsync_dir(root);
+	rc = ckpt_fsync_dir(root);
 	if (rc == 0)
-		rc = ckpt_fs_rmtree(to);
+		rc = ckpt_rmtree(to);
 done:
 	free(from);
 	free(to);
 	return rc;
+}
+
+/* ---- waiting for steps ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 and *out = the newest step if it is newer than after, else 0; or an error. */
+static int newest_after(uint64_t *out, const char *root, int64_t after)
+{
+	uint64_t *v = NULL;
+	size_t n = 0;
+	int rc = ckpt_root_steps(&v, &n, root);
+
+	if (rc == CKPT_ENOTFOUND) /* not created yet */
+		return 0;
+	if (rc == 0 && n && (after < 0 || v[n - 1] > (uint64_t)after)) {
+		*out = v[n - 1];
+		rc = 1;
+	}
+	free(v);
+	return rc;
+}
+
+int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms)
+{
+	const int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	const uint32_t mask = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR;
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int wd = -1, rc;
+
+	for (;;) {
+		if (fd >= 0 && wd < 0) /* the root may appear later: watch it once it does */
+			wd = inotify_add_watch(fd, root, mask);
+		/* Look after adding the watch: a step finalized in between is seen either way. */
+		rc = newest_after(out, root, after);
+		if (rc)
+			break;
+		int64_t left = timeout_ms < 0 ? INT64_MAX : deadline - mono_ms();
+		if (left <= 0) {
+			rc = ckpt_error_set(CKPT_EBUSY,
+					    "no step newer than %" PRId64 " in %s within %d ms",
+					    after, root, timeout_ms);
+			break;
+		}
+		/* inotify wakes us at once; without it, poll the directory every 200 ms. */
+		const int64_t cap = wd >= 0 ? 1000 : 200;
+		int wait = (int)(left < cap ? left : cap);
+		struct pollfd p = {wd >= 0 ? fd : -1, POLLIN, 0};
+		if (poll(&p, 1, wait) > 0) {
+			char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+			while (read(fd, buf, sizeof(buf)) > 0)
+				; /* drain: we only need to know something changed */
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc < 0 ? rc : 0;
 }

@@ -24,6 +24,7 @@
 
 #include "error_private.h"
 #include "step_private.h"
+#include "fsutil.h"
 
 struct step_item {
 	char *name;
@@ -270,7 +271,7 @@ static int load_item(struct step_item **out, ckpt_step *s, const char *item)
 	*out = it;
 	if (it->tree)
 		return 0;
-	key = ckpt_fs_printf("%s/%s", item, CKPT_ITEM_METADATA_NAME);
+	key = ckpt_asprintf("%s/%s", item, CKPT_ITEM_METADATA_NAME);
 	if (!key)
 		return CKPT_ENOMEM;
 	rc = ckpt_store_get((void **)&js, &len, s->store, key, strlen(key));

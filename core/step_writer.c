@@ -7,7 +7,7 @@
  * Protocol:
  *   open:     clean up abandoned temporary directories of the root, then
  *             mkdir ROOT/<step>.ckpt-tmp-<nonce>/ and flock(LOCK_EX) the
- *             directory itself (ckpt_fs_lock_dir) for the writer's whole
+ *             directory itself (ckpt_lock_dir) for the writer's whole
  *             life, create the store inside, open one batch. Handlers put
  *             their keys into that batch.
  *   finalize: put _CHECKPOINT_METADATA, commit the batch, seal the store,
@@ -55,6 +55,8 @@
 
 #include "error_private.h"
 #include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 struct ckpt_step_writer {
 	char *root;
@@ -104,8 +106,8 @@ static int rm_except(const char *dir, const char *keep)
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, keep))
 			continue;
-		char *p = ckpt_fs_printf("%s/%s", dir, e->d_name);
-		rc = p ? ckpt_fs_rmtree(p) : CKPT_ENOMEM;
+		char *p = ckpt_asprintf("%s/%s", dir, e->d_name);
+		rc = p ? ckpt_rmtree(p) : CKPT_ENOMEM;
 		free(p);
 	}
 	closedir(d);
@@ -121,7 +123,7 @@ static void writer_free(ckpt_step_writer *w)
 	if (w->tmpdir && w->keep)
 		rm_except(w->tmpdir, w->keep);
 	else if (w->tmpdir)
-		ckpt_fs_rmtree(w->tmpdir);
+		ckpt_rmtree(w->tmpdir);
 	if (w->lockfd >= 0 && !w->borrowed_lock)
 		close(w->lockfd);
 	free(w->keep);
@@ -144,8 +146,8 @@ static int make_tmpdir(ckpt_step_writer *w)
 	int rc = 0;
 
 	for (int tries = 0; tries < 8; tries++) {
-		ckpt_fs_nonce(nonce);
-		w->tmpdir = ckpt_fs_printf("%s%s%s", w->final, CKPT_TMP_INFIX, nonce);
+		ckpt_nonce(nonce);
+		w->tmpdir = ckpt_asprintf("%s%s%s", w->final, CKPT_TMP_INFIX, nonce);
 		if (!w->tmpdir)
 			return CKPT_ENOMEM;
 		if (mkdir(w->tmpdir, 0777) != 0) {
@@ -154,7 +156,7 @@ static int make_tmpdir(ckpt_step_writer *w)
 			w->tmpdir = NULL;
 			return rc;
 		}
-		rc = ckpt_fs_lock_dir(&w->lockfd, w->tmpdir, 0);
+		rc = ckpt_lock_dir(&w->lockfd, w->tmpdir, 0);
 		if (rc != CKPT_ENOTFOUND && rc != CKPT_EBUSY)
 			return rc; /* on failure writer_free removes the directory */
 		free(w->tmpdir);   /* removed (or replaced) by a cleanup: not ours */
@@ -223,8 +225,8 @@ static int write_temp_metadata(const ckpt_step_writer *w)
 	if (w->keep)
 		return 0;
 	rc = metadata_json(&json, w, 0);
-	if (rc == 0 && (!(path = ckpt_fs_printf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY)) ||
-			!(tmp = ckpt_fs_printf("%s.tmp", path))))
+	if (rc == 0 && (!(path = ckpt_asprintf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY)) ||
+			!(tmp = ckpt_asprintf("%s.tmp", path))))
 		rc = ckpt_error_nomem();
 	if (rc == 0 && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
 		rc = ckpt_error_errno(CKPT_EIO, errno, "create %s", tmp);
@@ -313,7 +315,7 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	if (rc == 0 && (!w->handlers || !w->root || !w->final))
 		rc = ckpt_error_nomem();
 	if (rc == 0 && !dir)
-		rc = ckpt_fs_mkdir_p(root);
+		rc = ckpt_mkdir_p(root);
 	if (rc == 0 && !dir)
 		rc = ckpt_root_cleanup(root, NULL);
 	if (rc == 0 && !w->force && lstat(w->final, &st) == 0)
@@ -389,7 +391,7 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 	ckpt_store_free(w->store);
 	w->store = NULL;
 	if (!w->keep) {
-		char *tm = ckpt_fs_printf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY);
+		char *tm = ckpt_asprintf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY);
 		if (!tm || (unlink(tm) != 0 && errno != ENOENT))
 			rc = tm ? ckpt_error_errno(CKPT_EIO, errno, "remove %s", tm)
 				: ckpt_error_nomem();
@@ -397,17 +399,17 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 		if (rc)
 			goto done;
 	}
-	rc = ckpt_fs_fsync_dir(w->tmpdir);
+	rc = ckpt_fsync_dir(w->tmpdir);
 	if (rc)
 		goto done;
 	if (w->force) { /* lock the old step before replacing it (invariant 4) */
-		rc = ckpt_fs_lock_dir(&oldfd, w->final, 0);
+		rc = ckpt_lock_dir(&oldfd, w->final, 0);
 		if (rc == CKPT_ENOTFOUND)
 			rc = 0; /* nothing to replace */
 		if (rc)
 			goto done;
 	}
-	rc = ckpt_fs_fsync_dir(w->root);
+	rc = ckpt_fsync_dir(w->root);
 	if (rc)
 		goto done;
 	/*
@@ -423,16 +425,16 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 				      err, "rename %s to %s", w->tmpdir, w->final);
 		goto done;
 	}
-	rc = ckpt_fs_fsync_dir(w->root);
+	rc = ckpt_fsync_dir(w->root);
 	if (oldfd >= 0)
-		ckpt_fs_rmtree(w->tmpdir); /* the old step; cleanup removes it if this fails */
+		ckpt_rmtree(w->tmpdir); /* the old step; cleanup removes it if this fails */
 	free(w->tmpdir);
 	w->tmpdir = NULL; /* committed: nothing to remove any more */
 	if (w->keep) {	  /* the pending step's files/, now inside the finalized step */
-		char *kept = ckpt_fs_printf("%s/%s", w->final, w->keep);
-		int r = kept ? ckpt_fs_rmtree(kept) : CKPT_ENOMEM;
+		char *kept = ckpt_asprintf("%s/%s", w->final, w->keep);
+		int r = kept ? ckpt_rmtree(kept) : CKPT_ENOMEM;
 		if (r == 0)
-			r = ckpt_fs_fsync_dir(w->final);
+			r = ckpt_fsync_dir(w->final);
 		if (r && rc == 0)
 			rc = ckpt_error_wrap(r, "step %s is finalized, but removing its %s failed",
 					     w->final, w->keep);

@@ -18,7 +18,7 @@
 
 #include "ckpt/ckpt.h"
 #include "item_format.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -84,6 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		says_why(item_format_check_dir(f->typestr, dirfd, "item"));
 		close(dirfd);
 	}
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	return 0;
 }

@@ -21,8 +21,8 @@
 
 #include "ckpt/async.h"
 #include "ckpt/sys/handler.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 struct gate {
 	ckpt_handler base;
@@ -195,7 +195,7 @@ static void test_copy_mode(void **state)
 	ckpt_tree_free(expect);
 	ckpt_handler_free(py);
 	gate_fini(&g);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -249,7 +249,7 @@ static void test_copy_again(void **state)
 	ckpt_tree_free(t);
 	ckpt_tree_free(t2);
 	ckpt_handler_free(py);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -299,7 +299,7 @@ static void test_copy_large(void **state)
 	ckpt_tree_free(expect);
 	ckpt_tree_free(t);
 	ckpt_handler_free(py);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -442,7 +442,7 @@ static void test_reserve(void **state)
 	ckpt_tree_free(t);
 	ckpt_handler_free(py);
 	gate_fini(&g);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -489,7 +489,7 @@ static void test_borrow_mode(void **state)
 	ckpt_tree_free(t);
 	ckpt_handler_free(py);
 	gate_fini(&g);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -536,7 +536,7 @@ static void test_one_at_a_time(void **state)
 	assert_true(step_exists(root, 1) && step_exists(root, 2));
 	ckpt_async_free(a);
 	gate_fini(&g);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -605,7 +605,7 @@ static void test_failures_reported_once(void **state)
 
 	ckpt_async_free(a);
 	gate_fini(&g);
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 }
 
@@ -640,7 +640,7 @@ static void test_free_waits(void **state)
 	ckpt_async_free(NULL);
 	ckpt_future_free(NULL);
 	gate_fini(&g);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 

@@ -11,8 +11,8 @@
 #include <dirent.h>
 
 #include "ckpt/sys/handler.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 static int count_entries(const char *dir)
 {
@@ -137,7 +137,7 @@ static void test_items_and_failures(void **state)
 	ckpt_handler_free(st);
 	ckpt_tree_free(t);
 	ckpt_tree_free(t2);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 
 #include "example.pb-c.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 #define BIG_ELEMS (1u << 20) /* 4 MiB of float32 */
 
@@ -156,7 +156,7 @@ static void test_save_restore_subset(void **state)
 	ckpt_registry_free(r);
 	ckpt_registry_free(r2);
 	ckpt_tree_free(t);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -226,7 +226,7 @@ static void test_step_metadata(void **state)
 
 	ckpt_registry_free(r);
 	ckpt_tree_free(t);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -289,7 +289,7 @@ static void test_restore_retry_and_proto(void **state)
 	ckpt_registry_free(r);
 
 	ckpt_step_free(s);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 

@@ -15,8 +15,8 @@
 
 #include "handler_files.h"
 #include "item_format.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 struct fx {
 	char *root;
@@ -38,7 +38,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	ckpt_fs_rmtree(f->root);
+	ckpt_rmtree(f->root);
 	free(f->root);
 	free(f);
 	return 0;
@@ -680,9 +680,9 @@ static void test_damaged(void **state)
 
 static void write_file(const char *dir, const char *name, const void *data, size_t len)
 {
-	char *p = ckpt_fs_printf("%s/%s", dir, name);
+	char *p = ckpt_asprintf("%s/%s", dir, name);
 
-	assert_int_equal(ckpt_fs_write_file(p, data, len), 0);
+	assert_int_equal(ckpt_write_file(p, data, len), 0);
 	free(p);
 }
 
@@ -693,7 +693,7 @@ static void write_text(const char *dir, const char *name, const char *text)
 
 static void rm_file(const char *dir, const char *name)
 {
-	char *p = ckpt_fs_printf("%s/%s", dir, name);
+	char *p = ckpt_asprintf("%s/%s", dir, name);
 
 	assert_int_equal(unlink(p), 0);
 	free(p);
@@ -767,7 +767,7 @@ static void test_format_json(void **state)
 	check_dir(CKPT_JSON_TYPESTR, dir, CKPT_EINVAL, "x/metadata:2:5: invalid JSON");
 	rm_file(dir, "metadata");
 	check_dir(CKPT_JSON_TYPESTR, dir, CKPT_EINVAL, "a JSON item holds one file; found 0");
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 	ckpt_handler_free(h);
 }
@@ -806,7 +806,7 @@ static void test_format_array(void **state)
 	write_file(dir, "more", "8", 1);
 	check_dir(CKPT_ARRAY_TYPESTR, dir, CKPT_EINVAL,
 		  "an array item (<name>.npy or a scalar) holds one file; found 2 (");
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 	ckpt_tree_free(t);
 	ckpt_handler_free(h);
@@ -828,7 +828,7 @@ static void test_format_jax(void **state)
 	dir = dump_item(f, step, "rng");
 	check_dir(CKPT_JAX_KEY_TYPESTR, dir, 0, NULL);
 	snprintf(p, sizeof(p), "%s/jax_random_key_metadata", dir);
-	assert_int_equal(ckpt_fs_read_file(&meta, &len, p, 1000), 0);
+	assert_int_equal(ckpt_read_file(&meta, &len, p, 1000), 0);
 	assert_string_equal(meta, "{\"typed\": true, \"impl\": \"threefry2x32\"}");
 	free(meta);
 	/* impl and data disagree */
@@ -856,7 +856,7 @@ static void test_format_jax(void **state)
 	assert_int_equal(ckpt_npy_write_file(p, CKPT_DTYPE_INT32, 1, shape, i32), 0);
 	write_text(dir, "jax_random_key_metadata", "{\"typed\": false}");
 	check_dir(CKPT_JAX_KEY_TYPESTR, dir, CKPT_EINVAL, "JAX key data is uint32, not int32");
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 	ckpt_tree_free(k.data);
 	ckpt_handler_free(h);
@@ -916,7 +916,7 @@ static void test_format_np(void **state)
 	rm_file(dir, "np_random_key");
 	check_dir(CKPT_NP_KEY_TYPESTR, dir, CKPT_EINVAL,
 		  "a NumPy key item (<key>.json) holds one file; found 0");
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 	ckpt_handler_free(h);
 }
@@ -933,7 +933,7 @@ static void test_format_no_subdirs(void **state)
 	check_dir(CKPT_JSON_TYPESTR, dir, CKPT_EINVAL, "holds files only");
 	check_dir(CKPT_ARRAY_TYPESTR, dir, CKPT_EINVAL, "holds files only");
 	check_dir(CKPT_NP_KEY_TYPESTR, dir, CKPT_EINVAL, "holds files only");
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 }
 

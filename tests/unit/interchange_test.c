@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 #define PY "/usr/bin/python3"
 
@@ -77,8 +77,8 @@ static int files_equal(const char *a, const char *b)
 {
 	char *x = NULL, *y = NULL;
 	size_t lx = 0, ly = 0;
-	int eq = ckpt_fs_read_file(&x, &lx, a, 1u << 30) == 0 &&
-		 ckpt_fs_read_file(&y, &ly, b, 1u << 30) == 0 && lx == ly && !memcmp(x, y, lx);
+	int eq = ckpt_read_file(&x, &lx, a, 1u << 30) == 0 &&
+		 ckpt_read_file(&y, &ly, b, 1u << 30) == 0 && lx == ly && !memcmp(x, y, lx);
 	free(x);
 	free(y);
 	return eq;
@@ -129,7 +129,7 @@ static void test_read_item(void **state)
 	assert_int_equal(ckpt_tree_get_kind(x), CKPT_TREE_DICT);
 	assert_int_equal(ckpt_tree_count(x), 0);
 	ckpt_tree_free(t);
-	ckpt_fs_rmtree(base);
+	ckpt_rmtree(base);
 	free(base);
 }
 
@@ -218,7 +218,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(test_tree_cmp(t1, t2, "state"), 0);
 	ckpt_tree_free(t1);
 	ckpt_tree_free(t2);
-	ckpt_fs_rmtree(base);
+	ckpt_rmtree(base);
 	free(base);
 }
 
@@ -255,7 +255,7 @@ static void test_bad_input(void **state)
 	char root2[700];
 	snprintf(root2, sizeof(root2), "%s/root2", base);
 	snprintf(p, sizeof(p), "%s/long.py", base);
-	assert_int_equal(ckpt_fs_write_file(p, long_header_script, strlen(long_header_script)), 0);
+	assert_int_equal(ckpt_write_file(p, long_header_script, strlen(long_header_script)), 0);
 	snprintf(cmd, sizeof(cmd), PY " %s %s/state/zz_long.npy", p, in);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(ckpt_interchange_save(root2, 1, in, NULL), 0);
@@ -264,7 +264,7 @@ static void test_bad_input(void **state)
 
 	/* garbage .npy */
 	snprintf(p, sizeof(p), "%s/state/garbage.npy", in);
-	assert_int_equal(ckpt_fs_write_file(p, "not numpy", 9), 0);
+	assert_int_equal(ckpt_write_file(p, "not numpy", 9), 0);
 	assert_int_equal(ckpt_interchange_save(root, 2, in, NULL), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "garbage.npy"));
 	assert_int_equal(count_entries(root), 1);
@@ -290,22 +290,22 @@ static void test_bad_input(void **state)
 		 out);
 	assert_int_equal(system(cmd), 0);
 	snprintf(p, sizeof(p), "%s/state/newfile", out);
-	assert_int_equal(ckpt_fs_write_file(p, "1", 1), 0);
+	assert_int_equal(ckpt_write_file(p, "1", 1), 0);
 	assert_int_equal(ckpt_interchange_save(root, 3, out, NULL), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "newfile"));
 	assert_int_equal(count_entries(root), 1);
 	unlink(p);
 	/* a scalar file that no longer parses as its kind */
 	snprintf(p, sizeof(p), "%s/state/step", out);
-	assert_int_equal(ckpt_fs_write_file(p, "ten", 3), 0);
+	assert_int_equal(ckpt_write_file(p, "ten", 3), 0);
 	assert_int_equal(ckpt_interchange_save(root, 3, out, NULL), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "step"));
 	assert_int_equal(count_entries(root), 1);
 	/* fixed: it saves */
-	assert_int_equal(ckpt_fs_write_file(p, "10", 2), 0);
+	assert_int_equal(ckpt_write_file(p, "10", 2), 0);
 	assert_int_equal(ckpt_interchange_save(root, 3, out, NULL), 0);
 	assert_int_equal(count_entries(root), 2);
-	ckpt_fs_rmtree(base);
+	ckpt_rmtree(base);
 	free(base);
 }
 

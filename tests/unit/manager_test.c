@@ -19,8 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 /* ---- preservation on 100 simulated steps ---- */
 
@@ -224,7 +225,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	ckpt_fs_rmtree(f->root);
+	ckpt_rmtree(f->root);
 	ckpt_handler_free(f->h);
 	free(f->root);
 	free(f);
@@ -401,11 +402,11 @@ static void test_prefix_names(void **state)
 	ckpt_manager_close(m);
 
 	/* non-canonical spellings and plain names are not steps of this manager */
-	p = ckpt_fs_printf("%s/ckpt_012", f->root);
+	p = ckpt_asprintf("%s/ckpt_012", f->root);
 	assert_int_equal(mkdir(p, 0777), 0);
 	free(p);
-	p = ckpt_fs_printf("%s/ckpt_012/ckpt.db", f->root);
-	assert_int_equal(ckpt_fs_write_file(p, "x", 1), 0);
+	p = ckpt_asprintf("%s/ckpt_012/ckpt.db", f->root);
+	assert_int_equal(ckpt_write_file(p, "x", 1), 0);
 	free(p);
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(ckpt_manager_all_steps(&steps, &n, m), 0);
@@ -437,12 +438,12 @@ static void test_prefix_names(void **state)
 
 static void make_dir(const char *root, const char *name, const char *sub)
 {
-	char *p = ckpt_fs_printf("%s/%s", root, name);
-	assert_int_equal(ckpt_fs_mkdir_p(p), 0);
+	char *p = ckpt_asprintf("%s/%s", root, name);
+	assert_int_equal(ckpt_mkdir_p(p), 0);
 	free(p);
 	if (sub) {
-		p = ckpt_fs_printf("%s/%s/%s", root, name, sub);
-		assert_int_equal(ckpt_fs_mkdir_p(p), 0);
+		p = ckpt_asprintf("%s/%s/%s", root, name, sub);
+		assert_int_equal(ckpt_mkdir_p(p), 0);
 		free(p);
 	}
 }
@@ -493,7 +494,7 @@ static void test_read_only_and_cleanup(void **state)
 	assert_string_equal(listing(f->root), all);
 
 	/* read_only on a missing root: no steps, nothing created */
-	char *missing = ckpt_fs_printf("%s/none", f->root);
+	char *missing = ckpt_asprintf("%s/none", f->root);
 	assert_int_equal(ckpt_manager_open(&m, missing, &o), 0);
 	assert_int_equal(ckpt_manager_latest_step(&latest, m), CKPT_ENOTFOUND);
 	ckpt_manager_close(m);
@@ -732,7 +733,7 @@ static void test_wait_for_step(void **state)
 	assert_int_equal(s.rc, 0);
 
 	/* a root that does not exist yet (polling until it does) */
-	char *later = ckpt_fs_printf("%s/later", f->root);
+	char *later = ckpt_asprintf("%s/later", f->root);
 	saver s2 = {f, later, 7, -1};
 	assert_int_equal(pthread_create(&th, NULL, save_later, &s2), 0);
 	assert_int_equal(ckpt_root_wait_for_step(&got, later, -1, 60000), 0);

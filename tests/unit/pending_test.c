@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "ckpt/pending.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xprintf(const char *fmt, ...)
@@ -37,9 +37,9 @@ static void put(const char *dir, const char *rel, const void *data, size_t len)
 	char *slash = strrchr(p, '/');
 
 	*slash = '\0';
-	assert_int_equal(ckpt_fs_mkdir_p(p), 0);
+	assert_int_equal(ckpt_mkdir_p(p), 0);
 	*slash = '/';
-	assert_int_equal(ckpt_fs_write_file(p, data, len), 0);
+	assert_int_equal(ckpt_write_file(p, data, len), 0);
 	free(p);
 }
 
@@ -75,7 +75,7 @@ static void put_npy(const char *dir, const char *rel, const ckpt_tree *leaf)
 	char *p = xprintf("%s/%s", dir, rel), *slash = strrchr(p, '/');
 
 	*slash = '\0';
-	assert_int_equal(ckpt_fs_mkdir_p(p), 0);
+	assert_int_equal(ckpt_mkdir_p(p), 0);
 	*slash = '/';
 	assert_int_equal(ckpt_npy_write_file(p, ckpt_tree_dtype(leaf), ckpt_tree_ndim(leaf),
 					     ckpt_tree_shape(leaf), ckpt_tree_data(leaf)),
@@ -175,7 +175,7 @@ static void test_create_list_lock(void **state)
 	assert_int_equal(ckpt_pending_list(&list, &n, root), 0);
 	assert_int_equal(n, 0);
 	ckpt_pending_list_free(list, n);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(junk);
 	free(dir);
 	free(root);
@@ -252,7 +252,7 @@ static void test_check_file(void **state)
 	assert_int_equal(
 	    ckpt_tree_new_array(&a, CKPT_DTYPE_FLOAT32, 2, shape, data, CKPT_TREE_COPY), 0);
 	put_npy(d, "good.npy", a);
-	assert_int_equal(ckpt_fs_mkdir_p(p = xprintf("%s/state", d)), 0);
+	assert_int_equal(ckpt_mkdir_p(p = xprintf("%s/state", d)), 0);
 	free(p);
 	put_npy(d, "state/good.npy", a);
 	assert_int_equal(check_at(d, "state/good.npy"), 0);
@@ -317,7 +317,7 @@ static void test_check_file(void **state)
 	free(json);
 	ckpt_tree_free(a);
 	ckpt_tree_free(t);
-	ckpt_fs_rmtree(d);
+	ckpt_rmtree(d);
 	free(d);
 }
 
@@ -386,7 +386,7 @@ static void test_clone_stub(void **state)
 	close(fd);
 	free(p);
 	free(buf);
-	ckpt_fs_rmtree(d);
+	ckpt_rmtree(d);
 	free(d);
 }
 
@@ -540,7 +540,7 @@ static void test_finalize(void **state)
 	free(dir);
 	ckpt_tree_free(exp);
 	ckpt_tree_free(src);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -616,7 +616,7 @@ static void test_finalize_failures(void **state)
 	free(p);
 	free(files);
 	free(dir);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -711,7 +711,7 @@ static void test_finalize_lenient(void **state)
 	free(dir);
 	ckpt_tree_free(meta);
 	ckpt_tree_free(exp);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 

@@ -16,8 +16,8 @@
 
 #include "example.pb-c.h"
 #include "item_format.h"
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 /* ---- a message using every field kind ---- */
 
@@ -520,7 +520,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	ckpt_fs_rmtree(f->root);
+	ckpt_rmtree(f->root);
 	free(f->root);
 	ckpt_handler_free(f->h);
 	free(f);
@@ -719,7 +719,7 @@ static void write_file(const char *dir, const char *name, const char *text)
 	char path[1024];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_int_equal(ckpt_fs_write_file(path, text, strlen(text)), 0);
+	assert_int_equal(ckpt_write_file(path, text, strlen(text)), 0);
 }
 
 static int check(int dirfd, const char *name)
@@ -764,7 +764,7 @@ static void test_item_format(void **state)
 	assert_msg_contains("descriptor.json: description: no valid \"message\"");
 	assert_int_equal(check(dfd, "cfg.pbtxt"), CKPT_EINVAL);
 	close(dfd);
-	ckpt_fs_rmtree(dir);
+	ckpt_rmtree(dir);
 	free(dir);
 	free(desc);
 }

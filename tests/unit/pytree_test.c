@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "step_private.h"
 #include "unit/treecmp.h"
+#include "fsutil.h"
 
 struct fx {
 	char *root;
@@ -46,7 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	ckpt_fs_rmtree(f->root);
+	ckpt_rmtree(f->root);
 	free(f->root);
 	ckpt_tree_free(f->t);
 	ckpt_handler_free(f->h);

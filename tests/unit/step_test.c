@@ -19,6 +19,8 @@
 
 #include "ckpt/ckpt.h"
 #include "step_private.h"
+#include "root_private.h"
+#include "fsutil.h"
 
 static char *mkroot(void)
 {
@@ -123,7 +125,7 @@ static void test_save_open_list(void **state)
 	assert_int_equal(ckpt_root_delete_step(root, 7), 0);
 	assert_int_equal(ckpt_root_delete_step(root, 7), CKPT_ENOTFOUND);
 	assert_int_equal(count_entries(root), 1);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -164,7 +166,7 @@ static void test_abort_and_names(void **state)
 	assert_int_equal(n, 0);
 	free(steps);
 	assert_int_equal(ckpt_root_steps(&steps, &n, "/nonexistent/ckpt-root"), CKPT_ENOTFOUND);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -186,7 +188,7 @@ static void test_cleanup(void **state)
 	snprintf(lock, sizeof(lock), "%s/sub", c);
 	assert_int_equal(mkdir(lock, 0777), 0);
 	snprintf(lock, sizeof(lock), "%s/ckpt.lock", c);
-	assert_int_equal(ckpt_fs_write_file(lock, "", 0), 0);
+	assert_int_equal(ckpt_write_file(lock, "", 0), 0);
 	/* alive: the directory is locked by this process through another open file */
 	snprintf(b, sizeof(b), "%s/4%slive", root, CKPT_TMP_INFIX);
 	assert_int_equal(mkdir(b, 0777), 0);
@@ -232,20 +234,20 @@ static void test_cleanup(void **state)
 	assert_int_equal(count_entries(root), 0);
 
 	/* locking: a missing directory, a held lock */
-	assert_int_equal(ckpt_fs_lock_dir(&fd, a, 1), CKPT_ENOTFOUND);
+	assert_int_equal(ckpt_lock_dir(&fd, a, 1), CKPT_ENOTFOUND);
 	assert_int_equal(fd, -1);
-	assert_int_equal(ckpt_fs_lock_dir(&fd, root, 1), 0);
+	assert_int_equal(ckpt_lock_dir(&fd, root, 1), 0);
 	int fd2 = 99;
-	assert_int_equal(ckpt_fs_lock_dir(&fd2, root, 1), CKPT_EBUSY);
+	assert_int_equal(ckpt_lock_dir(&fd2, root, 1), CKPT_EBUSY);
 	assert_int_equal(fd2, -1);
 	close(fd);
 
 	/* removing a tree that is already gone, or a plain file, is fine */
-	assert_int_equal(ckpt_fs_rmtree(a), 0);
-	assert_int_equal(ckpt_fs_write_file(a, "x", 1), 0);
-	assert_int_equal(ckpt_fs_rmtree(a), 0);
+	assert_int_equal(ckpt_rmtree(a), 0);
+	assert_int_equal(ckpt_write_file(a, "x", 1), 0);
+	assert_int_equal(ckpt_rmtree(a), 0);
 	assert_false(exists(a, ""));
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -319,7 +321,7 @@ static void test_commit_time_exact(void **state)
 				 (long long)ckpt_step_commit_time_ns(s), (long long)cases[i].want);
 		ckpt_step_free(s);
 	}
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -408,7 +410,7 @@ static void test_leaf_view(void **state)
 	free(want);
 	free(got);
 	free(data);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -440,7 +442,7 @@ static void test_bad_step_metadata(void **state)
 		assert_null(s);
 		assert_non_null(strstr(ckpt_error_last(), CKPT_STEP_METADATA_KEY));
 	}
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 
@@ -544,7 +546,7 @@ static void test_leaf_threads_and_corruption(void **state)
 	ckpt_tree_free(t);
 	free(want);
 	free(data);
-	ckpt_fs_rmtree(root);
+	ckpt_rmtree(root);
 	free(root);
 }
 

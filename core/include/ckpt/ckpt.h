@@ -6,6 +6,7 @@
 #include "ckpt/npy.h"
 #include "ckpt/store.h"
 #include "ckpt/tree.h"
+#include "ckpt/root.h"
 #include "ckpt/step.h"
 #include "ckpt/handler.h"
 #include "ckpt/pytree.h"

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "ckpt/async.h"
+#include "ckpt/root.h"
 #include "ckpt/checkpointer.h"
 
 #ifdef __cplusplus
@@ -133,14 +134,6 @@ CKPT_API int ckpt_manager_delete(ckpt_manager *m, uint64_t step);
 CKPT_API int ckpt_manager_reload(ckpt_manager *m);
 CKPT_API int ckpt_manager_wait_until_finished(ckpt_manager *m);
 CKPT_API int ckpt_manager_check_for_errors(ckpt_manager *m);
-
-/*
- * For evaluators: wait until root has a finalized step newer than `after`
- * (any step if after < 0) and set *out to the newest; inotify on root with a
- * polling fallback. timeout_ms < 0 waits forever; CKPT_EBUSY on timeout.
- * Plain step names (no prefix).
- */
-CKPT_API int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,7 @@
  * Unlike an abandoned save, a pending step survives ckpt_root_cleanup(): it
  * ends with ckpt_pending_finalize() or ckpt_pending_remove(). A process that
  * works on a pending step holds the flock of its temporary directory
- * (ckpt_fs_lock_dir), so two processes never change one pending step.
+ * (ckpt_lock_dir), so two processes never change one pending step.
  *
  * Finalizing reads files/ leniently: the files are the truth for what exists
  * (a leaf removed or renamed in files/ is removed or renamed in the step);

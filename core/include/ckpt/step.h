@@ -17,6 +17,7 @@
 #define CKPT_STEP_H
 
 #include "ckpt/common.h"
+#include "ckpt/root.h" /* the root functions lived here before 0.2 */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -74,19 +75,6 @@ CKPT_API int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, co
 CKPT_API int ckpt_step_writer_finalize(ckpt_step_writer *w);
 /* Drop the save and remove its temporary directory. Accepts NULL. */
 CKPT_API void ckpt_step_writer_abort(ckpt_step_writer *w);
-
-/* ---- the root ---- */
-
-/*
- * Finalized steps of root in ascending order: *out malloc'd (caller
- * free()s), *n their count. Temporary directories and other names are
- * skipped. A missing root is CKPT_ENOTFOUND.
- */
-CKPT_API int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
-/* Remove temporary directories of abandoned saves; *removed may be NULL. */
-CKPT_API int ckpt_root_cleanup(const char *root, size_t *removed);
-/* Delete a finalized step (rename to a temporary name, then remove). */
-CKPT_API int ckpt_root_delete_step(const char *root, uint64_t step);
 
 /* ---- reading ---- */
 

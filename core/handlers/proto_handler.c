@@ -26,7 +26,7 @@
 #include "handler_files.h"
 #include "item_format.h"
 #include "proto_private.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 struct proto_handler {
 	ckpt_handler base;
@@ -161,7 +161,7 @@ static int proto_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *
 		rc = ckpt_error_wrap(rc, "item %s", item);
 		goto done;
 	}
-	if (!(what = ckpt_fs_printf("%s/%s", item, fn))) {
+	if (!(what = ckpt_asprintf("%s/%s", item, fn))) {
 		rc = CKPT_ENOMEM;
 		goto done;
 	}

@@ -38,7 +38,8 @@
 #include "error_private.h"
 #include "handler_files.h"
 #include "item_format.h"
-#include "step_private.h"
+#include "npy_private.h"
+#include "fsutil.h"
 
 #define JAX_META_SUFFIX "_metadata"
 /* The key files are small; a bigger one is not a key file. */
@@ -156,10 +157,10 @@ static int jax_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, cons
 	if (!k || !k->data || ckpt_tree_get_kind(k->data) != CKPT_TREE_ARRAY ||
 	    !ckpt_tree_data(k->data))
 		return ckpt_error_set(CKPT_EINVAL, "item %s: a JAX key needs array data", item);
-	if (!(what = ckpt_fs_printf("item %s: key '%s'", item, name)) ||
+	if (!(what = ckpt_asprintf("item %s: key '%s'", item, name)) ||
 	    !(npy = handler_key(item, name, ".npy")) ||
 	    !(meta = handler_key(item, name, JAX_META_SUFFIX)) ||
-	    !(text = k->impl ? ckpt_fs_printf("{\"typed\": true, \"impl\": \"%s\"}", k->impl)
+	    !(text = k->impl ? ckpt_asprintf("{\"typed\": true, \"impl\": \"%s\"}", k->impl)
 			     : strdup("{\"typed\": false}"))) {
 		rc = ckpt_error_nomem();
 		goto done;
@@ -425,7 +426,7 @@ static int np_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const
 
 	if (!k || (!k->legacy && !k->state_json))
 		return ckpt_error_set(CKPT_EINVAL, "item %s: no NumPy key state", item);
-	if (!(what = ckpt_fs_printf("item %s: %s.json", item, name)) ||
+	if (!(what = ckpt_asprintf("item %s: %s.json", item, name)) ||
 	    !(key = handler_key(item, name, ".json"))) {
 		rc = ckpt_error_nomem();
 		goto done;
@@ -552,7 +553,7 @@ static int jax_check_dir(int item_dirfd, const char *what)
 		return rc;
 	npy = n == 2 ? (handler_has_suffix(names[0], ".npy") ? names[0] : names[1]) : NULL;
 	if (npy && handler_has_suffix(npy, ".npy") &&
-	    !(meta = ckpt_fs_printf("%.*s" JAX_META_SUFFIX, (int)(strlen(npy) - 4), npy))) {
+	    !(meta = ckpt_asprintf("%.*s" JAX_META_SUFFIX, (int)(strlen(npy) - 4), npy))) {
 		rc = CKPT_ENOMEM;
 		goto done;
 	}
@@ -564,7 +565,7 @@ static int jax_check_dir(int item_dirfd, const char *what)
 				    n > 1 ? names[1] : "", n > 2 ? ", ..." : "");
 		goto done;
 	}
-	if (!(mwhat = ckpt_fs_printf("%s/%s", what, meta))) {
+	if (!(mwhat = ckpt_asprintf("%s/%s", what, meta))) {
 		rc = CKPT_ENOMEM;
 		goto done;
 	}
@@ -573,7 +574,7 @@ static int jax_check_dir(int item_dirfd, const char *what)
 		rc = jax_meta_parse(&impl, text, len, mwhat);
 	free(mwhat);
 	mwhat = NULL;
-	if (rc || !(mwhat = ckpt_fs_printf("%s/%s", what, npy))) {
+	if (rc || !(mwhat = ckpt_asprintf("%s/%s", what, npy))) {
 		rc = rc ? rc : CKPT_ENOMEM;
 		goto done;
 	}

@@ -23,7 +23,7 @@
 #include "error_private.h"
 #include "handler_files.h"
 #include "item_format.h"
-#include "step_private.h"
+#include "npy_private.h"
 
 /* A scalar file is a short text; anything longer is not one. */
 #define SCALAR_FILE_MAX 4096u

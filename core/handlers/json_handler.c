@@ -18,7 +18,7 @@
 #include "error_private.h"
 #include "handler_files.h"
 #include "item_format.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 int ckpt_json_check(const char *text, size_t len, const char *what)
 {
@@ -38,7 +38,7 @@ static int json_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, con
 	char *key, *what;
 	int rc;
 
-	if (!(what = ckpt_fs_printf("item %s: %s", item, fn)))
+	if (!(what = ckpt_asprintf("item %s: %s", item, fn)))
 		return CKPT_ENOMEM;
 	rc = ckpt_json_check(text, text ? strlen(text) : 0, what);
 	free(what);

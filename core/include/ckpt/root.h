@@ -1,0 +1,45 @@
+/*
+ * ckpt/root.h — a checkpoint root: the directory of a run's steps
+ * (docs/format.md, "Step layout"; docs/manager.md).
+ *
+ * A root holds finalized steps (directories named by their step number),
+ * temporary directories of saves in progress or abandoned
+ * ("<step>.ckpt-tmp-<nonce>"), pending steps, and _ROOT_METADATA. These
+ * functions work on plain step names; a CheckpointManager with a step prefix
+ * or padding (ckpt/manager.h) lists and deletes its own names.
+ */
+#ifndef CKPT_ROOT_H
+#define CKPT_ROOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Finalized steps of root in ascending order: *out malloc'd (caller
+ * free()s), *n their count. Temporary directories and other names are
+ * skipped. A missing root is CKPT_ENOTFOUND.
+ */
+CKPT_API int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
+/* Remove temporary directories of abandoned saves; *removed may be NULL. */
+CKPT_API int ckpt_root_cleanup(const char *root, size_t *removed);
+/* Delete a finalized step (rename to a temporary name, then remove). */
+CKPT_API int ckpt_root_delete_step(const char *root, uint64_t step);
+
+/*
+ * For evaluators: wait until root has a finalized step newer than `after`
+ * (any step if after < 0) and set *out to the newest; inotify on root with a
+ * polling fallback. timeout_ms < 0 waits forever; CKPT_EBUSY on timeout.
+ * Plain step names (no prefix).
+ */
+CKPT_API int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,275 @@
+/*
+ * fsutil.c — small file helpers every layer uses (fsutil.h): whole-file
+ * reads and writes, mkdir -p, rm -rf, directory locks and fsyncs, relative
+ * path checks, random nonces, malloc'd printf.
+ *
+ * Invariants:
+ *   1. Removing a tree tolerates entries vanishing under it (ENOENT is not an
+ *      error): a concurrent cleanup may be removing the same tree.
+ *   2. Every failure sets a message naming the path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error_private.h"
+#include "fsutil.h"
+
+char *ckpt_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		ckpt_error_nomem();
+		return NULL;
+	}
+	return s;
+}
+
+/* Remove everything inside the open directory dfd (named path for messages); closes dfd. */
+static int rm_inside(int dfd, const char *path)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+		close(dfd);
+		return rc;
+	}
+	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || unlinkat(dfd, n, 0) == 0 ||
+		    errno == ENOENT)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s/%s", path, n);
+			break;
+		}
+		char *sub = ckpt_asprintf("%s/%s", path, n);
+		int fd = sub ? openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+		if (!sub)
+			rc = CKPT_ENOMEM;
+		else if (fd < 0 && errno != ENOENT)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", sub);
+		else if (fd >= 0)
+			rc = rm_inside(fd, sub); /* closes fd */
+		if (rc == 0 && unlinkat(dfd, n, AT_REMOVEDIR) != 0 && errno != ENOENT)
+			rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", sub);
+		free(sub);
+	}
+	if (rc == 0 && errno != 0 && errno != ENOENT)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "read directory %s", path);
+	closedir(d);
+	return rc;
+}
+
+int ckpt_rmtree(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno != ENOTDIR && errno != ELOOP)
+			return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+		if (unlink(path) != 0 && errno != ENOENT)
+			return ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
+		return 0;
+	}
+	rc = rm_inside(fd, path);
+	if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
+	return rc;
+}
+
+int ckpt_lock_dir(int *out, const char *path, int nonblock)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat a, b;
+	int rc = 0, r;
+
+	*out = -1;
+	if (fd < 0)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open %s", path);
+	while ((r = flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0))) != 0 && errno == EINTR)
+		;
+	if (r != 0)
+		rc = ckpt_error_errno(errno == EWOULDBLOCK ? CKPT_EBUSY : CKPT_EIO, errno,
+				      "lock %s", path);
+	else if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "stat %s",
+				      path);
+	else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		rc = ckpt_error_set(CKPT_EBUSY, "%s was replaced while being locked", path);
+	if (rc)
+		close(fd);
+	else
+		*out = fd;
+	return rc;
+}
+
+int ckpt_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "open %s", path);
+	if (fsync(fd) != 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s", path);
+	close(fd);
+	return rc;
+}
+
+int ckpt_mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return ckpt_error_nomem();
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		char save = *c;
+		*c = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", p);
+			break;
+		}
+		*c = save;
+		if (save == '\0')
+			break;
+	}
+	free(p);
+	if (rc == 0) {
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			rc = ckpt_error_set(CKPT_EIO, "mkdir %s: not a directory", path);
+	}
+	return rc;
+}
+
+int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	if (fd < 0)
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
+					"open %s", path);
+	if (fstat(fd, &st) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file of at most %zu bytes",
+				    path, max);
+		goto done;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	while (n < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", path);
+			goto done;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	buf = NULL;
+	if (out_len)
+		*out_len = n;
+done:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int ckpt_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	const char *p = data;
+	int rc = 0;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "create %s", path);
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", path);
+			break;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = ckpt_error_errno(CKPT_EIO, errno, "close %s", path);
+	return rc;
+}
+
+int ckpt_relpath_ok(const char *p, size_t len)
+{
+	size_t start = 0;
+
+	if (memchr(p, '\0', len))
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && p[i] != '/')
+			continue;
+		size_t n = i - start;
+		if (n == 0 || (n == 1 && p[start] == '.') ||
+		    (n == 2 && p[start] == '.' && p[start + 1] == '.'))
+			return 0;
+		start = i + 1;
+	}
+	return 1;
+}
+
+void ckpt_nonce(char buf[17])
+{
+	uint64_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
+	}
+	snprintf(buf, 17, "%016" PRIx64, r);
+}
+

@@ -1,0 +1,43 @@
+/*
+ * fsutil.h — small file helpers every layer uses (fsutil.c; library only).
+ * Each returns 0 or a CKPT_E* code with a message naming the path.
+ */
+#ifndef CKPT_FSUTIL_H
+#define CKPT_FSUTIL_H
+
+#include <stddef.h>
+
+/* malloc'd printf; NULL when out of memory (message set). */
+char *ckpt_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Remove path and everything below it (no error if it, or any part, does not exist). */
+int ckpt_rmtree(const char *path);
+
+/*
+ * Open directory path and flock(LOCK_EX) it (LOCK_NB if nonblock): the lock of
+ * a temporary step directory (root.c invariant 2). *fd receives the descriptor;
+ * closing it releases the lock. CKPT_ENOTFOUND if path does not exist (also
+ * when it vanished while waiting), CKPT_EBUSY if nonblock and the lock is held,
+ * or if path names another inode once locked.
+ */
+int ckpt_lock_dir(int *fd, const char *path, int nonblock);
+
+/* fsync a directory. */
+int ckpt_fsync_dir(const char *path);
+
+/* mkdir -p. */
+int ckpt_mkdir_p(const char *path);
+
+/* Read a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max);
+
+/* Write a whole file (create or truncate). */
+int ckpt_write_file(const char *path, const void *data, size_t len);
+
+/* A relative path of len bytes: non-empty components other than "." and "..", no NUL. */
+int ckpt_relpath_ok(const char *p, size_t len);
+
+/* 16 hex digits of randomness for temporary names; buf holds 17 bytes. */
+void ckpt_nonce(char buf[17]);
+
+#endif
