@@ -34,6 +34,8 @@
 #include "error_private.h"
 #include "thread_private.h"
 
+_Static_assert(CKPT_ASYNC_NICE == CKPT_THREAD_NICE, "ckpt/async.h and thread_private.h disagree");
+
 struct ckpt_future {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -24,7 +24,7 @@
 #include "ckpt/array.h"
 #include "ckpt/composite.h"
 #include "ckpt/json.h"
-#include "ckpt/pending.h"
+#include "ckpt/root.h"
 #include "ckpt/proto.h"
 #include "ckpt/pytree.h"
 #include "ckpt/random_key.h"

@@ -52,7 +52,8 @@
 
 #include "ckpt/interchange.h"
 #include "ckpt/npy.h"
-#include "ckpt/pending.h"
+#include "ckpt/clone.h"
+#include "ckpt/root.h"
 #include "error_private.h"
 #include "handler_types.h"
 #include "item_format.h"

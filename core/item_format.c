@@ -13,7 +13,7 @@
 
 #include "ckpt/array.h"
 #include "ckpt/json.h"
-#include "ckpt/pending.h"
+#include "ckpt/clone.h"
 #include "ckpt/proto.h"
 #include "ckpt/random_key.h"
 #include "error_private.h"
@@ -28,41 +28,6 @@ const item_format *item_format_find(const char *typestr)
 	return t ? t->format : NULL;
 }
 
-int item_read_fd(char **out, size_t *len, int fd, size_t max, const char *what)
-{
-	struct stat st;
-	char *buf;
-	size_t n = 0;
-
-	*out = NULL;
-	*len = 0;
-	if (fstat(fd, &st) != 0)
-		return ckpt_error_errno(CKPT_EIO, errno, "stat %s", what);
-	if (!S_ISREG(st.st_mode))
-		return ckpt_error_set(CKPT_EINVAL, "%s: not a regular file", what);
-	if ((uint64_t)st.st_size > max)
-		return ckpt_error_set(CKPT_EINVAL, "%s: %lld bytes; at most %zu allowed", what,
-				      (long long)st.st_size, max);
-	if (!(buf = malloc((size_t)st.st_size + 1)))
-		return ckpt_error_nomem();
-	while (n < (size_t)st.st_size) {
-		ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(buf);
-			return ckpt_error_errno(CKPT_EIO, errno, "read %s", what);
-		}
-		if (r == 0)
-			break; /* shrank meanwhile: check what is there */
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
 		 const char *what)
 {
@@ -74,7 +39,7 @@ int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t ma
 		return ckpt_error_set(CKPT_ENOTFOUND, "%s: missing", what);
 	if (fd < 0)
 		return ckpt_error_errno(CKPT_EIO, errno, "open %s", what);
-	rc = item_read_fd(out, len, fd, max, what);
+	rc = ckpt_read_fd(out, len, fd, max, what);
 	close(fd);
 	return rc;
 }

@@ -52,10 +52,7 @@ const item_format *item_format_find(const char *typestr);
  * the caller's; closedir() the stream). CKPT_EIO naming what. */
 int item_opendir(DIR **out, int dirfd, const char *what);
 
-/* Read the whole file fd (at most max bytes, else CKPT_EINVAL naming what)
- * into a NUL-terminated malloc'd buffer. */
-int item_read_fd(char **out, size_t *len, int fd, size_t max, const char *what);
-/* Same for the file name inside dirfd; CKPT_ENOTFOUND if it is missing. */
+/* ckpt_read_fd (fsutil.h) of the file name inside dirfd; CKPT_ENOTFOUND if it is missing. */
 int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
 		 const char *what);
 

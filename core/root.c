@@ -1,6 +1,7 @@
 /*
- * root.c — a checkpoint root: listing steps, cleaning up abandoned saves,
- * deleting steps; plus the small file-system helpers of the step modules.
+ * root.c — a checkpoint root (ckpt/root.h): listing steps, cleaning up
+ * abandoned saves, deleting steps, waiting for new ones; step directory names
+ * (root_private.h).
  *
  * Design:
  *   A root holds finalized steps (directories named by their decimal step
@@ -22,8 +23,8 @@
  *      Only a lock holder renames a temporary directory.
  *   3. A step is deleted by renaming it to a temporary name first, so a crash
  *      mid-delete leaves something cleanup removes, never half a step.
- *   4. Removing a tree tolerates entries vanishing under it (ENOENT is not an
- *      error): a concurrent cleanup may be removing the same tree.
+ *   4. Removing a tree tolerates entries vanishing under it (fsutil.c
+ *      invariant 1): a concurrent cleanup may be removing the same tree.
  *   5. A temporary directory holding the directory `files/` is a pending step
  *      (ckpt/pending.h): cleanup never removes it, whether locked or not. The
  *      check is made while holding its lock, and files/ only disappears
@@ -47,8 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ckpt/pending.h"
 #include "ckpt/root.h"
+#include "ckpt/step.h"
 #include "error_private.h"
 #include "root_private.h"
 #include "fsutil.h"

@@ -21,6 +21,7 @@
 #include "ckpt/sys/handler.h"
 #include "ckpt/npy.h"
 #include "error_private.h"
+#include "fsutil.h"
 #include "handler_files.h"
 #include "item_format.h"
 #include "npy_private.h"
@@ -157,7 +158,7 @@ static int check_file(int item_dirfd, const char *name, int fd, const char *what
 	if (rc == 0 && handler_has_suffix(name, ".npy"))
 		return ckpt_npy_check_fd(&h, fd, what);
 	if (rc == 0)
-		rc = item_read_fd(&text, &len, fd, SCALAR_FILE_MAX, what);
+		rc = ckpt_read_fd(&text, &len, fd, SCALAR_FILE_MAX, what);
 	if (rc == 0 && (rc = ckpt_scalar_parse(&t, text, len, 0)) < 0)
 		ckpt_error_wrap(rc, "%s", what);
 	ckpt_tree_free(t);

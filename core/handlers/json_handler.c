@@ -113,7 +113,7 @@ static int check_file(int item_dirfd, const char *name, int fd, const char *what
 	int rc = item_flat_check(name, what);
 
 	if (rc == 0)
-		rc = item_read_fd(&text, &len, fd, HANDLER_JSON_MAX, what);
+		rc = ckpt_read_fd(&text, &len, fd, HANDLER_JSON_MAX, what);
 	if (rc == 0)
 		rc = ckpt_json_check(text, len, what);
 	free(text);

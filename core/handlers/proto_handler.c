@@ -247,7 +247,7 @@ static int check_file(int item_dirfd, const char *name, int fd, const char *what
 	if (rc == 0 && !strcmp(name, CKPT_PROTO_DESCRIPTOR_NAME)) {
 		struct pdesc *d = NULL;
 
-		rc = item_read_fd(&desc, &desclen, fd, PROTO_MAX_DESC_SIZE, what);
+		rc = ckpt_read_fd(&desc, &desclen, fd, PROTO_MAX_DESC_SIZE, what);
 		if (rc == 0 && (rc = proto_desc_parse(&d, desc, desclen)) != 0)
 			rc = ckpt_error_wrap(rc, "%s", what);
 		proto_desc_free(d);
@@ -263,7 +263,7 @@ static int check_file(int item_dirfd, const char *name, int fd, const char *what
 		}
 	}
 	if (rc == 0)
-		rc = item_read_fd(&text, &len, fd, PROTO_MAX_TEXT_SIZE, what);
+		rc = ckpt_read_fd(&text, &len, fd, PROTO_MAX_TEXT_SIZE, what);
 	if (rc == 0)
 		rc = ckpt_proto_from_text(&wire, &len, desc, desclen, text, len, what);
 	if (rc && strncmp(ckpt_error_last(), "description:", 12) == 0)

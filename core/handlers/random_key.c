@@ -534,7 +534,7 @@ static int jax_check_file(int item_dirfd, const char *name, int fd, const char *
 		    CKPT_EINVAL, "%s: not a JAX key file (<key>.npy or <key>" JAX_META_SUFFIX ")",
 		    what);
 	if (rc == 0)
-		rc = item_read_fd(&text, &len, fd, KEY_JSON_MAX, what);
+		rc = ckpt_read_fd(&text, &len, fd, KEY_JSON_MAX, what);
 	if (rc == 0)
 		rc = jax_meta_parse(&impl, text, len, what);
 	free(text);
@@ -603,7 +603,7 @@ static int np_check_file(int item_dirfd, const char *name, int fd, const char *w
 	if (rc == 0 && !handler_has_suffix(name, ".json"))
 		return ckpt_error_set(CKPT_EINVAL, "%s: not a NumPy key file (<key>.json)", what);
 	if (rc == 0)
-		rc = item_read_fd(&text, &len, fd, KEY_JSON_MAX, what);
+		rc = ckpt_read_fd(&text, &len, fd, KEY_JSON_MAX, what);
 	if (rc == 0)
 		rc = np_parse(NULL, text, len, what, 0);
 	free(text);

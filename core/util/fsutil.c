@@ -170,52 +170,54 @@ int ckpt_mkdir_p(const char *path)
 	return rc;
 }
 
+int ckpt_read_fd(char **out, size_t *len, int fd, size_t max, const char *what)
+{
+	struct stat st;
+	char *buf;
+	size_t n = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (fstat(fd, &st) != 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "stat %s", what);
+	if (!S_ISREG(st.st_mode))
+		return ckpt_error_set(CKPT_EINVAL, "%s: not a regular file", what);
+	if ((uint64_t)st.st_size > max)
+		return ckpt_error_set(CKPT_EINVAL, "%s: %lld bytes; at most %zu allowed", what,
+				      (long long)st.st_size, max);
+	if (!(buf = malloc((size_t)st.st_size + 1)))
+		return ckpt_error_nomem();
+	while (n < (size_t)st.st_size) {
+		ssize_t r = pread(fd, buf + n, (size_t)st.st_size - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return ckpt_error_errno(CKPT_EIO, errno, "read %s", what);
+		}
+		if (r == 0)
+			break; /* shrank meanwhile: check what is there */
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
 int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int rc = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	size_t n;
 
 	*out = NULL;
 	if (fd < 0)
 		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
 					"open %s", path);
-	if (fstat(fd, &st) != 0) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", path);
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file of at most %zu bytes",
-				    path, max);
-		goto done;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", path);
-			goto done;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	buf = NULL;
-	if (out_len)
-		*out_len = n;
-done:
-	free(buf);
+	rc = ckpt_read_fd(out, &n, fd, max, path);
 	close(fd);
+	if (rc == 0 && out_len)
+		*out_len = n;
 	return rc;
 }
 

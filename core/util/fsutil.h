@@ -28,7 +28,14 @@ int ckpt_fsync_dir(const char *path);
 /* mkdir -p. */
 int ckpt_mkdir_p(const char *path);
 
-/* Read a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+/*
+ * Read the whole regular file open as fd (at most max bytes, else CKPT_EINVAL
+ * naming what; with pread, so the offset stays) into a malloc'd
+ * NUL-terminated buffer; *len its length.
+ */
+int ckpt_read_fd(char **out, size_t *len, int fd, size_t max, const char *what);
+
+/* The same for path (CKPT_ENOTFOUND if it is missing); out_len may be NULL. */
 int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max);
 
 /* Write a whole file (create or truncate). */

@@ -8,6 +8,7 @@
 #include "ckpt/tree.h"
 #include "ckpt/root.h"
 #include "ckpt/step.h"
+#include "ckpt/clone.h"
 #include "ckpt/handler.h"
 #include "ckpt/pytree.h"
 #include "ckpt/checkpointer.h"

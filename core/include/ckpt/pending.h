@@ -45,16 +45,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckpt/clone.h"
 #include "ckpt/step.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Name of the interchange directory inside a pending step's directory. */
-#define CKPT_PENDING_FILES "files"
-/* First bytes of a clone stub (see above). */
-#define CKPT_CLONE_MAGIC "\x93" "CKPTCLONE1\n"
 
 /* One pending step of a root. */
 typedef struct ckpt_pending_info {
@@ -122,23 +119,6 @@ CKPT_API int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
  */
 CKPT_API int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
 
-/* A parsed clone stub. */
-typedef struct ckpt_clone_ref {
-	uint64_t step;
-	char *item; /* malloc'd */
-	char *path; /* malloc'd: the leaf's tree path */
-} ckpt_clone_ref;
-
-/* The content of a clone stub for ref: *out malloc'd, *len its length. */
-CKPT_API int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
-/* Parse a stub's content; CKPT_EINVAL if buf is not one. */
-CKPT_API int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
-/*
- * If the open file fd is a clone stub (S_ISVTX and the magic), parse it into
- * *out and return 1; return 0 if it is an ordinary file; < 0 on error.
- */
-CKPT_API int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
-CKPT_API void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
 
 /*
  * Finalize the pending step in directory dir (ROOT/<step>.ckpt-tmp-<nonce>):

@@ -20,6 +20,9 @@
 extern "C" {
 #endif
 
+/* A pending step's directory holds its interchange directory under this name (ckpt/pending.h). */
+#define CKPT_PENDING_FILES "files"
+
 /*
  * Finalized steps of root in ascending order: *out malloc'd (caller
  * free()s), *n their count. Temporary directories and other names are

@@ -1,0 +1,49 @@
+/*
+ * ckpt/clone.h — clone stubs: a leaf of a finalized step, by reference.
+ *
+ * A leaf file of a pending step (ckpt/pending.h) or of an interchange
+ * directory may be a *clone stub*: a regular file with the mode bit S_ISVTX
+ * whose content is the text
+ *     CKPT_CLONE_MAGIC "<step>\n<item>\n<path>\n"
+ * (path as in ckpt/tree.h: the leaf's tree path, ".npy" left out) and which
+ * stands for the whole file of that leaf of the finalized step ROOT/<step>.
+ * Saving shares the source's stored chunks (ckpt_batch_put_clone) instead
+ * of copying bytes.
+ */
+#ifndef CKPT_CLONE_H
+#define CKPT_CLONE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* First bytes of a clone stub. */
+#define CKPT_CLONE_MAGIC "\x93" "CKPTCLONE1\n"
+
+/* A parsed clone stub. */
+typedef struct ckpt_clone_ref {
+	uint64_t step;
+	char *item; /* malloc'd */
+	char *path; /* malloc'd: the leaf's tree path */
+} ckpt_clone_ref;
+
+/* The content of a clone stub for ref: *out malloc'd, *len its length. */
+CKPT_API int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
+/* Parse a stub's content; CKPT_EINVAL if buf is not one. */
+CKPT_API int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
+/*
+ * If the open file fd is a clone stub (S_ISVTX and the magic), parse it into
+ * *out and return 1; return 0 if it is an ordinary file; < 0 on error.
+ */
+CKPT_API int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
+CKPT_API void ckpt_clone_ref_clear(ckpt_clone_ref *ref);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
