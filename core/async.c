@@ -222,9 +222,7 @@ int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts)
 	ckpt_async *a;
 
 	*out = NULL;
-	if (opts && opts->version != CKPT_ASYNC_OPTIONS_VERSION)
-		return ckpt_error_set(CKPT_EINVAL, "ckpt_async_options: version %u, expected %u",
-				      opts->version, CKPT_ASYNC_OPTIONS_VERSION);
+	CKPT_CHECK_VERSION(opts, CKPT_ASYNC_OPTIONS_VERSION, "ckpt_async_options");
 	if (!(a = calloc(1, sizeof(*a))))
 		return ckpt_error_nomem();
 	a->opts = opts ? *opts : def;

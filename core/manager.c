@@ -286,9 +286,7 @@ static int check_options(const char *root, const ckpt_manager_options *o)
 
 	if (!root || !root[0])
 		return ckpt_error_set(CKPT_EINVAL, "checkpoint manager: no root");
-	if (o->version != CKPT_MANAGER_OPTIONS_VERSION)
-		return ckpt_error_set(CKPT_EINVAL, "checkpoint manager: options version %u, not %u",
-				      o->version, CKPT_MANAGER_OPTIONS_VERSION);
+	CKPT_CHECK_VERSION(o, CKPT_MANAGER_OPTIONS_VERSION, "ckpt_manager_options");
 	if (o->step_prefix &&
 	    (strchr(o->step_prefix, '/') || strstr(o->step_prefix, CKPT_TMP_INFIX) ||
 	     !strcmp(o->step_prefix, ".") || !strcmp(o->step_prefix, "..")))

@@ -321,6 +321,7 @@ int ckpt_pytree_save_item(ckpt_step_writer *w, const char *item, const ckpt_pytr
 	char *json = NULL, *key = NULL;
 	int rc;
 
+	CKPT_CHECK_VERSION(args, CKPT_PYTREE_SAVE_ARGS_VERSION, "ckpt_pytree_save_args");
 	if (!args || !args->item)
 		return ckpt_error_set(CKPT_EINVAL, "item %s: no tree to save", item);
 	if (!ckpt_tree_is_container(args->item))
@@ -362,6 +363,7 @@ static int pytree_restore(void **out, ckpt_handler *h, ckpt_step *s, const char 
 	const ckpt_pytree_restore_args *a = args;
 
 	*out = NULL;
+	CKPT_CHECK_VERSION(a, CKPT_PYTREE_RESTORE_ARGS_VERSION, "ckpt_pytree_restore_args");
 	if (a && a->leaf_args && ((struct pytree_handler *)h)->standard)
 		return ckpt_error_set(CKPT_EINVAL,
 				      "StandardCheckpointHandler takes no per-leaf restore args "
@@ -765,6 +767,7 @@ static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
 	int rc;
 
 	*out = NULL;
+	CKPT_CHECK_VERSION(a, CKPT_PYTREE_SAVE_ARGS_VERSION, "ckpt_pytree_save_args");
 	if (!a || !a->item)
 		return ckpt_error_set(CKPT_EINVAL, "snapshot: no tree to save");
 	if (!(sn = calloc(1, sizeof(*sn))))

@@ -277,6 +277,7 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 	int rc;
 
 	*out = NULL;
+	CKPT_CHECK_VERSION(args, CKPT_PYTREE_RESTORE_ARGS_VERSION, "ckpt_pytree_restore_args");
 	rc = ckpt_step_item_tree(&meta, s, item);
 	if (rc)
 		return rc;

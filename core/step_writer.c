@@ -284,8 +284,10 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	int rc;
 
 	*out = NULL;
+	CKPT_CHECK_VERSION(opts, CKPT_STEP_WRITER_OPTIONS_VERSION, "ckpt_step_writer_options");
 	if (!opts)
 		opts = &defaults;
+	CKPT_CHECK_VERSION(&opts->store, CKPT_STORE_OPTIONS_VERSION, "ckpt_step_writer_options.store");
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return ckpt_error_nomem();

@@ -54,9 +54,8 @@ int ckpt_store_resolve_options(ckpt_store_options *o, const ckpt_store_options *
 {
 	ckpt_store_options d = CKPT_STORE_OPTIONS_INIT;
 
+	CKPT_CHECK_VERSION(in, CKPT_STORE_OPTIONS_VERSION, "ckpt_store_options");
 	*o = in ? *in : d;
-	if (o->version < 1)
-		return ckpt_error_set(CKPT_EINVAL, "store options: bad version %u", o->version);
 	if (o->compression_level < 0 || o->compression_level > ZSTD_maxCLevel())
 		return ckpt_error_set(CKPT_EINVAL,
 				      "store options: compression level %d not in 0..%d",

@@ -569,6 +569,7 @@ static int check_key(const ckpt_batch *b, size_t keylen)
 
 static int level_of(const ckpt_batch *b, const ckpt_put_options *opts, int *out)
 {
+	CKPT_CHECK_VERSION(opts, CKPT_PUT_OPTIONS_VERSION, "ckpt_put_options");
 	int l = opts && opts->compression_level >= 0 ? opts->compression_level
 						     : b->s->opts.compression_level;
 
@@ -730,6 +731,7 @@ int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *va
 	ckpt_value_writer *w;
 	int rc;
 
+	CKPT_CHECK_VERSION(opts, CKPT_PUT_OPTIONS_VERSION, "ckpt_put_options");
 	if (len <= b->s->opts.inline_max && !b->poisoned && !b->writer) { /* no chunk buffer */
 		op o = {.kind = OP_PUT,
 			.keylen = keylen,

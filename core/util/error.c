@@ -93,3 +93,15 @@ int ckpt_error_set_str(int code, const char *msg)
 {
 	return ckpt_error_set(code, "%s", msg);
 }
+
+int ckpt_check_version(unsigned version, unsigned known, const char *name)
+{
+	if (version == 0)
+		return ckpt_error_set(CKPT_EINVAL, "%s: version 0: initialise it with its _INIT macro",
+				      name);
+	if (version > known)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "%s: version %u is newer than this library's (%u)", name,
+				      version, known);
+	return 0;
+}
