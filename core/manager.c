@@ -363,11 +363,11 @@ int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_o
 	return 0;
 fail:
 	ckpt_error_wrap(rc, "checkpoint manager of %s", root);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	return rc;
 }
 
-void ckpt_manager_close(ckpt_manager *m)
+void ckpt_manager_free(ckpt_manager *m)
 {
 	if (!m)
 		return;

@@ -504,7 +504,7 @@ int main(int argc, char **argv)
 	       wait, loss);
 	rc = 0;
 done:
-	ckpt_manager_close(mgr);
+	ckpt_manager_free(mgr);
 	ckpt_tree_free(restored);
 	ckpt_handler_free(pytree);
 	model_free(&m);

@@ -334,7 +334,7 @@ static void run_gc(fixture *f, int async)
 	assert_int_equal(ckpt_manager_restore(&out, m, 4, &it, 1), 0);
 	assert_int_equal(ckpt_tree_int(ckpt_tree_find(out, "y")), -4);
 	ckpt_tree_free(out);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 }
 
 static void test_gc_sync(void **state)
@@ -372,7 +372,7 @@ static void test_should_save(void **state)
 	assert_int_equal(ckpt_manager_should_save(m, 10), 0);
 	assert_int_equal(ckpt_manager_should_save(m, 13), 1);
 	assert_int_equal(ckpt_manager_should_save(m, 15), 1);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 
 	/* interval 0: every step */
 	o = (ckpt_manager_options)CKPT_MANAGER_OPTIONS_INIT;
@@ -380,7 +380,7 @@ static void test_should_save(void **state)
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(ckpt_manager_should_save(m, 11), 1);
 	assert_int_equal(ckpt_manager_should_save(m, 9), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 }
 
 static void test_prefix_names(void **state)
@@ -399,7 +399,7 @@ static void test_prefix_names(void **state)
 	assert_int_equal(save_step(m, f, 12, NULL), 0);
 	assert_int_equal(save_step(m, f, 123456789, NULL), 0);
 	assert_string_equal(listing(f->root), "ckpt_00000012,ckpt_123456789");
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 
 	/* non-canonical spellings and plain names are not steps of this manager */
 	p = ckpt_asprintf("%s/ckpt_012", f->root);
@@ -418,7 +418,7 @@ static void test_prefix_names(void **state)
 	assert_int_equal(latest, 123456789);
 	assert_int_equal(ckpt_manager_delete(m, 12), 0);
 	assert_string_equal(listing(f->root), "ckpt_012,ckpt_123456789");
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 
 	/* the names round-trip; the plain listing sees none of them */
 	uint64_t v;
@@ -465,7 +465,7 @@ static void test_read_only_and_cleanup(void **state)
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "{\"model\": \"mlp\"}"), 0);
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "{\"model\": \"x\"}"), CKPT_EEXISTS);
 	assert_int_equal(ckpt_manager_set_root_metadata(m, "[1]"), CKPT_EINVAL);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 
 	/* an abandoned save (unlocked) and a pending step of a mount */
 	make_dir(f->root, "5.ckpt-tmp-0123456789abcdef", "d");
@@ -490,14 +490,14 @@ static void test_read_only_and_cleanup(void **state)
 	assert_string_equal(json, "{\"model\": \"mlp\"}");
 	free(json);
 	assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	assert_string_equal(listing(f->root), all);
 
 	/* read_only on a missing root: no steps, nothing created */
 	char *missing = ckpt_asprintf("%s/none", f->root);
 	assert_int_equal(ckpt_manager_open(&m, missing, &o), 0);
 	assert_int_equal(ckpt_manager_latest_step(&latest, m), CKPT_ENOTFOUND);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	assert_int_equal(access(missing, F_OK), -1);
 	free(missing);
 
@@ -510,7 +510,7 @@ static void test_read_only_and_cleanup(void **state)
 	assert_int_equal(ckpt_manager_root_metadata(&json, m), 0);
 	assert_string_equal(json, "{\"model\": \"mlp\"}");
 	free(json);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 }
 
 /* ckpt_manager_reserve goes to the asynchronous checkpointer, and only there. */
@@ -525,16 +525,16 @@ static void test_reserve(void **state)
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), CKPT_EINVAL);
 	assert_int_equal(save_step(m, f, 1, NULL), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	o.enable_async = 0; /* synchronous saves copy nothing */
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	o.enable_async = 1;
 	o.read_only = 1; /* saves nothing */
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(ckpt_manager_reserve(m, &bad, 1), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 }
 
 static void test_newest_kept_and_errors(void **state)
@@ -584,7 +584,7 @@ static void test_newest_kept_and_errors(void **state)
 	assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
 	assert_string_equal(listing(f->root), "s_1,s_3");
 	assert_int_equal(ckpt_manager_save(m, 4, &it, 1, NULL, NULL, 0), 0);
-	ckpt_manager_close(m); /* waits for the save, then collects: s_3 has lost "newest" */
+	ckpt_manager_free(m); /* waits for the save, then collects: s_3 has lost "newest" */
 	ckpt_tree_free(t);
 	assert_string_equal(listing(f->root), "s_1,s_4");
 }
@@ -614,7 +614,7 @@ static void test_forced_older_step_kept(void **state)
 		assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
 		assert_string_equal(listing(f->root), "11");
 		assert_int_equal(ckpt_manager_delete(m, 11), 0);
-		ckpt_manager_close(m);
+		ckpt_manager_free(m);
 	}
 	ckpt_tree_free(t);
 }
@@ -681,7 +681,7 @@ static void test_killed_during_async_save(void **state)
 	}
 	free(steps);
 	free(listed);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 }
 
 typedef struct saver {
@@ -702,7 +702,7 @@ static void *save_later(void *arg)
 	s->rc = ckpt_manager_open(&m, s->root, &o);
 	if (s->rc == 0)
 		s->rc = save_step(m, s->f, s->step, NULL);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	return NULL;
 }
 
@@ -719,7 +719,7 @@ static void test_wait_for_step(void **state)
 	o.enable_async = 0;
 	assert_int_equal(ckpt_manager_open(&m, f->root, &o), 0);
 	assert_int_equal(save_step(m, f, 2, NULL), 0);
-	ckpt_manager_close(m);
+	ckpt_manager_free(m);
 	assert_int_equal(ckpt_root_wait_for_step(&got, f->root, -1, 0), 0);
 	assert_int_equal(got, 2);
 	assert_int_equal(ckpt_root_wait_for_step(&got, f->root, 2, 200), CKPT_EBUSY);

@@ -91,8 +91,8 @@ typedef struct ckpt_manager ckpt_manager;
  * opts may be NULL.
  */
 CKPT_API int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_options *opts);
-/* Wait for a running save, then free. Accepts NULL. */
-CKPT_API void ckpt_manager_close(ckpt_manager *m);
+/* Wait for a running save, then free (Orbax: close()). Accepts NULL. */
+CKPT_API void ckpt_manager_free(ckpt_manager *m);
 
 /* 1 if step should be saved (interval, save_on_steps, and newer than the latest), else 0. */
 CKPT_API int ckpt_manager_should_save(ckpt_manager *m, uint64_t step);
