@@ -42,6 +42,7 @@
 
 #include "ckpt/manager.h"
 #include "error_private.h"
+#include "manager_private.h"
 #include "root_private.h"
 #include "fsutil.h"
 
@@ -183,6 +184,7 @@ static int reload_steps(ckpt_manager *m)
 	free(m->steps);
 	m->steps = s;
 	m->n = cnt;
+	assert(ckpt_manager_check(m));
 	return 0;
 }
 
@@ -626,4 +628,22 @@ int ckpt_manager_check_for_errors(ckpt_manager *m)
 {
 	notice(m, 0);
 	return take_error(m);
+}
+
+/* ---- the invariants, checked in one call (manager_private.h) ---------- */
+
+int ckpt_manager_check(const ckpt_manager *m)
+{
+	assert(m->root && m->root[0]);
+	assert(m->n == 0 || m->steps); /* invariant 1: ascending, hence unique */
+	for (size_t i = 1; i < m->n; i++)
+		assert(m->steps[i - 1].step < m->steps[i].step);
+	/* invariant 2: at most one save in flight, and only with an async saver */
+	assert(m->future == NULL || m->async != NULL);
+	/* invariant 4: a read-only manager never saves */
+	assert(!m->read_only || (m->async == NULL && m->future == NULL));
+	assert(m->err <= 0 && (m->err != 0 || m->err_msg == NULL)); /* no message without an error */
+	assert(m->pres.best_metric == NULL || m->pres.best_metric == m->metric);
+	assert(m->n_save_on == 0 || m->save_on);
+	return 1;
 }

@@ -90,6 +90,12 @@ int ckpt_store_read_generation(sqlite_index *x, uint64_t *out);
  */
 const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v);
 
+/*
+ * Assert every invariant of an open batch (store_write.c) in one call, as
+ * SQLite's assert_pager_state: `assert(ckpt_batch_check(b))`. Returns 1.
+ */
+int ckpt_batch_check(const ckpt_batch *b);
+
 /* Called by the sqlite index's free with mu not held. */
 void ckpt_store_batch_release(sqlite_index *x);
 

@@ -995,6 +995,7 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 	uint64_t gen = 0;
 	int rc = b->poisoned, in_txn = 0;
 
+	assert(ckpt_batch_check(b));
 	if (rc < 0) {
 		ckpt_error_set(rc, "%s: batch failed earlier; nothing committed", s->dir);
 		goto done;
@@ -1415,4 +1416,43 @@ done:
 	free(o.key);
 	free(o.chunks);
 	return rc;
+}
+
+/* ---- the invariants, checked in one call (store_private.h) -------------- */
+
+int ckpt_batch_check(const ckpt_batch *b)
+{
+	assert(b->s->idx && b->s->idx->batch == b); /* the store's one open batch */
+	assert(b->cur == -1 || (b->cur >= 0 && (size_t)b->cur < b->nfiles));
+	assert(b->nfiles <= b->capfiles && b->nops <= b->capops && b->nspare <= b->capspare);
+	assert(b->writer == NULL || b->writer->b == b);
+	for (size_t i = 0; i < b->nfiles; i++) {
+		const batch_file *f = &b->files[i];
+		assert(f->id < b->next_file_id);
+		assert(i == 0 || f->id > b->files[i - 1].id); /* ids in creation order */
+		assert(f->kind == FILE_APPENDED || f->kind == FILE_ADOPTED || f->kind == FILE_LINKED);
+		/* invariant 8: only the current appended file is ever open for writing */
+		assert(f->fd < 0 || ((ptrdiff_t)i == b->cur && f->kind == FILE_APPENDED));
+		assert(f->dropped <= f->flushed && f->flushed <= f->size);
+		assert(f->name[0] && strlen(f->name) <= STORE_MAX_FILE_NAME);
+	}
+	for (size_t i = 0; i < b->nops; i++) {
+		const op *p = &b->ops[i];
+		assert(p->kind == OP_PUT || p->kind == OP_DELETE);
+		assert(p->keylen <= STORE_MAX_KEY);
+		if (p->kind == OP_DELETE || p->is_inline) {
+			assert(p->chunks == NULL && p->nchunks == 0);
+			continue;
+		}
+		/* invariant 2: chunk i holds raw bytes [i * chunk_size, ...) */
+		assert(p->chunk_size > 0 && p->chunk_size <= STORE_MAX_CHUNK_SIZE);
+		assert(p->nchunks == (p->size + p->chunk_size - 1) / p->chunk_size);
+		for (uint32_t k = 0; k < p->nchunks; k++) {
+			const chunk_rec *c = &p->chunks[k];
+			uint64_t want = p->size - (uint64_t)k * p->chunk_size;
+			assert(c->raw == (want < p->chunk_size ? want : p->chunk_size));
+			assert(c->codec == CKPT_CODEC_ZSTD || c->stored == c->raw);
+		}
+	}
+	return 1;
 }

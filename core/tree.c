@@ -894,3 +894,67 @@ int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name)
 	t->kind = kind;
 	return 0;
 }
+
+/* ---- the invariants, checked in one call (tree_private.h) ---------------- */
+
+static void check_index(const ckpt_tree *t)
+{
+	const struct index *x = t->u.c.idx;
+	size_t keys = 0, stems = 0;
+
+	if (!x)
+		return;
+	assert(x->cap && (x->cap & (x->cap - 1)) == 0); /* a power of two */
+	for (size_t i = 0; i < x->cap; i++) {
+		assert(x->by_key[i] <= t->u.c.n && x->by_stem[i] <= t->u.c.n);
+		keys += x->by_key[i] != 0;
+		stems += x->by_stem[i] != 0;
+	}
+	assert(keys == t->u.c.n && stems == t->u.c.n && 2 * keys <= x->cap); /* invariant 4 */
+}
+
+static void check_node(const ckpt_tree *t, const ckpt_tree *parent, size_t pos)
+{
+	assert(t->parent == parent);
+	if (!parent) {
+		assert(t->key[0] == '\0' && t->name[0] == '\0'); /* invariant 2: the root */
+	} else {
+		char *want = NULL;
+		assert(parent->u.c.kids[pos] == t && t->pos == pos); /* invariant 1 */
+		if (!is_keyed(parent)) {
+			char num[24];
+			snprintf(num, sizeof(num), "%zu", pos);
+			assert(strcmp(t->key, num) == 0); /* invariant 2: positional key */
+		}
+		if (ckpt_key_escape(&want, t->key, t->kind == CKPT_TREE_ARRAY) == 0) {
+			/* invariant 2: name = escape(key) + ".npy" for arrays */
+			assert(t->stem_len == strlen(want) && strncmp(t->name, want, t->stem_len) == 0);
+			assert(strcmp(t->name + t->stem_len,
+				      t->kind == CKPT_TREE_ARRAY ? ".npy" : "") == 0);
+			free(want);
+		}
+	}
+	if (is_container_kind(t->kind)) {
+		assert(t->u.c.n <= t->u.c.cap);
+		if (is_keyed(t)) {
+			check_index(t);
+			for (size_t i = 0; i < t->u.c.n; i++) /* invariant 3: unique keys */
+				assert(find_key(t, t->u.c.kids[i]->key) == t->u.c.kids[i]);
+		}
+		for (size_t i = 0; i < t->u.c.n; i++)
+			check_node(t->u.c.kids[i], t, i);
+	} else if (t->kind == CKPT_TREE_ARRAY) {
+		uint64_t n = 1;
+		for (unsigned d = 0; d < t->u.a.ndim; d++)
+			n *= t->u.a.shape[d];
+		assert(t->u.a.shape != NULL && n == t->u.a.nelems); /* invariant 5 */
+		assert(t->u.a.nbytes == t->u.a.nelems * ckpt_dtype_size(t->u.a.dt));
+		assert(t->u.a.data || !t->u.a.owned);
+	}
+}
+
+int ckpt_tree_check(const ckpt_tree *t)
+{
+	check_node(t, t->parent, t->parent ? t->pos : 0);
+	return 1;
+}

@@ -13,4 +13,10 @@
  */
 int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name);
 
+/*
+ * Assert every invariant of tree.c on t and all below it (O(nodes)), as
+ * SQLite's assert_pager_state: `assert(ckpt_tree_check(t))`. Returns 1.
+ */
+int ckpt_tree_check(const ckpt_tree *t);
+
 #endif

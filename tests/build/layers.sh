@@ -21,7 +21,8 @@ layer_of() {
 		ckpt/array.h | ckpt/proto.h | ckpt/random_key.h) echo 4 ;;
 	core/checkpointer.c | core/async.c | core/interchange*.c | interchange_private.h | \
 		ckpt/checkpointer.h | ckpt/async.h | ckpt/interchange.h) echo 5 ;;
-	core/manager.c | core/preservation.c | core/pending.c | ckpt/manager.h | ckpt/pending.h) echo 6 ;;
+	core/manager.c | core/preservation.c | core/pending.c | manager_private.h | ckpt/manager.h | \
+		ckpt/pending.h) echo 6 ;;
 	ckpt/ckpt.h) echo 7 ;;
 	*) echo "?" ;;
 	esac

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "unit/treecmp.h"
+#include "manager_private.h"
 #include "root_private.h"
 #include "fsutil.h"
 
@@ -309,8 +310,10 @@ static void run_gc(fixture *f, int async)
 	for (uint64_t s = 0; s < 20; s++) {
 		snprintf(metrics, sizeof(metrics), "{\"loss\": %.17g}", loss_of(s));
 		assert_int_equal(save_step(m, f, s, metrics), 0);
+		assert_true(ckpt_manager_check(m)); /* a save maybe in flight, gc behind it */
 	}
 	assert_int_equal(ckpt_manager_wait_until_finished(m), 0);
+	assert_true(ckpt_manager_check(m));
 	/* expectation: latest 3 are 17..19, best 2 by min loss 4 and 9 */
 	assert_string_equal(listing(f->root), "17,18,19,4,9");
 	assert_int_equal(ckpt_manager_all_steps(&steps, &n, m), 0);

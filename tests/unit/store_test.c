@@ -160,6 +160,7 @@ static void roundtrip(int level, int compressible)
 				size_t n = sizes[i] - off < 12345 ? sizes[i] - off : 12345;
 				assert_int_equal(ckpt_value_writer_write(w, data[i] + off, n), 0);
 				off += n;
+				assert_true(ckpt_batch_check(b)); /* with a writer open */
 			}
 			assert_int_equal(ckpt_value_writer_close(w), 0);
 		} else {
@@ -1107,6 +1108,7 @@ static void test_put_clone(void **state)
 						      strlen(names[i])),
 				 0);
 	assert_int_equal(ckpt_batch_put_clone(b, "big2", 4, src, "big", 3), 0);
+	assert_true(ckpt_batch_check(b)); /* linked files and their chunk tables */
 	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
 	assert_int_equal(shared_files(dst_dir, src_dir), nsrc);
 	/* a later batch reuses the committed links */

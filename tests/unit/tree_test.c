@@ -14,6 +14,7 @@
 
 #include "ckpt/error.h"
 #include "ckpt/tree.h"
+#include "tree_private.h"
 
 static ckpt_tree *mk(ckpt_tree_kind k)
 {
@@ -191,6 +192,7 @@ static void test_remove_and_renumber(void **state)
 	assert_int_equal(ckpt_tree_int(ckpt_tree_find(l, "1")), 2);
 	assert_string_equal(ckpt_tree_key(ckpt_tree_child(l, 3)), "3");
 	assert_null(ckpt_tree_remove(l, 4));
+	assert_true(ckpt_tree_check(l));
 	/* dict with an index: remove keeps finds right */
 	for (int i = 0; i < 40; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
@@ -204,6 +206,7 @@ static void test_remove_and_renumber(void **state)
 	assert_int_equal(ckpt_tree_int(ckpt_tree_find_name(d, "k12")), 12);
 	assert_int_equal(ckpt_tree_add(d, "k0", mk_int(100)), 0);
 	assert_int_equal(ckpt_tree_int(ckpt_tree_find(d, "k0")), 100);
+	assert_true(ckpt_tree_check(d));
 	ckpt_tree_free(l);
 	ckpt_tree_free(d);
 }
@@ -235,6 +238,7 @@ static void test_find_many(void **state)
 	assert_null(ckpt_tree_find_name(d, "%5Fp0")); /* array without .npy: not its name */
 	assert_int_equal(ckpt_tree_lookup(&t, d, "%5Fp0"), 0); /* but lookup accepts it */
 	assert_int_equal(ckpt_tree_add(d, "layer_7", mk_int(0)), CKPT_EEXISTS);
+	assert_true(ckpt_tree_check(d));
 	ckpt_tree_free(d);
 }
 
