@@ -95,7 +95,7 @@ typedef struct ckpt_manager ckpt_manager;
 /*
  * Open the manager of root (created unless read_only). Removes temporary
  * directories of abandoned saves (not in read_only) and reads the steps.
- * opts may be NULL. Close with ckpt_manager_close().
+ * opts may be NULL. Free with ckpt_manager_free().
  * Returns 0, CKPT_EINVAL (no root; bad options: unknown version, a
  * step_prefix with '/', a step_format_fixed_length too long, save_on_steps
  * NULL, a bad preservation policy, unknown async options version),
