@@ -136,6 +136,7 @@ $(B)/ckpt.pc: Makefile
 
 check: all $(UNIT_BIN) $(FUZZ_BIN) $(TTOOL_BIN)
 	@bash tests/build/exports.sh $(LIB_SO) $(HEADERS) $(SYS_HEADERS)
+	@bash tests/build/returns.sh $(HEADERS)
 	@bash tests/build/layers.sh
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f _fuzzer); \

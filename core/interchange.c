@@ -1,5 +1,6 @@
 /*
- * interchange.c — steps to and from plain directories (DESIGN section 4).
+ * interchange.c — steps to and from plain directories (docs/api.md,
+ * "Interchange directories").
  *
  * Reading an item directory: with <item>/_METADATA the structure and kinds
  * come from it and every leaf file must agree (dtype and shape from the .npy

@@ -1,5 +1,6 @@
 /*
- * step_writer.c — saving one step atomically (DESIGN section 3).
+ * step_writer.c — saving one step atomically (docs/api.md, "Saving
+ * protocol").
  *
  * ROOT/<step> below is the step's directory name: the decimal step, or the
  * manager's "<prefix>_<padded step>" when the options ask for it.

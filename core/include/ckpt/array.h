@@ -31,14 +31,21 @@ extern "C" {
 #define CKPT_ARRAY_TYPESTR "orbax.checkpoint._src.handlers.array_checkpoint_handler.ArrayCheckpointHandler"
 #define CKPT_ARRAY_DEFAULT_NAME "checkpoint"
 
-/* checkpoint_name NULL: "checkpoint". CKPT_EINVAL if not a plain file name. */
+/*
+ * checkpoint_name NULL: "checkpoint". Free with ckpt_handler_free().
+ * Returns 0, CKPT_EINVAL (checkpoint_name is not a plain file name), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_array_handler_new(ckpt_handler **out, const char *checkpoint_name);
 
 /*
  * The .npy header of a stored value that holds a whole .npy file (an Array
  * or JAX key item's key), read from its first bytes and checked against the
  * value's size: what a reader needs before it reads the data from
- * out->header_len on. CKPT_EINVAL with a message naming `what` otherwise.
+ * out->header_len on. Errors name `what`.
+ * Returns 0, CKPT_EINVAL (not a valid .npy header, or one that disagrees
+ * with the value's size), CKPT_EUNSUPPORTED (a well-formed header of a dtype
+ * ckpt/dtype.h lacks), CKPT_ECORRUPT (damaged or short stored value),
+ * CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_array_value_header(ckpt_npy_header *out, ckpt_value *v, const char *what);
 

@@ -52,7 +52,11 @@ typedef struct ckpt_async_options {
 } ckpt_async_options;
 #define CKPT_ASYNC_OPTIONS_INIT {CKPT_ASYNC_OPTIONS_VERSION, 0, CKPT_STEP_WRITER_OPTIONS_INIT}
 
-/* A checkpointer with one background thread. opts may be NULL. */
+/*
+ * A checkpointer with one background thread (started by the first save).
+ * opts may be NULL. Free with ckpt_async_free().
+ * Returns 0, CKPT_EINVAL (opts->version unknown), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts);
 /* Wait for the running save, then free. Accepts NULL. */
 CKPT_API void ckpt_async_free(ckpt_async *a);
@@ -64,7 +68,13 @@ CKPT_API void ckpt_async_free(ckpt_async *a);
  * starts nothing). Items are snapshotted (copy mode) with their handler's
  * snapshot slot (ckpt/handler.h); a handler without one is CKPT_EUNSUPPORTED. *future (if
  * future is not NULL) completes when the step is finalized or the save
- * failed; free it with ckpt_future_free.
+ * failed; free it with ckpt_future_free. Errors of the save itself
+ * (ckpt_checkpointer_save's) come later, from the future and the calls above.
+ * Returns 0 (the save started), the unreported error of the previous save,
+ * CKPT_EINVAL (a, root or items NULL; an item without name or handler),
+ * CKPT_EUNSUPPORTED (copy mode: a handler without a snapshot slot),
+ * CKPT_ERROR (the background thread did not start), CKPT_ENOMEM, or another
+ * CKPT_E* code from a handler's snapshot.
  */
 CKPT_API int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
 		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
@@ -85,17 +95,33 @@ CKPT_API int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *ro
  * snapshot is still being saved (its buffers go to the next one) have
  * nothing to get ready (0). On an error, reserves already started for
  * earlier items go on.
+ * Returns 0, CKPT_EINVAL (a or items NULL, an item without a handler, a
+ * PyTree item without a tree), CKPT_ERROR (a reserve thread did not start),
+ * CKPT_ENOMEM, or another CKPT_E* code from a handler's snapshot_reserve.
  */
 CKPT_API int ckpt_async_reserve(ckpt_async *a, const ckpt_item_args *items, size_t n);
 
-/* Block until no save runs; the error of a failed save not yet reported, else 0. */
+/*
+ * Block until no save runs.
+ * Returns 0, or the error of a failed save not yet reported (a code
+ * ckpt_checkpointer_save returns; message set on this thread).
+ */
 CKPT_API int ckpt_async_wait_until_finished(ckpt_async *a);
-/* Without blocking: the error of a finished failed save not yet reported, else 0. */
+/*
+ * The same without blocking: a save still running is not looked at.
+ * Returns 0, or the error of a finished failed save not yet reported (a code
+ * ckpt_checkpointer_save returns; message set on this thread).
+ */
 CKPT_API int ckpt_async_check_for_errors(ckpt_async *a);
 
-/* Block until the save is finished: 0 or its error (message set on this thread). */
+/*
+ * Block until the save is finished.
+ * Returns 0, CKPT_EINVAL (f is NULL), or the save's error (a code
+ * ckpt_checkpointer_save returns; message set on this thread), every time
+ * it is called.
+ */
 CKPT_API int ckpt_future_wait(ckpt_future *f);
-/* 1 if finished (successfully or not), else 0. */
+/* Returns 1 if the save is finished (successfully or not), else 0 (also for NULL). */
 CKPT_API int ckpt_future_done(const ckpt_future *f);
 /* Accepts NULL; does not wait (the save goes on). */
 CKPT_API void ckpt_future_free(ckpt_future *f);

@@ -25,7 +25,12 @@ typedef struct ckpt_item_args {
  * Save items as ROOT/<step>: temporary directory, every handler's save and
  * finalize, then ckpt_step_writer_finalize(). On any failure the temporary
  * directory is removed and the error returned; nothing appears. opts may be
- * NULL. CKPT_EEXISTS if the step exists and !opts->force.
+ * NULL.
+ * Returns 0, CKPT_EEXISTS (the step exists and !opts->force, or an item is
+ * given twice with different handlers), CKPT_EINVAL (a bad item name; bad
+ * opts: a version this library does not know, custom_metadata or metrics not
+ * a JSON object, store options out of range), CKPT_EIO, CKPT_ENOMEM, or another CKPT_E* code from a handler's
+ * save or finalize (see the handler's header).
  */
 CKPT_API int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_item_args *items, size_t n,
 			   const ckpt_step_writer_options *opts);
@@ -35,6 +40,10 @@ CKPT_API int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_
  * receives what items[i].handler's restore returns (caller owns each). On
  * failure the outs[i] already restored stay set and owned by the caller;
  * the others are NULL.
+ * Returns 0, CKPT_ENOTFOUND (step_dir holds no store, or the step has no
+ * such item), CKPT_ECORRUPT (damaged step), CKPT_EVERSION (a newer format),
+ * CKPT_EIO, CKPT_ENOMEM, or another CKPT_E* code from a handler's restore
+ * (see the handler's header).
  */
 CKPT_API int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item_args *items,
 			      size_t n);

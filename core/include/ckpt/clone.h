@@ -32,13 +32,21 @@ typedef struct ckpt_clone_ref {
 	char *path; /* malloc'd: the leaf's tree path */
 } ckpt_clone_ref;
 
-/* The content of a clone stub for ref: *out malloc'd, *len its length. */
+/*
+ * The content of a clone stub for ref: *out malloc'd, *len its length.
+ * Returns 0, CKPT_EINVAL (a bad item name or leaf path), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref);
-/* Parse a stub's content; CKPT_EINVAL if buf is not one. */
+/*
+ * Parse a stub's content; free with ckpt_clone_ref_clear().
+ * Returns 0, CKPT_EINVAL (buf is not a clone stub), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_clone_stub_parse(ckpt_clone_ref *out, const void *buf, size_t len);
 /*
  * If the open file fd is a clone stub (S_ISVTX and the magic), parse it into
- * *out and return 1; return 0 if it is an ordinary file; < 0 on error.
+ * *out.
+ * Returns 1 (a stub, parsed), 0 (an ordinary file), CKPT_EINVAL (S_ISVTX
+ * and the magic, but not a valid stub), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_clone_stub_read(ckpt_clone_ref *out, int fd);
 CKPT_API void ckpt_clone_ref_clear(ckpt_clone_ref *ref);

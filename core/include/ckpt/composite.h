@@ -39,19 +39,23 @@ extern "C" {
 
 /*
  * A handler of type typestr with default options: the PyTree, Standard,
- * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers.
- * CKPT_EUNSUPPORTED for any other typestr. Free with ckpt_handler_free().
+ * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers. Free with
+ * ckpt_handler_free().
+ * Returns 0, CKPT_EUNSUPPORTED (any other typestr), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_handler_new_default(ckpt_handler **out, const char *typestr);
 
 typedef struct ckpt_registry ckpt_registry;
 
+/* An empty registry. Free with ckpt_registry_free(). Returns 0, CKPT_ENOMEM. */
 CKPT_API int ckpt_registry_new(ckpt_registry **out);
 /* Frees the registry and every handler it holds. Accepts NULL. */
 CKPT_API void ckpt_registry_free(ckpt_registry *r);
 /*
  * Register h for item (the registry takes h, also on failure).
- * CKPT_EEXISTS naming both handlers if item already has a handler.
+ * Returns 0, CKPT_EEXISTS (item already has a handler; the message names
+ * both), CKPT_EINVAL (a bad item name: empty, with '/', or starting with '_'
+ * or '.'), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_registry_add(ckpt_registry *r, const char *item, ckpt_handler *h);
 /* The handler of item, or NULL (borrowed). */
@@ -59,8 +63,11 @@ CKPT_API ckpt_handler *ckpt_registry_get(const ckpt_registry *r, const char *ite
 /*
  * The handler for item given args of type typestr (NULL: "whatever is
  * registered"): the registered one if its typestr matches, else a new
- * default one, registered. CKPT_EINVAL naming both types on a mismatch,
- * CKPT_ENOTFOUND if item is not registered and typestr is NULL.
+ * default one, registered. *out is borrowed from the registry.
+ * Returns 0, CKPT_EINVAL (typestr differs from the registered handler's; the
+ * message names both; or a bad item name), CKPT_ENOTFOUND (item is not
+ * registered and typestr is NULL), CKPT_EUNSUPPORTED (no default handler of
+ * type typestr), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_registry_resolve(ckpt_handler **out, ckpt_registry *r, const char *item,
 			  const char *typestr);
@@ -72,13 +79,30 @@ typedef struct ckpt_composite_arg {
 	const void *args; /* save args, or restore args (may be NULL) */
 } ckpt_composite_arg;
 
-/* Save items into the step being written: resolve each handler, register the
- * item in the step, run save and then finalize of every handler. */
+/*
+ * Save items into the step being written: resolve each handler, register the
+ * item in the step, run save and then finalize of every handler.
+ * Returns 0, CKPT_EINVAL (an item given twice, args of another type than the
+ * item's registered handler, a bad item name), CKPT_ENOTFOUND (an item
+ * neither registered nor given a type), CKPT_EUNSUPPORTED (no handler of the
+ * type given), CKPT_EEXISTS (the item is already in the step with another
+ * handler), CKPT_EIO, CKPT_ENOMEM, or another CKPT_E* code from a handler's
+ * save or finalize.
+ */
 CKPT_API int ckpt_composite_save(ckpt_registry *r, ckpt_step_writer *w, const ckpt_composite_arg *items,
 			size_t n);
 
-/* Save a whole step: ckpt_step_writer_open, ckpt_composite_save, finalize
- * (the step appears only if everything succeeded). */
+/*
+ * Save a whole step: ckpt_step_writer_open, ckpt_composite_save, finalize
+ * (the step appears only if everything succeeded).
+ * Returns 0, CKPT_EEXISTS (the step exists and !opts->force), CKPT_EINVAL
+ * (bad opts: a version this library does not know, custom_metadata or
+ * metrics not a JSON object, store options out of range; an item given twice, args of another type than the item's
+ * registered handler, a bad item name), CKPT_ENOTFOUND (an item neither
+ * registered nor given a type), CKPT_EUNSUPPORTED (no handler of the type
+ * given), CKPT_EIO, CKPT_ENOMEM, or another CKPT_E* code from a handler's
+ * save or finalize.
+ */
 CKPT_API int ckpt_composite_save_step(const char *root, uint64_t step, ckpt_registry *r,
 			     const ckpt_composite_arg *items, size_t n,
 			     const ckpt_step_writer_options *opts);
@@ -89,8 +113,14 @@ typedef struct ckpt_composite_result ckpt_composite_result;
 /*
  * Restore the items of s: all of them (items NULL), or the chosen ones
  * (items[0..n), with their restore args; the others come back with value
- * NULL and none of their data read). An item chosen but not in the step is
- * CKPT_ENOTFOUND.
+ * NULL and none of their data read). Free *out with
+ * ckpt_composite_result_free().
+ * Returns 0, CKPT_ENOTFOUND (an item chosen but not in the step),
+ * CKPT_EINVAL (an item chosen twice; args of another type than the item's
+ * registered handler, or of a handler that cannot read what the step
+ * holds), CKPT_EUNSUPPORTED (no handler known for the item's type),
+ * CKPT_ENOMEM, or another CKPT_E* code from a handler's restore (damaged
+ * data: CKPT_ECORRUPT; CKPT_EIO).
  */
 CKPT_API int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_step *s,
 			   const ckpt_composite_arg *items, size_t n);
@@ -118,8 +148,16 @@ typedef struct ckpt_step_metadata {
 	ckpt_registry *registry; /* the handlers that made item_metadata (borrowed) */
 } ckpt_step_metadata;
 
-/* The step metadata of a finalized step, reading no item data (each
- * handler's metadata: for a PyTree item its _METADATA only). */
+/*
+ * The step metadata of a finalized step, reading no item data (each
+ * handler's metadata: for a PyTree item its _METADATA only). An item of a
+ * handler this library does not know gets no item metadata. Free with
+ * ckpt_step_metadata_free().
+ * Returns 0, CKPT_EINVAL (an item registered with a handler that cannot read
+ * what the step holds), CKPT_ENOMEM, or another CKPT_E* code from a
+ * handler's metadata (a missing or damaged _METADATA: CKPT_ENOTFOUND,
+ * CKPT_ECORRUPT; CKPT_EIO).
+ */
 CKPT_API int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r, ckpt_step *s);
 /*
  * The step metadata of a save not yet finalized, from its temporary
@@ -127,6 +165,9 @@ CKPT_API int ckpt_composite_metadata(ckpt_step_metadata **out, ckpt_registry *r,
  * writer keeps a _CHECKPOINT_METADATA file beside the store up to date as
  * items are added) or a pending step of the mount (its files/). Item
  * metadata is NULL; commit_timestamp_nsecs is 0.
+ * Returns 0, CKPT_ENOTFOUND (no _CHECKPOINT_METADATA in either place: not a
+ * save in progress), CKPT_EINVAL (it is not step metadata, or not a regular
+ * file of at most 64 MiB), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_composite_metadata_from_temporary_paths(ckpt_step_metadata **out, ckpt_registry *r,
 						 const char *tmp_dir);

@@ -44,7 +44,10 @@ CKPT_API size_t ckpt_dtype_size(ckpt_dtype dt);
 /* numpy/ml_dtypes name ("float32", "bfloat16"); "invalid" if unknown. Static. */
 CKPT_API const char *ckpt_dtype_name(ckpt_dtype dt);
 
-/* Parse a name as printed by ckpt_dtype_name(). CKPT_EINVAL names it if unknown. */
+/*
+ * Parse a name as printed by ckpt_dtype_name().
+ * Returns 0, CKPT_EINVAL (an unknown name; the message names it).
+ */
 CKPT_API int ckpt_dtype_from_name(ckpt_dtype *out, const char *name);
 
 /*
@@ -53,7 +56,8 @@ CKPT_API int ckpt_dtype_from_name(ckpt_dtype *out, const char *name);
  * 0; complex -> real drops the imaginary part; anything -> bool is != 0;
  * float -> bfloat16/float8 rounds to nearest even (float8_e4m3fn saturates
  * to +-448 and has no infinity; NaN stays NaN). dst and src must not overlap
- * unless dt == st. Returns CKPT_EINVAL for an invalid dtype.
+ * unless dt == st.
+ * Returns 0, CKPT_EINVAL (dt or st is not a valid dtype).
  */
 CKPT_API int ckpt_dtype_cast(void *dst, ckpt_dtype dt, const void *src, ckpt_dtype st, size_t n);
 

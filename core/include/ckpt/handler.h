@@ -24,20 +24,57 @@ extern "C" {
 
 typedef struct ckpt_handler ckpt_handler;
 
-/* Dispatch helpers (CKPT_EUNSUPPORTED when the slot is NULL, unless said otherwise). */
+/*
+ * Dispatch helpers. Each int helper returns what the handler's slot returns
+ * (the codes its header documents), CKPT_EUNSUPPORTED when the slot is NULL
+ * (unless said otherwise) and CKPT_EVERSION for an unknown vtable version.
+ */
 CKPT_API const char *ckpt_handler_typestr(const ckpt_handler *h);
+/*
+ * Save item into the step being written.
+ * Returns 0, CKPT_EUNSUPPORTED (no save slot), CKPT_EVERSION (unknown vtable
+ * version), or another CKPT_E* code from the handler's save.
+ */
 CKPT_API int ckpt_handler_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args);
+/*
+ * A copy-mode snapshot of args (ckpt/async.h); free with
+ * ckpt_handler_snapshot_free().
+ * Returns 0, CKPT_EUNSUPPORTED (no snapshot slot), CKPT_EVERSION (unknown
+ * vtable version), or another CKPT_E* code from the handler's snapshot.
+ */
 CKPT_API int ckpt_handler_snapshot(void **out, ckpt_handler *h, const void *args);
 /* snapshot_free(); accepts a NULL snap. */
 CKPT_API void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap);
-/* snapshot_reserve(), or 0 (nothing to get ready) when the slot is NULL. */
+/*
+ * snapshot_reserve(), or nothing to get ready when the slot is NULL.
+ * Returns 0, CKPT_EVERSION (unknown vtable version), or another CKPT_E*
+ * code from the handler's snapshot_reserve.
+ */
 CKPT_API int ckpt_handler_snapshot_reserve(ckpt_handler *h, const void *args);
+/*
+ * Restore item of s; *out is handler-specific and owned by the caller
+ * (ckpt_handler_restored_free).
+ * Returns 0, CKPT_EUNSUPPORTED (no restore slot), CKPT_EVERSION (unknown
+ * vtable version), or another CKPT_E* code from the handler's restore.
+ */
 CKPT_API int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args);
+/*
+ * Describe item of s without reading its data; *out owned by the caller
+ * (ckpt_handler_metadata_free).
+ * Returns 0, CKPT_EUNSUPPORTED (no metadata slot), CKPT_EVERSION (unknown
+ * vtable version), or another CKPT_E* code from the handler's metadata.
+ */
 CKPT_API int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
 /* restored_free() / metadata_free(), or free() when the slot is NULL; accept NULL. */
 CKPT_API void ckpt_handler_restored_free(ckpt_handler *h, void *out);
 CKPT_API void ckpt_handler_metadata_free(ckpt_handler *h, void *meta);
+/*
+ * Called once all items are saved, before the step is finalized; nothing to
+ * do when the slot is NULL.
+ * Returns 0, CKPT_EVERSION (unknown vtable version), or another CKPT_E*
+ * code from the handler's finalize.
+ */
 CKPT_API int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const char *item);
 /* close(); accepts NULL. */
 CKPT_API void ckpt_handler_free(ckpt_handler *h);

@@ -1,5 +1,6 @@
 /*
- * ckpt/interchange.h — steps to and from plain directories (DESIGN section 4).
+ * ckpt/interchange.h — steps to and from plain directories (docs/api.md,
+ * "Interchange directories").
  *
  * The interchange directory of a step is what `cp -r MNT/STEP dir/` gives:
  *   dir/_CHECKPOINT_METADATA       (optional on input)
@@ -27,7 +28,12 @@ extern "C" {
  * Read an item directory into a tree (full data). If item_dir/_METADATA
  * exists, the structure and leaf types come from it and every leaf file
  * must exist and agree with it (dtype, shape); otherwise the structure is
- * read from the files. CKPT_EINVAL names the offending file.
+ * read from the files. Free *out with ckpt_tree_free().
+ * Returns 0, CKPT_EINVAL (a malformed file, a missing scalar file, a file
+ * that disagrees with _METADATA, item_dir unreadable; the message names
+ * it), CKPT_ENOTFOUND (a .npy file _METADATA names is missing),
+ * CKPT_EUNSUPPORTED (a .npy of a dtype ckpt/dtype.h lacks), CKPT_EVERSION (a
+ * _METADATA of a newer format), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_interchange_read_item(ckpt_tree **out, const char *item_dir);
 
@@ -35,6 +41,13 @@ CKPT_API int ckpt_interchange_read_item(ckpt_tree **out, const char *item_dir);
  * Save the interchange directory `dir` as ROOT/<step> (all items with the
  * handlers named in dir/_CHECKPOINT_METADATA, PyTree by default). Nothing
  * is saved if any file is invalid. opts may be NULL.
+ * Returns 0, CKPT_EINVAL (an invalid file or item name, a
+ * _CHECKPOINT_METADATA that is not a JSON object, dir unreadable; bad opts,
+ * as ckpt_step_writer_open says; the message names the file), CKPT_EUNSUPPORTED (a .npy of a dtype
+ * ckpt/dtype.h lacks, a string leaf in a Standard item), CKPT_EVERSION (a
+ * _METADATA of a newer format), CKPT_EEXISTS (the step exists and
+ * !opts->force), CKPT_ERROR (compression threads did not start), CKPT_EIO,
+ * CKPT_ENOMEM.
  */
 CKPT_API int ckpt_interchange_save(const char *root, uint64_t step, const char *dir,
 			  const ckpt_step_writer_options *opts);
@@ -43,6 +56,9 @@ CKPT_API int ckpt_interchange_save(const char *root, uint64_t step, const char *
  * Write the finalized step s (or, with item != NULL, one item; with path
  * != NULL, one subtree or leaf of it) to out_dir in the interchange layout.
  * out_dir is created; existing files in it are replaced.
+ * Returns 0, CKPT_ENOTFOUND (no such item, or no such path in it),
+ * CKPT_EINVAL (path names a None leaf: no file to write), CKPT_ECORRUPT
+ * (damaged step data or metadata), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path,
 			     const char *out_dir);

@@ -25,11 +25,17 @@ extern "C" {
 #define CKPT_JSON_TYPESTR "orbax.checkpoint._src.handlers.json_checkpoint_handler.JsonCheckpointHandler"
 #define CKPT_JSON_DEFAULT_FILENAME "metadata"
 
-/* filename NULL: "metadata". CKPT_EINVAL if filename is not a plain file name. */
+/*
+ * filename NULL: "metadata". Free with ckpt_handler_free().
+ * Returns 0, CKPT_EINVAL (filename is not a plain file name), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_json_handler_new(ckpt_handler **out, const char *filename);
 
-/* Check that text[0..len) is one JSON value; CKPT_EINVAL naming `what` and
- * the line and column of the first error otherwise. */
+/*
+ * Check that text[0..len) is one JSON value.
+ * Returns 0, CKPT_EINVAL (text is NULL or not one JSON value: the message
+ * names `what` and the line and column of the first error), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_json_check(const char *text, size_t len, const char *what);
 
 #ifdef __cplusplus

@@ -50,13 +50,18 @@ typedef struct ckpt_npy_header {
 
 /*
  * How many bytes the whole header occupies, from its first bytes: needs 10
- * bytes for v1.0 and 12 for v2.0/3.0 (CKPT_EINVAL "truncated" otherwise, or
- * for bad magic / unknown version). Lets a streaming reader know how much to
- * buffer before ckpt_npy_parse_header().
+ * bytes for v1.0 and 12 for v2.0/3.0. Lets a streaming reader know how much
+ * to buffer before ckpt_npy_parse_header().
+ * Returns 0, CKPT_EINVAL (fewer bytes than that: "truncated"; bad magic, an
+ * unknown version, a header length over the limit).
  */
 CKPT_API int ckpt_npy_header_size(size_t *out, const void *buf, size_t len);
 
-/* Parse a header from buf (at least the header, maybe followed by data). */
+/*
+ * Parse a header from buf (at least the header, maybe followed by data).
+ * Returns 0, CKPT_EINVAL (not a valid header: see above), CKPT_EUNSUPPORTED
+ * (a well-formed descr of a dtype ckpt/dtype.h lacks; the message names it).
+ */
 CKPT_API int ckpt_npy_parse_header(ckpt_npy_header *out, const void *buf, size_t len);
 
 /*
@@ -68,6 +73,7 @@ CKPT_API size_t ckpt_npy_header_len(ckpt_dtype dt, unsigned ndim, const uint64_t
 /*
  * Write the header for a little-endian C-order array into buf (cap bytes);
  * *out_len receives its length (== ckpt_npy_header_len()).
+ * Returns 0, CKPT_EINVAL (an invalid dtype or ndim, or cap too small).
  */
 CKPT_API int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt_dtype dt, unsigned ndim,
 			   const uint64_t *shape);
@@ -76,6 +82,8 @@ CKPT_API int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt
  * Convert data laid out as described by h (any byte order, C or Fortran
  * order) to little-endian C order. dst and src are h->data_len bytes and
  * must not overlap.
+ * Returns 0, CKPT_EINVAL (h is not a valid header: a bad dtype or ndim, a
+ * shape whose size overflows or disagrees with h->data_len).
  */
 CKPT_API int ckpt_npy_to_c_le(void *dst, const void *src, const ckpt_npy_header *h);
 
@@ -83,12 +91,18 @@ CKPT_API int ckpt_npy_to_c_le(void *dst, const void *src, const ckpt_npy_header 
  * Read a whole .npy file: *out_data receives malloc'd little-endian C-order
  * data (caller free()s; non-NULL even when empty) and *out_h its header
  * (describing the converted data: big_endian = fortran_order = 0).
- * Errors name the path. CKPT_EINVAL when the data length disagrees with the
- * header (truncated or trailing bytes).
+ * Errors name the path.
+ * Returns 0, CKPT_ENOTFOUND (no such file), CKPT_EINVAL (not a valid .npy,
+ * or the data length disagrees with the header: truncated or trailing
+ * bytes), CKPT_EUNSUPPORTED (a dtype ckpt/dtype.h lacks), CKPT_EIO,
+ * CKPT_ENOMEM.
  */
 CKPT_API int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path);
 
-/* Write a .npy file (header + data) atomically enough: write then close. */
+/*
+ * Write a .npy file (header + data) atomically enough: write then close.
+ * Returns 0, CKPT_EINVAL (an invalid dtype, ndim or shape), CKPT_EIO.
+ */
 CKPT_API int ckpt_npy_write_file(const char *path, ckpt_dtype dt, unsigned ndim, const uint64_t *shape,
 			const void *data);
 

@@ -1,7 +1,7 @@
 /*
  * ckpt/pending.h — pending steps: steps written file by file (the write side
- * of the mount, DESIGN section 4) and finalized later, possibly by another
- * process (`ckpt finalize`).
+ * of the mount, docs/fs.md, "Writing: pending steps") and finalized later,
+ * possibly by another process (`ckpt finalize`).
  *
  * A pending step is a temporary step directory that holds `files/`, the
  * step's interchange directory (ckpt/interchange.h) as it is being written:
@@ -62,7 +62,8 @@ typedef struct ckpt_pending_info {
 /*
  * Pending steps of root, ascending by step (several directories may hold the
  * same step number: each is listed). *out malloc'd; free with
- * ckpt_pending_list_free. A missing root is CKPT_ENOTFOUND.
+ * ckpt_pending_list_free.
+ * Returns 0, CKPT_ENOTFOUND (no root), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_pending_list(ckpt_pending_info **out, size_t *n, const char *root);
 CKPT_API void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
@@ -71,15 +72,18 @@ CKPT_API void ckpt_pending_list_free(ckpt_pending_info *list, size_t n);
  * Start pending step `step` of root: creates ROOT/<step>.ckpt-tmp-<nonce>/files/
  * and locks the temporary directory. *dir_out (malloc'd) is the temporary
  * directory, *lock_fd its lock (the caller keeps it open while it works on
- * the step, and closes it to release). CKPT_EEXISTS if the step exists,
- * finalized or pending.
+ * the step, and closes it to release).
+ * Returns 0, CKPT_EEXISTS (the step exists, finalized or pending),
+ * CKPT_EBUSY (no temporary directory could be made and locked: other
+ * processes keep removing them), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_pending_create(char **dir_out, int *lock_fd, const char *root, uint64_t step);
 
 /*
  * Lock the pending step directory dir without waiting: *lock_fd receives the
- * lock (close it to release). CKPT_EBUSY if another process holds it,
- * CKPT_ENOTFOUND if dir is gone.
+ * lock (close it to release).
+ * Returns 0, CKPT_EBUSY (another process holds it), CKPT_ENOTFOUND (dir is
+ * gone, or is not a pending step: no files/), CKPT_EIO.
  */
 CKPT_API int ckpt_pending_lock(int *lock_fd, const char *dir);
 
@@ -89,8 +93,9 @@ CKPT_API int ckpt_pending_lock(int *lock_fd, const char *dir);
  * "_CHECKPOINT_METADATA" (file); "<item>" (directory, ckpt_item_name_check);
  * "<item>/_METADATA" (file); below an item, directories and files whose
  * names ckpt_key_unescape accepts (files ending in ".npy" as arrays), at most
- * 128 names deep below the item and 3072 bytes in all. CKPT_EINVAL with a
- * message naming the path and the rule otherwise.
+ * 128 names deep below the item and 3072 bytes in all.
+ * Returns 0, CKPT_EINVAL (anything else; the message names the path and the
+ * rule), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_pending_check_path(const char *relpath, int is_dir);
 
@@ -107,7 +112,11 @@ CKPT_API int ckpt_pending_check_path(const char *relpath, int is_dir);
  * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
  * maps names to strings. Clone stubs must parse (and never stand for a
  * metadata file). Scalar and string leaves are valid up to 256 MiB (what
- * finalize reads whole). CKPT_EINVAL with a message saying what is wrong.
+ * finalize reads whole).
+ * Returns 0, CKPT_EINVAL (the file is not valid; the message says what is
+ * wrong), CKPT_EUNSUPPORTED (a .npy of an Array or JAX key item of a dtype
+ * ckpt/dtype.h lacks), CKPT_EVERSION (a _METADATA or description of a newer
+ * format), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
 
@@ -116,6 +125,8 @@ CKPT_API int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
  * in a PyTree/Standard item, as files/_CHECKPOINT_METADATA says; an item it
  * does not name (yet) counts as one. Only files of such items may be clone
  * stubs: an item of another handler holds its files' bytes.
+ * Returns 1 if it does, else 0 (never an error: an unreadable
+ * _CHECKPOINT_METADATA names no item).
  */
 CKPT_API int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
 
@@ -130,11 +141,23 @@ CKPT_API int ckpt_pending_item_is_pytree(int files_fd, const char *relpath);
  * the caller's lock of dir, or -1 to take it here (CKPT_EBUSY if another
  * process holds it). On failure the pending step is left as it was (any
  * partial store inside dir is removed) and the message says why, naming
- * the file. CKPT_EEXISTS if ROOT/<step> exists.
+ * the file.
+ * Returns 0, CKPT_EEXISTS (ROOT/<step> exists), CKPT_EBUSY (another process
+ * holds the lock), CKPT_ENOTFOUND (dir is gone or not a pending step; the
+ * source step or leaf of a clone stub is missing), CKPT_EINVAL (dir is not
+ * named ROOT/<step>.ckpt-tmp-<nonce>; an invalid file), CKPT_EUNSUPPORTED
+ * (a .npy of a dtype ckpt/dtype.h lacks, a string leaf in a Standard item),
+ * CKPT_EVERSION (a _METADATA of a newer format), CKPT_ECORRUPT (the source
+ * step of a clone stub is damaged), CKPT_ERROR (compression threads did not
+ * start), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_pending_finalize(const char *dir, int lock_fd, const ckpt_step_writer_options *opts);
 
-/* Remove the pending step in directory dir (lock_fd as above). */
+/*
+ * Remove the pending step in directory dir (lock_fd as above).
+ * Returns 0, CKPT_EBUSY (another process holds the lock), CKPT_ENOTFOUND
+ * (dir is gone or not a pending step), CKPT_EIO, CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_pending_remove(const char *dir, int lock_fd);
 
 #ifdef __cplusplus

@@ -38,30 +38,46 @@ extern "C" {
 #define CKPT_PROTO_DEFAULT_FILENAME "proto.pbtxt"
 #define CKPT_PROTO_DESCRIPTOR_NAME "descriptor.json"
 
-/* filename NULL: "proto.pbtxt". CKPT_EINVAL if not a plain file name or
- * if it is "descriptor.json". */
+/*
+ * filename NULL: "proto.pbtxt". Free with ckpt_handler_free().
+ * Returns 0, CKPT_EINVAL (filename is not a plain file name, or is
+ * "descriptor.json"), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_proto_handler_new(ckpt_handler **out, const char *filename);
 
-/* The same, restoring into type when restore is given no args (type is
- * borrowed: generated descriptors are static). */
+/*
+ * The same, restoring into type when restore is given no args (type is
+ * borrowed: generated descriptors are static).
+ * Returns 0, CKPT_EINVAL (filename is not a plain file name, or is
+ * "descriptor.json"), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_proto_handler_new_for(ckpt_handler **out, const char *filename,
 			       const ProtobufCMessageDescriptor *type);
 
-/* The description (JSON text, malloc'd) of message type d. */
+/*
+ * The description (JSON text, malloc'd) of message type d.
+ * Returns 0, CKPT_EINVAL (d, or a type it uses, is not a protobuf-c
+ * descriptor), CKPT_EUNSUPPORTED (a field of a type protobuf-c does not
+ * define), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_proto_describe(char **out, const ProtobufCMessageDescriptor *d);
 
 /*
- * Render wire-format bytes as text format using a description. CKPT_EINVAL
- * if the description is malformed or the bytes do not match it (the message
- * names the field and the byte offset).
+ * Render wire-format bytes as text format using a description (*out
+ * malloc'd).
+ * Returns 0, CKPT_EINVAL (the description is malformed, or the bytes do not
+ * match it: the message names the field and the byte offset),
+ * CKPT_EVERSION (a description of another format version), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_proto_to_text(char **out, const char *desc, size_t desclen, const void *wire,
 		       size_t len);
 
 /*
  * Parse text format against a description into wire-format bytes (*out
- * malloc'd, *out_len its length). CKPT_EINVAL with "<what>:<line>:<column>:
- * ..." for invalid text.
+ * malloc'd, *out_len its length).
+ * Returns 0, CKPT_EINVAL (a malformed description, or invalid text: the
+ * message is "<what>:<line>:<column>: ..."), CKPT_EVERSION (a description
+ * of another format version), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_proto_from_text(void **out, size_t *out_len, const char *desc, size_t desclen,
 			 const char *text, size_t len, const char *what);

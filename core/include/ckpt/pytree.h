@@ -83,7 +83,10 @@ typedef struct ckpt_pytree_restore_args {
 #define CKPT_PYTREE_RESTORE_ARGS_INIT \
 	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0}
 
-/* Create the handlers. Free with ckpt_handler_free(). */
+/*
+ * Create the handlers. Free with ckpt_handler_free().
+ * Returns 0, CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_pytree_handler_new(ckpt_handler **out);
 CKPT_API int ckpt_standard_handler_new(ckpt_handler **out);
 

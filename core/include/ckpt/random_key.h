@@ -70,7 +70,10 @@ typedef struct ckpt_np_key {
 /* Frees state_json and k. Accepts NULL. */
 CKPT_API void ckpt_np_key_free(ckpt_np_key *k);
 
-/* key_name NULL: the default. CKPT_EINVAL if not a plain file name. */
+/*
+ * key_name NULL: the default. Free with ckpt_handler_free().
+ * Returns 0, CKPT_EINVAL (key_name is not a plain file name), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_jax_key_handler_new(ckpt_handler **out, const char *key_name);
 CKPT_API int ckpt_np_key_handler_new(ckpt_handler **out, const char *key_name);
 

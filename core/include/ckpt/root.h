@@ -26,19 +26,29 @@ extern "C" {
 /*
  * Finalized steps of root in ascending order: *out malloc'd (caller
  * free()s), *n their count. Temporary directories and other names are
- * skipped. A missing root is CKPT_ENOTFOUND.
+ * skipped.
+ * Returns 0, CKPT_ENOTFOUND (no root), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
-/* Remove temporary directories of abandoned saves; *removed may be NULL. */
+/*
+ * Remove temporary directories of abandoned saves (never pending steps);
+ * *removed (may be NULL) receives their count. A missing root has none.
+ * Returns 0, CKPT_EIO, CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_root_cleanup(const char *root, size_t *removed);
-/* Delete a finalized step (rename to a temporary name, then remove). */
+/*
+ * Delete a finalized step (rename to a temporary name, then remove).
+ * Returns 0, CKPT_ENOTFOUND (no such step), CKPT_EIO, CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_root_delete_step(const char *root, uint64_t step);
 
 /*
  * For evaluators: wait until root has a finalized step newer than `after`
  * (any step if after < 0) and set *out to the newest; inotify on root with a
- * polling fallback. timeout_ms < 0 waits forever; CKPT_EBUSY on timeout.
- * Plain step names (no prefix).
+ * polling fallback. timeout_ms < 0 waits forever. Plain step names (no
+ * prefix).
+ * Returns 0, CKPT_EBUSY (timeout_ms passed without a newer step), CKPT_EIO,
+ * CKPT_ENOMEM.
  */
 CKPT_API int ckpt_root_wait_for_step(uint64_t *out, const char *root, int64_t after, int timeout_ms);
 

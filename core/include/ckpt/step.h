@@ -1,7 +1,7 @@
 /*
  * ckpt/step.h — one step of a checkpoint root: writing it, reading it.
  *
- * Layout (DESIGN section 3): ROOT/<step>/ holds one store (ckpt.db + d/).
+ * Layout (docs/api.md, "Step layout"): ROOT/<step>/ holds one store (ckpt.db + d/).
  * Inside the store:
  *   _CHECKPOINT_METADATA     JSON (Orbax StepMetadata): item_handlers,
  *                            metrics, init/commit_timestamp_nsecs, custom_metadata
@@ -54,9 +54,13 @@ typedef struct ckpt_step_writer_options {
 
 /*
  * Start saving step `step` under `root` (created if missing): makes the
- * temporary directory and its store and opens one batch. CKPT_EEXISTS if
- * ROOT/<step> exists and !force. Removes abandoned temporary directories of
- * earlier saves (those whose lock is not held). opts may be NULL.
+ * temporary directory and its store and opens one batch. Removes abandoned
+ * temporary directories of earlier saves (those whose lock is not held).
+ * opts may be NULL. End with ckpt_step_writer_finalize() or _abort().
+ * Returns 0, CKPT_EEXISTS (ROOT/<step> exists and !force), CKPT_EINVAL
+ * (bad opts: a version this library does not know, of opts or opts->store;
+ * custom_metadata or metrics not a JSON object, store options out of range),
+ * CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
 			  const ckpt_step_writer_options *opts);
@@ -64,13 +68,21 @@ CKPT_API int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uin
 CKPT_API ckpt_batch *ckpt_step_writer_batch(ckpt_step_writer *w);
 /* The temporary directory (borrowed). */
 CKPT_API const char *ckpt_step_writer_dir(const ckpt_step_writer *w);
-/* Record that `item` is saved by the handler named typestr. CKPT_EEXISTS if the
- * item was already registered with another handler (the message names both). */
+/*
+ * Record that `item` is saved by the handler named typestr (again: no change).
+ * Returns 0, CKPT_EEXISTS (the item was already registered with another
+ * handler; the message names both), CKPT_EINVAL (a bad item name: empty,
+ * with '/', or starting with '_' or '.'), CKPT_EIO (writing the temporary
+ * _CHECKPOINT_METADATA), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char *typestr);
 /*
  * Commit the batch with _CHECKPOINT_METADATA (commit timestamp now), seal the
  * store, fsync, rename into place, fsync the root. Frees w whatever the
  * result; on failure the temporary directory is removed and no step appears.
+ * Returns 0, CKPT_EEXISTS (ROOT/<step> appeared meanwhile, !force), CKPT_EIO,
+ * CKPT_ECORRUPT (the temporary store's index is damaged), CKPT_ENOMEM, or
+ * the error of an earlier failed write into the batch (ckpt_batch_commit).
  */
 CKPT_API int ckpt_step_writer_finalize(ckpt_step_writer *w);
 /* Drop the save and remove its temporary directory. Accepts NULL. */
@@ -80,7 +92,13 @@ CKPT_API void ckpt_step_writer_abort(ckpt_step_writer *w);
 
 /*
  * Open the step in directory `dir` (a finalized step, opened immutable and
- * read-only). opts may be NULL; its cache_size sizes the chunk cache.
+ * read-only). opts may be NULL; its cache_size sizes the chunk cache. Free
+ * with ckpt_step_free().
+ * Returns 0, CKPT_ENOTFOUND (no store in dir, or no _CHECKPOINT_METADATA),
+ * CKPT_ECORRUPT (damaged index, or a _CHECKPOINT_METADATA that is not a
+ * JSON object of item_handlers strings), CKPT_EVERSION (a newer format),
+ * CKPT_EINVAL (bad opts: an unknown version, values out of range), CKPT_EIO,
+ * CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts);
 CKPT_API void ckpt_step_free(ckpt_step *s);
@@ -91,14 +109,21 @@ CKPT_API int64_t ckpt_step_commit_time_ns(const ckpt_step *s);  /* 0 if unknown 
 CKPT_API size_t ckpt_step_item_count(const ckpt_step *s);
 CKPT_API const char *ckpt_step_item_name(const ckpt_step *s, size_t i);
 CKPT_API const char *ckpt_step_item_typestr(const ckpt_step *s, size_t i);
-/* Index of item `name`, or CKPT_ENOTFOUND. */
+/* Index of item `name`. Returns 0, CKPT_ENOTFOUND (no such item). */
 CKPT_API int ckpt_step_item_find(size_t *out, const ckpt_step *s, const char *name);
 /*
  * The metadata tree of a PyTree item (parsed once from <item>/_METADATA and
  * kept; borrowed, valid until ckpt_step_free). Thread-safe.
+ * Returns 0, CKPT_ENOTFOUND (no such item, or it has no _METADATA: not a
+ * PyTree item), CKPT_ECORRUPT (a _METADATA that does not parse, or damaged
+ * data), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item);
-/* The raw _METADATA JSON of an item (borrowed, same lifetime). */
+/*
+ * The raw _METADATA JSON of an item (borrowed, same lifetime).
+ * Returns 0, CKPT_ENOTFOUND (no such item, or no _METADATA), CKPT_ECORRUPT
+ * (a _METADATA that does not parse, or damaged data), CKPT_EIO, CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item);
 
 /* ---- leaves as files ---- */
@@ -108,12 +133,20 @@ CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const 
  * is a complete .npy file (header as np.save writes it, then the data), a
  * scalar its text, a string its bytes. `node` is a leaf of
  * ckpt_step_item_tree(s, item). Free before the step.
+ * Returns 0, CKPT_EINVAL (node is a container or None: no data), CKPT_ENOTFOUND
+ * (no stored value for the leaf), CKPT_ECORRUPT (the stored value disagrees
+ * with the metadata, or is damaged), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_tree *node);
 CKPT_API uint64_t ckpt_leaf_file_size(const ckpt_leaf *l);
 CKPT_API const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l);
 CKPT_API const char *ckpt_leaf_key(const ckpt_leaf *l); /* store key, for messages */
-/* Read file bytes [off, off+len). Thread-safe. Errors name the leaf. */
+/*
+ * Read file bytes [off, off+len); *out_n receives the count (short only at
+ * the end of the file). Thread-safe. Errors name the leaf.
+ * Returns 0, CKPT_ECORRUPT (damaged or short stored data), CKPT_EIO,
+ * CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_leaf_pread(size_t *out_n, ckpt_leaf *l, void *buf, size_t len, uint64_t off);
 CKPT_API void ckpt_leaf_free(ckpt_leaf *l);
 

@@ -1,5 +1,6 @@
 /*
- * ckpt/store.h — the key-value store under every step (DESIGN section 2).
+ * ckpt/store.h — the key-value store under every step (docs/format.md,
+ * "Store").
  *
  * One store = one directory holding `ckpt.db` (sqlite index) and `d/`
  * (append-only data files). Keys are byte strings ordered by memcmp, with
@@ -74,9 +75,11 @@ typedef struct ckpt_store_options {
 /*
  * Open (or with CKPT_STORE_CREATE create) the store in directory `dir`.
  * `opts` may be NULL for defaults; options affect writes and the read cache.
- * Returns CKPT_ENOTFOUND if there is no store, CKPT_ECORRUPT if ckpt.db is
- * not a valid index, CKPT_EVERSION if its format major is newer than ours.
  * The caller frees *out with ckpt_store_free().
+ * Returns 0, CKPT_ENOTFOUND (no store: no ckpt.db), CKPT_ECORRUPT (ckpt.db
+ * is not a valid index), CKPT_EVERSION (its format major is newer than
+ * ours), CKPT_EINVAL (bad opts: an unknown version, values out of range;
+ * CREATE with READONLY), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
 		    const ckpt_store_options *opts);
@@ -102,13 +105,21 @@ typedef struct ckpt_value_info {
 	uint64_t generation;  /* batch that wrote it */
 } ckpt_value_info;
 
-/* Info of `key`; CKPT_ENOTFOUND if absent. */
+/*
+ * Info of `key`.
+ * Returns 0, CKPT_ENOTFOUND (no such key), CKPT_ECORRUPT (damaged index),
+ * CKPT_EIO, CKPT_ENOMEM, or another CKPT_E* code from the store's backend
+ * (ckpt/sys/store_backend.h).
+ */
 CKPT_API int ckpt_store_stat(ckpt_value_info *out, ckpt_store *s, const void *key, size_t keylen);
 
 /*
  * Read the whole value of `key` into a malloc'd buffer (caller free()s
  * *out; *out_len receives its length; a zero-length value gives a non-NULL
  * buffer). Verifies checksums.
+ * Returns 0, CKPT_ENOTFOUND (no such key), CKPT_ECORRUPT (damaged index or
+ * data: a checksum mismatch), CKPT_EIO, CKPT_ENOMEM, or another CKPT_E*
+ * code from the store's backend (ckpt/sys/store_backend.h).
  */
 CKPT_API int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const void *key, size_t keylen);
 
@@ -120,6 +131,9 @@ CKPT_API int ckpt_store_get(void **out, size_t *out_len, ckpt_store *s, const vo
  * delimiter < 0 every key under the prefix is reported (is_prefix 0).
  * Children come in memcmp order, one index seek each. A non-zero return
  * from cb stops the listing and is returned.
+ * Returns 0, cb's non-zero return, CKPT_EINVAL (delimiter > 255),
+ * CKPT_ECORRUPT (damaged index), CKPT_ENOMEM, or another CKPT_E* code from
+ * the store's backend (ckpt/sys/store_backend.h).
  */
 typedef int (*ckpt_store_list_cb)(const void *name, size_t namelen, int is_prefix, void *payload);
 CKPT_API int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen, int delimiter,
@@ -130,6 +144,10 @@ CKPT_API int ckpt_store_list(ckpt_store *s, const void *prefix, size_t prefixlen
  * touch sqlite. The value stays readable after the store's files are
  * unlinked on disk (data files are kept open by the store). Free with
  * ckpt_value_free() before freeing the store.
+ * Returns 0, CKPT_ENOTFOUND (no such key), CKPT_ECORRUPT (damaged index:
+ * a bad row or chunk table, a missing or truncated data file), CKPT_EIO,
+ * CKPT_ENOMEM, or another CKPT_E* code from the store's backend
+ * (ckpt/sys/store_backend.h).
  */
 CKPT_API int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen);
 CKPT_API const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
@@ -138,11 +156,19 @@ CKPT_API const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
  * Read up to `len` bytes at `off` into buf; *out_n receives the count (short
  * only at the end of the value). Reads and decompresses only overlapping
  * chunks (through the store's cache if enabled), verifying each chunk's
- * CRC32C. CKPT_ECORRUPT on a mismatch. Thread-safe.
+ * CRC32C. Thread-safe.
+ * Returns 0, CKPT_ECORRUPT (a CRC32C mismatch, a chunk that does not
+ * decompress, a data file that ends early), CKPT_EIO, CKPT_ENOMEM, or
+ * another CKPT_E* code from the store's backend (ckpt/sys/store_backend.h).
  */
 CKPT_API int ckpt_value_pread(size_t *out_n, ckpt_value *v, void *buf, size_t len, uint64_t off);
 
-/* Read every chunk and check the chunk CRCs and the whole-value CRC. */
+/*
+ * Read every chunk and check the chunk CRCs and the whole-value CRC.
+ * Returns 0, CKPT_ECORRUPT (a mismatch, or damaged data), CKPT_EIO,
+ * CKPT_ENOMEM, or another CKPT_E* code from the store's backend
+ * (ckpt/sys/store_backend.h).
+ */
 CKPT_API int ckpt_value_verify(ckpt_value *v);
 
 CKPT_API void ckpt_value_free(ckpt_value *v);
@@ -150,6 +176,9 @@ CKPT_API void ckpt_value_free(ckpt_value *v);
 /*
  * Start a batch. At most one batch is open per store. The batch owns any
  * data file it appends to until commit or abort.
+ * Returns 0, CKPT_EREADONLY (a read-only store, or one whose backend
+ * cannot be written), CKPT_EBUSY (a batch is already open), CKPT_ECORRUPT
+ * (damaged index), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s);
 
@@ -161,7 +190,13 @@ typedef struct ckpt_put_options {
 } ckpt_put_options;
 #define CKPT_PUT_OPTIONS_INIT {CKPT_PUT_OPTIONS_VERSION, -1}
 
-/* Put a whole value (copied). Replaces an earlier value of the same key. */
+/*
+ * Put a whole value (copied). Replaces an earlier value of the same key.
+ * Returns 0, CKPT_EINVAL (key too long; bad opts: an unknown version, a
+ * compression level out of range), CKPT_EBUSY (a value writer is open),
+ * CKPT_ERROR (compression threads did not start), CKPT_EIO, CKPT_ENOMEM, or
+ * the error of an earlier failure of the batch (which then commits nothing).
+ */
 CKPT_API int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *val, size_t len,
 		   const ckpt_put_options *opts);
 
@@ -171,10 +206,24 @@ CKPT_API int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const
  * max_bytes_in_flight whatever the value size. ckpt_value_writer_close()
  * frees the writer even when it fails; ckpt_value_writer_abort() drops it
  * and its value.
+ * Returns 0, CKPT_EBUSY (another writer is open), CKPT_EINVAL (key too long,
+ * bad opts as for ckpt_batch_put), CKPT_ENOMEM, or the error of an earlier
+ * failure of the batch.
  */
 CKPT_API int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key,
 			   size_t keylen, const ckpt_put_options *opts);
+/*
+ * Append buf[0..len) to the value. After a failure the writer only closes
+ * or aborts.
+ * Returns 0, CKPT_EIO, CKPT_ERROR (compression threads did not start),
+ * CKPT_ENOMEM, or the error of an earlier failure of the writer or batch.
+ */
 CKPT_API int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len);
+/*
+ * Finish the value (visible at commit) and free w, whatever the result.
+ * Returns 0, CKPT_EIO, CKPT_ERROR (compression threads did not start),
+ * CKPT_ENOMEM, or the error of an earlier failure of the writer or batch.
+ */
 CKPT_API int ckpt_value_writer_close(ckpt_value_writer *w);
 CKPT_API void ckpt_value_writer_abort(ckpt_value_writer *w);
 
@@ -186,8 +235,12 @@ CKPT_API void ckpt_value_writer_abort(ckpt_value_writer *w);
  * file afterwards: it now belongs to the store. When the file cannot be
  * linked (another filesystem) or compression pays (a sample of the range
  * shrinks at the value's compression level), the bytes are copied through a
- * value writer instead; the value is the same either way. CKPT_EINVAL if the
- * file is shorter than off + len.
+ * value writer instead; the value is the same either way.
+ * Returns 0, CKPT_ENOTFOUND (no file `name`), CKPT_EINVAL (not a regular
+ * file of at least off + len bytes, a value too large, key too long,
+ * bad opts as for ckpt_batch_put), CKPT_EBUSY (a value writer is open),
+ * CKPT_ERROR (compression threads did not start), CKPT_EIO, CKPT_ENOMEM,
+ * or the error of an earlier failure of the batch.
  */
 CKPT_API int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd, const char *name,
 			uint64_t off, uint64_t len, const ckpt_put_options *opts);
@@ -197,19 +250,31 @@ CKPT_API int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, 
  * stored chunks: the data files holding them are hard-linked into this
  * store's d/ (never copied) and the chunk table is copied; inline values are
  * copied. src must be open with CKPT_STORE_IMMUTABLE (its data files never
- * change). CKPT_ENOTFOUND if src has no such key; CKPT_EUNSUPPORTED if the
- * files cannot be linked (another filesystem): the caller may copy bytes.
+ * change).
+ * Returns 0, CKPT_ENOTFOUND (src has no such key), CKPT_EUNSUPPORTED (the
+ * files cannot be linked: another filesystem, or src is not a ckpt index;
+ * the caller may copy bytes), CKPT_EINVAL (src not open immutable, key too
+ * long), CKPT_EBUSY (a value writer is open), CKPT_ECORRUPT (src is
+ * damaged), CKPT_ERROR (compression threads did not start: a large inline
+ * value is copied), CKPT_EIO, CKPT_ENOMEM, or the error of an earlier
+ * failure of the batch.
  */
 CKPT_API int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_store *src,
 			 const void *src_key, size_t src_keylen);
 
-/* Delete a key in this batch (no error if absent). */
+/*
+ * Delete a key in this batch (no error if absent).
+ * Returns 0, CKPT_EINVAL (key too long), CKPT_ENOMEM.
+ */
 CKPT_API int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen);
 
 /*
  * Make the batch durable and visible: fsync data files, then commit the
  * index in one sqlite transaction. Frees the batch whatever the result;
  * on failure nothing of the batch is visible. *out_generation may be NULL.
+ * Returns 0, CKPT_EINVAL (a value writer is still open), CKPT_EIO (a write,
+ * fsync or the sqlite commit failed), CKPT_ECORRUPT (damaged index),
+ * or the error of an earlier failure of the batch.
  */
 CKPT_API int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation);
 
@@ -220,6 +285,8 @@ CKPT_API void ckpt_batch_abort(ckpt_batch *b);
  * Prepare a committed store to become immutable: checkpoint and remove any
  * sqlite journal/WAL, fsync ckpt.db, d/ and the directory. After this the
  * store can be opened with CKPT_STORE_IMMUTABLE from a copy of its directory.
+ * Returns 0, CKPT_EREADONLY (a read-only store), CKPT_EBUSY (a batch is
+ * open), CKPT_EIO, CKPT_ECORRUPT (damaged index).
  */
 CKPT_API int ckpt_store_seal(ckpt_store *s);
 
