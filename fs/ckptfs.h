@@ -66,6 +66,8 @@ int ckptfs_errno(int code, const char *what);
  * (EINVAL, EEXIST, EBUSY, ENOTSUP), logged with the library's message.
  */
 int ckptfs_errno_write(int code, const char *what);
+/* The errno of a refused check of what a user wrote (not logged: the caller names the file). */
+int ckptfs_errno_check(int code);
 
 /*
  * Queue an invalidation of the kernel's entry `name` in directory parent, to

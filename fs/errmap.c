@@ -11,6 +11,10 @@
  * refusals, logged with its message so the user learns why:
  *   CKPT_EINVAL -> EINVAL, CKPT_EEXISTS -> EEXIST, CKPT_EBUSY -> EBUSY,
  *   CKPT_EUNSUPPORTED -> ENOTSUP
+ *
+ * Checks of a name or a file a user wrote into a pending step
+ * (ckptfs_errno_check; the caller logs the reason naming the file):
+ *   CKPT_ENOMEM -> ENOMEM, CKPT_EIO -> EIO, any other refusal -> EINVAL
  */
 #include "ckptfs.h"
 
@@ -54,6 +58,11 @@ int ckptfs_errno(int code, const char *what)
 		ckptfs_log("%s: %s: %s", what, ckpt_error_name(code), ckpt_error_last());
 		return EIO;
 	}
+}
+
+int ckptfs_errno_check(int code)
+{
+	return code == 0 ? 0 : code == CKPT_ENOMEM ? ENOMEM : code == CKPT_EIO ? EIO : EINVAL;
 }
 
 int ckptfs_errno_write(int code, const char *what)

@@ -419,7 +419,7 @@ static int check_new(struct pend *p, struct pinode *dir, const char *child, int 
 	if (rc)
 		ckptfs_log("step %s: %s: %s", dir->ps->name, rel, ckpt_error_last());
 	free(rel);
-	return rc == CKPT_ENOMEM ? ENOMEM : rc ? EINVAL : 0;
+	return ckptfs_errno_check(rc);
 }
 
 /*
@@ -470,7 +470,7 @@ static int check_written(struct pend *p, struct pinode *pi, int fd)
 	int rc = ckpt_pending_check_file(pi->ps->files_fd, fd, rel), err = 0;
 	if (rc) {
 		ckptfs_log("step %s: %s: %s (not saved)", pi->ps->name, rel, ckpt_error_last());
-		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
+		err = ckptfs_errno_check(rc);
 	}
 	free(rel);
 	return err;
@@ -707,7 +707,7 @@ static int check_moved(struct pend *p, struct pinode *from, const char *name, st
 		err = EINVAL;
 	} else if (rc < 0 || (rc == 0 && (rc = ckpt_pending_check_file(to->ps->files_fd, fd, rel)) < 0)) {
 		ckptfs_log("step %s: rename to %s: %s", to->ps->name, rel, ckpt_error_last());
-		err = rc == CKPT_ENOMEM ? ENOMEM : EINVAL;
+		err = ckptfs_errno_check(rc);
 	}
 done:
 	ckpt_clone_ref_clear(&ref);
