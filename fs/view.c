@@ -36,6 +36,9 @@ struct view {
 	int scanned;
 };
 
+static int vstep_check(const struct vstep *vs);
+static int view_check_locked(const struct view *v);
+
 /* ---- node tables ---- */
 
 struct builder {
@@ -257,6 +260,7 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 	vs->nodes = b.nodes;
 	vs->nnodes = b.n;
 	b.nodes = NULL;
+	assert(vstep_check(vs));
 	*out = vs;
 	vs = NULL;
 done:
@@ -454,6 +458,7 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 		v->root_ctime = rst.st_ctim;
 	}
 	v->scanned = 1;
+	assert(view_check_locked(v));
 	pthread_mutex_unlock(&v->lock);
 
 	for (size_t i = 0; i < ndrop; i++)
@@ -669,4 +674,43 @@ int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *
 			return 0;
 		}
 	return CKPT_ENOTFOUND;
+}
+
+/* ---- the invariants, checked in one call (as SQLite's assert_pager_state) ---- */
+
+/* A node table as view.h describes it: breadth-first, children contiguous (invariant 4). */
+static int vstep_check(const struct vstep *vs)
+{
+	assert(vs->nnodes >= 1 && vs->nodes[0].type == VN_STEP && vs->nodes[0].parent == 0);
+	for (uint32_t i = 0; i < vs->nnodes; i++) {
+		const struct vnode *n = &vs->nodes[i];
+		assert(n->type >= VN_STEP && n->type <= VN_RAW);
+		assert(i == 0 || n->parent < i); /* parents come first */
+		assert(n->count == 0 || (n->first > i && n->first + n->count <= vs->nnodes));
+		for (uint32_t c = n->first; c < n->first + n->count; c++)
+			assert(vs->nodes[c].parent == i);
+		assert(n->owned_name == NULL || n->name == n->owned_name);
+	}
+	return 1;
+}
+
+/* The slots and their order (invariants 1-3); v->lock held. */
+static int view_check_locked(const struct view *v)
+{
+	uint32_t open = 0;
+
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		const struct slot *s = &v->slots[i];
+		if (!s->vs)
+			continue;
+		open++;
+		assert(s->vs->slot == i && s->vs->number == s->number);
+		assert(s->vs->refs >= 1); /* the slot's own reference (invariant 2) */
+	}
+	assert(open == v->nopen);
+	for (uint32_t k = 0; k < v->norder; k++) {
+		assert(v->order[k] < v->nslots && v->slots[v->order[k]].alive);
+		assert(k == 0 || v->slots[v->order[k - 1]].number < v->slots[v->order[k]].number);
+	}
+	return 1;
 }
