@@ -32,6 +32,7 @@
  *      deleted step ("<step>.ckpt-tmp-del-<nonce>") is never pending, even if
  *      a finalize died before removing its files/.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,11 @@ int ckpt_step_name_parse(uint64_t *out, const char *name)
 			return 0;
 		v = v * 10 + (uint64_t)(*c - '0');
 	}
+#ifndef NDEBUG
+	char canon[24];
+	snprintf(canon, sizeof(canon), "%" PRIu64, v);
+	assert(strcmp(canon, name) == 0); /* invariant 1: one spelling per step */
+#endif
 	*out = v;
 	return 1;
 }
@@ -190,6 +196,8 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 	}
 	if (cnt)
 		qsort(v, cnt, sizeof(*v), cmp_u64);
+	for (size_t i = 1; i < cnt; i++)
+		assert(v[i - 1] < v[i]); /* invariant 1: canonical names, so no step twice */
 	*out = v ? v : malloc(1);
 	if (!*out) {
 		rc = ckpt_error_nomem();
@@ -228,6 +236,7 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 		/* Abandoned iff its lock is free (invariant 2); hold it while removing. */
 		if (ckpt_lock_dir(&lockfd, path, 1) == 0) {
 			if (!ckpt_dir_is_pending(path)) { /* invariant 5 */
+				assert(lockfd >= 0); /* invariant 2: removed only under its lock */
 				rc = ckpt_rmtree(path);
 				cnt += rc == 0;
 			}
@@ -266,6 +275,7 @@ int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *pre
 				      "delete step %s", from);
 		goto done;
 	}
+	assert(!ckpt_dir_is_pending(to)); /* invariant 5: a deleted step is never pending */
 	rc = ckpt_fsync_dir(root);
 	if (rc == 0)
 		rc = ckpt_rmtree(to);
