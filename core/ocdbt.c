@@ -19,7 +19,7 @@
 #include "crc32c.h"
 #include "error_private.h"
 #include "ocdbt.h"
-#include "step_private.h"
+#include "fsutil.h"
 
 #define NO_OFFSET UINT64_MAX
 
@@ -250,7 +250,7 @@ static int dfiles_decode(dfile **out, size_t *nout, rd *r, const char *T, const 
 			break;
 		memcpy(prev + pre[i], s, suf[i]);
 		prevlen = pre[i] + suf[i];
-		if (base[i] > prevlen || !ckpt_fs_relpath_ok(prev, prevlen)) {
+		if (base[i] > prevlen || !ckpt_relpath_ok(prev, prevlen)) {
 			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %.*s is not a path inside the db",
 					    what, (int)prevlen, prev);
 			goto done;
@@ -650,12 +650,12 @@ uint64_t ocdbt_num_keys(const ocdbt_db *db)
 /* Open `path` below the db directory, refusing escapes (invariant 1). */
 static int open_below(int dirfd, const char *path, const char *dir)
 {
-	if (!ckpt_fs_relpath_ok(path, strlen(path)))
+	if (!ckpt_relpath_ok(path, strlen(path)))
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %s escapes the db", dir, path);
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
-					"%s: open data file %s", dir, path);
+		return ckpt_error_errno(errno == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, errno,
+					"%s: open data file %s", dir, path); /* referenced: must exist */
 	return fd;
 }
 
@@ -759,7 +759,7 @@ int ocdbt_open(ocdbt_db **out, const char *dir, uint64_t *bytes_read)
 	db->dirfd = -1;
 	db->bytes_read = bytes_read;
 	db->dir = strdup(dir);
-	path = ckpt_fs_printf("%s/manifest.ocdbt", dir);
+	path = ckpt_asprintf("%s/manifest.ocdbt", dir);
 	if (!db->dir || !path) {
 		rc = ckpt_error_nomem();
 		goto fail;
@@ -770,7 +770,7 @@ int ocdbt_open(ocdbt_db **out, const char *dir, uint64_t *bytes_read)
 				      dir);
 		goto fail;
 	}
-	rc = ckpt_fs_read_file(&buf, &len, path, OCDBT_MAX_NODE_BYTES);
+	rc = ckpt_read_file(&buf, &len, path, OCDBT_MAX_NODE_BYTES);
 	if (rc)
 		goto fail;
 	if (bytes_read)

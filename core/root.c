@@ -54,6 +54,7 @@
 #include "error_private.h"
 #include "root_private.h"
 #include "fsutil.h"
+#include "orbax.h"
 
 int ckpt_dir_is_pending(const char *dir)
 {
@@ -180,6 +181,15 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 		}
 		int ok = stat(db, &st) == 0 && S_ISREG(st.st_mode);
 		free(db);
+		if (!ok) { /* a step Orbax wrote */
+			char *sd = ckpt_asprintf("%s/%s", root, e->d_name);
+			if (!sd) {
+				rc = CKPT_ENOMEM;
+				goto done;
+			}
+			ok = ckpt_orbax_is_step(sd);
+			free(sd);
+		}
 		if (!ok)
 			continue;
 		if (cnt == cap) {

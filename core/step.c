@@ -21,8 +21,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error_private.h"
+#include "orbax.h"
 #include "step_private.h"
 #include "fsutil.h"
 
@@ -161,7 +163,12 @@ int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *o
 		rc = ckpt_error_nomem();
 		goto fail;
 	}
-	rc = ckpt_store_open(&s->store, dir, CKPT_STORE_IMMUTABLE | CKPT_STORE_READONLY, opts);
+	/* A step Orbax wrote is read through its own backend (orbax.h). */
+	if (ckpt_orbax_is_step(dir))
+		rc = ckpt_orbax_store_open(&s->store, dir, opts);
+	else
+		rc = ckpt_store_open(&s->store, dir, CKPT_STORE_IMMUTABLE | CKPT_STORE_READONLY,
+				     opts);
 	if (rc)
 		goto fail;
 	rc = ckpt_store_get((void **)&s->meta_json, &len, s->store, CKPT_STEP_METADATA_KEY,
@@ -191,6 +198,16 @@ int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *o
 fail:
 	ckpt_step_free(s);
 	return rc;
+}
+
+const char *ckpt_step_dir_format(const char *dir)
+{
+	char *db = ckpt_asprintf("%s/ckpt.db", dir);
+	struct stat st;
+	int native = db && stat(db, &st) == 0 && S_ISREG(st.st_mode);
+
+	free(db);
+	return native ? "ckpt" : ckpt_orbax_is_step(dir) ? "orbax" : NULL;
 }
 
 void ckpt_step_free(ckpt_step *s)

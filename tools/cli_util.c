@@ -231,7 +231,7 @@ int cli_is_step_dir(const char *dir)
 
 	if (snprintf(buf, sizeof(buf), "%s/ckpt.db", dir[0] ? dir : ".") >= (int)sizeof(buf))
 		return 0;
-	return stat(buf, &st) == 0 && S_ISREG(st.st_mode);
+	return (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) || ckpt_step_dir_format(dir[0] ? dir : ".") != NULL;
 }
 
 char *cli_key(const char *item, const char *path)

@@ -9,12 +9,13 @@ layer_of() {
 	case "$1" in
 	core/util/* | ckpt/common.h | ckpt/error.h | ckpt/sys/error.h | error_private.h | mem.h | \
 		crc32c.h | fsutil.h | thread_private.h) echo 0 ;;
-	core/store*.c | core/chunk_cache.c | store_private.h | chunk_cache.h | ckpt/store.h | \
-		ckpt/sys/store_backend.h) echo 1 ;;
-	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/keyname.c | npy_private.h | \
-		tree_private.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
+	core/store*.c | core/chunk_cache.c | core/ocdbt.c | store_private.h | chunk_cache.h | \
+		ocdbt.h | ckpt/store.h | ckpt/sys/store_backend.h) echo 1 ;;
+	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/keyname.c | core/zarr.c | \
+		npy_private.h | tree_private.h | zarr.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
 	core/step.c | core/step_writer.c | core/root.c | core/leaf.c | core/clone_stub.c | \
-		step_private.h | root_private.h | ckpt/step.h | ckpt/root.h | ckpt/clone.h) echo 3 ;;
+		core/orbax.c | step_private.h | root_private.h | orbax.h | ckpt/step.h | ckpt/root.h | \
+		ckpt/clone.h) echo 3 ;;
 	core/handler*.c | core/item_format.c | core/pytree*.c | core/composite.c | core/handlers/* | \
 		handler_types.h | handler_files.h | item_format.h | pytree_private.h | proto_private.h | \
 		ckpt/handler.h | ckpt/sys/handler.h | ckpt/pytree.h | ckpt/composite.h | ckpt/json.h | \

@@ -101,6 +101,13 @@ CKPT_API void ckpt_step_writer_abort(ckpt_step_writer *w);
  * CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts);
+/*
+ * What wrote the step directory dir: "ckpt" (this library: ckpt.db), "orbax"
+ * (Orbax through TensorStore: OCDBT + zarr, or zarr directories; opened
+ * read-only, docs/format.md "Orbax checkpoints"), or NULL if dir is neither.
+ * Static string; looks at a few file names only.
+ */
+CKPT_API const char *ckpt_step_dir_format(const char *dir);
 CKPT_API void ckpt_step_free(ckpt_step *s);
 CKPT_API ckpt_store *ckpt_step_store(ckpt_step *s);             /* borrowed */
 CKPT_API const char *ckpt_step_dir(const ckpt_step *s);         /* borrowed */
