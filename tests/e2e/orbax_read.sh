@@ -1,0 +1,108 @@
+#!/bin/bash
+# Orbax checkpoints written by Orbax itself (tests/data/orbax: OCDBT + zarr2,
+# OCDBT + zarr3 sharded, per-process and merged dbs, a bare PyTreeCheckpointer
+# dir) and a use_ocdbt=False root written with python3-zarr, read by
+# `ckpt tree/cat/verify/restore` and through the mount (np.load), next to a
+# native step in the same root; damaged samples fail with the reason.
+. "$(dirname "$0")/fslib.sh"
+cd "$HERE/../.."
+OX=tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/compatibility/checkpoints
+CK="$B/ckpt"
+
+# ROOT/100: use_ocdbt=False (python3-zarr); 1, 2, 3: Orbax's own samples; 7: native.
+$PY tests/orbax_make_step.py "$ROOT" "$T/exp" 1
+cp -r "$OX/v0_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/1"
+cp -r "$OX/v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/2"
+cp -r "$OX/v0_checkpoints/direct_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/3"
+mkdir -p "$T/native/state"
+$PY -c "import numpy as np; np.save('$T/native/state/w.npy', np.arange(6, dtype='<f4'))"
+"$CK" save "$ROOT" 7 "$T/native" >/dev/null
+
+# ls: the Orbax steps and the native one; the unfinished save is not a step.
+steps=$("$CK" ls "$ROOT" | awk 'NR > 1 {print $1}' | tr '\n' ' ')
+[ "$steps" = "1 2 3 7 100 " ] || fail "ls shows '$steps'"
+
+# cat equals the contents Orbax saved: {'a': arange(8), 'b': {'c': [1, 2, 3]}}
+for s in 1/state 2/state 3/default; do
+	[ "$("$CK" cat "$ROOT/$s/a")" = "[0 1 2 3 4 5 6 7]" ] || fail "cat $s/a"
+	[ "$("$CK" cat "$ROOT/$s/b/c")" = "[1 2 3]" ] || fail "cat $s/b/c"
+done
+[ "$("$CK" cat "$ROOT/1/metadata/metadata")" = '{"metadata": "json_data"}' ] || fail "json item"
+"$CK" tree "$ROOT/2" | grep -q "state/b/c .*int32 .*(3,)" || fail "tree 2"
+"$CK" meta "$ROOT/1" | grep -q '"custom_metadata":{"custom":"meta"}' || fail "meta 1 custom_metadata"
+[ "$("$CK" cat "$ROOT/100/state/opt_state/0/count")" = "12345" ] || fail "scalar"
+[ "$("$CK" cat "$ROOT/100/state/name")" = "run one" ] || fail "string"
+for s in 1 2 3 100; do
+	"$CK" verify "$ROOT/$s" >/dev/null || fail "verify $s"
+done
+
+# restore to .npy files: numpy reads what Orbax / zarr wrote
+"$CK" restore "$ROOT/100" "$T/out100"
+"$CK" restore "$ROOT/2" "$T/out2"
+$PY - "$T/out100/state" "$T/exp" "$T/out2/state" <<'EOF'
+import glob, os, sys
+import numpy as np
+out, exp, out2 = sys.argv[1:4]
+n = 0
+for e in glob.glob(os.path.join(exp, "*.npy")):
+    param = os.path.basename(e)[:-4]
+    want = np.load(e)
+    path = os.path.join(out, *param.split("."))
+    got = np.load(path + ".npy") if want.ndim else np.array(open(path).read(), dtype=want.dtype)
+    assert got.dtype == want.dtype and got.shape == want.shape, (param, got.dtype, want.dtype)
+    assert np.array_equal(got, want), param
+    n += 1
+assert n == 6, n
+assert np.array_equal(np.load(os.path.join(out2, "a.npy")), np.arange(8, dtype=np.int32))
+assert np.array_equal(np.load(os.path.join(out2, "b", "c.npy")), np.array([1, 2, 3], np.int32))
+EOF
+
+# damaged samples: a clear error naming the cause, never a wrong value
+bad() { # DIR EXPECTED-MESSAGE
+	local out
+	if out=$("$CK" verify "$1" 2>&1); then fail "verify of $1 succeeded"; fi
+	echo "$out" | grep -q "$2" || fail "verify $1: '$out' does not say '$2'"
+}
+C=$OX/v0_checkpoints/composite_checkpoint/critical_metadata_alterations
+bad "$C/missing_pytree_data_dir_d" "open data file d/.*No such file"
+bad "$C/missing_pytree_data_file_manifest.ocdbt" "use_ocdbt but there is no manifest.ocdbt"
+cp -r "$ROOT/2" "$T/flip"
+node=$(ls "$T/flip/state/d/" | head -1)
+printf '\xff' | dd of="$T/flip/state/d/$node" bs=1 seek=20 conv=notrunc status=none
+bad "$T/flip" "CRC-32C mismatch"
+cp -r "$ROOT/100" "$T/chunk"
+printf 'garbage' | dd of="$T/chunk/state/params.dense.kernel/3.1" bs=1 seek=0 conv=notrunc status=none
+bad "$T/chunk" "params.dense.kernel: chunk 3.1: zstd"
+cp -r tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/testing/aggregate_some.checkpoint "$T/agg"
+chmod -R u+w "$T/agg"
+bad "$T/agg" "legacy msgpack 'checkpoint' file"
+
+# the mount: every step, np.load equals the expected contents
+fs_mount
+[ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 7 latest " ] || fail "mount ls: $(t ls "$MNT")"
+t $PY - "$MNT" "$T/exp" <<'EOF'
+import glob, os, sys
+import numpy as np
+mnt, exp = sys.argv[1:3]
+for s, item in (("1", "state"), ("2", "state"), ("3", "default")):
+    assert np.array_equal(np.load(f"{mnt}/{s}/{item}/a.npy"), np.arange(8, dtype=np.int32)), s
+    assert np.array_equal(np.load(f"{mnt}/{s}/{item}/b/c.npy"), np.array([1, 2, 3], np.int32)), s
+for e in glob.glob(os.path.join(exp, "*.npy")):
+    want = np.load(e)
+    if want.ndim == 0:
+        continue
+    got = np.load(os.path.join(mnt, "100", "state", *os.path.basename(e)[:-4].split(".")) + ".npy")
+    assert got.dtype == want.dtype and np.array_equal(got, want), e
+    m = np.load(os.path.join(mnt, "100", "state", *os.path.basename(e)[:-4].split(".")) + ".npy",
+                mmap_mode="r")
+    assert np.array_equal(m[-1], want[-1]), e
+assert np.array_equal(np.load(f"{mnt}/7/state/w.npy"), np.arange(6, dtype=np.float32))
+EOF
+[ "$(t cat "$MNT/100/state/opt_state/0/count")" = "12345" ] || fail "mount scalar"
+[ "$(t cat "$MNT/1/metadata/metadata")" = '{"metadata": "json_data"}' ] || fail "mount json"
+t cat "$MNT/2/_CHECKPOINT_METADATA" | grep -q '"commit_timestamp_nsecs":1778718403065544708' ||
+	fail "mount step metadata: $(t cat "$MNT/2/_CHECKPOINT_METADATA")"
+# writes are refused: Orbax steps are read-only
+if t sh -c "echo x > '$MNT/2/state/a.npy'" 2>/dev/null; then fail "write to an Orbax leaf"; fi
+fs_umount
+echo "orbax_read: ok"
