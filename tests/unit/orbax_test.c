@@ -1,0 +1,147 @@
+/*
+ * orbax_test.c — an Orbax step through the library (ckpt_step_open, trees,
+ * leaves): contents equal what python3-zarr wrote; opening and listing read
+ * no array data; a 4 KiB read of a leaf reads at most one chunk; the store
+ * refuses writes.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ckpt/error.h"
+#include "ckpt/npy.h"
+#include "ckpt/step.h"
+
+static char tmp[256], root[300], exp_dir[300];
+
+static int setup(void **state)
+{
+	char cmd[1024];
+	snprintf(tmp, sizeof(tmp), "/tmp/orbax_test.%d", (int)getpid());
+	snprintf(root, sizeof(root), "%s/root", tmp);
+	snprintf(exp_dir, sizeof(exp_dir), "%s/exp", tmp);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/orbax_make_step.py %s %s 4", root, exp_dir);
+	return system(cmd);
+}
+
+static int teardown(void **state)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+	return system(cmd);
+}
+
+static uint64_t fsize(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Bytes of the JSON files and zarr metadata: what opening may read. */
+static uint64_t metadata_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+	char p[1024];
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		assert_int_equal(stat(p, &st), 0);
+		if (S_ISDIR(st.st_mode))
+			n += metadata_bytes(p);
+		else if (e->d_name[0] == '_' || e->d_name[0] == '.')
+			n += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_cb(const void *name, size_t namelen, int is_prefix, void *payload)
+{
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void test_lazy_open_list_read(void **state)
+{
+	char dir[512], path[1024];
+	ckpt_step *s;
+	const ckpt_tree *t;
+	ckpt_tree *kernel;
+	ckpt_leaf *l;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/100", root);
+	assert_string_equal(ckpt_step_dir_format(dir), "orbax");
+	assert_int_equal(ckpt_step_open(&s, dir, NULL), 0);
+	assert_int_equal(ckpt_step_item_tree(&t, s, "state"), 0);
+	ckpt_store *st = ckpt_step_store(s);
+	assert_int_equal(ckpt_store_list(st, "", 0, -1, count_cb, &n), 0);
+	assert_int_equal(n, 1 + 1 + 7 + 1); /* step meta, _METADATA, 7 leaves, meta/metadata */
+	uint64_t opened = ckpt_store_bytes_read(st);
+	/* opening, parsing the tree and listing read metadata only, no chunk */
+	assert_true(opened > 0);
+	assert_true(opened <= metadata_bytes(dir));
+
+	assert_int_equal(ckpt_tree_lookup(&kernel, t, "params/dense/kernel"), 0);
+	assert_int_equal(ckpt_tree_nbytes(kernel), 2048ull * 512 * 4);
+	assert_int_equal(ckpt_leaf_open(&l, s, "state", kernel), 0);
+	/* A read inside one chunk (rows of 2048 bytes, chunks 32 rows x 512 bytes) reads
+	 * that chunk's file only; a whole row crosses the 4 chunks of its row, and
+	 * reads the 3 not cached yet. */
+	uint64_t hdr = ckpt_leaf_file_size(l) - ckpt_tree_nbytes(kernel);
+	char buf[2048], want[2048];
+	size_t got = 0;
+	uint64_t before = ckpt_store_bytes_read(st);
+	assert_int_equal(ckpt_leaf_pread(&got, l, buf, 256, hdr + 1000 * 2048 + 100), 0);
+	assert_int_equal(got, 256);
+	uint64_t one = ckpt_store_bytes_read(st) - before;
+	snprintf(path, sizeof(path), "%s/state/params.dense.kernel/31.0", dir);
+	assert_int_equal(one, fsize(path));
+	before = ckpt_store_bytes_read(st);
+	assert_int_equal(ckpt_leaf_pread(&got, l, buf, 2048, hdr + 1001 * 2048), 0);
+	uint64_t three = 0;
+	for (int c = 1; c < 4; c++) {
+		snprintf(path, sizeof(path), "%s/state/params.dense.kernel/31.%d", dir, c);
+		three += fsize(path);
+	}
+	assert_int_equal(ckpt_store_bytes_read(st) - before, three);
+
+	/* the bytes equal numpy's */
+	snprintf(path, sizeof(path), "%s/params.dense.kernel.npy", exp_dir);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long flen = ftell(f);
+	fseek(f, flen - (long)ckpt_tree_nbytes(kernel) + 1001 * 2048, SEEK_SET);
+	assert_int_equal(fread(want, 1, sizeof(want), f), sizeof(want));
+	fclose(f);
+	assert_memory_equal(buf, want, sizeof(want));
+	ckpt_leaf_free(l);
+
+	/* read-only */
+	ckpt_batch *b = NULL;
+	assert_int_equal(ckpt_batch_begin(&b, st), CKPT_EREADONLY);
+	ckpt_step_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lazy_open_list_read),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
