@@ -31,6 +31,7 @@ static const struct {
     {"gc", cmd_gc, "delete the steps a preservation policy does not keep"},
     {"wait", cmd_wait, "wait for a step newer than a given one (evaluators)"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
+    {"import", cmd_import, "convert a step Orbax wrote into a native step"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -77,6 +77,19 @@ cp -r tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/testing/aggregat
 chmod -R u+w "$T/agg"
 bad "$T/agg" "legacy msgpack 'checkpoint' file"
 
+# import: native steps with the same contents; a failed import leaves no step
+"$CK" import "$ROOT/100" "$T/nat" 100 >/dev/null
+"$CK" import "$ROOT/2" "$T/nat" 2 >/dev/null
+[ "$(ls "$T/nat/100")" = "ckpt.db
+d" ] || fail "imported step is not native: $(ls "$T/nat/100")"
+"$CK" verify "$T/nat/100" >/dev/null || fail "verify imported"
+"$CK" restore "$T/nat/100" "$T/nat100"
+diff -r -x _CHECKPOINT_METADATA "$T/out100" "$T/nat100" || fail "imported step restores differently"
+[ "$("$CK" cat "$T/nat/2/state/b/c")" = "[1 2 3]" ] || fail "imported 2"
+if "$CK" import "$T/chunk" "$T/nat" 9 2>/dev/null; then fail "import of a damaged step"; fi
+[ ! -e "$T/nat/9" ] || fail "a failed import left a step"
+[ -z "$(ls -a "$T/nat" | grep tmp)" ] || fail "a failed import left a temporary directory"
+
 # the mount: every step, np.load equals the expected contents
 fs_mount
 [ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 7 latest " ] || fail "mount ls: $(t ls "$MNT")"
