@@ -613,6 +613,10 @@ static int step_xattrs(struct vstep *vs, xattr_cb cb, void *p)
 	snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", vs->time.tv_nsec);
 	if ((rc = emit(cb, p, XATTR_PREFIX "commit_time", buf)))
 		return rc;
+	/* who wrote it: "ckpt" or "orbax" (a few stats; getxattr on a step is rare) */
+	const char *fmt = ckpt_step_dir_format(ckpt_step_dir(vs->step));
+	if (fmt && (rc = emit(cb, p, XATTR_PREFIX "format", fmt)))
+		return rc;
 	if (vs->custom_metadata)
 		rc = emit(cb, p, XATTR_PREFIX "custom_metadata", vs->custom_metadata);
 	return rc;

@@ -9,7 +9,7 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta write manager") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta write manager orbax") picks sections;
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -18,7 +18,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta write manager}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta write manager orbax}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -788,6 +788,79 @@ wait_step() {
 	return 1
 }
 
+# ---- Orbax checkpoints (use_ocdbt=False zarr layout from python3-zarr) ----
+# bytes a process read from disk (its /proc io read_bytes)
+proc_read() { awk '/^read_bytes/ { print $2 }' "/proc/$1/io"; }
+
+bench_orbax() {
+	local size nl gib o=$T/orbax t_ours t_zstd t_cat leaf mnt=$T/orbax/mnt pid before after stored
+	size=$(scaled $((1 << 30)) $((1 << 24)))
+	nl=64
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "Orbax: $gib item of $nl float32 leaves (zarr2, 4 MiB chunks, python3-zarr), 10,000-leaf tree"
+	mkdir -p "$o"
+	$PY "$HERE/orbax_gen.py" "$o/z" "$size" "$nl" 1 2>>"$LOG" &&
+		$PY "$HERE/orbax_gen.py" "$o/raw" "$size" "$nl" 0 2>>"$LOG" ||
+		{ skip "orbax" "data generation failed"; return; }
+	# restore to .npy files vs zstd -d of the same frames on both cores (the decode limit)
+	find "$o/z/1/state" -type f -name '[0-9]*' | sort >"$o/frames"
+	split -n l/2 "$o/frames" "$o/half."
+	cold
+	t_zstd=$(tm sh -c "xargs zstd -dcq <'$o/half.aa' >/dev/null & xargs zstd -dcq <'$o/half.ab' >/dev/null; wait")
+	rm -rf "$o/out"; cold
+	t_ours=$(tm "$B/ckpt" restore "$o/z/1" "$o/out")
+	row "orbax restore $gib zstd: ckpt restore vs zstd -d x2" "$t_ours" "$t_zstd" s 0.8
+	rm -rf "$o/out"
+	find "$o/raw/1/state" -type f -name '[0-9]*' | sort >"$o/rawfiles"
+	cold
+	t_cat=$(tm sh -c "xargs cat <'$o/rawfiles' >/dev/null")
+	cold
+	t_ours=$(tm "$B/ckpt" restore "$o/raw/1" "$o/out")
+	row "orbax restore $gib raw: ckpt restore vs cat" "$t_ours" "$t_cat" s 0.7
+	rm -rf "$o/out"
+	# through the mount: cat of one leaf reads about its stored bytes; a 4 KiB read one chunk
+	if [ "$have_fs" = 1 ] && mount_fs ckptfs "$o/z" "$mnt" -o ro; then
+		leaf=$mnt/1/state/layers/0/w0.npy
+		pid=$MPID
+		stored=$(du -b -s "$o/z/1/state/layers.0.w0" | awk '{print $1}')
+		if [ -n "$pid" ]; then
+			cold
+			before=$(proc_read "$pid")
+			timeout 300 cat "$leaf" >/dev/null
+			after=$(proc_read "$pid")
+			row "orbax mount: cat one leaf, disk MiB vs stored MiB" \
+				"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 2^20 }')" \
+				"$(awk -v s="$stored" 'BEGIN { print s / 2^20 }')" MiB 0.91
+			umount_fs "$mnt"
+			mount_fs ckptfs "$o/z" "$mnt" -o ro && pid=$MPID
+			cold
+			before=$(proc_read "$pid")
+			timeout 60 dd if="$mnt/1/state/layers/3/w5.npy" of=/dev/null bs=4096 count=1 \
+				skip=100 status=none
+			after=$(proc_read "$pid")
+			row "orbax mount: 4 KiB read, disk KiB vs one chunk file" \
+				"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 1024 }')" \
+				"$(stat -c %s "$o/z/1/state/layers.3.w5/0.0" | awk '{ print $1 / 1024 }')" KiB 0.9
+		else
+			skip "orbax mount" "daemon pid not found"
+		fi
+		umount_fs "$mnt"
+	else
+		skip "orbax mount" "ckptfs missing or mount failed"
+	fi
+	rm -rf "$o/z" "$o/raw"
+	# open + list a 10,000-leaf Orbax step vs reading its metadata files with cat
+	$PY "$HERE/orbax_gen.py" "$o/wide" 0 "$(scaled 10000 100)" 1 2>>"$LOG" ||
+		{ skip "orbax wide" "data generation failed"; return; }
+	find "$o/wide/1" -name .zarray -o -name _METADATA >"$o/metafiles"
+	cold
+	t_cat=$(tm sh -c "xargs cat <'$o/metafiles' >/dev/null")
+	cold
+	t_ours=$(tm "$B/ckpt" tree "$o/wide/1")
+	row "orbax open+tree $(scaled 10000 100) leaves (goal <= 0.5 s): vs cat of metadata" "$t_ours" "$t_cat" s
+	rm -rf "$o"
+}
+
 for s in $ONLY; do
 	# keep `make bench` under its 15 minutes even when something is slow
 	if awk -v a="$START" -v b="$EPOCHREALTIME" -v m="$BUDGET" 'BEGIN { exit !(b - a > m) }'; then
@@ -796,7 +869,7 @@ for s in $ONLY; do
 		continue
 	fi
 	case $s in
-	core | small | manager) "bench_$s" ;;
+	core | small | manager | orbax) "bench_$s" ;;
 	fuse | meta | steps | rss | write)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"

@@ -115,6 +115,10 @@ EOF
 [ "$(t cat "$MNT/1/metadata/metadata")" = '{"metadata": "json_data"}' ] || fail "mount json"
 t cat "$MNT/2/_CHECKPOINT_METADATA" | grep -q '"commit_timestamp_nsecs":1778718403065544708' ||
 	fail "mount step metadata: $(t cat "$MNT/2/_CHECKPOINT_METADATA")"
+[ "$(t getfattr --only-values -n user.ckpt.format "$MNT/2")" = orbax ] || fail "xattr format 2"
+[ "$(t getfattr --only-values -n user.ckpt.format "$MNT/7")" = ckpt ] || fail "xattr format 7"
+[ "$(t getfattr --only-values -n user.ckpt.dtype "$MNT/100/state/params/embed.npy")" = int16 ] ||
+	fail "xattr dtype"
 # writes are refused: Orbax steps are read-only
 if t sh -c "echo x > '$MNT/2/state/a.npy'" 2>/dev/null; then fail "write to an Orbax leaf"; fi
 fs_umount
