@@ -824,6 +824,7 @@ bench_orbax() {
 		pid=$MPID
 		stored=$(du -b -s "$o/z/1/state/layers.0.w0" | awk '{print $1}')
 		if [ -n "$pid" ]; then
+			ls "$mnt/1/state/layers/0" >/dev/null # open the step first: its metadata is not the leaf's
 			cold
 			before=$(proc_read "$pid")
 			timeout 300 cat "$leaf" >/dev/null
@@ -833,6 +834,7 @@ bench_orbax() {
 				"$(awk -v s="$stored" 'BEGIN { print s / 2^20 }')" MiB 0.91
 			umount_fs "$mnt"
 			mount_fs ckptfs "$o/z" "$mnt" -o ro && pid=$MPID
+			ls "$mnt/1/state/layers/3" >/dev/null
 			cold
 			before=$(proc_read "$pid")
 			timeout 60 dd if="$mnt/1/state/layers/3/w5.npy" of=/dev/null bs=4096 count=1 \
