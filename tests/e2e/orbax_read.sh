@@ -14,13 +14,18 @@ $PY tests/orbax_make_step.py "$ROOT" "$T/exp" 1
 cp -r "$OX/v0_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/1"
 cp -r "$OX/v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/2"
 cp -r "$OX/v0_checkpoints/direct_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/3"
+# 5: zarr3 sharded (4 inner chunks per shard, edge and missing inner chunks) in an OCDBT db
+# of height 1 with indirect values and an inherited data-file prefix (tests/ocdbt_write.py),
+# checked first by the independent reader
+$PY tests/ocdbt_write.py "$ROOT/5" "$T/exp5" $((3 << 20)) 12 1 16
+python3 tests/ocdbt_dump.py "$ROOT/5/state" | grep -c "indirect" | grep -qx 24 || fail "oracle on writer output"
 mkdir -p "$T/native/state"
 $PY -c "import numpy as np; np.save('$T/native/state/w.npy', np.arange(6, dtype='<f4'))"
 "$CK" save "$ROOT" 7 "$T/native" >/dev/null
 
 # ls: the Orbax steps and the native one; the unfinished save is not a step.
 steps=$("$CK" ls "$ROOT" | awk 'NR > 1 {print $1}' | tr '\n' ' ')
-[ "$steps" = "1 2 3 7 100 " ] || fail "ls shows '$steps'"
+[ "$steps" = "1 2 3 5 7 100 " ] || fail "ls shows '$steps'"
 
 # cat equals the contents Orbax saved: {'a': arange(8), 'b': {'c': [1, 2, 3]}}
 for s in 1/state 2/state 3/default; do
@@ -32,13 +37,24 @@ done
 "$CK" meta "$ROOT/1" | grep -q '"custom_metadata":{"custom":"meta"}' || fail "meta 1 custom_metadata"
 [ "$("$CK" cat "$ROOT/100/state/opt_state/0/count")" = "12345" ] || fail "scalar"
 [ "$("$CK" cat "$ROOT/100/state/name")" = "run one" ] || fail "string"
-for s in 1 2 3 100; do
+for s in 1 2 3 5 100; do
 	"$CK" verify "$ROOT/$s" >/dev/null || fail "verify $s"
 done
 
 # restore to .npy files: numpy reads what Orbax / zarr wrote
 "$CK" restore "$ROOT/100" "$T/out100"
 "$CK" restore "$ROOT/2" "$T/out2"
+"$CK" restore "$ROOT/5" "$T/out5"
+$PY - "$T/out5/state" "$T/exp5" <<'EOF'
+import glob, os, sys
+import numpy as np
+n = 0
+for e in glob.glob(os.path.join(sys.argv[2], "*.npy")):
+    got = np.load(os.path.join(sys.argv[1], *os.path.basename(e)[:-4].split(".")) + ".npy")
+    assert np.array_equal(got, np.load(e)), e
+    n += 1
+assert n == 12, n
+EOF
 $PY - "$T/out100/state" "$T/exp" "$T/out2/state" <<'EOF'
 import glob, os, sys
 import numpy as np
@@ -70,6 +86,12 @@ cp -r "$ROOT/2" "$T/flip"
 node=$(ls "$T/flip/state/d/" | head -1)
 printf '\xff' | dd of="$T/flip/state/d/$node" bs=1 seek=20 conv=notrunc status=none
 bad "$T/flip" "CRC-32C mismatch"
+cp -r "$ROOT/5" "$T/shard"
+dfile=$(ls "$T/shard/state/sub/d/")
+# the last byte of the first shard value (w0's shard 0) is its index CRC
+off=$(python3 tests/ocdbt_dump.py "$T/shard/state" | awk '$1 == "layers.0.w0/c/0/0" { split($4, a, "@"); print a[2] + $3 - 1 }')
+$PY -c "f = open('$T/shard/state/sub/d/$dfile', 'r+b'); f.seek($off); b = f.read(1); f.seek($off); f.write(bytes([b[0] ^ 1]))"
+bad "$T/shard" "layers.0.w0: chunk c/0/0: shard index: crc32c mismatch"
 cp -r "$ROOT/100" "$T/chunk"
 printf 'garbage' | dd of="$T/chunk/state/params.dense.kernel/3.1" bs=1 seek=0 conv=notrunc status=none
 bad "$T/chunk" "params.dense.kernel: chunk 3.1: zstd"
@@ -92,11 +114,14 @@ if "$CK" import "$T/chunk" "$T/nat" 9 2>/dev/null; then fail "import of a damage
 
 # the mount: every step, np.load equals the expected contents
 fs_mount
-[ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 7 latest " ] || fail "mount ls: $(t ls "$MNT")"
+[ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 5 7 latest " ] || fail "mount ls: $(t ls "$MNT")"
 t $PY - "$MNT" "$T/exp" <<'EOF'
 import glob, os, sys
 import numpy as np
 mnt, exp = sys.argv[1:3]
+for e in glob.glob(os.path.join(exp + "5", "*.npy")):
+    got = np.load(os.path.join(mnt, "5", "state", *os.path.basename(e)[:-4].split(".")) + ".npy")
+    assert np.array_equal(got, np.load(e)), e
 for s, item in (("1", "state"), ("2", "state"), ("3", "default")):
     assert np.array_equal(np.load(f"{mnt}/{s}/{item}/a.npy"), np.arange(8, dtype=np.int32)), s
     assert np.array_equal(np.load(f"{mnt}/{s}/{item}/b/c.npy"), np.array([1, 2, 3], np.int32)), s

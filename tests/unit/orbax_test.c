@@ -18,6 +18,9 @@
 
 #include "ckpt/error.h"
 #include "ckpt/npy.h"
+#include "ckpt/checkpointer.h"
+#include "ckpt/manager.h"
+#include "ckpt/pytree.h"
 #include "ckpt/step.h"
 
 static char tmp[256], root[300], exp_dir[300];
@@ -138,10 +141,62 @@ static void test_lazy_open_list_read(void **state)
 	ckpt_step_free(s);
 }
 
+static int to_f64(ckpt_leaf_restore_args *out, const char *path, const ckpt_tree *meta,
+		  void *payload)
+{
+	if (ckpt_tree_get_kind(meta) == CKPT_TREE_ARRAY)
+		out->dtype = CKPT_DTYPE_FLOAT64;
+	return 0;
+}
+
+/* A C program restores a subset of the Orbax checkpoint with a cast (PyTree
+ * handler through the checkpointer), and a read-only manager lists its steps. */
+static void test_pytree_restore_and_manager(void **state)
+{
+	char dir[512], path[1024];
+	ckpt_handler *h;
+	const char *paths[] = {"params/dense/bias", "opt_state/0/count"};
+	ckpt_pytree_restore_args ra = CKPT_PYTREE_RESTORE_ARGS_INIT;
+	void *out = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/100", root);
+	ra.paths = paths;
+	ra.npaths = 2;
+	ra.leaf_args = to_f64;
+	assert_int_equal(ckpt_pytree_handler_new(&h), 0);
+	ckpt_item_args it = {"state", h, &ra};
+	assert_int_equal(ckpt_checkpointer_restore(&out, dir, &it, 1), 0);
+	ckpt_tree *t = out, *bias, *count, *kernel = NULL;
+	assert_int_equal(ckpt_tree_lookup(&bias, t, "params/dense/bias"), 0);
+	assert_int_equal(ckpt_tree_dtype(bias), CKPT_DTYPE_FLOAT64);
+	assert_int_equal(ckpt_tree_nelems(bias), 512);
+	const double *b = ckpt_tree_data(bias);
+	for (int i = 0; i < 512; i++)
+		assert_true(b[i] == (double)((float)i / 7.0f)); /* arange(512) / 7 as float32 */
+	assert_int_equal(ckpt_tree_lookup(&count, t, "opt_state/0/count"), 0);
+	assert_int_equal(ckpt_tree_int(count), 12345);
+	assert_int_not_equal(ckpt_tree_lookup(&kernel, t, "params/dense/kernel"), 0);
+	ckpt_tree_free(t);
+	ckpt_handler_free(h);
+
+	ckpt_manager_options mo = CKPT_MANAGER_OPTIONS_INIT;
+	ckpt_manager *m;
+	uint64_t latest = 0;
+	mo.read_only = 1;
+	assert_int_equal(ckpt_manager_open(&m, root, &mo), 0);
+	assert_int_equal(ckpt_manager_latest_step(&latest, m), 0);
+	assert_int_equal(latest, 100);
+	ckpt_manager_free(m);
+	/* the unfinished Orbax save is never a step */
+	snprintf(path, sizeof(path), "%s/step_200.orbax-checkpoint-tmp", root);
+	assert_null(ckpt_step_dir_format(path));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lazy_open_list_read),
+		cmocka_unit_test(test_pytree_restore_and_manager),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
