@@ -6,7 +6,8 @@
  * a file of the step, a zarr array, a 0-d zarr array shown as scalar text).
  * open_value turns an entry into a value source: inline bytes, or a reader
  * whose pread decodes zarr chunks (zarr.h) found in the item's OCDBT db
- * (ocdbt.h) or in its per-leaf directories.
+ * (ocdbt.h) or in its per-leaf directories, or a byte range of a file (the
+ * arrays of Orbax's legacy msgpack "checkpoint" file, msgpack.h).
  *
  * Invariants:
  *   1. ents[] is sorted by key (memcmp) without duplicates, and never changes
@@ -26,12 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt/sys/store_backend.h"
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "msgpack.h"
 #include "ocdbt.h"
 #include "orbax.h"
 #include "fsutil.h"
@@ -69,6 +72,7 @@ struct oentry {
 	unsigned char *bytes; /* E_BYTES */
 	size_t len;
 	char *path;	      /* E_FILE: relative to the step directory */
+	uint64_t off, flen;   /* E_FILE: the byte range shown (flen UINT64_MAX: all of it) */
 	struct oarray *arr;   /* E_ARRAY, E_SCALAR (owned by the backend's arrays) */
 };
 
@@ -362,8 +366,7 @@ static int open_array(struct oarray **out, orbax_be *o, struct oitem *it, const 
 		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no zarr metadata (.zarray or zarr.json)%s",
 				    name,
 				    is_file_at(it->dirfd, "checkpoint")
-					    ? "; the value may be in the legacy msgpack 'checkpoint' "
-					      "file, which is not supported"
+					    ? ", and the msgpack 'checkpoint' file does not hold it"
 					    : "");
 		goto fail;
 	}
@@ -416,9 +419,192 @@ static void array_free(struct oarray *a)
 struct leafref {
 	cJSON *km; /* key_metadata (borrowed from the document) */
 	struct oarray *arr;
-	char *str; /* strings: the value */
+	char *str; /* strings (and scalars from the msgpack file): the value */
 	size_t slen;
+	int range; /* an array in the msgpack file: bytes [off, off+len) of it */
+	uint64_t off, len;
 };
+
+/* ---- the legacy msgpack "checkpoint" file (msgpack.h) ---- */
+
+struct aggleaf {
+	char *path; /* keys joined by '\x1f' */
+	msgpack_leaf l;
+	char *s; /* MP_STR, MP_PLACEHOLDER: a copy */
+};
+
+struct aggtab {
+	struct aggleaf *v;
+	size_t n, cap;
+};
+
+static void aggtab_clear(struct aggtab *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->v[i].path);
+		free(t->v[i].s);
+	}
+	free(t->v);
+	memset(t, 0, sizeof(*t));
+}
+
+static char *join_keys(const char *const *keys, const size_t *lens, unsigned n)
+{
+	size_t total = 1;
+	for (unsigned i = 0; i < n; i++)
+		total += lens[i] + 1;
+	char *s = malloc(total), *p = s;
+	for (unsigned i = 0; s && i < n; i++) {
+		if (i)
+			*p++ = '\x1f';
+		memcpy(p, keys[i], lens[i]);
+		p += lens[i];
+	}
+	if (s)
+		*p = '\0';
+	return s;
+}
+
+static int agg_cb(const char *const *keys, const size_t *lens, unsigned depth,
+		  const msgpack_leaf *l, void *payload)
+{
+	struct aggtab *t = payload;
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 16;
+		struct aggleaf *v = realloc(t->v, ncap * sizeof(*v));
+		if (!v)
+			return ckpt_error_nomem();
+		t->v = v;
+		t->cap = ncap;
+	}
+	struct aggleaf *a = &t->v[t->n];
+	memset(a, 0, sizeof(*a));
+	a->l = *l;
+	a->path = join_keys(keys, lens, depth);
+	if (l->s && !(a->s = strndup(l->s, l->slen))) {
+		free(a->path);
+		return ckpt_error_nomem();
+	}
+	if (!a->path)
+		return ckpt_error_nomem();
+	a->l.s = NULL;
+	t->n++;
+	return 0;
+}
+
+/* Read the leaves of <item>/checkpoint (mapped, never read whole: bins are skipped). */
+static int agg_load(struct aggtab *t, struct oitem *it, orbax_be *o)
+{
+	int fd = openat(it->dirfd, "checkpoint", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	char *what = NULL;
+	void *map = MAP_FAILED;
+	int rc;
+
+	if (fd < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "%s/checkpoint", it->path);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/checkpoint: not a non-empty regular file",
+				    it->path);
+		goto done;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	what = ckpt_asprintf("%s/checkpoint", it->path);
+	if (map == MAP_FAILED || !what) {
+		rc = what ? ckpt_error_errno(CKPT_EIO, errno, "mmap %s", what) : CKPT_ENOMEM;
+		goto done;
+	}
+	rc = msgpack_leaves(map, (size_t)st.st_size, what, agg_cb, t);
+	__atomic_fetch_add(&o->bytes_read, (uint64_t)st.st_size, __ATOMIC_RELAXED); /* at most */
+done:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	free(what);
+	close(fd);
+	return rc;
+}
+
+static const struct aggleaf *agg_find(const struct aggtab *t, const cJSON *km)
+{
+	const cJSON *k;
+	const char *keys[MSGPACK_MAX_DEPTH];
+	size_t lens[MSGPACK_MAX_DEPTH];
+	unsigned n = 0;
+
+	cJSON_ArrayForEach(k, km)
+	{
+		const cJSON *key = cJSON_GetObjectItemCaseSensitive(k, "key");
+		if (n == MSGPACK_MAX_DEPTH || !cJSON_IsString(key))
+			return NULL;
+		keys[n] = key->valuestring;
+		lens[n++] = strlen(key->valuestring);
+	}
+	char *path = join_keys(keys, lens, n);
+	const struct aggleaf *found = NULL;
+	for (size_t i = 0; path && i < t->n && !found; i++)
+		if (strcmp(t->v[i].path, path) == 0)
+			found = &t->v[i];
+	free(path);
+	return found;
+}
+
+static int set_str(cJSON *obj, const char *name, const char *v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+	return cJSON_AddStringToObject(obj, name, v) ? 0 : ckpt_error_nomem();
+}
+
+/* A leaf kept in the msgpack file: its value_metadata and where its value is. */
+static int agg_leaf(struct leafref *r, cJSON *vm, const struct aggleaf *a)
+{
+	const msgpack_leaf *l = &a->l;
+	ckpt_tree *t = NULL;
+	char buf[64];
+	int rc = 0;
+
+	switch (l->kind) {
+	case MP_ARRAY: {
+		cJSON *shape = cJSON_CreateArray();
+		for (unsigned d = 0; shape && d < l->ndim; d++)
+			cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)l->shape[d]));
+		cJSON_DeleteItemFromObjectCaseSensitive(vm, "shape");
+		if (!shape || !cJSON_AddItemToObject(vm, "shape", shape))
+			return ckpt_error_nomem();
+		r->range = 1;
+		r->off = l->data_off;
+		r->len = l->data_len;
+		if ((rc = set_str(vm, "dtype", ckpt_dtype_name(l->dtype))))
+			return rc;
+		return set_str(vm, "value_type", "np.ndarray");
+	}
+	case MP_INT:
+		rc = ckpt_tree_new_int(&t, l->i);
+		break;
+	case MP_BOOL:
+		rc = ckpt_tree_new_bool(&t, (int)l->i);
+		break;
+	case MP_FLOAT:
+		rc = ckpt_tree_new_float(&t, l->f);
+		break;
+	case MP_STR:
+		if (!(r->str = strdup(a->s)))
+			return ckpt_error_nomem();
+		r->slen = strlen(a->s);
+		return set_str(vm, "value_type", "string");
+	default:
+		return set_str(vm, "value_type", "None");
+	}
+	int n = rc ? rc : ckpt_scalar_format(buf, sizeof(buf), t);
+	ckpt_tree_free(t);
+	if (n < 0)
+		return n;
+	if (!(r->str = strndup(buf, (size_t)n)))
+		return ckpt_error_nomem();
+	r->slen = (size_t)n;
+	if ((rc = set_str(vm, "value_type", "scalar")))
+		return rc;
+	return set_str(vm, "scalar_type", l->kind == MP_INT ? "int" : l->kind == MP_BOOL ? "bool" : "float");
+}
 
 /* Walk key_metadata from the root of t. */
 static ckpt_tree *find_node(const ckpt_tree *t, const cJSON *km)
@@ -467,12 +653,15 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 	cJSON *strings = NULL;
 	int zarr3 = cJSON_IsTrue(z3), rc = 0;
 	size_t n = 0;
+	struct aggtab agg = {0};
 
 	if (!cJSON_IsObject(tm))
 		return ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: no tree_metadata object", it->path);
 	*refs = calloc((size_t)cJSON_GetArraySize(tm) + 1, sizeof(**refs));
 	if (!*refs)
 		return ckpt_error_nomem();
+	if (is_file_at(it->dirfd, "checkpoint") && (rc = agg_load(&agg, it, o)))
+		goto done;
 	cJSON_ArrayForEach(m, tm)
 	{
 		cJSON *km = cJSON_GetObjectItemCaseSensitive(m, "key_metadata");
@@ -487,14 +676,26 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 		int is_scalar = !strcmp(t, "scalar"), is_string = !strcmp(t, "string");
 		if (!is_array && !is_scalar && !is_string)
 			continue;
-		if (cJSON_IsTrue(skip) && is_file_at(it->dirfd, "checkpoint")) {
-			rc = ckpt_error_set(CKPT_EUNSUPPORTED,
-					    "%s: leaf %s is stored in the legacy msgpack 'checkpoint' "
-					    "file (aggregate), which is not supported",
+		const struct aggleaf *al = agg.n ? agg_find(&agg, km) : NULL;
+		if (al && al->l.kind != MP_PLACEHOLDER) {
+			(*refs)[n].km = km;
+			if ((rc = agg_leaf(&(*refs)[n], vm, al)))
+				break;
+			cJSON_DeleteItemFromObjectCaseSensitive(vm, "skip_deserialize");
+			cJSON_AddBoolToObject(vm, "skip_deserialize", al->l.kind == MP_NIL);
+			if (al->l.kind != MP_NIL)
+				n++;
+			continue;
+		}
+		if (cJSON_IsTrue(skip)) {
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s: leaf %s is not saved (skip_deserialize) and no 'checkpoint' "
+					    "file holds it",
 					    it->path, m->string);
 			break;
 		}
-		if (!(param = param_name(km))) {
+		param = al ? strdup(al->s) : param_name(km); /* PLACEHOLDER://<param> */
+		if (!param) {
 			rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: %s: bad key_metadata",
 					    it->path, m->string);
 			break;
@@ -562,7 +763,9 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 		}
 		cJSON_SetValuestring(vt, "np.ndarray");
 	}
+done:
 	cJSON_Delete(strings);
+	aggtab_clear(&agg);
 	*nrefs = n;
 	return rc;
 }
@@ -632,12 +835,23 @@ static int add_pytree_item(orbax_be *o, struct oitem *it)
 		}
 		if ((rc = ckpt_tree_path(&path, node)))
 			break;
-		int kind = refs[i].str ? E_BYTES : refs[i].arr->scalar_kind ? E_SCALAR : E_ARRAY;
+		int kind = refs[i].range ? E_FILE
+			   : refs[i].str  ? E_BYTES
+			   : refs[i].arr->scalar_kind ? E_SCALAR
+						      : E_ARRAY;
 		rc = add_entry(o, item_key(it->name, path), kind);
 		free(path);
 		if (rc)
 			break;
-		if (refs[i].str) {
+		if (refs[i].range) { /* an array in the msgpack file */
+			const char *rel = it->path + strlen(o->dir);
+			last(o)->path = ckpt_asprintf("%s%scheckpoint", rel[0] ? rel + 1 : "",
+						      rel[0] ? "/" : "");
+			last(o)->off = refs[i].off;
+			last(o)->flen = refs[i].len;
+			if (!last(o)->path)
+				rc = CKPT_ENOMEM;
+		} else if (refs[i].str) {
 			last(o)->bytes = (unsigned char *)refs[i].str;
 			last(o)->len = refs[i].slen;
 			refs[i].str = NULL;
@@ -797,8 +1011,10 @@ static int add_files(orbax_be *o, int dirfd, const char *rel, unsigned depth)
 		if (S_ISREG(st.st_mode)) {
 			char *key = strdup(path);
 			rc = add_entry(o, key, E_FILE);
-			if (rc == 0)
+			if (rc == 0) {
 				last(o)->path = path;
+				last(o)->flen = UINT64_MAX;
+			}
 			else
 				free(path);
 		} else if (S_ISDIR(st.st_mode)) {
@@ -1021,6 +1237,7 @@ static const ckpt_value_reader arr_reader = {arr_pread, arr_verify, free};
 
 struct freader {
 	int fd;
+	uint64_t base; /* of the value in the file */
 	orbax_be *o;
 	char *path;
 };
@@ -1031,7 +1248,7 @@ static int file_pread(void *ctx, void *buf, size_t len, uint64_t off)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(r->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		ssize_t n = pread(r->fd, (char *)buf + done, len - done, (off_t)(r->base + off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -1149,7 +1366,19 @@ static int ob_open_value(ckpt_value_source *out, ckpt_store_backend *be, const v
 			free(r);
 			return rc;
 		}
-		out->info.size = out->info.stored_size = (uint64_t)st.st_size;
+		uint64_t size = (uint64_t)st.st_size;
+		if (e->flen != UINT64_MAX) { /* a range of the file (msgpack arrays) */
+			if (e->off > size || e->flen > size - e->off) {
+				close(r->fd);
+				free(r->path);
+				free(r);
+				return ckpt_error_set(CKPT_ECORRUPT, "%s/%s: shorter than when opened",
+						      o->dir, e->path);
+			}
+			r->base = e->off;
+			size = e->flen;
+		}
+		out->info.size = out->info.stored_size = size;
 		out->reader = &file_reader;
 		out->reader_ctx = r;
 		return 0;

@@ -12,7 +12,7 @@ layer_of() {
 	core/store*.c | core/chunk_cache.c | core/ocdbt.c | store_private.h | chunk_cache.h | \
 		ocdbt.h | ckpt/store.h | ckpt/sys/store_backend.h) echo 1 ;;
 	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/keyname.c | core/zarr.c | \
-		npy_private.h | tree_private.h | zarr.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
+		core/msgpack.c | npy_private.h | tree_private.h | zarr.h | msgpack.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
 	core/step.c | core/step_writer.c | core/root.c | core/leaf.c | core/clone_stub.c | \
 		core/orbax.c | step_private.h | root_private.h | orbax.h | ckpt/step.h | ckpt/root.h | \
 		ckpt/clone.h) echo 3 ;;

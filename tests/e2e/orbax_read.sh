@@ -95,9 +95,64 @@ bad "$T/shard" "layers.0.w0: chunk c/0/0: shard index: crc32c mismatch"
 cp -r "$ROOT/100" "$T/chunk"
 printf 'garbage' | dd of="$T/chunk/state/params.dense.kernel/3.1" bs=1 seek=0 conv=notrunc status=none
 bad "$T/chunk" "params.dense.kernel: chunk 3.1: zstd"
-cp -r tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/testing/aggregate_some.checkpoint "$T/agg"
-chmod -R u+w "$T/agg"
-bad "$T/agg" "legacy msgpack 'checkpoint' file"
+
+# the legacy msgpack "checkpoint" aggregate file: Orbax's samples (all leaves in it; some
+# as PLACEHOLDER:// to zarr dirs) and one made with python3-msgpack (scalars, a string,
+# None, a list) equal what python3-msgpack decodes; damaged ones fail clearly
+AGG=tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/testing
+mkdir -p "$T/aggmade"
+$PY - "$T/aggmade" <<'EOF'
+import json, sys
+import msgpack, numpy as np
+d = sys.argv[1]
+nd = lambda a: msgpack.ExtType(1, msgpack.packb([list(a.shape), a.dtype.name, a.tobytes()]))
+tree = {"w": nd(np.arange(6, dtype="<f4").reshape(2, 3)), "lr": 0.125, "n": -7, "ok": True,
+        "name": "adam", "none": None, "opt": {"0": nd(np.array([1, 2], "<i2")), "1": 3}}
+open(d + "/checkpoint", "wb").write(msgpack.packb(tree))
+tm = {}
+def add(keys, vt):
+    tm[str(tuple(keys))] = {"key_metadata": [{"key": k, "key_type": 1 if k.isdigit() else 2} for k in keys],
+                            "value_metadata": {"value_type": vt, "skip_deserialize": True}}
+for k, vt in (("w", "np.ndarray"), ("lr", "scalar"), ("n", "scalar"), ("ok", "scalar"),
+              ("name", "string"), ("none", "None")):
+    add([k], vt)
+add(["opt", "0"], "np.ndarray"); add(["opt", "1"], "scalar")
+json.dump({"tree_metadata": tm, "use_zarr3": False}, open(d + "/_METADATA", "w"))
+EOF
+for a in "$AGG/aggregate_all.checkpoint" "$AGG/aggregate_some.checkpoint" "$T/aggmade"; do
+	"$CK" verify "$a" >/dev/null || fail "verify $a"
+	rm -rf "$T/aggout"
+	"$CK" restore "$a" "$T/aggout"
+	$PY - "$a" "$T/aggout/default" <<'EOF' || fail "msgpack contents of $a"
+import os, sys
+import msgpack, numpy as np
+src, out = sys.argv[1:3]
+def hook(code, data):
+    shape, dtype, raw = msgpack.unpackb(data)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+tree = msgpack.unpackb(open(src + "/checkpoint", "rb").read(), ext_hook=hook)
+def walk(t, path):
+    for k, v in t.items():
+        p = os.path.join(path, k)
+        if isinstance(v, dict):
+            walk(v, p)
+        elif isinstance(v, np.ndarray):
+            got = np.load(p + ".npy")
+            assert got.dtype == v.dtype and np.array_equal(got, v), p
+        elif isinstance(v, str) and v.startswith("PLACEHOLDER://"):
+            assert np.load(p + ".npy").size > 0, p
+        elif v is None:
+            assert not os.path.exists(p), p
+        else:
+            got = open(p).read()
+            want = {True: "True", False: "False"}.get(v, repr(v)) if not isinstance(v, str) else v
+            assert got == want, (p, got, want)
+walk(tree, out)
+EOF
+done
+cp -r "$T/aggmade" "$T/aggbad"
+head -c 40 "$T/aggmade/checkpoint" >"$T/aggbad/checkpoint"
+bad "$T/aggbad" "checkpoint: msgpack: truncated"
 
 # import: native steps with the same contents; a failed import leaves no step
 "$CK" import "$ROOT/100" "$T/nat" 100 >/dev/null

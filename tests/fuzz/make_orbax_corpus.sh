@@ -67,3 +67,25 @@ for f in glob.glob("tests/data/orbax/**/.zarray", recursive=True):
     put(Z, b"\0" + open(f, "rb").read() + b"\0" + (open(c, "rb").read() if os.path.exists(c) else b""))
 print(len(os.listdir(O)), "ocdbt seeds,", len(os.listdir(Z)), "zarr seeds")
 PY
+# msgpack_fuzzer: the samples' legacy aggregate files, and every kind of leaf (msgpack_fuzzer.c)
+/usr/bin/python3 - <<'PY'
+import hashlib, glob, os
+import msgpack, numpy as np
+out = "tests/fuzz/corpus/msgpack"
+os.makedirs(out, exist_ok=True)
+def put(b):
+    open(os.path.join(out, hashlib.sha1(b).hexdigest()[:16]), "wb").write(b)
+for f in [p for p in glob.glob("tests/data/orbax/**/checkpoint", recursive=True) if os.path.isfile(p)]:
+    b = open(f, "rb").read(); put(b); put(b[: len(b) // 2])
+nd = lambda a: msgpack.ExtType(1, msgpack.packb([list(a.shape), a.dtype.name, a.tobytes()]))
+put(msgpack.packb({"w": nd(np.arange(6, dtype="<f4").reshape(2, 3)), "lr": 0.125, "n": -7, "ok": True,
+                   "s": "adam", "none": None, "opt": {"0": nd(np.array([1, 2], "<i2")), "1": 3},
+                   "big": 2**63 - 1, "f32": msgpack.ExtType(3, msgpack.packb([[], "float32", b"\0\0\x80?"]))},
+                  use_single_float=False))
+put(msgpack.packb({"x": [1, 2]}))
+put(msgpack.packb({"c": msgpack.ExtType(2, msgpack.packb([1.0, 2.0]))}))
+put(msgpack.packb({"__msgpack_chunked_array__": True}))
+put(msgpack.packb({"deep": {"a": {"b": {"c": {"d": 1.5}}}}}, use_single_float=True))
+put(msgpack.packb({"p": "PLACEHOLDER://a.b"}))
+print(len(os.listdir(out)), "msgpack seeds")
+PY
