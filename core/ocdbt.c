@@ -689,6 +689,9 @@ static int db_file(dbfile **out, ocdbt_db *db, const char *path)
 	}
 	f->fd = fd;
 	f->size = (uint64_t)st.st_size;
+	/* We read whole nodes and values: the kernel's read-ahead would only read
+	 * neighbours (other leaves' chunks) that nobody asked for. */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	db->files[db->nfiles++] = f;
 	*out = f;
 	return 0;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -655,6 +656,43 @@ static int make_unit(unsigned char **out, const zarr_array *a, const zarr_source
 	return 0;
 }
 
+/*
+ * Decodes of one unit by concurrent readers (the mount serves a file with
+ * several threads) are serialised on a stripe of locks keyed by the unit, so
+ * the second reader finds the first one's result in the cache instead of
+ * decoding it again.
+ */
+#define DECODE_STRIPES 64
+static pthread_mutex_t decode_mu[DECODE_STRIPES] = {[0 ... DECODE_STRIPES - 1] =
+							    PTHREAD_MUTEX_INITIALIZER};
+
+static const ckpt_cached_chunk *cached_unit(int *rc, const zarr_array *a, const zarr_source *src,
+					    ckpt_chunk_cache *cache, uint64_t cache_id, uint64_t id,
+					    const uint64_t *u, uint64_t *units)
+{
+	const ckpt_cached_chunk *c = ckpt_chunk_cache_get(cache, cache_id, id);
+	pthread_mutex_t *mu = &decode_mu[(cache_id * 0x9e3779b97f4a7c15ull + id) % DECODE_STRIPES];
+	unsigned char *dec;
+
+	*rc = 0;
+	if (c)
+		return c;
+	pthread_mutex_lock(mu);
+	c = ckpt_chunk_cache_get(cache, cache_id, id);
+	if (!c) {
+		*rc = make_unit(&dec, a, src, u);
+		if (*rc == 0) {
+			if (units)
+				(*units)++;
+			c = ckpt_chunk_cache_put(cache, cache_id, id, dec, (size_t)a->unit_nbytes);
+			if (!c)
+				*rc = ckpt_error_nomem();
+		}
+	}
+	pthread_mutex_unlock(mu);
+	return c;
+}
+
 int zarr_read(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
 	      uint64_t cache_id, void *buf, size_t len, uint64_t off, uint64_t *units)
 {
@@ -692,25 +730,16 @@ int zarr_read(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cac
 			free(own);
 			own = NULL;
 			held_id = UINT64_MAX;
-			if (cache)
-				held = ckpt_chunk_cache_get(cache, cache_id, id);
-			if (!held) {
-				unsigned char *dec;
-				rc = make_unit(&dec, a, src, u);
+			if (cache) {
+				held = cached_unit(&rc, a, src, cache, cache_id, id, u, units);
+				if (rc)
+					goto done;
+			} else {
+				rc = make_unit(&own, a, src, u);
 				if (rc)
 					goto done;
 				if (units)
 					(*units)++;
-				if (cache) {
-					held = ckpt_chunk_cache_put(cache, cache_id, id, dec,
-								    (size_t)a->unit_nbytes);
-					if (!held) {
-						rc = ckpt_error_nomem();
-						goto done;
-					}
-				} else {
-					own = dec;
-				}
 			}
 			data = held ? held->data : own;
 			held_id = id;

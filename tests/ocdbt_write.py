@@ -10,7 +10,8 @@ by the independent reader tests/ocdbt_dump.py in the tests that use it.
   ocdbt_write.py STEP_DIR EXPECTED_DIR TOTAL_BYTES NLEAVES LEVEL [ROWS_PER_INNER]
 
 writes an Orbax step (item "state", use_zarr3) of NLEAVES float32 arrays
-(rows x 1024) and EXPECTED_DIR/<param>.npy; LEVEL 0 stores chunks raw.
+(rows x 1024) and EXPECTED_DIR/<param>.npy; LEVEL 0 stores chunks raw. With
+ORBAX_FRAMES=DIR every inner chunk's stored bytes are also written to DIR/<param>.<shard>.<i>.
 """
 import json
 import os
@@ -161,6 +162,9 @@ class Db:
             f.write(envelope(0x0CDB3A2A, bytes(m)))
 
 
+FRAMES = os.environ.get("ORBAX_FRAMES")
+
+
 def zarr3_sharded(param, a, inner_rows, level):
     """zarr.json and the shard values of a 2-D float32 array: one shard per 4 inner chunks."""
     rows, cols = a.shape
@@ -190,6 +194,9 @@ def zarr3_sharded(param, a, inner_rows, level):
             c[:len(part)] = part
             raw = c.tobytes()
             enc = z.compress(raw) if z else raw
+            if FRAMES:  # each inner chunk also as a file, for the benchmark's baselines
+                with open(os.path.join(FRAMES, "%s.%d.%d" % (param.decode(), s, i)), "wb") as f:
+                    f.write(enc)
             index += struct.pack("<QQ", len(data), len(enc))
             data += enc
         out[param + b"/c/%d/0" % s] = bytes(data + index + struct.pack("<I", crc32c(bytes(index))))

@@ -797,69 +797,68 @@ bench_orbax() {
 	size=$(scaled $((1 << 30)) $((1 << 24)))
 	nl=64
 	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
-	section "Orbax: $gib item of $nl float32 leaves (zarr2, 4 MiB chunks, python3-zarr), 10,000-leaf tree"
-	mkdir -p "$o"
-	$PY "$HERE/orbax_gen.py" "$o/z" "$size" "$nl" 1 2>>"$LOG" &&
-		$PY "$HERE/orbax_gen.py" "$o/raw" "$size" "$nl" 0 2>>"$LOG" ||
+	section "Orbax: $gib item of $nl float32 leaves, zarr3 sharded (1 MiB inner chunks) in OCDBT (tests/ocdbt_write.py), 10,000-leaf tree"
+	mkdir -p "$o/frames" "$o/nof"
+	ORBAX_FRAMES=$o/frames $PY "$SRC/tests/ocdbt_write.py" "$o/z/1" "$o/exp" "$size" "$nl" 1 256 2>>"$LOG" &&
+		$PY "$SRC/tests/ocdbt_write.py" "$o/raw/1" "$o/exp" "$size" "$nl" 0 256 2>>"$LOG" ||
 		{ skip "orbax" "data generation failed"; return; }
+	rm -rf "$o/exp"
 	# restore to .npy files vs zstd -d of the same frames on both cores (the decode limit)
-	find "$o/z/1/state" -type f -name '[0-9]*' | sort >"$o/frames"
-	split -n l/2 "$o/frames" "$o/half."
+	find "$o/frames" -type f | sort >"$o/frames.txt"
+	split -n l/2 "$o/frames.txt" "$o/half."
 	cold
 	t_zstd=$(tm sh -c "xargs zstd -dcq <'$o/half.aa' >/dev/null & xargs zstd -dcq <'$o/half.ab' >/dev/null; wait")
 	rm -rf "$o/out"; cold
 	t_ours=$(tm "$B/ckpt" restore "$o/z/1" "$o/out")
 	row "orbax restore $gib zstd: ckpt restore vs zstd -d x2" "$t_ours" "$t_zstd" s 0.8
 	rm -rf "$o/out"
-	find "$o/raw/1/state" -type f -name '[0-9]*' | sort >"$o/rawfiles"
+	find "$o/raw/1/state/sub/d" -type f >"$o/rawfiles"
 	cold
 	t_cat=$(tm sh -c "xargs cat <'$o/rawfiles' >/dev/null")
 	cold
 	t_ours=$(tm "$B/ckpt" restore "$o/raw/1" "$o/out")
 	row "orbax restore $gib raw: ckpt restore vs cat" "$t_ours" "$t_cat" s 0.7
-	rm -rf "$o/out"
-	# through the mount: cat of one leaf reads about its stored bytes; a 4 KiB read one chunk
+	rm -rf "$o/out" "$o/raw"
+	# through the mount: cat of one leaf reads about its stored bytes; a 4 KiB read one inner chunk
 	if [ "$have_fs" = 1 ] && mount_fs ckptfs "$o/z" "$mnt" -o ro; then
-		leaf=$mnt/1/state/layers/0/w0.npy
 		pid=$MPID
-		stored=$(du -b -s "$o/z/1/state/layers.0.w0" | awk '{print $1}')
-		if [ -n "$pid" ]; then
-			ls "$mnt/1/state/layers/0" >/dev/null # open the step first: its metadata is not the leaf's
-			cold
-			before=$(proc_read "$pid")
-			timeout 300 cat "$leaf" >/dev/null
-			after=$(proc_read "$pid")
-			row "orbax mount: cat one leaf, disk MiB vs stored MiB" \
-				"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 2^20 }')" \
-				"$(awk -v s="$stored" 'BEGIN { print s / 2^20 }')" MiB 0.91
-			umount_fs "$mnt"
-			mount_fs ckptfs "$o/z" "$mnt" -o ro && pid=$MPID
+		stored=$(cat "$o/frames"/layers.0.w0.* | wc -c)
+		ls "$mnt/1/state/layers/0" >/dev/null # open the step first: its metadata is not the leaf's
+		cold
+		before=$(proc_read "$pid")
+		timeout 300 cat "$mnt/1/state/layers/0/w0.npy" >/dev/null
+		after=$(proc_read "$pid")
+		row "orbax mount: cat one leaf, disk MiB vs stored MiB" \
+			"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 2^20 }')" \
+			"$(awk -v s="$stored" 'BEGIN { print s / 2^20 }')" MiB 0.91
+		umount_fs "$mnt"
+		if mount_fs ckptfs "$o/z" "$mnt" -o ro; then
+			pid=$MPID
 			ls "$mnt/1/state/layers/3" >/dev/null
 			cold
 			before=$(proc_read "$pid")
 			timeout 60 dd if="$mnt/1/state/layers/3/w5.npy" of=/dev/null bs=4096 count=1 \
 				skip=100 status=none
 			after=$(proc_read "$pid")
-			row "orbax mount: 4 KiB read, disk KiB vs one chunk file" \
+			row "orbax mount: 4 KiB read, disk KiB vs one inner chunk" \
 				"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 1024 }')" \
-				"$(stat -c %s "$o/z/1/state/layers.3.w5/0.0" | awk '{ print $1 / 1024 }')" KiB 0.9
-		else
-			skip "orbax mount" "daemon pid not found"
+				"$(stat -c %s "$o/frames/layers.3.w5.0.0" | awk '{ print $1 / 1024 }')" KiB 0.9
+			umount_fs "$mnt"
 		fi
-		umount_fs "$mnt"
 	else
 		skip "orbax mount" "ckptfs missing or mount failed"
 	fi
-	rm -rf "$o/z" "$o/raw"
-	# open + list a 10,000-leaf Orbax step vs reading its metadata files with cat
-	$PY "$HERE/orbax_gen.py" "$o/wide" 0 "$(scaled 10000 100)" 1 2>>"$LOG" ||
+	rm -rf "$o/z" "$o/frames"
+	# open + list a 10,000-leaf Orbax step (OCDBT) vs reading its db files with cat
+	n=$(scaled 10000 100)
+	$PY "$SRC/tests/ocdbt_write.py" "$o/wide/1" "$o/wexp" $((n * 4096)) "$n" 1 1 2>>"$LOG" ||
 		{ skip "orbax wide" "data generation failed"; return; }
-	find "$o/wide/1" -name .zarray -o -name _METADATA >"$o/metafiles"
+	find "$o/wide/1" -type f >"$o/metafiles"
 	cold
 	t_cat=$(tm sh -c "xargs cat <'$o/metafiles' >/dev/null")
 	cold
 	t_ours=$(tm "$B/ckpt" tree "$o/wide/1")
-	row "orbax open+tree $(scaled 10000 100) leaves (goal <= 0.5 s): vs cat of metadata" "$t_ours" "$t_cat" s
+	row "orbax open+tree $n leaves (goal <= 0.5 s): vs cat of its files" "$t_ours" "$t_cat" s
 	rm -rf "$o"
 }
 
