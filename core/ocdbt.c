@@ -229,19 +229,28 @@ static int dfiles_decode(dfile **out, size_t *nout, rd *r, const char *T, const 
 	suf = calloc(n + 1, sizeof(*suf));
 	base = calloc(n + 1, sizeof(*base));
 	f = calloc(n + 1, sizeof(*f));
-	prev = malloc(OCDBT_MAX_KEY + 1);
-	if (!pre || !suf || !base || !f || !prev) {
+	if (!pre || !suf || !base || !f) {
 		rc = ckpt_error_nomem();
 		goto done;
 	}
 	for (uint64_t i = 1; i < n; i++)
 		pre[i] = rd_varint(r);
-	for (uint64_t i = 0; i < n; i++)
+	uint64_t sufs = 0; /* a path is at most all the suffix bytes, which must be present */
+	for (uint64_t i = 0; i < n; i++) {
 		suf[i] = rd_varint(r);
+		sufs += suf[i] > OCDBT_MAX_KEY ? OCDBT_MAX_KEY : suf[i];
+	}
 	for (uint64_t i = 0; i < n; i++)
 		base[i] = rd_varint(r);
+	if (sufs > OCDBT_MAX_KEY)
+		sufs = OCDBT_MAX_KEY;
+	prev = malloc(sufs + 1);
+	if (!prev) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
 	for (uint64_t i = 0; i < n && !r->bad; i++) {
-		if (pre[i] > prevlen || suf[i] > OCDBT_MAX_KEY - pre[i]) {
+		if (pre[i] > prevlen || suf[i] > sufs - pre[i]) {
 			r->bad = 1;
 			break;
 		}

@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,25 @@ struct oentry {
 	struct oarray *arr;   /* E_ARRAY, E_SCALAR (owned by the backend's arrays) */
 };
 
+/*
+ * Read-ahead for sequential readers of a leaf (restore, cat): while the
+ * caller decodes one unit, a worker decodes the next into the cache, so a
+ * single reader uses two cores. A bounded queue; requests that do not fit are
+ * dropped (the reader decodes them itself).
+ */
+#define PREFETCH_QUEUE 8
+struct prefetch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int started, stop;
+	struct {
+		struct oarray *a;
+		uint64_t id;
+	} q[PREFETCH_QUEUE];
+	size_t head, n;
+};
+
 typedef struct orbax_be {
 	ckpt_store_backend be; /* first: the library hands us &be */
 	char *dir;
@@ -89,6 +109,7 @@ typedef struct orbax_be {
 	ckpt_chunk_cache *cache;
 	uint64_t bytes_read; /* atomic */
 	uint64_t generation;
+	struct prefetch pf;
 } orbax_be;
 
 /* ---- detection ---- */
@@ -1205,15 +1226,65 @@ static int ob_list(ckpt_store_backend *be, const void *prefix, size_t plen, int 
 struct areader {
 	orbax_be *o;
 	struct oarray *a;
+	uint64_t next; /* atomic: where the last read ended */
 };
+
+static void *prefetch_main(void *p)
+{
+	orbax_be *o = p;
+	struct prefetch *pf = &o->pf;
+
+	pthread_mutex_lock(&pf->mu);
+	for (;;) {
+		while (!pf->stop && pf->n == 0)
+			pthread_cond_wait(&pf->cv, &pf->mu);
+		if (pf->stop)
+			break;
+		struct oarray *a = pf->q[pf->head].a;
+		uint64_t id = pf->q[pf->head].id;
+		pf->head = (pf->head + 1) % PREFETCH_QUEUE;
+		pf->n--;
+		pthread_mutex_unlock(&pf->mu);
+		asrc s;
+		array_source(&s, a, o);
+		(void)zarr_prefetch(a->z, &s.src, o->cache, a->id, id); /* errors: the reader sees them */
+		pthread_mutex_lock(&pf->mu);
+	}
+	pthread_mutex_unlock(&pf->mu);
+	return NULL;
+}
+
+static void prefetch(orbax_be *o, struct oarray *a, uint64_t id)
+{
+	struct prefetch *pf = &o->pf;
+
+	pthread_mutex_lock(&pf->mu);
+	if (!pf->started && !pf->stop)
+		pf->started = pthread_create(&pf->thread, NULL, prefetch_main, o) == 0 ? 1 : -1;
+	if (pf->started == 1 && pf->n < PREFETCH_QUEUE) {
+		size_t t = (pf->head + pf->n++) % PREFETCH_QUEUE;
+		pf->q[t].a = a;
+		pf->q[t].id = id;
+		pthread_cond_signal(&pf->cv);
+	}
+	pthread_mutex_unlock(&pf->mu);
+}
 
 static int arr_pread(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct areader *r = ctx;
+	uint64_t nb = zarr_nbytes(r->a->z), end = off + len;
 	asrc s;
+	int rc;
 
 	array_source(&s, r->a, r->o);
-	return zarr_read(r->a->z, &s.src, r->o->cache, r->a->id, buf, len, off, NULL);
+	rc = zarr_read(r->a->z, &s.src, r->o->cache, r->a->id, buf, len, off, NULL);
+	/* a sequential reader: decode the unit after this range meanwhile */
+	uint64_t prev = __atomic_exchange_n(&r->next, end, __ATOMIC_RELAXED);
+	if (rc == 0 && prev == off && off > 0 && len && end < nb &&
+	    zarr_unit_at(r->a->z, end) != zarr_unit_at(r->a->z, end - 1))
+		prefetch(r->o, r->a, zarr_unit_at(r->a->z, end));
+	return rc;
 }
 
 static int arr_verify(void *ctx)
@@ -1342,7 +1413,7 @@ static int ob_open_value(ckpt_value_source *out, ckpt_store_backend *be, const v
 		struct areader *r = malloc(sizeof(*r));
 		if (!r)
 			return ckpt_error_nomem();
-		*r = (struct areader){o, e->arr};
+		*r = (struct areader){o, e->arr, UINT64_MAX};
 		out->info.size = zarr_nbytes(e->arr->z);
 		out->info.stored_size = out->info.size;
 		out->reader = &arr_reader;
@@ -1402,6 +1473,14 @@ static void ob_free(ckpt_store_backend *be)
 
 	if (!o)
 		return;
+	pthread_mutex_lock(&o->pf.mu);
+	o->pf.stop = 1;
+	pthread_cond_signal(&o->pf.cv);
+	pthread_mutex_unlock(&o->pf.mu);
+	if (o->pf.started == 1)
+		pthread_join(o->pf.thread, NULL);
+	pthread_mutex_destroy(&o->pf.mu);
+	pthread_cond_destroy(&o->pf.cv);
 	for (size_t i = 0; i < o->nents; i++) {
 		free(o->ents[i].key);
 		free(o->ents[i].bytes);
@@ -1436,8 +1515,12 @@ int ckpt_orbax_store_open(ckpt_store **out, const char *dir, const ckpt_store_op
 	if (!o)
 		return ckpt_error_nomem();
 	o->dirfd = -1;
+	pthread_mutex_init(&o->pf.mu, NULL);
+	pthread_cond_init(&o->pf.cv, NULL);
 	rc = ckpt_store_backend_init(&o->be, CKPT_STORE_BACKEND_VERSION);
 	if (rc) {
+		pthread_mutex_destroy(&o->pf.mu);
+		pthread_cond_destroy(&o->pf.cv);
 		free(o);
 		return rc;
 	}

@@ -757,6 +757,37 @@ done:
 	return rc;
 }
 
+uint64_t zarr_unit_at(const zarr_array *a, uint64_t off)
+{
+	uint64_t rem = off / a->isz, coord[ZARR_MAX_NDIM], id = 0;
+
+	for (int d = (int)a->ndim - 1; d >= 0; d--) {
+		coord[d] = rem % a->shape[d];
+		rem /= a->shape[d];
+	}
+	for (unsigned d = 0; d < a->ndim; d++)
+		id = id * a->grid[d] + coord[d] / a->unit[d];
+	return id;
+}
+
+int zarr_prefetch(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
+		  uint64_t cache_id, uint64_t id)
+{
+	uint64_t u[ZARR_MAX_NDIM], rem = id;
+	int rc;
+
+	for (int d = (int)a->ndim - 1; d >= 0; d--) {
+		if (a->grid[d] == 0)
+			return 0;
+		u[d] = rem % a->grid[d];
+		rem /= a->grid[d];
+	}
+	if (rem)
+		return ckpt_error_set(CKPT_EINVAL, "%s: no unit %llu", a->name, (unsigned long long)id);
+	ckpt_chunk_cache_release(cache, cached_unit(&rc, a, src, cache, cache_id, id, u, NULL));
+	return rc;
+}
+
 int zarr_verify(const zarr_array *a, const zarr_source *src)
 {
 	uint64_t u[ZARR_MAX_NDIM] = {0};

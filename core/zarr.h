@@ -61,6 +61,12 @@ const char *zarr_codec_name(const zarr_array *a);
 int zarr_read(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
 	      uint64_t cache_id, void *buf, size_t len, uint64_t off, uint64_t *units);
 
+/* The linear index of the unit (chunk, or inner chunk) holding byte off; off < nbytes. */
+uint64_t zarr_unit_at(const zarr_array *a, uint64_t off);
+/* Decode unit id into cache unless it is there already (read-ahead). */
+int zarr_prefetch(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
+		  uint64_t cache_id, uint64_t id);
+
 /* Decode every stored unit (checking sizes and shard-index CRCs). */
 int zarr_verify(const zarr_array *a, const zarr_source *src);
 

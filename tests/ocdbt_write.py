@@ -11,7 +11,8 @@ by the independent reader tests/ocdbt_dump.py in the tests that use it.
 
 writes an Orbax step (item "state", use_zarr3) of NLEAVES float32 arrays
 (rows x 1024) and EXPECTED_DIR/<param>.npy; LEVEL 0 stores chunks raw. With
-ORBAX_FRAMES=DIR every inner chunk's stored bytes are also written to DIR/<param>.<shard>.<i>.
+ORBAX_FRAMES=DIR every inner chunk's stored bytes are also written to DIR/<param>.<shard>.<i>;
+ORBAX_LEAF_ENTRIES (default 8, small to make interior nodes) sets the keys per leaf node.
 """
 import json
 import os
@@ -91,7 +92,7 @@ def keys_block(keys, cpl=None):
 class Db:
     """Values go to d/<main>; leaf nodes to sub/d/<leaf> (reached with base path "sub/")."""
 
-    def __init__(self, root, inline_max=64, leaf_entries=8):
+    def __init__(self, root, inline_max=1024, leaf_entries=8):
         self.root, self.inline_max, self.leaf_entries = root, inline_max, leaf_entries
         os.makedirs(os.path.join(root, "d"), exist_ok=True)
         os.makedirs(os.path.join(root, "sub", "d"), exist_ok=True)
@@ -109,21 +110,19 @@ class Db:
         f.write(data)
         return off, len(data)
 
-    def _leaf_node(self, items, strip):
-        # its own table: file 0 = the values' file relative to "sub/" is "../"? No: values
-        # are referenced through the node's own table, whose paths are below "sub/"; so a
-        # leaf node holding indirect values puts them in its own file sub/d/<leaf> too.
+    def _leaf_node(self, items, strip, offs):
+        """A leaf node of items (indirect values already written at offs[key])."""
         keys = [k[strip:] for k, _ in items]
         body = bytearray([0]) + file_table([(self.leaf, 0)]) + varint(len(items))
         body += keys_block(keys)
         kinds, refs, inl = [], [], bytearray()
-        for _, v in items:
+        for k, v in items:
             if len(v) <= self.inline_max:
                 kinds.append(0)
                 inl += v
             else:
                 kinds.append(1)
-                refs.append(self._append(self.lf, v)[0])
+                refs.append(offs[k])
         for _, v in items:
             body += varint(len(v))
         body += bytes(kinds)
@@ -134,11 +133,13 @@ class Db:
 
     def commit(self):
         items = sorted(self.kv.items())
+        # as TensorStore does: the values first, then the nodes that point at them
+        offs = {k: self._append(self.lf, v)[0] for k, v in items if len(v) > self.inline_max}
         groups = [items[i:i + self.leaf_entries] for i in range(0, len(items), self.leaf_entries)]
         entries = []  # (first key, common prefix len, off, len, nkeys)
         for g in groups:
             cp = os.path.commonprefix([k for k, _ in g])
-            off, ln = self._leaf_node(g, len(cp))
+            off, ln = self._leaf_node(g, len(cp), offs)
             entries.append((g[0][0], len(cp), off, ln, len(g)))
         self.lf.close()
         # root: interior node of height 1 in d/<main>, children in sub/d/<leaf>
@@ -211,7 +212,7 @@ def main():
     os.makedirs(expected, exist_ok=True)
     rng = np.random.default_rng(3)
     rows = max(1, total // nleaves // 4096)
-    db = Db(item)
+    db = Db(item, leaf_entries=int(os.environ.get("ORBAX_LEAF_ENTRIES", "8")))
     tree = {}
     base = (np.round(rng.standard_normal((rows + 7, 1024)) * 64) / 64).astype("<f4")
     for i in range(nleaves):
