@@ -11,7 +11,7 @@ by the independent reader tests/ocdbt_dump.py in the tests that use it.
 
 writes an Orbax step (item "state", use_zarr3) of NLEAVES float32 arrays
 (rows x 1024) and EXPECTED_DIR/<param>.npy; LEVEL 0 stores chunks raw. With
-ORBAX_FRAMES=DIR every inner chunk's stored bytes are also written to DIR/<param>.<shard>.<i>;
+ORBAX_FRAMES=DIR every inner chunk's stored bytes are also written to DIR/<param>.<shard>.<i>.zst;
 ORBAX_LEAF_ENTRIES (default 8, small to make interior nodes) sets the keys per leaf node.
 """
 import json
@@ -196,7 +196,7 @@ def zarr3_sharded(param, a, inner_rows, level):
             raw = c.tobytes()
             enc = z.compress(raw) if z else raw
             if FRAMES:  # each inner chunk also as a file, for the benchmark's baselines
-                with open(os.path.join(FRAMES, "%s.%d.%d" % (param.decode(), s, i)), "wb") as f:
+                with open(os.path.join(FRAMES, "%s.%d.%d.zst" % (param.decode(), s, i)), "wb") as f:
                     f.write(enc)
             index += struct.pack("<QQ", len(data), len(enc))
             data += enc

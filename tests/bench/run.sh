@@ -844,7 +844,7 @@ bench_orbax() {
 			after=$(proc_read "$pid")
 			row "orbax mount: 4 KiB read, disk KiB vs one inner chunk" \
 				"$(awk -v a="$before" -v b="$after" 'BEGIN { print (b - a) / 1024 }')" \
-				"$(stat -c %s "$o/frames/layers.3.w5.0.0" | awk '{ print $1 / 1024 }')" KiB 0.9
+				"$(stat -c %s "$o/frames/layers.3.w5.0.0.zst" | awk '{ print $1 / 1024 }')" KiB 0.9
 			umount_fs "$mnt"
 		fi
 	else
