@@ -167,9 +167,11 @@ if "$CK" import "$T/chunk" "$T/nat" 9 2>/dev/null; then fail "import of a damage
 [ ! -e "$T/nat/9" ] || fail "a failed import left a step"
 [ -z "$(ls -a "$T/nat" | grep tmp)" ] || fail "a failed import left a temporary directory"
 
-# the mount: every step, np.load equals the expected contents
+# the mount: every step, np.load equals the expected contents; a damaged chunk is EIO on
+# that leaf only
+cp -r "$T/chunk" "$ROOT/9"
 fs_mount
-[ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 5 7 latest " ] || fail "mount ls: $(t ls "$MNT")"
+[ "$(t ls "$MNT" | tr '\n' ' ')" = "1 100 2 3 5 7 9 latest " ] || fail "mount ls: $(t ls "$MNT")"
 t $PY - "$MNT" "$T/exp" <<'EOF'
 import glob, os, sys
 import numpy as np
@@ -192,6 +194,11 @@ for e in glob.glob(os.path.join(exp, "*.npy")):
 assert np.array_equal(np.load(f"{mnt}/7/state/w.npy"), np.arange(6, dtype=np.float32))
 EOF
 [ "$(t cat "$MNT/100/state/opt_state/0/count")" = "12345" ] || fail "mount scalar"
+if out=$(t cat "$MNT/9/state/params/dense/kernel.npy" 2>&1 >/dev/null); then fail "damaged leaf read"; fi
+echo "$out" | grep -q "Input/output error" || fail "damaged leaf: '$out'"
+grep -q "params.dense.kernel: chunk 3.1: zstd" "$T/ckptfs.log" || fail "no reason in the log"
+t cmp "$MNT/9/state/params/dense/bias.npy" "$MNT/100/state/params/dense/bias.npy" ||
+	fail "a damaged leaf broke another"
 [ "$(t cat "$MNT/1/metadata/metadata")" = '{"metadata": "json_data"}' ] || fail "mount json"
 t cat "$MNT/2/_CHECKPOINT_METADATA" | grep -q '"commit_timestamp_nsecs":1778718403065544708' ||
 	fail "mount step metadata: $(t cat "$MNT/2/_CHECKPOINT_METADATA")"
