@@ -742,6 +742,64 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 	return rc;
 }
 
+/* ---- transforms of a metadata tree (ckpt_interchange_restore_mapped) ---- */
+
+struct place_ctx {
+	struct restore_ctx c;
+	ckpt_pytree_placed_fn placed;
+	void *payload;
+};
+
+/* ckpt_tree_walk callback: an end node of the saved tree, copied to its new path. */
+static int place(ckpt_tree *node, const char *path, void *payload)
+{
+	struct place_ctx *p = payload;
+	ckpt_tree *copy = NULL;
+	char *to = NULL;
+	int rc;
+
+	if ((ckpt_tree_is_container(node) && ckpt_tree_count(node) > 0) || !path[0])
+		return 0;
+	if ((rc = map_path(&to, &p->c, path)) != 0 || !to)
+		return rc;
+	rc = ckpt_tree_clone(&copy, node);
+	if (rc == 0 && (rc = p->placed(node, copy, p->payload)) != 0)
+		ckpt_tree_free(copy);
+	else if (rc == 0)
+		rc = insert_at(p->c.moved, to, copy);
+	free(to);
+	return rc;
+}
+
+int ckpt_pytree_transform_meta(ckpt_tree **out, const ckpt_tree *meta,
+			       const ckpt_restore_transform *t, size_t n, int default_to_original,
+			       ckpt_pytree_placed_fn placed, void *payload)
+{
+	struct place_ctx p = {{NULL, "(transforms)", NULL, CKPT_PYTREE_RESTORE_ARGS_INIT, NULL, 0,
+			       0, NULL, NULL, 0, NULL},
+			      placed, payload};
+	int rc;
+
+	*out = NULL;
+	if (!n || !t)
+		return ckpt_error_set(CKPT_EINVAL, "no transforms");
+	p.c.eff.transforms = t;
+	p.c.eff.ntransforms = n;
+	p.c.eff.transforms_default_to_original = default_to_original;
+	p.c.args = &p.c.eff;
+	rc = transforms_prepare(&p.c, meta);
+	if (rc == 0)
+		rc = ckpt_tree_walk((ckpt_tree *)meta, place, &p); /* place only reads meta */
+	if (rc == 0 && ckpt_tree_custom_metadata(meta))
+		rc = ckpt_tree_set_custom_metadata(p.c.moved, ckpt_tree_custom_metadata(meta));
+	if (rc == 0) {
+		*out = p.c.moved;
+		p.c.moved = NULL;
+	}
+	transforms_free(&p.c);
+	return rc;
+}
+
 int ckpt_pytree_metadata_item(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
 {
 	const ckpt_tree *meta = NULL;
