@@ -11,10 +11,23 @@
  * target shape that differs is CKPT_ESHAPE when strict; otherwise the
  * overlapping box is copied row by row and the rest stays zero.
  *
+ * Transforms: every selected end node of the saved tree is given its target
+ * path first (map_path; transforms_prepare works them all out and refuses
+ * two on one path before anything is read); restore_leaf then builds each
+ * node straight at that path in a tree of its own (c->moved), and the
+ * mapped copy ckpt_tree_map makes is dropped. With a target, the result is
+ * finally rearranged into the target's shape (conform): containers retyped
+ * or rebuilt, children in the target's order, scalars of the target's kind;
+ * nodes are moved, never copied.
+ *
  * Invariants:
- *   1. Only selected leaves are opened (partial restore reads nothing else).
+ *   1. Only selected leaves are opened (partial restore reads nothing else;
+ *      with transforms, nor leaves the rules leave out).
  *   2. Every array value's size equals the metadata's nbytes before any
  *      byte of it is used (CKPT_ECORRUPT otherwise).
+ *   3. With transforms, at most one saved node lands on a target path
+ *      (transforms_prepare), so insert_at never meets an occupied slot it
+ *      was not told about.
  */
 #include <assert.h>
 #include <math.h>
@@ -219,7 +232,8 @@ static int insert_at(ckpt_tree *root, const char *path, ckpt_tree *node)
 			break;
 		ckpt_tree *child = ckpt_tree_is_container(at) ? ckpt_tree_find(at, key) : NULL;
 		if (last) {
-			rc = child ? ckpt_error_set(CKPT_EEXISTS, "'%s' is restored twice", path)
+			rc = child ? ckpt_error_set(CKPT_EEXISTS,
+						    "'%s' would be both a leaf and a container", path)
 				   : ckpt_tree_add(at, key, node);
 			node = NULL;
 		} else if (!child) {
@@ -574,6 +588,13 @@ static int to_scalar(ckpt_tree **out, const ckpt_tree *r, ckpt_tree_kind k, cons
 
 static int conform(ckpt_tree **node, const ckpt_tree *t, const char *path, struct restore_ctx *c);
 
+static int cmp_ptr(const void *a, const void *b)
+{
+	const void *x = *(void *const *)a, *y = *(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* The children of container *node arranged as t's, and *node of t's kind. */
 static int conform_container(ckpt_tree **node, const ckpt_tree *t, const char *path,
 			     struct restore_ctx *c)
@@ -585,13 +606,29 @@ static int conform_container(ckpt_tree **node, const ckpt_tree *t, const char *p
 	size_t n = 0;
 	int rc;
 
+	ckpt_tree **got = NULL, **used = NULL;
+	size_t nt = ckpt_tree_count(t);
+
 	if (!ckpt_tree_is_container(r))
 		return ckpt_error_set(CKPT_EINVAL,
 				      "item %s: the target has a container at '%s', the "
 				      "checkpoint a leaf",
 				      c->item, path);
-	if ((rc = ckpt_tree_detach_all(&kids, &n, r)) != 0)
+	/* r's child for each of t's, found by key while r still has its index (O(1)) */
+	if (!(got = calloc(nt ? nt : 1, sizeof(*got))) ||
+	    !(used = calloc(nt ? nt : 1, sizeof(*used)))) {
+		free(got);
+		return ckpt_error_nomem();
+	}
+	for (size_t i = 0; i < nt; i++)
+		used[i] = got[i] = ckpt_tree_find(r, ckpt_tree_key(ckpt_tree_child(t, i)));
+	if (nt > 1)
+		qsort(used, nt, sizeof(*used), cmp_ptr);
+	if ((rc = ckpt_tree_detach_all(&kids, &n, r)) != 0) {
+		free(got);
+		free(used);
 		return rc;
+	}
 	if (keyed == rkeyed) {
 		rc = ckpt_tree_retype(r, tk, ckpt_tree_namedtuple_type(t));
 		nn = r;
@@ -602,33 +639,27 @@ static int conform_container(ckpt_tree **node, const ckpt_tree *t, const char *p
 		if (rc == 0 && ckpt_tree_custom_metadata(r))
 			rc = ckpt_tree_set_custom_metadata(nn, ckpt_tree_custom_metadata(r));
 	}
-	for (size_t i = 0; rc == 0 && i < ckpt_tree_count(t); i++) {
+	/* children the target does not have (skipped by partial restore) go */
+	for (size_t j = 0; j < n; j++)
+		if (!nt || !bsearch(&kids[j], used, nt, sizeof(*used), cmp_ptr))
+			ckpt_tree_free(kids[j]);
+	free(kids);
+	free(used);
+	for (size_t i = 0; i < nt; i++) {
 		const ckpt_tree *tc = ckpt_tree_child(t, i);
-		ckpt_tree *got = NULL;
-		for (size_t j = 0; j < n; j++) {
-			if (kids[j] && !strcmp(ckpt_tree_key(kids[j]), ckpt_tree_key(tc))) {
-				got = kids[j];
-				kids[j] = NULL;
-				break;
-			}
-		}
-		char *cp = path[0] ? ckpt_asprintf("%s/%s", path, ckpt_tree_name(tc))
-				   : strdup(ckpt_tree_name(tc));
-		if (!cp) {
-			ckpt_tree_free(got);
+		char *cp = NULL;
+		if (rc == 0 && !(cp = path[0] ? ckpt_asprintf("%s/%s", path, ckpt_tree_name(tc))
+					      : strdup(ckpt_tree_name(tc))))
 			rc = ckpt_error_nomem();
-			break;
-		}
-		rc = conform(&got, tc, cp, c);
+		if (rc == 0)
+			rc = conform(&got[i], tc, cp, c);
 		free(cp);
 		if (rc == 0)
-			rc = ckpt_tree_add(nn, keyed ? ckpt_tree_key(tc) : NULL, got);
+			rc = ckpt_tree_add(nn, keyed ? ckpt_tree_key(tc) : NULL, got[i]);
 		else
-			ckpt_tree_free(got);
+			ckpt_tree_free(got[i]); /* after a failure, the rest are freed */
 	}
-	for (size_t j = 0; j < n; j++) /* not in the target (skipped by partial restore) */
-		ckpt_tree_free(kids[j]);
-	free(kids);
+	free(got);
 	if (nn != r) {
 		ckpt_tree_free(r);
 		*node = nn;

@@ -301,6 +301,7 @@ static void test_restore_follows_target(void **state)
 	assert_int_equal(ckpt_tree_new(&y, CKPT_TREE_TUPLE), 0);
 	assert_int_equal(ckpt_tree_new_float(&x, 0) | ckpt_tree_add(y, NULL, x), 0);
 	assert_int_equal(ckpt_tree_add(tgt, "pair", y), 0);
+	ra.item = tgt;
 	ra.partial_restore = 1;
 	r = restore(f, &ra, &rc);
 	assert_int_equal(rc, 0);
