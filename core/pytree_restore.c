@@ -232,10 +232,13 @@ static int insert_at(ckpt_tree *root, const char *path, ckpt_tree *node)
 			break;
 		ckpt_tree *child = ckpt_tree_is_container(at) ? ckpt_tree_find(at, key) : NULL;
 		if (last) {
-			rc = child ? ckpt_error_set(CKPT_EEXISTS,
-						    "'%s' would be both a leaf and a container", path)
-				   : ckpt_tree_add(at, key, node);
-			node = NULL;
+			if (child) {
+				rc = ckpt_error_set(CKPT_EEXISTS,
+						    "'%s' would be both a leaf and a container", path);
+			} else {
+				rc = ckpt_tree_add(at, key, node); /* takes node, also on failure */
+				node = NULL;
+			}
 		} else if (!child) {
 			if ((rc = ckpt_tree_new(&child, CKPT_TREE_DICT)) == 0 &&
 			    (rc = ckpt_tree_add(at, key, child)) == 0)
@@ -251,8 +254,8 @@ static int insert_at(ckpt_tree *root, const char *path, ckpt_tree *node)
 		key = NULL;
 		comp = next;
 	}
-	if (rc == 0 && node)
-		rc = ckpt_error_set(CKPT_EINVAL, "transforms: empty target path");
+	if (rc == 0 && node) /* no component: "" or only '/' */
+		rc = ckpt_error_set(CKPT_EINVAL, "transforms: empty target path '%s'", path);
 	ckpt_tree_free(node);
 	free(copy);
 	return rc;
