@@ -360,3 +360,20 @@ int ckpt_async_check_for_errors(ckpt_async *a)
 {
 	return a ? take_error(a->last, 0) : 0;
 }
+
+int ckpt_composite_async_save(ckpt_async *a, ckpt_future **future, const char *root,
+			      uint64_t step, ckpt_registry *r, const ckpt_composite_arg *items,
+			      size_t n, const char *custom_metadata, const char *metrics)
+{
+	ckpt_item_args *ia = calloc(n ? n : 1, sizeof(*ia));
+	int rc = ia ? 0 : ckpt_error_nomem();
+
+	if (future)
+		*future = NULL;
+	if (rc == 0)
+		rc = ckpt_composite_item_args(ia, r, items, n);
+	if (rc == 0)
+		rc = ckpt_async_save(a, future, root, step, ia, n, custom_metadata, metrics);
+	free(ia);
+	return rc;
+}

@@ -6,6 +6,7 @@
  * removes the temporary directory); no path leaves a partial step behind.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "ckpt/checkpointer.h"
 #include "error_private.h"
@@ -53,5 +54,24 @@ int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item
 			ckpt_error_wrap(rc, "restore item %s", items[i].name);
 	}
 	ckpt_step_free(s);
+	return rc;
+}
+
+int ckpt_composite_item_args(ckpt_item_args *out, ckpt_registry *r,
+			     const ckpt_composite_arg *items, size_t n)
+{
+	int rc = 0;
+
+	if (!out || !r || (n && !items))
+		return ckpt_error_set(CKPT_EINVAL, "ckpt_composite_item_args: NULL argument");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		ckpt_handler *h = NULL;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(items[j].item, items[i].item))
+				return ckpt_error_set(CKPT_EINVAL, "item '%s' given twice",
+						      items[i].item);
+		rc = ckpt_registry_resolve(&h, r, items[i].item, items[i].type);
+		out[i] = (ckpt_item_args){items[i].item, h, items[i].args};
+	}
 	return rc;
 }

@@ -251,6 +251,8 @@ int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_s
 	int rc = 0;
 
 	*out = NULL;
+	if (items && n == 0)
+		items = NULL; /* Orbax: an empty Composite() restores everything */
 	if (!res || !(res->it = calloc(count ? count : 1, sizeof(*res->it)))) {
 		free(res);
 		return ckpt_error_nomem();
@@ -283,12 +285,20 @@ int ckpt_composite_restore(ckpt_composite_result **out, ckpt_registry *r, ckpt_s
 	}
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		struct res_item *it = &res->it[i];
-		if (!it->chosen || (rc = step_handler(&it->h, r, s, i, it->type)) != 0)
+		if (!it->chosen)
+			continue;
+		rc = step_handler(&it->h, r, s, i, it->type);
+		if (rc == CKPT_EUNSUPPORTED && !items) {
+			ckpt_error_clear(); /* restoring all: a handler we do not know, left out */
+			rc = 0;
+			continue;
+		}
+		if (rc)
 			continue;
 		rc = ckpt_handler_restore(&it->value, it->h, s, it->item, it->args);
-		if (rc == CKPT_EUNSUPPORTED && !items &&
-		    !strcmp(it->typestr, CKPT_PROTO_TYPESTR)) {
-			ckpt_error_clear(); /* no message type to restore into: left out */
+		if (rc == CKPT_EUNSUPPORTED && !it->args &&
+		    !strcmp(ckpt_handler_typestr(it->h), CKPT_PROTO_TYPESTR)) {
+			ckpt_error_clear(); /* no message type to restore into: None, as Orbax */
 			it->h = NULL;
 			rc = 0;
 		}

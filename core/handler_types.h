@@ -22,7 +22,8 @@ typedef struct handler_type {
 	int is_tree;
 } handler_type;
 
-/* The entry of typestr, or NULL when this library does not know it. */
+/* The entry of typestr (built in, or registered with
+ * ckpt_handler_type_register), or NULL when this library does not know it. */
 const handler_type *handler_type_find(const char *typestr);
 
 /*

@@ -11,6 +11,7 @@
  *   1. Every file written is below out_dir: raw keys that are not safe
  *      relative paths (empty, "." or ".." components) are refused.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 
 #include "ckpt/interchange.h"
 #include "error_private.h"
+#include "pytree_private.h"
 #include "step_private.h"
 #include "root_private.h"
 #include "fsutil.h"
@@ -219,5 +221,106 @@ int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, c
 		rc = sub ? restore_item(s, name, NULL, sub) : CKPT_ENOMEM;
 		free(sub);
 	}
+	return rc;
+}
+
+/* ---- restore with transforms ---- */
+
+/* A copy of the mapped tree and the saved node its data comes from. */
+struct origin {
+	const ckpt_tree *copy, *orig;
+};
+
+struct mctx {
+	ckpt_step *s;
+	const char *item;
+	const char *out;
+	struct origin *o;
+	size_t n, cap;
+};
+
+static int cmp_origin(const void *a, const void *b)
+{
+	const ckpt_tree *x = ((const struct origin *)a)->copy, *y = ((const struct origin *)b)->copy;
+
+	return x < y ? -1 : x > y;
+}
+
+static int note_origin(const ckpt_tree *orig, const ckpt_tree *copy, void *payload)
+{
+	struct mctx *c = payload;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		struct origin *o = realloc(c->o, cap * sizeof(*o));
+		if (!o)
+			return ckpt_error_nomem();
+		c->o = o;
+		c->cap = cap;
+	}
+	c->o[c->n++] = (struct origin){copy, orig};
+	return 0;
+}
+
+/* ckpt_tree_walk callback on the mapped tree: directories, and each leaf's bytes
+ * from the saved leaf it came from. */
+static int write_mapped(ckpt_tree *node, const char *path, void *payload)
+{
+	struct mctx *c = payload;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
+	const struct origin key = {node, NULL}, *f;
+	char *file;
+	int rc;
+
+	if (k == CKPT_TREE_NONE)
+		return 0;
+	file = ckpt_asprintf("%s%s%s%s", c->out, *path ? "/" : "", path,
+			      k == CKPT_TREE_ARRAY ? ".npy" : "");
+	if (!file)
+		return CKPT_ENOMEM;
+	if (ckpt_tree_is_container(node)) {
+		rc = ckpt_mkdir_p(file);
+	} else {
+		f = bsearch(&key, c->o, c->n, sizeof(key), cmp_origin);
+		assert(f); /* every leaf of the mapped tree is a copy noted by note_origin */
+		rc = f ? write_leaf(c->s, c->item, f->orig, file) : CKPT_ERROR;
+	}
+	free(file);
+	return rc;
+}
+
+int ckpt_interchange_restore_mapped(ckpt_step *s, const char *item,
+				    const ckpt_restore_transform *t, size_t n,
+				    int default_to_original, const char *out_dir)
+{
+	const ckpt_tree *meta = NULL;
+	ckpt_tree *mapped = NULL;
+	struct mctx c = {s, item, out_dir, NULL, 0, 0};
+	char *json = NULL, *mfile = NULL;
+	size_t idx;
+	int rc = item ? ckpt_step_item_find(&idx, s, item)
+		      : ckpt_error_set(CKPT_EINVAL, "transforms need an item");
+
+	if (rc == 0 && (rc = ckpt_step_item_tree(&meta, s, item)) != 0)
+		ckpt_error_wrap(rc, "item %s (transforms apply to PyTree items)", item);
+	if (rc == 0)
+		rc = ckpt_pytree_transform_meta(&mapped, meta, t, n, default_to_original,
+						note_origin, &c);
+	if (rc == 0 && c.n > 1)
+		qsort(c.o, c.n, sizeof(*c.o), cmp_origin);
+	if (rc == 0)
+		rc = ckpt_tree_metadata_to_json(&json, mapped);
+	if (rc == 0)
+		rc = ckpt_mkdir_p(out_dir);
+	if (rc == 0 && !(mfile = ckpt_asprintf("%s/%s", out_dir, CKPT_ITEM_METADATA_NAME)))
+		rc = ckpt_error_nomem();
+	if (rc == 0)
+		rc = ckpt_write_file(mfile, json, strlen(json));
+	if (rc == 0)
+		rc = ckpt_tree_walk(mapped, write_mapped, &c);
+	free(mfile);
+	free(json);
+	free(c.o);
+	ckpt_tree_free(mapped);
 	return rc;
 }

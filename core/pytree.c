@@ -34,9 +34,13 @@
  *      tree, or "<item>/_METADATA" (no path starts with '_': names escape it).
  *   2. The stored size of an array leaf is nelems * dtype size of the dtype
  *      recorded in _METADATA (the cast target).
+ *   3. ckpt_tree_map keeps every node's custom metadata (root, containers,
+ *      leaves, None): what the caller set on the tree is what _METADATA
+ *      holds, and what a restore or a metadata call gives back.
  */
 #include <assert.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +99,14 @@ static int new_like(ckpt_tree **out, const ckpt_tree *src)
 	return ckpt_error_set(CKPT_EINVAL, "leaf '%s' has no value to copy", ckpt_tree_key(src));
 }
 
+/* The copy keeps src's custom metadata (invariant 3) unless fn gave it its own. */
+static int keep_custom(ckpt_tree *res, const ckpt_tree *src)
+{
+	const char *cm = ckpt_tree_custom_metadata(src);
+
+	return cm && !ckpt_tree_custom_metadata(res) ? ckpt_tree_set_custom_metadata(res, cm) : 0;
+}
+
 static int map_node(ckpt_tree **out, const ckpt_tree *src, const char *path, ckpt_tree_map_fn fn,
 		    void *payload)
 {
@@ -108,9 +120,8 @@ static int map_node(ckpt_tree **out, const ckpt_tree *src, const char *path, ckp
 		rc = fn(&res, src, path, payload);
 		if (rc == 0 && !res)
 			rc = new_like(&res, src);
-		if (rc == 0 && !ckpt_tree_is_container(src) && ckpt_tree_custom_metadata(src) &&
-		    !ckpt_tree_custom_metadata(res))
-			rc = ckpt_tree_set_custom_metadata(res, ckpt_tree_custom_metadata(src));
+		if (rc == 0)
+			rc = keep_custom(res, src);
 		if (rc < 0) {
 			ckpt_tree_free(res);
 			return rc;
@@ -121,6 +132,8 @@ static int map_node(ckpt_tree **out, const ckpt_tree *src, const char *path, ckp
 	int keyed = ckpt_tree_get_kind(src) == CKPT_TREE_DICT ||
 		    ckpt_tree_get_kind(src) == CKPT_TREE_NAMEDTUPLE;
 	rc = new_like(&res, src);
+	if (rc == 0)
+		rc = keep_custom(res, src);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const ckpt_tree *c = ckpt_tree_child(src, i);
 		const char *name = ckpt_tree_name(c);
@@ -165,6 +178,10 @@ int ckpt_tree_map(ckpt_tree **out, const ckpt_tree *src, ckpt_tree_map_fn fn, vo
 	if (rc == CKPT_MAP_SKIP) {
 		rc = ckpt_tree_is_container(src) ? new_like(out, src)
 						 : ckpt_tree_new(out, CKPT_TREE_DICT);
+		if (rc == 0 && (rc = keep_custom(*out, src)) != 0) {
+			ckpt_tree_free(*out);
+			*out = NULL;
+		}
 	}
 	return rc;
 }
@@ -327,9 +344,25 @@ int ckpt_pytree_save_item(ckpt_step_writer *w, const char *item, const ckpt_pytr
 	if (!ckpt_tree_is_container(args->item))
 		return ckpt_error_set(CKPT_EINVAL,
 				      "item %s: the root of a PyTree must be a container", item);
+	if (args->target_data_file_size) {
+		uint64_t have = ckpt_step_writer_store_options(w)->target_data_file_size;
+		if (!have)
+			have = CKPT_DEFAULT_TARGET_DATA_FILE_SIZE;
+		if (have != args->target_data_file_size)
+			return ckpt_error_set(
+			    CKPT_EINVAL,
+			    "item %s: target_data_file_size %llu differs from the step's %llu "
+			    "(data files belong to the step: set "
+			    "ckpt_step_writer_options.store.target_data_file_size)",
+			    item, (unsigned long long)args->target_data_file_size,
+			    (unsigned long long)have);
+	}
 	if (args->save_concurrent_bytes && args->save_concurrent_bytes < c.slice)
 		c.slice = (size_t)args->save_concurrent_bytes;
 	rc = ckpt_tree_map(&meta, args->item, save_leaf, &c);
+	/* Orbax's item-level custom_metadata is _METADATA's top-level one: the root's */
+	if (rc == 0 && args->version >= 2 && args->custom_metadata)
+		rc = ckpt_tree_set_custom_metadata(meta, args->custom_metadata);
 	if (rc == 0)
 		rc = ckpt_tree_metadata_to_json(&json, meta);
 	if (rc == 0 && !(key = ckpt_asprintf("%s/%s", item, CKPT_ITEM_METADATA_NAME)))
@@ -402,6 +435,7 @@ struct pytree_snapshot {
 	size_t n, cap;
 	const ckpt_pytree_save_args *user;
 	int standard;
+	char *custom; /* args.custom_metadata points here */
 };
 
 static void bufs_free(struct snap_bufs *b)
@@ -593,6 +627,7 @@ static void pytree_snapshot_free(ckpt_handler *h, void *snap)
 	for (size_t i = 0; i < sn->n; i++)
 		free(sn->leaves[i].custom);
 	free(sn->leaves);
+	free(sn->custom);
 	ckpt_tree_free(sn->tree);
 	bufs_free(&sn->spare);
 	if (sn->bufs.n > 1)
@@ -772,7 +807,15 @@ static int pytree_snapshot(void **out, ckpt_handler *h, const void *args)
 		return ckpt_error_set(CKPT_EINVAL, "snapshot: no tree to save");
 	if (!(sn = calloc(1, sizeof(*sn))))
 		return ckpt_error_nomem();
-	sn->args = *a;
+	sn->args = (ckpt_pytree_save_args)CKPT_PYTREE_SAVE_ARGS_INIT;
+	memcpy(&sn->args, a,
+	       a->version >= 2 ? sizeof(*a) : offsetof(ckpt_pytree_save_args, custom_metadata));
+	sn->args.version = CKPT_PYTREE_SAVE_ARGS_VERSION;
+	if (sn->args.custom_metadata && !(sn->custom = strdup(sn->args.custom_metadata))) {
+		free(sn);
+		return ckpt_error_nomem();
+	}
+	sn->args.custom_metadata = sn->custom;
 	sn->user = a;
 	sn->standard = ph->standard;
 	reserve_join(ph);

@@ -46,4 +46,18 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 /* The metadata tree of an item (a copy; *out is a ckpt_tree *). */
 int ckpt_pytree_metadata_item(void **out, ckpt_handler *h, ckpt_step *s, const char *item);
 
+/*
+ * The saved tree meta rearranged by transforms as a restore with them
+ * would (ckpt/pytree.h): a metadata-only tree of copies of meta's end nodes
+ * (leaves, None, empty containers) at their new paths, made dicts between.
+ * placed(orig, copy, payload) is called for each copy before it is placed
+ * (a non-zero return stops). *out: free with ckpt_tree_free().
+ * Returns 0, CKPT_EINVAL (no transforms, a bad rule or regex), CKPT_EEXISTS
+ * (two nodes on one path, or one below a leaf), CKPT_ENOMEM, placed's error.
+ */
+typedef int (*ckpt_pytree_placed_fn)(const ckpt_tree *orig, const ckpt_tree *copy, void *payload);
+int ckpt_pytree_transform_meta(ckpt_tree **out, const ckpt_tree *meta,
+			       const ckpt_restore_transform *t, size_t n, int default_to_original,
+			       ckpt_pytree_placed_fn placed, void *payload);
+
 #endif

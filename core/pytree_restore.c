@@ -11,12 +11,28 @@
  * target shape that differs is CKPT_ESHAPE when strict; otherwise the
  * overlapping box is copied row by row and the rest stays zero.
  *
+ * Transforms: every selected end node of the saved tree is given its target
+ * path first (map_path; transforms_prepare works them all out and refuses
+ * two on one path before anything is read); restore_leaf then builds each
+ * node straight at that path in a tree of its own (c->moved), and the
+ * mapped copy ckpt_tree_map makes is dropped. With a target, the result is
+ * finally rearranged into the target's shape (conform): containers retyped
+ * or rebuilt, children in the target's order, scalars of the target's kind;
+ * nodes are moved, never copied.
+ *
  * Invariants:
- *   1. Only selected leaves are opened (partial restore reads nothing else).
+ *   1. Only selected leaves are opened (partial restore reads nothing else;
+ *      with transforms, nor leaves the rules leave out).
  *   2. Every array value's size equals the metadata's nbytes before any
  *      byte of it is used (CKPT_ECORRUPT otherwise).
+ *   3. With transforms, at most one saved node lands on a target path
+ *      (transforms_prepare), so insert_at never meets an occupied slot it
+ *      was not told about.
  */
 #include <assert.h>
+#include <math.h>
+#include <regex.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +40,7 @@
 #include "error_private.h"
 #include "mem.h"
 #include "pytree_private.h"
+#include "tree_private.h"
 #include "fsutil.h"
 
 #define DEFAULT_RESTORE_BYTES (64ull << 20)
@@ -31,11 +48,218 @@
 struct restore_ctx {
 	ckpt_step *s;
 	const char *item;
-	const ckpt_pytree_restore_args *args;
+	const ckpt_pytree_restore_args *args; /* &eff, or NULL */
+	ckpt_pytree_restore_args eff;	      /* the caller's, at the current version */
 	char **sels; /* normalized selected paths (args->paths) */
 	size_t nsels;
 	uint64_t cap;
+	/* transforms (args->ntransforms > 0) */
+	regex_t *re;	  /* compiled rule i when transforms[i].regex */
+	char **landed;	  /* sorted target paths saved leaves land on */
+	size_t nlanded;
+	ckpt_tree *moved; /* the result, built at the target paths */
 };
+
+/* ---- transforms ---- */
+
+static int xform(const struct restore_ctx *c)
+{
+	return c->args && c->args->ntransforms > 0;
+}
+
+/* Expand rule r's `to` with the groups m of path (group k of the rule is m[k + 1]:
+ * the pattern was compiled wrapped as ^(...)$). */
+static char *expand(const char *to, const char *path, const regmatch_t *m)
+{
+	size_t cap = strlen(to) + 1, n = 0;
+	char *out = malloc(cap);
+
+	for (const char *p = to; out && *p; p++) {
+		const char *add = p;
+		size_t len = 1;
+		if (p[0] == '\\' && p[1] >= '1' && p[1] <= '9') {
+			const regmatch_t *g = &m[p[1] - '0' + 1];
+			add = path + (g->rm_so >= 0 ? g->rm_so : 0);
+			len = g->rm_so >= 0 ? (size_t)(g->rm_eo - g->rm_so) : 0;
+			p++;
+		} else if (p[0] == '\\' && p[1] == '\\') {
+			p++;
+		}
+		if (n + len + 1 > cap) {
+			char *o = realloc(out, cap = 2 * (n + len + 1));
+			if (!o) {
+				free(out);
+				return NULL;
+			}
+			out = o;
+		}
+		memcpy(out + n, add, len);
+		n += len;
+	}
+	if (out)
+		out[n] = '\0';
+	return out;
+}
+
+/*
+ * The path saved leaf `path` comes back at: *out malloc'd, or NULL when it
+ * is left out (a rule to "" or NULL; no rule and not default_to_original).
+ */
+static int map_path(char **out, const struct restore_ctx *c, const char *path)
+{
+	const ckpt_pytree_restore_args *a = c->args;
+
+	*out = NULL;
+	if (!xform(c) || !path[0])
+		return (*out = strdup(path)) ? 0 : ckpt_error_nomem();
+	for (size_t i = 0; i < a->ntransforms; i++) {
+		const ckpt_restore_transform *t = &a->transforms[i];
+		regmatch_t m[11];
+		if (t->regex ? regexec(&c->re[i], path, 11, m, 0) != 0 : strcmp(t->from, path) != 0)
+			continue;
+		if (!t->to || !t->to[0])
+			return 0;
+		*out = t->regex ? expand(t->to, path, m) : strdup(t->to);
+		return *out ? 0 : ckpt_error_nomem();
+	}
+	if (a->transforms_default_to_original && !(*out = strdup(path)))
+		return ckpt_error_nomem();
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int selected(const struct restore_ctx *c, const char *path);
+
+/* ckpt_tree_walk callback on the saved tree: where each selected end node lands. */
+static int land(ckpt_tree *node, const char *path, void *payload)
+{
+	struct restore_ctx *c = payload;
+	char *to = NULL;
+	int rc;
+
+	if ((ckpt_tree_is_container(node) && ckpt_tree_count(node) > 0) || !path[0] ||
+	    !selected(c, path))
+		return 0;
+	if ((rc = map_path(&to, c, path)) != 0 || !to)
+		return rc;
+	char **l = realloc(c->landed, (c->nlanded + 1) * sizeof(*l));
+	if (!l) {
+		free(to);
+		return ckpt_error_nomem();
+	}
+	c->landed = l;
+	c->landed[c->nlanded++] = to;
+	return 0;
+}
+
+/* Compile the rules and work out where every saved leaf lands (two on one path:
+ * CKPT_EEXISTS), before anything is read. */
+static int transforms_prepare(struct restore_ctx *c, const ckpt_tree *meta)
+{
+	const ckpt_pytree_restore_args *a = c->args;
+	int rc = 0;
+
+	if (!(c->re = calloc(a->ntransforms, sizeof(*c->re))))
+		return ckpt_error_nomem();
+	for (size_t i = 0; i < a->ntransforms; i++) {
+		const ckpt_restore_transform *t = &a->transforms[i];
+		if (!t->from)
+			return ckpt_error_set(CKPT_EINVAL, "transforms[%zu]: no from", i);
+		if (!t->regex)
+			continue;
+		char *pat = ckpt_asprintf("^(%s)$", t->from);
+		if (!pat)
+			return ckpt_error_nomem();
+		int e = regcomp(&c->re[i], pat, REG_EXTENDED);
+		free(pat);
+		if (e) {
+			char msg[128];
+			regerror(e, NULL, msg, sizeof(msg));
+			memset(&c->re[i], 0, sizeof(c->re[i]));
+			return ckpt_error_set(CKPT_EINVAL, "transforms[%zu]: regex '%s': %s", i,
+					      t->from, msg);
+		}
+		if (c->re[i].re_nsub > 10)
+			return ckpt_error_set(CKPT_EINVAL, "transforms[%zu]: more than 9 groups", i);
+	}
+	rc = ckpt_tree_walk((ckpt_tree *)meta, land, c); /* land only reads */
+	if (rc == 0 && c->nlanded > 1)
+		qsort(c->landed, c->nlanded, sizeof(*c->landed), cmp_str);
+	for (size_t i = 1; rc == 0 && i < c->nlanded; i++)
+		if (!strcmp(c->landed[i - 1], c->landed[i]))
+			rc = ckpt_error_set(CKPT_EEXISTS,
+					    "item %s: two saved leaves are renamed to '%s'", c->item,
+					    c->landed[i]);
+	if (rc == 0)
+		rc = ckpt_tree_new(&c->moved, CKPT_TREE_DICT);
+	return rc;
+}
+
+static void transforms_free(struct restore_ctx *c)
+{
+	for (size_t i = 0; c->re && i < c->args->ntransforms; i++)
+		if (c->args->transforms[i].regex)
+			regfree(&c->re[i]);
+	free(c->re);
+	for (size_t i = 0; i < c->nlanded; i++)
+		free(c->landed[i]);
+	free(c->landed);
+	ckpt_tree_free(c->moved);
+}
+
+static int landed(const struct restore_ctx *c, const char *path)
+{
+	return c->nlanded &&
+	       bsearch(&path, c->landed, c->nlanded, sizeof(*c->landed), cmp_str) != NULL;
+}
+
+/* Put node (taken, also on failure) at path below root, making dicts on the way. */
+static int insert_at(ckpt_tree *root, const char *path, ckpt_tree *node)
+{
+	char *copy = strdup(path), *save = NULL, *key = NULL;
+	ckpt_tree *at = root;
+	int rc = copy ? 0 : ckpt_error_nomem();
+
+	for (char *comp = copy ? strtok_r(copy, "/", &save) : NULL; rc == 0 && comp;) {
+		char *next = strtok_r(NULL, "/", &save);
+		int last = next == NULL;
+		if ((rc = ckpt_key_unescape(&key, comp, last &&
+				ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY)) != 0)
+			break;
+		ckpt_tree *child = ckpt_tree_is_container(at) ? ckpt_tree_find(at, key) : NULL;
+		if (last) {
+			if (child) {
+				rc = ckpt_error_set(CKPT_EEXISTS,
+						    "'%s' would be both a leaf and a container", path);
+			} else {
+				rc = ckpt_tree_add(at, key, node); /* takes node, also on failure */
+				node = NULL;
+			}
+		} else if (!child) {
+			if ((rc = ckpt_tree_new(&child, CKPT_TREE_DICT)) == 0 &&
+			    (rc = ckpt_tree_add(at, key, child)) == 0)
+				at = child;
+		} else if (!ckpt_tree_is_container(child) || ckpt_tree_count(child) == 0 ||
+			   ckpt_tree_get_kind(child) != CKPT_TREE_DICT) {
+			rc = ckpt_error_set(CKPT_EEXISTS, "'%s' is restored below the leaf '%s'",
+					    path, comp);
+		} else {
+			at = child;
+		}
+		free(key);
+		key = NULL;
+		comp = next;
+	}
+	if (rc == 0 && node) /* no component: "" or only '/' */
+		rc = ckpt_error_set(CKPT_EINVAL, "transforms: empty target path '%s'", path);
+	ckpt_tree_free(node);
+	free(copy);
+	return rc;
+}
 
 static void shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape)
 {
@@ -190,9 +414,10 @@ static int selected(const struct restore_ctx *c, const char *path)
 	return 0;
 }
 
-static int restore_leaf(ckpt_tree **out, const ckpt_tree *meta, const char *path, void *payload)
+/* The end node (leaf, None, empty container) meta restored as *out. */
+static int read_node(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *meta,
+		     const char *path, const ckpt_tree *target)
 {
-	struct restore_ctx *c = payload;
 	const ckpt_pytree_restore_args *a = c->args;
 	ckpt_leaf_restore_args la = {CKPT_DTYPE_INVALID, 0, {0}, 0};
 	ckpt_tree_kind k = ckpt_tree_get_kind(meta);
@@ -201,28 +426,15 @@ static int restore_leaf(ckpt_tree **out, const ckpt_tree *meta, const char *path
 	char *key = NULL;
 	int rc = 0;
 
-	if (!selected(c, path))
-		return CKPT_MAP_SKIP;
-	if (a && a->item) {
-		ckpt_tree *t = NULL;
-		if (ckpt_tree_lookup(&t, a->item, path) != 0) {
-			if (a->partial_restore)
-				return CKPT_MAP_SKIP;
-			return ckpt_error_set(
-			    CKPT_EINVAL,
-			    "item %s: the target has no '%s', which the checkpoint "
-			    "has (use partial_restore to restore a subset)",
-			    c->item, path);
-		}
-		if (ckpt_tree_get_kind(t) == CKPT_TREE_ARRAY && k == CKPT_TREE_ARRAY) {
-			la.dtype = ckpt_tree_dtype(t);
-			la.ndim = ckpt_tree_ndim(t);
-			memcpy(la.shape, ckpt_tree_shape(t), la.ndim * sizeof(uint64_t));
-			la.has_shape = 1;
-		}
+	*out = NULL;
+	if (target && ckpt_tree_get_kind(target) == CKPT_TREE_ARRAY && k == CKPT_TREE_ARRAY) {
+		la.dtype = ckpt_tree_dtype(target);
+		la.ndim = ckpt_tree_ndim(target);
+		memcpy(la.shape, ckpt_tree_shape(target), la.ndim * sizeof(uint64_t));
+		la.has_shape = 1;
 	}
 	if (ckpt_tree_is_container(meta) || k == CKPT_TREE_NONE)
-		return 0;
+		return ckpt_tree_clone(out, meta); /* empty: structure only */
 	if (a && a->leaf_args && (rc = a->leaf_args(&la, path, meta, a->payload)))
 		return rc < 0 ? rc
 			      : ckpt_error_set(CKPT_ERROR, "leaf_args stopped the restore at '%s'",
@@ -244,20 +456,83 @@ static int restore_leaf(ckpt_tree **out, const ckpt_tree *meta, const char *path
 	else if ((rc = ckpt_scalar_parse(out, val, len, k)) != 0)
 		rc = ckpt_error_wrap(CKPT_ECORRUPT, "%s", key);
 done:
+	if (rc == 0 && ckpt_tree_custom_metadata(meta) && !ckpt_tree_custom_metadata(*out))
+		rc = ckpt_tree_set_custom_metadata(*out, ckpt_tree_custom_metadata(meta));
+	if (rc) {
+		ckpt_tree_free(*out);
+		*out = NULL;
+	}
 	free(val);
 	free(key);
 	return rc;
 }
 
-/* Every leaf of the target must exist in the checkpoint. */
+static int restore_leaf(ckpt_tree **out, const ckpt_tree *meta, const char *path, void *payload)
+{
+	struct restore_ctx *c = payload;
+	const ckpt_pytree_restore_args *a = c->args;
+	ckpt_tree *t = NULL, *node = NULL;
+	char *to = NULL;
+	int rc;
+
+	if (!selected(c, path))
+		return CKPT_MAP_SKIP;
+	if ((rc = map_path(&to, c, path)) != 0)
+		return rc;
+	if (!to)
+		return CKPT_MAP_SKIP; /* left out by the transforms */
+	if (a && a->item && ckpt_tree_lookup(&t, a->item, to) != 0) {
+		t = NULL;
+		if (a->partial_restore || (xform(c) && !a->transforms_default_to_original)) {
+			free(to);
+			return CKPT_MAP_SKIP;
+		}
+		rc = ckpt_error_set(CKPT_EINVAL,
+				    "item %s: the target has no '%s', which the checkpoint "
+				    "has%s (use partial_restore to restore a subset)",
+				    c->item, to, xform(c) ? " after the transforms" : "");
+		free(to);
+		return rc;
+	}
+	rc = read_node(&node, c, meta, path, t);
+	if (rc == 0 && xform(c)) { /* built at its new path; the mapped copy gets nothing */
+		rc = insert_at(c->moved, to, node);
+		node = NULL;
+		if (rc == 0)
+			rc = CKPT_MAP_SKIP;
+	}
+	free(to);
+	*out = node;
+	return rc;
+}
+
+/* Every leaf of the target must come from the checkpoint (or, with transforms
+ * and not default_to_original, hold its own value). */
 static int check_target_leaf(ckpt_tree *node, const char *path, void *payload)
 {
 	const struct restore_ctx *c = payload;
 	const ckpt_tree *meta = NULL;
 	ckpt_tree *m = NULL;
+	ckpt_tree_kind k = ckpt_tree_get_kind(node);
 
-	if (ckpt_tree_is_container(node) || ckpt_tree_get_kind(node) == CKPT_TREE_NONE)
+	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE)
 		return 0;
+	if (xform(c)) {
+		if (landed(c, path))
+			return 0;
+		if (c->args->transforms_default_to_original)
+			return ckpt_error_set(CKPT_ENOTFOUND,
+					      "item %s: no saved leaf is restored as the target's "
+					      "'%s' (no rule gives it, and the checkpoint has no "
+					      "such leaf)",
+					      c->item, path);
+		if (k == CKPT_TREE_ARRAY && !ckpt_tree_data(node))
+			return ckpt_error_set(CKPT_EINVAL,
+					      "item %s: the target's '%s' is not in the checkpoint "
+					      "and has no data of its own to use",
+					      c->item, path);
+		return 0;
+	}
 	if (ckpt_step_item_tree(&meta, c->s, c->item) != 0)
 		return CKPT_ERROR;
 	if (ckpt_tree_lookup(&m, meta, path) != 0)
@@ -268,26 +543,198 @@ static int check_target_leaf(ckpt_tree *node, const char *path, void *payload)
 	return 0;
 }
 
+/* ---- the result shaped by the target (Orbax restores into the caller's item) ---- */
+
+/* A scalar or one-element array r as a scalar of kind k (Orbax: the target's type). */
+static int to_scalar(ckpt_tree **out, const ckpt_tree *r, ckpt_tree_kind k, const char *path)
+{
+	ckpt_tree_kind rk = ckpt_tree_get_kind(r);
+	double d = 0;
+	int64_t i = 0;
+	int is_int = 0;
+
+	*out = NULL;
+	if (rk == CKPT_TREE_INT || rk == CKPT_TREE_BOOL) {
+		i = rk == CKPT_TREE_INT ? ckpt_tree_int(r) : ckpt_tree_bool(r);
+		is_int = 1;
+	} else if (rk == CKPT_TREE_FLOAT) {
+		d = ckpt_tree_float(r);
+	} else if (rk == CKPT_TREE_ARRAY && ckpt_tree_nelems(r) == 1 && ckpt_tree_data(r) &&
+		   ckpt_tree_dtype(r) < CKPT_DTYPE_COMPLEX64) {
+		ckpt_dtype dt = ckpt_tree_dtype(r);
+		is_int = dt >= CKPT_DTYPE_BOOL && dt <= CKPT_DTYPE_UINT64;
+		int rc = is_int ? ckpt_dtype_cast(&i, CKPT_DTYPE_INT64, ckpt_tree_data(r), dt, 1)
+				: ckpt_dtype_cast(&d, CKPT_DTYPE_FLOAT64, ckpt_tree_data(r), dt, 1);
+		if (rc)
+			return rc;
+	} else {
+		return 1; /* not a number: left as restored */
+	}
+	if (k == CKPT_TREE_FLOAT)
+		return ckpt_tree_new_float(out, is_int ? (double)i : d);
+	if (!is_int) {
+		if (!(d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+			return ckpt_error_set(CKPT_EINVAL,
+					      "leaf '%s': saved %g is not an integer, as the "
+					      "target's is",
+					      path, d);
+		i = (int64_t)d;
+	}
+	if (k == CKPT_TREE_INT)
+		return ckpt_tree_new_int(out, i);
+	if (i != 0 && i != 1)
+		return ckpt_error_set(CKPT_EINVAL, "leaf '%s': saved %lld is not a bool, as the "
+						   "target's is",
+				      path, (long long)i);
+	return ckpt_tree_new_bool(out, (int)i);
+}
+
+static int conform(ckpt_tree **node, const ckpt_tree *t, const char *path, struct restore_ctx *c);
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	const void *x = *(void *const *)a, *y = *(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The children of container *node arranged as t's, and *node of t's kind. */
+static int conform_container(ckpt_tree **node, const ckpt_tree *t, const char *path,
+			     struct restore_ctx *c)
+{
+	ckpt_tree *r = *node, *nn = NULL, **kids = NULL;
+	ckpt_tree_kind tk = ckpt_tree_get_kind(t), rk = ckpt_tree_get_kind(r);
+	int keyed = tk == CKPT_TREE_DICT || tk == CKPT_TREE_NAMEDTUPLE;
+	int rkeyed = rk == CKPT_TREE_DICT || rk == CKPT_TREE_NAMEDTUPLE;
+	size_t n = 0;
+	int rc;
+
+	ckpt_tree **got = NULL, **used = NULL;
+	size_t nt = ckpt_tree_count(t);
+
+	if (!ckpt_tree_is_container(r))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item %s: the target has a container at '%s', the "
+				      "checkpoint a leaf",
+				      c->item, path);
+	/* r's child for each of t's, found by key while r still has its index (O(1)) */
+	if (!(got = calloc(nt ? nt : 1, sizeof(*got))) ||
+	    !(used = calloc(nt ? nt : 1, sizeof(*used)))) {
+		free(got);
+		return ckpt_error_nomem();
+	}
+	for (size_t i = 0; i < nt; i++)
+		used[i] = got[i] = ckpt_tree_find(r, ckpt_tree_key(ckpt_tree_child(t, i)));
+	if (nt > 1)
+		qsort(used, nt, sizeof(*used), cmp_ptr);
+	if ((rc = ckpt_tree_detach_all(&kids, &n, r)) != 0) {
+		free(got);
+		free(used);
+		return rc;
+	}
+	if (keyed == rkeyed) {
+		rc = ckpt_tree_retype(r, tk, ckpt_tree_namedtuple_type(t));
+		nn = r;
+	} else {
+		rc = tk == CKPT_TREE_NAMEDTUPLE
+			 ? ckpt_tree_new_namedtuple(&nn, ckpt_tree_namedtuple_type(t))
+			 : ckpt_tree_new(&nn, tk);
+		if (rc == 0 && ckpt_tree_custom_metadata(r))
+			rc = ckpt_tree_set_custom_metadata(nn, ckpt_tree_custom_metadata(r));
+	}
+	/* children the target does not have (skipped by partial restore) go */
+	for (size_t j = 0; j < n; j++)
+		if (!nt || !bsearch(&kids[j], used, nt, sizeof(*used), cmp_ptr))
+			ckpt_tree_free(kids[j]);
+	free(kids);
+	free(used);
+	for (size_t i = 0; i < nt; i++) {
+		const ckpt_tree *tc = ckpt_tree_child(t, i);
+		char *cp = NULL;
+		if (rc == 0 && !(cp = path[0] ? ckpt_asprintf("%s/%s", path, ckpt_tree_name(tc))
+					      : strdup(ckpt_tree_name(tc))))
+			rc = ckpt_error_nomem();
+		if (rc == 0)
+			rc = conform(&got[i], tc, cp, c);
+		free(cp);
+		if (rc == 0)
+			rc = ckpt_tree_add(nn, keyed ? ckpt_tree_key(tc) : NULL, got[i]);
+		else
+			ckpt_tree_free(got[i]); /* after a failure, the rest are freed */
+	}
+	free(got);
+	if (nn != r) {
+		ckpt_tree_free(r);
+		*node = nn;
+	}
+	return rc;
+}
+
+/*
+ * *node (owned; NULL when nothing was restored there) shaped by target node
+ * t at path: containers as t's, scalars of t's kind; a node missing is
+ * t's structure (None, empty container) or, with transforms and not
+ * default_to_original, t's own value (check_target_leaf allowed it).
+ */
+static int conform(ckpt_tree **node, const ckpt_tree *t, const char *path, struct restore_ctx *c)
+{
+	ckpt_tree_kind tk = ckpt_tree_get_kind(t);
+	ckpt_tree *s = NULL;
+	int rc;
+
+	if (!*node) {
+		if (ckpt_tree_is_container(t) || tk == CKPT_TREE_NONE ||
+		    (xform(c) && !c->args->transforms_default_to_original))
+			return ckpt_tree_clone(node, t);
+		return ckpt_error_set(CKPT_ENOTFOUND, "item %s: nothing restored for the "
+						      "target's '%s'",
+				      c->item, path);
+	}
+	if (ckpt_tree_is_container(t))
+		return conform_container(node, t, path, c);
+	if ((tk != CKPT_TREE_INT && tk != CKPT_TREE_FLOAT && tk != CKPT_TREE_BOOL) ||
+	    ckpt_tree_get_kind(*node) == tk)
+		return 0;
+	rc = to_scalar(&s, *node, tk, path);
+	if (rc == 1)
+		return 0;
+	if (rc == 0 && ckpt_tree_custom_metadata(*node))
+		rc = ckpt_tree_set_custom_metadata(s, ckpt_tree_custom_metadata(*node));
+	if (rc) {
+		ckpt_tree_free(s);
+		return rc;
+	}
+	ckpt_tree_free(*node);
+	*node = s;
+	return 0;
+}
+
 int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 			     const ckpt_pytree_restore_args *args)
 {
-	struct restore_ctx c = {s, item, args, NULL, 0, DEFAULT_RESTORE_BYTES};
+	struct restore_ctx c = {s, item, NULL, CKPT_PYTREE_RESTORE_ARGS_INIT, NULL, 0,
+				DEFAULT_RESTORE_BYTES, NULL, NULL, 0, NULL};
 	const ckpt_tree *meta = NULL;
 	ckpt_tree *res = NULL;
 	int rc;
 
 	*out = NULL;
 	CKPT_CHECK_VERSION(args, CKPT_PYTREE_RESTORE_ARGS_VERSION, "ckpt_pytree_restore_args");
+	if (args) { /* a version 1 struct ends before transforms: the defaults stay */
+		memcpy(&c.eff, args,
+		       args->version >= 2 ? sizeof(*args)
+					  : offsetof(ckpt_pytree_restore_args, transforms));
+		c.args = &c.eff;
+	}
+	args = c.args;
 	rc = ckpt_step_item_tree(&meta, s, item);
 	if (rc)
 		return rc;
 	if (args && args->restore_concurrent_bytes)
 		c.cap = args->restore_concurrent_bytes;
-	if (args && args->item) {
-		rc = ckpt_tree_walk((ckpt_tree *)args->item, check_target_leaf, &c);
-		if (rc)
-			return rc;
-	}
+	if (args && args->ntransforms && !args->transforms)
+		return ckpt_error_set(CKPT_EINVAL, "ntransforms is %zu but transforms is NULL",
+				      args->ntransforms);
 	if (args && args->paths) {
 		c.sels = calloc(args->npaths ? args->npaths : 1, sizeof(char *));
 		if (!c.sels)
@@ -301,13 +748,89 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 				ckpt_error_wrap(rc, "item %s", item);
 		}
 	}
+	if (rc == 0 && xform(&c))
+		rc = transforms_prepare(&c, meta);
+	if (rc == 0 && args && args->item)
+		rc = ckpt_tree_walk((ckpt_tree *)args->item, check_target_leaf, &c);
 	if (rc == 0)
 		rc = ckpt_tree_map(&res, meta, restore_leaf, &c);
+	if (rc == 0 && xform(&c)) {
+		ckpt_tree_free(res);
+		res = c.moved;
+		c.moved = NULL;
+		if (ckpt_tree_custom_metadata(meta))
+			rc = ckpt_tree_set_custom_metadata(res, ckpt_tree_custom_metadata(meta));
+	}
+	/* the result takes the target's shape; with paths it holds only those */
+	if (rc == 0 && args && args->item && !args->paths)
+		rc = conform(&res, args->item, "", &c);
+	if (xform(&c))
+		transforms_free(&c);
 	for (size_t i = 0; c.sels && i < c.nsels; i++)
 		free(c.sels[i]);
 	free(c.sels);
 	if (rc == 0)
 		*out = res;
+	else
+		ckpt_tree_free(res);
+	return rc;
+}
+
+/* ---- transforms of a metadata tree (ckpt_interchange_restore_mapped) ---- */
+
+struct place_ctx {
+	struct restore_ctx c;
+	ckpt_pytree_placed_fn placed;
+	void *payload;
+};
+
+/* ckpt_tree_walk callback: an end node of the saved tree, copied to its new path. */
+static int place(ckpt_tree *node, const char *path, void *payload)
+{
+	struct place_ctx *p = payload;
+	ckpt_tree *copy = NULL;
+	char *to = NULL;
+	int rc;
+
+	if ((ckpt_tree_is_container(node) && ckpt_tree_count(node) > 0) || !path[0])
+		return 0;
+	if ((rc = map_path(&to, &p->c, path)) != 0 || !to)
+		return rc;
+	rc = ckpt_tree_clone(&copy, node);
+	if (rc == 0 && (rc = p->placed(node, copy, p->payload)) != 0)
+		ckpt_tree_free(copy);
+	else if (rc == 0)
+		rc = insert_at(p->c.moved, to, copy);
+	free(to);
+	return rc;
+}
+
+int ckpt_pytree_transform_meta(ckpt_tree **out, const ckpt_tree *meta,
+			       const ckpt_restore_transform *t, size_t n, int default_to_original,
+			       ckpt_pytree_placed_fn placed, void *payload)
+{
+	struct place_ctx p = {{NULL, "(transforms)", NULL, CKPT_PYTREE_RESTORE_ARGS_INIT, NULL, 0,
+			       0, NULL, NULL, 0, NULL},
+			      placed, payload};
+	int rc;
+
+	*out = NULL;
+	if (!n || !t)
+		return ckpt_error_set(CKPT_EINVAL, "no transforms");
+	p.c.eff.transforms = t;
+	p.c.eff.ntransforms = n;
+	p.c.eff.transforms_default_to_original = default_to_original;
+	p.c.args = &p.c.eff;
+	rc = transforms_prepare(&p.c, meta);
+	if (rc == 0)
+		rc = ckpt_tree_walk((ckpt_tree *)meta, place, &p); /* place only reads meta */
+	if (rc == 0 && ckpt_tree_custom_metadata(meta))
+		rc = ckpt_tree_set_custom_metadata(p.c.moved, ckpt_tree_custom_metadata(meta));
+	if (rc == 0) {
+		*out = p.c.moved;
+		p.c.moved = NULL;
+	}
+	transforms_free(&p.c);
 	return rc;
 }
 

@@ -538,6 +538,29 @@ ckpt_tree *ckpt_tree_remove(ckpt_tree *parent, size_t i)
 	return c;
 }
 
+int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t)
+{
+	ckpt_tree **k;
+
+	*kids = NULL;
+	*n = 0;
+	if (!t || !is_container_kind(t->kind))
+		return ckpt_error_set(CKPT_EINVAL, "detach: not a container");
+	if (!(k = malloc((t->u.c.n ? t->u.c.n : 1) * sizeof(*k))))
+		return ckpt_error_nomem();
+	for (size_t i = 0; i < t->u.c.n; i++) {
+		k[i] = t->u.c.kids[i];
+		k[i]->parent = NULL;
+		k[i]->pos = 0;
+	}
+	*kids = k;
+	*n = t->u.c.n;
+	t->u.c.n = 0;
+	index_free(t->u.c.idx);
+	t->u.c.idx = NULL;
+	return 0;
+}
+
 void ckpt_tree_free(ckpt_tree *t)
 {
 	if (!t)

@@ -14,6 +14,16 @@
 int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name);
 
 /*
+ * Detach every child of container t at once (O(children), where removing
+ * them one by one with ckpt_tree_remove costs an index rebuild each): *kids
+ * (malloc'd, caller frees the array and owns each child) gets them in
+ * order, *n their count. Unlike ckpt_tree_remove, each child keeps its key
+ * until it is added somewhere else. t is left empty. Returns 0,
+ * CKPT_EINVAL (t not a container), CKPT_ENOMEM (nothing changed).
+ */
+int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t);
+
+/*
  * Assert every invariant of tree.c on t and all below it (O(nodes)), as
  * SQLite's assert_pager_state: `assert(ckpt_tree_check(t))`. Returns 1.
  */

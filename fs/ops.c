@@ -745,9 +745,20 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 		break;
 	case VN_ITEM: {
 		const char *ts = ckpt_step_item_typestr(vs->step, n->item);
+		const ckpt_tree *meta = NULL;
 		rc = emit(cb, p, XATTR_PREFIX "handler", ts ? ts : "");
+		/* a PyTree item's own custom metadata (_METADATA's top level) */
+		if (rc == 0 &&
+		    ckpt_step_item_tree(&meta, vs->step, ckpt_step_item_name(vs->step, n->item)) == 0 &&
+		    ckpt_tree_custom_metadata(meta))
+			rc = emit(cb, p, XATTR_PREFIX "custom_metadata", ckpt_tree_custom_metadata(meta));
 		break;
 	}
+	case VN_DIR:
+		if (ckpt_tree_custom_metadata(n->tree))
+			rc = emit(cb, p, XATTR_PREFIX "custom_metadata",
+				  ckpt_tree_custom_metadata(n->tree));
+		break;
 	case VN_LEAF:
 	case VN_RAW:
 		if ((rc = view_node_open(vs, node))) {

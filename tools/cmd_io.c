@@ -180,10 +180,52 @@ int cmd_save(int argc, char **argv)
 
 /* ---- restore ---- */
 
-#define RESTORE_USAGE "ckpt restore ROOT/STEP[/ITEM[/PATH]] DIR"
+#define RESTORE_USAGE \
+	"ckpt restore ROOT/STEP[/ITEM[/PATH]] DIR [--map OLD=NEW]... [--map-regex RE=NEW]... " \
+	"[--drop-unmapped]"
+
+/* --map / --map-regex rules, in the order given (the first match wins). */
+struct maps {
+	ckpt_restore_transform *t;
+	char **own;
+	size_t n;
+	int drop_unmapped;
+};
+
+static int restore_opt(int c, const char *arg, void *payload)
+{
+	struct maps *m = payload;
+	const char *eq;
+
+	if (c == 'd') {
+		m->drop_unmapped = 1;
+		return 0;
+	}
+	if (!arg || !(eq = strchr(arg, '=')) || eq == arg)
+		return -1; /* cli_parse says: bad value for --map */
+	ckpt_restore_transform *t = realloc(m->t, (m->n + 1) * sizeof(*t));
+	char **own = t ? realloc(m->own, (m->n + 1) * sizeof(*own)) : NULL;
+	if (t)
+		m->t = t;
+	if (own)
+		m->own = own;
+	if (!t || !own || !(m->own[m->n] = strdup(arg)))
+		return -1;
+	char *from = m->own[m->n];
+	from[eq - arg] = '\0';
+	m->t[m->n++] = (ckpt_restore_transform){from, from + (eq - arg) + 1, c == 'r'};
+	return 0;
+}
 
 int cmd_restore(int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"map", required_argument, NULL, 'm'},
+	    {"map-regex", required_argument, NULL, 'r'},
+	    {"drop-unmapped", no_argument, NULL, 'd'},
+	    {0},
+	};
+	struct maps maps = {NULL, NULL, 0, 0};
 	cli_path p;
 	keylist kl = {0};
 	char *prefix = NULL;
@@ -191,14 +233,33 @@ int cmd_restore(int argc, char **argv)
 
 	rc = cli_parse(&a, argc, argv, RESTORE_USAGE,
 		       "Write a step (or one item, or a subtree or leaf of it) to DIR as plain\n"
-		       "files: .npy arrays, scalars as text, strings as bytes.\n",
-		       NULL, NULL, NULL);
+		       "files: .npy arrays, scalars as text, strings as bytes.\n"
+		       "  --map OLD=NEW        an item's leaf (or subtree) OLD is written as NEW;\n"
+		       "                       NEW empty leaves it out (repeatable; first match wins)\n"
+		       "  --map-regex RE=NEW   the same for every leaf path RE matches whole; NEW may\n"
+		       "                       use \\1..\\9 (POSIX extended regex)\n"
+		       "  --drop-unmapped      leave out leaves no rule matches (default: kept)\n",
+		       opts, restore_opt, &maps);
 	if (rc)
-		return rc;
-	if (argc - a != 2)
-		return cli_usagef(RESTORE_USAGE, "expected a step path and DIR");
-	if (cli_open_path(&p, argv[a]))
-		return 1;
+		goto done_maps;
+	if (argc - a != 2) {
+		rc = cli_usagef(RESTORE_USAGE, "expected a step path and DIR");
+		goto done_maps;
+	}
+	if (cli_open_path(&p, argv[a])) {
+		rc = 1;
+		goto done_maps;
+	}
+	if (maps.n || maps.drop_unmapped) {
+		if (!p.item || (p.node && p.node != p.tree) || (!p.tree && p.inner))
+			rc = cli_errorf("--map applies to a whole PyTree item: ROOT/STEP/ITEM");
+		else if (!maps.n)
+			rc = cli_errorf("--drop-unmapped needs a --map or --map-regex");
+		else if (ckpt_interchange_restore_mapped(p.step, p.item, maps.t, maps.n,
+							 !maps.drop_unmapped, argv[a + 1]) < 0)
+			rc = cli_fail();
+		goto done;
+	}
 	prefix = path_prefix(&p);
 	if (!prefix) {
 		rc = cli_errorf("out of memory");
@@ -218,6 +279,11 @@ done:
 	keylist_free(&kl);
 	free(prefix);
 	cli_path_free(&p);
+done_maps:
+	for (size_t i = 0; i < maps.n; i++)
+		free(maps.own[i]);
+	free(maps.own);
+	free(maps.t);
 	return rc;
 }
 

@@ -3,7 +3,11 @@
  * item of a finalized step read into memory through the library
  * (ckpt_step_open + ckpt_pytree_handler_new + ckpt_checkpointer_restore).
  *
- * Usage: bench_restore STEP_DIR
+ * Usage: bench_restore STEP_DIR [target|rename]
+ *   target  each item restored with its own metadata tree as the target
+ *           (Orbax's `item`: the result shaped by the target)
+ *   rename  each item restored with the transform "(.*)" -> "moved/\1" (a regex
+ *           rule on every leaf path, the result rebuilt at the new paths)
  * Prints the line peers.py prints: "elapsed=<s> bytes=<n> leaves=<n> sum=<n>",
  * timed from before the step is opened until every leaf is in memory; the sum
  * (data as uint32 words, mod 2^64) is computed after the timer. Exit 1 on error.
@@ -62,8 +66,12 @@ int main(int argc, char **argv)
 	int rc = 1;
 	double t0, t1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: bench_restore STEP_DIR\n");
+	const char *mode = argc == 3 ? argv[2] : "";
+	static const ckpt_restore_transform rename_all = {"(.*)", "moved/\\1", 1};
+	ckpt_pytree_restore_args *ras = NULL;
+
+	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(mode, "target") && strcmp(mode, "rename"))) {
+		fprintf(stderr, "usage: bench_restore STEP_DIR [target|rename]\n");
 		return 2;
 	}
 	if (ckpt_pytree_handler_new(&pytree) < 0 || ckpt_standard_handler_new(&standard) < 0)
@@ -74,7 +82,8 @@ int main(int argc, char **argv)
 	nitems = ckpt_step_item_count(step);
 	items = calloc(nitems ? nitems : 1, sizeof(*items));
 	outs = calloc(nitems ? nitems : 1, sizeof(*outs));
-	if (!items || !outs)
+	ras = calloc(nitems ? nitems : 1, sizeof(*ras));
+	if (!items || !outs || !ras)
 		goto fail;
 	for (size_t i = 0; i < nitems; i++) {
 		const char *ts = ckpt_step_item_typestr(step, i);
@@ -89,6 +98,19 @@ int main(int argc, char **argv)
 		items[n].name = ckpt_step_item_name(step, i);
 		items[n].handler = h;
 		items[n].args = NULL;
+		if (*mode) {
+			const ckpt_tree *meta = NULL;
+			ras[n] = (ckpt_pytree_restore_args)CKPT_PYTREE_RESTORE_ARGS_INIT;
+			if (!strcmp(mode, "target")) {
+				if (ckpt_step_item_tree(&meta, step, items[n].name) < 0)
+					goto fail;
+				ras[n].item = meta;
+			} else {
+				ras[n].transforms = &rename_all;
+				ras[n].ntransforms = 1;
+			}
+			items[n].args = &ras[n];
+		}
 		n++;
 	}
 	if (ckpt_checkpointer_restore(outs, argv[1], items, n) < 0)
@@ -107,6 +129,7 @@ done:
 		ckpt_tree_free(outs[i]);
 	free(outs);
 	free(items);
+	free(ras);
 	ckpt_step_free(step);
 	ckpt_handler_free(pytree);
 	ckpt_handler_free(standard);

@@ -386,6 +386,15 @@ bench_small() {
 		row "restore $n small $tag: ckpt vs h5py" "$s" "$h5" s 1
 		row "restore $n small $tag: ckpt vs zarr(zstd)" "$s" "$zarr" s 1
 	done
+	# the cost of Orbax's restore args (warm): shaped by a target, renamed by a regex
+	if [ -n "$RESTORE" ] && [ -d "$T/small/root/1" ]; then
+		s=$(reader "$exp" "$RESTORE" "$T/small/root/1")
+		local tg rn
+		tg=$(reader "$exp" "$RESTORE" "$T/small/root/1" target)
+		rn=$(reader "$exp" "$RESTORE" "$T/small/root/1" rename)
+		row "restore $n small warm: with a target vs none" "$tg" "$s" s
+		row "restore $n small warm: every leaf renamed by a regex vs none" "$rn" "$s" s
+	fi
 	rm -rf "$T/small"
 }
 

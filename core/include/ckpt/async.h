@@ -81,6 +81,21 @@ CKPT_API int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *ro
 		    const char *metrics);
 
 /*
+ * Orbax's CompositeCheckpointHandler.async_save: ckpt_async_save of the
+ * items a Composite registry resolves (ckpt_composite_item_args): each
+ * item's handler is the one registered for it or a default one of the type
+ * its args name, registered in r. r must outlive the save (its handlers
+ * do the background work): wait for the future, or
+ * ckpt_async_wait_until_finished, before ckpt_registry_free.
+ * Returns 0 (the save started), or what ckpt_composite_item_args or
+ * ckpt_async_save return.
+ */
+CKPT_API int ckpt_composite_async_save(ckpt_async *a, ckpt_future **future, const char *root,
+				       uint64_t step, ckpt_registry *r,
+				       const ckpt_composite_arg *items, size_t n,
+				       const char *custom_metadata, const char *metrics);
+
+/*
  * Copy mode: get the memory that snapshots of items like these need ready
  * in the background, so that the first ckpt_async_save() copies into
  * memory already written once instead of paying for fresh memory while the

@@ -7,6 +7,7 @@
 
 #include "ckpt/common.h"
 
+#include "ckpt/composite.h"
 #include "ckpt/handler.h"
 #include "ckpt/step.h"
 
@@ -47,6 +48,21 @@ CKPT_API int ckpt_checkpointer_save(const char *root, uint64_t step, const ckpt_
  */
 CKPT_API int ckpt_checkpointer_restore(void **outs, const char *step_dir, const ckpt_item_args *items,
 			      size_t n);
+
+/*
+ * The Composite registry as explicit handlers: out[i] = {items[i].item, the
+ * handler r resolves for it (ckpt_registry_resolve: the registered one, or
+ * a default one of items[i].type, registered), items[i].args}. So
+ * ckpt_checkpointer_save, ckpt_async_save (see ckpt_composite_async_save)
+ * and ckpt_manager_save save what ckpt_composite_save would. The handlers
+ * are borrowed from r, which must outlive the saves that use them.
+ * Returns 0, CKPT_EINVAL (out, r or items NULL; an item given twice; args
+ * of another type than the item's registered handler; a bad item name),
+ * CKPT_ENOTFOUND (an item neither registered nor given a type),
+ * CKPT_EUNSUPPORTED (no handler of the type given), CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_composite_item_args(ckpt_item_args *out, ckpt_registry *r,
+				      const ckpt_composite_arg *items, size_t n);
 
 #ifdef __cplusplus
 }

@@ -15,9 +15,12 @@
  * Restore reads all items of the step, or only the chosen ones: an item not
  * chosen comes back with value NULL, not as an error, and none of its data
  * is read. A handler for an item not registered is made from the typestr the
- * step records for it. Restoring all items gives each handler no restore
- * args; a Proto item whose handler has no message type to unpack into
- * (ckpt_proto_handler_new_for) comes back NULL too.
+ * step records for it. Restoring all items (items NULL, or n 0: Orbax's
+ * empty Composite()) gives each handler no restore args, and leaves out
+ * (value NULL) an item whose handler type this library does not know and
+ * that is not registered. A Proto item restored without args whose handler
+ * has no message type to unpack into (ckpt_proto_handler_new_for) comes
+ * back NULL too (Orbax: None).
  */
 #ifndef CKPT_COMPOSITE_H
 #define CKPT_COMPOSITE_H
@@ -39,9 +42,11 @@ extern "C" {
 
 /*
  * A handler of type typestr with default options: the PyTree, Standard,
- * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers. Free with
- * ckpt_handler_free().
- * Returns 0, CKPT_EUNSUPPORTED (any other typestr), CKPT_ENOMEM.
+ * Json, Array, Proto, JaxRandomKey and NumpyRandomKey handlers, and types
+ * registered with ckpt_handler_type_register (ckpt/sys/handler.h). Free
+ * with ckpt_handler_free().
+ * Returns 0, CKPT_EUNSUPPORTED (any other typestr), CKPT_ENOMEM, or what a
+ * registered type's create returns.
  */
 CKPT_API int ckpt_handler_new_default(ckpt_handler **out, const char *typestr);
 
@@ -111,14 +116,14 @@ CKPT_API int ckpt_composite_save_step(const char *root, uint64_t step, ckpt_regi
 typedef struct ckpt_composite_result ckpt_composite_result;
 
 /*
- * Restore the items of s: all of them (items NULL), or the chosen ones
- * (items[0..n), with their restore args; the others come back with value
- * NULL and none of their data read). Free *out with
- * ckpt_composite_result_free().
+ * Restore the items of s: all of them (items NULL or n 0; items of unknown
+ * handler types are left out), or the chosen ones (items[0..n), with their
+ * restore args; the others come back with value NULL and none of their data
+ * read). Free *out with ckpt_composite_result_free().
  * Returns 0, CKPT_ENOTFOUND (an item chosen but not in the step),
  * CKPT_EINVAL (an item chosen twice; args of another type than the item's
  * registered handler, or of a handler that cannot read what the step
- * holds), CKPT_EUNSUPPORTED (no handler known for the item's type),
+ * holds), CKPT_EUNSUPPORTED (no handler known for a chosen item's type),
  * CKPT_ENOMEM, or another CKPT_E* code from a handler's restore (damaged
  * data: CKPT_ECORRUPT; CKPT_EIO).
  */

@@ -17,6 +17,7 @@
 
 #include "ckpt/common.h"
 
+#include "ckpt/pytree.h"
 #include "ckpt/step.h"
 #include "ckpt/tree.h"
 
@@ -62,6 +63,22 @@ CKPT_API int ckpt_interchange_save(const char *root, uint64_t step, const char *
  */
 CKPT_API int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path,
 			     const char *out_dir);
+
+/*
+ * Write PyTree item `item` of the finalized step s to out_dir as
+ * ckpt_interchange_restore does, rearranged by transforms t[0..n) as a
+ * restore with them (ckpt_pytree_restore_args.transforms, ckpt/pytree.h):
+ * each saved leaf's file lands at its new path, and _METADATA describes the
+ * new tree, so ckpt_interchange_save reads the directory back as the
+ * renamed model. Leaves are streamed; nothing is held whole in memory.
+ * Returns 0, CKPT_ENOTFOUND (no such item, or no _METADATA: not a PyTree
+ * item), CKPT_EINVAL (item NULL, no transforms, a bad rule or regex),
+ * CKPT_EEXISTS (two leaves renamed to one path, or one below a leaf),
+ * CKPT_ECORRUPT (damaged step data), CKPT_EIO, CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_interchange_restore_mapped(ckpt_step *s, const char *item,
+					     const ckpt_restore_transform *t, size_t n,
+					     int default_to_original, const char *out_dir);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,11 @@ typedef struct ckpt_leaf_save_args {
 	int compression;             /* -1 item default, 0 raw, 1 compressed */
 } ckpt_leaf_save_args;
 
-#define CKPT_PYTREE_SAVE_ARGS_VERSION 1
+/*
+ * Version 2 added custom_metadata; a version 1 struct (without it) is still
+ * accepted, and that member is not read.
+ */
+#define CKPT_PYTREE_SAVE_ARGS_VERSION 2
 typedef struct ckpt_pytree_save_args {
 	unsigned version;
 	const ckpt_tree *item; /* the tree to save (borrowed for the call) */
@@ -42,11 +46,33 @@ typedef struct ckpt_pytree_save_args {
 	int (*leaf_args)(ckpt_leaf_save_args *out, const char *path, const ckpt_tree *leaf,
 			 void *payload);
 	void *payload;
-	int use_compression;            /* default 1 */
-	uint64_t target_data_file_size; /* 0 = store default (ocdbt_target_data_file_size) */
-	uint64_t save_concurrent_bytes; /* cap on bytes in flight; 0 = default */
+	int use_compression; /* default 1 */
+	/*
+	 * Orbax's ocdbt_target_data_file_size: the size at which the step's data
+	 * files roll over. In this store data files belong to the step, not to
+	 * an item, so the value applies to the step's writer
+	 * (ckpt_step_writer_options.store.target_data_file_size). Here the save
+	 * checks it: a value differing from the writer's (its default when 0) is
+	 * CKPT_EINVAL, never silently ignored. 0: whatever the writer uses.
+	 */
+	uint64_t target_data_file_size;
+	/*
+	 * Bytes of one array held in memory at once while saving it: the slice
+	 * a cast (leaf dtype) or a data source converts and hands to the store
+	 * (0: 8 MiB; smaller values make smaller slices). It is not Orbax's cap
+	 * on all bytes in flight: that is the writer's
+	 * ckpt_store_options.max_bytes_in_flight.
+	 */
+	uint64_t save_concurrent_bytes;
+	/*
+	 * Orbax's PyTreeSaveArgs.custom_metadata: JSON text kept as the item's
+	 * custom metadata (_METADATA's top-level "custom_metadata"); it replaces
+	 * the root node's own custom metadata. NULL: the root's. (Version 2.)
+	 */
+	const char *custom_metadata;
 } ckpt_pytree_save_args;
-#define CKPT_PYTREE_SAVE_ARGS_INIT {CKPT_PYTREE_SAVE_ARGS_VERSION, NULL, NULL, NULL, 1, 0, 0}
+#define CKPT_PYTREE_SAVE_ARGS_INIT \
+	{CKPT_PYTREE_SAVE_ARGS_VERSION, NULL, NULL, NULL, 1, 0, 0, NULL}
 
 /* Orbax RestoreArgs / ArrayRestoreArgs for one leaf. */
 typedef struct ckpt_leaf_restore_args {
@@ -56,14 +82,37 @@ typedef struct ckpt_leaf_restore_args {
 	int has_shape;
 } ckpt_leaf_restore_args;
 
-#define CKPT_PYTREE_RESTORE_ARGS_VERSION 1
+/*
+ * A rename rule of a restore (Orbax's RestoreTransform / transforms, in the
+ * direction a C restore can use without a target): the saved leaf whose
+ * path is `from` comes back at path `to`. With regex, `from` is a POSIX
+ * extended regular expression that must match the whole saved path, and
+ * `to` may use \1 .. \9 for its groups ("layers_([0-9]+)/(.*)" ->
+ * "blocks/\1/\2"). The first matching rule wins. `to` NULL or "": the
+ * leaf is left out. Paths are leaf paths (names joined by '/', no ".npy").
+ */
+typedef struct ckpt_restore_transform {
+	const char *from;
+	const char *to;
+	int regex;
+} ckpt_restore_transform;
+
+/*
+ * Version 2 added transforms, ntransforms and transforms_default_to_original;
+ * a version 1 struct (without them) is still accepted, those members unread.
+ */
+#define CKPT_PYTREE_RESTORE_ARGS_VERSION 2
 typedef struct ckpt_pytree_restore_args {
 	unsigned version;
 	/*
-	 * Optional target: a (metadata-only or full) tree whose array leaves give
-	 * the shape and dtype to restore to. With partial_restore only the key
-	 * paths present in item are read (Orbax partial_restore); otherwise the
-	 * target must have the saved structure.
+	 * Optional target: a (metadata-only or full) tree that shapes the result,
+	 * as Orbax's `item`: the result has the target's structure (container
+	 * kinds, namedtuple types, key order), its array leaves the target's
+	 * shape and dtype, its scalar leaves the target's kind (an int saved is
+	 * a float for a float target; a float is an int only when integral).
+	 * With partial_restore only the key paths present in item are read
+	 * (Orbax partial_restore); otherwise the target must have the saved
+	 * leaves.
 	 */
 	const ckpt_tree *item;
 	int partial_restore;
@@ -79,9 +128,23 @@ typedef struct ckpt_pytree_restore_args {
 	 * CKPT_ESHAPE naming the leaf; 0 pads with zeros or truncates. */
 	int strict;
 	uint64_t restore_concurrent_bytes; /* cap on bytes in flight; 0 = default */
+	/*
+	 * Renames (version 2): each saved leaf is matched against the rules
+	 * (paths: after selection) and placed at the path its rule gives; the
+	 * target (item), if any, is looked up at that path. A saved leaf no
+	 * rule matches: kept at its own path when transforms_default_to_original
+	 * (the default), else left out. A target leaf no saved leaf lands on:
+	 * CKPT_ENOTFOUND when transforms_default_to_original, else the target's
+	 * own value is used (it must hold data). Two saved leaves landing on
+	 * one path: CKPT_EEXISTS. Containers created by a rename are dicts
+	 * unless the target says otherwise.
+	 */
+	const ckpt_restore_transform *transforms;
+	size_t ntransforms;
+	int transforms_default_to_original; /* default 1 */
 } ckpt_pytree_restore_args;
 #define CKPT_PYTREE_RESTORE_ARGS_INIT \
-	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0}
+	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0, NULL, 0, 1}
 
 /*
  * Create the handlers. Free with ckpt_handler_free().

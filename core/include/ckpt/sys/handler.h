@@ -82,6 +82,23 @@ struct ckpt_handler {
  */
 CKPT_API int ckpt_handler_vtable_init(ckpt_handler_vtable *vt, unsigned version);
 
+/*
+ * The registry of handler types (Orbax's handler registry /
+ * register_with_handler): make handlers of type `typestr`, written outside
+ * this library, known to it by that type string, so that where the library
+ * makes a handler for what a step records — ckpt_handler_new_default, a
+ * Composite registry resolving an item's args or a step's item
+ * (ckpt_composite_restore, ckpt_composite_metadata) — it finds `create`,
+ * which returns a handler with default options (caller frees it).
+ * Process-wide and thread-safe; a registration lasts until the process
+ * ends. Items of such a type are stored and shown as their files (the
+ * mount, ckpt save/restore, docs/handlers.md); the library checks nothing
+ * of their bytes.
+ * Returns 0, CKPT_EINVAL (typestr empty or NULL, create NULL), CKPT_EEXISTS
+ * (typestr is a built-in type or already registered), CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_handler_type_register(const char *typestr, int (*create)(ckpt_handler **out));
+
 #ifdef __cplusplus
 }
 #endif
