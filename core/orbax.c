@@ -84,11 +84,13 @@ struct oentry {
  * dropped (the reader decodes them itself).
  */
 #define PREFETCH_QUEUE 8
+#define PREFETCH_THREADS 2 /* each has one read in flight: keeps the disk busy too */
+#define PREFETCH_AHEAD 2   /* units decoded ahead of a sequential reader */
 struct prefetch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pthread_t thread;
-	int started, stop;
+	pthread_t thread[PREFETCH_THREADS];
+	int started, stop; /* started: threads running */
 	struct {
 		struct oarray *a;
 		uint64_t id;
@@ -1259,9 +1261,14 @@ static void prefetch(orbax_be *o, struct oarray *a, uint64_t id)
 	struct prefetch *pf = &o->pf;
 
 	pthread_mutex_lock(&pf->mu);
-	if (!pf->started && !pf->stop)
-		pf->started = pthread_create(&pf->thread, NULL, prefetch_main, o) == 0 ? 1 : -1;
-	if (pf->started == 1 && pf->n < PREFETCH_QUEUE) {
+	while (pf->started >= 0 && pf->started < PREFETCH_THREADS && !pf->stop)
+		if (pthread_create(&pf->thread[pf->started], NULL, prefetch_main, o) == 0)
+			pf->started++;
+		else if (pf->started == 0)
+			pf->started = -1; /* no worker: readers decode everything themselves */
+		else
+			break;
+	if (pf->started > 0 && pf->n < PREFETCH_QUEUE) {
 		size_t t = (pf->head + pf->n++) % PREFETCH_QUEUE;
 		pf->q[t].a = a;
 		pf->q[t].id = id;
@@ -1282,8 +1289,11 @@ static int arr_pread(void *ctx, void *buf, size_t len, uint64_t off)
 	/* a sequential reader: decode the unit after this range meanwhile */
 	uint64_t prev = __atomic_exchange_n(&r->next, end, __ATOMIC_RELAXED);
 	if (rc == 0 && prev == off && off > 0 && len && end < nb &&
-	    zarr_unit_at(r->a->z, end) != zarr_unit_at(r->a->z, end - 1))
-		prefetch(r->o, r->a, zarr_unit_at(r->a->z, end));
+	    zarr_unit_at(r->a->z, end) != zarr_unit_at(r->a->z, end - 1)) {
+		uint64_t u = zarr_unit_at(r->a->z, end);
+		for (unsigned k = 0; k < PREFETCH_AHEAD && u + k < zarr_unit_count(r->a->z); k++)
+			prefetch(r->o, r->a, u + k);
+	}
 	return rc;
 }
 
@@ -1477,8 +1487,8 @@ static void ob_free(ckpt_store_backend *be)
 	o->pf.stop = 1;
 	pthread_cond_signal(&o->pf.cv);
 	pthread_mutex_unlock(&o->pf.mu);
-	if (o->pf.started == 1)
-		pthread_join(o->pf.thread, NULL);
+	for (int i = 0; i < o->pf.started; i++)
+		pthread_join(o->pf.thread[i], NULL);
 	pthread_mutex_destroy(&o->pf.mu);
 	pthread_cond_destroy(&o->pf.cv);
 	for (size_t i = 0; i < o->nents; i++) {

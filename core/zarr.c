@@ -770,6 +770,14 @@ uint64_t zarr_unit_at(const zarr_array *a, uint64_t off)
 	return id;
 }
 
+uint64_t zarr_unit_count(const zarr_array *a)
+{
+	uint64_t n = 1;
+	for (unsigned d = 0; d < a->ndim; d++)
+		n *= a->grid[d];
+	return n;
+}
+
 int zarr_prefetch(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
 		  uint64_t cache_id, uint64_t id)
 {

@@ -63,6 +63,8 @@ int zarr_read(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cac
 
 /* The linear index of the unit (chunk, or inner chunk) holding byte off; off < nbytes. */
 uint64_t zarr_unit_at(const zarr_array *a, uint64_t off);
+/* Number of units (product of the unit grid). */
+uint64_t zarr_unit_count(const zarr_array *a);
 /* Decode unit id into cache unless it is there already (read-ahead). */
 int zarr_prefetch(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache *cache,
 		  uint64_t cache_id, uint64_t id);
