@@ -51,6 +51,18 @@ void zarr_free(zarr_array *a)
 	free(a);
 }
 
+zarr_array *zarr_clone(const zarr_array *a, const char *name)
+{
+	zarr_array *c = malloc(sizeof(*c));
+
+	if (!c || !(memcpy(c, a, sizeof(*c)), c->name = strdup(name))) {
+		free(c);
+		ckpt_error_nomem();
+		return NULL;
+	}
+	return c;
+}
+
 ckpt_dtype zarr_dtype(const zarr_array *a)
 {
 	return a->dt;

@@ -43,6 +43,8 @@ typedef struct zarr_source {
 /* Parse .zarray (v3 == 0) or zarr.json (v3 == 1) text; `name` prefixes messages. */
 int zarr_parse(zarr_array **out, const char *json, size_t len, int v3, const char *name);
 void zarr_free(zarr_array *a);
+/* A copy of a named name (arrays with the same metadata text). NULL when out of memory. */
+zarr_array *zarr_clone(const zarr_array *a, const char *name);
 
 ckpt_dtype zarr_dtype(const zarr_array *a);
 unsigned zarr_ndim(const zarr_array *a);
