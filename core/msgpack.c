@@ -74,16 +74,12 @@ static int read_head(mp *m, head *h)
 	if ((c & 0xe0) == 0xa0)
 		return h->t = T_STR, h->u = c & 0x1f, 0;
 	switch (c) {
-	case 0xc0:
-		return h->t = T_NIL, 0;
+	case 0xc0: return h->t = T_NIL, 0;
 	case 0xc2:
-	case 0xc3:
-		return h->t = T_BOOL, h->u = c == 0xc3, 0;
+	case 0xc3: return h->t = T_BOOL, h->u = c == 0xc3, 0;
 	case 0xc4:
 	case 0xc5:
-	case 0xc6:
-		h->t = T_BIN;
-		return be(m, 1u << (c - 0xc4), &h->u);
+	case 0xc6: h->t = T_BIN; return be(m, 1u << (c - 0xc4), &h->u);
 	case 0xc7:
 	case 0xc8:
 	case 0xc9:
@@ -92,18 +88,12 @@ static int read_head(mp *m, head *h)
 		if (rc == 0 && (rc = be(m, 1, &v)) == 0)
 			h->ext = (int8_t)v;
 		return rc;
-	case 0xca:
-		h->t = T_F32;
-		return be(m, 4, &h->u);
-	case 0xcb:
-		h->t = T_F64;
-		return be(m, 8, &h->u);
+	case 0xca: h->t = T_F32; return be(m, 4, &h->u);
+	case 0xcb: h->t = T_F64; return be(m, 8, &h->u);
 	case 0xcc:
 	case 0xcd:
 	case 0xce:
-	case 0xcf:
-		h->t = T_UINT;
-		return be(m, 1u << (c - 0xcc), &h->u);
+	case 0xcf: h->t = T_UINT; return be(m, 1u << (c - 0xcc), &h->u);
 	case 0xd0:
 	case 0xd1:
 	case 0xd2:
@@ -111,7 +101,9 @@ static int read_head(mp *m, head *h)
 		unsigned n = 1u << (c - 0xd0);
 		h->t = T_INT;
 		rc = be(m, n, &v);
-		h->i = n == 8 ? (int64_t)v : (int64_t)(v ^ (1ull << (8 * n - 1))) - (int64_t)(1ull << (8 * n - 1));
+		h->i = n == 8
+			   ? (int64_t)v
+			   : (int64_t)(v ^ (1ull << (8 * n - 1))) - (int64_t)(1ull << (8 * n - 1));
 		return rc;
 	}
 	case 0xd4:
@@ -126,17 +118,11 @@ static int read_head(mp *m, head *h)
 		return rc;
 	case 0xd9:
 	case 0xda:
-	case 0xdb:
-		h->t = T_STR;
-		return be(m, 1u << (c - 0xd9), &h->u);
+	case 0xdb: h->t = T_STR; return be(m, 1u << (c - 0xd9), &h->u);
 	case 0xdc:
-	case 0xdd:
-		h->t = T_ARR;
-		return be(m, 2u << (c - 0xdc), &h->u);
+	case 0xdd: h->t = T_ARR; return be(m, 2u << (c - 0xdc), &h->u);
 	case 0xde:
-	case 0xdf:
-		h->t = T_MAP;
-		return be(m, 2u << (c - 0xde), &h->u);
+	case 0xdf: h->t = T_MAP; return be(m, 2u << (c - 0xde), &h->u);
 	}
 	return bad(m, "unknown type byte");
 }
@@ -173,8 +159,8 @@ static int ndarray(mp *m, msgpack_leaf *l, size_t end)
 	memcpy(name, p, h.u);
 	name[h.u] = '\0';
 	if (ckpt_dtype_from_name(&l->dtype, name) != 0)
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: msgpack: unsupported dtype '%s'", m->what,
-				      name);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: msgpack: unsupported dtype '%s'",
+				      m->what, name);
 	if ((rc = read_head(m, &h)) || h.t != T_BIN)
 		return rc ? rc : bad(m, "ndarray data is not bytes");
 	size_t isz = ckpt_dtype_size(l->dtype);
@@ -235,15 +221,13 @@ static int value(mp *m, unsigned depth)
 		head k;
 		if (h.u && read_head(m, &k) == 0 && k.t == T_STR && k.u == 25 &&
 		    take(m, k.u, &p) == 0 && memcmp(p, "__msgpack_chunked_array__", 25) == 0)
-			return ckpt_error_set(CKPT_EUNSUPPORTED,
-					      "%s: msgpack: chunked arrays (over 1 GiB) are not supported",
-					      m->what);
+			return ckpt_error_set(
+			    CKPT_EUNSUPPORTED,
+			    "%s: msgpack: chunked arrays (over 1 GiB) are not supported", m->what);
 		m->pos = save;
 		return map(m, h.u, depth);
 	}
-	case T_NIL:
-		l.kind = MP_NIL;
-		break;
+	case T_NIL: l.kind = MP_NIL; break;
 	case T_BOOL:
 		l.kind = MP_BOOL;
 		l.i = (int64_t)h.u;
@@ -283,16 +267,18 @@ static int value(mp *m, unsigned depth)
 			return bad(m, "truncated");
 		size_t end = m->pos + h.u;
 		if (h.ext != 1 && h.ext != 3)
-			return ckpt_error_set(CKPT_EUNSUPPORTED,
-					      "%s: msgpack: ext type %d (complex or tuple) is not supported",
-					      m->what, h.ext);
+			return ckpt_error_set(
+			    CKPT_EUNSUPPORTED,
+			    "%s: msgpack: ext type %d (complex or tuple) is not supported", m->what,
+			    h.ext);
 		l.kind = MP_ARRAY;
 		if ((rc = ndarray(m, &l, end)))
 			return rc;
 		break;
 	}
 	default:
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: msgpack: a list or bytes leaf", m->what);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: msgpack: a list or bytes leaf",
+				      m->what);
 	}
 	return leaf(m, depth, &l);
 }

@@ -27,17 +27,18 @@
 #include "ckpt/dtype.h"
 
 #define MSGPACK_MAX_DEPTH 64
-#define MSGPACK_MAX_NDIM 32
+#define MSGPACK_MAX_NDIM  32
 
 enum { MP_NIL, MP_BOOL, MP_INT, MP_FLOAT, MP_STR, MP_ARRAY, MP_PLACEHOLDER };
 
 typedef struct msgpack_leaf {
 	int kind;
-	int64_t i;	    /* MP_BOOL, MP_INT */
-	double f;	    /* MP_FLOAT */
-	const char *s;	    /* MP_STR, MP_PLACEHOLDER (the param name): into the buffer, not NUL-terminated */
+	int64_t i; /* MP_BOOL, MP_INT */
+	double f;  /* MP_FLOAT */
+	const char
+	    *s; /* MP_STR, MP_PLACEHOLDER (the param name): into the buffer, not NUL-terminated */
 	size_t slen;
-	ckpt_dtype dtype;   /* MP_ARRAY */
+	ckpt_dtype dtype; /* MP_ARRAY */
 	unsigned ndim;
 	uint64_t shape[MSGPACK_MAX_NDIM];
 	uint64_t data_off, data_len; /* MP_ARRAY: bytes [off, off+len) of the buffer */

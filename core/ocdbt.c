@@ -125,8 +125,9 @@ int ocdbt_envelope_decode(unsigned char **body, size_t *bodylen, const void *buf
 			  (uint32_t)b[len - 2] << 16 | (uint32_t)b[len - 1] << 24;
 	uint32_t crc = ckpt_crc32c_update(0, b, len - 4);
 	if (crc != stored)
-		return ckpt_error_set(CKPT_ECORRUPT, "%s: CRC-32C mismatch (stored %08x, computed %08x)",
-				      what, stored, crc);
+		return ckpt_error_set(CKPT_ECORRUPT,
+				      "%s: CRC-32C mismatch (stored %08x, computed %08x)", what,
+				      stored, crc);
 	r.end = b + len - 4;
 	uint64_t version = rd_varint(&r), comp = rd_varint(&r);
 	if (r.bad || version != 0)
@@ -144,8 +145,8 @@ int ocdbt_envelope_decode(unsigned char **body, size_t *bodylen, const void *buf
 		return 0;
 	}
 	if (comp != 1)
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unknown compression method %llu", what,
-				      (unsigned long long)comp);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unknown compression method %llu",
+				      what, (unsigned long long)comp);
 	/* One zstd frame, with or without a content size: stream it, bounded. */
 	zd = ZSTD_createDStream();
 	if (!zd)
@@ -174,7 +175,8 @@ int ocdbt_envelope_decode(unsigned char **body, size_t *bodylen, const void *buf
 		ZSTD_outBuffer ob = {out, cap, n};
 		zr = ZSTD_decompressStream(zd, &ob, &in);
 		if (ZSTD_isError(zr)) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: zstd: %s", what, ZSTD_getErrorName(zr));
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: zstd: %s", what,
+					    ZSTD_getErrorName(zr));
 			goto done;
 		}
 		n = ob.pos;
@@ -260,7 +262,8 @@ static int dfiles_decode(dfile **out, size_t *nout, rd *r, const char *T, const 
 		memcpy(prev + pre[i], s, suf[i]);
 		prevlen = pre[i] + suf[i];
 		if (base[i] > prevlen || !ckpt_relpath_ok(prev, prevlen)) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %.*s is not a path inside the db",
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s: data file path %.*s is not a path inside the db",
 					    what, (int)prevlen, prev);
 			goto done;
 		}
@@ -390,8 +393,8 @@ static int manifest_decode(manifest *m, const unsigned char *body, size_t len, c
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: bad configuration", what);
 	if (m->kind != 0)
 		return ckpt_error_set(CKPT_EUNSUPPORTED,
-				      "%s: numbered manifests (manifest_kind %u) are not supported", what,
-				      m->kind);
+				      "%s: numbered manifests (manifest_kind %u) are not supported",
+				      what, m->kind);
 	rc = dfiles_decode(&m->files, &m->nfiles, &r, "", what);
 	if (rc)
 		return rc;
@@ -461,7 +464,8 @@ static void bnode_free(bnode *b)
 }
 
 /* Decode a node body (envelope removed, body owned by the node afterwards). */
-static int bnode_decode(bnode **out, unsigned char *body, size_t len, const char *T, const char *what)
+static int bnode_decode(bnode **out, unsigned char *body, size_t len, const char *T,
+			const char *what)
 {
 	bnode *b = calloc(1, sizeof(*b));
 	rd r = {body, body + len, 0};
@@ -633,10 +637,10 @@ struct ocdbt_db {
 	int dirfd;
 	uint64_t *bytes_read;
 	manifest m;
-	pthread_mutex_t mu;   /* guards files and the node cache */
-	dbfile **files;	      /* invariant 3 */
+	pthread_mutex_t mu; /* guards files and the node cache */
+	dbfile **files;	    /* invariant 3 */
 	size_t nfiles, capfiles;
-	bnode **cache;        /* decoded nodes kept, sorted by nothing (linear probe hash) */
+	bnode **cache; /* decoded nodes kept, sorted by nothing (linear probe hash) */
 	size_t capcache, ncache;
 	uint64_t cache_bytes;
 };
@@ -660,11 +664,13 @@ uint64_t ocdbt_num_keys(const ocdbt_db *db)
 static int open_below(int dirfd, const char *path, const char *dir)
 {
 	if (!ckpt_relpath_ok(path, strlen(path)))
-		return ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %s escapes the db", dir, path);
+		return ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %s escapes the db", dir,
+				      path);
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return ckpt_error_errno(errno == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, errno,
-					"%s: open data file %s", dir, path); /* referenced: must exist */
+					"%s: open data file %s", dir,
+					path); /* referenced: must exist */
 	return fd;
 }
 
@@ -690,8 +696,9 @@ static int db_file(dbfile **out, ocdbt_db *db, const char *path)
 	struct stat st;
 	dbfile *f = calloc(1, sizeof(*f));
 	if (!f || fstat(fd, &st) != 0 || !(f->path = strdup(path))) {
-		int rc = f ? ckpt_error_errno(CKPT_EIO, errno ? errno : ENOMEM, "%s: %s", db->dir, path)
-			   : ckpt_error_nomem();
+		int rc =
+		    f ? ckpt_error_errno(CKPT_EIO, errno ? errno : ENOMEM, "%s: %s", db->dir, path)
+		      : ckpt_error_nomem();
 		close(fd);
 		free(f);
 		return rc;
@@ -716,8 +723,8 @@ static int pread_full(ocdbt_db *db, int fd, const char *name, void *buf, size_t 
 		if (n < 0)
 			return ckpt_error_errno(CKPT_EIO, errno, "%s: read %s", db->dir, name);
 		if (n == 0)
-			return ckpt_error_set(CKPT_ECORRUPT, "%s: %s ends before offset %llu", db->dir,
-					      name, (unsigned long long)(off + len));
+			return ckpt_error_set(CKPT_ECORRUPT, "%s: %s ends before offset %llu",
+					      db->dir, name, (unsigned long long)(off + len));
 		done += (size_t)n;
 	}
 	if (db->bytes_read)
@@ -912,7 +919,8 @@ static int node_load(bnode **out, ocdbt_db *db, const nref *ref)
 			size_t j = (k1 + k2) % db->capcache;
 			int dup = 0;
 			while (db->cache[j]) {
-				if (db->cache[j]->cache_key1 == k1 && db->cache[j]->cache_key2 == k2)
+				if (db->cache[j]->cache_key1 == k1 &&
+				    db->cache[j]->cache_key2 == k2)
 					dup = 1;
 				j = (j + 1) % db->capcache;
 			}
@@ -977,10 +985,11 @@ static int blob_from(ocdbt_db *db, ocdbt_blob *out, const bnode *b, const bentry
 	if (rc)
 		return rc;
 	if (e->off > f->size || e->len > f->size - e->off)
-		return ckpt_error_set(CKPT_ECORRUPT,
-				      "%s: value at %s@%llu+%llu is outside the data file (%llu bytes)",
-				      db->dir, f->path, (unsigned long long)e->off,
-				      (unsigned long long)e->len, (unsigned long long)f->size);
+		return ckpt_error_set(
+		    CKPT_ECORRUPT,
+		    "%s: value at %s@%llu+%llu is outside the data file (%llu bytes)", db->dir,
+		    f->path, (unsigned long long)e->off, (unsigned long long)e->len,
+		    (unsigned long long)f->size);
 	out->fd = f->fd;
 	out->file = f->path;
 	out->off = e->off;

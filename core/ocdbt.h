@@ -33,11 +33,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OCDBT_MAX_NODE_BYTES (256u << 20)     /* decoded node / manifest safety limit */
-#define OCDBT_MAX_ENTRIES (1u << 20)          /* entries per node (the spec's limit) */
-#define OCDBT_MAX_KEY 65535u                  /* key and path length (the spec's) */
+#define OCDBT_MAX_NODE_BYTES   (256u << 20)   /* decoded node / manifest safety limit */
+#define OCDBT_MAX_ENTRIES      (1u << 20)     /* entries per node (the spec's limit) */
+#define OCDBT_MAX_KEY	       65535u	      /* key and path length (the spec's) */
 #define OCDBT_NODE_CACHE_BYTES (256ull << 20) /* decoded nodes kept per db */
-#define OCDBT_MAX_HEIGHT 64u
+#define OCDBT_MAX_HEIGHT       64u
 
 typedef struct ocdbt_db ocdbt_db;
 
@@ -85,8 +85,8 @@ int ocdbt_verify(ocdbt_db *db, uint64_t *nodes);
 int ocdbt_envelope_decode(unsigned char **body, size_t *bodylen, const void *buf, size_t len,
 			  uint32_t magic, const char *what);
 #define OCDBT_MAGIC_MANIFEST 0x0cdb3a2au
-#define OCDBT_MAGIC_VERSION 0x0cdb1234u
-#define OCDBT_MAGIC_BTREE 0x0cdb20deu
+#define OCDBT_MAGIC_VERSION  0x0cdb1234u
+#define OCDBT_MAGIC_BTREE    0x0cdb20deu
 
 /* Decode a whole manifest file / B+tree node file range (envelope included)
  * and free the result: returns 0 or the error a reader would report. */

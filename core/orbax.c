@@ -45,14 +45,14 @@
 
 enum { E_BYTES, E_FILE, E_ARRAY, E_SCALAR };
 /* Orbax's PyTree handler class (CKPT_PYTREE_TYPESTR of ckpt/pytree.h, a layer above). */
-#define ORBAX_PYTREE_TYPESTR \
+#define ORBAX_PYTREE_TYPESTR                                                                       \
 	"orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler"
 #define NOT_SCALAR ((ckpt_tree_kind)0)
 
 struct oitem {
 	char *name;
-	char *path;   /* its directory: "<step dir>/<name>", or the step dir for a bare PyTree dir */
-	int dirfd;    /* the item directory */
+	char *path; /* its directory: "<step dir>/<name>", or the step dir for a bare PyTree dir */
+	int dirfd;  /* the item directory */
 	ocdbt_db *db; /* NULL: one zarr directory per leaf (use_ocdbt=False) */
 	int verified; /* atomic: ocdbt_verify ran and passed */
 };
@@ -60,9 +60,9 @@ struct oitem {
 struct oarray {
 	zarr_array *z;
 	struct oitem *item;
-	char *param;   /* Orbax param name: key prefix in the db, or directory */
-	int dirfd;     /* the leaf's directory without OCDBT, else -1 */
-	uint64_t id;   /* cache id */
+	char *param; /* Orbax param name: key prefix in the db, or directory */
+	int dirfd;   /* the leaf's directory without OCDBT, else -1 */
+	uint64_t id; /* cache id */
 	ckpt_tree_kind scalar_kind;
 };
 
@@ -72,9 +72,9 @@ struct oentry {
 	int kind;
 	unsigned char *bytes; /* E_BYTES */
 	size_t len;
-	char *path;	      /* E_FILE: relative to the step directory */
-	uint64_t off, flen;   /* E_FILE: the byte range shown (flen UINT64_MAX: all of it) */
-	struct oarray *arr;   /* E_ARRAY, E_SCALAR (owned by the backend's arrays) */
+	char *path;	    /* E_FILE: relative to the step directory */
+	uint64_t off, flen; /* E_FILE: the byte range shown (flen UINT64_MAX: all of it) */
+	struct oarray *arr; /* E_ARRAY, E_SCALAR (owned by the backend's arrays) */
 };
 
 /*
@@ -83,9 +83,9 @@ struct oentry {
  * single reader uses two cores. A bounded queue; requests that do not fit are
  * dropped (the reader decodes them itself).
  */
-#define PREFETCH_QUEUE 8
+#define PREFETCH_QUEUE	 8
 #define PREFETCH_THREADS 2 /* each has one read in flight: keeps the disk busy too */
-#define PREFETCH_AHEAD 2   /* units decoded ahead of a sequential reader */
+#define PREFETCH_AHEAD	 2 /* units decoded ahead of a sequential reader */
 struct prefetch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -237,16 +237,16 @@ static int cmp_ent(const void *a, const void *b)
 	return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
 }
 
-static int read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
-		   orbax_be *o)
+static int read_at(char **out, size_t *len, int dirfd, const char *name, size_t max, orbax_be *o)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	int rc;
 
 	*out = NULL;
 	if (fd < 0)
-		return errno == ENOENT ? CKPT_ENOTFOUND
-				       : ckpt_error_errno(CKPT_EIO, errno, "%s: open %s", o->dir, name);
+		return errno == ENOENT
+			   ? CKPT_ENOTFOUND
+			   : ckpt_error_errno(CKPT_EIO, errno, "%s: open %s", o->dir, name);
 	rc = ckpt_read_fd(out, len, fd, max, name);
 	close(fd);
 	if (rc == 0)
@@ -384,8 +384,8 @@ static int open_array(struct oarray **out, orbax_be *o, struct oitem *it, const 
 		goto fail;
 	}
 	if (strchr(param, '/') || !ckpt_relpath_ok(param, strlen(param))) {
-		rc = ckpt_error_set(CKPT_EUNSUPPORTED, "%s: a parameter name that is not a file name",
-				    name);
+		rc = ckpt_error_set(CKPT_EUNSUPPORTED,
+				    "%s: a parameter name that is not a file name", name);
 		goto fail;
 	}
 	for (int attempt = 0; attempt < 2; attempt++, v3 = !v3) {
@@ -426,8 +426,8 @@ static int open_array(struct oarray **out, orbax_be *o, struct oitem *it, const 
 		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no zarr metadata (.zarray or zarr.json)%s",
 				    name,
 				    is_file_at(it->dirfd, "checkpoint")
-					    ? ", and the msgpack 'checkpoint' file does not hold it"
-					    : "");
+					? ", and the msgpack 'checkpoint' file does not hold it"
+					: "");
 		goto fail;
 	}
 	if (rc)
@@ -637,22 +637,15 @@ static int agg_leaf(struct leafref *r, cJSON *vm, const struct aggleaf *a)
 			return rc;
 		return set_str(vm, "value_type", "np.ndarray");
 	}
-	case MP_INT:
-		rc = ckpt_tree_new_int(&t, l->i);
-		break;
-	case MP_BOOL:
-		rc = ckpt_tree_new_bool(&t, (int)l->i);
-		break;
-	case MP_FLOAT:
-		rc = ckpt_tree_new_float(&t, l->f);
-		break;
+	case MP_INT: rc = ckpt_tree_new_int(&t, l->i); break;
+	case MP_BOOL: rc = ckpt_tree_new_bool(&t, (int)l->i); break;
+	case MP_FLOAT: rc = ckpt_tree_new_float(&t, l->f); break;
 	case MP_STR:
 		if (!(r->str = strdup(a->s)))
 			return ckpt_error_nomem();
 		r->slen = strlen(a->s);
 		return set_str(vm, "value_type", "string");
-	default:
-		return set_str(vm, "value_type", "None");
+	default: return set_str(vm, "value_type", "None");
 	}
 	int n = rc ? rc : ckpt_scalar_format(buf, sizeof(buf), t);
 	ckpt_tree_free(t);
@@ -663,7 +656,10 @@ static int agg_leaf(struct leafref *r, cJSON *vm, const struct aggleaf *a)
 	r->slen = (size_t)n;
 	if ((rc = set_str(vm, "value_type", "scalar")))
 		return rc;
-	return set_str(vm, "scalar_type", l->kind == MP_INT ? "int" : l->kind == MP_BOOL ? "bool" : "float");
+	return set_str(vm, "scalar_type",
+		       l->kind == MP_INT    ? "int"
+		       : l->kind == MP_BOOL ? "bool"
+					    : "float");
 }
 
 /* Walk key_metadata from the root of t. */
@@ -685,20 +681,16 @@ static ckpt_tree *find_node(const ckpt_tree *t, const cJSON *km)
 static ckpt_tree_kind scalar_kind(ckpt_dtype dt)
 {
 	switch (dt) {
-	case CKPT_DTYPE_BOOL:
-		return CKPT_TREE_BOOL;
+	case CKPT_DTYPE_BOOL: return CKPT_TREE_BOOL;
 	case CKPT_DTYPE_FLOAT16:
 	case CKPT_DTYPE_FLOAT32:
 	case CKPT_DTYPE_FLOAT64:
 	case CKPT_DTYPE_BFLOAT16:
 	case CKPT_DTYPE_FLOAT8_E4M3FN:
-	case CKPT_DTYPE_FLOAT8_E5M2:
-		return CKPT_TREE_FLOAT;
+	case CKPT_DTYPE_FLOAT8_E5M2: return CKPT_TREE_FLOAT;
 	case CKPT_DTYPE_COMPLEX64:
-	case CKPT_DTYPE_COMPLEX128:
-		return NOT_SCALAR;
-	default:
-		return CKPT_TREE_INT;
+	case CKPT_DTYPE_COMPLEX128: return NOT_SCALAR;
+	default: return CKPT_TREE_INT;
 	}
 }
 
@@ -716,7 +708,8 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 	struct aggtab agg = {0};
 
 	if (!cJSON_IsObject(tm))
-		return ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: no tree_metadata object", it->path);
+		return ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: no tree_metadata object",
+				      it->path);
 	*refs = calloc((size_t)cJSON_GetArraySize(tm) + 1, sizeof(**refs));
 	if (!*refs)
 		return ckpt_error_nomem();
@@ -748,10 +741,11 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 			continue;
 		}
 		if (cJSON_IsTrue(skip)) {
-			rc = ckpt_error_set(CKPT_ECORRUPT,
-					    "%s: leaf %s is not saved (skip_deserialize) and no 'checkpoint' "
-					    "file holds it",
-					    it->path, m->string);
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT,
+			    "%s: leaf %s is not saved (skip_deserialize) and no 'checkpoint' "
+			    "file holds it",
+			    it->path, m->string);
 			break;
 		}
 		param = al ? strdup(al->s) : param_name(km); /* PLACEHOLDER://<param> */
@@ -766,16 +760,20 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 			if (!strings) {
 				char *js = NULL;
 				size_t jl = 0;
-				rc = read_at(&js, &jl, it->dirfd, "_strings.json", ORBAX_MAX_JSON, o);
+				rc = read_at(&js, &jl, it->dirfd, "_strings.json", ORBAX_MAX_JSON,
+					     o);
 				if (rc == 0 && !(strings = cJSON_ParseWithLength(js, jl)))
-					rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_strings.json is not JSON",
+					rc = ckpt_error_set(CKPT_ECORRUPT,
+							    "%s/_strings.json is not JSON",
 							    it->path);
 				free(js);
 			}
-			const cJSON *sv = rc ? NULL : cJSON_GetObjectItemCaseSensitive(strings, param);
+			const cJSON *sv =
+			    rc ? NULL : cJSON_GetObjectItemCaseSensitive(strings, param);
 			if (rc == 0 && !cJSON_IsString(sv))
-				rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_strings.json has no string %s",
-						    it->path, param);
+				rc = ckpt_error_set(CKPT_ECORRUPT,
+						    "%s/_strings.json has no string %s", it->path,
+						    param);
 			if (rc == 0 && !(r->str = strdup(sv->valuestring)))
 				rc = ckpt_error_nomem();
 			r->slen = rc ? 0 : strlen(r->str);
@@ -798,9 +796,9 @@ static int augment(orbax_be *o, struct oitem *it, cJSON *doc, struct leafref **r
 		if (is_scalar) {
 			r->arr->scalar_kind = scalar_kind(zarr_dtype(z));
 			if (zarr_ndim(z) != 0 || r->arr->scalar_kind == NOT_SCALAR) {
-				rc = ckpt_error_set(CKPT_EUNSUPPORTED, "%s: scalar %s is a %u-d %s array",
-						    it->path, m->string, zarr_ndim(z),
-						    ckpt_dtype_name(zarr_dtype(z)));
+				rc = ckpt_error_set(
+				    CKPT_EUNSUPPORTED, "%s: scalar %s is a %u-d %s array", it->path,
+				    m->string, zarr_ndim(z), ckpt_dtype_name(zarr_dtype(z)));
 				break;
 			}
 			const char *st = r->arr->scalar_kind == CKPT_TREE_INT	  ? "int"
@@ -858,11 +856,14 @@ static int add_pytree_item(orbax_be *o, struct oitem *it)
 	} else if (rc == 0) {
 		doc = cJSON_ParseWithLength(js, jl);
 		if (!cJSON_IsObject(doc))
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA is not a JSON object", it->path);
-		else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "use_ocdbt")) && !it->db)
-			rc = ckpt_error_set(CKPT_ECORRUPT,
-					    "%s: _METADATA says use_ocdbt but there is no manifest.ocdbt",
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA is not a JSON object",
 					    it->path);
+		else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "use_ocdbt")) &&
+			 !it->db)
+			rc = ckpt_error_set(
+			    CKPT_ECORRUPT,
+			    "%s: _METADATA says use_ocdbt but there is no manifest.ocdbt",
+			    it->path);
 	}
 	if (rc == 0)
 		rc = augment(o, it, doc, &refs, &nrefs);
@@ -890,13 +891,14 @@ static int add_pytree_item(orbax_be *o, struct oitem *it)
 		ckpt_tree *node = find_node(tree, refs[i].km);
 		char *path = NULL;
 		if (!node) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: a leaf is missing", it->path);
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_METADATA: a leaf is missing",
+					    it->path);
 			break;
 		}
 		if ((rc = ckpt_tree_path(&path, node)))
 			break;
-		int kind = refs[i].range ? E_FILE
-			   : refs[i].str  ? E_BYTES
+		int kind = refs[i].range	      ? E_FILE
+			   : refs[i].str	      ? E_BYTES
 			   : refs[i].arr->scalar_kind ? E_SCALAR
 						      : E_ARRAY;
 		rc = add_entry(o, item_key(it->name, path), kind);
@@ -918,7 +920,8 @@ static int add_pytree_item(orbax_be *o, struct oitem *it)
 		} else {
 			last(o)->arr = refs[i].arr;
 			/* invariant 3 */
-			assert(kind == E_SCALAR || ckpt_tree_nbytes(node) == zarr_nbytes(refs[i].arr->z));
+			assert(kind == E_SCALAR ||
+			       ckpt_tree_nbytes(node) == zarr_nbytes(refs[i].arr->z));
 		}
 	}
 done:
@@ -1025,7 +1028,8 @@ static int tree_from_params(cJSON **out, struct oitem *it, orbax_be *o)
 	if (rc)
 		goto done;
 	if (cJSON_GetArraySize(pc.tm) == 0) {
-		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no _METADATA and no zarr arrays", it->path);
+		rc =
+		    ckpt_error_set(CKPT_ENOTFOUND, "%s: no _METADATA and no zarr arrays", it->path);
 		goto done;
 	}
 	cJSON_AddItemToObject(doc, "tree_metadata", pc.tm);
@@ -1055,7 +1059,8 @@ static int add_files(orbax_be *o, int dirfd, const char *rel, unsigned depth)
 	}
 	if (depth > 32) {
 		closedir(d);
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s/%s: directories nested too deep", o->dir, rel);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s/%s: directories nested too deep",
+				      o->dir, rel);
 	}
 	while (rc == 0 && (e = readdir(d))) {
 		struct stat st;
@@ -1074,11 +1079,11 @@ static int add_files(orbax_be *o, int dirfd, const char *rel, unsigned depth)
 			if (rc == 0) {
 				last(o)->path = path;
 				last(o)->flen = UINT64_MAX;
-			}
-			else
+			} else
 				free(path);
 		} else if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub = openat(dirfd, e->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			rc = sub < 0 ? ckpt_error_errno(CKPT_EIO, errno, "%s/%s", o->dir, path)
 				     : add_files(o, sub, path, depth + 1);
 			if (sub >= 0)
@@ -1128,7 +1133,8 @@ static int build(orbax_be *o)
 	meta = rc == 0 ? cJSON_ParseWithLength(js, jl) : cJSON_CreateObject();
 	rc = 0;
 	if (!cJSON_IsObject(meta)) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_CHECKPOINT_METADATA is not a JSON object", o->dir);
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/_CHECKPOINT_METADATA is not a JSON object",
+				    o->dir);
 		goto done;
 	}
 	const cJSON *ih = cJSON_GetObjectItemCaseSensitive(meta, "item_handlers");
@@ -1157,7 +1163,8 @@ static int build(orbax_be *o)
 		while (rc == 0 && (e = readdir(d))) {
 			struct stat st;
 			if (skip_name(e->d_name) ||
-			    fstatat(o->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode))
+			    fstatat(o->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+			    !S_ISDIR(st.st_mode))
 				continue;
 			rc = new_item(o, e->d_name, e->d_name);
 			struct oitem *it = rc ? NULL : o->items[o->nitems - 1];
@@ -1201,8 +1208,9 @@ static int build(orbax_be *o)
 	qsort(o->ents, o->nents, sizeof(*o->ents), cmp_ent);
 	for (size_t i = 1; i < o->nents; i++)
 		if (cmp_ent(&o->ents[i - 1], &o->ents[i]) == 0) {
-			rc = ckpt_error_set(CKPT_EUNSUPPORTED, "%s: two values would have the key %s",
-					    o->dir, o->ents[i].key);
+			rc = ckpt_error_set(CKPT_EUNSUPPORTED,
+					    "%s: two values would have the key %s", o->dir,
+					    o->ents[i].key);
 			goto done;
 		}
 done:
@@ -1286,7 +1294,8 @@ static void *prefetch_main(void *p)
 		pthread_mutex_unlock(&pf->mu);
 		asrc s;
 		array_source(&s, a, o);
-		(void)zarr_prefetch(a->z, &s.src, o->cache, a->id, id); /* errors: the reader sees them */
+		(void)zarr_prefetch(a->z, &s.src, o->cache, a->id,
+				    id); /* errors: the reader sees them */
 		pthread_mutex_lock(&pf->mu);
 	}
 	pthread_mutex_unlock(&pf->mu);
@@ -1366,12 +1375,15 @@ static int file_pread(void *ctx, void *buf, size_t len, uint64_t off)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(r->fd, (char *)buf + done, len - done, (off_t)(r->base + off + done));
+		ssize_t n =
+		    pread(r->fd, (char *)buf + done, len - done, (off_t)(r->base + off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return n < 0 ? ckpt_error_errno(CKPT_EIO, errno, "%s/%s", r->o->dir, r->path)
-				     : ckpt_error_set(CKPT_ECORRUPT, "%s/%s shrank", r->o->dir, r->path);
+			return n < 0
+				   ? ckpt_error_errno(CKPT_EIO, errno, "%s/%s", r->o->dir, r->path)
+				   : ckpt_error_set(CKPT_ECORRUPT, "%s/%s shrank", r->o->dir,
+						    r->path);
 		done += (size_t)n;
 	}
 	__atomic_fetch_add(&r->o->bytes_read, len, __ATOMIC_RELAXED);
@@ -1490,8 +1502,9 @@ static int ob_open_value(ckpt_value_source *out, ckpt_store_backend *be, const v
 				close(r->fd);
 				free(r->path);
 				free(r);
-				return ckpt_error_set(CKPT_ECORRUPT, "%s/%s: shorter than when opened",
-						      o->dir, e->path);
+				return ckpt_error_set(CKPT_ECORRUPT,
+						      "%s/%s: shorter than when opened", o->dir,
+						      e->path);
 			}
 			r->base = e->off;
 			size = e->flen;
@@ -1587,7 +1600,8 @@ int ckpt_orbax_store_open(ckpt_store **out, const char *dir, const ckpt_store_op
 	}
 	o->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->dirfd < 0) {
-		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s", dir);
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s",
+				      dir);
 		goto fail;
 	}
 	uint64_t cap = opts && opts->cache_size ? opts->cache_size : ORBAX_DEFAULT_CACHE;

@@ -25,7 +25,8 @@
 
 #include "ckpt/store.h"
 
-/* 1 if dir looks like an Orbax step (or a bare PyTreeCheckpointer dir), else 0. Cheap: a few stats. */
+/* 1 if dir looks like an Orbax step (or a bare PyTreeCheckpointer dir), else 0. Cheap: a few stats.
+ */
 int ckpt_orbax_is_step(const char *dir);
 
 /* Open the Orbax step in dir as a read-only store. opts may be NULL; its
@@ -33,6 +34,6 @@ int ckpt_orbax_is_step(const char *dir);
 int ckpt_orbax_store_open(ckpt_store **out, const char *dir, const ckpt_store_options *opts);
 
 #define ORBAX_DEFAULT_CACHE (64ull << 20)
-#define ORBAX_MAX_JSON (64u << 20) /* _METADATA, _CHECKPOINT_METADATA, _strings.json */
+#define ORBAX_MAX_JSON	    (64u << 20) /* _METADATA, _CHECKPOINT_METADATA, _strings.json */
 
 #endif

@@ -31,7 +31,7 @@ struct zarr_array {
 	uint64_t per_shard[ZARR_MAX_NDIM];
 	uint64_t inner_per_shard;
 	int sharded, index_crc, index_at_start;
-	int codec;  /* of a unit */
+	int codec;    /* of a unit */
 	int unit_crc; /* a crc32c codec after the unit's bytes */
 	ckpt_dtype dt;
 	size_t isz;
@@ -124,11 +124,12 @@ static int dtype_v2(zarr_array *a, const char *s)
 	static const struct {
 		const char *code;
 		ckpt_dtype dt;
-	} codes[] = {{"b1", CKPT_DTYPE_BOOL},	  {"i1", CKPT_DTYPE_INT8},	{"i2", CKPT_DTYPE_INT16},
-		     {"i4", CKPT_DTYPE_INT32},	  {"i8", CKPT_DTYPE_INT64},	{"u1", CKPT_DTYPE_UINT8},
-		     {"u2", CKPT_DTYPE_UINT16},	  {"u4", CKPT_DTYPE_UINT32},	{"u8", CKPT_DTYPE_UINT64},
-		     {"f2", CKPT_DTYPE_FLOAT16},  {"f4", CKPT_DTYPE_FLOAT32},	{"f8", CKPT_DTYPE_FLOAT64},
-		     {"c8", CKPT_DTYPE_COMPLEX64}, {"c16", CKPT_DTYPE_COMPLEX128}};
+	} codes[] = {
+	    {"b1", CKPT_DTYPE_BOOL},	  {"i1", CKPT_DTYPE_INT8},	 {"i2", CKPT_DTYPE_INT16},
+	    {"i4", CKPT_DTYPE_INT32},	  {"i8", CKPT_DTYPE_INT64},	 {"u1", CKPT_DTYPE_UINT8},
+	    {"u2", CKPT_DTYPE_UINT16},	  {"u4", CKPT_DTYPE_UINT32},	 {"u8", CKPT_DTYPE_UINT64},
+	    {"f2", CKPT_DTYPE_FLOAT16},	  {"f4", CKPT_DTYPE_FLOAT32},	 {"f8", CKPT_DTYPE_FLOAT64},
+	    {"c8", CKPT_DTYPE_COMPLEX64}, {"c16", CKPT_DTYPE_COMPLEX128}};
 
 	if (s[0] == '<' || s[0] == '>' || s[0] == '|') {
 		for (size_t i = 0; i < sizeof(codes) / sizeof(*codes); i++)
@@ -213,17 +214,21 @@ static int parse_v2(zarr_array *a, const cJSON *root)
 
 	if (!cJSON_IsNumber(fmt) || fmt->valuedouble != 2)
 		return bad(a, "zarr_format is not 2");
-	if (uint_list(a->shape, &n1, cJSON_GetObjectItemCaseSensitive(root, "shape"), ZARR_MAX_NDIM) ||
-	    uint_list(a->chunk, &n2, cJSON_GetObjectItemCaseSensitive(root, "chunks"), ZARR_MAX_NDIM) ||
+	if (uint_list(a->shape, &n1, cJSON_GetObjectItemCaseSensitive(root, "shape"),
+		      ZARR_MAX_NDIM) ||
+	    uint_list(a->chunk, &n2, cJSON_GetObjectItemCaseSensitive(root, "chunks"),
+		      ZARR_MAX_NDIM) ||
 	    n1 != n2)
 		return bad(a, "bad shape or chunks");
 	a->ndim = n1;
 	if (!cJSON_IsString(dt))
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported (structured) dtype", a->name);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported (structured) dtype",
+				      a->name);
 	if ((rc = dtype_v2(a, dt->valuestring)))
 		return rc;
 	if (order && (!cJSON_IsString(order) || strcmp(order->valuestring, "C") != 0))
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported order (only \"C\")", a->name);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported order (only \"C\")",
+				      a->name);
 	if (filt && !cJSON_IsNull(filt) && !(cJSON_IsArray(filt) && cJSON_GetArraySize(filt) == 0))
 		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported filters", a->name);
 	a->codec = CODEC_NONE;
@@ -240,7 +245,8 @@ static int parse_v2(zarr_array *a, const cJSON *root)
 	}
 	a->sep = '.';
 	if (sep) {
-		if (!cJSON_IsString(sep) || (strcmp(sep->valuestring, ".") && strcmp(sep->valuestring, "/")))
+		if (!cJSON_IsString(sep) ||
+		    (strcmp(sep->valuestring, ".") && strcmp(sep->valuestring, "/")))
 			return bad(a, "bad dimension_separator");
 		a->sep = sep->valuestring[0];
 	}
@@ -257,8 +263,8 @@ static const char *codec_id(const cJSON *c)
 
 static const cJSON *codec_conf(const cJSON *c, const char *key)
 {
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "configuration"),
-						key);
+	return cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(c, "configuration"), key);
 }
 
 /* A chain "bytes" [, "zstd"] [, "crc32c"]: sets endianness, codec and crc. */
@@ -286,7 +292,8 @@ static int parse_chain(zarr_array *a, const cJSON *codecs, int *codec, int *crc,
 		} else if (pos == 1 && strcmp(id, "crc32c") == 0 && !*crc) {
 			*crc = 1;
 		} else {
-			return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported codec '%s'", a->name, id);
+			return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported codec '%s'",
+					      a->name, id);
 		}
 	}
 	if (pos == 0)
@@ -309,7 +316,8 @@ static int parse_v3(zarr_array *a, const cJSON *root)
 	const char *gname = codec_id(grid);
 	if (!gname || strcmp(gname, "regular") != 0)
 		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported chunk grid", a->name);
-	if (uint_list(a->shape, &n1, cJSON_GetObjectItemCaseSensitive(root, "shape"), ZARR_MAX_NDIM) ||
+	if (uint_list(a->shape, &n1, cJSON_GetObjectItemCaseSensitive(root, "shape"),
+		      ZARR_MAX_NDIM) ||
 	    uint_list(a->chunk, &n2, codec_conf(grid, "chunk_shape"), ZARR_MAX_NDIM) || n1 != n2)
 		return bad(a, "bad shape or chunk_shape");
 	a->ndim = n1;
@@ -320,7 +328,8 @@ static int parse_v3(zarr_array *a, const cJSON *root)
 	const char *kname = codec_id(kenc);
 	const cJSON *ksep = codec_conf(kenc, "separator");
 	if (!kname || (strcmp(kname, "default") && strcmp(kname, "v2")))
-		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported chunk_key_encoding", a->name);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: unsupported chunk_key_encoding",
+				      a->name);
 	a->key_default = strcmp(kname, "default") == 0;
 	a->sep = a->key_default ? '/' : '.';
 	if (ksep) {
@@ -338,12 +347,14 @@ static int parse_v3(zarr_array *a, const cJSON *root)
 		unsigned n3 = 0;
 		if (cJSON_GetArraySize(codecs) != 1)
 			return ckpt_error_set(CKPT_EUNSUPPORTED,
-					      "%s: unsupported codec after sharding_indexed", a->name);
+					      "%s: unsupported codec after sharding_indexed",
+					      a->name);
 		a->sharded = 1;
 		if (uint_list(a->unit, &n3, codec_conf(first, "chunk_shape"), ZARR_MAX_NDIM) ||
 		    n3 != a->ndim)
 			return bad(a, "bad sharding chunk_shape");
-		if ((rc = parse_chain(a, codec_conf(first, "codecs"), &a->codec, &a->unit_crc, &big)))
+		if ((rc = parse_chain(a, codec_conf(first, "codecs"), &a->codec, &a->unit_crc,
+				      &big)))
 			return rc;
 		int icodec, ibig;
 		if ((rc = parse_chain(a, codec_conf(first, "index_codecs"), &icodec, &a->index_crc,
@@ -357,7 +368,8 @@ static int parse_v3(zarr_array *a, const cJSON *root)
 			    (strcmp(loc->valuestring, "start") && strcmp(loc->valuestring, "end"))))
 			return bad(a, "bad index_location");
 		a->index_at_start = loc && strcmp(loc->valuestring, "start") == 0;
-		a->codec_name = a->codec == CODEC_ZSTD ? "sharding_indexed+zstd" : "sharding_indexed";
+		a->codec_name =
+		    a->codec == CODEC_ZSTD ? "sharding_indexed+zstd" : "sharding_indexed";
 	} else {
 		if ((rc = parse_chain(a, codecs, &a->codec, &a->unit_crc, &big)))
 			return rc;
@@ -376,13 +388,15 @@ static int derive(zarr_array *a)
 	a->inner_per_shard = 1;
 	for (unsigned d = 0; d < a->ndim; d++) {
 		if (a->chunk[d] == 0 || a->unit[d] == 0 || a->chunk[d] % a->unit[d])
-			return bad(a, "chunk shape is zero or not a multiple of the inner chunk shape");
+			return bad(
+			    a, "chunk shape is zero or not a multiple of the inner chunk shape");
 		if (a->shape[d] && n > (UINT64_MAX >> 1) / a->shape[d])
 			return bad(a, "array too large");
 		n *= a->shape[d];
 		if (u > ZARR_MAX_UNIT_BYTES / a->unit[d])
-			return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: chunks larger than %llu bytes",
-					      a->name, (unsigned long long)ZARR_MAX_UNIT_BYTES);
+			return ckpt_error_set(CKPT_EUNSUPPORTED,
+					      "%s: chunks larger than %llu bytes", a->name,
+					      (unsigned long long)ZARR_MAX_UNIT_BYTES);
 		u *= a->unit[d];
 		a->grid[d] = a->shape[d] / a->unit[d] + (a->shape[d] % a->unit[d] != 0);
 		a->per_shard[d] = a->chunk[d] / a->unit[d];
@@ -467,11 +481,13 @@ static int zstd_exact(unsigned char *dst, size_t dlen, const unsigned char *src,
 		size_t before_in = in.pos, before_out = ob.pos;
 		r = ZSTD_decompressStream(z, &ob, &in);
 		if (ZSTD_isError(r)) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: zstd: %s", what, ZSTD_getErrorName(r));
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: zstd: %s", what,
+					    ZSTD_getErrorName(r));
 			goto done;
 		}
 		if (r != 0 && in.pos == before_in && ob.pos == before_out) {
-			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: zstd frame truncated or larger than %zu bytes",
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s: zstd frame truncated or larger than %zu bytes",
 					    what, dlen);
 			goto done;
 		}
@@ -480,12 +496,14 @@ static int zstd_exact(unsigned char *dst, size_t dlen, const unsigned char *src,
 			ZSTD_outBuffer eb = {&extra, 1, 0};
 			r = ZSTD_decompressStream(z, &eb, &in);
 			if (ZSTD_isError(r) || eb.pos) {
-				rc = ckpt_error_set(CKPT_ECORRUPT, "%s: decodes to more than %zu bytes",
-						    what, dlen);
+				rc = ckpt_error_set(CKPT_ECORRUPT,
+						    "%s: decodes to more than %zu bytes", what,
+						    dlen);
 				goto done;
 			}
 			if (r != 0 && in.pos == in.size) {
-				rc = ckpt_error_set(CKPT_ECORRUPT, "%s: truncated zstd frame", what);
+				rc =
+				    ckpt_error_set(CKPT_ECORRUPT, "%s: truncated zstd frame", what);
 				goto done;
 			}
 		}
@@ -547,8 +565,8 @@ int zarr_shard_index_check(const unsigned char *idx, size_t idxlen, uint64_t n, 
 			   uint64_t shard_len)
 {
 	if (n > (SIZE_MAX - 4) / 16 || idxlen != n * 16 + (crc ? 4 : 0))
-		return ckpt_error_set(CKPT_ECORRUPT, "shard index: %zu bytes for %llu chunks", idxlen,
-				      (unsigned long long)n);
+		return ckpt_error_set(CKPT_ECORRUPT, "shard index: %zu bytes for %llu chunks",
+				      idxlen, (unsigned long long)n);
 	if (crc) {
 		const unsigned char *c = idx + n * 16;
 		uint32_t want = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
@@ -565,10 +583,11 @@ int zarr_shard_index_check(const unsigned char *idx, size_t idxlen, uint64_t n, 
 		if (off == UINT64_MAX && len == UINT64_MAX)
 			continue;
 		if (off > shard_len || len > shard_len - off)
-			return ckpt_error_set(CKPT_ECORRUPT,
-					      "shard index: chunk %llu at %llu+%llu is outside the %llu-byte shard",
-					      (unsigned long long)i, (unsigned long long)off,
-					      (unsigned long long)len, (unsigned long long)shard_len);
+			return ckpt_error_set(
+			    CKPT_ECORRUPT,
+			    "shard index: chunk %llu at %llu+%llu is outside the %llu-byte shard",
+			    (unsigned long long)i, (unsigned long long)off, (unsigned long long)len,
+			    (unsigned long long)shard_len);
 	}
 	return 0;
 }
@@ -600,7 +619,8 @@ static int load_stored(const zarr_array *a, const zarr_source *src, const uint64
 		size_t ilen = (size_t)(n * 16 + (a->index_crc ? 4 : 0));
 		unsigned char *idx;
 		if (ilen > slen)
-			return ckpt_error_set(CKPT_ECORRUPT, "%s: shard of %llu bytes has no room for its index",
+			return ckpt_error_set(CKPT_ECORRUPT,
+					      "%s: shard of %llu bytes has no room for its index",
 					      what, (unsigned long long)slen);
 		if (!(idx = malloc(ilen)))
 			return ckpt_error_nomem();
@@ -676,7 +696,7 @@ static int make_unit(unsigned char **out, const zarr_array *a, const zarr_source
  */
 #define DECODE_STRIPES 64
 static pthread_mutex_t decode_mu[DECODE_STRIPES] = {[0 ... DECODE_STRIPES - 1] =
-							    PTHREAD_MUTEX_INITIALIZER};
+							PTHREAD_MUTEX_INITIALIZER};
 
 static const ckpt_cached_chunk *cached_unit(int *rc, const zarr_array *a, const zarr_source *src,
 					    ckpt_chunk_cache *cache, uint64_t cache_id, uint64_t id,
@@ -803,7 +823,8 @@ int zarr_prefetch(const zarr_array *a, const zarr_source *src, ckpt_chunk_cache 
 		rem /= a->grid[d];
 	}
 	if (rem)
-		return ckpt_error_set(CKPT_EINVAL, "%s: no unit %llu", a->name, (unsigned long long)id);
+		return ckpt_error_set(CKPT_EINVAL, "%s: no unit %llu", a->name,
+				      (unsigned long long)id);
 	ckpt_chunk_cache_release(cache, cached_unit(&rc, a, src, cache, cache_id, id, u, NULL));
 	return rc;
 }
@@ -861,7 +882,8 @@ static int dir_pread(void *ctx, const char *key, void *buf, size_t len, uint64_t
 			continue;
 		if (n <= 0) {
 			rc = n < 0 ? ckpt_error_errno(CKPT_EIO, errno, "read chunk %s", key)
-				   : ckpt_error_set(CKPT_ECORRUPT, "chunk %s is shorter than expected", key);
+				   : ckpt_error_set(CKPT_ECORRUPT,
+						    "chunk %s is shorter than expected", key);
 			break;
 		}
 		done += (size_t)n;

@@ -25,7 +25,7 @@
 #include "chunk_cache.h"
 #include "ckpt/dtype.h"
 
-#define ZARR_MAX_NDIM 32
+#define ZARR_MAX_NDIM	    32
 #define ZARR_MAX_UNIT_BYTES (1ull << 31)
 #define ZARR_MAX_META_BYTES (1u << 20)
 
@@ -81,7 +81,7 @@ int zarr_shard_index_check(const unsigned char *idx, size_t idxlen, uint64_t n, 
 
 /* ---- a directory of chunk files as a source (the use_ocdbt=False layout) ---- */
 typedef struct zarr_dir {
-	int dirfd;	     /* the array's directory (borrowed) */
+	int dirfd;	      /* the array's directory (borrowed) */
 	uint64_t *bytes_read; /* incremented atomically by what is read; may be NULL */
 } zarr_dir;
 /* A source reading chunk files below d->dirfd (d borrowed for the source's life). */

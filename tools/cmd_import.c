@@ -21,7 +21,7 @@
 #include "cli_util.h"
 
 #define IMPORT_USAGE "ckpt import ORBAX_STEP ROOT STEP [--force] [--no-compress] [--level N]"
-#define IMPORT_BUF (4u << 20)
+#define IMPORT_BUF   (4u << 20)
 
 struct keys {
 	char **v;
@@ -108,7 +108,8 @@ static int import_orbax_step(const char *src, const char *root, uint64_t step,
 		rc = ckpt_step_writer_add_item(w, item, ckpt_step_item_typestr(s, i));
 		size_t first = k.n;
 		if (rc == 0)
-			rc = ckpt_store_list(ckpt_step_store(s), prefix, strlen(prefix), -1, key_cb, &k);
+			rc = ckpt_store_list(ckpt_step_store(s), prefix, strlen(prefix), -1, key_cb,
+					     &k);
 		for (size_t j = first; rc == 0 && j < k.n; j++) {
 			char *key = malloc(strlen(prefix) + strlen(k.v[j]) + 1);
 			if (!key) {
@@ -143,12 +144,8 @@ static int import_opt(int c, const char *arg, void *payload)
 	uint64_t v;
 
 	switch (c) {
-	case 'f':
-		o->force = 1;
-		return 0;
-	case 'n':
-		o->store.compression_level = 0;
-		return 0;
+	case 'f': o->force = 1; return 0;
+	case 'n': o->store.compression_level = 0; return 0;
 	case 'l':
 		if (cli_parse_u64(&v, arg, 0) < 0 || v < 1 || v > 19)
 			return cli_usagef(IMPORT_USAGE, "--level must be 1..19, not '%s'", arg);

@@ -19,18 +19,20 @@ struct ctx {
 	size_t n;
 };
 
-static int check(const char *const *keys, const size_t *lens, unsigned depth,
-		 const msgpack_leaf *l, void *payload)
+static int check(const char *const *keys, const size_t *lens, unsigned depth, const msgpack_leaf *l,
+		 void *payload)
 {
 	const struct ctx *c = payload;
 	assert(depth <= MSGPACK_MAX_DEPTH);
 	for (unsigned i = 0; i < depth; i++)
-		assert((const uint8_t *)keys[i] >= c->b && (const uint8_t *)keys[i] + lens[i] <= c->b + c->n);
+		assert((const uint8_t *)keys[i] >= c->b &&
+		       (const uint8_t *)keys[i] + lens[i] <= c->b + c->n);
 	if (l->kind == MP_ARRAY) {
 		uint64_t n = ckpt_dtype_size(l->dtype);
 		for (unsigned d = 0; d < l->ndim; d++)
 			n *= l->shape[d];
-		assert(n == l->data_len && l->data_off <= c->n && l->data_len <= c->n - l->data_off);
+		assert(n == l->data_len && l->data_off <= c->n &&
+		       l->data_len <= c->n - l->data_off);
 	}
 	return 0;
 }

@@ -67,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			zarr_source src = {m_size, m_pread, &m};
 			uint8_t *buf = malloc(zarr_nbytes(a) + 1);
 			if (buf) {
-				rc = zarr_read(a, &src, NULL, 0, buf, (size_t)zarr_nbytes(a), 0, NULL);
+				rc = zarr_read(a, &src, NULL, 0, buf, (size_t)zarr_nbytes(a), 0,
+					       NULL);
 				assert(rc <= 0);
 				rc = zarr_verify(a, &src);
 				assert(rc <= 0);

@@ -19,7 +19,9 @@
 #include "ocdbt.h"
 
 #define NG "tests/data/orbax/google-neuroglancer/testdata/kvstore/ocdbt/"
-#define OX "tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/compatibility/checkpoints/"
+#define OX                                                                                         \
+	"tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/"  \
+	"compatibility/checkpoints/"
 
 typedef struct listing {
 	char *text;
@@ -67,17 +69,18 @@ static char *oracle(const char *dir)
 	listing l = {0};
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd),
-		 "python3 tests/ocdbt_dump.py '%s' | python3 -c '"
-		 "import sys\n"
-		 "for ln in sys.stdin:\n"
-		 "  if not ln.startswith(\"  \") or ln.startswith(\"  gen=\"): continue\n"
-		 "  f = ln.split()\n"
-		 "  k, kind, n = f[0], f[1], int(f[2])\n"
-		 "  head = f[4][5:] if kind == \"indirect\" else (f[3][:16] if len(f) > 3 else \"\")\n"
-		 "  print(k, kind, n, head[:16] if kind == \"indirect\" else head)\n"
-		 "'",
-		 dir);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "python3 tests/ocdbt_dump.py '%s' | python3 -c '"
+	    "import sys\n"
+	    "for ln in sys.stdin:\n"
+	    "  if not ln.startswith(\"  \") or ln.startswith(\"  gen=\"): continue\n"
+	    "  f = ln.split()\n"
+	    "  k, kind, n = f[0], f[1], int(f[2])\n"
+	    "  head = f[4][5:] if kind == \"indirect\" else (f[3][:16] if len(f) > 3 else \"\")\n"
+	    "  print(k, kind, n, head[:16] if kind == \"indirect\" else head)\n"
+	    "'",
+	    dir);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	while (fgets(line, sizeof(line), p))
@@ -142,8 +145,8 @@ static void test_values_equal_source_files(void **state)
 		ocdbt_blob b;
 		FILE *f;
 		char want[64] = "", got[64] = "";
-		snprintf(path, sizeof(path), "tests/data/orbax/google-neuroglancer/testdata/kvstore/files/%s",
-			 keys[i]);
+		snprintf(path, sizeof(path),
+			 "tests/data/orbax/google-neuroglancer/testdata/kvstore/files/%s", keys[i]);
 		f = fopen(path, "rb");
 		assert_non_null(f);
 		size_t n = fread(want, 1, sizeof(want), f);
@@ -288,12 +291,12 @@ static void test_escaping_path(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_neuroglancer_dbs),
-		cmocka_unit_test(test_values_equal_source_files),
-		cmocka_unit_test(test_prefix_listing),
-		cmocka_unit_test(test_orbax_compatibility_dbs),
-		cmocka_unit_test(test_flipped_bytes),
-		cmocka_unit_test(test_escaping_path),
+	    cmocka_unit_test(test_neuroglancer_dbs),
+	    cmocka_unit_test(test_values_equal_source_files),
+	    cmocka_unit_test(test_prefix_listing),
+	    cmocka_unit_test(test_orbax_compatibility_dbs),
+	    cmocka_unit_test(test_flipped_bytes),
+	    cmocka_unit_test(test_escaping_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

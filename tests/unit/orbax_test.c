@@ -31,7 +31,8 @@ static int setup(void **state)
 	snprintf(tmp, sizeof(tmp), "/tmp/orbax_test.%d", (int)getpid());
 	snprintf(root, sizeof(root), "%s/root", tmp);
 	snprintf(exp_dir, sizeof(exp_dir), "%s/exp", tmp);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/orbax_make_step.py %s %s 4", root, exp_dir);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/orbax_make_step.py %s %s 4", root,
+		 exp_dir);
 	return system(cmd);
 }
 
@@ -195,8 +196,8 @@ static void test_pytree_restore_and_manager(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lazy_open_list_read),
-		cmocka_unit_test(test_pytree_restore_and_manager),
+	    cmocka_unit_test(test_lazy_open_list_read),
+	    cmocka_unit_test(test_pytree_restore_and_manager),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

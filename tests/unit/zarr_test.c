@@ -21,7 +21,9 @@
 #include "ocdbt.h"
 #include "zarr.h"
 
-#define OX "tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/compatibility/checkpoints/"
+#define OX                                                                                         \
+	"tests/data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/"  \
+	"compatibility/checkpoints/"
 
 static char tmp[256];
 
@@ -75,7 +77,8 @@ static void check_dir_array(const char *name, ckpt_chunk_cache *cache, uint64_t 
 	zarr_source src = zarr_dir_source(&d);
 	char *got = malloc(nb + 1);
 	assert_int_equal(zarr_read(a, &src, cache, id, got, nb, 0, &units), 0);
-	if (memcmp(got, want, nb)) fprintf(stderr, "array %s differs\n", name);
+	if (memcmp(got, want, nb))
+		fprintf(stderr, "array %s differs\n", name);
 	assert_memory_equal(got, want, nb);
 	assert_int_equal(zarr_verify(a, &src), 0);
 	/* every range of a few sizes, at odd offsets */
@@ -94,9 +97,21 @@ static void check_dir_array(const char *name, ckpt_chunk_cache *cache, uint64_t 
 
 static void test_python_zarr_arrays(void **state)
 {
-	static const char *names[] = {"i32", "f32_2d_edges", "f64_3d_slash_raw", "i32_big_endian",
-				      "u8", "i16", "bool", "c8", "c16_big", "f2", "u64", "scalar",
-				      "empty", "missing_chunks", "big"};
+	static const char *names[] = {"i32",
+				      "f32_2d_edges",
+				      "f64_3d_slash_raw",
+				      "i32_big_endian",
+				      "u8",
+				      "i16",
+				      "bool",
+				      "c8",
+				      "c16_big",
+				      "f2",
+				      "u64",
+				      "scalar",
+				      "empty",
+				      "missing_chunks",
+				      "big"};
 	ckpt_chunk_cache *cache;
 
 	assert_int_equal(ckpt_chunk_cache_new(&cache, 1 << 20), 0);
@@ -203,11 +218,14 @@ static void check_orbax_state(const char *dir, int v3)
 static void test_orbax_ocdbt_arrays(void **state)
 {
 	check_orbax_state(OX "v0_checkpoints/composite_checkpoint/checkpoint_metadata_present/"
-			     "pytree_checkpointable_has_metadata/state", 0);
+			     "pytree_checkpointable_has_metadata/state",
+			  0);
 	check_orbax_state(OX "v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/"
-			     "pytree_checkpointable_has_metadata/state", 1);
+			     "pytree_checkpointable_has_metadata/state",
+			  1);
 	check_orbax_state(OX "v0_checkpoints/direct_checkpoint/checkpoint_metadata_present/"
-			     "pytree_checkpointable_has_metadata", 0);
+			     "pytree_checkpointable_has_metadata",
+			  0);
 }
 
 static void test_bad_metadata(void **state)
@@ -217,36 +235,41 @@ static void test_bad_metadata(void **state)
 		int v3, rc;
 		const char *msg;
 	} cases[] = {
-		{"{}", 0, CKPT_EINVAL, "zarr_format"},
-		{"[1]", 0, CKPT_EINVAL, "not a JSON object"},
-		{"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<i4\","
-		 "\"compressor\":{\"id\":\"blosc\"}}", 0, CKPT_EUNSUPPORTED, "blosc"},
-		{"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<U4\"}", 0,
-		 CKPT_EUNSUPPORTED, "<U4"},
-		{"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"int4\"}", 0,
-		 CKPT_EUNSUPPORTED, "int4"},
-		{"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[0],\"dtype\":\"<i4\"}", 0, CKPT_EINVAL,
-		 "zero"},
-		{"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<i4\",\"order\":\"F\"}", 0,
-		 CKPT_EUNSUPPORTED, "order"},
-		{"{\"zarr_format\":2,\"shape\":[1000000000000,1000000000],\"chunks\":[2,2],\"dtype\":\"<i4\"}",
-		 0, CKPT_EINVAL, "large"},
-		{"{\"zarr_format\":3,\"shape\":[4],\"data_type\":\"int32\",\"chunk_grid\":{\"name\":"
-		 "\"regular\",\"configuration\":{\"chunk_shape\":[2]}},\"chunk_key_encoding\":{\"name\":"
-		 "\"default\"},\"codecs\":[{\"name\":\"transpose\"},{\"name\":\"bytes\"}]}",
-		 1, CKPT_EUNSUPPORTED, "transpose"},
-		{"{\"zarr_format\":3,\"shape\":[4],\"data_type\":\"string\",\"chunk_grid\":{\"name\":"
-		 "\"regular\",\"configuration\":{\"chunk_shape\":[2]}},\"chunk_key_encoding\":{\"name\":"
-		 "\"default\"},\"codecs\":[{\"name\":\"bytes\"}]}",
-		 1, CKPT_EUNSUPPORTED, "string"},
+	    {"{}", 0, CKPT_EINVAL, "zarr_format"},
+	    {"[1]", 0, CKPT_EINVAL, "not a JSON object"},
+	    {"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<i4\","
+	     "\"compressor\":{\"id\":\"blosc\"}}",
+	     0, CKPT_EUNSUPPORTED, "blosc"},
+	    {"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<U4\"}", 0,
+	     CKPT_EUNSUPPORTED, "<U4"},
+	    {"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"int4\"}", 0,
+	     CKPT_EUNSUPPORTED, "int4"},
+	    {"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[0],\"dtype\":\"<i4\"}", 0, CKPT_EINVAL,
+	     "zero"},
+	    {"{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"<i4\",\"order\":\"F\"}",
+	     0, CKPT_EUNSUPPORTED, "order"},
+	    {"{\"zarr_format\":2,\"shape\":[1000000000000,1000000000],\"chunks\":[2,2],\"dtype\":"
+	     "\"<i4\"}",
+	     0, CKPT_EINVAL, "large"},
+	    {"{\"zarr_format\":3,\"shape\":[4],\"data_type\":\"int32\",\"chunk_grid\":{\"name\":"
+	     "\"regular\",\"configuration\":{\"chunk_shape\":[2]}},\"chunk_key_encoding\":{"
+	     "\"name\":"
+	     "\"default\"},\"codecs\":[{\"name\":\"transpose\"},{\"name\":\"bytes\"}]}",
+	     1, CKPT_EUNSUPPORTED, "transpose"},
+	    {"{\"zarr_format\":3,\"shape\":[4],\"data_type\":\"string\",\"chunk_grid\":{\"name\":"
+	     "\"regular\",\"configuration\":{\"chunk_shape\":[2]}},\"chunk_key_encoding\":{"
+	     "\"name\":"
+	     "\"default\"},\"codecs\":[{\"name\":\"bytes\"}]}",
+	     1, CKPT_EUNSUPPORTED, "string"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		zarr_array *a = NULL;
-		assert_int_equal(zarr_parse(&a, cases[i].json, strlen(cases[i].json), cases[i].v3,
-					    "leaf/x"),
-				 cases[i].rc);
+		assert_int_equal(
+		    zarr_parse(&a, cases[i].json, strlen(cases[i].json), cases[i].v3, "leaf/x"),
+		    cases[i].rc);
 		assert_null(a);
-		if (!strstr(ckpt_error_last(), cases[i].msg)) fprintf(stderr, "case %zu: %s\n", i, ckpt_error_last());
+		if (!strstr(ckpt_error_last(), cases[i].msg))
+			fprintf(stderr, "case %zu: %s\n", i, ckpt_error_last());
 		assert_non_null(strstr(ckpt_error_last(), "leaf/x"));
 		assert_non_null(strstr(ckpt_error_last(), cases[i].msg));
 	}
@@ -259,9 +282,11 @@ static void test_damaged_chunks(void **state)
 	size_t mlen;
 	zarr_array *a;
 
-	snprintf(cmd, sizeof(cmd), "cp -r %s/f32_2d_edges %s/bad && printf xxxx | dd of=%s/bad/1.1 "
-		 "bs=1 seek=5 conv=notrunc status=none && head -c 3 %s/f32_2d_edges/0.0 > %s/bad/0.0",
-		 tmp, tmp, tmp, tmp, tmp);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "cp -r %s/f32_2d_edges %s/bad && printf xxxx | dd of=%s/bad/1.1 "
+	    "bs=1 seek=5 conv=notrunc status=none && head -c 3 %s/f32_2d_edges/0.0 > %s/bad/0.0",
+	    tmp, tmp, tmp, tmp, tmp);
 	assert_int_equal(system(cmd), 0);
 	snprintf(path, sizeof(path), "%s/bad/.zarray", tmp);
 	char *meta = slurp(path, &mlen);
@@ -296,11 +321,11 @@ static void test_damaged_chunks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_python_zarr_arrays),
-		cmocka_unit_test(test_partial_reads_are_lazy),
-		cmocka_unit_test(test_orbax_ocdbt_arrays),
-		cmocka_unit_test(test_bad_metadata),
-		cmocka_unit_test(test_damaged_chunks),
+	    cmocka_unit_test(test_python_zarr_arrays),
+	    cmocka_unit_test(test_partial_reads_are_lazy),
+	    cmocka_unit_test(test_orbax_ocdbt_arrays),
+	    cmocka_unit_test(test_bad_metadata),
+	    cmocka_unit_test(test_damaged_chunks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
