@@ -206,6 +206,11 @@ t cat "$MNT/2/_CHECKPOINT_METADATA" | grep -q '"commit_timestamp_nsecs":17787184
 [ "$(t getfattr --only-values -n user.ckpt.format "$MNT/7")" = ckpt ] || fail "xattr format 7"
 [ "$(t getfattr --only-values -n user.ckpt.dtype "$MNT/100/state/params/embed.npy")" = int16 ] ||
 	fail "xattr dtype"
+want=$(find "$ROOT/100/state/params.dense.kernel" -type f ! -name .zarray -printf '%s\n' | awk '{ s += $1 } END { print s }')
+[ "$(t getfattr --only-values -n user.ckpt.stored_size "$MNT/100/state/params/dense/kernel.npy")" = "$want" ] ||
+	fail "stored_size is not the chunk files' $want bytes"
+[ "$(t getfattr --only-values -n user.ckpt.codec "$MNT/100/state/params/dense/kernel.npy")" = zstd ] ||
+	fail "codec xattr"
 # writes are refused: Orbax steps are read-only
 if t sh -c "echo x > '$MNT/2/state/a.npy'" 2>/dev/null; then fail "write to an Orbax leaf"; fi
 fs_umount
