@@ -483,7 +483,20 @@ int ckpt_tree_add(ckpt_tree *parent, const char *key, ckpt_tree *child)
 		parent->u.c.kids = kids;
 		parent->u.c.cap = cap;
 	}
-	rc = key ? set_key(child, key) : set_pos_key(child, parent->u.c.n);
+	/* A child detached with its key (ckpt_tree_detach_all) and added back under
+	 * the same key keeps its strings: no allocation per node when a restore
+	 * rearranges a tree. An unnamed node (name "") always gets one. */
+	char pos[24];
+	if (!key) {
+		snprintf(pos, sizeof(pos), "%zu", parent->u.c.n);
+		key = pos;
+	}
+	if (child->name != empty_str && !strcmp(child->key, key))
+		rc = 0;
+	else
+		rc = set_key(child, key);
+	if (key == pos)
+		key = NULL;
 	if (rc < 0)
 		goto fail;
 	child->pos = parent->u.c.n;

@@ -114,10 +114,41 @@ done:
 	return rc;
 }
 
+/* Restore args: the dtype to cast an array to (ckpt_array_restore_args). */
 static int array_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args)
 {
-	return load((ckpt_tree **)out, h, s, item, 0);
+	const ckpt_array_restore_args *a = args;
+	ckpt_tree *t = NULL, *c = NULL;
+	void *data = NULL;
+	int rc;
+
+	*out = NULL;
+	CKPT_CHECK_VERSION(a, CKPT_ARRAY_RESTORE_ARGS_VERSION, "ckpt_array_restore_args");
+	if (a && a->dtype != CKPT_DTYPE_INVALID && ckpt_dtype_size(a->dtype) == 0)
+		return ckpt_error_set(CKPT_EINVAL, "item %s: invalid restore dtype", item);
+	if ((rc = load(&t, h, s, item, 0)) != 0)
+		return rc;
+	if (!a || a->dtype == CKPT_DTYPE_INVALID || ckpt_tree_get_kind(t) != CKPT_TREE_ARRAY ||
+	    ckpt_tree_dtype(t) == a->dtype) {
+		*out = t;
+		return 0;
+	}
+	size_t n = (size_t)ckpt_tree_nelems(t);
+	if (!(data = malloc(n * ckpt_dtype_size(a->dtype) + 1)))
+		rc = ckpt_error_nomem();
+	if (rc == 0)
+		rc = ckpt_dtype_cast(data, a->dtype, ckpt_tree_data(t), ckpt_tree_dtype(t), n);
+	if (rc == 0) {
+		rc = ckpt_tree_new_array(&c, a->dtype, ckpt_tree_ndim(t), ckpt_tree_shape(t), data,
+					 CKPT_TREE_OWN);
+		data = NULL; /* the tree's, also on failure */
+	}
+	free(data);
+	ckpt_tree_free(t);
+	if (rc == 0)
+		*out = c;
+	return rc ? ckpt_error_wrap(rc, "item %s", item) : 0;
 }
 
 static int array_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)

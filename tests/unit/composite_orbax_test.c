@@ -301,12 +301,57 @@ static void test_async_composite(void **state)
 	free(root);
 }
 
+/* ArrayRestoreArgs(restore_args=RestoreArgs(dtype=...)): a cast on restore. */
+static void test_array_restore_cast(void **state)
+{
+	char *root = test_tmpdir(), dir[512];
+	float v[3] = {1.5f, 2.5f, -3.0f};
+	uint64_t sh[1] = {3};
+	ckpt_tree *a = NULL;
+	ckpt_handler *h = NULL;
+	void *out = NULL;
+
+	(void)state;
+	assert_int_equal(ckpt_tree_new_array(&a, CKPT_DTYPE_FLOAT32, 1, sh, v, CKPT_TREE_COPY), 0);
+	assert_int_equal(ckpt_array_handler_new(&h, NULL), 0);
+	ckpt_item_args it = {"w", h, a};
+	assert_int_equal(ckpt_checkpointer_save(root, 1, &it, 1, NULL), 0);
+	snprintf(dir, sizeof(dir), "%s/1", root);
+
+	ckpt_array_restore_args ra = CKPT_ARRAY_RESTORE_ARGS_INIT;
+	ra.dtype = CKPT_DTYPE_FLOAT64;
+	ckpt_item_args ri = {"w", h, &ra};
+	assert_int_equal(ckpt_checkpointer_restore(&out, dir, &ri, 1), 0);
+	assert_int_equal(ckpt_tree_dtype(out), CKPT_DTYPE_FLOAT64);
+	assert_true(((const double *)ckpt_tree_data(out))[2] == -3.0);
+	ckpt_tree_free(out);
+	ra.dtype = CKPT_DTYPE_INT32; /* as numpy's astype: toward zero */
+	assert_int_equal(ckpt_checkpointer_restore(&out, dir, &ri, 1), 0);
+	assert_int_equal(ckpt_tree_dtype(out), CKPT_DTYPE_INT32);
+	assert_int_equal(((const int32_t *)ckpt_tree_data(out))[1], 2);
+	ckpt_tree_free(out);
+	ri.args = NULL; /* as saved */
+	assert_int_equal(ckpt_checkpointer_restore(&out, dir, &ri, 1), 0);
+	assert_int_equal(ckpt_tree_dtype(out), CKPT_DTYPE_FLOAT32);
+	ckpt_tree_free(out);
+	ckpt_array_restore_args zero;
+	memset(&zero, 0, sizeof(zero));
+	ri.args = &zero;
+	assert_int_equal(ckpt_checkpointer_restore(&out, dir, &ri, 1), CKPT_EINVAL);
+	ckpt_tree_free(out);
+	ckpt_handler_free(h);
+	ckpt_tree_free(a);
+	ckpt_rmtree(root);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_register_type),
 	    cmocka_unit_test(test_restore_edges),
 	    cmocka_unit_test(test_async_composite),
+	    cmocka_unit_test(test_array_restore_cast),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

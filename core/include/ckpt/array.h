@@ -9,7 +9,7 @@
  * where <name> is checkpoint_name (default "checkpoint").
  *
  * save args:    const ckpt_tree *  an array leaf or an int/float/bool scalar leaf
- * restore args: NULL
+ * restore args: ckpt_array_restore_args * or NULL (as saved)
  * restore out:  ckpt_tree *        the array or scalar (ckpt_tree_free)
  * metadata out: ckpt_tree *        metadata-only: dtype and shape, or the
  *                                  scalar kind; reads only the .npy header
@@ -30,6 +30,14 @@ extern "C" {
 
 #define CKPT_ARRAY_TYPESTR "orbax.checkpoint._src.handlers.array_checkpoint_handler.ArrayCheckpointHandler"
 #define CKPT_ARRAY_DEFAULT_NAME "checkpoint"
+
+/* Orbax's ArrayRestoreArgs(restore_args=RestoreArgs(dtype=...)). */
+#define CKPT_ARRAY_RESTORE_ARGS_VERSION 1
+typedef struct ckpt_array_restore_args {
+	unsigned version;
+	ckpt_dtype dtype; /* cast the restored array to it; INVALID keeps the saved one */
+} ckpt_array_restore_args;
+#define CKPT_ARRAY_RESTORE_ARGS_INIT {CKPT_ARRAY_RESTORE_ARGS_VERSION, CKPT_DTYPE_INVALID}
 
 /*
  * checkpoint_name NULL: "checkpoint". Free with ckpt_handler_free().
