@@ -942,7 +942,8 @@ static int node_load(bnode **out, ocdbt_db *db, const nref *ref)
 
 static int keycmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0; /* an empty key may come with a NULL pointer */
 	return c ? c : (alen > blen) - (alen < blen);
 }
 
@@ -1089,7 +1090,7 @@ typedef struct walk {
 
 static int has_prefix(const unsigned char *k, size_t klen, const unsigned char *p, size_t plen)
 {
-	return klen >= plen && memcmp(k, p, plen) == 0;
+	return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
 }
 
 /* Could a key in [lo, hi) start with q? lo/hi absolute; hi NULL = unbounded. */
@@ -1109,6 +1110,8 @@ static int path_push(walk *w, const unsigned char *add, size_t addlen)
 	if (w->plen + addlen > 16 * OCDBT_MAX_KEY)
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: keys longer than %u bytes", w->db->dir,
 				      16 * OCDBT_MAX_KEY);
+	if (addlen == 0)
+		return 0;
 	if (w->plen + addlen > w->cap) {
 		size_t ncap = w->cap ? w->cap : 256;
 		while (ncap < w->plen + addlen)
@@ -1146,7 +1149,7 @@ static int walk_entries(walk *w, bnode *b)
 	size_t rlen = 0;
 
 	if (!w->verify) { /* listing: skip straight to the entries that can match */
-		if (w->qlen >= base && memcmp(w->q, w->path, base) == 0) {
+		if (w->qlen >= base && (base == 0 || memcmp(w->q, w->path, base) == 0)) {
 			rel = w->q + base;
 			rlen = w->qlen - base;
 			first = lower_bound(b, rel, rlen);
