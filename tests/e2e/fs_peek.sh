@@ -66,9 +66,27 @@ check() { # NAME EXPECTED-OUTPUT CMD...
 	[ "$got" -le $limit ] || fail "$name read $got bytes from disk for $NL leaves (> $limit)"
 }
 
+# The control first: reading whole leaves reads at least what they store (else read_bytes
+# does not count here and the peeks cannot be measured).
+stored=0
+fs_mount -o ro
+for f in $leaves; do
+	s=$(t getfattr --absolute-names --only-values -n user.ckpt.stored_size "$MNT/1/state/$f")
+	stored=$((stored + s))
+done
+fs_umount
+# shellcheck disable=SC2086
+got=$(peek cat sh -c 'cat "$@" | md5sum' sh $leaves)
+[ "$(cat "$T/peek.out")" = "$(cd "$T/src/state" && cat $leaves | md5sum)" ] || fail "cat: wrong bytes"
+echo "  cat: $got bytes for $NL leaves storing $stored"
+if [ "$got" -lt "$stored" ]; then # e.g. ROOT on tmpfs: no block reads to count
+	echo "fs_peek: skipped (the daemon's read_bytes did not count a full read: $got < $stored)"
+	exit 0
+fi
+
 magic=$(for f in $leaves; do printf '\x93NUMPY\n'; done)
 # shellcheck disable=SC2086
-check "head -c 128" "$magic" sh -c 'for f in "$@"; do head -c 6 "$f"; echo; done' sh $leaves
+check "head -c 6" "$magic" sh -c 'for f in "$@"; do head -c 6 "$f"; echo; done' sh $leaves
 # shellcheck disable=SC2086
 check "open().read(6)" "$magic" $PY -c '
 import sys
@@ -90,19 +108,5 @@ import sys
 import numpy as np
 for f in sys.argv[1:]:
     print(np.load(f, mmap_mode="r").shape)' $leaves
-
-# The control: reading whole leaves reads at least what they store.
-stored=0
-fs_mount -o ro
-for f in $leaves; do
-	s=$(t getfattr --absolute-names --only-values -n user.ckpt.stored_size "$MNT/1/state/$f")
-	stored=$((stored + s))
-done
-fs_umount
-# shellcheck disable=SC2086
-got=$(peek cat sh -c 'cat "$@" | md5sum' sh $leaves)
-[ "$(cat "$T/peek.out")" = "$(cd "$T/src/state" && cat $leaves | md5sum)" ] || fail "cat: wrong bytes"
-echo "  cat: $got bytes for $NL leaves storing $stored"
-[ "$got" -ge "$stored" ] || fail "cat read $got bytes, the leaves store $stored: read_bytes does not count"
 
 echo "fs_peek: ok"
