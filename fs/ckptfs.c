@@ -276,6 +276,28 @@ static void *readahead_main(void *p)
 	return NULL;
 }
 
+/*
+ * Worker threads by default: one per CPU, at least 2, at most libfuse's 10.
+ * Idle workers wait on /dev/fuse in turn and each request wakes the one that
+ * waited longest, so every extra idle worker makes a serial client's requests
+ * (getfattr -d -R: 16 a file) land on colder threads: 10 workers took 2-3x as
+ * long as 2 on a 2-CPU VM, while reads were no faster (docs/fs.md).
+ */
+static int default_max_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 2 ? 2 : n > 10 ? 10 : (int)n;
+}
+
+/* Whether the command line sets -o max_threads (then it is the user's). */
+static int user_max_threads(int argc, char *argv[])
+{
+	for (int i = 1; i < argc; i++)
+		if (strstr(argv[i], "max_threads="))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -384,6 +406,8 @@ int main(int argc, char *argv[])
 		threads |= 2;
 
 	/* 5. loop */
+	if (!user_max_threads(argc, argv))
+		co.max_threads = default_max_threads();
 	if (co.singlethread) {
 		ret = fuse_session_loop(fs.se);
 	} else {

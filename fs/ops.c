@@ -68,7 +68,13 @@ static void base_attr(struct stat *st, const struct ckptfs *fs, uint64_t ino, st
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_atim = st->st_mtim = st->st_ctim = t;
-	st->st_blksize = 1 << 20;
+	/*
+	 * What buffered readers size their buffer by (Python's open(), stdio): a
+	 * page, so peeking at a .npy header asks for 4 KiB and the kernel's first
+	 * read-ahead window stays within one chunk; sequential readers get large
+	 * requests from the read-ahead window anyway (docs/fs.md, "Reads").
+	 */
+	st->st_blksize = 4096;
 }
 
 static void root_attr(struct stat *st, struct ckptfs *fs)
@@ -810,13 +816,29 @@ static int get_cb(const char *name, const char *value, size_t len, void *p)
 	return 1;
 }
 
+/*
+ * The errno for a name we do not have, answered without any work: ENODATA in
+ * the namespaces the mount implements (user.*; and the POSIX ACL names, which
+ * the kernel asks for once per inode and caches: it takes EOPNOTSUPP there for
+ * an error, not for "no ACL"), EOPNOTSUPP elsewhere (security.*, trusted.*,
+ * other system.*). `ls -l` asks every file for security.selinux and remembers
+ * only EOPNOTSUPP, per device: one request per mount instead of one per file.
+ * Never ENOSYS, which would switch off every xattr of the mount.
+ */
+static int xattr_absent(const char *name)
+{
+	if (strncmp(name, "user.", 5) == 0 || strcmp(name, "system.posix_acl_access") == 0 ||
+	    strcmp(name, "system.posix_acl_default") == 0)
+		return ENODATA;
+	return EOPNOTSUPP;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct xget x = {.name = name};
 	int err = 0;
-	/* `ls -l` asks every file for security.* and ACLs: answer without any work. */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
-		err = ENODATA;
+		err = xattr_absent(name);
 	else if (!(err = node_xattrs(fs_of(req), ino, get_cb, &x)) && !x.found)
 		err = ENODATA;
 	reply_xattr(req, err, size, x.value, x.len);

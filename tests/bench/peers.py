@@ -19,6 +19,11 @@ Usage:
   peers.py load-npy|load-h5|load-zarr SRC          timed readers
   peers.py mount-read FILE CMD...                  time CMD (a FUSE daemon that returns once
                                                    mounted) + reading FILE through the mount
+  peers.py mount-ls DIR CMD...                     time CMD (as mount-read) + listing DIR
+  peers.py peek-mmap DIR [PID]                     np.load(mmap_mode='r').shape of every .npy
+                                                   under DIR but the first (a warm-up); prints
+                                                   elapsed and read_bytes (/proc/PID/io of this
+                                                   process + PID, e.g. a FUSE daemon) per leaf
   peers.py warm-memory NBYTES                      write NBYTES of memory and free it (untimed:
                                                    see warm_memory in run.sh)
 """
@@ -202,6 +207,48 @@ def mount_read(path, cmd):
     print(f"elapsed={time.perf_counter() - t0:.6f}")
 
 
+def read_bytes(pid):
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peek_mmap(src, pid=None):
+    """Open every leaf as np.load(mmap_mode='r') does and take its shape: the header only.
+
+    The first leaf is a warm-up, not counted: it faults this process's (and the daemon's)
+    code back in after the page cache was dropped, which both sides would pay once."""
+    files = [os.path.join(src, f + ".npy") for f in npy_files(src)]
+    pids = ["self"] + ([pid] if pid else [])
+    np.load(files[0], mmap_mode="r").shape
+    files = files[1:]
+    b0 = sum(read_bytes(p) for p in pids)
+    t0 = time.perf_counter()
+    n = 0
+    for f in files:
+        n += len(np.load(f, mmap_mode="r").shape)
+    t = time.perf_counter() - t0
+    b = sum(read_bytes(p) for p in pids) - b0
+    print(f"elapsed={t:.6f} leaves={len(files)} bytes_per_leaf={b / max(len(files), 1):.0f} ndim={n}")
+
+
+def mount_ls(path, cmd):
+    """Time the mount command plus the first listing of path (retried until it works)."""
+    import subprocess
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    while True:
+        try:
+            n = len(os.listdir(path))
+            break
+        except OSError:
+            if time.perf_counter() - t0 > 10:
+                raise
+    print(f"elapsed={time.perf_counter() - t0:.6f} entries={n}")
+
+
 def checksum(src):
     _, arrays = load_src(src)
     report(0.0, arrays)
@@ -223,6 +270,10 @@ def main(argv):
         mount_read(a[0], a[1:])
     elif cmd == "sum":
         checksum(a[0])
+    elif cmd == "mount-ls":
+        mount_ls(a[0], a[1:])
+    elif cmd == "peek-mmap":
+        peek_mmap(a[0], a[1] if len(a) > 1 else None)
     elif cmd == "warm-memory":
         np.ones(int(a[0]) // 8)
     else:

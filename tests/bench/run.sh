@@ -9,7 +9,7 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta write manager orbax") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax") picks sections;
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -18,7 +18,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta write manager orbax}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -486,10 +486,73 @@ PYEOF
 		r[plain.$cmd]=$(second $cmd "$in")
 	done
 	umount_fs "$m"
-	row "ls -lR $n leaves warm: ckptfs vs plain" "${r[ckptfs.ls -lR]}" "${r[plain.ls -lR]}" s 0.5
+	# squashfuse_ll serving the same files with the same user.* xattrs (mksquashfs keeps them)
+	if mksquashfs "$in" "$T/meta/img" -comp zstd -b 131072 -xattrs -noappend -quiet \
+		-no-progress >/dev/null 2>>"$LOG" && mount_fs squashfs "$T/meta/img" "$m"; then
+		for cmd in "ls -lR" "getfattr -d -R"; do
+			# shellcheck disable=SC2086
+			r[squashfs.$cmd]=$(second timeout 60 $cmd "$m")
+		done
+		umount_fs "$m"
+	fi
+	row "ls -lR $n leaves warm: ckptfs vs plain" "${r[ckptfs.ls -lR]}" "${r[plain.ls -lR]}" s 0.9
+	row "ls -lR $n leaves warm: ckptfs vs squashfuse_ll" "${r[ckptfs.ls -lR]}" \
+		"${r[squashfs.ls -lR]:-}" s
 	row "getfattr -d -R $n leaves warm: ckptfs vs plain+xattrs" "${r[ckptfs.getfattr -d -R]}" \
-		"${r[plain.getfattr -d -R]}" s 0.5
+		"${r[plain.getfattr -d -R]}" s
+	row "getfattr -d -R $n leaves warm: ckptfs vs squashfuse_ll" "${r[ckptfs.getfattr -d -R]}" \
+		"${r[squashfs.getfattr -d -R]:-}" s 0.8
+	# mount + first listing of the step (cold): both daemons return once mounted
+	local ours="" sq="" a b
+	for _ in 1 2; do
+		cold
+		MOUNTS+=("$m")
+		a=$(writer timeout 30 $PY "$PEERS" mount-ls "$m/1/state" "$B/ckptfs" "$T/meta/root" "$m" -o ro)
+		timeout 20 fusermount3 -u "$m" 2>>"$LOG"
+		cold
+		b=$(writer timeout 30 $PY "$PEERS" mount-ls "$m/state" squashfuse_ll "$T/meta/img" "$m")
+		timeout 20 fusermount3 -u "$m" 2>>"$LOG"
+		ours+="$a " sq+="$b "
+	done
+	row "mount+ls $n-leaf step cold: vs squashfuse_ll" \
+		"$(min_of $ours)" "$(min_of $sq)" s 0.33
 	rm -rf "$T/meta"
+}
+
+# the smallest of its numeric arguments (FAIL if none)
+min_of() { printf '%s\n' "$@" | awk '/^[0-9.]+$/ && (m == "" || $1 < m) { m = $1 } END { print (m == "" ? "FAIL" : m) }'; }
+
+# ---- FUSE: peeking at every leaf with numpy ----
+# np.load(mmap_mode='r').shape of every leaf (reads the .npy header only), cold: after
+# dropping the page cache, on a fresh mount. Bytes are what the block layer read for the
+# reader and the daemon (/proc/PID/io read_bytes), per leaf; the first leaf is a warm-up
+# for both sides, not counted (it faults code back in, and opens the step in the mount).
+bench_peek() {
+	local spec n size in=$T/peek/in root=$T/peek/root m=$T/peek/mnt pl ours chunk=262144
+	for spec in "64 $((1 << 30))" "10000 $((512 << 20))"; do
+		read -r n size <<<"$spec"
+		n=$(scaled "$n" 8)
+		size=$(scaled "$size" $((n << 16)))
+		section "peek: np.load(mmap_mode='r') of each of $n leaves ($((size >> 20)) MiB), cold"
+		$PY "$PEERS" gen-core "$in" "$size" "$n" 11 >/dev/null ||
+			{ skip "peek $n" "data generation failed"; continue; }
+		make_step "$root" 1 "$in" || { skip "peek $n" "ckpt save failed"; rm -rf "$T/peek"; continue; }
+		cold
+		pl=$(timeout 300 $PY "$PEERS" peek-mmap "$in" 2>>"$LOG")
+		if mount_fs ckptfs "$root" "$m" -o ro; then
+			cold
+			sleep 1 # the daemon's rescan thread re-reads ROOT's inode every 0.5 s
+			ours=$(timeout 300 $PY "$PEERS" peek-mmap "$m/1" "$MPID" 2>>"$LOG")
+			umount_fs "$m"
+		fi
+		row "peek $n leaves cold: time vs plain .npy" "$(field "${ours:-}" elapsed)" \
+			"$(field "$pl" elapsed)" s 0.5
+		row "peek $n leaves cold: bytes/leaf vs 1 chunk+4KiB" "$(field "${ours:-}" bytes_per_leaf)" \
+			$((chunk + 4096)) B 1
+		row "peek $n leaves cold: bytes/leaf vs plain .npy" "$(field "${ours:-}" bytes_per_leaf)" \
+			"$(field "$pl" bytes_per_leaf)" B
+		rm -rf "$T/peek"
+	done
 }
 
 # ---- FUSE: mount a root of 1,000 steps and read one leaf of the newest ----
@@ -882,7 +945,7 @@ for s in $ONLY; do
 	fi
 	case $s in
 	core | small | manager | orbax) "bench_$s" ;;
-	fuse | meta | steps | rss | write)
+	fuse | meta | steps | rss | write | peek)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
 		else

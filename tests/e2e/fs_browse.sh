@@ -101,11 +101,20 @@ x=$(t getfattr --absolute-names -d "$MNT/100/state/zero_d/int8.npy")
 echo "$x" | grep -qx 'user.ckpt.shape="\[\]"' || fail "0-d shape: $x"
 x=$(t getfattr --absolute-names -d "$MNT/100/state/step")
 echo "$x" | grep -qx 'user.ckpt.kind="int"' || fail "scalar kind: $x"
-# Other names: ENODATA, never ENOSYS (which would silence all xattrs).
-for n in security.selinux system.posix_acl_access user.ckpt.nope; do
+# Other names: ENODATA in the namespaces the mount implements (user.*, the ACL names the
+# kernel asks for), EOPNOTSUPP in the others; never ENOSYS (which would silence all xattrs).
+for n in system.posix_acl_access user.ckpt.nope user.other; do
 	x=$(t getfattr -n $n "$MNT/100/state/step" 2>&1 || true)
 	echo "$x" | grep -q "No such attribute" || fail "$n is not ENODATA: $x"
 done
+for n in security.selinux security.capability trusted.x system.nfs4_acl; do
+	for f in "$MNT/100/state/step" "$MNT/100" "$MNT"; do
+		x=$(t getfattr -n $n "$f" 2>&1 || true)
+		echo "$x" | grep -q "Operation not supported" || fail "$n of $f is not EOPNOTSUPP: $x"
+	done
+done
+x=$(t getfattr -n user.ckpt.kind "$MNT/100/state/step") || fail "user.ckpt.kind after EOPNOTSUPP"
+echo "$x" | grep -qx 'user.ckpt.kind="int"' || fail "user.ckpt.kind after EOPNOTSUPP: $x"
 $PY - "$MNT/100/state/params/dense/kernel.npy" <<'PYEOF' || fail "listxattr/getxattr sizes"
 import errno, os, sys
 p = sys.argv[1]
