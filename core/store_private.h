@@ -45,6 +45,7 @@ typedef struct sqlite_index {
 	size_t nfiles, capfiles;
 	uint64_t generation;	 /* atomic: last committed generation */
 	ckpt_batch *batch;	 /* guarded by mu: the open batch or NULL */
+	int index_checked;	 /* ckpt.db's checksum matched at open (format 1.1) */
 } sqlite_index;
 
 /*
@@ -61,6 +62,11 @@ struct ckpt_store {
 	ckpt_chunk_cache *cache; /* NULL without cache_size */
 	uint64_t bytes_read;	 /* atomic: bytes of data files read by the library */
 };
+
+/* The index checksum in ckpt.db's header (docs/format.md, "Index checksum"). */
+#define STORE_SEAL_MAGIC   0x434b5031u /* "CKP1" as the header's application id */
+#define STORE_SEAL_CRC_OFF 60	       /* the header's user version: the CRC-32C */
+#define STORE_SEAL_ID_OFF  68	       /* the header's application id: the magic */
 
 /* The sqlite index in directory dir, as a backend (store_sqlite.c); *out freed by its free. */
 int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags);

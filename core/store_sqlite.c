@@ -34,6 +34,7 @@
 
 #include "crc32c.h"
 #include "error_private.h"
+#include "fsutil.h"
 #include "store_private.h"
 
 static const char SCHEMA[] =
@@ -189,9 +190,115 @@ done:
 	return rc;
 }
 
+/* ---- the index checksum (format 1.1, docs/format.md "Index checksum") ---- */
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * CRC-32C of the whole file open as fd, its bytes STORE_SEAL_CRC_OFF..+4
+ * read as zero; hdr receives its first 100 bytes (zeros past its end).
+ */
+static int index_crc(int fd, const char *what, uint32_t *crc, unsigned char hdr[100])
+{
+	enum { BLK = 1 << 18 };
+	unsigned char *buf = malloc(BLK);
+	uint64_t off = 0;
+	uint32_t c = 0;
+	int rc = 0;
+
+	memset(hdr, 0, 100);
+	if (buf == NULL)
+		return ckpt_error_nomem();
+	for (;;) {
+		ssize_t n = pread(fd, buf, BLK, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = ckpt_error_errno(CKPT_EIO, errno, "read %s", what);
+			break;
+		}
+		if (n == 0)
+			break;
+		for (uint64_t i = off; i < off + (uint64_t)n && i < 100; i++)
+			hdr[i] = buf[i - off];
+		for (uint64_t i = STORE_SEAL_CRC_OFF; i < STORE_SEAL_CRC_OFF + 4; i++)
+			if (i >= off && i < off + (uint64_t)n)
+				buf[i - off] = 0;
+		c = ckpt_crc32c_update(c, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	free(buf);
+	*crc = c;
+	return rc;
+}
+
+/*
+ * Check the index checksum of ckpt.db open as fd (docs/format.md, "Index
+ * checksum"): sets x->index_checked when it is there and matches.
+ */
+static int check_seal(sqlite_index *x, int fd)
+{
+	unsigned char hdr[100];
+	uint32_t crc, magic, want;
+	int rc;
+
+	if ((rc = index_crc(fd, x->dbpath, &crc, hdr)) < 0)
+		return rc;
+	magic = get_be32(hdr + STORE_SEAL_ID_OFF);
+	want = get_be32(hdr + STORE_SEAL_CRC_OFF);
+	if (memcmp(hdr, "SQLite format 3", 16) != 0 || magic == 0)
+		return 0; /* not sqlite (open_db says so), or format 1.0 or not sealed: unchecked */
+	if (magic != STORE_SEAL_MAGIC)
+		return ckpt_error_set(CKPT_ECORRUPT,
+				      "%s: damaged index: unknown application id 0x%08x in its header",
+				      x->dbpath, magic);
+	if (crc != want)
+		return ckpt_error_set(CKPT_ECORRUPT,
+				      "%s: damaged index: CRC32C mismatch (header says 0x%08x, "
+				      "the file has 0x%08x)",
+				      x->dbpath, want, crc);
+	x->index_checked = 1;
+	return 0;
+}
+
+/* Record the index checksum of the committed, journal-free ckpt.db (mu held). */
+static int write_seal(sqlite_index *x)
+{
+	unsigned char hdr[100], be[4];
+	uint32_t crc;
+	int fd, rc;
+
+	/* The application id is written by sqlite, in a transaction of its own. */
+	if (sqlite3_exec(x->db, "PRAGMA application_id = 1129009201", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return ckpt_store_sqlerr(x, CKPT_EIO, "seal");
+	/* The checksum goes where sqlite keeps only the opaque user version. */
+	if ((fd = open(x->dbpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "seal: open %s", x->dbpath);
+	if ((rc = index_crc(fd, x->dbpath, &crc, hdr)) == 0) {
+		be[0] = (unsigned char)(crc >> 24);
+		be[1] = (unsigned char)(crc >> 16);
+		be[2] = (unsigned char)(crc >> 8);
+		be[3] = (unsigned char)crc;
+		if (get_be32(hdr + STORE_SEAL_ID_OFF) != STORE_SEAL_MAGIC)
+			rc = ckpt_error_set(CKPT_EIO, "seal: %s: the application id did not stick",
+					    x->dbpath);
+		else if (pwrite(fd, be, 4, STORE_SEAL_CRC_OFF) != 4 || fsync(fd) != 0)
+			rc = ckpt_error_errno(CKPT_EIO, errno ? errno : EIO, "seal: write %s",
+					      x->dbpath);
+	}
+	close(fd);
+	if (rc == 0)
+		x->index_checked = 1;
+	return rc;
+}
+
 static int open_db(sqlite_index *x)
 {
-	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE, rc;
+	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE | SQLITE_OPEN_NOFOLLOW, rc;
 	char *uri = NULL;
 	const char *name = x->dbpath;
 
@@ -281,7 +388,9 @@ static int sqlite_list(ckpt_store_backend *be, const void *prefix, size_t prefix
 			rc = 0;
 			break;
 		}
-		if (delimiter >= 0)
+		if (klen == 0)
+			k = (const unsigned char *)""; /* sqlite's empty blob is NULL */
+		if (delimiter >= 0 && klen > prefixlen)
 			d = memchr(k + prefixlen, delimiter, klen - prefixlen);
 		namelen = d ? (size_t)(d - k) - prefixlen : klen - prefixlen;
 		is_prefix = d != NULL;
@@ -330,7 +439,7 @@ static int valid_file_name(const char *n, size_t len)
 static int file_get(const ckpt_store_file **out, sqlite_index *x, int64_t id)
 {
 	ckpt_store_file *f = NULL;
-	char *path = NULL;
+	char *path = NULL, what[4096];
 	struct stat st;
 	const char *name;
 	int rc, n;
@@ -371,15 +480,19 @@ static int file_get(const ckpt_store_file **out, sqlite_index *x, int64_t id)
 	f->path = path;
 	f->id = (uint64_t)id;
 	f->size = (uint64_t)sqlite3_column_int64(x->st_file, 1);
-	f->fd = x->ddirfd < 0 ? -1 : openat(x->ddirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f->fd < 0) {
-		int e = x->ddirfd < 0 ? ENOENT : errno;
-		rc = ckpt_error_errno(e == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, e, "%s/%s", x->dir,
-				      path);
+	f->fd = -1;
+	if (x->ddirfd < 0) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/%s: no such file (no d/)", x->dir, path);
 		goto done;
 	}
-	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s/%s: not a regular file", x->dir, path);
+	snprintf(what, sizeof(what), "%s/%s", x->dir, path);
+	if ((rc = ckpt_open_beneath(&f->fd, x->ddirfd, name, CKPT_OPEN_FILE, what)) < 0) {
+		if (rc == CKPT_ENOTFOUND) /* the index names it: a missing file is damage */
+			rc = ckpt_error_wrap(CKPT_ECORRUPT, "data file");
+		goto done;
+	}
+	if (fstat(f->fd, &st) < 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s/%s", x->dir, path);
 		goto done;
 	}
 	if ((uint64_t)st.st_size < f->size) {
@@ -596,7 +709,7 @@ static int sqlite_seal(sqlite_index *x)
 			goto done;
 		}
 	}
-	if ((rc = fsync_path(x->dbpath, 0)) < 0 ||
+	if ((rc = write_seal(x)) < 0 || (rc = fsync_path(x->dbpath, 0)) < 0 ||
 	    (x->ddirfd >= 0 && fsync(x->ddirfd) < 0 &&
 	     (rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d", x->dir)) < 0) ||
 	    (rc = fsync_path(x->dir, 1)) < 0)
@@ -659,9 +772,8 @@ static void sqlite_free(ckpt_store_backend *be)
 int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
 {
 	sqlite_index *x = NULL;
-	struct stat st;
 	char *ddir = NULL;
-	int rc;
+	int dirfd = -1, dbfd = -1, rc;
 
 	*out = NULL;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
@@ -690,24 +802,28 @@ int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
 			rc = ckpt_error_errno(CKPT_EIO, errno, "mkdir %s", ddir);
 			goto done;
 		}
-	} else if (stat(x->dbpath, &st) < 0) {
-		rc = errno == ENOENT
-			 ? ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir)
-			 : ckpt_error_errno(CKPT_EIO, errno, "%s", x->dbpath);
-		goto done;
-	} else if (!S_ISREG(st.st_mode)) {
-		rc = ckpt_error_set(CKPT_ECORRUPT, "%s is not a ckpt index: not a regular file",
-				    x->dbpath);
+	}
+	/* Nothing inside the store is followed if a symlink, or opened if not a file. */
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s",
+				      dir);
 		goto done;
 	}
-	if ((rc = open_db(x)) < 0)
+	rc = ckpt_open_beneath(&dbfd, dirfd, "ckpt.db", CKPT_OPEN_FILE, x->dbpath);
+	if (rc == CKPT_ENOTFOUND && !(flags & CKPT_STORE_CREATE)) {
+		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir);
+		goto done;
+	}
+	if (rc == CKPT_ECORRUPT)
+		rc = ckpt_error_wrap(CKPT_ECORRUPT, "not a ckpt index");
+	if ((rc < 0 && rc != CKPT_ENOTFOUND) || (rc == 0 && (rc = check_seal(x, dbfd)) < 0) ||
+	    (rc = open_db(x)) < 0)
 		goto done;
 	/* d/ may be missing when no value is chunked (some copy tools drop empty dirs). */
-	x->ddirfd = open(ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x->ddirfd < 0 && errno != ENOENT) {
-		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", ddir);
+	rc = ckpt_open_beneath(&x->ddirfd, dirfd, "d", CKPT_OPEN_DIR, ddir);
+	if (rc < 0 && rc != CKPT_ENOTFOUND)
 		goto done;
-	}
+	rc = 0;
 	if (flags & CKPT_STORE_CREATE) { /* make the new directory entries durable */
 		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || fsync(fd) < 0 || (x->ddirfd >= 0 && fsync(x->ddirfd) < 0))
@@ -717,12 +833,21 @@ int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
 	}
 done:
 	free(ddir);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (dbfd >= 0)
+		close(dbfd);
 	if (rc < 0) {
 		sqlite_free(&x->base);
 		return rc;
 	}
 	*out = x;
 	return 0;
+}
+
+int ckpt_store_index_checked(const ckpt_store *s)
+{
+	return s->idx ? s->idx->index_checked : 0;
 }
 
 int ckpt_store_seal(ckpt_store *s)

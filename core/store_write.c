@@ -1019,6 +1019,10 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 		in_txn = 1;
 		if ((rc = ckpt_store_read_generation(s->idx, &gen)) == 0)
 			rc = write_index(b, ++gen);
+		/* The index changes: its checksum no longer holds (a seal records a new one). */
+		if (rc == 0 && sqlite3_exec(s->idx->db, "PRAGMA application_id = 0", NULL, NULL,
+					    NULL) != SQLITE_OK)
+			rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "clearing the index checksum");
 		if (rc == 0 && ckpt_store_fault_hit())
 			rc =
 			    ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->idx->dbpath);

@@ -167,7 +167,8 @@ int cmd_ls(int argc, char **argv)
 		}
 		rows[nrows++] = r;
 	}
-	qsort(rows, nrows, sizeof(*rows), row_cmp);
+	if (nrows) /* qsort(NULL, 0) is undefined */
+		qsort(rows, nrows, sizeof(*rows), row_cmp);
 	if (cli_json) {
 		printf("[");
 		for (size_t i = 0; i < nrows; i++) {

@@ -7,6 +7,9 @@
  *   1. Removing a tree tolerates entries vanishing under it (ENOENT is not an
  *      error): a concurrent cleanup may be removing the same tree.
  *   2. Every failure sets a message naming the path.
+ *   3. ckpt_open_beneath never follows a symbolic link, never resolves a name
+ *      outside its directory, never blocks on open, and never opens (beyond
+ *      O_PATH) anything that is not the regular file or directory asked for.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +21,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,15 +210,158 @@ int ckpt_read_fd(char **out, size_t *len, int fd, size_t max, const char *what)
 	return 0;
 }
 
+static const char *type_name(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return "a regular file";
+	case S_IFDIR: return "a directory";
+	case S_IFLNK: return "a symbolic link";
+	case S_IFIFO: return "a FIFO";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	case S_IFSOCK: return "a socket";
+	default: return "of an unknown type";
+	}
+}
+
+/* openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; -1 with errno ENOSYS where absent. */
+static int openat2_beneath(int dirfd, const char *name, int flags)
+{
+	static int absent; /* the kernel or a seccomp filter lacks openat2 */
+	struct open_how how = {.flags = (uint64_t)flags,
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					  RESOLVE_NO_MAGICLINKS};
+	int fd;
+
+	if (__atomic_load_n(&absent, __ATOMIC_RELAXED)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	do
+		fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG)) {
+		__atomic_store_n(&absent, 1, __ATOMIC_RELAXED);
+		errno = ENOSYS;
+	}
+	return fd;
+}
+
+/* The fallback: each component below dirfd with O_NOFOLLOW, the last one with flags. */
+static int openat_walk(int dirfd, const char *name, int flags)
+{
+	char comp[256];
+	int cur = dirfd, fd = -1;
+
+	for (const char *p = name;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n >= sizeof(comp)) {
+			errno = ENAMETOOLONG;
+			break;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		if (!slash) {
+			fd = openat(cur, comp, flags | O_NOFOLLOW);
+			break;
+		}
+		int next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cur != dirfd)
+			close(cur);
+		if (next < 0)
+			return -1;
+		cur = next;
+		p = slash + 1;
+	}
+	if (cur != dirfd) {
+		int e = errno;
+		close(cur);
+		errno = e;
+	}
+	return fd;
+}
+
+static int open_below(int dirfd, const char *name, int flags)
+{
+	int fd = openat2_beneath(dirfd, name, flags);
+
+	return fd < 0 && errno == ENOSYS ? openat_walk(dirfd, name, flags) : fd;
+}
+
+int ckpt_open_beneath(int *out, int dirfd, const char *name, int kind, const char *what)
+{
+	int want = kind == CKPT_OPEN_DIR ? S_IFDIR : S_IFREG;
+	int pfd = -1, fd = -1, rc = 0;
+	struct stat a, b;
+
+	*out = -1;
+	if (!ckpt_relpath_ok(name, strlen(name)) || strlen(name) >= 4096)
+		return ckpt_error_set(CKPT_ECORRUPT, "%s: not a name inside its directory", what);
+	/* An O_PATH descriptor opens nothing: look at the type before opening. */
+	if ((pfd = open_below(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			rc = ckpt_error_errno(CKPT_ENOTFOUND, e, "%s", what);
+		else if (e == ELOOP || e == EXDEV || e == ENOTDIR)
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s: refused: a symbolic link, a name leaving its "
+					    "directory or a file where a directory should be (%s)",
+					    what, strerror(e));
+		else
+			rc = ckpt_error_errno(CKPT_EIO, e, "open %s", what);
+		goto done;
+	}
+	if (fstat(pfd, &a) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "stat %s", what);
+		goto done;
+	}
+	if ((int)(a.st_mode & S_IFMT) != want) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: refused: %s, not %s", what,
+				    type_name(a.st_mode), type_name((mode_t)want));
+		goto done;
+	}
+	/* Open the same name for real, never blocking, and make sure it is the same inode. */
+	fd = open_below(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+			    (kind == CKPT_OPEN_DIR ? O_DIRECTORY : 0));
+	if (fd < 0 || fstat(fd, &b) != 0) {
+		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s",
+				      what);
+		goto done;
+	}
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino || (int)(b.st_mode & S_IFMT) != want) {
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: refused: replaced while being opened",
+				    what);
+		goto done;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "fcntl %s", what);
+		goto done;
+	}
+	*out = fd;
+	fd = -1;
+done:
+	if (pfd >= 0)
+		close(pfd);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), rc;
 	size_t n;
+	struct stat st;
 
 	*out = NULL;
 	if (fd < 0)
 		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
 					"open %s", path);
+	/* ckpt_read_fd refuses anything but a regular file; reads of one never block. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	rc = ckpt_read_fd(out, &n, fd, max, path);
 	close(fd);
 	if (rc == 0 && out_len)

@@ -306,6 +306,45 @@ static void test_list(void **state)
 	ckpt_store_free(s);
 }
 
+/*
+ * The empty key is a key like any other (docs/format.md invariant 1): put,
+ * get, open, list and delete it. sqlite returns a NULL blob for it, which
+ * must never reach memcpy/memchr (UBSan caught listing it).
+ */
+static void test_empty_key(void **state)
+{
+	ckpt_store_options o = opts_cs();
+	char dir[128];
+	ckpt_store *s = open_new(strcpy(dir, newdir()), &o);
+	unsigned char *big = random_bytes(3 * CS, 9);
+	ckpt_value *v;
+	ckpt_batch *b;
+
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	assert_int_equal(ckpt_batch_put(b, "", 0, "", 0, NULL), 0);
+	assert_int_equal(ckpt_batch_put(b, "k", 1, big, 3 * CS, NULL), 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	check_get(s, "", 0, "", 0);
+	assert_string_equal(list(s, "", 0, '/'), " k ");
+	assert_string_equal(list(s, "", 0, -1), " k ");
+	assert_int_equal(ckpt_value_open(&v, s, "", 0), 0);
+	assert_int_equal(ckpt_value_get_info(v)->size, 0);
+	assert_int_equal(ckpt_value_verify(v), 0);
+	ckpt_value_free(v);
+	/* replaced by a chunked value, then deleted */
+	assert_int_equal(ckpt_batch_begin(&b, s), 0);
+	assert_int_equal(ckpt_batch_put(b, "", 0, big, 3 * CS, NULL), 0);
+	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+	check_get(s, "", 0, big, 3 * CS);
+	assert_int_equal(ckpt_store_seal(s), 0);
+	ckpt_store_free(s);
+	assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_IMMUTABLE, NULL), 0);
+	check_get(s, "", 0, big, 3 * CS);
+	assert_string_equal(list(s, "", 0, '/'), " k ");
+	ckpt_store_free(s);
+	free(big);
+}
+
 static void test_list_one_seek_per_child(void **state)
 {
 	ckpt_store_options o = opts_cs();
@@ -571,7 +610,7 @@ static void test_newer_major_refused(void **state)
 	ckpt_store_free(s);
 	sql(dir, "UPDATE meta SET value = 2 WHERE name = 'format_major'");
 	assert_int_equal(ckpt_store_open(&s, dir, 0, NULL), CKPT_EVERSION);
-	assert_non_null(strstr(ckpt_error_last(), "format version 2.0"));
+	assert_non_null(strstr(ckpt_error_last(), "format version 2."));
 	assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_READONLY, NULL), CKPT_EVERSION);
 	sql(dir, "UPDATE meta SET value = 1 WHERE name = 'format_major';"
 		 "UPDATE meta SET value = 7 WHERE name = 'format_minor'");
@@ -1217,6 +1256,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_raw_text),
 	    cmocka_unit_test(test_missing_and_replace_delete),
 	    cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_empty_key),
 	    cmocka_unit_test(test_list_one_seek_per_child),
 	    cmocka_unit_test(test_range_reads),
 	    cmocka_unit_test(test_concurrent_preads),

@@ -42,7 +42,7 @@ typedef struct ckpt_value_writer ckpt_value_writer;
 
 /* Format version written by this library; readers refuse a newer major. */
 #define CKPT_FORMAT_MAJOR 1
-#define CKPT_FORMAT_MINOR 0
+#define CKPT_FORMAT_MINOR 1 /* 1.1: the sealed index checksum (docs/format.md) */
 
 /* Chunk codecs, as recorded per chunk. */
 enum { CKPT_CODEC_RAW = 0, CKPT_CODEC_ZSTD = 1 };
@@ -283,12 +283,24 @@ CKPT_API void ckpt_batch_abort(ckpt_batch *b);
 
 /*
  * Prepare a committed store to become immutable: checkpoint and remove any
- * sqlite journal/WAL, fsync ckpt.db, d/ and the directory. After this the
- * store can be opened with CKPT_STORE_IMMUTABLE from a copy of its directory.
+ * sqlite journal/WAL, record the index checksum in ckpt.db's header
+ * (docs/format.md, "Index checksum"), fsync ckpt.db, d/ and the directory.
+ * After this the store can be opened with CKPT_STORE_IMMUTABLE from a copy of
+ * its directory, and every open checks the whole of ckpt.db against the
+ * checksum. A later batch clears the checksum; seal again to restore it.
  * Returns 0, CKPT_EREADONLY (a read-only store), CKPT_EBUSY (a batch is
  * open), CKPT_EIO, CKPT_ECORRUPT (damaged index).
  */
 CKPT_API int ckpt_store_seal(ckpt_store *s);
+
+/*
+ * Whether the store's index was checked when it was opened: 1 if ckpt.db
+ * carried the index checksum of format 1.1 and it matched (a mismatch fails
+ * the open), 0 if it carried none (written by format 1.0, or never sealed),
+ * so only the values' own checksums protect it. Always 0 for a store of
+ * another backend (it checks what its format records).
+ */
+CKPT_API int ckpt_store_index_checked(const ckpt_store *s);
 
 #ifdef __cplusplus
 }
