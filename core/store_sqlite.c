@@ -245,12 +245,16 @@ static int check_seal(sqlite_index *x, int fd)
 	uint32_t crc, magic, want;
 	int rc;
 
+	memset(hdr, 0, sizeof(hdr));
+	if (pread(fd, hdr, sizeof(hdr), 0) < 0)
+		return ckpt_error_errno(CKPT_EIO, errno, "read %s", x->dbpath);
+	magic = get_be32(hdr + STORE_SEAL_ID_OFF);
+	if (memcmp(hdr, "SQLite format 3", 16) != 0 || magic == 0)
+		return 0; /* not sqlite (open_db says so), or format 1.0 or not sealed: unchecked */
 	if ((rc = index_crc(fd, x->dbpath, &crc, hdr)) < 0)
 		return rc;
 	magic = get_be32(hdr + STORE_SEAL_ID_OFF);
 	want = get_be32(hdr + STORE_SEAL_CRC_OFF);
-	if (memcmp(hdr, "SQLite format 3", 16) != 0 || magic == 0)
-		return 0; /* not sqlite (open_db says so), or format 1.0 or not sealed: unchecked */
 	if (magic != STORE_SEAL_MAGIC)
 		return ckpt_error_set(CKPT_ECORRUPT,
 				      "%s: damaged index: unknown application id 0x%08x in its header",
