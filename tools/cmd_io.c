@@ -454,7 +454,22 @@ done:
 
 #define VERIFY_USAGE "ckpt verify PATH|ROOT [--json]"
 
-static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t *nbytes)
+typedef struct {
+	const char *step_dir;
+	uint64_t *nbad;
+} verify_ctx;
+
+static void verify_problem(const char *message, void *payload)
+{
+	verify_ctx *c = payload;
+
+	(*c->nbad)++;
+	fprintf(cli_json ? stderr : stdout, "BAD %s: %s\n", c->step_dir, message);
+	fflush(stdout);
+}
+
+static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t *nbytes,
+		      uint64_t *nunchecked)
 {
 	cli_path p;
 	keylist kl = {0};
@@ -491,6 +506,17 @@ static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t
 		}
 	}
 	cli_progress_end(1);
+	if (!p.item) { /* the whole step: do its keys and items agree? */
+		verify_ctx c = {p.step_dir, nbad};
+		if (ckpt_step_check_keys(p.step, verify_problem, &c, NULL) < 0)
+			verify_problem(ckpt_error_last(), &c);
+	}
+	if (!ckpt_store_index_checked(st)) {
+		(*nunchecked)++;
+		fprintf(stderr, "note: %s: index unchecked (written by format 1.0 or never sealed: "
+				"no index checksum)\n",
+			p.step_dir);
+	}
 done:
 	keylist_free(&kl);
 	free(prefix);
@@ -500,15 +526,18 @@ done:
 
 int cmd_verify(int argc, char **argv)
 {
-	uint64_t nbad = 0, nvals = 0, nbytes = 0, *steps = NULL;
+	uint64_t nbad = 0, nvals = 0, nbytes = 0, nunchecked = 0, *steps = NULL;
 	size_t nsteps = 0;
 	char sz[40];
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, VERIFY_USAGE,
 		       "Read every value of a step (or an item, subtree or leaf of it; or every\n"
-		       "step of a ROOT) and check every chunk and value checksum. Prints each\n"
-		       "bad leaf as 'BAD <step>/<key>: <reason>'; exit 1 if any is bad.\n",
+		       "step of a ROOT) and check every chunk and value checksum, the index\n"
+		       "checksum, and (for a whole step) that every leaf of every item has its\n"
+		       "value and every value belongs to an item. Prints each bad leaf as\n"
+		       "'BAD <step>/<key>: <reason>' and each disagreement as 'BAD <step>: ...';\n"
+		       "exit 1 if any. An index without a checksum (format 1.0) is noted.\n",
 		       NULL, NULL, NULL);
 	if (rc)
 		return rc;
@@ -520,21 +549,22 @@ int cmd_verify(int argc, char **argv)
 			char dir[4096];
 			snprintf(dir, sizeof(dir), "%s/%llu", argv[a],
 				 (unsigned long long)steps[i]);
-			if (verify_one(dir, &nbad, &nvals, &nbytes) != 0)
+			if (verify_one(dir, &nbad, &nvals, &nbytes, &nunchecked) != 0)
 				rc = 1;
 		}
 	} else {
-		rc = verify_one(argv[a], &nbad, &nvals, &nbytes);
+		rc = verify_one(argv[a], &nbad, &nvals, &nbytes, &nunchecked);
 	}
 	free(steps);
 	if (rc)
 		return rc;
 	if (cli_json)
-		printf("{\"ok\": %s, \"values\": %llu, \"bad\": %llu, \"bytes\": %llu}\n",
+		printf("{\"ok\": %s, \"values\": %llu, \"bad\": %llu, \"bytes\": %llu, "
+		       "\"index_unchecked\": %llu}\n",
 		       nbad ? "false" : "true", (unsigned long long)nvals, (unsigned long long)nbad,
-		       (unsigned long long)nbytes);
+		       (unsigned long long)nbytes, (unsigned long long)nunchecked);
 	if (nbad)
-		return cli_errorf("%llu of %llu values failed verification",
+		return cli_errorf("%llu problems (in %llu values) failed verification",
 				  (unsigned long long)nbad, (unsigned long long)nvals);
 	if (!cli_json)
 		printf("ok: %llu values, %s verified\n", (unsigned long long)nvals,

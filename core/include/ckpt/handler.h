@@ -79,6 +79,24 @@ CKPT_API int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const c
 /* close(); accepts NULL. */
 CKPT_API void ckpt_handler_free(ckpt_handler *h);
 
+/* One disagreement found by ckpt_step_check_keys: a message naming the key or leaf. */
+typedef void (*ckpt_step_problem_cb)(const char *message, void *payload);
+
+/*
+ * Check that a step's keys and its items agree (what `ckpt verify` adds to
+ * the checksums; handler_step_check.c): every item of a tree type (PyTree,
+ * Standard) has its <item>/_METADATA and every leaf with data of its tree has
+ * its value <item>/<path>; and every key belongs to something:
+ * _CHECKPOINT_METADATA, an item's _METADATA, a leaf of its tree, or any key
+ * under an item of another handler type. problem (may be NULL) is called once
+ * per disagreement; *nproblems (may be NULL) receives their count. Reads the
+ * index only, never a value's data.
+ * Returns 0 (whatever was found), CKPT_ECORRUPT (a _METADATA that does not
+ * parse, a damaged index), CKPT_EIO, CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_step_check_keys(ckpt_step *s, ckpt_step_problem_cb problem, void *payload,
+				  size_t *nproblems);
+
 #ifdef __cplusplus
 }
 #endif

@@ -294,11 +294,11 @@ CKPT_API void ckpt_batch_abort(ckpt_batch *b);
 CKPT_API int ckpt_store_seal(ckpt_store *s);
 
 /*
- * Whether the store's index was checked when it was opened: 1 if ckpt.db
- * carried the index checksum of format 1.1 and it matched (a mismatch fails
- * the open), 0 if it carried none (written by format 1.0, or never sealed),
- * so only the values' own checksums protect it. Always 0 for a store of
- * another backend (it checks what its format records).
+ * Whether the store's index was checked when it was opened (a mismatch fails
+ * the open instead). Returns 1 if ckpt.db carried the index checksum of
+ * format 1.1 and it matched, 0 if it carried none (written by format 1.0, or
+ * never sealed: only the values' own checksums protect it), and 0 for a
+ * store of another backend (it checks what its format records).
  */
 CKPT_API int ckpt_store_index_checked(const ckpt_store *s);
 
