@@ -120,7 +120,7 @@ static void ictx_reset(struct ictx *c)
 /* Parse the .npy header of `file` and check the file's size against it. */
 static int npy_header(ckpt_npy_header *h, const char *file)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	int rc;
 
 	if (fd < 0)
@@ -461,7 +461,7 @@ static int stub_at(ckpt_clone_ref *ref, const char *file, const struct stat *st)
 
 	if (!(st->st_mode & S_ISVTX))
 		return 0;
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return ckpt_error_errno(CKPT_EIO, errno, "open %s", file);
 	rc = ckpt_clone_stub_read(ref, fd);
 	close(fd);
@@ -769,7 +769,7 @@ static int npy_source(void *buf, size_t len, uint64_t off, const ckpt_tree *leaf
 		memcpy(buf, c->whole + off, len);
 		goto out;
 	}
-	if (c->fd < 0 && (c->fd = open(e->file, O_RDONLY | O_CLOEXEC)) < 0)
+	if (c->fd < 0 && (c->fd = open(e->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return ckpt_error_errno(CKPT_EIO, errno, "open %s", e->file);
 	void *dst = buf;
 	if (e->h.big_endian) {
@@ -856,7 +856,7 @@ static int stream_file(ckpt_batch *b, const char *key, const char *path)
 {
 	ckpt_value_writer *vw = NULL;
 	char *buf = malloc(COPY_BUF);
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), rc = 0;
 	ssize_t n;
 
 	if (!buf)

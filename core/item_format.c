@@ -31,7 +31,7 @@ const item_format *item_format_find(const char *typestr)
 int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t max,
 		 const char *what)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK), rc;
 
 	*out = NULL;
 	*len = 0;
@@ -103,7 +103,7 @@ static int check_files(const item_format *f, int item_dirfd, int dirfd, const ch
 				close(sub);
 		} else if (!S_ISREG(st.st_mode)) {
 			rc = ckpt_error_set(CKPT_EINVAL, "%s: not a regular file", msg);
-		} else if ((fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC)) < 0) {
+		} else if ((fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 			rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", msg);
 		} else {
 			ckpt_clone_ref ref = {0};

@@ -757,7 +757,7 @@ int ckpt_npy_read_file(ckpt_npy_header *out_h, void **out_data, const char *path
 	int fd, rc;
 
 	*out_data = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO: never wait */
 	if (fd < 0)
 		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
 					"open %s", path);

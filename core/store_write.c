@@ -977,7 +977,7 @@ static int sync_adopted(ckpt_batch *b)
 		int fd, e = 0;
 		if (f->kind != FILE_ADOPTED)
 			continue;
-		fd = openat(b->s->idx->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(b->s->idx->ddirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0 || sync_fd(fd) < 0)
 			e = errno;
 		if (fd >= 0)
@@ -1179,7 +1179,9 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 
 	if ((rc = can_put(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
 		return rc;
-	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(fd, &st) < 0) {
+	/* A file of a pending step (anyone wrote it): never a symlink, never wait on a FIFO. */
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+	    fstat(fd, &st) < 0) {
 		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno, "open %s",
 				      name);
 		goto done;

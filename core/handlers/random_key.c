@@ -578,7 +578,7 @@ static int jax_check_dir(int item_dirfd, const char *what)
 		rc = rc ? rc : CKPT_ENOMEM;
 		goto done;
 	}
-	if ((fd = openat(item_dirfd, npy, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+	if ((fd = openat(item_dirfd, npy, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
 		rc = ckpt_error_errno(CKPT_EIO, errno, "open %s", mwhat);
 		goto done;
 	}

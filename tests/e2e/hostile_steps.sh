@@ -109,9 +109,19 @@ mountpoint -q "$MNT" || fail "the daemon died"
 fs_umount
 echo "ok 2 - mount: hostile steps give EIO, the good step reads, the daemon keeps serving"
 
+# A FIFO among the files of a pending step or of a directory to save: an error, no hang.
+mkdir -p "$ROOT/7.ckpt-tmp-hostile/files/state" "$T/src2/state"
+cp "$T/src/state/small.npy" "$ROOT/7.ckpt-tmp-hostile/files/state/"
+mkfifo "$ROOT/7.ckpt-tmp-hostile/files/state/f.npy" "$T/src2/state/f.npy"
+tt 1 "$CKPT" finalize "$ROOT/7"; err_has 'f.npy'
+[ -e "$ROOT/7" ] && fail "a pending step with a FIFO was finalized"
+tt 1 "$CKPT" save "$ROOT" 8 "$T/src2"; err_has 'f.npy'
+[ -e "$ROOT/8" ] && fail "a directory with a FIFO was saved"
+echo "ok 3 - a FIFO in a pending step or a saved directory fails finalize and save, no hang"
+
 # ckpt ls of a root whose only entry is an empty step directory, and of an empty root.
 mkdir -p "$T/r1/5" "$T/r2"
 tt 0 "$CKPT" ls "$T/r1"
 tt 0 "$CKPT" ls "$T/r2"
-echo "ok 3 - ckpt ls of an empty root and of one holding an empty step directory"
-echo "hostile_steps: 3 passed, 0 failed"
+echo "ok 4 - ckpt ls of an empty root and of one holding an empty step directory"
+echo "hostile_steps: 4 passed, 0 failed"
