@@ -45,7 +45,10 @@
  *     requests on its inodes get ENOENT, except on handles already open.
  *  5. writers counts the step's handles open for writing; finalize holds rw
  *     for writing and refuses while writers > 0; writers only grows under rw
- *     held for reading.
+ *     held for reading. Before taking rw, finalize and remove wait (bounded,
+ *     without rw) for writers to reach 0: the kernel sends RELEASE after the
+ *     writer's close() has returned, so a finalize right after `cp` exits can
+ *     arrive before the release of cp's file.
  *  6. stub == 1 implies src_vs and src_leaf are open (the source leaf); a
  *     write or truncate first materializes the file (stub = 0, S_ISVTX
  *     cleared), under pinode.lock.
@@ -809,7 +812,8 @@ static void handle_free(struct pend *p, struct pfile *pf)
 	}
 	if (pf->writable) {
 		assert(pf->ps->writers > 0);
-		pf->ps->writers--;
+		if (--pf->ps->writers == 0)
+			pthread_cond_broadcast(&p->released); /* a finalize may be waiting */
 	}
 	pthread_mutex_unlock(&p->lock);
 	close(pf->fd);

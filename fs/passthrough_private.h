@@ -53,6 +53,7 @@ struct pinode {
 struct pend {
 	struct ckptfs *fs;
 	pthread_mutex_t lock;	    /* see above */
+	pthread_cond_t released;    /* with lock: a step's last writer handle was released */
 	pthread_mutex_t steps_lock; /* serializes step creation and adoption */
 	struct pstep *steps;
 	struct pinode **nodes; /* slot -> pinode or NULL */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #define META_MAX (16u << 20)
@@ -154,10 +155,33 @@ static void pstep_gone(struct pend *p, struct pstep *ps)
 	ps->lock_fd = -1;
 }
 
-/* Hold ps exclusively: EBUSY while a file is open for writing. */
+/* How long finalize and remove wait for the releases of a step's writers. */
+#define RELEASE_WAIT_MS 3000
+
+/*
+ * Hold ps exclusively: EBUSY while a file is open for writing. A writer
+ * whose close() returned may not be released yet (the kernel's RELEASE
+ * follows the close, and can come after a request the writer's process sent
+ * next): wait for the step's writers to go, up to RELEASE_WAIT_MS, without
+ * holding rw (a release may need it). A file held open longer is EBUSY.
+ */
 static int pstep_exclusive(struct pend *p, struct pstep *ps)
 {
+	struct timespec until;
 	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += RELEASE_WAIT_MS / 1000;
+	until.tv_nsec += (long)(RELEASE_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!ps->gone && ps->writers &&
+	       pthread_cond_timedwait(&p->released, &p->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&p->lock);
 	pthread_rwlock_wrlock(&ps->rw);
 	pthread_mutex_lock(&p->lock);
 	if (ps->gone)
@@ -480,8 +504,13 @@ int pend_new(struct pend **out, struct ckptfs *fs)
 		return CKPT_ENOMEM;
 	p->fs = fs;
 	p->write_dio = direct_writes_coherent();
+	pthread_condattr_t ca;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->steps_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->released, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = p;
 	return 0;
 }
@@ -515,6 +544,7 @@ void pend_free(struct pend *p)
 	free(p->gens);
 	free(p->freeslots);
 	pthread_mutex_destroy(&p->steps_lock);
+	pthread_cond_destroy(&p->released);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
