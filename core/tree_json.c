@@ -112,6 +112,15 @@ static int key_repr(char **out, const struct wr *w)
 	return 0;
 }
 
+/* Add item (may be NULL: a failed build) to obj under name; item is owned either way. 1 if added. */
+static int add_owned(cJSON *obj, const char *name, cJSON *item)
+{
+	if (item && cJSON_AddItemToObject(obj, name, item))
+		return 1;
+	cJSON_Delete(item);
+	return 0;
+}
+
 static cJSON *key_metadata(const struct wr *w)
 {
 	cJSON *arr = cJSON_CreateArray();
@@ -140,7 +149,10 @@ static int add_custom(cJSON *obj, const ckpt_tree *t)
 
 	if (!v)
 		return ckpt_error_nomem(); /* set_custom_metadata validated it */
-	cJSON_AddItemToObject(obj, "custom_metadata", v);
+	if (!cJSON_AddItemToObject(obj, "custom_metadata", v)) { /* its key's copy failed */
+		cJSON_Delete(v);
+		return ckpt_error_nomem();
+	}
 	return 0;
 }
 
@@ -231,7 +243,7 @@ static int write_node(struct wr *w, const ckpt_tree *t)
 		if (!entry ||
 		    !cJSON_AddStringToObject(entry, "type",
 					     container_type(ckpt_tree_get_kind(t))) ||
-		    !cJSON_AddItemToObject(entry, "key_metadata", key_metadata(w)) ||
+		    !add_owned(entry, "key_metadata", key_metadata(w)) ||
 		    (ckpt_tree_namedtuple_type(t) &&
 		     !cJSON_AddStringToObject(entry, "namedtuple_type",
 					      ckpt_tree_namedtuple_type(t))) ||
@@ -239,7 +251,10 @@ static int write_node(struct wr *w, const ckpt_tree *t)
 			rc = ckpt_error_nomem();
 			goto done;
 		}
-		cJSON_AddItemToObject(w->containers, repr, entry);
+		if (!cJSON_AddItemToObject(w->containers, repr, entry)) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
 		entry = NULL;
 	}
 	if (!ckpt_tree_is_container(t) || ckpt_tree_count(t) == 0) {
@@ -252,9 +267,12 @@ static int write_node(struct wr *w, const ckpt_tree *t)
 			rc = ckpt_error_nomem();
 			goto done;
 		}
-		cJSON_AddItemToObject(entry, "key_metadata", km);
-		cJSON_AddItemToObject(entry, "value_metadata", vm);
-		cJSON_AddItemToObject(w->leaves, repr, entry);
+		/* Every add is checked: a lost member would be a complete-looking, wrong _METADATA. */
+		if (!add_owned(entry, "key_metadata", km) || !add_owned(entry, "value_metadata", vm) ||
+		    !cJSON_AddItemToObject(w->leaves, repr, entry)) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
 		entry = NULL;
 	}
 	for (size_t i = 0; rc == 0 && i < ckpt_tree_count(t); i++)

@@ -401,12 +401,12 @@ static long run_pass(fault_path *p, tally *t, long stride)
 
 /*
  * Every I/O injection point, then (where the build can) every
- * CKPT_FAULT_MEM_STRIDE-th memory one (default 17; 1 in tests/stress/).
+ * CKPT_FAULT_MEM_STRIDE-th memory one (default 53; 1 in tests/stress/).
  */
 static void run_path(fault_path *p, tally *t)
 {
 	const char *e = getenv("CKPT_FAULT_MEM_STRIDE");
-	long stride = e && atol(e) > 0 ? atol(e) : 17;
+	long stride = e && atol(e) > 0 ? atol(e) : 53;
 
 	t->name = p->name;
 	mem_pass = 0;
