@@ -3,6 +3,7 @@
 #   make                 libckpt (.a, .so), ckpt, ckptfs
 #   make check           unit tests (cmocka), fuzz corpus replay, end-to-end tests
 #   make bench           benchmarks (tests/bench/), ratios against baselines
+#   make stress          the reliability suite (tests/stress/): kill storms, flips, faults
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make deps            install missing Debian packages
 #   make format          apply .clang-format
@@ -150,6 +151,10 @@ unit: $(UNIT_BIN)
 bench: all
 	B=$(abspath $(B)) bash tests/bench/run.sh
 
+# The reliability suite (tests/stress/run.sh): long versions of the checks make check runs short.
+stress: all $(UNIT_BIN)
+	B=$(abspath $(B)) bash tests/stress/run.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ckpt/sys \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -174,7 +179,7 @@ format:
 clean:
 	rm -rf $(B)
 
-.PHONY: all check unit bench install deps format clean
+.PHONY: all check unit bench stress install deps format clean
 .SECONDARY: $(PROTO_OBJ) $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
