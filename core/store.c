@@ -21,13 +21,6 @@
 #include "error_private.h"
 #include "store_private.h"
 
-int ckpt_store_fault_countdown;
-
-int ckpt_store_fault_hit(void)
-{
-	return ckpt_store_fault_countdown > 0 && --ckpt_store_fault_countdown == 0;
-}
-
 const char *ckpt_store_key_repr(char *buf, size_t cap, const void *key, size_t keylen)
 {
 	const unsigned char *k = key;

@@ -105,12 +105,4 @@ int ckpt_batch_check(const ckpt_batch *b);
 /* Called by the sqlite index's free with mu not held. */
 void ckpt_store_batch_release(sqlite_index *x);
 
-/*
- * Fault injection for tests: when > 0, decremented at every data-file write,
- * fsync and commit step of a batch; the step that brings it to 0 fails with
- * EIO as if the disk had. Not thread-safe; tests only.
- */
-extern int ckpt_store_fault_countdown;
-int ckpt_store_fault_hit(void);
-
 #endif

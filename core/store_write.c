@@ -293,10 +293,6 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
-	if (ckpt_store_fault_hit()) {
-		errno = EIO;
-		return -1;
-	}
 	while (done < len) {
 		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
@@ -310,10 +306,6 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 
 static int sync_fd(int fd)
 {
-	if (ckpt_store_fault_hit()) {
-		errno = EIO;
-		return -1;
-	}
 	return fdatasync(fd);
 }
 
@@ -1008,8 +1000,8 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 	/* Durability order: data files, then d/, then the index. */
 	if ((rc = finish_file(b)) < 0 || (rc = sync_adopted(b)) < 0)
 		goto done;
-	if (b->nfiles && (ckpt_store_fault_hit() || fsync(s->idx->ddirfd) < 0)) {
-		rc = ckpt_error_errno(CKPT_EIO, errno ? errno : EIO, "fsync %s/d", s->dir);
+	if (b->nfiles && fsync(s->idx->ddirfd) < 0) {
+		rc = ckpt_error_errno(CKPT_EIO, errno, "fsync %s/d", s->dir);
 		goto done;
 	}
 	pthread_mutex_lock(&s->idx->mu);
@@ -1023,9 +1015,6 @@ int ckpt_batch_commit(ckpt_batch *b, uint64_t *out_generation)
 		if (rc == 0 && sqlite3_exec(s->idx->db, "PRAGMA application_id = 0", NULL, NULL,
 					    NULL) != SQLITE_OK)
 			rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "clearing the index checksum");
-		if (rc == 0 && ckpt_store_fault_hit())
-			rc =
-			    ckpt_error_set(CKPT_EIO, "%s: injected fault before commit", s->idx->dbpath);
 		if (rc == 0 && sqlite3_exec(s->idx->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "commit");
 		if (rc == 0) {
