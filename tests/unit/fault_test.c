@@ -151,11 +151,16 @@ typedef struct {
 
 static void report(const tally *t)
 {
-	print_message("%s: %ld I/O injection points, %ld memory ones (every %ld-th injected); "
-		      "%ld faults failed the call with a message, %ld were absorbed (call "
-		      "succeeded, result complete)\n",
-		      t->name, t->points, t->mem_points, t->mem_stride, t->failed_clean,
-		      t->ok_anyway);
+	char mem[96];
+
+	if (t->mem_points < 0)
+		snprintf(mem, sizeof(mem), "no memory pass (AddressSanitizer build)");
+	else
+		snprintf(mem, sizeof(mem), "%ld memory ones (every %ld-th injected)", t->mem_points,
+			 t->mem_stride);
+	print_message("%s: %ld I/O injection points, %s; %ld faults failed the call with a "
+		      "message, %ld were absorbed (call succeeded, result complete)\n",
+		      t->name, t->points, mem, t->failed_clean, t->ok_anyway);
 }
 
 /*
