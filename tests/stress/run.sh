@@ -4,6 +4,7 @@
 # run ends with one line per suite and exits 1 if any failed.
 #
 #   kill -9 storm of `ckpt save`        tests/e2e/cli_crash.sh, CRASH_TRIALS (default 200)
+#   kill -9 storm of a manager          tests/e2e/manager_kill_storm.sh, KILL_TRIALS (200)
 #   bit flips in every byte of a sealed  tests/unit/index_check_test (every byte; an
 #     index (in-process, store level)    unsealed one every 7th, as the baseline)
 #   random bit flips of ckpt.db through  tests/e2e/cli_index_check.sh, CKPT_FLIPS (default 2000)
@@ -16,12 +17,12 @@
 #   cp + immediate finalize under load   tests/e2e/fs_write_release.sh, RELEASE_ROUNDS (400)
 #
 # Env: B (absolute build directory, default <repo>/build), STRESS_ONLY (names of suites to
-# run, default all: crash flips cliflips faults hostile release).
+# run, default all: crash mgrkill flips cliflips faults hostile release).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 B=${B:-$REPO/build}
-ONLY=${STRESS_ONLY:-crash flips cliflips faults hostile release}
+ONLY=${STRESS_ONLY:-crash mgrkill flips cliflips faults hostile release}
 SUMMARY=()
 bad=0
 
@@ -50,6 +51,8 @@ suite() {
 export B
 suite crash "${CRASH_TRIALS:=200} kill -9 trials of ckpt save" \
 	env CRASH_TRIALS="$CRASH_TRIALS" bash "$REPO/tests/e2e/cli_crash.sh"
+suite mgrkill "${KILL_TRIALS:=200} kill -9 trials of a manager saving and deleting" \
+	env KILL_TRIALS="$KILL_TRIALS" bash "$REPO/tests/e2e/manager_kill_storm.sh"
 suite flips "one flipped bit in every byte of a sealed ckpt.db" \
 	env CKPT_FLIP_STRIDE=1 "$B/tests/unit/index_check_test"
 suite cliflips "${CKPT_FLIPS:=2000} random flips of ckpt.db through ckpt restore" \
