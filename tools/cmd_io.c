@@ -471,6 +471,7 @@ static void verify_problem(const char *message, void *payload)
 static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t *nbytes,
 		      uint64_t *nunchecked)
 {
+	const char *fmt;
 	cli_path p;
 	keylist kl = {0};
 	char *prefix = NULL;
@@ -511,7 +512,8 @@ static int verify_one(const char *arg, uint64_t *nbad, uint64_t *nvals, uint64_t
 		if (ckpt_step_check_keys(p.step, verify_problem, &c, NULL) < 0)
 			verify_problem(ckpt_error_last(), &c);
 	}
-	if (!ckpt_store_index_checked(st)) {
+	fmt = ckpt_step_dir_format(p.step_dir); /* an Orbax step checks what OCDBT records */
+	if (fmt && strcmp(fmt, "ckpt") == 0 && !ckpt_store_index_checked(st)) {
 		(*nunchecked)++;
 		fprintf(stderr, "note: %s: index unchecked (written by format 1.0 or never sealed: "
 				"no index checksum)\n",
