@@ -666,12 +666,14 @@ static int open_below(int dirfd, const char *path, const char *dir)
 	if (!ckpt_relpath_ok(path, strlen(path)))
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: data file path %s escapes the db", dir,
 				      path);
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return ckpt_error_errno(errno == ENOENT ? CKPT_ECORRUPT : CKPT_EIO, errno,
-					"%s: open data file %s", dir,
-					path); /* referenced: must exist */
-	return fd;
+	/* No symlink in any component, nothing outside the db, never a FIFO or device. */
+	char what[4096];
+	int fd, rc;
+	snprintf(what, sizeof(what), "%s: open data file %s", dir, path);
+	rc = ckpt_open_beneath(&fd, dirfd, path, CKPT_OPEN_FILE, what);
+	if (rc == CKPT_ENOTFOUND) /* referenced: must exist */
+		rc = ckpt_error_wrap(CKPT_ECORRUPT, "ocdbt");
+	return rc < 0 ? rc : fd;
 }
 
 /* The db file of `path`, opened on first use (mu held). */

@@ -240,7 +240,7 @@ static int cmp_ent(const void *a, const void *b)
 
 static int read_at(char **out, size_t *len, int dirfd, const char *name, size_t max, orbax_be *o)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	int rc;
 
 	*out = NULL;
@@ -557,7 +557,7 @@ static int agg_cb(const char *const *keys, const size_t *lens, unsigned depth,
 /* Read the leaves of <item>/checkpoint (mapped, never read whole: bins are skipped). */
 static int agg_load(struct aggtab *t, struct oitem *it, orbax_be *o)
 {
-	int fd = openat(it->dirfd, "checkpoint", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(it->dirfd, "checkpoint", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	char *what = NULL;
 	void *map = MAP_FAILED;
@@ -1563,7 +1563,7 @@ static int ob_open_value(ckpt_value_source *out, ckpt_store_backend *be, const v
 			return ckpt_error_nomem();
 		}
 		r->o = o;
-		r->fd = openat(o->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		r->fd = openat(o->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (r->fd < 0 || fstat(r->fd, &st) != 0) {
 			rc = ckpt_error_errno(CKPT_EIO, errno, "%s/%s", o->dir, e->path);
 			if (r->fd >= 0)

@@ -870,7 +870,7 @@ static int dir_size(void *ctx, const char *key, uint64_t *len)
 static int dir_pread(void *ctx, const char *key, void *buf, size_t len, uint64_t off)
 {
 	zarr_dir *d = ctx;
-	int fd = openat(d->dirfd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(d->dirfd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	size_t done = 0;
 	int rc = 0;
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # hostile_steps.sh — a step that lies about what its files are never hangs or wanders:
 # a data file that is a FIFO, d/ or ckpt.db that is a symlink (to another step, to /dev),
-# ckpt.db that is a FIFO. `ckpt tree/verify/restore/cat` fail that step (or leaf) with a
+# ckpt.db that is a FIFO; an Orbax step whose OCDBT data files or _METADATA are FIFOs. `ckpt tree/verify/restore/cat` fail that step (or leaf) with a
 # message within seconds, and through a mount `ls -lR` and `cat` of them fail with EIO
 # while the daemon keeps serving the good step. Also: `ckpt ls` of a root holding only an
 # empty step directory (a UBSan report once: qsort(NULL, 0)).
@@ -64,6 +64,19 @@ rm "$ROOT/5/ckpt.db" && ln -s "$ROOT/1/ckpt.db" "$ROOT/5/ckpt.db"
 # 6: ckpt.db is a FIFO.
 rm "$ROOT/6/ckpt.db" && mkfifo "$ROOT/6/ckpt.db"
 
+# 20, 21: an Orbax step (Orbax's own sample) whose OCDBT data files, or whose
+# _METADATA, are FIFOs.
+OXS="$HERE/../data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/compatibility/checkpoints/v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata"
+cp -r "$OXS" "$ROOT/20" && cp -r "$OXS" "$ROOT/21"
+for f in "$ROOT"/20/state/d/* "$ROOT"/20/state/ocdbt.process_0/d/*; do rm "$f" && mkfifo "$f"; done
+rm "$ROOT/21/state/_METADATA" && mkfifo "$ROOT/21/state/_METADATA"
+tt 1 "$CKPT" cat "$ROOT/20/state/a"
+tt 1 "$CKPT" verify "$ROOT/20"
+tt 1 "$CKPT" restore "$ROOT/20" "$T/out20"
+st=0; timeout 20 "$CKPT" tree "$ROOT/21" >/dev/null 2>&1 || st=$?
+[ "$st" -ne 124 ] || fail "tree of an Orbax step with a FIFO _METADATA hung"
+tt 1 "$CKPT" verify "$ROOT/21"
+
 tt 0 "$CKPT" verify "$ROOT/1"
 # A FIFO data file fails the leaves it holds; the step's other leaves read.
 tt 0 "$CKPT" cat "$ROOT/2/state/small"			# inline: needs no data file
@@ -105,6 +118,9 @@ for s in 3 4 5 6; do
 	grep -qE "Input/output error|No such file" "$T/err" || fail "step $s: $(cat "$T/err")"
 done
 t cmp "$MNT/1/state/big.npy" "$T/src/state/big.npy" || fail "the good step does not read"
+st=0; timeout 20 cat "$MNT/20/state/a.npy" >/dev/null 2>&1 || st=$?
+[ "$st" -ne 124 ] || fail "cat of an Orbax leaf in a FIFO hung"
+[ "$st" -ne 0 ] || fail "cat of an Orbax leaf in a FIFO succeeded"
 mountpoint -q "$MNT" || fail "the daemon died"
 fs_umount
 echo "ok 2 - mount: hostile steps give EIO, the good step reads, the daemon keeps serving"
