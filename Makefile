@@ -169,7 +169,8 @@ install: all
 
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev libzstd-dev libcjson-dev \
             libprotobuf-c-dev protobuf-c-compiler libcmocka-dev attr python3-numpy \
-            python3-h5py python3-zarr squashfuse squashfs-tools
+            python3-h5py python3-zarr python3-msgpack python3-zstandard zstd strace \
+            squashfuse squashfs-tools
 deps:
 	@bash tools/install-deps.sh $(DEB_PKGS)
 
