@@ -28,7 +28,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
-PKGS    := sqlite3 libzstd libcjson libprotobuf-c
+PKGS    := sqlite3 libzstd libcjson libprotobuf-c zlib
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
@@ -167,7 +167,7 @@ install: all
 	install -m 755 $(CKPT) $(DESTDIR)$(PREFIX)/bin/
 	if [ -f $(CKPTFS) ]; then install -m 755 $(CKPTFS) $(DESTDIR)$(PREFIX)/bin/; fi
 
-DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev libzstd-dev libcjson-dev \
+DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev libzstd-dev libcjson-dev zlib1g-dev \
             libprotobuf-c-dev protobuf-c-compiler libcmocka-dev attr python3-numpy \
             python3-h5py python3-zarr python3-msgpack python3-zstandard zstd strace \
             squashfuse squashfs-tools

@@ -59,6 +59,7 @@
 #include "handler_types.h"
 #include "item_format.h"
 #include "pytree_private.h"
+#include "safetensors_private.h"
 #include "step_private.h"
 #include "interchange_private.h"
 #include "npy_private.h"
@@ -1047,9 +1048,9 @@ static int put_pending_item(ckpt_batch *b, const char *item, const ckpt_tree *t,
 
 struct item_in {
 	char *name;
-	char *dir;
+	char *dir; /* or, with convert, the <name>.safetensors / <name>.npz file */
 	const char *typestr;
-	int standard, pytree;
+	int standard, pytree, convert;
 	ckpt_tree *tree;
 	struct ictx c;
 };
@@ -1078,6 +1079,43 @@ static int check_raw_item(const char *typestr, const char *dir)
  * directory of a pending step, dir its files/, lockfd its lock) read
  * leniently, write the store inside pending and keep files/ until the rename.
  */
+/* A conversion file as an item: a PyTree item of a good name, a file that checks. */
+static int check_convert_item(const struct item_in *it, const char *dir)
+{
+	int rc;
+	if (!it->pytree)
+		return ckpt_error_set(CKPT_EINVAL, "%s: a PyTree item, but %s/%s names handler %s",
+				      it->dir, dir, CKPT_STEP_METADATA_KEY, it->typestr);
+	if ((rc = ckpt_item_name_check(it->name)))
+		return rc;
+	return ckpt_convert_check_file(it->dir, -1, '.');
+}
+
+/*
+ * Whether dir holds a directory named by the first stem bytes of name: then
+ * the file <item>.safetensors beside the item <item>/ is the view that `cp -r`
+ * of a mounted step copies, and the directory is the item (docs/convert.md).
+ */
+static int beside_dir(const char *dir, const char *name, size_t stem)
+{
+	struct stat st;
+	char *p = ckpt_asprintf("%s/%.*s", dir, (int)stem, name);
+	int r = p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+	free(p);
+	return r;
+}
+
+/* The last of items[0..n) names an item no earlier one does ("m/" and "m.npz"). */
+static int item_once(const struct item_in *items, size_t n, const char *dir)
+{
+	for (size_t i = 0; i + 1 < n; i++)
+		if (!strcmp(items[i].name, items[n - 1].name))
+			return ckpt_error_set(CKPT_EINVAL, "%s: item %s is given twice (%s and %s)",
+					      dir, items[n - 1].name, items[i].dir,
+					      items[n - 1].dir);
+	return 0;
+}
+
 static int save_dir(const char *root, uint64_t step, const char *dir,
 		    const ckpt_step_writer_options *opts, const char *pending, int lockfd)
 {
@@ -1143,18 +1181,28 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 			rc = ckpt_error_nomem();
 			break;
 		}
-		if (stat(it->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		size_t stem = 0;
+		int found = stat(it->dir, &st) == 0, is_dir = found && S_ISDIR(st.st_mode);
+		if (found && S_ISREG(st.st_mode) && ckpt_convert_kind(name, &stem) &&
+		    !beside_dir(dir, name, stem)) {
+			it->name[stem] = '\0'; /* <item>.safetensors / <item>.npz: item <item> */
+			it->convert = 1;
+		} else if (!is_dir) {
 			free(it->dir);
 			free(it->name);
 			it->dir = it->name = NULL;
-			continue; /* only directories are items */
+			continue; /* only directories and conversion files are items */
 		}
 		nitems++;
-		const cJSON *hs = cJSON_GetObjectItemCaseSensitive(handlers, name);
+		if ((rc = item_once(items, nitems, dir)))
+			break;
+		const cJSON *hs = cJSON_GetObjectItemCaseSensitive(handlers, it->name);
 		it->typestr = cJSON_IsString(hs) ? hs->valuestring : CKPT_PYTREE_TYPESTR;
 		it->standard = !strcmp(it->typestr, CKPT_STANDARD_TYPESTR);
 		it->pytree = handler_type_is_tree(it->typestr);
-		if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
+		if (it->convert)
+			rc = check_convert_item(it, dir);
+		else if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
 			rc = pending ? read_item_lenient(&it->tree, it->dir, &it->c)
 				     : read_item(&it->tree, it->dir, &it->c);
 		else if (rc == 0)
@@ -1175,6 +1223,10 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT;
 
 		sa.item = it->tree;
+		if (it->convert) {
+			rc = ckpt_convert_save_item(w, it->name, it->dir, '.');
+			continue;
+		}
 		rc = ckpt_step_writer_add_item(w, it->name, it->typestr);
 		if (rc == 0 && it->pytree && pending)
 			rc = put_pending_item(ckpt_step_writer_batch(w), it->name, it->tree,

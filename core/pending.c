@@ -38,6 +38,7 @@
 #include "error_private.h"
 #include "handler_types.h"
 #include "item_format.h"
+#include "safetensors_private.h"
 #include "step_private.h"
 #include "interchange_private.h"
 #include "npy_private.h"
@@ -337,6 +338,7 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
 		int last = !slash, file = last && !is_dir;
 		char *comp = strndup(p, len), *key = NULL;
+		size_t stem = 0;
 
 		if (!comp)
 			return ckpt_error_nomem();
@@ -348,9 +350,13 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 					    relpath, DEPTH_MAX);
 		else if (depth == 0 && file && !strcmp(comp, CKPT_STEP_METADATA_KEY))
 			rc = 0;
-		else if (depth == 0 && file)
+		else if (depth == 0 && file && ckpt_convert_kind(comp, &stem)) {
+			comp[stem] = '\0'; /* <item>.safetensors, <item>.npz: the item <item> */
+			rc = ckpt_item_name_check(comp);
+		} else if (depth == 0 && file)
 			rc = ckpt_error_set(CKPT_EINVAL,
-					    "%s: a step holds only %s and item directories",
+					    "%s: a step holds only %s, item directories and "
+					    "<item>.safetensors or <item>.npz files",
 					    relpath, CKPT_STEP_METADATA_KEY);
 		else if (depth == 0)
 			rc = ckpt_item_name_check(comp);
@@ -490,6 +496,8 @@ int ckpt_pending_check_file(int files_fd, int fd, const char *relpath)
 	}
 	if ((f = item_format_of(files_fd, relpath))) {
 		rc = check_item_file(f, files_fd, fd, relpath);
+	} else if (!strchr(relpath, '/') && ckpt_convert_kind(relpath, NULL)) {
+		rc = ckpt_convert_check_file(relpath, fd, '.');
 	} else if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
 		rc = ckpt_read_fd(&text, &tlen, fd, META_MAX, relpath);
 		if (rc == 0)

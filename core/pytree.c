@@ -87,16 +87,26 @@ struct pytree_handler {
 
 /* ---- ckpt_tree_map ---- */
 
+/* An empty node of src's kind, with src's custom metadata (containers keep theirs). */
 static int new_like(ckpt_tree **out, const ckpt_tree *src)
 {
 	ckpt_tree_kind k = ckpt_tree_get_kind(src);
+	const char *cm = ckpt_tree_custom_metadata(src);
+	int rc;
 
 	if (k == CKPT_TREE_NAMEDTUPLE)
-		return ckpt_tree_new_namedtuple(out, ckpt_tree_namedtuple_type(src));
-	if (k == CKPT_TREE_DICT || k == CKPT_TREE_LIST || k == CKPT_TREE_TUPLE ||
-	    k == CKPT_TREE_NONE)
-		return ckpt_tree_new(out, k);
-	return ckpt_error_set(CKPT_EINVAL, "leaf '%s' has no value to copy", ckpt_tree_key(src));
+		rc = ckpt_tree_new_namedtuple(out, ckpt_tree_namedtuple_type(src));
+	else if (k == CKPT_TREE_DICT || k == CKPT_TREE_LIST || k == CKPT_TREE_TUPLE ||
+		 k == CKPT_TREE_NONE)
+		rc = ckpt_tree_new(out, k);
+	else
+		return ckpt_error_set(CKPT_EINVAL, "leaf '%s' has no value to copy",
+				      ckpt_tree_key(src));
+	if (rc == 0 && cm && (rc = ckpt_tree_set_custom_metadata(*out, cm)) < 0) {
+		ckpt_tree_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* The copy keeps src's custom metadata (invariant 3) unless fn gave it its own. */

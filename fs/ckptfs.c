@@ -39,6 +39,7 @@ struct options {
 	unsigned max_open_steps;
 	int compression_level;
 	int ro;
+	char *safetensors_sep;
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -47,6 +48,7 @@ static const struct fuse_opt opt_spec[] = {
 	{"compression_level=%d", offsetof(struct options, compression_level), 0},
 	{"ro", offsetof(struct options, ro), 1},
 	{"rw", offsetof(struct options, ro), 0},
+	{"safetensors_sep=%s", offsetof(struct options, safetensors_sep), 0},
 	FUSE_OPT_END,
 };
 
@@ -63,7 +65,9 @@ static void usage(FILE *f, const char *prog)
 		"    -o max_open_steps=N    steps kept open at once (default %u)\n"
 		"    -o compression_level=N zstd level for steps finalized through the\n"
 		"                           mount (0 = store raw; default: the library's)\n"
-		"    -o ro                  read-only: no pending steps, every change EROFS\n",
+		"    -o ro                  read-only: no pending steps, every change EROFS\n"
+		"    -o safetensors_sep=C   joins keys into the tensor names of\n"
+		"                           <item>.safetensors (default '.')\n",
 		prog, DEFAULT_MAX_OPEN_STEPS);
 }
 
@@ -349,8 +353,11 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if ((o.cache_size && parse_size(&cache_size, o.cache_size)) || o.max_open_steps == 0 ||
-	    o.compression_level < -1 || o.compression_level > 19) {
-		fprintf(stderr, "%s: bad cache_size, max_open_steps or compression_level\n", argv[0]);
+	    o.compression_level < -1 || o.compression_level > 19 ||
+	    (o.safetensors_sep && strlen(o.safetensors_sep) != 1)) {
+		fprintf(stderr,
+			"%s: bad cache_size, max_open_steps, compression_level or safetensors_sep\n",
+			argv[0]);
 		usage(stderr, argv[0]);
 		ret = 2;
 		goto out_args;
@@ -372,7 +379,8 @@ int main(int argc, char *argv[])
 		free(root);
 		goto out_args;
 	}
-	struct view_config vc = {.cache_size = cache_size, .max_open_steps = o.max_open_steps};
+	struct view_config vc = {.cache_size = cache_size, .max_open_steps = o.max_open_steps,
+				 .st_sep = o.safetensors_sep ? o.safetensors_sep[0] : '.'};
 	rc = view_new(&fs.view, root, &vc);
 	free(root);
 	if (rc || (rc = view_rescan(fs.view, 1, NULL, NULL)) ||
@@ -448,6 +456,7 @@ out_view:
 out_args:
 	free(co.mountpoint);
 	free(o.cache_size);
+	free(o.safetensors_sep);
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs.bg_cond);
 	pthread_mutex_destroy(&fs.bg_lock);

@@ -575,6 +575,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (n->type == VN_LEAF)
 		rc = ckpt_leaf_pread(&got, n->leaf, buf, size, (uint64_t)off);
+	else if (n->type == VN_SAFETENSORS)
+		rc = ckpt_safetensors_pread(&got, n->st, buf, size, (uint64_t)off);
 	else
 		rc = ckpt_value_pread(&got, n->value, buf, size, (uint64_t)off);
 	if (rc)
@@ -732,6 +734,21 @@ static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void
 	return rc;
 }
 
+/* <item>.safetensors: what it is, of which item, how many tensors and leaves left out. */
+static int safetensors_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void *p)
+{
+	char buf[32];
+	int rc;
+	if ((rc = emit(cb, p, XATTR_PREFIX "kind", "safetensors")) ||
+	    (rc = emit(cb, p, XATTR_PREFIX "item", ckpt_step_item_name(vs->step, n->item))))
+		return rc;
+	snprintf(buf, sizeof(buf), "%zu", ckpt_safetensors_tensor_count(n->st));
+	if ((rc = emit(cb, p, XATTR_PREFIX "tensors", buf)))
+		return rc;
+	snprintf(buf, sizeof(buf), "%zu", ckpt_safetensors_left_out_count(n->st));
+	return emit(cb, p, XATTR_PREFIX "left_out", buf);
+}
+
 /* Enumerate the xattrs of ino; returns an errno. */
 static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 {
@@ -765,6 +782,7 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 			rc = emit(cb, p, XATTR_PREFIX "custom_metadata",
 				  ckpt_tree_custom_metadata(n->tree));
 		break;
+	case VN_SAFETENSORS:
 	case VN_LEAF:
 	case VN_RAW:
 		if ((rc = view_node_open(vs, node))) {
@@ -772,7 +790,9 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 			rc = 0;
 			break;
 		}
-		rc = n->type == VN_LEAF ? leaf_xattrs(n, cb, p) : raw_xattrs(vs, n, cb, p);
+		rc = n->type == VN_LEAF		? leaf_xattrs(n, cb, p)
+		     : n->type == VN_SAFETENSORS ? safetensors_xattrs(vs, n, cb, p)
+						 : raw_xattrs(vs, n, cb, p);
 		break;
 	default:
 		break;
@@ -1031,6 +1051,8 @@ static int ofile_pread(void *ctx, void *buf, size_t len, uint64_t off, size_t *g
 	}
 	if (n->type == VN_LEAF)
 		rc = ckpt_leaf_pread(got, n->leaf, buf, len, off);
+	else if (n->type == VN_SAFETENSORS)
+		rc = ckpt_safetensors_pread(got, n->st, buf, len, off);
 	else
 		rc = ckpt_value_pread(got, n->value, buf, len, off);
 	return rc ? ckptfs_errno(rc, n->name) : 0;

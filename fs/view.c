@@ -120,6 +120,34 @@ static int push_raw_children(struct builder *b, uint32_t parent, const char *pre
 	return ckpt_store_list(ckpt_step_store(b->step), prefix, l.prefixlen, '/', raw_cb, &l);
 }
 
+/*
+ * Beside a PyTree item, its safetensors file "<item>.safetensors" (unless an
+ * item has that name). Items whose tree cannot be read get none.
+ */
+static int push_safetensors(struct builder *b, uint32_t parent, uint32_t item, uint32_t first)
+{
+	const ckpt_tree *t = NULL;
+	const char *name = ckpt_step_item_name(b->step, item);
+	if (ckpt_step_item_tree(&t, b->step, name) != 0) {
+		ckpt_error_clear();
+		return 0;
+	}
+	struct vnode vn = {.parent = parent, .item = item, .type = VN_SAFETENSORS};
+	if (asprintf(&vn.owned_name, "%s.safetensors", name) < 0)
+		return CKPT_ENOMEM;
+	for (uint32_t j = first; j < b->n; j++)
+		if (!strcmp(b->nodes[j].name, vn.owned_name)) {
+			free(vn.owned_name);
+			return 0;
+		}
+	vn.name = vn.owned_name;
+	if (push(b, &vn)) {
+		free(vn.owned_name);
+		return CKPT_ENOMEM;
+	}
+	return 0;
+}
+
 /* Append the children of node i (breadth-first: they end up contiguous). */
 static int expand(struct builder *b, uint32_t i)
 {
@@ -140,6 +168,8 @@ static int expand(struct builder *b, uint32_t i)
 					   .item = (uint32_t)k, .type = VN_ITEM};
 			rc = push(b, &it);
 		}
+		for (size_t k = 0; k < nitems && !rc; k++)
+			rc = push_safetensors(b, i, (uint32_t)k, first);
 		break;
 	}
 	case VN_ITEM: {
@@ -197,6 +227,7 @@ static void vstep_free(struct vstep *vs)
 	for (uint32_t i = 0; i < vs->nnodes; i++) {
 		ckpt_leaf_free(vs->nodes[i].leaf);
 		ckpt_value_free(vs->nodes[i].value);
+		ckpt_safetensors_free(vs->nodes[i].st);
 		free(vs->nodes[i].owned_name);
 		free(vs->nodes[i].key);
 	}
@@ -217,6 +248,7 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 		return CKPT_ENOMEM;
 	pthread_mutex_init(&vs->lock, NULL);
 	vs->slot = slot;
+	vs->st_sep = v->cfg.st_sep ? v->cfg.st_sep : '.';
 	vs->number = number;
 	snprintf(vs->name, sizeof(vs->name), "%" PRIu64, number);
 	if (asprintf(&dir, "%s/%s", v->root, vs->name) < 0) {
@@ -629,6 +661,11 @@ int view_node_open(struct vstep *vs, uint32_t i)
 		rc = ckpt_leaf_open(&n->leaf, vs->step, item, n->tree);
 	} else if (n->type == VN_RAW && !n->value) {
 		rc = ckpt_value_open(&n->value, ckpt_step_store(vs->step), n->key, strlen(n->key));
+	} else if (n->type == VN_SAFETENSORS && !n->st) {
+		ckpt_safetensors_options o = CKPT_SAFETENSORS_OPTIONS_INIT;
+		o.sep = vs->st_sep;
+		rc = ckpt_safetensors_open(&n->st, vs->step, ckpt_step_item_name(vs->step, n->item),
+					   &o);
 	}
 	pthread_mutex_unlock(&vs->lock);
 	return rc;
@@ -659,6 +696,11 @@ int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i)
 			return rc;
 		*out = ckpt_value_get_info(n->value)->size;
 		return 0;
+	case VN_SAFETENSORS:
+		if ((rc = view_node_open(vs, i)))
+			return rc;
+		*out = ckpt_safetensors_size(n->st);
+		return 0;
 	default:
 		*out = 0;
 		return 0;
@@ -684,7 +726,7 @@ static int vstep_check(const struct vstep *vs)
 	assert(vs->nnodes >= 1 && vs->nodes[0].type == VN_STEP && vs->nodes[0].parent == 0);
 	for (uint32_t i = 0; i < vs->nnodes; i++) {
 		const struct vnode *n = &vs->nodes[i];
-		assert(n->type >= VN_STEP && n->type <= VN_RAW);
+		assert(n->type >= VN_STEP && n->type <= VN_SAFETENSORS);
 		assert(i == 0 || n->parent < i); /* parents come first */
 		assert(n->count == 0 || (n->first > i && n->first + n->count <= vs->nnodes));
 		for (uint32_t c = n->first; c < n->first + n->count; c++)

@@ -49,6 +49,7 @@ enum vnode_type {
 	VN_LEAF,     /* a leaf node of an item's tree */
 	VN_RAWDIR,   /* a key prefix of an item without a tree */
 	VN_RAW,      /* a key of an item without a tree: its value's bytes */
+	VN_SAFETENSORS, /* <step>/<item>.safetensors: a PyTree item as one file (read-only) */
 };
 
 struct vnode {
@@ -64,6 +65,7 @@ struct vnode {
 	/* Opened on first need, under vstep.lock: */
 	ckpt_leaf *leaf;   /* VN_LEAF */
 	ckpt_value *value; /* VN_RAW */
+	ckpt_safetensors *st; /* VN_SAFETENSORS */
 };
 
 struct vstep {
@@ -78,11 +80,13 @@ struct vstep {
 	char *custom_metadata; /* compact JSON of StepMetadata.custom_metadata, or NULL */
 	pthread_mutex_t lock;  /* lazily opened leaf/value handles */
 	uint64_t last_use;     /* under view.lock: LRU tick */
+	char st_sep;           /* view_config.st_sep, for VN_SAFETENSORS */
 };
 
 struct view_config {
 	uint64_t cache_size;     /* bytes of decompressed chunks, all steps together */
 	unsigned max_open_steps; /* LRU bound on open steps (invariant 3) */
+	char st_sep;             /* joins keys into safetensors tensor names ('.' default) */
 };
 
 struct view;
@@ -126,7 +130,8 @@ int view_get(struct vstep **out, struct view *v, uint32_t slot);
 void view_put(struct view *v, struct vstep *vs);
 
 /*
- * Open the leaf/value handle of node i if needed (VN_LEAF, VN_RAW). Returns
+ * Open the leaf/value/safetensors handle of node i if needed (VN_LEAF,
+ * VN_RAW, VN_SAFETENSORS). Returns
  * 0 or CKPT_E*; the handle then stays valid until the vstep is freed.
  */
 int view_node_open(struct vstep *vs, uint32_t i);

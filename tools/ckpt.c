@@ -30,8 +30,9 @@ static const struct {
     {"rm", cmd_rm, "delete a step (or a pending temporary directory)"},
     {"gc", cmd_gc, "delete the steps a preservation policy does not keep"},
     {"wait", cmd_wait, "wait for a step newer than a given one (evaluators)"},
+    {"export", cmd_export, "write a PyTree item as one .safetensors or .npz file"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
-    {"import", cmd_import, "convert a step Orbax wrote into a native step"},
+    {"import", cmd_import, "save a .safetensors/.npz file or an Orbax step as a native step"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -124,7 +124,10 @@ int cmd_rm(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+/* `ckpt import` of a directory source, an Orbax step (cmd_import.c). */
+int cmd_import_orbax(int argc, char **argv);
 
 /*
  * Preservation policy options shared by `gc` and `ls` (cmd_manage.c):

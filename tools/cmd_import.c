@@ -8,8 +8,9 @@
  * handlers, so the result is the step a native save of the same tree would
  * have made. The writer's temporary directory and rename make it atomic.
  *
- * Another source kind (files such as .safetensors/.npz) gets its own
- * import_<kind>() next to import_orbax_step(); cmd_import() picks by source.
+ * `ckpt import` itself is cmd_import() in cmd_convert.c: it picks by source
+ * and hands a directory to cmd_import_orbax() here (files such as
+ * .safetensors/.npz it imports itself).
  */
 #include <cJSON.h>
 #include <getopt.h>
@@ -155,7 +156,7 @@ static int import_opt(int c, const char *arg, void *payload)
 	return 2;
 }
 
-int cmd_import(int argc, char **argv)
+int cmd_import_orbax(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"force", no_argument, NULL, 'f'},

@@ -369,6 +369,34 @@ int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max)
 	return rc;
 }
 
+int ckpt_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ckpt_error_errno(CKPT_EIO, errno, "read %s", what);
+		if (r == 0)
+			return ckpt_error_set(CKPT_EINVAL, "%s: truncated", what);
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int ckpt_write_full(int fd, const void *buf, size_t len, const char *what)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t w = write(fd, (const char *)buf + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return ckpt_error_errno(CKPT_EIO, errno, "write %s", what);
+		done += (size_t)w;
+	}
+	return 0;
+}
+
 int ckpt_write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);

@@ -6,6 +6,7 @@
 #define CKPT_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* malloc'd printf; NULL when out of memory (message set). */
 char *ckpt_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -45,6 +46,13 @@ int ckpt_read_file(char **out, size_t *out_len, const char *path, size_t max);
 
 /* Write a whole file (create or truncate). */
 int ckpt_write_file(const char *path, const void *data, size_t len);
+
+/* pread exactly len bytes at off (EINTR retried); a short file is CKPT_EINVAL
+ * "<what>: truncated". Messages name what. */
+int ckpt_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
+
+/* write all of buf (EINTR and short writes retried); messages name what. */
+int ckpt_write_full(int fd, const void *buf, size_t len, const char *what);
 
 /* A relative path of len bytes: non-empty components other than "." and "..", no NUL. */
 int ckpt_relpath_ok(const char *p, size_t len);

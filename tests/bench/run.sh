@@ -9,7 +9,7 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax convert") picks sections;
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -18,7 +18,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax convert}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -588,7 +588,7 @@ bench_steps() {
 
 # ---- FUSE: daemon peak RSS while reading a 4 GiB leaf ----
 bench_rss() {
-	local size gib in=$T/rss/in m=$T/rss/mnt cache kib opts=()
+	local size gib in=$T/rss/in m=$T/rss/mnt cache kib kib2 opts=()
 	size=$(scaled $((4 << 30)) $((1 << 20)))
 	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
 	section "FUSE: ckptfs peak RSS while cat-ing a $gib leaf (saved --no-compress)"
@@ -606,9 +606,18 @@ bench_rss() {
 	else
 		kib=FAIL
 	fi
+	# the same leaf through the item's safetensors file (docs/convert.md), same daemon
+	if timeout 300 cp "$m/1/state.safetensors" /dev/null 2>>"$LOG"; then
+		kib2=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
+	else
+		kib2=FAIL
+	fi
 	umount_fs "$m"
 	row "ckptfs peak RSS cat $gib vs cache+64MiB" \
 		"$(awk -v k="$kib" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "FAIL" }')" \
+		"$(awk -v c="$cache" 'BEGIN { printf "%.1f", c / 2^20 + 64 }')" MiB 1
+	row "ckptfs peak RSS, then cp $gib .safetensors out" \
+		"$(awk -v k="$kib2" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "FAIL" }')" \
 		"$(awk -v c="$cache" 'BEGIN { printf "%.1f", c / 2^20 + 64 }')" MiB 1
 	rm -rf "$T/rss"
 }
@@ -849,6 +858,61 @@ bench_manager() {
 	rm -rf "$T/mgr"
 }
 
+# ---- conversions by copying (issue 18): <item>.safetensors, ckpt import/export ----
+bench_convert() {
+	local size gib in=$T/conv/in m=$T/conv/mnt cache kib plain=$T/conv/plain.safetensors a b
+	size=$(scaled $((1 << 30)) $((1 << 20)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "convert: a $gib item as safetensors (8 float32 leaves): mount, export, import"
+	mkdir -p "$in/state/layers"
+	for i in 0 1 2 3 4 5 6 7; do
+		$PY "$PEERS" gen-one "$in/state/layers/w$i.npy" $((size / 8)) "$i" ||
+			{ skip "convert" "data generation failed"; return; }
+	done
+	make_step "$T/conv/root" 1 "$in" || { skip "convert" "ckpt save failed"; return; }
+	# the same bytes as a plain file on the same disk (the baseline of the reads)
+	"$B/ckpt" export "$T/conv/root/1" "$plain" 2>>"$LOG" || { skip "convert" "export failed"; return; }
+	cache=$((256 << 20))
+	mount_fs ckptfs "$T/conv/root" "$m" -o "ro,cache_size=$cache" || { skip "convert" "mount failed"; return; }
+	cold
+	warm_memory $((size * 5 / 2))
+	a=$(tm cat "$m/1/state.safetensors")
+	kib=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
+	cold
+	b=$(tm cat "$plain")
+	row "cat $gib state.safetensors cold: mount vs plain file" "$a" "$b" s 0.7
+	cold
+	a=$(tm cp "$m/1/state.safetensors" "$T/conv/cp1.safetensors")
+	rm -f "$T/conv/cp1.safetensors"
+	cold
+	b=$(tm cp "$plain" "$T/conv/cp2.safetensors")
+	rm -f "$T/conv/cp2.safetensors"
+	row "cp $gib state.safetensors cold: mount vs plain file" "$a" "$b" s
+	cold
+	b=$(tm cat "$m"/1/state/layers/w*.npy)
+	cold
+	a=$(tm cat "$m/1/state.safetensors")
+	row "cat $gib cold: state.safetensors vs the leaves' .npy (mount)" "$a" "$b" s
+	umount_fs "$m"
+	row "ckptfs peak RSS cat $gib .safetensors vs cache+64MiB" \
+		"$(awk -v k="$kib" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "FAIL" }')" \
+		"$(awk -v c="$cache" 'BEGIN { printf "%.1f", c / 2^20 + 64 }')" MiB 1
+	cold
+	a=$(tm "$B/ckpt" export "$T/conv/root/1" "$T/conv/e.safetensors")
+	rm -f "$T/conv/e.safetensors"
+	cold
+	b=$(tm cp "$plain" "$T/conv/cp3.safetensors")
+	rm -f "$T/conv/cp3.safetensors"
+	row "ckpt export $gib vs cp of the plain file, cold" "$a" "$b" s
+	# import vs save of the same tensors as .npy files, inputs warm for both
+	cat "$plain" >/dev/null
+	a=$(tm "$B/ckpt" import "$plain" "$T/conv/root" 2 --item state)
+	find "$in" -type f -exec cat {} + >/dev/null
+	b=$(tm "$B/ckpt" save "$T/conv/root" 3 "$in")
+	row "ckpt import $gib safetensors vs ckpt save of .npy" "$a" "$b" s 0.8
+	rm -rf "$T/conv"
+}
+
 # wait until a step saved under a mounted root shows in the mount (the root is re-read
 # every 0.5 s)
 wait_step() {
@@ -945,7 +1009,7 @@ for s in $ONLY; do
 	fi
 	case $s in
 	core | small | manager | orbax) "bench_$s" ;;
-	fuse | meta | steps | rss | write | peek)
+	fuse | meta | steps | rss | write | peek | convert)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
 		else

@@ -21,7 +21,8 @@ layer_of() {
 		ckpt/handler.h | ckpt/sys/handler.h | ckpt/pytree.h | ckpt/composite.h | ckpt/json.h | \
 		ckpt/array.h | ckpt/proto.h | ckpt/random_key.h) echo 4 ;;
 	core/checkpointer.c | core/async.c | core/interchange*.c | interchange_private.h | \
-		ckpt/checkpointer.h | ckpt/async.h | ckpt/interchange.h) echo 5 ;;
+		core/safetensors.c | core/npz.c | safetensors_private.h | ckpt/safetensors.h | \
+		ckpt/npz.h | ckpt/checkpointer.h | ckpt/async.h | ckpt/interchange.h) echo 5 ;;
 	core/manager.c | core/preservation.c | core/pending.c | manager_private.h | ckpt/manager.h | \
 		ckpt/pending.h) echo 6 ;;
 	ckpt/ckpt.h) echo 7 ;;

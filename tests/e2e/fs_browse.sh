@@ -34,7 +34,9 @@ fi
 t ls -R "$MNT/100" >"$T/ls" || fail "ls -R"
 grep -qx "_CHECKPOINT_METADATA" "$T/ls" || fail "no _CHECKPOINT_METADATA in ls -R"
 (cd "$T/src" && find . -type f | sort) >"$T/want"
-(cd "$MNT/100" && t find . -type f ! -name '_*METADATA' | sort) >"$T/got"
+(cd "$MNT/100" && t find . -type f ! -name '_*METADATA' ! -regex '\./[^/]*\.safetensors' |
+	sort) >"$T/got"
+[ -f "$MNT/100/state.safetensors" ] || fail "no state.safetensors beside the item"
 diff "$T/want" "$T/got" || fail "find differs from the source"
 [ -f "$MNT/100/state/_METADATA" ] || fail "no state/_METADATA"
 

@@ -125,6 +125,12 @@ def load_le(path):
     return a, le
 
 
+def view_file(top, rel):
+    """<item>.safetensors at the top of a step, beside the item's directory."""
+    stem = rel[:-len(".safetensors")]
+    return "/" not in rel and rel.endswith(".safetensors") and os.path.isdir(os.path.join(top, stem))
+
+
 def check(src, dst):
     n = 0
     for dirpath, _, files in os.walk(src):
@@ -158,6 +164,8 @@ def check(src, dst):
     for dirpath, _, files in os.walk(dst):
         for fn in files:
             rel = os.path.relpath(os.path.join(dirpath, fn), dst)
+            if view_file(dst, rel):
+                continue  # <item>.safetensors beside <item>/: the mount's view (docs/convert.md)
             if not fn.startswith("_") and not os.path.exists(os.path.join(src, rel)):
                 sys.exit(f"extra file: {rel}")
     if n == 0:

@@ -21,4 +21,6 @@
 #include "ckpt/array.h"
 #include "ckpt/proto.h"
 #include "ckpt/random_key.h"
+#include "ckpt/safetensors.h"
+#include "ckpt/npz.h"
 #endif

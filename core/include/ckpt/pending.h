@@ -91,6 +91,8 @@ CKPT_API int ckpt_pending_lock(int *lock_fd, const char *dir);
  * Check one path of files/ (relative, '/'-separated, no leading '/') before
  * it is created: is_dir says whether it is to be a directory. Allowed:
  * "_CHECKPOINT_METADATA" (file); "<item>" (directory, ckpt_item_name_check);
+ * "<item>.safetensors" and "<item>.npz" (files: the PyTree item <item>,
+ * docs/convert.md);
  * "<item>/_METADATA" (file); below an item, directories and files whose
  * names ckpt_key_unescape accepts (files ending in ".npy" as arrays), at most
  * 128 names deep below the item and 3072 bytes in all.
@@ -106,7 +108,10 @@ CKPT_API int ckpt_pending_check_path(const char *relpath, int is_dir);
  * is checked as that handler stores its files (invalid JSON, proto text that
  * does not parse against the item's descriptor.json, a random key of the
  * wrong dtype or shape: docs/handlers.md); a check that needs a file not
- * written yet is left to finalize. Otherwise (PyTree items):
+ * written yet is left to finalize. A top-level "<item>.safetensors" or
+ * "<item>.npz" must be a valid file of its format (headers, offsets and
+ * lengths; an .npz's entries are read through for their CRC-32s).
+ * Otherwise (PyTree items):
  * a .npy leaf must have a valid header (a dtype of ckpt/dtype.h) and exactly
  * the length it announces; _METADATA must parse as tree metadata and
  * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
