@@ -53,7 +53,8 @@ typedef struct ckpt_npz {
  * CKPT_EUNSUPPORTED, CKPT_EIO or CKPT_ENOMEM.
  */
 CKPT_API int ckpt_npz_open(ckpt_npz **out, int fd, const char *what);
-/* The same for an archive held in memory (buf of len bytes, borrowed for the call). */
+/* The same for an archive held in memory (buf of len bytes, borrowed for the call).
+ * Returns the same codes as ckpt_npz_open. */
 CKPT_API int ckpt_npz_parse(ckpt_npz **out, const void *buf, size_t len);
 CKPT_API void ckpt_npz_free(ckpt_npz *z);
 
@@ -61,7 +62,8 @@ CKPT_API void ckpt_npz_free(ckpt_npz *z);
  * Read the whole .npy of entry i of z from fd (or, with fd < 0, from buf of
  * len bytes), inflating if needed and checking its CRC-32 and its header:
  * *out_h and *out_data as ckpt_npy_read_file (little-endian C order).
- * Data larger than max bytes is CKPT_EINVAL.
+ * Returns 0, CKPT_ENOTFOUND (no entry i), CKPT_EINVAL (bad entry or .npy,
+ * CRC-32 mismatch, or data larger than max bytes), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_npz_read_entry(ckpt_npy_header *out_h, void **out_data, const ckpt_npz *z,
 				 size_t i, int fd, const void *buf, size_t len, uint64_t max);
@@ -69,7 +71,8 @@ CKPT_API int ckpt_npz_read_entry(ckpt_npy_header *out_h, void **out_data, const 
 /*
  * Write the item of s as the .npz file `path`, atomically (temporary file,
  * fsync, rename). *left_out (may be NULL) receives how many leaves were left
- * out. opts may be NULL.
+ * out. opts may be NULL. Returns 0, CKPT_ENOTFOUND (no such PyTree item),
+ * CKPT_EINVAL (two leaves with one name), the code of a leaf read, CKPT_EIO.
  */
 CKPT_API int ckpt_npz_export(ckpt_step *s, const char *item, const char *path,
 			     const ckpt_safetensors_options *opts, size_t *left_out);
@@ -80,6 +83,8 @@ CKPT_API int ckpt_npz_export(ckpt_step *s, const char *item, const char *path,
  * before the step is started; the data is streamed (inflated, converted to
  * little-endian C order) and every entry's CRC-32 checked, and on any
  * failure nothing is left. Names are split at opts->sep like safetensors.
+ * Returns the codes of ckpt_safetensors_import, and CKPT_EUNSUPPORTED for an
+ * entry of another compression method.
  */
 CKPT_API int ckpt_npz_import(const char *root, uint64_t step, const char *item, const char *file,
 			     const ckpt_safetensors_options *opts,

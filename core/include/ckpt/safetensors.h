@@ -63,8 +63,9 @@ typedef struct ckpt_safetensors_header {
 
 /*
  * The total header size (8 + N) from the first 8 bytes of a file: lets a
- * reader know how much to read before ckpt_safetensors_parse. CKPT_EINVAL
- * if len < 8 or N is 0 or above CKPT_SAFETENSORS_MAX_HEADER.
+ * reader know how much to read before ckpt_safetensors_parse.
+ * Returns 0, or CKPT_EINVAL if len < 8 or N is 0 or above
+ * CKPT_SAFETENSORS_MAX_HEADER.
  */
 CKPT_API int ckpt_safetensors_header_size(uint64_t *out, const void *buf, size_t len);
 
@@ -77,7 +78,8 @@ CKPT_API int ckpt_safetensors_header_size(uint64_t *out, const void *buf, size_t
 CKPT_API int ckpt_safetensors_parse(ckpt_safetensors_header **out, const void *buf, size_t len,
 				    uint64_t file_size);
 /* Read and parse the header of the open file fd (its size from fstat);
- * messages name `what`. Same returns, and CKPT_EIO. */
+ * messages name `what`. Returns the same codes as ckpt_safetensors_parse, and
+ * CKPT_EIO. */
 CKPT_API int ckpt_safetensors_read_header(ckpt_safetensors_header **out, int fd, const char *what);
 CKPT_API void ckpt_safetensors_header_free(ckpt_safetensors_header *h);
 
@@ -88,6 +90,7 @@ CKPT_API void ckpt_safetensors_header_free(ckpt_safetensors_header *h);
  * "__metadata__" ({"safetensors_metadata": {...} or null}) so that an export
  * writes it back unchanged. CKPT_EINVAL if a name is both a tensor and a
  * prefix of another ("a" and "a.b"), or has an empty component.
+ * Returns 0, CKPT_EINVAL (message naming the tensor), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_safetensors_tree(ckpt_tree **out, const ckpt_safetensors_header *h, char sep);
 
@@ -107,7 +110,8 @@ typedef struct ckpt_safetensors ckpt_safetensors;
  * item's metadata tree alone (no array data is read). Reads of it read only
  * the leaves they overlap (ckpt_leaf_pread, through the step's chunk cache).
  * s is borrowed and must outlive *out. opts may be NULL.
- * CKPT_ENOTFOUND if s has no such PyTree item.
+ * Returns 0, CKPT_ENOTFOUND if s has no such PyTree item, CKPT_EINVAL if two
+ * leaves join to the same name, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_safetensors_open(ckpt_safetensors **out, ckpt_step *s, const char *item,
 				   const ckpt_safetensors_options *opts);
@@ -117,7 +121,8 @@ CKPT_API size_t ckpt_safetensors_tensor_count(const ckpt_safetensors *f);
 CKPT_API size_t ckpt_safetensors_left_out_count(const ckpt_safetensors *f);
 /* The JSON header (without the 8-byte length and padding); borrowed. */
 CKPT_API const char *ckpt_safetensors_header_json(const ckpt_safetensors *f);
-/* Read bytes [off, off+len) of the file. Thread-safe. *out_n < len only at the end. */
+/* Read bytes [off, off+len) of the file. Thread-safe. *out_n < len only at the end.
+ * Returns 0 or the code of the leaf read that failed (CKPT_ECORRUPT, CKPT_EIO, ...). */
 CKPT_API int ckpt_safetensors_pread(size_t *out_n, ckpt_safetensors *f, void *buf, size_t len,
 				    uint64_t off);
 CKPT_API void ckpt_safetensors_free(ckpt_safetensors *f);
@@ -127,7 +132,8 @@ CKPT_API void ckpt_safetensors_free(ckpt_safetensors *f);
 /*
  * Write the item of s as the safetensors file `path`, atomically (a
  * temporary file beside it, fsync, rename; an existing file is replaced).
- * opts may be NULL.
+ * opts may be NULL. Returns 0 or the code of ckpt_safetensors_open, of a
+ * leaf read, or CKPT_EIO for the output file (which is then left untouched).
  */
 CKPT_API int ckpt_safetensors_export(ckpt_step *s, const char *item, const char *path,
 				     const ckpt_safetensors_options *opts);
@@ -136,7 +142,9 @@ CKPT_API int ckpt_safetensors_export(ckpt_step *s, const char *item, const char 
  * Save the safetensors file `file` as step `step` of root, with one PyTree
  * item named `item`, atomically like ckpt_interchange_save: the header is
  * checked before the step is started, and nothing is left on failure.
- * opts and wopts may be NULL.
+ * opts and wopts may be NULL. Returns 0, CKPT_EINVAL/CKPT_EUNSUPPORTED (bad
+ * file or item name, message naming it), CKPT_ENOTFOUND (no such file),
+ * CKPT_EEXISTS (the step exists and !wopts->force), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_safetensors_import(const char *root, uint64_t step, const char *item,
 				     const char *file, const ckpt_safetensors_options *opts,
