@@ -790,9 +790,12 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 			rc = 0;
 			break;
 		}
-		rc = n->type == VN_LEAF		? leaf_xattrs(n, cb, p)
-		     : n->type == VN_SAFETENSORS ? safetensors_xattrs(vs, n, cb, p)
-						 : raw_xattrs(vs, n, cb, p);
+		if (n->type == VN_LEAF)
+			rc = leaf_xattrs(n, cb, p);
+		else if (n->type == VN_SAFETENSORS)
+			rc = safetensors_xattrs(vs, n, cb, p);
+		else
+			rc = raw_xattrs(vs, n, cb, p);
 		break;
 	default:
 		break;
