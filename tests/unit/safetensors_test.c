@@ -261,6 +261,32 @@ static void test_round_trips(void **state)
 	free(dir);
 }
 
+/* A pending step takes <item>.safetensors / <item>.npz at its top, checked at close. */
+static void test_pending_files(void **state)
+{
+	struct fx *f = *state;
+	char *good = ckpt_asprintf("%s/model.safetensors", f->root);
+	char *bad = ckpt_asprintf("%s/bad.safetensors", f->root);
+	static const char junk[] = "\x10\0\0\0\0\0\0\0{\"a\":1}        ";
+	int fd;
+
+	assert_int_equal(ckpt_pending_check_path("model.safetensors", 0), 0);
+	assert_int_equal(ckpt_pending_check_path("w.npz", 0), 0);
+	assert_int_equal(ckpt_pending_check_path("_x.safetensors", 0), CKPT_EINVAL);
+	assert_int_equal(ckpt_pending_check_path("notes.txt", 0), CKPT_EINVAL);
+	assert_int_equal(ckpt_safetensors_export(f->s, "state", good, NULL), 0);
+	assert_int_equal(ckpt_write_file(bad, junk, sizeof(junk) - 1), 0);
+	assert_true((fd = open(good, O_RDONLY)) >= 0);
+	assert_int_equal(ckpt_pending_check_file(-1, fd, "model.safetensors"), 0);
+	close(fd);
+	assert_true((fd = open(bad, O_RDONLY)) >= 0);
+	assert_int_equal(ckpt_pending_check_file(-1, fd, "bad.safetensors"), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "bad.safetensors"));
+	close(fd);
+	free(good);
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +294,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_bad),
 	    cmocka_unit_test_setup_teardown(test_collision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trips, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
