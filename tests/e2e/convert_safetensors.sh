@@ -143,4 +143,19 @@ h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
 assert "model/layers/2/w_bf16" in h and "lm_head/weight" in h, sorted(h)
 EOF
 fs_umount
+# A step Orbax wrote (its own compatibility sample: {'a': arange(8), 'b': {'c': [1, 2, 3]}})
+# has the same view; values read by the Python reader.
+OX="$HERE/../data/orbax/google-orbax/checkpoint/orbax/checkpoint/experimental/v1/_src/testing/compatibility/checkpoints"
+cp -r "$OX/v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata" "$ROOT/500"
+fs_mount
+t $PY -c "
+import sys, numpy as np
+sys.path.insert(0, '$HERE')
+from convert_st import st_read
+meta, ts = st_read('$MNT/500/state.safetensors')
+assert meta['ckpt.step'] == '500' and meta['ckpt.item'] == 'state', meta
+assert ts['a'][0] == 'I32' and np.frombuffer(ts['a'][2], '<i4').tolist() == list(range(8)), ts['a']
+assert np.frombuffer(ts['b.c'][2], '<i4').tolist() == [1, 2, 3], ts['b.c']
+" || fail "values of an Orbax step's state.safetensors"
+fs_umount
 echo "convert_safetensors: ok"
