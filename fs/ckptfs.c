@@ -25,12 +25,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CACHE_SIZE (256ull << 20)
 #define DEFAULT_MAX_OPEN_STEPS 16u
+#define FUSE_SUPER_MAGIC 0x65735546 /* statfs f_type of a FUSE mount */
 #define READ_AHEAD_KB 4096 /* four 1 MiB requests ahead: docs/fs.md, "Reads" */
 
 struct options {
@@ -264,9 +266,17 @@ static void *rescan_main(void *p)
 static void *readahead_main(void *p)
 {
 	struct bg *bg = p;
+	struct statfs sfs;
 	struct stat st;
 	char path[64], val[16];
-	if (stat(bg->mnt, &st))
+	/* Until the mount is live, mnt is the directory below it: its bdi is the disk's,
+	 * which must never be changed (a peek then read up to 2x a chunk from it). */
+	for (int i = 0; i < 100; i++) {
+		if (statfs(bg->mnt, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC)
+			break;
+		usleep(20000);
+	}
+	if (statfs(bg->mnt, &sfs) != 0 || sfs.f_type != FUSE_SUPER_MAGIC || stat(bg->mnt, &st))
 		return NULL;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
 		 minor(st.st_dev));
