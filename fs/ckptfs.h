@@ -70,6 +70,21 @@ int ckptfs_errno_write(int code, const char *what);
 int ckptfs_errno_check(int code);
 
 /*
+ * The log (errmap.c). ckptfs_log (view.h) writes a line to stderr in the
+ * foreground, else to the file ckptfs_log_open opened (-o log=FILE, or the
+ * default when there is no syslog), else to syslog; it also keeps the last
+ * lines in memory. ckptfs_log_open returns 0 or an errno.
+ */
+int ckptfs_log_open(const char *path);
+void ckptfs_log_close(void);
+/*
+ * The kept log lines, oldest first, one "TIME MESSAGE\n" each; with step
+ * non-NULL only those naming "step <step>". Returns a malloc'd string (the
+ * caller frees it; "" if none) or NULL when out of memory.
+ */
+char *ckptfs_errors(const char *step);
+
+/*
  * Queue an invalidation of the kernel's entry `name` in directory parent, to
  * be sent by the rescan thread (never from inside a request handler), and
  * wake that thread; with rescan, it also re-reads ROOT.
