@@ -85,6 +85,18 @@ void ckptfs_log_close(void);
 char *ckptfs_errors(const char *step);
 
 /*
+ * MNT/.ckptfs-errors (errfile.c): the kept log lines as a read-only file,
+ * found by lookup at the root only. Inode 3 (the root is 1, `latest` 2,
+ * inodes inside steps are above 2^32).
+ */
+#define CKPTFS_ERRFILE_NAME ".ckptfs-errors"
+#define CKPTFS_ERRFILE_INO 3u
+void ckptfs_errfile_attr(struct stat *st, const struct ckptfs *fs);
+void ckptfs_errfile_open(fuse_req_t req, struct fuse_file_info *fi);
+void ckptfs_errfile_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void ckptfs_errfile_release(fuse_req_t req, struct fuse_file_info *fi);
+
+/*
  * Queue an invalidation of the kernel's entry `name` in directory parent, to
  * be sent by the rescan thread (never from inside a request handler), and
  * wake that thread; with rescan, it also re-reads ROOT.

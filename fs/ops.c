@@ -200,6 +200,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err = 0, rc;
 
 	if (parent == VIEW_ROOT_INO) {
+		if (strcmp(name, CKPTFS_ERRFILE_NAME) == 0) {
+			ckptfs_errfile_attr(&st, fs);
+			step_entry(&e, &st, 0);
+			e.attr_timeout = 0;
+			goto done;
+		}
 		if (strcmp(name, "latest") == 0) {
 			if ((err = latest_attr(&st, fs)))
 				goto done;
@@ -291,6 +297,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	} else if (ino == VIEW_LATEST_INO) {
 		err = latest_attr(&st, fs);
 		timeout = CKPTFS_ROOT_TIMEOUT;
+	} else if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_attr(&st, fs);
+		timeout = 0;
 	} else if (fi && fi->fh && ino >> 32) {
 		/* An open file: its step may be gone from the root, the file is not. */
 		const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
@@ -531,6 +540,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pend_open(req, ino, fi);
 		return;
 	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_open(req, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		err = refused(fs, ino, "open for writing", NULL, EROFS);
 		goto done;
@@ -586,6 +599,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		pend_read(req, ino, size, off, fi);
 		return;
 	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_read(req, size, off, fi);
+		return;
+	}
 	const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
 	const struct vnode *n = &of->vs->nodes[of->node];
 	char *buf = NULL;
@@ -623,6 +640,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	if (pend_is_ino(ino)) {
 		pend_release(req, ino, fi);
+		return;
+	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_release(req, fi);
 		return;
 	}
 	struct ofile *of = (struct ofile *)(uintptr_t)fi->fh;
@@ -791,7 +812,7 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 	int err, rc = 0;
 	if (ino == VIEW_ROOT_INO)
 		return root_xattrs(fs, cb, p);
-	if (ino == VIEW_LATEST_INO)
+	if (ino == VIEW_LATEST_INO || ino == CKPTFS_ERRFILE_INO)
 		return 0;
 	if (pend_is_ino(ino))
 		return fs->pend ? pend_xattrs(fs->pend, ino, cb, p) : ENOENT;

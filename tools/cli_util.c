@@ -265,7 +265,8 @@ void cli_path_free(cli_path *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int cli_open_path(cli_path *p, const char *arg)
+/* cli_open_path of arg, the real path of what the user typed (shown, for messages). */
+static int open_path(cli_path *p, const char *shown, const char *arg)
 {
 	char *dir = NULL, *rest = NULL;
 	size_t len = strlen(arg);
@@ -286,9 +287,7 @@ int cli_open_path(cli_path *p, const char *arg)
 		slash = strrchr(dir, '/');
 		if (!slash || slash == dir) {
 			free(dir);
-			return cli_errorf("'%s' is not in a checkpoint step (no directory with "
-					  "ckpt.db on the path)",
-					  arg);
+			return cli_explain_not_step(shown, arg);
 		}
 		*slash = '\0';
 	}
@@ -331,8 +330,13 @@ int cli_open_path(cli_path *p, const char *arg)
 	if (p->inner && p->inner[0]) {
 		ckpt_tree *node;
 		if (ckpt_tree_lookup(&node, p->tree, p->inner) < 0) {
-			cli_errorf("no '%s' in item '%s' of step %s: %s", p->inner, p->item,
-				   p->step_dir, ckpt_error_last());
+			/* The library's message adds something only below the item's top. */
+			if (strchr(p->inner, '/'))
+				cli_errorf("no '%s' in item '%s' of step %s: %s", p->inner, p->item,
+					   p->step_dir, ckpt_error_last());
+			else
+				cli_errorf("no '%s' in item '%s' of step %s", p->inner, p->item,
+					   p->step_dir);
 			goto fail;
 		}
 		p->node = node;
@@ -344,6 +348,19 @@ fail:
 	free(rest);
 	cli_path_free(p);
 	return 1;
+}
+
+int cli_open_path(cli_path *p, const char *arg)
+{
+	char *real = cli_real_path(arg);
+	int rc;
+	if (!real) {
+		memset(p, 0, sizeof(*p));
+		return cli_errorf("out of memory");
+	}
+	rc = open_path(p, arg, real);
+	free(real);
+	return rc;
 }
 
 /* ---- files ---- */

@@ -78,6 +78,22 @@ typedef struct cli_path {
  * access. Prints the error and returns 1 on failure (p is then empty).
  */
 int cli_open_path(cli_path *p, const char *arg);
+/*
+ * What a user typed, as a checkpoint path (cli_paths.c): a path inside a
+ * ckptfs mount becomes the same path under its ROOT, and `latest` after a
+ * root that has no entry of that name becomes its newest finalized step.
+ * Returns a malloc'd path, or NULL when out of memory.
+ */
+char *cli_real_path(const char *arg);
+/*
+ * A ROOT argument (ls, gc, verify of a root, status): *out the real path
+ * (malloc'd). A step, a pending step, a path inside a step or a directory
+ * holding neither steps nor temporary directories is refused, naming what
+ * it is and what to give instead. Returns 0, or 1 with the message printed.
+ */
+int cli_root_arg(char **out, const char *arg);
+/* Print why the path `path` (typed as arg) holds no step; returns 1. */
+int cli_explain_not_step(const char *arg, const char *path);
 /* Is dir a step directory (holds ckpt.db)? */
 int cli_is_step_dir(const char *dir);
 void cli_path_free(cli_path *p);

@@ -205,7 +205,7 @@ int cmd_gc(int argc, char **argv)
 	cli_step_info *infos = NULL;
 	uint64_t *steps = NULL;
 	size_t n = 0, ndel = 0, removed = 0;
-	const char *root;
+	char *root = NULL;
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, GC_USAGE,
@@ -225,9 +225,12 @@ int cmd_gc(int argc, char **argv)
 		return rc;
 	if (!o.pol.any)
 		return cli_usagef(GC_USAGE, "no policy given (--keep-latest, --keep-best, ...)");
-	root = argv[a];
-	if (ckpt_root_steps(&steps, &n, root) < 0)
-		return cli_fail();
+	if ((rc = cli_root_arg(&root, argv[a])) != 0)
+		return rc;
+	if (ckpt_root_steps(&steps, &n, root) < 0) {
+		rc = cli_fail();
+		goto done;
+	}
 	if ((rc = cli_step_infos(&infos, root, steps, n, &o.pol)) != 0)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -270,6 +273,7 @@ int cmd_gc(int argc, char **argv)
 done:
 	cli_step_infos_free(infos, n);
 	free(steps);
+	free(root);
 	return rc;
 }
 

@@ -100,7 +100,7 @@ int cmd_ls(int argc, char **argv)
 	cli_step_info *infos = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
-	const char *root;
+	char *root = NULL;
 	char path[PATH_MAX];
 	int a, rc;
 
@@ -118,11 +118,12 @@ int cmd_ls(int argc, char **argv)
 		return cli_usagef(LS_USAGE, "expected one ROOT");
 	if ((rc = cli_policy_check(&pol, LS_USAGE)) != 0)
 		return rc;
-	root = argv[a];
+	if ((rc = cli_root_arg(&root, argv[a])) != 0)
+		return rc;
 	if (ckpt_root_steps(&steps, &nsteps, root) < 0 ||
 	    ckpt_pending_list(&pend, &npend, root) < 0) {
-		free(steps);
-		return cli_fail();
+		rc = cli_fail();
+		goto done;
 	}
 	if ((rc = cli_step_infos(&infos, root, steps, nsteps, &pol)) != 0)
 		goto done;
@@ -214,6 +215,7 @@ done:
 	cli_step_infos_free(infos, nsteps);
 	free(steps);
 	ckpt_pending_list_free(pend, npend);
+	free(root);
 	return rc;
 }
 
