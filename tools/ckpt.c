@@ -32,6 +32,7 @@ static const struct {
     {"wait", cmd_wait, "wait for a step newer than a given one (evaluators)"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
     {"import", cmd_import, "convert a step Orbax wrote into a native step"},
+    {"status", cmd_status, "pending steps and the last errors of a mount (or a root)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
