@@ -540,6 +540,11 @@ void pend_free(struct pend *p)
 	while (p->steps) {
 		struct pstep *ps = p->steps;
 		p->steps = ps->next;
+		/* Unmounting does not finalize: say so where the log goes. */
+		if (!ps->gone)
+			ckptfs_log("step %s stays pending (%s): finalize it with `ckpt finalize "
+				   "%s/%s` or after the next mount",
+				   ps->name, ps->dir, view_root_path(p->fs->view), ps->name);
 		if (ps->lock_fd >= 0)
 			close(ps->lock_fd);
 		if (ps->files_fd >= 0)

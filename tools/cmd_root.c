@@ -384,7 +384,11 @@ int cmd_finalize(int argc, char **argv)
 		rc = cli_errorf("step %llu has %zu pending directories in %s: name one "
 				"(ROOT/STEP.ckpt-tmp-NONCE, see ckpt ls)",
 				(unsigned long long)step, found, root);
-	else if (ckpt_pending_finalize(dir, -1, NULL) < 0)
+	else if ((rc = ckpt_pending_finalize(dir, -1, NULL)) == CKPT_EBUSY)
+		rc = cli_errorf("%s; if a ckptfs mount holds it, finalize it there: setfattr -n "
+				"user.ckpt.finalize -v 1 MNT/%llu (or unmount, then run this again)",
+				ckpt_error_last(), (unsigned long long)step);
+	else if (rc < 0)
 		rc = cli_fail();
 	else
 		printf("finalized step %llu\n", (unsigned long long)step);
