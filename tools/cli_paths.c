@@ -220,8 +220,14 @@ int cli_explain_not_step(const char *arg, const char *path)
 				  "ROOT/%llu",
 				  arg, (unsigned long long)pend, (unsigned long long)pend,
 				  (unsigned long long)pend);
-	if (stat(path, &st) != 0)
+	if (stat(path, &st) != 0) {
+		/* `latest` left as it is: its root has no finalized step */
+		const char *l = strstr(path, "/latest");
+		if (l && (l[7] == '\0' || l[7] == '/'))
+			return cli_errorf("'%s': no finalized step in %.*s for `latest`", arg,
+					  (int)(l - path), path);
 		return cli_errorf("%s: %s", arg, strerror(errno));
+	}
 	if (is_pending_dir(path))
 		return cli_errorf("'%s' is a pending step (not finalized yet): finalize it with "
 				  "`ckpt finalize %s` (or through its mount: setfattr -n "
