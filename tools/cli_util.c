@@ -222,6 +222,60 @@ void cli_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+char *cli_json_member_text(const char *js, const char *key)
+{
+	size_t klen = strlen(key);
+	int depth = 0;
+	for (const char *p = js; *p; p++) {
+		if (*p == '"') {
+			const char *start = p + 1;
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (!*p)
+				return NULL;
+			const char *q = p + 1;
+			while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+				q++;
+			if (depth != 1 || *q != ':' || (size_t)(p - start) != klen ||
+			    strncmp(start, key, klen) != 0)
+				continue;
+			for (q++; *q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'; q++)
+				;
+			const char *v = q;
+			int d = 0, in_str = 0;
+			for (; *q; q++) {
+				if (in_str) {
+					if (*q == '\\' && q[1])
+						q++;
+					else if (*q == '"')
+						in_str = 0;
+				} else if (*q == '"') {
+					in_str = 1;
+				} else if (*q == '{' || *q == '[') {
+					d++;
+				} else if (*q == '}' || *q == ']' || *q == ',') {
+					if (d == 0)
+						break; /* the end of a scalar */
+					if (*q != ',' && --d == 0) {
+						q++;
+						break;
+					}
+				}
+			}
+			while (q > v && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\n' ||
+					 q[-1] == '\r'))
+				q--;
+			return strndup(v, (size_t)(q - v));
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		}
+	}
+	return NULL;
+}
+
 /* ---- paths ---- */
 
 int cli_is_step_dir(const char *dir)

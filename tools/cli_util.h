@@ -58,6 +58,13 @@ const char *cli_size(char buf[32], uint64_t n);
 /* The same with a unit always: "1.5 MiB" or "1572864 bytes" (for messages). */
 const char *cli_size_unit(char buf[40], uint64_t n);
 
+/*
+ * The text of the top-level member `key` of the JSON object text js, as
+ * written (cJSON would re-print numbers: 2.3000000000000003 as 2.3), or
+ * NULL (absent, or out of memory). js must be valid JSON. malloc'd.
+ */
+char *cli_json_member_text(const char *js, const char *key);
+
 /* Write s as a JSON string (quoted, escaped) to f. */
 void cli_json_str(FILE *f, const char *s);
 
@@ -125,6 +132,23 @@ uint64_t cli_proc_io(const char *field);
 void cli_progress_start(const char *label, uint64_t total, const char *field);
 /* Stop the bar: completed (ok) or cleared (failure). */
 void cli_progress_end(int ok);
+
+/*
+ * Before `ckpt save` of dir (cmd_save_check.c): every path must be one a
+ * step holds (ckpt_pending_check_path, the mount's rule): the others are an
+ * error listing them, or with skip_extra a note; hidden files are left out
+ * with a note; _CHECKPOINT_METADATA keys a step does not keep are an error.
+ * Returns 0 or 1 (message printed).
+ */
+int cli_save_check(const char *dir, int skip_extra);
+/*
+ * The metrics to save: dir/_CHECKPOINT_METADATA's, then the members of json
+ * (--metrics), then each "NAME=VALUE" of kv (--metric; VALUE as JSON if it
+ * parses, else a string), each as written (every digit kept). *out NULL
+ * when no flag was given (the library reads the file's), else malloc'd.
+ * Returns 0 or 1 (message printed).
+ */
+int cli_save_metrics(char **out, const char *dir, const char *json, char *const *kv, size_t nkv);
 
 /* Subcommands. */
 int cmd_save(int argc, char **argv);

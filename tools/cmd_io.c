@@ -104,11 +104,24 @@ static uint64_t sum_sizes(ckpt_store *st, const keylist *kl, int stored)
 
 /* ---- save ---- */
 
-#define SAVE_USAGE "ckpt save ROOT STEP DIR [--force] [--no-compress] [--level N] [--chunk-size N]"
+#define SAVE_USAGE                                                                                 \
+	"ckpt save ROOT STEP DIR [--force] [--no-compress] [--level N] [--chunk-size N]\n"        \
+	"                 [--metric NAME=VALUE]... [--metrics JSON] [--skip-extra]"
+
+enum { OPT_METRIC = 1200, OPT_METRICS, OPT_SKIP_EXTRA };
+
+struct save_args {
+	ckpt_step_writer_options o;
+	const char *metrics;	/* --metrics JSON */
+	char *kv[64];		/* --metric NAME=VALUE (borrowed from argv) */
+	size_t nkv;
+	int skip_extra;
+};
 
 static int save_opt(int c, const char *arg, void *payload)
 {
-	ckpt_step_writer_options *o = payload;
+	struct save_args *sa = payload;
+	ckpt_step_writer_options *o = &sa->o;
 	uint64_t v;
 
 	switch (c) {
@@ -124,6 +137,13 @@ static int save_opt(int c, const char *arg, void *payload)
 			return -1;
 		o->store.chunk_size = (uint32_t)v;
 		return 0;
+	case OPT_METRIC:
+		if (sa->nkv == sizeof(sa->kv) / sizeof(sa->kv[0]) || !strchr(arg, '='))
+			return -1;
+		sa->kv[sa->nkv++] = (char *)arg;
+		return 0;
+	case OPT_METRICS: sa->metrics = arg; return 0;
+	case OPT_SKIP_EXTRA: sa->skip_extra = 1; return 0;
 	}
 	return -1;
 }
@@ -135,9 +155,13 @@ int cmd_save(int argc, char **argv)
 	    {"no-compress", no_argument, NULL, 'n'},
 	    {"level", required_argument, NULL, 'l'},
 	    {"chunk-size", required_argument, NULL, 'c'},
+	    {"metric", required_argument, NULL, OPT_METRIC},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
+	    {"skip-extra", no_argument, NULL, OPT_SKIP_EXTRA},
 	    {0},
 	};
-	ckpt_step_writer_options o = CKPT_STEP_WRITER_OPTIONS_INIT;
+	struct save_args sa = {.o = CKPT_STEP_WRITER_OPTIONS_INIT};
+	char *metrics = NULL;
 	uint64_t step;
 	struct stat st;
 	char sz[40];
@@ -146,11 +170,18 @@ int cmd_save(int argc, char **argv)
 	rc = cli_parse(&a, argc, argv, SAVE_USAGE,
 		       "Save the interchange directory DIR (item directories of .npy, scalar and\n"
 		       "string files, optional _METADATA / _CHECKPOINT_METADATA) as ROOT/STEP.\n"
-		       "  -f, --force         replace an existing step\n"
-		       "  -n, --no-compress   store chunks raw\n"
-		       "  -l, --level N       zstd level 1..19 (default 1)\n"
-		       "  -c, --chunk-size N  raw bytes per chunk (K/M suffix allowed)\n",
-		       opts, save_opt, &o);
+		       "A path a step cannot hold (a top-level file, a name starting with '_')\n"
+		       "fails the save, listed; hidden files (.DS_Store) are left out with a note.\n"
+		       "  -f, --force           replace an existing step\n"
+		       "  -n, --no-compress     store chunks raw\n"
+		       "  -l, --level N         zstd level 1..19 (default 1)\n"
+		       "  -c, --chunk-size N    raw bytes per chunk (K/M/G suffix; default 256K)\n"
+		       "  --metric NAME=VALUE   a metric (repeatable; VALUE as written: 0.1 keeps\n"
+		       "                        its digits), added to _CHECKPOINT_METADATA's\n"
+		       "  --metrics JSON        metrics as a JSON object, the same way\n"
+		       "  --skip-extra          save without the paths a step cannot hold (a note\n"
+		       "                        lists them) instead of failing\n",
+		       opts, save_opt, &sa);
 	if (rc)
 		return rc;
 	if (argc - a != 3)
@@ -160,11 +191,19 @@ int cmd_save(int argc, char **argv)
 				  argv[a + 1]);
 	if (stat(argv[a + 2], &st) < 0 || !S_ISDIR(st.st_mode))
 		return cli_errorf("%s: not a directory", argv[a + 2]);
+	if ((rc = cli_save_check(argv[a + 2], sa.skip_extra)) ||
+	    (rc = cli_save_metrics(&metrics, argv[a + 2], sa.metrics, sa.kv, sa.nkv)))
+		return rc;
+	sa.o.metrics = metrics;
 	cli_progress_start("save", cli_du(argv[a + 2]), "rchar");
-	rc = ckpt_interchange_save(argv[a], step, argv[a + 2], &o);
+	rc = ckpt_interchange_save(argv[a], step, argv[a + 2], &sa.o);
 	cli_progress_end(rc == 0);
-	if (rc < 0)
+	free(metrics);
+	if (rc < 0) {
+		if (rc == CKPT_EEXISTS)
+			return cli_errorf("%s (--force replaces it)", ckpt_error_last());
 		return cli_fail();
+	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)step);
 	if (cli_json) {

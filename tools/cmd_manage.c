@@ -92,13 +92,15 @@ int cli_policy_check(cli_policy *pol, const char *usage)
 
 /* ---- per-step summaries ---- */
 
-/* The step's metrics as compact JSON (for display; "{}" if none). */
+/* The step's metrics as JSON, as stored (for display; "{}" if none). */
 static int read_metrics(cli_step_info *info, const char *meta_json)
 {
 	cJSON *meta = cJSON_Parse(meta_json ? meta_json : "{}");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
 
-	info->metrics = cJSON_IsObject(metrics) ? cJSON_PrintUnformatted(metrics) : strdup("{}");
+	info->metrics = cJSON_IsObject(metrics) ? cli_json_member_text(meta_json, "metrics") : NULL;
+	if (!info->metrics)
+		info->metrics = strdup("{}");
 	cJSON_Delete(meta);
 	return info->metrics ? 0 : cli_errorf("out of memory");
 }
