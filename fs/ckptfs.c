@@ -85,13 +85,14 @@ static void usage(FILE *f, const char *prog)
 		"                           mount (0 = store raw; default: the library's)\n"
 		"    -o ro                  read-only: no pending steps, every change EROFS\n"
 		"    -o log=FILE            append the log to FILE (default: stderr with -f,\n"
-		"                           else syslog, else %s)\n"
+		"                           else syslog, else $XDG_RUNTIME_DIR/ckptfs.log\n"
+		"                           or /tmp/ckptfs-<uid>.log: said at start)\n"
 		"    -o nonempty            allow a MOUNTPOINT that is not empty\n\n"
 		"Where errors go: a refused change (mkdir, cp, setfattr ...) fails with an\n"
 		"errno; the reason is logged (above) and kept: `ckpt status MOUNTPOINT`,\n"
 		"`getfattr -n user.ckpt.errors MOUNTPOINT` (or MOUNTPOINT/<pending step>),\n"
 		"`cat MOUNTPOINT/.ckptfs-errors`.\n",
-		prog, DEFAULT_MAX_OPEN_STEPS, default_log_hint());
+		prog, DEFAULT_MAX_OPEN_STEPS);
 }
 
 /* A usage error: the message, the one-line usage; exit status 2. */

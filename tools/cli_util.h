@@ -166,6 +166,7 @@ int cmd_gc(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
 
 /*
  * Preservation policy options shared by `gc` and `ls` (cmd_manage.c):
