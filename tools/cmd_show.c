@@ -5,6 +5,8 @@
  * store for each leaf's raw and stored size (ckpt_store_stat); items that
  * are not PyTrees are listed by their store keys. Nothing reads leaf data.
  */
+#include <fnmatch.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,13 +63,79 @@ static void json_sep(void)
 	json_first = 0;
 }
 
+/*
+ * What tree shows: rows filtered by --depth and --match, kept until the end
+ * so that the PATH column is as wide as the longest path, then a total.
+ */
+typedef struct tree_row {
+	char *path, *kind, *dtype, *shape;
+	int has_sizes;
+	uint64_t size, stored;
+} tree_row;
+
+static struct {
+	unsigned depth;	   /* --depth N: paths of at most N components (0: all) */
+	const char *match; /* --match GLOB on the full path, or NULL */
+	tree_row *rows;
+	size_t n, cap;
+	uint64_t size, stored, leaves; /* totals of the rows shown */
+	int oom;
+} tv;
+
+/* Is the row of full path shown (--depth, --match)? */
+static int shown_row(const char *full)
+{
+	unsigned comps = 1;
+	for (const char *q = full; *q; q++)
+		comps += *q == '/';
+	if (tv.depth && comps > tv.depth)
+		return 0;
+	return !tv.match || fnmatch(tv.match, full, 0) == 0;
+}
+
+static void keep_row(const char *full, const char *kind, const char *dtype, const char *shape,
+		     int has_sizes, uint64_t size, uint64_t stored)
+{
+	if (tv.n == tv.cap) {
+		size_t cap = tv.cap ? 2 * tv.cap : 64;
+		tree_row *r = realloc(tv.rows, cap * sizeof(*r));
+		if (!r) {
+			tv.oom = 1;
+			return;
+		}
+		tv.rows = r;
+		tv.cap = cap;
+	}
+	tree_row *r = &tv.rows[tv.n];
+	r->path = strdup(full);
+	r->kind = strdup(kind);
+	r->dtype = strdup(dtype ? dtype : "");
+	r->shape = strdup(shape ? shape : "");
+	r->has_sizes = has_sizes;
+	r->size = size;
+	r->stored = stored;
+	if (!r->path || !r->kind || !r->dtype || !r->shape) {
+		free(r->path), free(r->kind), free(r->dtype), free(r->shape);
+		tv.oom = 1;
+		return;
+	}
+	tv.n++;
+}
+
 static void row(tree_ctx *c, const char *path, const char *kind, const char *dtype,
 		const char *shape, const char *json_shape, int has_sizes, uint64_t size,
 		uint64_t stored)
 {
-	char a[32], b[32], full[4096];
+	char full[4096];
 
 	snprintf(full, sizeof(full), "%s%s%s", c->item, path[0] ? "/" : "", path);
+	if (!shown_row(full))
+		return;
+	if (has_sizes) {
+		tv.size += size;
+		tv.stored += stored;
+		tv.leaves++;
+	}
 	if (cli_json) {
 		json_sep();
 		printf("{\"path\": ");
@@ -81,11 +149,43 @@ static void row(tree_ctx *c, const char *path, const char *kind, const char *dty
 		printf("}");
 		return;
 	}
-	if (has_sizes)
-		printf("%-40s %-10s %-14s %-16s %12s %12s\n", full, kind, dtype ? dtype : "",
-		       shape ? shape : "", cli_size(a, size), cli_size(b, stored));
-	else
-		printf("%-40s %s\n", full, kind);
+	keep_row(full, kind, dtype, shape, has_sizes, size, stored);
+}
+
+/* Print the kept rows with the PATH column as wide as the longest path, and the total. */
+static void print_rows(void)
+{
+	int w = 40;
+	char a[32], b[32];
+	for (size_t i = 0; i < tv.n; i++)
+		if ((int)strlen(tv.rows[i].path) > w)
+			w = (int)strlen(tv.rows[i].path);
+	printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, "PATH", "KIND", "DTYPE", "SHAPE", "SIZE",
+	       "STORED");
+	for (size_t i = 0; i < tv.n; i++) {
+		const tree_row *r = &tv.rows[i];
+		if (r->has_sizes)
+			printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, r->path, r->kind, r->dtype,
+			       r->shape, cli_size(a, r->size), cli_size(b, r->stored));
+		else if (r->dtype[0]) /* an item and its handler */
+			printf("%-*s %-10s %s\n", w, r->path, r->kind, r->dtype);
+		else
+			printf("%-*s %s\n", w, r->path, r->kind);
+	}
+	printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, "total", "", "", "", cli_size(a, tv.size),
+	       cli_size(b, tv.stored));
+}
+
+static void free_rows(void)
+{
+	for (size_t i = 0; i < tv.n; i++) {
+		free(tv.rows[i].path);
+		free(tv.rows[i].kind);
+		free(tv.rows[i].dtype);
+		free(tv.rows[i].shape);
+	}
+	free(tv.rows);
+	memset(&tv, 0, sizeof(tv));
 }
 
 static int tree_cb(ckpt_tree *node, const char *path, void *payload)
@@ -174,16 +274,16 @@ static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
 			t = NULL;
 	}
 	if (start == NULL || start == t) {
-		if (cli_json) {
+		if (cli_json && shown_row(item)) {
 			json_sep();
 			printf("{\"path\": ");
 			cli_json_str(stdout, item);
 			printf(", \"kind\": \"item\", \"handler\": ");
 			cli_json_str(stdout, ckpt_step_item_typestr(p->step, idx));
 			printf("}");
-		} else {
-			printf("%-40s %-10s %s\n", item, "item",
-			       short_type(ckpt_step_item_typestr(p->step, idx)));
+		} else if (shown_row(item)) {
+			keep_row(item, "item", short_type(ckpt_step_item_typestr(p->step, idx)),
+				 NULL, 0, 0, 0);
 		}
 	}
 	if (t) {
@@ -204,17 +304,43 @@ static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
 	return rc < 0 ? cli_fail() : 0;
 }
 
-#define TREE_USAGE "ckpt tree PATH [--json] [--bytes]"
+#define TREE_USAGE "ckpt tree PATH [--depth N] [--match GLOB] [--json] [--bytes]"
+
+enum { OPT_DEPTH = 1300, OPT_MATCH };
+
+static int tree_opt(int c, const char *arg, void *payload)
+{
+	uint64_t v;
+	if (c == OPT_DEPTH) {
+		if (cli_parse_u64(&v, arg, 0) < 0 || v == 0 || v > 1000)
+			return -1;
+		tv.depth = (unsigned)v;
+		return 0;
+	}
+	if (c == OPT_MATCH) {
+		tv.match = arg;
+		return 0;
+	}
+	return -1;
+}
 
 int cmd_tree(int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"depth", required_argument, NULL, OPT_DEPTH},
+	    {"match", required_argument, NULL, OPT_MATCH},
+	    {0},
+	};
 	cli_path p;
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, TREE_USAGE,
 		       "List the items of a step (or the nodes of an item or subtree): path,\n"
-		       "kind, dtype, shape, raw size and stored (compressed) size, like h5ls -r.\n",
-		       NULL, NULL, NULL);
+		       "kind, dtype, shape, raw size and stored (compressed) size, like h5ls -r,\n"
+		       "and the total of the leaves listed.\n"
+		       "  --depth N      only paths of at most N components (state/params: 2)\n"
+		       "  --match GLOB   only paths matching GLOB ('*' crosses '/': '*kernel*')\n",
+		       opts, tree_opt, NULL);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
@@ -223,9 +349,6 @@ int cmd_tree(int argc, char **argv)
 		return 1;
 	if (cli_json)
 		printf("[");
-	else
-		printf("%-40s %-10s %-14s %-16s %12s %12s\n", "PATH", "KIND", "DTYPE", "SHAPE",
-		       "SIZE", "STORED");
 	if (p.item) {
 		rc = tree_item(&p, p.item, p.node);
 	} else {
@@ -235,6 +358,11 @@ int cmd_tree(int argc, char **argv)
 	}
 	if (cli_json)
 		printf("\n]\n");
+	else if (tv.oom)
+		rc = cli_errorf("out of memory");
+	else if (rc == 0)
+		print_rows();
+	free_rows();
 	cli_path_free(&p);
 	return rc;
 }
