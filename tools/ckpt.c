@@ -32,6 +32,8 @@ static const struct {
     {"wait", cmd_wait, "wait for a step newer than a given one (evaluators)"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
     {"import", cmd_import, "convert a step Orbax wrote into a native step"},
+    {"diff", cmd_diff, "compare two steps leaf by leaf (added, removed, changed, max diff)"},
+    {"du", cmd_du, "sizes of steps: raw, stored, unique and shared with other steps"},
     {"status", cmd_status, "pending steps and the last errors of a mount (or a root)"},
     {"complete", cmd_complete, NULL}, /* for the shell's completion; not listed */
 };

@@ -276,6 +276,39 @@ char *cli_json_member_text(const char *js, const char *key)
 	return NULL;
 }
 
+/* ---- trees ---- */
+
+const char *cli_kind_name(ckpt_tree_kind k)
+{
+	switch (k) {
+	case CKPT_TREE_DICT: return "dict";
+	case CKPT_TREE_LIST: return "list";
+	case CKPT_TREE_TUPLE: return "tuple";
+	case CKPT_TREE_NAMEDTUPLE: return "namedtuple";
+	case CKPT_TREE_NONE: return "none";
+	case CKPT_TREE_ARRAY: return "array";
+	case CKPT_TREE_INT: return "int";
+	case CKPT_TREE_FLOAT: return "float";
+	case CKPT_TREE_BOOL: return "bool";
+	case CKPT_TREE_STRING: return "string";
+	}
+	return "?";
+}
+
+/* numpy-style shape "(2, 3)", "(5,)", "()". */
+void cli_shape_text(char *buf, size_t cap, const ckpt_tree *t, int json)
+{
+	unsigned nd = ckpt_tree_ndim(t);
+	const uint64_t *sh = ckpt_tree_shape(t);
+	size_t n = (size_t)snprintf(buf, cap, "%s", json ? "[" : "(");
+
+	for (unsigned i = 0; i < nd && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+				      (unsigned long long)sh[i]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s%s", !json && nd == 1 ? "," : "", json ? "]" : ")");
+}
+
 /* ---- paths ---- */
 
 int cli_is_step_dir(const char *dir)

@@ -65,6 +65,11 @@ const char *cli_size_unit(char buf[40], uint64_t n);
  */
 char *cli_json_member_text(const char *js, const char *key);
 
+/* A tree node kind's name: "dict", "array", "int", ... */
+const char *cli_kind_name(ckpt_tree_kind k);
+/* An array's shape numpy-style, "(2, 3)", "(5,)", "()", or as JSON "[2, 3]". */
+void cli_shape_text(char *buf, size_t cap, const ckpt_tree *t, int json);
+
 /* Write s as a JSON string (quoted, escaped) to f. */
 void cli_json_str(FILE *f, const char *s);
 
@@ -116,6 +121,21 @@ char *cli_key(const char *item, const char *path);
  */
 int cli_raw_npy(ckpt_tree **out, uint64_t *data_off, ckpt_value *v, const char *key);
 
+/*
+ * An array's elements read as doubles (cli_array.c): from a leaf (or a raw
+ * .npy value), data starting at byte data_off of its file. Complex dtypes
+ * give two doubles (real, imaginary) per element.
+ */
+typedef struct cli_array {
+	ckpt_leaf *leaf;   /* borrowed; or */
+	ckpt_value *value; /* borrowed */
+	uint64_t data_off;
+	ckpt_dtype dt;
+	const char *name; /* for messages */
+} cli_array;
+/* Elements [first, first + count) into out (count or 2 * count doubles). 0 or 1 (printed). */
+int cli_array_doubles(const cli_array *a, uint64_t first, size_t count, double *out);
+
 /* Sum of the sizes of regular files under dir (0 if it does not exist). */
 uint64_t cli_du(const char *dir);
 /* Remove a directory tree. Returns 0 or -errno. */
@@ -166,6 +186,8 @@ int cmd_gc(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_du(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
 
 /*

@@ -12,37 +12,6 @@
 
 #include "cli_util.h"
 
-static const char *kind_name(ckpt_tree_kind k)
-{
-	switch (k) {
-	case CKPT_TREE_DICT: return "dict";
-	case CKPT_TREE_LIST: return "list";
-	case CKPT_TREE_TUPLE: return "tuple";
-	case CKPT_TREE_NAMEDTUPLE: return "namedtuple";
-	case CKPT_TREE_NONE: return "none";
-	case CKPT_TREE_ARRAY: return "array";
-	case CKPT_TREE_INT: return "int";
-	case CKPT_TREE_FLOAT: return "float";
-	case CKPT_TREE_BOOL: return "bool";
-	case CKPT_TREE_STRING: return "string";
-	}
-	return "?";
-}
-
-/* numpy-style shape "(2, 3)", "(5,)", "()". */
-static void fmt_shape(char *buf, size_t cap, const ckpt_tree *t, int json)
-{
-	unsigned nd = ckpt_tree_ndim(t);
-	const uint64_t *sh = ckpt_tree_shape(t);
-	size_t n = (size_t)snprintf(buf, cap, "%s", json ? "[" : "(");
-
-	for (unsigned i = 0; i < nd && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
-				      (unsigned long long)sh[i]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, "%s%s", !json && nd == 1 ? "," : "", json ? "]" : ")");
-}
-
 /* Short handler name: the last dotted component of the typestr. */
 static const char *short_type(const char *typestr)
 {
@@ -198,7 +167,7 @@ static int tree_cb(ckpt_tree *node, const char *path, void *payload)
 
 	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE) {
 		if (path[0]) /* the item's root is printed by the caller */
-			row(c, path, kind_name(k), NULL, NULL, NULL, 0, 0, 0);
+			row(c, path, cli_kind_name(k), NULL, NULL, NULL, 0, 0, 0);
 		return 0;
 	}
 	key = cli_key(c->item, path);
@@ -206,12 +175,12 @@ static int tree_cb(ckpt_tree *node, const char *path, void *payload)
 		has = 1;
 	free(key);
 	if (k == CKPT_TREE_ARRAY) {
-		fmt_shape(shape, sizeof(shape), node, 0);
-		fmt_shape(jshape, sizeof(jshape), node, 1);
+		cli_shape_text(shape, sizeof(shape), node, 0);
+		cli_shape_text(jshape, sizeof(jshape), node, 1);
 		row(c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(node)), shape, jshape, has,
 		    has ? info.size : 0, has ? info.stored_size : 0);
 	} else {
-		row(c, path, kind_name(k), NULL, NULL, NULL, has, has ? info.size : 0,
+		row(c, path, cli_kind_name(k), NULL, NULL, NULL, has, has ? info.size : 0,
 		    has ? info.stored_size : 0);
 	}
 	return 0;
@@ -248,8 +217,8 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 	r->bad |= bad != 0;
 	if (arr) {
 		char shape[CKPT_NPY_MAX_NDIM * 22 + 8], jshape[CKPT_NPY_MAX_NDIM * 22 + 8];
-		fmt_shape(shape, sizeof(shape), arr, 0);
-		fmt_shape(jshape, sizeof(jshape), arr, 1);
+		cli_shape_text(shape, sizeof(shape), arr, 0);
+		cli_shape_text(jshape, sizeof(jshape), arr, 1);
 		row(r->c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(arr)), shape, jshape, 1,
 		    info.size, info.stored_size);
 	} else {
@@ -390,7 +359,7 @@ static int print_raw_meta(ckpt_store *st, const char *key, const char *ind)
 	       ind, (unsigned long long)info->size, ind, (unsigned long long)info->stored_size, ind,
 	       info->crc32c);
 	if ((rc = cli_raw_npy(&arr, &off, v, key)) == 0 && arr) {
-		fmt_shape(shape, sizeof(shape), arr, 1);
+		cli_shape_text(shape, sizeof(shape), arr, 1);
 		printf(",\n%s  \"dtype\": \"%s\",\n%s  \"shape\": %s", ind,
 		       ckpt_dtype_name(ckpt_tree_dtype(arr)), ind, shape);
 	}
@@ -437,7 +406,7 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 	cli_json_str(stdout, path);
 	printf(",\n  \"name\": ");
 	cli_json_str(stdout, ckpt_tree_name(node));
-	printf(",\n  \"kind\": \"%s\"", kind_name(k));
+	printf(",\n  \"kind\": \"%s\"", cli_kind_name(k));
 	if (k == CKPT_TREE_NAMEDTUPLE) {
 		printf(",\n  \"namedtuple_type\": ");
 		cli_json_str(stdout, ckpt_tree_namedtuple_type(node));
@@ -451,7 +420,7 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 		printf("]");
 	}
 	if (k == CKPT_TREE_ARRAY) {
-		fmt_shape(shape, sizeof(shape), node, 1);
+		cli_shape_text(shape, sizeof(shape), node, 1);
 		printf(",\n  \"dtype\": \"%s\",\n  \"shape\": %s",
 		       ckpt_dtype_name(ckpt_tree_dtype(node)), shape);
 	}
