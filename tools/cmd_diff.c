@@ -348,7 +348,7 @@ int cmd_diff(int argc, char **argv)
 			if ((rc = compare_arrays(&r, &s[0], ea, &s[1], eb)))
 				goto done;
 			snprintf(detail, sizeof(detail),
-				 "%llu of %llu elements differ, max abs %.17g, max rel %.17g",
+				 "%llu of %llu elements differ, max abs %.9g, max rel %.9g",
 				 (unsigned long long)r.differing, (unsigned long long)r.total,
 				 r.max_abs, r.max_rel);
 			char ma[32] = "null", mr[32] = "null";
