@@ -66,14 +66,15 @@ static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_in
  * with `ckpt status MNT` or getfattr -n user.ckpt.errors MNT; docs/fs.md,
  * "Where errors go") and return err. ino is the directory changed in (or
  * the file changed), name the entry (NULL for the file itself). In a
- * finalized step the entry's name is not logged: rm -rf of a step would log
- * each of its files, where one line (counted) says it all.
+ * finalized step neither the operation nor the name is logged: rm -rf of a
+ * step would log each of its files and directories, where one line
+ * (counted) says it all.
  */
-static int refused_step(struct ckptfs *fs, const char *op, const char *step, int err)
+static int refused_step(struct ckptfs *fs, const char *step, int err)
 {
-	ckptfs_log("%s in step %s: a finalized step is read-only; delete it with `ckpt rm %s/%s`, "
-		   "or copy it to change it: cp -r MNT/%s MNT/<new step>",
-		   op, step, view_root_path(fs->view), step, step);
+	ckptfs_log("step %s is finalized, read-only: delete it with `ckpt rm %s/%s`, or copy it "
+		   "to change it: cp -r MNT/%s MNT/<new step>",
+		   step, view_root_path(fs->view), step, step);
 	return err;
 }
 
@@ -90,7 +91,7 @@ static int refused(struct ckptfs *fs, fuse_ino_t ino, const char *op, const char
 		ckptfs_log("%s %s: only steps can be made at the root: mkdir MNT/<step number>", op,
 			   name);
 	} else if (resolve(&vs, &node, fs, ino) == 0) {
-		refused_step(fs, op, vs->name, err);
+		refused_step(fs, vs->name, err);
 		view_put(fs->view, vs);
 	}
 	return err;
@@ -1041,7 +1042,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (parent == VIEW_ROOT_INO && fs->pend && view_find(&slot, fs->view, name))
 		pend_root_rmdir(req, name);
 	else if (parent == VIEW_ROOT_INO && !fs->ro && strcmp(name, "latest"))
-		fuse_reply_err(req, refused_step(fs, "rmdir", name, EROFS));
+		fuse_reply_err(req, refused_step(fs, name, EROFS));
 	else
 		fuse_reply_err(req, refused(fs, parent, "rmdir", name, EROFS));
 }
