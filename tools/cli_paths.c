@@ -214,12 +214,13 @@ int cli_explain_not_step(const char *arg, const char *path)
 
 	uint64_t pend;
 	if (pending_on_path(&pend, path) == 0)
-		return cli_errorf("'%s': step %llu is pending (not finalized yet; `ckpt` reads "
-				  "finalized steps): finalize it through the mount with setfattr -n "
-				  "user.ckpt.finalize -v 1 MNT/%llu, or unmounted with ckpt finalize "
-				  "ROOT/%llu",
-				  arg, (unsigned long long)pend, (unsigned long long)pend,
-				  (unsigned long long)pend);
+		return cli_errorf(
+		    "'%s': step %llu is pending (not finalized yet; `ckpt` reads "
+		    "finalized steps): finalize it through the mount with setfattr -n "
+		    "user.ckpt.finalize -v 1 MNT/%llu, or unmounted with ckpt finalize "
+		    "ROOT/%llu",
+		    arg, (unsigned long long)pend, (unsigned long long)pend,
+		    (unsigned long long)pend);
 	if (stat(path, &st) != 0) {
 		/* `latest` left as it is: its root has no finalized step */
 		const char *l = strstr(path, "/latest");
@@ -316,11 +317,13 @@ int cli_root_arg(char **out, const char *arg)
 		goto done;
 	}
 	if (stat(path, &st) != 0) {
-		rc = cli_errorf("%s: %s", arg, errno == ENOENT ? "no such directory" : strerror(errno));
+		rc = cli_errorf("%s: %s", arg,
+				errno == ENOENT ? "no such directory" : strerror(errno));
 		goto done;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		rc = cli_errorf("'%s' is a file, not a checkpoint root (a directory of steps)", arg);
+		rc =
+		    cli_errorf("'%s' is a file, not a checkpoint root (a directory of steps)", arg);
 		goto done;
 	}
 	if (cli_is_step_dir(path)) {

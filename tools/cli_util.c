@@ -276,6 +276,47 @@ char *cli_json_member_text(const char *js, const char *key)
 	return NULL;
 }
 
+void cli_json_pretty(FILE *f, const char *js)
+{
+	int depth = 0, in_str = 0;
+	for (const char *p = js; *p; p++) {
+		char c = *p;
+		if (in_str) {
+			fputc(c, f);
+			if (c == '\\' && p[1])
+				fputc(*++p, f);
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (c == '"') {
+			in_str = 1;
+			fputc(c, f);
+		} else if (c == '{' || c == '[') {
+			const char *q = p + 1;
+			while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+				q++;
+			if (*q == (c == '{' ? '}' : ']')) { /* empty: {} or [] */
+				fprintf(f, "%c%c", c, *q);
+				p = q;
+				continue;
+			}
+			fprintf(f, "%c\n%*s", c, 2 * ++depth, "");
+		} else if (c == '}' || c == ']') {
+			fprintf(f, "\n%*s%c", 2 * --depth, "", c);
+		} else if (c == ',') {
+			fprintf(f, ",\n%*s", 2 * depth, "");
+		} else if (c == ':') {
+			fputs(": ", f);
+		} else {
+			fputc(c, f);
+		}
+	}
+	fputc('\n', f);
+}
+
 /* ---- trees ---- */
 
 const char *cli_kind_name(ckpt_tree_kind k)

@@ -70,6 +70,12 @@ const char *cli_kind_name(ckpt_tree_kind k);
 /* An array's shape numpy-style, "(2, 3)", "(5,)", "()", or as JSON "[2, 3]". */
 void cli_shape_text(char *buf, size_t cap, const ckpt_tree *t, int json);
 
+/*
+ * Write the JSON text js to f indented by two spaces per level, a newline
+ * at the end; every token is written as it is (numbers keep their digits).
+ */
+void cli_json_pretty(FILE *f, const char *js);
+
 /* Write s as a JSON string (quoted, escaped) to f. */
 void cli_json_str(FILE *f, const char *s);
 

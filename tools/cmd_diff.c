@@ -22,8 +22,8 @@
 #define PIECE (64u << 10) /* elements compared at a time */
 
 typedef struct dleaf {
-	char *path; /* item/path */
-	char *item; /* borrowed from the step */
+	char *path;	       /* item/path */
+	char *item;	       /* borrowed from the step */
 	const ckpt_tree *node; /* NULL for a raw key */
 	ckpt_value_info info;
 	int has_info;
@@ -33,7 +33,7 @@ typedef struct dside {
 	cli_path p;
 	dleaf *l;
 	size_t n, cap;
-	const char *item; /* during a walk */
+	const char *item;	/* during a walk */
 	const char *raw_prefix; /* a raw item's inner path + "/", or "" */
 	int oom;
 } dside;
@@ -59,8 +59,8 @@ static void add_leaf(dside *d, const char *item, const char *path, const ckpt_tr
 		d->oom = 1;
 		return;
 	}
-	e->has_info = ckpt_store_stat(&e->info, ckpt_step_store(d->p.step), e->path,
-				      strlen(e->path)) == 0;
+	e->has_info =
+	    ckpt_store_stat(&e->info, ckpt_step_store(d->p.step), e->path, strlen(e->path)) == 0;
 	ckpt_error_clear();
 	d->n++;
 }
@@ -180,15 +180,17 @@ static int compare_arrays(cmp_result *r, dside *a, const dleaf *ea, dside *b, co
 			double d, m;
 			if (cplx) {
 				double dr = x[2 * k] - y[2 * k], di = x[2 * k + 1] - y[2 * k + 1];
-				int nan = isnan(x[2 * k]) || isnan(x[2 * k + 1]) || isnan(y[2 * k]) ||
-					  isnan(y[2 * k + 1]);
+				int nan = isnan(x[2 * k]) || isnan(x[2 * k + 1]) ||
+					  isnan(y[2 * k]) || isnan(y[2 * k + 1]);
 				if (nan) {
 					d = (isnan(x[2 * k]) == isnan(y[2 * k]) &&
 					     isnan(x[2 * k + 1]) == isnan(y[2 * k + 1]))
 						? 0
 						: NAN;
 				} else {
-					d = x[2 * k] == y[2 * k] && x[2 * k + 1] == y[2 * k + 1] ? 0 : hypot(dr, di);
+					d = x[2 * k] == y[2 * k] && x[2 * k + 1] == y[2 * k + 1]
+						? 0
+						: hypot(dr, di);
 				}
 				m = hypot(y[2 * k], y[2 * k + 1]);
 			} else {
@@ -298,7 +300,8 @@ int cmd_diff(int argc, char **argv)
 		return cli_usagef(DIFF_USAGE, "expected two steps and an optional PATH");
 	for (int i = 0; i < 2; i++) {
 		const char *path = argc - a == 3 ? argv[a + 2] : NULL;
-		if (asprintf(&arg[i], "%s%s%s", argv[a + i], path ? "/" : "", path ? path : "") < 0) {
+		if (asprintf(&arg[i], "%s%s%s", argv[a + i], path ? "/" : "", path ? path : "") <
+		    0) {
 			rc = cli_errorf("out of memory");
 			goto done;
 		}
@@ -359,7 +362,8 @@ int cmd_diff(int argc, char **argv)
 			snprintf(json, sizeof(json),
 				 ", \"differing\": %llu, \"elements\": %llu, \"max_abs\": %s, "
 				 "\"max_rel\": %s",
-				 (unsigned long long)r.differing, (unsigned long long)r.total, ma, mr);
+				 (unsigned long long)r.differing, (unsigned long long)r.total, ma,
+				 mr);
 			out_row("differs", ea->path, detail, json);
 		} else {
 			char va[120], vb[120];
@@ -374,8 +378,8 @@ int cmd_diff(int argc, char **argv)
 		       "\"removed\": %zu}\n",
 		       emitted ? "\n" : "", cnt[0], cnt[1], cnt[2], cnt[3], cnt[4]);
 	else
-		printf("%zu equal, %zu differ, %zu changed, %zu added, %zu removed\n", cnt[0], cnt[1],
-		       cnt[2], cnt[3], cnt[4]);
+		printf("%zu equal, %zu differ, %zu changed, %zu added, %zu removed\n", cnt[0],
+		       cnt[1], cnt[2], cnt[3], cnt[4]);
 	if (o.exit_code && cnt[1] + cnt[2] + cnt[3] + cnt[4])
 		rc = 1;
 done:

@@ -48,8 +48,8 @@ static int du_walk(const char *path, const struct stat *st, int type, struct FTW
 		dw.f = f;
 		dw.cap = cap;
 	}
-	dw.f[dw.n++] = (du_file){st->st_dev, st->st_ino, (uint64_t)st->st_size, st->st_nlink,
-				 dw.step};
+	dw.f[dw.n++] =
+	    (du_file){st->st_dev, st->st_ino, (uint64_t)st->st_size, st->st_nlink, dw.step};
 	return 0;
 }
 
@@ -154,7 +154,8 @@ int cmd_du(int argc, char **argv)
 	qsort(dw.f, dw.n, sizeof(*dw.f), by_inode);
 	for (size_t i = 0, j; i < dw.n; i = j) {
 		size_t nsteps = 0;
-		for (j = i; j < dw.n && dw.f[j].dev == dw.f[i].dev && dw.f[j].ino == dw.f[i].ino; j++)
+		for (j = i; j < dw.n && dw.f[j].dev == dw.f[i].dev && dw.f[j].ino == dw.f[i].ino;
+		     j++)
 			nsteps += j == i || dw.f[j].step != dw.f[j - 1].step;
 		int shared = nsteps > 1 || dw.f[i].nlink > (nlink_t)(j - i);
 		on_disk += dw.f[i].size;
@@ -175,16 +176,17 @@ int cmd_du(int argc, char **argv)
 		if (one)
 			on_disk += rows[i].stored;
 		if (cli_json) {
-			printf("%s{\"step\": %llu, \"raw\": %llu, \"stored\": %llu, \"unique\": %llu, "
-			       "\"shared\": %llu}",
-			       shown ? ",\n  " : "{\"steps\": [\n  ", (unsigned long long)rows[i].step,
-			       (unsigned long long)rows[i].raw, (unsigned long long)rows[i].stored,
-			       (unsigned long long)rows[i].unique,
-			       (unsigned long long)(rows[i].stored - rows[i].unique));
+			printf(
+			    "%s{\"step\": %llu, \"raw\": %llu, \"stored\": %llu, \"unique\": %llu, "
+			    "\"shared\": %llu}",
+			    shown ? ",\n  " : "{\"steps\": [\n  ", (unsigned long long)rows[i].step,
+			    (unsigned long long)rows[i].raw, (unsigned long long)rows[i].stored,
+			    (unsigned long long)rows[i].unique,
+			    (unsigned long long)(rows[i].stored - rows[i].unique));
 		} else {
 			if (!shown)
-				printf("%-12s %12s %12s %12s %12s\n", "STEP", "RAW", "STORED", "UNIQUE",
-				       "SHARED");
+				printf("%-12s %12s %12s %12s %12s\n", "STEP", "RAW", "STORED",
+				       "UNIQUE", "SHARED");
 			printf("%-12llu %12s %12s %12s %12s\n", (unsigned long long)rows[i].step,
 			       cli_size(r, rows[i].raw), cli_size(s, rows[i].stored),
 			       cli_size(u, rows[i].unique),

@@ -148,6 +148,14 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 			infos[i].keep = keep[i] || steps[i] == steps[n - 1]; /* invariant 1 */
 	}
 	if (metric && n) {
+		size_t with = 0;
+		for (size_t i = 0; i < n; i++)
+			with += sums[i].has_metric != 0;
+		if (!with) /* a typo (--metric los) would silently mark nothing best */
+			fprintf(stderr,
+				"ckpt: warning: no step has a number named '%s' in its metrics "
+				"(the newest step's metrics: %s)\n",
+				metric, infos[n - 1].metrics);
 		e = ckpt_preservation_best(&best, sums, n, &pol->p);
 		if (e == 0 && best < n)
 			infos[best].best = 1;

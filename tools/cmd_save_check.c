@@ -22,14 +22,14 @@
 
 /* StepMetadata members (Orbax's), those a step keeps or rewrites. */
 static const char *const known_keys[] = {
-    "item_handlers", "item_metadata",	       "metrics",	  "performance_metrics",
+    "item_handlers",	    "item_metadata",	      "metrics",	 "performance_metrics",
     "init_timestamp_nsecs", "commit_timestamp_nsecs", "custom_metadata",
 };
 
 static struct {
-	size_t base;	   /* length of the directory's path + 1 */
-	FILE *refused;	   /* "  path: reason\n" */
-	FILE *hidden;	   /* ", path" */
+	size_t base;   /* length of the directory's path + 1 */
+	FILE *refused; /* "  path: reason\n" */
+	FILE *hidden;  /* ", path" */
 	size_t nrefused, nhidden;
 } scan;
 
@@ -57,34 +57,49 @@ static int scan_cb(const char *path, const struct stat *st, int type, struct FTW
 	return FTW_CONTINUE;
 }
 
-/* Unknown members of DIR/_CHECKPOINT_METADATA: an error naming them. */
-static int check_step_metadata(const char *dir)
+/*
+ * The text of dir/_CHECKPOINT_METADATA (malloc'd), its path into path;
+ * NULL if it cannot be read (it is optional; the library reports a file it
+ * cannot read) or when out of memory.
+ */
+static char *read_step_metadata(char path[4096], const char *dir)
 {
-	char path[4096], *text = NULL;
-	size_t len = 0;
-	int rc = 0;
-	snprintf(path, sizeof(path), "%s/_CHECKPOINT_METADATA", dir);
+	char buf[4096], *text = NULL;
+	size_t len = 0, n;
+	snprintf(path, 4096, "%s/_CHECKPOINT_METADATA", dir);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return 0; /* optional; the library reports a file it cannot read */
+		return NULL;
 	FILE *m = open_memstream(&text, &len);
-	char buf[4096];
-	size_t n;
 	while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
 		fwrite(buf, 1, n, m);
 	fclose(f);
-	if (!m || fclose(m) != 0)
-		return cli_errorf("out of memory");
+	if (!m || fclose(m) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Unknown members of DIR/_CHECKPOINT_METADATA: an error naming them. */
+static int check_step_metadata(const char *dir)
+{
+	char path[4096], *text = read_step_metadata(path, dir);
+	int rc = 0;
+	if (!text)
+		return 0;
 	cJSON *doc = cJSON_Parse(text);
 	for (const cJSON *c = cJSON_IsObject(doc) ? doc->child : NULL; c && !rc; c = c->next) {
 		size_t k = 0;
-		while (k < sizeof(known_keys) / sizeof(known_keys[0]) && strcmp(known_keys[k], c->string))
+		while (k < sizeof(known_keys) / sizeof(known_keys[0]) &&
+		       strcmp(known_keys[k], c->string))
 			k++;
 		if (k == sizeof(known_keys) / sizeof(known_keys[0]))
-			rc = cli_errorf("%s: a step does not keep the key '%s' (nothing saved); put it "
-					"in \"metrics\" (numbers, e.g. --metric %s=...) or "
-					"\"custom_metadata\"",
-					path, c->string, c->string);
+			rc = cli_errorf(
+			    "%s: a step does not keep the key '%s' (nothing saved); put it "
+			    "in \"metrics\" (numbers, e.g. --metric %s=...) or "
+			    "\"custom_metadata\"",
+			    path, c->string, c->string);
 	}
 	cJSON_Delete(doc);
 	free(text);
@@ -120,8 +135,8 @@ int cli_save_check(const char *dir, int skip_extra)
 		rc = cli_errorf("nothing saved: %zu path%s in %s cannot be part of a step "
 				"(move %s out, or --skip-extra saves without %s):\n%s",
 				scan.nrefused, scan.nrefused > 1 ? "s" : "", dir,
-				scan.nrefused > 1 ? "them" : "it", scan.nrefused > 1 ? "them" : "it",
-				refused);
+				scan.nrefused > 1 ? "them" : "it",
+				scan.nrefused > 1 ? "them" : "it", refused);
 		goto done;
 	}
 	if (scan.nrefused)
@@ -168,19 +183,8 @@ int cli_save_metrics(char **out, const char *dir, const char *json, char *const 
 		return 0; /* the file's metrics, as the library reads them */
 	if (!(obj = cJSON_CreateObject()))
 		return cli_errorf("out of memory");
-	snprintf(path, sizeof(path), "%s/_CHECKPOINT_METADATA", dir);
-	FILE *f = fopen(path, "r");
-	if (f) {
-		size_t len = 0;
-		FILE *m = open_memstream(&file, &len);
-		char buf[4096];
-		size_t n;
-		while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-			fwrite(buf, 1, n, m);
-		fclose(f);
-		if (m)
-			fclose(m);
-		cJSON *doc = file ? cJSON_Parse(file) : NULL;
+	if ((file = read_step_metadata(path, dir))) {
+		cJSON *doc = cJSON_Parse(file);
 		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "metrics")))
 			fm = cli_json_member_text(file, "metrics");
 		cJSON_Delete(doc);

@@ -466,14 +466,14 @@ int cmd_meta(int argc, char **argv)
 		return 1;
 	if (!p.item) {
 		json = ckpt_step_metadata_json(p.step);
-		printf("%s\n", json ? json : "{}");
+		cli_json_pretty(stdout, json ? json : "{}");
 	} else if (p.node && p.node != p.tree) {
 		if (ckpt_tree_path(&path, p.node) < 0)
 			rc = cli_fail();
 		else
 			print_leaf_meta(&p, p.node, path);
 	} else if (ckpt_step_item_metadata_json(&json, p.step, p.item) == 0) {
-		printf("%s\n", json);
+		cli_json_pretty(stdout, json);
 	} else if (!p.inner || !p.inner[0]) {
 		/* An item of another handler: the handler and its files. */
 		size_t idx = 0;

@@ -129,9 +129,10 @@ int cmd_status(int argc, char **argv)
 			print_lines(perr, "");
 			printf("}");
 		} else {
-			printf("pending:  %llu, not finalized (`latest` does not count it); finalize "
-			       "it with ",
-			       n);
+			printf(
+			    "pending:  %llu, not finalized (`latest` does not count it); finalize "
+			    "it with ",
+			    n);
 			if (mnt)
 				printf("setfattr -n user.ckpt.finalize -v 1 %s/%llu\n", mnt, n);
 			else
