@@ -61,7 +61,9 @@ const char *cli_size_unit(char buf[40], uint64_t n);
 /*
  * The text of the top-level member `key` of the JSON object text js, as
  * written (cJSON would re-print numbers: 2.3000000000000003 as 2.3), or
- * NULL (absent, or out of memory). js must be valid JSON. malloc'd.
+ * NULL (absent, or out of memory). Keys are matched as written (a key
+ * spelled with escapes is not found). js should be valid JSON; any text is
+ * read only up to its end. malloc'd.
  */
 char *cli_json_member_text(const char *js, const char *key);
 
