@@ -44,6 +44,7 @@
 #include "error_private.h"
 #include "manager_private.h"
 #include "root_private.h"
+#include "step_private.h"
 #include "fsutil.h"
 
 #define ROOT_METADATA	  "_ROOT_METADATA"
