@@ -91,13 +91,13 @@ char *cli_real_path(const char *arg)
 	if (!p && !(p = strdup(arg)))
 		return NULL;
 	/* `latest` after a root that has no such entry: its newest finalized step. */
-	for (char *c = p; (c = strstr(c, "latest")); c += 6) {
+	for (size_t off = 0; strstr(p + off, "latest");) {
+		char *c = strstr(p + off, "latest"), num[24], save = c[6];
 		struct stat st;
 		uint64_t step;
-		char num[24];
+		off = (size_t)(c - p) + 6; /* where to look next unless replaced */
 		if ((c != p && c[-1] != '/') || (c[6] && c[6] != '/'))
 			continue;
-		char save = c[6];
 		c[6] = '\0';
 		int exists = lstat(p, &st) == 0;
 		c[6] = save;
@@ -114,7 +114,7 @@ char *cli_real_path(const char *arg)
 			free(p);
 			return NULL;
 		}
-		c = q + (c - p);
+		off = (size_t)(c - p) + strlen(num);
 		free(p);
 		p = q;
 	}

@@ -18,8 +18,12 @@ cat >"$T/v.c" <<'C'
 #include <ckpt/ckpt.h>
 int main(void) { printf("format %d.%d\n", CKPT_FORMAT_MAJOR, CKPT_FORMAT_MINOR); return ckpt_error_last() == NULL; }
 C
-# shellcheck disable=SC2046
-cc -o "$T/v" "$T/v.c" $(pkg-config --cflags ckpt) "$P/lib/libckpt.a" $(pkg-config --libs-only-l --static ckpt | sed 's/-lckpt//') -lm -pthread ||
+# a sanitizer build's library needs the sanitizer's runtime in the program too
+SAN=
+nm "$P/lib/libckpt.a" >"$T/nm" 2>/dev/null || true
+if grep -q __asan_init "$T/nm"; then SAN="-fsanitize=address,undefined"; fi
+# shellcheck disable=SC2046,SC2086
+cc $SAN -o "$T/v" "$T/v.c" $(pkg-config --cflags ckpt) "$P/lib/libckpt.a" $(pkg-config --libs-only-l --static ckpt | sed 's/-lckpt//') -lm -pthread ||
 	fail "a program built with pkg-config's flags"
 "$T/v" | grep -q '^format ' || fail "the program built against the install does not run"
 pass "ckpt.pc names PREFIX=$P (not the build's default)"
