@@ -634,23 +634,35 @@ static int array_stats(const cli_array *arr, const ckpt_tree *node)
 		size_t cnt = n - first < STATS_PIECE ? (size_t)(n - first) : STATS_PIECE;
 		if ((rc = cli_array_doubles(arr, first, cnt, x)))
 			break;
+		/* the piece's finite elements to the front, then its mean and squared
+		 * deviations in two passes over cache, merged into the totals (Chan et
+		 * al.: no division per element, no catastrophic cancellation) */
+		size_t m = 0;
 		for (size_t k = 0; k < cnt; k++) {
-			double v = x[k], d;
-			if (isnan(v)) {
+			double v = x[k];
+			if (isnan(v))
 				nan++;
-				continue;
-			}
-			if (isinf(v)) {
+			else if (isinf(v))
 				inf++;
-				continue;
-			}
-			fin++; /* Welford: one pass, no catastrophic cancellation */
-			d = v - mean;
-			mean += d / (double)fin;
-			m2 += d * (v - mean);
-			mn = v < mn ? v : mn;
-			mx = v > mx ? v : mx;
+			else
+				x[m++] = v;
 		}
+		if (!m)
+			continue;
+		double sum = 0, pm2 = 0;
+		for (size_t k = 0; k < m; k++) {
+			sum += x[k];
+			mn = x[k] < mn ? x[k] : mn;
+			mx = x[k] > mx ? x[k] : mx;
+		}
+		double pmean = sum / (double)m;
+		for (size_t k = 0; k < m; k++)
+			pm2 += (x[k] - pmean) * (x[k] - pmean);
+		uint64_t tot = fin + m;
+		double delta = pmean - mean;
+		mean += delta * (double)m / (double)tot;
+		m2 += pm2 + delta * delta * (double)fin * (double)m / (double)tot;
+		fin = tot;
 	}
 	free(x);
 	if (rc)

@@ -955,15 +955,16 @@ PYEOF
 		{ skip "cli" "ckpt save failed"; return; }
 	a=$(tm "$B/ckpt" diff "$d/root/1" "$d/root/2")
 	a=$(tm "$B/ckpt" diff "$d/root/1" "$d/root/2") # the second run: warm
+	# numpy as a user types it: in the arrays' own dtype
 	b=$(tm $PY -c 'import numpy as np, sys
-a = np.load(sys.argv[1]).astype(np.float64); b = np.load(sys.argv[2]).astype(np.float64)
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
 d = np.abs(a - b); nz = b != 0
 print(int((a != b).sum()), d.max(), (d[nz] / np.abs(b[nz])).max())' "$d/a/state/w.npy" "$d/b/state/w.npy")
 	row "ckpt diff of $((n * 4 >> 20)) MiB leaves vs numpy" "$a" "$b" s
 	a=$(tm "$B/ckpt" cat --stats "$d/root/1/state/w")
 	b=$(tm $PY -c 'import numpy as np, sys
-a = np.load(sys.argv[1]).astype(np.float64); f = a[np.isfinite(a)]
-print(f.size, f.min(), f.max(), f.mean(), f.std())' "$d/a/state/w.npy")
+a = np.load(sys.argv[1]); f = a[np.isfinite(a)]
+print(f.size, f.min(), f.max(), f.mean(dtype=np.float64), f.std(dtype=np.float64))' "$d/a/state/w.npy")
 	row "ckpt cat --stats of $((n * 4 >> 20)) MiB vs numpy" "$a" "$b" s
 	rm -rf "$d"
 }
