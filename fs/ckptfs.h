@@ -77,6 +77,8 @@ int ckptfs_errno_check(int code);
  */
 int ckptfs_log_open(const char *path);
 void ckptfs_log_close(void);
+/* Where log lines go: the log file's path, "stderr" or "syslog" (static). */
+const char *ckptfs_log_where(void);
 /*
  * The kept log lines, oldest first, one "TIME MESSAGE\n" each; with step
  * non-NULL only those naming "step <step>". Returns a malloc'd string (the

@@ -22,6 +22,7 @@
 #include "ckptfs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +58,8 @@ static struct {
 	FILE *file; /* -o log=FILE (or the default without syslog); NULL: syslog */
 } errlog = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+static char log_path[4096]; /* the -o log file's absolute path, "" if none */
+
 int ckptfs_log_open(const char *path)
 {
 	FILE *f = fopen(path, "ae");
@@ -64,7 +67,14 @@ int ckptfs_log_open(const char *path)
 		return errno;
 	setvbuf(f, NULL, _IOLBF, 0);
 	errlog.file = f;
+	if (!realpath(path, log_path))
+		snprintf(log_path, sizeof(log_path), "%s", path);
 	return 0;
+}
+
+const char *ckptfs_log_where(void)
+{
+	return log_path[0] ? log_path : ckptfs_foreground ? "stderr" : "syslog";
 }
 
 void ckptfs_log_close(void)

@@ -791,7 +791,8 @@ static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void
 
 /*
  * The root: ROOT's path (so `ckpt` finds the checkpoint behind a path in the
- * mount) and the daemon's last log lines (docs/fs.md, "Where errors go").
+ * mount), where the log goes and the daemon's last log lines (docs/fs.md,
+ * "Where errors go").
  */
 static int root_xattrs(struct ckptfs *fs, xattr_cb cb, void *p)
 {
@@ -799,7 +800,8 @@ static int root_xattrs(struct ckptfs *fs, xattr_cb cb, void *p)
 	int rc;
 	if (!errors)
 		return ENOMEM;
-	if (!(rc = emit(cb, p, XATTR_PREFIX "root", view_root_path(fs->view))))
+	if (!(rc = emit(cb, p, XATTR_PREFIX "root", view_root_path(fs->view))) &&
+	    !(rc = emit(cb, p, XATTR_PREFIX "log", ckptfs_log_where())))
 		rc = emit(cb, p, XATTR_PREFIX "errors", errors);
 	free(errors);
 	return rc < 0 ? -rc : 0;

@@ -66,7 +66,7 @@ int cmd_status(int argc, char **argv)
 	uint64_t *steps = NULL;
 	ckpt_pending_info *pend = NULL;
 	size_t nsteps = 0, npend = 0;
-	char *root = NULL, *errors = NULL;
+	char *root = NULL, *errors = NULL, *log = NULL;
 	const char *mnt = NULL;
 	int a, rc;
 
@@ -83,6 +83,7 @@ int cmd_status(int argc, char **argv)
 	if ((root = xattr_get(argv[a], "user.ckpt.root"))) {
 		mnt = argv[a];
 		errors = xattr_get(mnt, "user.ckpt.errors");
+		log = xattr_get(mnt, "user.ckpt.log");
 	} else if ((rc = cli_root_arg(&root, argv[a])) != 0) {
 		return rc;
 	}
@@ -99,6 +100,11 @@ int cmd_status(int argc, char **argv)
 			cli_json_str(stdout, mnt);
 		else
 			printf("null");
+		printf(", \"log\": ");
+		if (log)
+			cli_json_str(stdout, log);
+		else
+			printf("null");
 		printf(", \"steps\": %zu, \"latest\": ", nsteps);
 		if (nsteps)
 			printf("%llu", (unsigned long long)steps[nsteps - 1]);
@@ -108,7 +114,7 @@ int cmd_status(int argc, char **argv)
 	} else {
 		printf("root:     %s\n", root);
 		if (mnt)
-			printf("mount:    %s\n", mnt);
+			printf("mount:    %s\nlog:      %s\n", mnt, log ? log : "?");
 		printf("steps:    %zu finalized", nsteps);
 		if (nsteps)
 			printf(", latest %llu", (unsigned long long)steps[nsteps - 1]);
@@ -161,5 +167,6 @@ done:
 	ckpt_pending_list_free(pend, npend);
 	free(root);
 	free(errors);
+	free(log);
 	return rc;
 }

@@ -57,6 +57,8 @@ grep -q "ckpt status MOUNTPOINT" "$T/help" && grep -q -- "-o log=FILE" "$T/help"
 # --- in the background: -o log=FILE; without syslog, a file named at start ---
 t "$B/ckptfs" "$ROOT" "$MNT" -o log="$T/daemon.log" 2>"$T/start.err" || fail "ckptfs -o log: $(cat "$T/start.err")"
 must_fail "$EINVAL" mkdir "$MNT/best"
+[ "$(xattr "$MNT" user.ckpt.log)" = "$T/daemon.log" ] || fail "user.ckpt.log: $(xattr "$MNT" user.ckpt.log)"
+t "$CKPT" status "$MNT" | grep -qxF "log:      $T/daemon.log" || fail "ckpt status does not name the log file"
 t fusermount3 -u "$MNT"
 grep -q "mkdir best: only steps (decimal numbers) can be made at the root" "$T/daemon.log" ||
 	fail "-o log=FILE: $(cat "$T/daemon.log")"
@@ -109,7 +111,8 @@ grep -q "state/obj.npy" "$T/errors300" || fail "step 300's errors: $(cat "$T/err
 
 run_ckpt() { t "$CKPT" "$@" >"$T/out" 2>"$T/err"; }
 run_ckpt status "$MNT" || fail "ckpt status MNT: $(cat "$T/err")"
-grep -qF "pending:  300, not finalized" "$T/out" &&
+grep -qF "log:      stderr" "$T/out" &&
+	grep -qF "pending:  300, not finalized" "$T/out" &&
 	grep -qF "setfattr -n user.ckpt.finalize -v 1 $MNT/300" "$T/out" &&
 	grep -qF "mkdir best: only steps" "$T/out" &&
 	grep -qF "steps:    2 finalized, latest 200" "$T/out" || fail "ckpt status MNT: $(cat "$T/out")"
@@ -118,6 +121,7 @@ run_ckpt status --json "$MNT" || fail "ckpt status --json MNT"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["root"] == sys.argv[2] and s["steps"] == 2 and s["latest"] == 200, s
+assert s["log"] == "stderr", s
 assert [p["step"] for p in s["pending"]] == [300], s
 assert any("obj.npy" in e for e in s["pending"][0]["errors"]), s
 assert any("mkdir best" in e for e in s["errors"]), s
