@@ -2,8 +2,11 @@
  * fs/ckptfs.c — `ckptfs ROOT MNT [-f] [-d] [-o opt,...]`: options, session, teardown.
  *
  * Setup, in layers (teardown undoes them in reverse order):
- *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw;
- *      the rest goes to libfuse)
+ *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw,
+ *      log, nonempty; the rest goes to libfuse), each bad value named; the
+ *      start checks (ROOT a root, not a step; MOUNTPOINT not a mount already,
+ *      empty unless -o nonempty; docs/fs.md, "Options"); the log opened
+ *      (docs/fs.md, "Where errors go")
  *   2. the view of ROOT (first scan: a missing ROOT is an error) and, unless
  *      -o ro, the pending steps adopted (passthrough.c)
  *   3. session, signal handlers, mount (read-write unless -o ro), daemonize
