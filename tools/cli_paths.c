@@ -316,6 +316,14 @@ int cli_root_arg(char **out, const char *arg)
 		rc = cli_errorf("'%s' is inside step %s, not a checkpoint root", arg, step);
 		goto done;
 	}
+	uint64_t pend;
+	if (stat(path, &st) != 0 && strrchr(path, '/') && pending_on_path(&pend, path) == 0) {
+		/* a pending step seen in a mount: MNT/<n> has no ROOT/<n> on disk */
+		*strrchr(path, '/') = '\0';
+		rc = cli_errorf("'%s' is pending step %llu, not a checkpoint root: its root is %s",
+				arg, (unsigned long long)pend, path);
+		goto done;
+	}
 	if (stat(path, &st) != 0) {
 		rc = cli_errorf("%s: %s", arg,
 				errno == ENOENT ? "no such directory" : strerror(errno));

@@ -63,6 +63,7 @@ expect 1 "ckpt: '$MNT/100' is a step, not a checkpoint root: its root is $REAL_R
 mkdir "$MNT/300"
 expect 1 "ckpt: '$MNT/300': step 300 is pending (not finalized yet; \`ckpt\` reads finalized steps): finalize it through the mount with setfattr -n user.ckpt.finalize -v 1 MNT/300" tree "$MNT/300"
 expect 1 "step 300 is pending" tree "$ROOT/300"
+expect 1 "ckpt: '$MNT/300' is pending step 300, not a checkpoint root: its root is $REAL_ROOT" ls "$MNT/300"
 rmdir "$MNT/300"
 fs_umount
 echo "cli_paths: ok"
