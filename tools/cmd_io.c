@@ -298,7 +298,7 @@ int cmd_restore(int argc, char **argv)
 	cli_path p;
 	keylist kl = {0};
 	char *prefix = NULL;
-	int a, rc, force = 0;
+	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, RESTORE_USAGE,
 		       "Write a step (or one item, or a subtree or leaf of it) to DIR as plain\n"
