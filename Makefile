@@ -4,7 +4,8 @@
 #   make check           unit tests (cmocka), fuzz corpus replay, end-to-end tests
 #   make bench           benchmarks (tests/bench/), ratios against baselines
 #   make stress          the reliability suite (tests/stress/): kill storms, flips, faults
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (library, headers, ckpt.pc, binaries,
+#                        man pages ckpt(1) ckptfs(8), bash completion)
 #   make deps            install missing Debian packages
 #   make format          apply .clang-format
 #   SANITIZER=address,undefined   build everything with sanitizers
@@ -73,7 +74,10 @@ CKPTFS  := $(B)/ckptfs
 
 EXAMPLES := $(B)/examples/train
 
-all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc $(EXAMPLES)
+# Man pages, generated from the programs' --help (tools/mkman.sh): one source.
+MAN := $(B)/man/ckpt.1 $(if $(FS_SRC),$(B)/man/ckptfs.8)
+
+all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc $(EXAMPLES) $(MAN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -130,10 +134,24 @@ $(B)/examples/%: docs/examples/%.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
 
-$(B)/ckpt.pc: Makefile
+# ckpt.pc names PREFIX: made again whenever PREFIX differs from the one it was made with
+# (`make` then `make install PREFIX=/opt/ckpt` must not install /usr/local's).
+$(B)/prefix.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+
+$(B)/ckpt.pc: Makefile $(B)/prefix.txt
 	@mkdir -p $(@D)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ckpt\nDescription: ckptfs checkpoint library\nVersion: %s\nRequires.private: %s\nLibs: -L$${libdir} -lckpt\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(PKGS)' > $@
+
+$(B)/man/ckpt.1: $(CKPT) tools/mkman.sh
+	@mkdir -p $(@D)
+	bash tools/mkman.sh ckpt $(CKPT) $(VERSION) > $@.tmp && mv $@.tmp $@
+
+$(B)/man/ckptfs.8: $(CKPTFS) tools/mkman.sh
+	@mkdir -p $(@D)
+	bash tools/mkman.sh ckptfs $(CKPTFS) $(VERSION) > $@.tmp && mv $@.tmp $@
 
 check: all $(UNIT_BIN) $(FUZZ_BIN) $(TTOOL_BIN)
 	@bash tests/build/exports.sh $(LIB_SO) $(HEADERS) $(SYS_HEADERS)
@@ -166,6 +184,11 @@ install: all
 	install -m 644 $(B)/ckpt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(CKPT) $(DESTDIR)$(PREFIX)/bin/
 	if [ -f $(CKPTFS) ]; then install -m 755 $(CKPTFS) $(DESTDIR)$(PREFIX)/bin/; fi
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 $(B)/man/ckpt.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -f $(B)/man/ckptfs.8 ]; then install -m 644 $(B)/man/ckptfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/; fi
+	install -m 644 tools/ckpt-completion.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ckpt
 
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev libzstd-dev libcjson-dev zlib1g-dev \
             libprotobuf-c-dev protobuf-c-compiler libcmocka-dev attr python3-numpy \
@@ -180,7 +203,9 @@ format:
 clean:
 	rm -rf $(B)
 
-.PHONY: all check unit bench stress install deps format clean
+FORCE:
+
+.PHONY: all check unit bench stress install deps format clean FORCE
 .SECONDARY: $(PROTO_OBJ) $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -8,7 +8,7 @@
  * Without it: directories are dicts, "*.npy" files arrays, other files
  * scalars when ckpt_scalar_parse() guesses one, else strings; names are
  * unescaped (ckpt_key_unescape); names starting with '_' are reserved and
- * skipped.
+ * skipped, and so are hidden files ('.').
  *
  * Saving (ckpt_interchange_save): every item is read and validated first
  * with its arrays metadata-only (only .npy headers and file sizes are read);
@@ -245,9 +245,11 @@ static void free_ents(struct dirent **ents, int n)
 	free(ents);
 }
 
+/* Reserved names ('_') and hidden files ('.': .DS_Store, editors' swap files; no
+ * escaped key starts with '.') are not part of an item. */
 static int skip_name(const char *n)
 {
-	return !strcmp(n, ".") || !strcmp(n, "..") || n[0] == '_';
+	return n[0] == '.' || n[0] == '_';
 }
 
 /*
@@ -1058,7 +1060,7 @@ struct item_in {
 static char *json_field(const cJSON *root, const char *name)
 {
 	const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, name);
-	return cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
+	return cJSON_IsObject(o) ? ckpt_json_print_exact(o) : NULL;
 }
 
 /* An item of another handler than PyTree/Standard: its files as its handler

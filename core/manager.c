@@ -44,6 +44,7 @@
 #include "error_private.h"
 #include "manager_private.h"
 #include "root_private.h"
+#include "step_private.h"
 #include "fsutil.h"
 
 #define ROOT_METADATA	  "_ROOT_METADATA"
@@ -515,7 +516,7 @@ static int step_json(char **out, ckpt_manager *m, uint64_t step, int whole)
 	} else {
 		meta = cJSON_Parse(text);
 		const cJSON *mt = metrics_of(meta);
-		*out = mt ? cJSON_PrintUnformatted(mt) : strdup("{}");
+		*out = mt ? ckpt_json_print_exact(mt) : strdup("{}");
 	}
 	if (!*out)
 		rc = ckpt_error_nomem();

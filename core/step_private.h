@@ -35,6 +35,14 @@ int ckpt_step_writer_open_dir(ckpt_step_writer **out, const char *root, uint64_t
  * exactly (cJSON's doubles round nanoseconds); 0 if absent or not one. */
 int64_t ckpt_json_top_int(const char *js, const char *key);
 
+/*
+ * Compact JSON of obj (a cJSON *) whose numbers read back as the same
+ * doubles (cJSON alone prints 2.3000000000000003 as 2.3). Returns malloc'd
+ * text (free()) or NULL when out of memory.
+ */
+struct cJSON;
+char *ckpt_json_print_exact(const struct cJSON *obj);
+
 /* Set the init timestamp written at finalize (default: the time of open). */
 void ckpt_step_writer_set_init_time(ckpt_step_writer *w, int64_t ns);
 

@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,11 +167,53 @@ static int make_tmpdir(ckpt_step_writer *w)
 	return rc;
 }
 
+/*
+ * Numbers of a JSON tree made raw text, the shortest that reads back as the
+ * same double: cJSON prints 15 digits when they compare equal within an
+ * epsilon, so 2.3000000000000003 (a metric) came back as 2.3.
+ */
+static int exact_numbers(cJSON *node)
+{
+	for (cJSON *c = node ? node->child : NULL; c; c = c->next) {
+		if (cJSON_IsNumber(c)) {
+			char buf[32];
+			double d = c->valuedouble;
+			if (!isfinite(d))
+				continue; /* cJSON prints null for these */
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(buf, sizeof(buf), "%.*g", prec, d);
+				if (strtod(buf, NULL) == d)
+					break;
+			}
+			char *text = strdup(buf);
+			if (!text)
+				return ckpt_error_nomem();
+			c->type = cJSON_Raw;
+			c->valuestring = text;
+		} else if (exact_numbers(c) < 0) {
+			return CKPT_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+char *ckpt_json_print_exact(const cJSON *obj)
+{
+	cJSON *c = cJSON_Duplicate(obj, 1);
+	char *text = c && exact_numbers(c) == 0 ? cJSON_PrintUnformatted(c) : NULL;
+	cJSON_Delete(c);
+	return text;
+}
+
 /* Steal `obj` into `parent` under `name` (a copy, since the writer keeps its own). */
 static int add_copy(cJSON *parent, const char *name, const cJSON *obj)
 {
 	cJSON *c = cJSON_Duplicate(obj, 1);
 
+	if (c && exact_numbers(c) < 0) {
+		cJSON_Delete(c);
+		return CKPT_ENOMEM;
+	}
 	if (!c || !cJSON_AddItemToObject(parent, name, c)) {
 		cJSON_Delete(c);
 		return ckpt_error_nomem();

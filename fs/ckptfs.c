@@ -2,8 +2,11 @@
  * fs/ckptfs.c — `ckptfs ROOT MNT [-f] [-d] [-o opt,...]`: options, session, teardown.
  *
  * Setup, in layers (teardown undoes them in reverse order):
- *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw;
- *      the rest goes to libfuse)
+ *   1. options (fuse_opt: cache_size, max_open_steps, compression_level, ro/rw,
+ *      log, nonempty; the rest goes to libfuse), each bad value named; the
+ *      start checks (ROOT a root, not a step; MOUNTPOINT not a mount already,
+ *      empty unless -o nonempty; docs/fs.md, "Options"); the log opened
+ *      (docs/fs.md, "Where errors go")
  *   2. the view of ROOT (first scan: a missing ROOT is an error) and, unless
  *      -o ro, the pending steps adopted (passthrough.c)
  *   3. session, signal handlers, mount (read-write unless -o ro), daemonize
@@ -15,10 +18,12 @@
 #include "ckptfs.h"
 #include "passthrough.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,21 +43,39 @@
 struct options {
 	const char *root;
 	char *cache_size;
-	unsigned max_open_steps;
-	int compression_level;
+	char *max_open_steps;
+	char *compression_level;
+	char *log;
 	int ro;
+	int nonempty;
 	char *safetensors_sep;
 };
 
 static const struct fuse_opt opt_spec[] = {
 	{"cache_size=%s", offsetof(struct options, cache_size), 0},
-	{"max_open_steps=%u", offsetof(struct options, max_open_steps), 0},
-	{"compression_level=%d", offsetof(struct options, compression_level), 0},
+	{"max_open_steps=%s", offsetof(struct options, max_open_steps), 0},
+	{"compression_level=%s", offsetof(struct options, compression_level), 0},
+	{"log=%s", offsetof(struct options, log), 0},
+	{"nonempty", offsetof(struct options, nonempty), 1},
 	{"ro", offsetof(struct options, ro), 1},
 	{"rw", offsetof(struct options, ro), 0},
 	{"safetensors_sep=%s", offsetof(struct options, safetensors_sep), 0},
 	FUSE_OPT_END,
 };
+
+/* Where the log goes in the background when there is no syslog (no /dev/log). */
+static const char *default_log_hint(void)
+{
+	static char path[PATH_MAX];
+	const char *run = getenv("XDG_RUNTIME_DIR");
+	if (run && run[0] == '/')
+		snprintf(path, sizeof(path), "%s/ckptfs.log", run);
+	else
+		snprintf(path, sizeof(path), "/tmp/ckptfs-%u.log", (unsigned)getuid());
+	return path;
+}
+
+#define SHORT_USAGE "usage: %s ROOT MOUNTPOINT [-f] [-d] [-o opt,...]   (--help for more)\n"
 
 static void usage(FILE *f, const char *prog)
 {
@@ -69,8 +92,133 @@ static void usage(FILE *f, const char *prog)
 		"                           mount (0 = store raw; default: the library's)\n"
 		"    -o ro                  read-only: no pending steps, every change EROFS\n"
 		"    -o safetensors_sep=C   joins keys into the tensor names of\n"
-		"                           <item>.safetensors (default '.')\n",
+		"                           <item>.safetensors (default '.')\n"
+		"    -o log=FILE            append the log to FILE (default: stderr with -f,\n"
+		"                           else syslog, else $XDG_RUNTIME_DIR/ckptfs.log\n"
+		"                           or /tmp/ckptfs-<uid>.log: said at start)\n"
+		"    -o nonempty            allow a MOUNTPOINT that is not empty\n\n"
+		"Where errors go: a refused change (mkdir, cp, setfattr ...) fails with an\n"
+		"errno; the reason is logged (above) and kept: `ckpt status MOUNTPOINT`,\n"
+		"`getfattr -n user.ckpt.errors MOUNTPOINT` (or MOUNTPOINT/<pending step>),\n"
+		"`cat MOUNTPOINT/.ckptfs-errors`.\n",
 		prog, DEFAULT_MAX_OPEN_STEPS);
+}
+
+/* A usage error: the message, the one-line usage; exit status 2. */
+static int usage_error(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n" SHORT_USAGE, prog);
+	va_end(ap);
+	return 2;
+}
+
+/* An -o option's number in [lo, hi]; else 2 (message printed). */
+static int parse_num_opt(long *out, const char *prog, const char *name, const char *s, long lo,
+			 long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!errno && end != s && !*end && v >= lo && v <= hi) {
+		*out = v;
+		return 0;
+	}
+	return usage_error(prog, "bad value '%s' for -o %s: want a whole number from %ld to %ld",
+			   s, name, lo, hi);
+}
+
+/*
+ * ROOT must be a checkpoint root: an existing directory, not a step
+ * (holding ckpt.db) nor a pending step's directory. Returns 0 or 1
+ * (message printed, naming what to mount instead).
+ */
+static int check_root(const char *prog, const char *root)
+{
+	char path[PATH_MAX], parent[PATH_MAX];
+	struct stat st;
+	if (stat(root, &st)) {
+		fprintf(stderr, "%s: %s: %s\n", prog, root,
+			errno == ENOENT ? "no such directory" : strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: %s: not a directory\n", prog, root);
+		return 1;
+	}
+	snprintf(parent, sizeof(parent), "%s/..", root);
+	if (!realpath(parent, path))
+		snprintf(path, sizeof(path), "%s/..", root);
+	snprintf(parent, sizeof(parent), "%s/ckpt.db", root);
+	if (access(parent, F_OK) == 0) {
+		fprintf(stderr,
+			"%s: %s is a step (it holds ckpt.db), not a checkpoint root; mount the "
+			"root that holds it: %s %s MOUNTPOINT\n",
+			prog, root, prog, path);
+		return 1;
+	}
+	snprintf(parent, sizeof(parent), "%s/files", root);
+	if (strstr(root, ".ckpt-tmp-") && access(parent, F_OK) == 0) {
+		fprintf(stderr,
+			"%s: %s is a pending step, not a checkpoint root; mount the root that "
+			"holds it: %s %s MOUNTPOINT\n",
+			prog, root, prog, path);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The mount point must be a directory that is not a mount point already
+ * (a second mount would stack on the first) and, unless -o nonempty, empty
+ * (its files would be hidden). Returns 0 or 1 (message printed).
+ */
+static int check_mountpoint(const char *prog, const char *mnt, int nonempty)
+{
+	char up[PATH_MAX];
+	struct stat st, pst;
+	if (stat(mnt, &st)) {
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"%s: %s: a mount whose daemon is gone (%s): unmount it first: "
+				"fusermount3 -u %s\n",
+				prog, mnt, strerror(errno), mnt);
+		else
+			fprintf(stderr, "%s: mount point %s: %s\n", prog, mnt, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: mount point %s: not a directory\n", prog, mnt);
+		return 1;
+	}
+	snprintf(up, sizeof(up), "%s/..", mnt);
+	if (stat(up, &pst) == 0 && (pst.st_dev != st.st_dev || pst.st_ino == st.st_ino)) {
+		fprintf(stderr,
+			"%s: %s is already a mount point; unmount it first (fusermount3 -u %s) "
+			"or choose another directory\n",
+			prog, mnt, mnt);
+		return 1;
+	}
+	DIR *d = opendir(mnt);
+	struct dirent *e;
+	int empty = 1;
+	while (d && empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	if (!empty && !nonempty) {
+		fprintf(stderr,
+			"%s: mount point %s is not empty (its files would be hidden while "
+			"mounted); use an empty directory, or -o nonempty\n",
+			prog, mnt);
+		return 1;
+	}
+	return 0;
 }
 
 /* The first non-option is ROOT; keep the second (the mount point) for libfuse. */
@@ -315,7 +463,9 @@ static int user_max_threads(int argc, char *argv[])
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = {.max_open_steps = DEFAULT_MAX_OPEN_STEPS, .compression_level = -1};
+	struct options o = {0};
+	unsigned max_open_steps = DEFAULT_MAX_OPEN_STEPS;
+	int compression_level = -1;
 	struct fuse_cmdline_opts co = {0};
 	struct fuse_loop_config *lc = NULL;
 	struct ckptfs fs = {.uid = getuid(), .gid = getgid()};
@@ -337,7 +487,7 @@ int main(int argc, char *argv[])
 
 	/* 1. options */
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) || fuse_parse_cmdline(&args, &co)) {
-		usage(stderr, argv[0]);
+		fprintf(stderr, SHORT_USAGE, argv[0]);
 		ret = 2;
 		goto out_args;
 	}
@@ -357,39 +507,55 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (!o.root || !co.mountpoint) {
-		fprintf(stderr, "%s: need ROOT and MOUNTPOINT\n", argv[0]);
-		usage(stderr, argv[0]);
-		ret = 2;
+		ret = usage_error(argv[0], "need ROOT and MOUNTPOINT");
 		goto out_args;
 	}
-	if ((o.cache_size && parse_size(&cache_size, o.cache_size)) || o.max_open_steps == 0 ||
-	    o.compression_level < -1 || o.compression_level > 19 ||
-	    (o.safetensors_sep && strlen(o.safetensors_sep) != 1)) {
-		fprintf(stderr,
-			"%s: bad cache_size, max_open_steps, compression_level or safetensors_sep\n",
-			argv[0]);
-		usage(stderr, argv[0]);
-		ret = 2;
+	long num = 0;
+	if (o.cache_size && parse_size(&cache_size, o.cache_size)) {
+		ret = usage_error(argv[0], "bad value '%s' for -o cache_size: want %s", o.cache_size,
+				  "a size such as 256M, 1G or 1048576");
 		goto out_args;
 	}
+	if (o.max_open_steps) {
+		if ((ret = parse_num_opt(&num, argv[0], "max_open_steps", o.max_open_steps, 1,
+					 1 << 20)))
+			goto out_args;
+		max_open_steps = (unsigned)num;
+	}
+	if (o.compression_level) {
+		if ((ret = parse_num_opt(&num, argv[0], "compression_level", o.compression_level, 0,
+					 19)))
+			goto out_args;
+		compression_level = (int)num;
+	}
+	ret = 1;
+	if (check_root(argv[0], o.root) || check_mountpoint(argv[0], co.mountpoint, o.nonempty))
+		goto out_args;
 	fs.ro = o.ro;
-	fs.compression_level = o.compression_level;
+	fs.compression_level = compression_level;
 	if ((o.ro && fuse_opt_add_arg(&args, "-oro")) || fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions")) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);
 		goto out_args;
 	}
 	ckptfs_foreground = co.foreground;
+	/* The log: -o log=FILE; in the background without syslog, a file we name. */
+	const char *log = o.log;
+	int no_syslog = !log && !co.foreground && access("/dev/log", W_OK) != 0;
+	if (no_syslog)
+		log = default_log_hint();
+	if (log && (rc = ckptfs_log_open(log))) {
+		fprintf(stderr, "%s: -o log=%s: %s\n", argv[0], log, strerror(rc));
+		goto out_args;
+	}
 
 	/* 2. the view */
 	char *root = realpath(o.root, NULL);
-	struct stat rst;
-	if (!root || stat(root, &rst) || !S_ISDIR(rst.st_mode)) {
-		fprintf(stderr, "%s: %s: not a directory\n", argv[0], o.root);
-		free(root);
+	if (!root) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], o.root, strerror(errno));
 		goto out_args;
 	}
-	struct view_config vc = {.cache_size = cache_size, .max_open_steps = o.max_open_steps,
+	struct view_config vc = {.cache_size = cache_size, .max_open_steps = max_open_steps,
 				 .st_sep = o.safetensors_sep ? o.safetensors_sep[0] : '.'};
 	rc = view_new(&fs.view, root, &vc);
 	free(root);
@@ -404,7 +570,7 @@ int main(int argc, char *argv[])
 	/* 3. session */
 	fs.se = fuse_session_new(&args, &ckptfs_ops, sizeof(ckptfs_ops), &fs);
 	if (!fs.se) { /* it has printed which option it did not know */
-		usage(stderr, argv[0]);
+		fprintf(stderr, SHORT_USAGE, argv[0]);
 		ret = 2;
 		goto out_view;
 	}
@@ -413,6 +579,8 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(fs.se, co.mountpoint))
 		goto out_signals;
 	mounted = 1;
+	if (no_syslog)
+		fprintf(stderr, "%s: no syslog here (/dev/log): the log goes to %s\n", argv[0], log);
 	if (fuse_daemonize(co.foreground))
 		goto out_unmount;
 
@@ -467,6 +635,10 @@ out_args:
 	free(co.mountpoint);
 	free(o.cache_size);
 	free(o.safetensors_sep);
+	free(o.max_open_steps);
+	free(o.compression_level);
+	free(o.log);
+	ckptfs_log_close();
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs.bg_cond);
 	pthread_mutex_destroy(&fs.bg_lock);

@@ -70,6 +70,35 @@ int ckptfs_errno_write(int code, const char *what);
 int ckptfs_errno_check(int code);
 
 /*
+ * The log (errmap.c). ckptfs_log (view.h) writes a line to stderr in the
+ * foreground, else to the file ckptfs_log_open opened (-o log=FILE, or the
+ * default when there is no syslog), else to syslog; it also keeps the last
+ * lines in memory. ckptfs_log_open returns 0 or an errno.
+ */
+int ckptfs_log_open(const char *path);
+void ckptfs_log_close(void);
+/* Where log lines go: the log file's path, "stderr" or "syslog" (static). */
+const char *ckptfs_log_where(void);
+/*
+ * The kept log lines, oldest first, one "TIME MESSAGE\n" each; with step
+ * non-NULL only those naming "step <step>". Returns a malloc'd string (the
+ * caller frees it; "" if none) or NULL when out of memory.
+ */
+char *ckptfs_errors(const char *step);
+
+/*
+ * MNT/.ckptfs-errors (errfile.c): the kept log lines as a read-only file,
+ * found by lookup at the root only. Inode 3 (the root is 1, `latest` 2,
+ * inodes inside steps are above 2^32).
+ */
+#define CKPTFS_ERRFILE_NAME ".ckptfs-errors"
+#define CKPTFS_ERRFILE_INO 3u
+void ckptfs_errfile_attr(struct stat *st, const struct ckptfs *fs);
+void ckptfs_errfile_open(fuse_req_t req, struct fuse_file_info *fi);
+void ckptfs_errfile_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void ckptfs_errfile_release(fuse_req_t req, struct fuse_file_info *fi);
+
+/*
  * Queue an invalidation of the kernel's entry `name` in directory parent, to
  * be sent by the rescan thread (never from inside a request handler), and
  * wake that thread; with rescan, it also re-reads ROOT.

@@ -61,6 +61,42 @@ static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_in
 	return 0;
 }
 
+/*
+ * A change refused outside pending steps: log why (the user reads it back
+ * with `ckpt status MNT` or getfattr -n user.ckpt.errors MNT; docs/fs.md,
+ * "Where errors go") and return err. ino is the directory changed in (or
+ * the file changed), name the entry (NULL for the file itself). In a
+ * finalized step neither the operation nor the name is logged: rm -rf of a
+ * step would log each of its files and directories, where one line
+ * (counted) says it all.
+ */
+static int refused_step(struct ckptfs *fs, const char *step, int err)
+{
+	ckptfs_log("step %s is finalized, read-only: delete it with `ckpt rm %s/%s`, or copy it "
+		   "to change it: cp -r MNT/%s MNT/<new step>",
+		   step, view_root_path(fs->view), step, step);
+	return err;
+}
+
+
+static int refused(struct ckptfs *fs, fuse_ino_t ino, const char *op, const char *name, int err)
+{
+	struct vstep *vs = NULL;
+	uint32_t node;
+	if (!name)
+		name = "";
+	if (fs->ro) {
+		ckptfs_log("%s %s: mounted read-only (-o ro)", op, name);
+	} else if (ino == VIEW_ROOT_INO) {
+		ckptfs_log("%s %s: only steps can be made at the root: mkdir MNT/<step number>", op,
+			   name);
+	} else if (resolve(&vs, &node, fs, ino) == 0) {
+		refused_step(fs, vs->name, err);
+		view_put(fs->view, vs);
+	}
+	return err;
+}
+
 static void base_attr(struct stat *st, const struct ckptfs *fs, uint64_t ino, struct timespec t)
 {
 	memset(st, 0, sizeof(*st));
@@ -165,6 +201,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err = 0, rc;
 
 	if (parent == VIEW_ROOT_INO) {
+		if (strcmp(name, CKPTFS_ERRFILE_NAME) == 0) {
+			ckptfs_errfile_attr(&st, fs);
+			step_entry(&e, &st, 0);
+			e.attr_timeout = 0;
+			goto done;
+		}
 		if (strcmp(name, "latest") == 0) {
 			if ((err = latest_attr(&st, fs)))
 				goto done;
@@ -256,6 +298,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	} else if (ino == VIEW_LATEST_INO) {
 		err = latest_attr(&st, fs);
 		timeout = CKPTFS_ROOT_TIMEOUT;
+	} else if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_attr(&st, fs);
+		timeout = 0;
 	} else if (fi && fi->fh && ino >> 32) {
 		/* An open file: its step may be gone from the root, the file is not. */
 		const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
@@ -496,8 +541,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pend_open(req, ino, fi);
 		return;
 	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_open(req, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		err = EROFS;
+		err = refused(fs, ino, "open for writing", NULL, EROFS);
 		goto done;
 	}
 	if (ino == VIEW_ROOT_INO) {
@@ -551,6 +600,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		pend_read(req, ino, size, off, fi);
 		return;
 	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_read(req, size, off, fi);
+		return;
+	}
 	const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
 	const struct vnode *n = &of->vs->nodes[of->node];
 	char *buf = NULL;
@@ -590,6 +643,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	if (pend_is_ino(ino)) {
 		pend_release(req, ino, fi);
+		return;
+	}
+	if (ino == CKPTFS_ERRFILE_INO) {
+		ckptfs_errfile_release(req, fi);
 		return;
 	}
 	struct ofile *of = (struct ofile *)(uintptr_t)fi->fh;
@@ -749,13 +806,33 @@ static int safetensors_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb 
 	return emit(cb, p, XATTR_PREFIX "left_out", buf);
 }
 
+/*
+ * The root: ROOT's path (so `ckpt` finds the checkpoint behind a path in the
+ * mount), where the log goes and the daemon's last log lines (docs/fs.md,
+ * "Where errors go").
+ */
+static int root_xattrs(struct ckptfs *fs, xattr_cb cb, void *p)
+{
+	char *errors = ckptfs_errors(NULL);
+	int rc;
+	if (!errors)
+		return ENOMEM;
+	if (!(rc = emit(cb, p, XATTR_PREFIX "root", view_root_path(fs->view))) &&
+	    !(rc = emit(cb, p, XATTR_PREFIX "log", ckptfs_log_where())))
+		rc = emit(cb, p, XATTR_PREFIX "errors", errors);
+	free(errors);
+	return rc < 0 ? -rc : 0;
+}
+
 /* Enumerate the xattrs of ino; returns an errno. */
 static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 {
 	struct vstep *vs = NULL;
 	uint32_t node;
 	int err, rc = 0;
-	if (ino == VIEW_ROOT_INO || ino == VIEW_LATEST_INO)
+	if (ino == VIEW_ROOT_INO)
+		return root_xattrs(fs, cb, p);
+	if (ino == VIEW_LATEST_INO || ino == CKPTFS_ERRFILE_INO)
 		return 0;
 	if (pend_is_ino(ino))
 		return fs->pend ? pend_xattrs(fs->pend, ino, cb, p) : ENOENT;
@@ -900,27 +977,46 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 /* ---- writes: pending steps take them, everything else is read-only ---- */
 
-/*
- * The errno for a change at the root (name: a step) or in a finalized step:
- * EROFS for finalized steps and with -o ro; EINVAL for other names at the root.
- */
-static int refuse(const struct ckptfs *fs, fuse_ino_t parent)
+/* The errno for a new entry at the root or in a finalized step: EINVAL at the root (rw). */
+static int refuse(struct ckptfs *fs, fuse_ino_t parent, const char *op, const char *name)
 {
-	return parent == VIEW_ROOT_INO && !fs->ro ? EINVAL : EROFS;
+	return refused(fs, parent, op, name,
+		       parent == VIEW_ROOT_INO && !fs->ro ? EINVAL : EROFS);
 }
 
+/* Is ino a finalized step's own directory? */
+static int is_step_dir(struct ckptfs *fs, fuse_ino_t ino)
+{
+	struct vstep *vs = NULL;
+	uint32_t node;
+	if (resolve(&vs, &node, fs, ino))
+		return 0;
+	int is = vs->nodes[node].type == VN_STEP;
+	view_put(fs->view, vs);
+	return is;
+}
+
+/*
+ * user.ckpt.finalize=1 on a finalized step does nothing and succeeds, as
+ * `ckpt finalize` of a finalized step does; other changes are EROFS.
+ */
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	struct ckptfs *fs = fs_of(req);
 	if (pend_is_ino(ino))
 		pend_setxattr(req, ino, name, value, size);
+	else if (!strcmp(name, XATTR_PREFIX "finalize") && size == 1 && value[0] == '1' &&
+		 is_step_dir(fs, ino))
+		fuse_reply_err(req, 0);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs, ino, "setfattr", name, EROFS));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, pend_is_ino(ino) ? ENOTSUP : EROFS);
+	fuse_reply_err(req, pend_is_ino(ino) ? ENOTSUP
+					     : refused(fs_of(req), ino, "setfattr -x", name, EROFS));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -929,14 +1025,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (pend_is_ino(ino))
 		pend_setattr(req, ino, attr, to_set, fi);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs_of(req), ino, "setattr", NULL, EROFS));
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
 	/* Pending steps hold regular files and directories only. */
-	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent));
+	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent, "mknod", name));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -951,7 +1047,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	else if (parent == VIEW_ROOT_INO && !fs->ro)
 		fuse_reply_err(req, EEXIST); /* a finalized step, or `latest` */
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs, parent, "mkdir", name, EROFS));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -959,7 +1055,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (pend_is_ino(parent))
 		pend_unlink(req, parent, name, 0);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs_of(req), parent, "rm", name, EROFS));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -970,38 +1066,52 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		pend_unlink(req, parent, name, 1);
 	else if (parent == VIEW_ROOT_INO && fs->pend && view_find(&slot, fs->view, name))
 		pend_root_rmdir(req, name);
+	else if (parent == VIEW_ROOT_INO && !fs->ro && strcmp(name, "latest"))
+		fuse_reply_err(req, refused_step(fs, name, EROFS));
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs, parent, "rmdir", name, EROFS));
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent));
+	fuse_reply_err(req, pend_is_ino(parent) ? EPERM : refuse(fs_of(req), parent, "ln -s", name));
 }
 
 /*
  * Within one pending step: passthrough. Out of a finalized step into a
  * pending one: EXDEV, so mv copies (and then fails to delete the source).
- * Steps themselves are not renamed (EINVAL), nothing goes into a finalized
+ * Steps themselves are not renamed, nor is anything moved to or from the
+ * root (EPERM: mv says "Operation not permitted"; EINVAL made it say
+ * "cannot move to a subdirectory of itself"); nothing goes into a finalized
  * step (EROFS).
  */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	struct ckptfs *fs = fs_of(req);
-	if (pend_is_ino(parent) && pend_is_ino(newparent))
+	if (pend_is_ino(parent) && pend_is_ino(newparent)) {
 		pend_rename(req, parent, name, newparent, newname, flags);
-	else if (fs->ro || (newparent != VIEW_ROOT_INO && !pend_is_ino(newparent)))
-		fuse_reply_err(req, EROFS);
-	else if (parent == VIEW_ROOT_INO || newparent == VIEW_ROOT_INO)
-		fuse_reply_err(req, EINVAL);
-	else
+	} else if (fs->ro || (newparent != VIEW_ROOT_INO && !pend_is_ino(newparent))) {
+		fuse_reply_err(req, refused(fs, newparent, "mv to", newname, EROFS));
+	} else if (parent == VIEW_ROOT_INO && newparent == VIEW_ROOT_INO) {
+		ckptfs_log("mv %s %s: steps cannot be renamed; copy it (cp -r MNT/%s MNT/%s shares "
+			   "the chunks, then finalize it) and `ckpt rm %s/%s`",
+			   name, newname, name, newname, view_root_path(fs->view), name);
+		fuse_reply_err(req, EPERM);
+	} else if (parent == VIEW_ROOT_INO || newparent == VIEW_ROOT_INO) {
+		ckptfs_log("mv %s -> %s: nothing moves to or from the root but whole steps, which "
+			   "cannot be renamed",
+			   name, newname);
+		fuse_reply_err(req, EPERM);
+	} else {
 		fuse_reply_err(req, EXDEV);
+	}
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fuse_reply_err(req, pend_is_ino(newparent) ? EPERM : refuse(fs_of(req), newparent));
+	fuse_reply_err(req, pend_is_ino(newparent) ? EPERM
+						   : refuse(fs_of(req), newparent, "ln", newname));
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -1010,7 +1120,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (pend_is_ino(parent))
 		pend_create(req, parent, name, fi);
 	else
-		fuse_reply_err(req, refuse(fs_of(req), parent));
+		fuse_reply_err(req, refuse(fs_of(req), parent, "create", name));
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
@@ -1019,7 +1129,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	if (pend_is_ino(ino))
 		pend_write_buf(req, ino, bufv, off, fi);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, refused(fs_of(req), ino, "write", NULL, EROFS));
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

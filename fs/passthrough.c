@@ -412,6 +412,17 @@ void pend_step_end(struct pstep *ps)
 	pthread_rwlock_unlock(&ps->rw);
 }
 
+/* Log the library's refusal of rel in step, without repeating rel if it names it. */
+static void log_refusal(const char *step, const char *rel, const char *suffix)
+{
+	const char *m = ckpt_error_last();
+	size_t n = strlen(rel);
+	if (strncmp(m, rel, n) == 0 && m[n] == ':')
+		ckptfs_log("step %s: %s%s", step, m, suffix);
+	else
+		ckptfs_log("step %s: %s: %s%s", step, rel, m, suffix);
+}
+
 /* Check a name about to be created (relpath of child in dir); EINVAL if refused. */
 static int check_new(struct pend *p, struct pinode *dir, const char *child, int is_dir)
 {
@@ -420,7 +431,7 @@ static int check_new(struct pend *p, struct pinode *dir, const char *child, int 
 		return errno == ENOENT ? ENOENT : ENOMEM;
 	int rc = ckpt_pending_check_path(rel, is_dir);
 	if (rc)
-		ckptfs_log("step %s: %s: %s", dir->ps->name, rel, ckpt_error_last());
+		log_refusal(dir->ps->name, rel, "");
 	free(rel);
 	return ckptfs_errno_check(rc);
 }
@@ -472,7 +483,7 @@ static int check_written(struct pend *p, struct pinode *pi, int fd)
 		return errno == ENOENT ? 0 : ENOMEM;
 	int rc = ckpt_pending_check_file(pi->ps->files_fd, fd, rel), err = 0;
 	if (rc) {
-		ckptfs_log("step %s: %s: %s (not saved)", pi->ps->name, rel, ckpt_error_last());
+		log_refusal(pi->ps->name, rel, " (not saved)");
 		err = ckptfs_errno_check(rc);
 	}
 	free(rel);

@@ -62,7 +62,7 @@ int pend_xattrs(struct pend *p, fuse_ino_t ino, pend_xattr_cb cb, void *arg)
 {
 	struct pinode *pi = pend_pin(p, ino, 0);
 	cJSON *doc = NULL;
-	char *cm = NULL;
+	char *cm = NULL, *errors = NULL;
 	int rc;
 	if (!pi)
 		return ENOENT;
@@ -71,12 +71,20 @@ int pend_xattrs(struct pend *p, fuse_ino_t ino, pend_xattr_cb cb, void *arg)
 	if ((rc = cb(XATTR_PREFIX "state", "pending", 7, arg)) ||
 	    (rc = cb(XATTR_PREFIX "step", pi->ps->name, strlen(pi->ps->name), arg)))
 		goto done;
+	/* Why the last changes to it failed (docs/fs.md, "Where errors go"). */
+	if (!(errors = ckptfs_errors(pi->ps->name))) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	if ((rc = cb(XATTR_PREFIX "errors", errors, strlen(errors), arg)))
+		goto done;
 	if (read_stepmeta(&doc, pi->ps) == 0) {
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "custom_metadata");
 		if (c && !cJSON_IsNull(c) && (cm = cJSON_PrintUnformatted(c)))
 			rc = cb(XATTR_PREFIX "custom_metadata", cm, strlen(cm), arg);
 	}
 done:
+	free(errors);
 	cJSON_free(cm);
 	cJSON_Delete(doc);
 	return rc < 0 ? -rc : 0;
@@ -532,6 +540,11 @@ void pend_free(struct pend *p)
 	while (p->steps) {
 		struct pstep *ps = p->steps;
 		p->steps = ps->next;
+		/* Unmounting does not finalize: say so where the log goes. */
+		if (!ps->gone)
+			ckptfs_log("step %s stays pending (%s): finalize it with `ckpt finalize "
+				   "%s/%s` or after the next mount",
+				   ps->name, ps->dir, view_root_path(p->fs->view), ps->name);
 		if (ps->lock_fd >= 0)
 			close(ps->lock_fd);
 		if (ps->files_fd >= 0)

@@ -33,15 +33,21 @@ static const struct {
     {"export", cmd_export, "write a PyTree item as one .safetensors or .npz file"},
     {"mount", cmd_mount, "mount a root with ckptfs (same arguments as ckptfs)"},
     {"import", cmd_import, "save a .safetensors/.npz file or an Orbax step as a native step"},
+    {"diff", cmd_diff, "compare two steps leaf by leaf (added, removed, changed, max diff)"},
+    {"du", cmd_du, "sizes of steps: raw, stored, unique and shared with other steps"},
+    {"status", cmd_status, "pending steps and the last errors of a mount (or a root)"},
+    {"complete", cmd_complete, NULL}, /* for the shell's completion; not listed */
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ckpt [--json] [--bytes] [--io-stats] COMMAND [ARGS...]\n"
-		   "       ckpt COMMAND --help | ckpt --help | ckpt --version\n\ncommands:\n");
+		   "       ckpt help COMMAND | ckpt COMMAND --help | ckpt --help | ckpt --version\n"
+		   "\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary)
+			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nA PATH is a step directory followed by an item and a path inside it,\n"
 		   "e.g. runs/exp1/100/state/params/dense/kernel. See docs/cli.md.\n");
 }
@@ -74,6 +80,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckpt: no command given\n");
 		usage(stderr);
 		return 2;
+	}
+	/* `ckpt help [CMD]`: what `ckpt CMD --help` / `ckpt --help` print */
+	char *help_argv[] = {argv[i + 1 < argc ? i + 1 : i], "--help", NULL};
+	if (!strcmp(argv[i], "help")) {
+		if (i + 1 >= argc) {
+			usage(stdout);
+			return 0;
+		}
+		argc = i + 2;
+		argv = help_argv;
+		i = 0;
 	}
 	for (size_t c = 0; c < NCOMMANDS; c++) {
 		if (strcmp(argv[i], commands[c].name) != 0)

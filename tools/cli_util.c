@@ -172,54 +172,40 @@ const char *cli_size_unit(char buf[40], uint64_t n)
 	return buf;
 }
 
-/* Bytes in the valid UTF-8 sequence at p (1-4), or 0 if p does not start one. */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] >> 4) == 0xe ? 3
-		 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	uint32_t cp = n == 2 ? p[0] & 0x1fu : n == 3 ? p[0] & 0x0fu : p[0] & 0x07u;
 
-	for (size_t k = 1; k < n; k++) {
-		if ((p[k] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		cp = cp << 6 | (p[k] & 0x3fu);
+
+
+/* ---- trees ---- */
+
+const char *cli_kind_name(ckpt_tree_kind k)
+{
+	switch (k) {
+	case CKPT_TREE_DICT: return "dict";
+	case CKPT_TREE_LIST: return "list";
+	case CKPT_TREE_TUPLE: return "tuple";
+	case CKPT_TREE_NAMEDTUPLE: return "namedtuple";
+	case CKPT_TREE_NONE: return "none";
+	case CKPT_TREE_ARRAY: return "array";
+	case CKPT_TREE_INT: return "int";
+	case CKPT_TREE_FLOAT: return "float";
+	case CKPT_TREE_BOOL: return "bool";
+	case CKPT_TREE_STRING: return "string";
 	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
+	return "?";
 }
 
-/* A JSON string; bytes that are not UTF-8 (file names can hold any) become
- * \udcXX, as Python's os.fsdecode maps them. */
-void cli_json_str(FILE *f, const char *s)
+/* numpy-style shape "(2, 3)", "(5,)", "()". */
+void cli_shape_text(char *buf, size_t cap, const ckpt_tree *t, int json)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		size_t n = utf8_len(p);
-		if (n == 0) {
-			fprintf(f, "\\udc%02x", *p);
-			continue;
-		}
-		if (n > 1) {
-			fwrite(p, 1, n, f);
-			p += n - 1;
-			continue;
-		}
-		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
+	unsigned nd = ckpt_tree_ndim(t);
+	const uint64_t *sh = ckpt_tree_shape(t);
+	size_t n = (size_t)snprintf(buf, cap, "%s", json ? "[" : "(");
+
+	for (unsigned i = 0; i < nd && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+				      (unsigned long long)sh[i]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s%s", !json && nd == 1 ? "," : "", json ? "]" : ")");
 }
 
 /* ---- paths ---- */
@@ -265,7 +251,8 @@ void cli_path_free(cli_path *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int cli_open_path(cli_path *p, const char *arg)
+/* cli_open_path of arg, the real path of what the user typed (shown, for messages). */
+static int open_path(cli_path *p, const char *shown, const char *arg)
 {
 	char *dir = NULL, *rest = NULL;
 	size_t len = strlen(arg);
@@ -286,9 +273,7 @@ int cli_open_path(cli_path *p, const char *arg)
 		slash = strrchr(dir, '/');
 		if (!slash || slash == dir) {
 			free(dir);
-			return cli_errorf("'%s' is not in a checkpoint step (no directory with "
-					  "ckpt.db on the path)",
-					  arg);
+			return cli_explain_not_step(shown, arg);
 		}
 		*slash = '\0';
 	}
@@ -331,8 +316,13 @@ int cli_open_path(cli_path *p, const char *arg)
 	if (p->inner && p->inner[0]) {
 		ckpt_tree *node;
 		if (ckpt_tree_lookup(&node, p->tree, p->inner) < 0) {
-			cli_errorf("no '%s' in item '%s' of step %s: %s", p->inner, p->item,
-				   p->step_dir, ckpt_error_last());
+			/* The library's message adds something only below the item's top. */
+			if (strchr(p->inner, '/'))
+				cli_errorf("no '%s' in item '%s' of step %s: %s", p->inner, p->item,
+					   p->step_dir, ckpt_error_last());
+			else
+				cli_errorf("no '%s' in item '%s' of step %s", p->inner, p->item,
+					   p->step_dir);
 			goto fail;
 		}
 		p->node = node;
@@ -344,6 +334,19 @@ fail:
 	free(rest);
 	cli_path_free(p);
 	return 1;
+}
+
+int cli_open_path(cli_path *p, const char *arg)
+{
+	char *real = cli_real_path(arg);
+	int rc;
+	if (!real) {
+		memset(p, 0, sizeof(*p));
+		return cli_errorf("out of memory");
+	}
+	rc = open_path(p, arg, real);
+	free(real);
+	return rc;
 }
 
 /* ---- files ---- */

@@ -58,6 +58,26 @@ const char *cli_size(char buf[32], uint64_t n);
 /* The same with a unit always: "1.5 MiB" or "1572864 bytes" (for messages). */
 const char *cli_size_unit(char buf[40], uint64_t n);
 
+/*
+ * The text of the top-level member `key` of the JSON object text js, as
+ * written (cJSON would re-print numbers: 2.3000000000000003 as 2.3), or
+ * NULL (absent, or out of memory). Keys are matched as written (a key
+ * spelled with escapes is not found). js should be valid JSON; any text is
+ * read only up to its end. malloc'd.
+ */
+char *cli_json_member_text(const char *js, const char *key);
+
+/* A tree node kind's name: "dict", "array", "int", ... */
+const char *cli_kind_name(ckpt_tree_kind k);
+/* An array's shape numpy-style, "(2, 3)", "(5,)", "()", or as JSON "[2, 3]". */
+void cli_shape_text(char *buf, size_t cap, const ckpt_tree *t, int json);
+
+/*
+ * Write the JSON text js to f indented by two spaces per level, a newline
+ * at the end; every token is written as it is (numbers keep their digits).
+ */
+void cli_json_pretty(FILE *f, const char *js);
+
 /* Write s as a JSON string (quoted, escaped) to f. */
 void cli_json_str(FILE *f, const char *s);
 
@@ -78,6 +98,22 @@ typedef struct cli_path {
  * access. Prints the error and returns 1 on failure (p is then empty).
  */
 int cli_open_path(cli_path *p, const char *arg);
+/*
+ * What a user typed, as a checkpoint path (cli_paths.c): a path inside a
+ * ckptfs mount becomes the same path under its ROOT, and `latest` after a
+ * root that has no entry of that name becomes its newest finalized step.
+ * Returns a malloc'd path, or NULL when out of memory.
+ */
+char *cli_real_path(const char *arg);
+/*
+ * A ROOT argument (ls, gc, verify of a root, status): *out the real path
+ * (malloc'd). A step, a pending step, a path inside a step or a directory
+ * holding neither steps nor temporary directories is refused, naming what
+ * it is and what to give instead. Returns 0, or 1 with the message printed.
+ */
+int cli_root_arg(char **out, const char *arg);
+/* Print why the path `path` (typed as arg) holds no step; returns 1. */
+int cli_explain_not_step(const char *arg, const char *path);
 /* Is dir a step directory (holds ckpt.db)? */
 int cli_is_step_dir(const char *dir);
 void cli_path_free(cli_path *p);
@@ -92,6 +128,21 @@ char *cli_key(const char *item, const char *path);
  * 1 (message printed) if its header is bad or not C-order little-endian.
  */
 int cli_raw_npy(ckpt_tree **out, uint64_t *data_off, ckpt_value *v, const char *key);
+
+/*
+ * An array's elements read as doubles (cli_array.c): from a leaf (or a raw
+ * .npy value), data starting at byte data_off of its file. Complex dtypes
+ * give two doubles (real, imaginary) per element.
+ */
+typedef struct cli_array {
+	ckpt_leaf *leaf;   /* borrowed; or */
+	ckpt_value *value; /* borrowed */
+	uint64_t data_off;
+	ckpt_dtype dt;
+	const char *name; /* for messages */
+} cli_array;
+/* Elements [first, first + count) into out (count or 2 * count doubles). 0 or 1 (printed). */
+int cli_array_doubles(const cli_array *a, uint64_t first, size_t count, double *out);
 
 /* Sum of the sizes of regular files under dir (0 if it does not exist). */
 uint64_t cli_du(const char *dir);
@@ -109,6 +160,23 @@ uint64_t cli_proc_io(const char *field);
 void cli_progress_start(const char *label, uint64_t total, const char *field);
 /* Stop the bar: completed (ok) or cleared (failure). */
 void cli_progress_end(int ok);
+
+/*
+ * Before `ckpt save` of dir (cmd_save_check.c): every path must be one a
+ * step holds (ckpt_pending_check_path, the mount's rule): the others are an
+ * error listing them, or with skip_extra a note; hidden files are left out
+ * with a note; _CHECKPOINT_METADATA keys a step does not keep are an error.
+ * Returns 0 or 1 (message printed).
+ */
+int cli_save_check(const char *dir, int skip_extra);
+/*
+ * The metrics to save: dir/_CHECKPOINT_METADATA's, then the members of json
+ * (--metrics), then each "NAME=VALUE" of kv (--metric; VALUE as JSON if it
+ * parses, else a string), each as written (every digit kept). *out NULL
+ * when no flag was given (the library reads the file's), else malloc'd.
+ * Returns 0 or 1 (message printed).
+ */
+int cli_save_metrics(char **out, const char *dir, const char *json, char *const *kv, size_t nkv);
 
 /* Subcommands. */
 int cmd_save(int argc, char **argv);
@@ -128,6 +196,10 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 /* `ckpt import` of a directory source, an Orbax step (cmd_import.c). */
 int cmd_import_orbax(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_du(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
 
 /*
  * Preservation policy options shared by `gc` and `ls` (cmd_manage.c):

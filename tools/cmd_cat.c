@@ -15,6 +15,7 @@
  *  2. The float format (fixed/exp, paddings) is computed over exactly the
  *     printed elements, as numpy computes it over the summarised data.
  */
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -609,21 +610,134 @@ done:
 	return rc;
 }
 
-#define CAT_USAGE "ckpt cat PATH"
+/* ---- --stats ---- */
+
+#define STATS_PIECE (64u << 10)
+
+/*
+ * count, NaN and infinity counts, and min, max, mean and (population)
+ * standard deviation of the finite elements, read a piece at a time.
+ */
+static int array_stats(const cli_array *arr, const ckpt_tree *node)
+{
+	uint64_t n = ckpt_tree_nelems(node), nan = 0, inf = 0, fin = 0;
+	double mn = INFINITY, mx = -INFINITY, mean = 0, m2 = 0;
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 8];
+	double *x = NULL;
+	int rc = 0;
+
+	if (arr->dt == CKPT_DTYPE_COMPLEX64 || arr->dt == CKPT_DTYPE_COMPLEX128)
+		return cli_errorf("%s: --stats of a complex array is not supported", arr->name);
+	if (!(x = malloc(STATS_PIECE * sizeof(double))))
+		return cli_errorf("out of memory");
+	for (uint64_t first = 0; first < n && rc == 0; first += STATS_PIECE) {
+		size_t cnt = n - first < STATS_PIECE ? (size_t)(n - first) : STATS_PIECE;
+		if ((rc = cli_array_doubles(arr, first, cnt, x)))
+			break;
+		/* the piece's finite elements to the front, then its mean and squared
+		 * deviations in two passes over cache, merged into the totals (Chan et
+		 * al.: no division per element, no catastrophic cancellation) */
+		size_t m = 0;
+		for (size_t k = 0; k < cnt; k++) {
+			double v = x[k];
+			if (isnan(v))
+				nan++;
+			else if (isinf(v))
+				inf++;
+			else
+				x[m++] = v;
+		}
+		if (!m)
+			continue;
+		double sum = 0, pm2 = 0;
+		for (size_t k = 0; k < m; k++) {
+			sum += x[k];
+			mn = x[k] < mn ? x[k] : mn;
+			mx = x[k] > mx ? x[k] : mx;
+		}
+		double pmean = sum / (double)m;
+		for (size_t k = 0; k < m; k++)
+			pm2 += (x[k] - pmean) * (x[k] - pmean);
+		uint64_t tot = fin + m;
+		double delta = pmean - mean;
+		mean += delta * (double)m / (double)tot;
+		m2 += pm2 + delta * delta * (double)fin * (double)m / (double)tot;
+		fin = tot;
+	}
+	free(x);
+	if (rc)
+		return rc;
+	double sd = fin ? sqrt(m2 / (double)fin) : NAN;
+	if (!fin)
+		mn = mx = mean = NAN;
+	cli_shape_text(shape, sizeof(shape), node, cli_json);
+	if (cli_json) {
+		double v[4] = {mn, mx, mean, sd};
+		const char *k[4] = {"min", "max", "mean", "std"};
+		printf("{\"dtype\": \"%s\", \"shape\": %s, \"count\": %llu, \"nan\": %llu, "
+		       "\"inf\": %llu",
+		       ckpt_dtype_name(arr->dt), shape, (unsigned long long)n,
+		       (unsigned long long)nan, (unsigned long long)inf);
+		for (int i = 0; i < 4; i++)
+			printf(isnan(v[i]) ? ", \"%s\": null" : ", \"%s\": %.17g", k[i], v[i]);
+		printf("}\n");
+	} else {
+		printf("%s %s\ncount %llu  nan %llu  inf %llu\n", ckpt_dtype_name(arr->dt), shape,
+		       (unsigned long long)n, (unsigned long long)nan, (unsigned long long)inf);
+		printf("min %.9g  max %.9g  mean %.9g  std %.9g\n", mn, mx, mean, sd);
+	}
+	return 0;
+}
+
+/* The header line of --header: "float32 (64, 32)", or the leaf's kind. */
+static void print_header(const ckpt_tree *node, ckpt_dtype dt)
+{
+	char shape[CKPT_NPY_MAX_NDIM * 22 + 8];
+	if (!node || ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY) {
+		cli_shape_text(shape, sizeof(shape), node, 0);
+		printf("%s %s\n", ckpt_dtype_name(dt), shape);
+	} else {
+		printf("%s\n", cli_kind_name(ckpt_tree_get_kind(node)));
+	}
+}
+
+#define CAT_USAGE "ckpt cat PATH [--header] [--stats [--json]]"
+
+enum { OPT_STATS = 1500, OPT_HEADER };
+
+static int cat_opt(int c, const char *arg, void *payload)
+{
+	int *flags = payload;
+	if (c == OPT_STATS)
+		flags[0] = 1;
+	else if (c == OPT_HEADER)
+		flags[1] = 1;
+	else
+		return -1;
+	return 0;
+}
 
 int cmd_cat(int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"stats", no_argument, NULL, OPT_STATS},
+	    {"header", no_argument, NULL, OPT_HEADER},
+	    {0},
+	};
 	cli_path p;
 	ckpt_leaf *leaf = NULL;
 	ckpt_value *v = NULL;
 	char *key = NULL, *buf = NULL;
 	uint64_t size;
-	int a, rc;
+	int a, rc, flags[2] = {0, 0}; /* --stats, --header */
 
 	rc = cli_parse(&a, argc, argv, CAT_USAGE,
 		       "Print a leaf: arrays as numpy prints them (summarised past 1000\n"
-		       "elements, reading only the printed elements), scalars and strings as is.\n",
-		       NULL, NULL, NULL);
+		       "elements, reading only the printed elements), scalars and strings as is.\n"
+		       "  --header   a first line with the dtype and shape (or the kind)\n"
+		       "  --stats    instead of the values: dtype, shape, count, NaN and inf\n"
+		       "             counts, min/max/mean/std of the finite elements (reads all)\n",
+		       opts, cat_opt, flags);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
@@ -645,10 +759,24 @@ int cmd_cat(int argc, char **argv)
 			goto done;
 		}
 		if (ckpt_tree_get_kind(p.node) == CKPT_TREE_ARRAY) {
-			rc = cat_array(leaf, NULL,
-				       ckpt_leaf_file_size(leaf) - ckpt_tree_nbytes(p.node), p.node);
+			uint64_t off = ckpt_leaf_file_size(leaf) - ckpt_tree_nbytes(p.node);
+			cli_array arr = {leaf, NULL, off, ckpt_tree_dtype(p.node), argv[a]};
+			if (flags[0]) {
+				rc = array_stats(&arr, p.node);
+				goto done;
+			}
+			if (flags[1])
+				print_header(p.node, arr.dt);
+			rc = cat_array(leaf, NULL, off, p.node);
 			goto done;
 		}
+		if (flags[0]) {
+			rc = cli_errorf("%s: --stats needs an array (this is a %s)", argv[a],
+					cli_kind_name(ckpt_tree_get_kind(p.node)));
+			goto done;
+		}
+		if (flags[1])
+			print_header(p.node, CKPT_DTYPE_INVALID);
 		size = ckpt_leaf_file_size(leaf);
 	} else {
 		key = cli_key(p.item, p.inner);
@@ -660,11 +788,20 @@ int cmd_cat(int argc, char **argv)
 		ckpt_tree *arr = NULL;
 		uint64_t data_off;
 		if ((rc = cli_raw_npy(&arr, &data_off, v, key)) != 0 || arr) {
-			if (arr)
+			cli_array ra = {NULL, v, data_off, arr ? ckpt_tree_dtype(arr) : 0, argv[a]};
+			if (arr && flags[0])
+				rc = array_stats(&ra, arr);
+			else if (arr && flags[1])
+				print_header(arr, ra.dt);
+			if (arr && !flags[0])
 				rc = cat_array(NULL, v, data_off, arr);
 			ckpt_tree_free(arr);
 			goto done;
 		}
+	}
+	if (flags[0] && !p.node) {
+		rc = cli_errorf("%s: --stats needs an array", argv[a]);
+		goto done;
 	}
 	/* A scalar's text, a string's bytes or a raw value: small, print it whole. */
 	buf = malloc(size ? (size_t)size : 1);

@@ -7,6 +7,7 @@
  * a subtree through ckpt_interchange_restore. verify opens every key the
  * store lists under the path and runs ckpt_value_verify on it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -104,11 +105,24 @@ static uint64_t sum_sizes(ckpt_store *st, const keylist *kl, int stored)
 
 /* ---- save ---- */
 
-#define SAVE_USAGE "ckpt save ROOT STEP DIR [--force] [--no-compress] [--level N] [--chunk-size N]"
+#define SAVE_USAGE                                                                                 \
+	"ckpt save ROOT STEP DIR [--force] [--no-compress] [--level N] [--chunk-size N]\n"        \
+	"                 [--metric NAME=VALUE]... [--metrics JSON] [--skip-extra]"
+
+enum { OPT_METRIC = 1200, OPT_METRICS, OPT_SKIP_EXTRA };
+
+struct save_args {
+	ckpt_step_writer_options o;
+	const char *metrics;	/* --metrics JSON */
+	char *kv[64];		/* --metric NAME=VALUE (borrowed from argv) */
+	size_t nkv;
+	int skip_extra;
+};
 
 static int save_opt(int c, const char *arg, void *payload)
 {
-	ckpt_step_writer_options *o = payload;
+	struct save_args *sa = payload;
+	ckpt_step_writer_options *o = &sa->o;
 	uint64_t v;
 
 	switch (c) {
@@ -124,6 +138,13 @@ static int save_opt(int c, const char *arg, void *payload)
 			return -1;
 		o->store.chunk_size = (uint32_t)v;
 		return 0;
+	case OPT_METRIC:
+		if (sa->nkv == sizeof(sa->kv) / sizeof(sa->kv[0]) || !strchr(arg, '='))
+			return -1;
+		sa->kv[sa->nkv++] = (char *)arg;
+		return 0;
+	case OPT_METRICS: sa->metrics = arg; return 0;
+	case OPT_SKIP_EXTRA: sa->skip_extra = 1; return 0;
 	}
 	return -1;
 }
@@ -135,9 +156,13 @@ int cmd_save(int argc, char **argv)
 	    {"no-compress", no_argument, NULL, 'n'},
 	    {"level", required_argument, NULL, 'l'},
 	    {"chunk-size", required_argument, NULL, 'c'},
+	    {"metric", required_argument, NULL, OPT_METRIC},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
+	    {"skip-extra", no_argument, NULL, OPT_SKIP_EXTRA},
 	    {0},
 	};
-	ckpt_step_writer_options o = CKPT_STEP_WRITER_OPTIONS_INIT;
+	struct save_args sa = {.o = CKPT_STEP_WRITER_OPTIONS_INIT};
+	char *metrics = NULL;
 	uint64_t step;
 	struct stat st;
 	char sz[40];
@@ -146,11 +171,18 @@ int cmd_save(int argc, char **argv)
 	rc = cli_parse(&a, argc, argv, SAVE_USAGE,
 		       "Save the interchange directory DIR (item directories of .npy, scalar and\n"
 		       "string files, optional _METADATA / _CHECKPOINT_METADATA) as ROOT/STEP.\n"
-		       "  -f, --force         replace an existing step\n"
-		       "  -n, --no-compress   store chunks raw\n"
-		       "  -l, --level N       zstd level 1..19 (default 1)\n"
-		       "  -c, --chunk-size N  raw bytes per chunk (K/M suffix allowed)\n",
-		       opts, save_opt, &o);
+		       "A path a step cannot hold (a top-level file, a name starting with '_')\n"
+		       "fails the save, listed; hidden files (.DS_Store) are left out with a note.\n"
+		       "  -f, --force           replace an existing step\n"
+		       "  -n, --no-compress     store chunks raw\n"
+		       "  -l, --level N         zstd level 1..19 (default 1)\n"
+		       "  -c, --chunk-size N    raw bytes per chunk (K/M/G suffix; default 256K)\n"
+		       "  --metric NAME=VALUE   a metric (repeatable; VALUE as written: 0.1 keeps\n"
+		       "                        its digits), added to _CHECKPOINT_METADATA's\n"
+		       "  --metrics JSON        metrics as a JSON object, the same way\n"
+		       "  --skip-extra          save without the paths a step cannot hold (a note\n"
+		       "                        lists them) instead of failing\n",
+		       opts, save_opt, &sa);
 	if (rc)
 		return rc;
 	if (argc - a != 3)
@@ -160,11 +192,19 @@ int cmd_save(int argc, char **argv)
 				  argv[a + 1]);
 	if (stat(argv[a + 2], &st) < 0 || !S_ISDIR(st.st_mode))
 		return cli_errorf("%s: not a directory", argv[a + 2]);
+	if ((rc = cli_save_check(argv[a + 2], sa.skip_extra)) ||
+	    (rc = cli_save_metrics(&metrics, argv[a + 2], sa.metrics, sa.kv, sa.nkv)))
+		return rc;
+	sa.o.metrics = metrics;
 	cli_progress_start("save", cli_du(argv[a + 2]), "rchar");
-	rc = ckpt_interchange_save(argv[a], step, argv[a + 2], &o);
+	rc = ckpt_interchange_save(argv[a], step, argv[a + 2], &sa.o);
 	cli_progress_end(rc == 0);
-	if (rc < 0)
+	free(metrics);
+	if (rc < 0) {
+		if (rc == CKPT_EEXISTS)
+			return cli_errorf("%s (--force replaces it)", ckpt_error_last());
 		return cli_fail();
+	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%llu", argv[a], (unsigned long long)step);
 	if (cli_json) {
@@ -180,9 +220,36 @@ int cmd_save(int argc, char **argv)
 
 /* ---- restore ---- */
 
+/*
+ * Output that exists is replaced only with --force: a file, or a directory
+ * that is not empty (a restore replaces the files it writes there).
+ * Returns 0 or 1 (message printed).
+ */
+static int refuse_existing(const char *path, int force)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int empty = 1;
+
+	if (force || stat(path, &st) != 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return cli_errorf("%s exists (--force overwrites it)", path);
+	if ((d = opendir(path))) {
+		while (empty && (e = readdir(d)))
+			empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+		closedir(d);
+	}
+	return empty ? 0
+		     : cli_errorf("%s exists and is not empty (--force writes into it, replacing "
+				  "the files of the same names)",
+				  path);
+}
+
 #define RESTORE_USAGE \
-	"ckpt restore ROOT/STEP[/ITEM[/PATH]] DIR [--map OLD=NEW]... [--map-regex RE=NEW]... " \
-	"[--drop-unmapped]"
+	"ckpt restore ROOT/STEP[/ITEM[/PATH]] DIR [--force] [--map OLD=NEW]... "       \
+	"[--map-regex RE=NEW]... [--drop-unmapped]"
 
 /* --map / --map-regex rules, in the order given (the first match wins). */
 struct maps {
@@ -190,6 +257,7 @@ struct maps {
 	char **own;
 	size_t n;
 	int drop_unmapped;
+	int force; /* --force: write into a DIR that is not empty */
 };
 
 static int restore_opt(int c, const char *arg, void *payload)
@@ -197,8 +265,8 @@ static int restore_opt(int c, const char *arg, void *payload)
 	struct maps *m = payload;
 	const char *eq;
 
-	if (c == 'd') {
-		m->drop_unmapped = 1;
+	if (c == 'd' || c == 'f') {
+		*(c == 'd' ? &m->drop_unmapped : &m->force) = 1;
 		return 0;
 	}
 	if (!arg || !(eq = strchr(arg, '=')) || eq == arg)
@@ -223,9 +291,10 @@ int cmd_restore(int argc, char **argv)
 	    {"map", required_argument, NULL, 'm'},
 	    {"map-regex", required_argument, NULL, 'r'},
 	    {"drop-unmapped", no_argument, NULL, 'd'},
+	    {"force", no_argument, NULL, 'f'},
 	    {0},
 	};
-	struct maps maps = {NULL, NULL, 0, 0};
+	struct maps maps = {NULL, NULL, 0, 0, 0};
 	cli_path p;
 	keylist kl = {0};
 	char *prefix = NULL;
@@ -233,7 +302,9 @@ int cmd_restore(int argc, char **argv)
 
 	rc = cli_parse(&a, argc, argv, RESTORE_USAGE,
 		       "Write a step (or one item, or a subtree or leaf of it) to DIR as plain\n"
-		       "files: .npy arrays, scalars as text, strings as bytes.\n"
+		       "files: .npy arrays, scalars as text, strings as bytes. DIR must not\n"
+		       "exist or be empty:\n"
+		       "  -f, --force          write into a DIR that is not empty (replacing files)\n"
 		       "  --map OLD=NEW        an item's leaf (or subtree) OLD is written as NEW;\n"
 		       "                       NEW empty leaves it out (repeatable; first match wins)\n"
 		       "  --map-regex RE=NEW   the same for every leaf path RE matches whole; NEW may\n"
@@ -246,7 +317,7 @@ int cmd_restore(int argc, char **argv)
 		rc = cli_usagef(RESTORE_USAGE, "expected a step path and DIR");
 		goto done_maps;
 	}
-	if (cli_open_path(&p, argv[a])) {
+	if (refuse_existing(argv[a + 1], maps.force) || cli_open_path(&p, argv[a])) {
 		rc = 1;
 		goto done_maps;
 	}
@@ -289,11 +360,20 @@ done_maps:
 
 /* ---- get ---- */
 
-#define GET_USAGE "ckpt get PATH [-o FILE|DIR|-] [--io-stats]"
+#define GET_USAGE "ckpt get PATH [-o FILE|DIR|-] [--force] [--io-stats]"
+
+struct get_opts {
+	const char *out;
+	int force;
+};
 
 static int get_opt(int c, const char *arg, void *payload)
 {
-	*(const char **)payload = arg;
+	struct get_opts *o = payload;
+	if (c == 'f')
+		o->force = 1;
+	else
+		o->out = arg;
 	return 0;
 }
 
@@ -337,7 +417,7 @@ done:
 	return rc;
 }
 
-static int get_leaf(cli_path *p, const char *out)
+static int get_leaf(cli_path *p, const char *out, int force)
 {
 	ckpt_leaf *l = NULL;
 	ckpt_value *v = NULL;
@@ -379,6 +459,8 @@ static int get_leaf(cli_path *p, const char *out)
 		snprintf(dest, len, "%s/%s", out, name);
 		out = dest;
 	}
+	if ((rc = refuse_existing(out, force)))
+		goto done;
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = cli_errorf("create %s: %s", out, strerror(errno));
@@ -401,9 +483,11 @@ int cmd_get(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"output", required_argument, NULL, 'o'},
+	    {"force", no_argument, NULL, 'f'},
 	    {0},
 	};
-	const char *out = NULL;
+	struct get_opts o = {NULL, 0};
+	const char *out;
 	cli_path p;
 	char *prefix = NULL;
 	const char *dflt;
@@ -414,17 +498,20 @@ int cmd_get(int argc, char **argv)
 		       "strings) named after the leaf in the current directory, or a step, item\n"
 		       "or subtree to a directory.\n"
 		       "  -o, --output F   file or directory to write ('-' = stdout for a leaf)\n"
+		       "  -f, --force      replace an existing file (write into a directory\n"
+		       "                   that is not empty)\n"
 		       "  --io-stats       print rchar and store bytes read to stderr at exit\n",
-		       opts, get_opt, &out);
+		       opts, get_opt, &o);
 	if (rc)
 		return rc;
+	out = o.out;
 	if (argc - a != 1)
 		return cli_usagef(GET_USAGE, "expected one PATH");
 	if (cli_open_path(&p, argv[a]))
 		return 1;
 	if (p.item &&
 	    ((p.node && !ckpt_tree_is_container(p.node)) || (!p.tree && p.inner && p.inner[0]))) {
-		rc = get_leaf(&p, out);
+		rc = get_leaf(&p, out, o.force);
 		goto done;
 	}
 	if (out && !strcmp(out, "-")) {
@@ -440,6 +527,8 @@ int cmd_get(int argc, char **argv)
 		dflt = strrchr(p.step_dir, '/') ? strrchr(p.step_dir, '/') + 1 : p.step_dir;
 	else
 		dflt = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
+	if ((rc = refuse_existing(out ? out : dflt, o.force)))
+		goto done;
 	rc = ckpt_interchange_restore(
 	    p.step, p.item, p.node && p.node != p.tree ? prefix + strlen(p.item) + 1 : NULL,
 	    out ? out : dflt);

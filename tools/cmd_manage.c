@@ -92,13 +92,15 @@ int cli_policy_check(cli_policy *pol, const char *usage)
 
 /* ---- per-step summaries ---- */
 
-/* The step's metrics as compact JSON (for display; "{}" if none). */
+/* The step's metrics as JSON, as stored (for display; "{}" if none). */
 static int read_metrics(cli_step_info *info, const char *meta_json)
 {
 	cJSON *meta = cJSON_Parse(meta_json ? meta_json : "{}");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
 
-	info->metrics = cJSON_IsObject(metrics) ? cJSON_PrintUnformatted(metrics) : strdup("{}");
+	info->metrics = cJSON_IsObject(metrics) ? cli_json_member_text(meta_json, "metrics") : NULL;
+	if (!info->metrics)
+		info->metrics = strdup("{}");
 	cJSON_Delete(meta);
 	return info->metrics ? 0 : cli_errorf("out of memory");
 }
@@ -146,6 +148,14 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 			infos[i].keep = keep[i] || steps[i] == steps[n - 1]; /* invariant 1 */
 	}
 	if (metric && n) {
+		size_t with = 0;
+		for (size_t i = 0; i < n; i++)
+			with += sums[i].has_metric != 0;
+		if (!with) /* a typo (--metric los) would silently mark nothing best */
+			fprintf(stderr,
+				"ckpt: warning: no step has a number named '%s' in its metrics "
+				"(the newest step's metrics: %s)\n",
+				metric, infos[n - 1].metrics);
 		e = ckpt_preservation_best(&best, sums, n, &pol->p);
 		if (e == 0 && best < n)
 			infos[best].best = 1;
@@ -205,7 +215,7 @@ int cmd_gc(int argc, char **argv)
 	cli_step_info *infos = NULL;
 	uint64_t *steps = NULL;
 	size_t n = 0, ndel = 0, removed = 0;
-	const char *root;
+	char *root = NULL;
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, GC_USAGE,
@@ -225,9 +235,12 @@ int cmd_gc(int argc, char **argv)
 		return rc;
 	if (!o.pol.any)
 		return cli_usagef(GC_USAGE, "no policy given (--keep-latest, --keep-best, ...)");
-	root = argv[a];
-	if (ckpt_root_steps(&steps, &n, root) < 0)
-		return cli_fail();
+	if ((rc = cli_root_arg(&root, argv[a])) != 0)
+		return rc;
+	if (ckpt_root_steps(&steps, &n, root) < 0) {
+		rc = cli_fail();
+		goto done;
+	}
 	if ((rc = cli_step_infos(&infos, root, steps, n, &o.pol)) != 0)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -270,6 +283,7 @@ int cmd_gc(int argc, char **argv)
 done:
 	cli_step_infos_free(infos, n);
 	free(steps);
+	free(root);
 	return rc;
 }
 

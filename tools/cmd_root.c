@@ -100,7 +100,7 @@ int cmd_ls(int argc, char **argv)
 	cli_step_info *infos = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
-	const char *root;
+	char *root = NULL;
 	char path[PATH_MAX];
 	int a, rc;
 
@@ -118,11 +118,12 @@ int cmd_ls(int argc, char **argv)
 		return cli_usagef(LS_USAGE, "expected one ROOT");
 	if ((rc = cli_policy_check(&pol, LS_USAGE)) != 0)
 		return rc;
-	root = argv[a];
+	if ((rc = cli_root_arg(&root, argv[a])) != 0)
+		return rc;
 	if (ckpt_root_steps(&steps, &nsteps, root) < 0 ||
 	    ckpt_pending_list(&pend, &npend, root) < 0) {
-		free(steps);
-		return cli_fail();
+		rc = cli_fail();
+		goto done;
 	}
 	if ((rc = cli_step_infos(&infos, root, steps, nsteps, &pol)) != 0)
 		goto done;
@@ -214,6 +215,7 @@ done:
 	cli_step_infos_free(infos, nsteps);
 	free(steps);
 	ckpt_pending_list_free(pend, npend);
+	free(root);
 	return rc;
 }
 
@@ -382,7 +384,11 @@ int cmd_finalize(int argc, char **argv)
 		rc = cli_errorf("step %llu has %zu pending directories in %s: name one "
 				"(ROOT/STEP.ckpt-tmp-NONCE, see ckpt ls)",
 				(unsigned long long)step, found, root);
-	else if (ckpt_pending_finalize(dir, -1, NULL) < 0)
+	else if ((rc = ckpt_pending_finalize(dir, -1, NULL)) == CKPT_EBUSY)
+		rc = cli_errorf("%s; if a ckptfs mount holds it, finalize it there: setfattr -n "
+				"user.ckpt.finalize -v 1 MNT/%llu (or unmount, then run this again)",
+				ckpt_error_last(), (unsigned long long)step);
+	else if (rc < 0)
 		rc = cli_fail();
 	else
 		printf("finalized step %llu\n", (unsigned long long)step);

@@ -5,41 +5,12 @@
  * store for each leaf's raw and stored size (ckpt_store_stat); items that
  * are not PyTrees are listed by their store keys. Nothing reads leaf data.
  */
+#include <fnmatch.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli_util.h"
-
-static const char *kind_name(ckpt_tree_kind k)
-{
-	switch (k) {
-	case CKPT_TREE_DICT: return "dict";
-	case CKPT_TREE_LIST: return "list";
-	case CKPT_TREE_TUPLE: return "tuple";
-	case CKPT_TREE_NAMEDTUPLE: return "namedtuple";
-	case CKPT_TREE_NONE: return "none";
-	case CKPT_TREE_ARRAY: return "array";
-	case CKPT_TREE_INT: return "int";
-	case CKPT_TREE_FLOAT: return "float";
-	case CKPT_TREE_BOOL: return "bool";
-	case CKPT_TREE_STRING: return "string";
-	}
-	return "?";
-}
-
-/* numpy-style shape "(2, 3)", "(5,)", "()". */
-static void fmt_shape(char *buf, size_t cap, const ckpt_tree *t, int json)
-{
-	unsigned nd = ckpt_tree_ndim(t);
-	const uint64_t *sh = ckpt_tree_shape(t);
-	size_t n = (size_t)snprintf(buf, cap, "%s", json ? "[" : "(");
-
-	for (unsigned i = 0; i < nd && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
-				      (unsigned long long)sh[i]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, "%s%s", !json && nd == 1 ? "," : "", json ? "]" : ")");
-}
 
 /* Short handler name: the last dotted component of the typestr. */
 static const char *short_type(const char *typestr)
@@ -61,13 +32,79 @@ static void json_sep(void)
 	json_first = 0;
 }
 
+/*
+ * What tree shows: rows filtered by --depth and --match, kept until the end
+ * so that the PATH column is as wide as the longest path, then a total.
+ */
+typedef struct tree_row {
+	char *path, *kind, *dtype, *shape;
+	int has_sizes;
+	uint64_t size, stored;
+} tree_row;
+
+static struct {
+	unsigned depth;	   /* --depth N: paths of at most N components (0: all) */
+	const char *match; /* --match GLOB on the full path, or NULL */
+	tree_row *rows;
+	size_t n, cap;
+	uint64_t size, stored, leaves; /* totals of the rows shown */
+	int oom;
+} tv;
+
+/* Is the row of full path shown (--depth, --match)? */
+static int shown_row(const char *full)
+{
+	unsigned comps = 1;
+	for (const char *q = full; *q; q++)
+		comps += *q == '/';
+	if (tv.depth && comps > tv.depth)
+		return 0;
+	return !tv.match || fnmatch(tv.match, full, 0) == 0;
+}
+
+static void keep_row(const char *full, const char *kind, const char *dtype, const char *shape,
+		     int has_sizes, uint64_t size, uint64_t stored)
+{
+	if (tv.n == tv.cap) {
+		size_t cap = tv.cap ? 2 * tv.cap : 64;
+		tree_row *r = realloc(tv.rows, cap * sizeof(*r));
+		if (!r) {
+			tv.oom = 1;
+			return;
+		}
+		tv.rows = r;
+		tv.cap = cap;
+	}
+	tree_row *r = &tv.rows[tv.n];
+	r->path = strdup(full);
+	r->kind = strdup(kind);
+	r->dtype = strdup(dtype ? dtype : "");
+	r->shape = strdup(shape ? shape : "");
+	r->has_sizes = has_sizes;
+	r->size = size;
+	r->stored = stored;
+	if (!r->path || !r->kind || !r->dtype || !r->shape) {
+		free(r->path), free(r->kind), free(r->dtype), free(r->shape);
+		tv.oom = 1;
+		return;
+	}
+	tv.n++;
+}
+
 static void row(tree_ctx *c, const char *path, const char *kind, const char *dtype,
 		const char *shape, const char *json_shape, int has_sizes, uint64_t size,
 		uint64_t stored)
 {
-	char a[32], b[32], full[4096];
+	char full[4096];
 
 	snprintf(full, sizeof(full), "%s%s%s", c->item, path[0] ? "/" : "", path);
+	if (!shown_row(full))
+		return;
+	if (has_sizes) {
+		tv.size += size;
+		tv.stored += stored;
+		tv.leaves++;
+	}
 	if (cli_json) {
 		json_sep();
 		printf("{\"path\": ");
@@ -81,11 +118,43 @@ static void row(tree_ctx *c, const char *path, const char *kind, const char *dty
 		printf("}");
 		return;
 	}
-	if (has_sizes)
-		printf("%-40s %-10s %-14s %-16s %12s %12s\n", full, kind, dtype ? dtype : "",
-		       shape ? shape : "", cli_size(a, size), cli_size(b, stored));
-	else
-		printf("%-40s %s\n", full, kind);
+	keep_row(full, kind, dtype, shape, has_sizes, size, stored);
+}
+
+/* Print the kept rows with the PATH column as wide as the longest path, and the total. */
+static void print_rows(void)
+{
+	int w = 40;
+	char a[32], b[32];
+	for (size_t i = 0; i < tv.n; i++)
+		if ((int)strlen(tv.rows[i].path) > w)
+			w = (int)strlen(tv.rows[i].path);
+	printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, "PATH", "KIND", "DTYPE", "SHAPE", "SIZE",
+	       "STORED");
+	for (size_t i = 0; i < tv.n; i++) {
+		const tree_row *r = &tv.rows[i];
+		if (r->has_sizes)
+			printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, r->path, r->kind, r->dtype,
+			       r->shape, cli_size(a, r->size), cli_size(b, r->stored));
+		else if (r->dtype[0]) /* an item and its handler */
+			printf("%-*s %-10s %s\n", w, r->path, r->kind, r->dtype);
+		else
+			printf("%-*s %s\n", w, r->path, r->kind);
+	}
+	printf("%-*s %-10s %-14s %-16s %12s %12s\n", w, "total", "", "", "", cli_size(a, tv.size),
+	       cli_size(b, tv.stored));
+}
+
+static void free_rows(void)
+{
+	for (size_t i = 0; i < tv.n; i++) {
+		free(tv.rows[i].path);
+		free(tv.rows[i].kind);
+		free(tv.rows[i].dtype);
+		free(tv.rows[i].shape);
+	}
+	free(tv.rows);
+	memset(&tv, 0, sizeof(tv));
 }
 
 static int tree_cb(ckpt_tree *node, const char *path, void *payload)
@@ -98,7 +167,7 @@ static int tree_cb(ckpt_tree *node, const char *path, void *payload)
 
 	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE) {
 		if (path[0]) /* the item's root is printed by the caller */
-			row(c, path, kind_name(k), NULL, NULL, NULL, 0, 0, 0);
+			row(c, path, cli_kind_name(k), NULL, NULL, NULL, 0, 0, 0);
 		return 0;
 	}
 	key = cli_key(c->item, path);
@@ -106,12 +175,12 @@ static int tree_cb(ckpt_tree *node, const char *path, void *payload)
 		has = 1;
 	free(key);
 	if (k == CKPT_TREE_ARRAY) {
-		fmt_shape(shape, sizeof(shape), node, 0);
-		fmt_shape(jshape, sizeof(jshape), node, 1);
+		cli_shape_text(shape, sizeof(shape), node, 0);
+		cli_shape_text(jshape, sizeof(jshape), node, 1);
 		row(c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(node)), shape, jshape, has,
 		    has ? info.size : 0, has ? info.stored_size : 0);
 	} else {
-		row(c, path, kind_name(k), NULL, NULL, NULL, has, has ? info.size : 0,
+		row(c, path, cli_kind_name(k), NULL, NULL, NULL, has, has ? info.size : 0,
 		    has ? info.stored_size : 0);
 	}
 	return 0;
@@ -148,8 +217,8 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 	r->bad |= bad != 0;
 	if (arr) {
 		char shape[CKPT_NPY_MAX_NDIM * 22 + 8], jshape[CKPT_NPY_MAX_NDIM * 22 + 8];
-		fmt_shape(shape, sizeof(shape), arr, 0);
-		fmt_shape(jshape, sizeof(jshape), arr, 1);
+		cli_shape_text(shape, sizeof(shape), arr, 0);
+		cli_shape_text(jshape, sizeof(jshape), arr, 1);
 		row(r->c, path, "array", ckpt_dtype_name(ckpt_tree_dtype(arr)), shape, jshape, 1,
 		    info.size, info.stored_size);
 	} else {
@@ -174,16 +243,16 @@ static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
 			t = NULL;
 	}
 	if (start == NULL || start == t) {
-		if (cli_json) {
+		if (cli_json && shown_row(item)) {
 			json_sep();
 			printf("{\"path\": ");
 			cli_json_str(stdout, item);
 			printf(", \"kind\": \"item\", \"handler\": ");
 			cli_json_str(stdout, ckpt_step_item_typestr(p->step, idx));
 			printf("}");
-		} else {
-			printf("%-40s %-10s %s\n", item, "item",
-			       short_type(ckpt_step_item_typestr(p->step, idx)));
+		} else if (shown_row(item)) {
+			keep_row(item, "item", short_type(ckpt_step_item_typestr(p->step, idx)),
+				 NULL, 0, 0, 0);
 		}
 	}
 	if (t) {
@@ -204,17 +273,43 @@ static int tree_item(cli_path *p, const char *item, const ckpt_tree *start)
 	return rc < 0 ? cli_fail() : 0;
 }
 
-#define TREE_USAGE "ckpt tree PATH [--json] [--bytes]"
+#define TREE_USAGE "ckpt tree PATH [--depth N] [--match GLOB] [--json] [--bytes]"
+
+enum { OPT_DEPTH = 1300, OPT_MATCH };
+
+static int tree_opt(int c, const char *arg, void *payload)
+{
+	uint64_t v;
+	if (c == OPT_DEPTH) {
+		if (cli_parse_u64(&v, arg, 0) < 0 || v == 0 || v > 1000)
+			return -1;
+		tv.depth = (unsigned)v;
+		return 0;
+	}
+	if (c == OPT_MATCH) {
+		tv.match = arg;
+		return 0;
+	}
+	return -1;
+}
 
 int cmd_tree(int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"depth", required_argument, NULL, OPT_DEPTH},
+	    {"match", required_argument, NULL, OPT_MATCH},
+	    {0},
+	};
 	cli_path p;
 	int a, rc;
 
 	rc = cli_parse(&a, argc, argv, TREE_USAGE,
 		       "List the items of a step (or the nodes of an item or subtree): path,\n"
-		       "kind, dtype, shape, raw size and stored (compressed) size, like h5ls -r.\n",
-		       NULL, NULL, NULL);
+		       "kind, dtype, shape, raw size and stored (compressed) size, like h5ls -r,\n"
+		       "and the total of the leaves listed.\n"
+		       "  --depth N      only paths of at most N components (state/params: 2)\n"
+		       "  --match GLOB   only paths matching GLOB ('*' crosses '/': '*kernel*')\n",
+		       opts, tree_opt, NULL);
 	if (rc)
 		return rc;
 	if (argc - a != 1)
@@ -223,9 +318,6 @@ int cmd_tree(int argc, char **argv)
 		return 1;
 	if (cli_json)
 		printf("[");
-	else
-		printf("%-40s %-10s %-14s %-16s %12s %12s\n", "PATH", "KIND", "DTYPE", "SHAPE",
-		       "SIZE", "STORED");
 	if (p.item) {
 		rc = tree_item(&p, p.item, p.node);
 	} else {
@@ -235,6 +327,11 @@ int cmd_tree(int argc, char **argv)
 	}
 	if (cli_json)
 		printf("\n]\n");
+	else if (tv.oom)
+		rc = cli_errorf("out of memory");
+	else if (rc == 0)
+		print_rows();
+	free_rows();
 	cli_path_free(&p);
 	return rc;
 }
@@ -262,7 +359,7 @@ static int print_raw_meta(ckpt_store *st, const char *key, const char *ind)
 	       ind, (unsigned long long)info->size, ind, (unsigned long long)info->stored_size, ind,
 	       info->crc32c);
 	if ((rc = cli_raw_npy(&arr, &off, v, key)) == 0 && arr) {
-		fmt_shape(shape, sizeof(shape), arr, 1);
+		cli_shape_text(shape, sizeof(shape), arr, 1);
 		printf(",\n%s  \"dtype\": \"%s\",\n%s  \"shape\": %s", ind,
 		       ckpt_dtype_name(ckpt_tree_dtype(arr)), ind, shape);
 	}
@@ -309,7 +406,7 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 	cli_json_str(stdout, path);
 	printf(",\n  \"name\": ");
 	cli_json_str(stdout, ckpt_tree_name(node));
-	printf(",\n  \"kind\": \"%s\"", kind_name(k));
+	printf(",\n  \"kind\": \"%s\"", cli_kind_name(k));
 	if (k == CKPT_TREE_NAMEDTUPLE) {
 		printf(",\n  \"namedtuple_type\": ");
 		cli_json_str(stdout, ckpt_tree_namedtuple_type(node));
@@ -323,7 +420,7 @@ static void print_leaf_meta(cli_path *p, const ckpt_tree *node, const char *path
 		printf("]");
 	}
 	if (k == CKPT_TREE_ARRAY) {
-		fmt_shape(shape, sizeof(shape), node, 1);
+		cli_shape_text(shape, sizeof(shape), node, 1);
 		printf(",\n  \"dtype\": \"%s\",\n  \"shape\": %s",
 		       ckpt_dtype_name(ckpt_tree_dtype(node)), shape);
 	}
@@ -369,14 +466,14 @@ int cmd_meta(int argc, char **argv)
 		return 1;
 	if (!p.item) {
 		json = ckpt_step_metadata_json(p.step);
-		printf("%s\n", json ? json : "{}");
+		cli_json_pretty(stdout, json ? json : "{}");
 	} else if (p.node && p.node != p.tree) {
 		if (ckpt_tree_path(&path, p.node) < 0)
 			rc = cli_fail();
 		else
 			print_leaf_meta(&p, p.node, path);
 	} else if (ckpt_step_item_metadata_json(&json, p.step, p.item) == 0) {
-		printf("%s\n", json);
+		cli_json_pretty(stdout, json);
 	} else if (!p.inner || !p.inner[0]) {
 		/* An item of another handler: the handler and its files. */
 		size_t idx = 0;

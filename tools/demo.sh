@@ -79,6 +79,9 @@ print(a[:2, :6])' "$MNT/latest/state/params/dense/kernel.npy"
 # copied), change a leaf with numpy, finalize with an xattr.
 show timeout 60 cp -r "$MNT/200" "$MNT/300"
 show timeout 30 getfattr -n user.ckpt.state "$MNT/300"
+# A refused change fails with an errno; the reason is kept in the mount.
+show timeout 30 mkdir "$MNT/best" || true
+show timeout 30 "$CKPT" status "$MNT"
 say "$PY -c 'np.save(\"$MNT/300/state/params/dense/bias.npy\", np.ones(...))'"
 timeout 30 $PY -c 'import numpy as np, sys
 b = np.load(sys.argv[1])
@@ -86,6 +89,8 @@ np.save(sys.argv[1], np.ones_like(b))' "$MNT/300/state/params/dense/bias.npy"
 show timeout 60 setfattr -n user.ckpt.finalize -v 1 "$MNT/300"
 show "$CKPT" ls "$ROOT"
 show "$CKPT" cat "$ROOT/300/state/params/dense/bias"
+show "$CKPT" diff "$ROOT/200" "$MNT/latest"
+show "$CKPT" du "$ROOT"
 say "fusermount3 -u $MNT"
 timeout 10 fusermount3 -u "$MNT"
 wait "$FS_PID" || true

@@ -10,6 +10,7 @@
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
 #      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax convert") picks sections;
+#      ("cli": ckpt diff and cat --stats against numpy, only when asked for);
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
 set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others still run
@@ -1000,6 +1001,38 @@ bench_orbax() {
 	rm -rf "$o"
 }
 
+# ---- ckpt diff and cat --stats of big leaves (BENCH_ONLY=cli; not in the default list) ----
+bench_cli() {
+	local n d=$T/cli a b
+	n=$(scaled 67108864 65536) # float32 elements: 256 MiB at scale 1
+	section "ckpt diff / cat --stats of two $((n * 4 >> 20)) MiB float32 leaves vs numpy (warm)"
+	mkdir -p "$d/a/state" "$d/b/state"
+	$PY - "$d" "$n" <<'PYEOF' || { skip "cli" "data generation failed"; return; }
+import numpy as np, sys
+d, n = sys.argv[1], int(sys.argv[2])
+x = np.random.default_rng(1).standard_normal(n, dtype=np.float32)
+np.save(f"{d}/a/state/w.npy", x)
+x[::1000] += 1
+np.save(f"{d}/b/state/w.npy", x)
+PYEOF
+	make_step "$d/root" 1 "$d/a" --no-compress && make_step "$d/root" 2 "$d/b" --no-compress ||
+		{ skip "cli" "ckpt save failed"; return; }
+	a=$(tm "$B/ckpt" diff "$d/root/1" "$d/root/2")
+	a=$(tm "$B/ckpt" diff "$d/root/1" "$d/root/2") # the second run: warm
+	# numpy as a user types it: in the arrays' own dtype
+	b=$(tm $PY -c 'import numpy as np, sys
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
+d = np.abs(a - b); nz = b != 0
+print(int((a != b).sum()), d.max(), (d[nz] / np.abs(b[nz])).max())' "$d/a/state/w.npy" "$d/b/state/w.npy")
+	row "ckpt diff of $((n * 4 >> 20)) MiB leaves vs numpy" "$a" "$b" s
+	a=$(tm "$B/ckpt" cat --stats "$d/root/1/state/w")
+	b=$(tm $PY -c 'import numpy as np, sys
+a = np.load(sys.argv[1]); f = a[np.isfinite(a)]
+print(f.size, f.min(), f.max(), f.mean(dtype=np.float64), f.std(dtype=np.float64))' "$d/a/state/w.npy")
+	row "ckpt cat --stats of $((n * 4 >> 20)) MiB vs numpy" "$a" "$b" s
+	rm -rf "$d"
+}
+
 for s in $ONLY; do
 	# keep `make bench` under its 15 minutes even when something is slow
 	if awk -v a="$START" -v b="$EPOCHREALTIME" -v m="$BUDGET" 'BEGIN { exit !(b - a > m) }'; then
@@ -1008,7 +1041,7 @@ for s in $ONLY; do
 		continue
 	fi
 	case $s in
-	core | small | manager | orbax) "bench_$s" ;;
+	core | small | manager | orbax | cli) "bench_$s" ;;
 	fuse | meta | steps | rss | write | peek | convert)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"

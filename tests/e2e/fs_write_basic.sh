@@ -72,7 +72,7 @@ for kv in step:int lr:float name:string big:array dtypes/be_f8:array; do
 done
 "$CKPT" verify "$ROOT/400" >/dev/null || fail "ckpt verify ROOT/400"
 "$CKPT" meta "$ROOT/400" >"$T/meta" || fail "ckpt meta ROOT/400"
-grep -q '"custom_metadata":{"note":"set by setfattr"}' "$T/meta" ||
+"$PY" -c 'import json, sys; assert json.load(open(sys.argv[1]))["custom_metadata"] == {"note": "set by setfattr"}' "$T/meta" ||
 	fail "custom metadata set with setfattr is lost: $(cat "$T/meta")"
 [ "$(xattr "$MNT/400/state/dtypes/be_f8.npy" user.ckpt.dtype)" = float64 ] ||
 	fail "dtype xattr of be_f8.npy"

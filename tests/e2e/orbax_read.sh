@@ -34,7 +34,7 @@ for s in 1/state 2/state 3/default; do
 done
 [ "$("$CK" cat "$ROOT/1/metadata/metadata")" = '{"metadata": "json_data"}' ] || fail "json item"
 "$CK" tree "$ROOT/2" | grep -q "state/b/c .*int32 .*(3,)" || fail "tree 2"
-"$CK" meta "$ROOT/1" | grep -q '"custom_metadata":{"custom":"meta"}' || fail "meta 1 custom_metadata"
+"$CK" meta "$ROOT/1" | tr -d ' \n' | grep -q '"custom_metadata":{"custom":"meta"}' || fail "meta 1 custom_metadata"
 [ "$("$CK" cat "$ROOT/100/state/opt_state/0/count")" = "12345" ] || fail "scalar"
 [ "$("$CK" cat "$ROOT/100/state/name")" = "run one" ] || fail "string"
 for s in 1 2 3 5 100; do
