@@ -25,7 +25,7 @@ touch "$D/.DS_Store" "$D/state/.DS_Store"
 
 run 1 "$CKPT" save "$R" 1 "$D"
 grep_err "^ckpt: nothing saved: 2 paths in $D cannot be part of a step \(move them out, or --skip-extra saves without them\):$"
-grep_err "^  README.txt: a step holds only _CHECKPOINT_METADATA and item directories$"
+grep_err "^  README.txt: a step holds only _CHECKPOINT_METADATA, item directories and <item>.safetensors or <item>.npz files$"
 grep_err "^  state/_private: names starting with '_' are reserved"
 [ ! -e "$R/1" ] || fail "a refused save left step 1"
 pass "paths a step cannot hold fail the save, listed"

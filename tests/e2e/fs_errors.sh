@@ -92,7 +92,7 @@ t setfattr -n user.ckpt.finalize -v 1 "$MNT/200" || fail "setfattr finalize of a
 t cat "$MNT/.ckptfs-errors" >"$T/errors"
 for want in "mkdir best: only steps (decimal numbers) can be made at the root" \
 	"create notes.txt: only steps can be made at the root: mkdir MNT/<step number>" \
-	"step 300: notes.txt: a step holds only _CHECKPOINT_METADATA and item directories" \
+	"step 300: notes.txt: a step holds only _CHECKPOINT_METADATA, item directories and <item>.safetensors or <item>.npz files" \
 	"step 300: state/obj.npy: npy: unsupported dtype '|O' (object arrays) (not saved)" \
 	"mv 100 101: steps cannot be renamed" \
 	"step 100 is finalized, read-only: delete it with \`ckpt rm $REAL_ROOT/100\`"; do
