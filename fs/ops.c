@@ -122,7 +122,7 @@ static void root_attr(struct stat *st, struct ckptfs *fs)
 
 static int latest_attr(struct stat *st, struct ckptfs *fs)
 {
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	if (view_latest(target, fs->view))
 		return ENOENT;
 	base_attr(st, fs, VIEW_LATEST_INO, view_root_mtime(fs->view));
@@ -317,7 +317,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	if (ino != VIEW_LATEST_INO)
 		fuse_reply_err(req, EINVAL);
 	else if (view_latest(target, fs_of(req)->view))
@@ -386,7 +386,7 @@ static int readdir_root(fuse_req_t req, char *buf, size_t cap, size_t *pos, off_
 	struct ckptfs *fs = fs_of(req);
 	struct view_entry *ents = NULL, *pents = NULL;
 	size_t n = 0, np = 0;
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	int rc = view_list(&ents, &n, fs->view);
 	if (rc == 0 && fs->pend && (rc = pend_list(&pents, &np, fs->pend)) == 0 && np) {
 		struct view_entry *all = realloc(ents, (n + np) * sizeof(*all));
