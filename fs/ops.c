@@ -670,8 +670,10 @@ static int step_xattrs(struct vstep *vs, xattr_cb cb, void *p)
 	char buf[64];
 	struct tm tm;
 	int rc;
+	/* the step number, also of a step named "ckpt_0000007" */
+	snprintf(buf, sizeof(buf), "%" PRIu64, vs->number);
 	if ((rc = emit(cb, p, XATTR_PREFIX "state", "finalized")) ||
-	    (rc = emit(cb, p, XATTR_PREFIX "step", vs->name)))
+	    (rc = emit(cb, p, XATTR_PREFIX "step", buf)))
 		return rc;
 	gmtime_r(&vs->time.tv_sec, &tm);
 	size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);

@@ -48,7 +48,7 @@ for s, item in (("ckpt_0000007", "state"), ("run_12", "state"), ("0000003", "def
     assert np.array_equal(np.load(f"{mnt}/{s}/{item}/b/c.npy"), np.array([1, 2, 3], np.int32)), s
 assert np.array_equal(np.load(f"{mnt}/5/state/w.npy"), np.arange(6, dtype=np.float32))
 EOF
-[ "$(t getfattr --only-values -n user.ckpt.step "$MNT/ckpt_0000007" 2>/dev/null)" = ckpt_0000007 ] ||
+[ "$(t getfattr --only-values -n user.ckpt.step "$MNT/ckpt_0000007" 2>/dev/null)" = 7 ] ||
 	fail "step xattr"
 [ "$(t getfattr --only-values -n user.ckpt.format "$MNT/run_12" 2>/dev/null)" = orbax ] ||
 	fail "format xattr"
