@@ -111,6 +111,11 @@ const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l)
 	return ckpt_value_get_info(l->v);
 }
 
+int ckpt_leaf_describe(char **out, const ckpt_leaf *l)
+{
+	return ckpt_value_describe(out, l->v);
+}
+
 const char *ckpt_leaf_key(const ckpt_leaf *l)
 {
 	return l->key;

@@ -1593,6 +1593,46 @@ static int ob_open_value(ckpt_value_source *out, ckpt_store_backend *be, const v
 	}
 }
 
+/* Where a value's bytes come from (ckpt_value_describe): zarr metadata for arrays and
+ * scalars, the file (and msgpack range) for files; nothing for computed metadata. */
+static int ob_describe(char **out, ckpt_store_backend *be, const void *key, size_t keylen)
+{
+	orbax_be *o = (orbax_be *)be;
+	const struct oentry *e = find(o, key, keylen);
+	cJSON *j = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (!e)
+		return ckpt_error_set(CKPT_ENOTFOUND, "%s: no key %.*s", o->dir, (int)keylen,
+				      (const char *)key);
+	if (e->kind == E_BYTES)
+		return 0;
+	if (!(j = cJSON_CreateObject())) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (e->kind == E_ARRAY || e->kind == E_SCALAR) {
+		if ((rc = zarr_describe(j, e->arr->z)))
+			goto done;
+		if (!cJSON_AddStringToObject(j, "kvstore", e->arr->item->db ? "ocdbt" : "file")) {
+			rc = ckpt_error_nomem();
+			goto done;
+		}
+	} else if (!cJSON_AddStringToObject(j, "file", e->path) ||
+		   (e->flen != UINT64_MAX &&
+		    (!cJSON_AddStringToObject(j, "format", "msgpack") ||
+		     !cJSON_AddNumberToObject(j, "offset", (double)e->off)))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (!(*out = cJSON_PrintUnformatted(j)))
+		rc = ckpt_error_nomem();
+done:
+	cJSON_Delete(j);
+	return rc;
+}
+
 static uint64_t ob_generation(const ckpt_store_backend *be)
 {
 	return ((const orbax_be *)be)->generation;
@@ -1669,6 +1709,7 @@ int ckpt_orbax_store_open(ckpt_store **out, const char *dir, const ckpt_store_op
 	o->be.generation = ob_generation;
 	o->be.bytes_read = ob_bytes_read;
 	o->be.free = ob_free;
+	o->be.describe = ob_describe;
 	o->dir = strdup(dir);
 	if (!o->dir) {
 		rc = ckpt_error_nomem();

@@ -9,7 +9,9 @@
  *   or abandoned ("<step>.ckpt-tmp-<nonce>", see step_writer.c). Anything
  *   else is ignored. A CheckpointManager may name its steps
  *   "<prefix>_<zero-padded step>" (ckpt_step_dir_name); the _named variants
- *   list and delete such names, the plain functions only plain names.
+ *   list and delete such names, the plain functions only plain names, and
+ *   ckpt_root_step_dirs lists every naming at once (for showing a root:
+ *   `ckpt ls`, the mount), by the directories' real names.
  *
  * Invariants:
  *   1. A name is a step only if ckpt_step_name_parse() accepts it (no leading
@@ -143,22 +145,67 @@ int ckpt_item_name_check(const char *item)
 
 /* ---- the root ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 int ckpt_root_steps(uint64_t **out, size_t *n, const char *root)
 {
 	return ckpt_root_steps_named(out, n, root, NULL, 0);
 }
 
-int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const char *prefix,
-			  unsigned width)
+int ckpt_step_dir_name_any(uint64_t *out, const char *name)
+{
+	const char *us = strrchr(name, '_');
+	const char *d = us ? us + 1 : name;
+	uint64_t v = 0;
+
+	if (strstr(name, ".orbax-checkpoint-tmp") || strstr(name, CKPT_TMP_INFIX) ||
+	    strlen(name) >= CKPT_STEP_NAME_MAX || (us && us == name) || !*d)
+		return 0;
+	for (const char *c = d; *c; c++) {
+		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+/* A directory of root that holds a step: a native one (ckpt.db) or one Orbax wrote. */
+static int holds_step(int *yes, const char *root, const char *name)
+{
+	struct stat st;
+	char *db = ckpt_asprintf("%s/%s/ckpt.db", root, name);
+	char *sd = NULL;
+
+	*yes = 0;
+	if (!db)
+		return ckpt_error_nomem();
+	*yes = stat(db, &st) == 0 && S_ISREG(st.st_mode);
+	free(db);
+	if (*yes)
+		return 0;
+	if (!(sd = ckpt_asprintf("%s/%s", root, name)))
+		return ckpt_error_nomem();
+	*yes = ckpt_orbax_is_step(sd);
+	free(sd);
+	return 0;
+}
+
+static int cmp_root_step(const void *a, const void *b)
+{
+	const ckpt_root_step *x = a, *y = b;
+	return x->step < y->step ? -1 : x->step > y->step ? 1 : strcmp(x->name, y->name);
+}
+
+/*
+ * The step directories of root whose names `prefix`/`width` name
+ * (ckpt_step_dir_name_parse), or every naming with `any`
+ * (ckpt_step_dir_name_any), ascending by step, then name; *out is never NULL
+ * on success.
+ */
+static int scan_steps(ckpt_root_step **out, size_t *n, const char *root, const char *prefix,
+		      unsigned width, int any)
 {
 	DIR *d = opendir(root);
-	uint64_t *v = NULL;
+	ckpt_root_step *v = NULL;
 	size_t cnt = 0, cap = 0;
 	struct dirent *e;
 	int rc = 0;
@@ -170,31 +217,20 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 					"open root %s", root);
 	while ((e = readdir(d)) != NULL) {
 		uint64_t step;
-		struct stat st;
+		int ok;
 
-		if (!ckpt_step_dir_name_parse(&step, e->d_name, prefix, width))
+		if (!(any ? ckpt_step_dir_name_any(&step, e->d_name)
+			  : ckpt_step_dir_name_parse(&step, e->d_name, prefix, width)))
 			continue;
-		char *db = ckpt_asprintf("%s/%s/ckpt.db", root, e->d_name);
-		if (!db) {
-			rc = CKPT_ENOMEM;
+		if (strlen(e->d_name) >= CKPT_STEP_NAME_MAX)
+			continue;
+		if ((rc = holds_step(&ok, root, e->d_name)))
 			goto done;
-		}
-		int ok = stat(db, &st) == 0 && S_ISREG(st.st_mode);
-		free(db);
-		if (!ok) { /* a step Orbax wrote */
-			char *sd = ckpt_asprintf("%s/%s", root, e->d_name);
-			if (!sd) {
-				rc = CKPT_ENOMEM;
-				goto done;
-			}
-			ok = ckpt_orbax_is_step(sd);
-			free(sd);
-		}
 		if (!ok)
 			continue;
 		if (cnt == cap) {
 			size_t ncap = cap ? 2 * cap : 16;
-			uint64_t *nv = realloc(v, ncap * sizeof(*v));
+			ckpt_root_step *nv = realloc(v, ncap * sizeof(*v));
 			if (!nv) {
 				rc = ckpt_error_nomem();
 				goto done;
@@ -202,12 +238,12 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 			v = nv;
 			cap = ncap;
 		}
-		v[cnt++] = step;
+		v[cnt].step = step;
+		snprintf(v[cnt].name, sizeof(v[cnt].name), "%s", e->d_name);
+		cnt++;
 	}
 	if (cnt)
-		qsort(v, cnt, sizeof(*v), cmp_u64);
-	for (size_t i = 1; i < cnt; i++)
-		assert(v[i - 1] < v[i]); /* invariant 1: canonical names, so no step twice */
+		qsort(v, cnt, sizeof(*v), cmp_root_step);
 	*out = v ? v : malloc(1);
 	if (!*out) {
 		rc = ckpt_error_nomem();
@@ -216,9 +252,40 @@ int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const cha
 	*n = cnt;
 	v = NULL;
 done:
-	free(v);
 	closedir(d);
+	free(v);
 	return rc;
+}
+
+int ckpt_root_step_dirs(ckpt_root_step **out, size_t *n, const char *root)
+{
+	return scan_steps(out, n, root, NULL, 0, 1);
+}
+
+int ckpt_root_steps_named(uint64_t **out, size_t *n, const char *root, const char *prefix,
+			  unsigned width)
+{
+	ckpt_root_step *dirs = NULL;
+	size_t cnt = 0;
+	int rc = scan_steps(&dirs, &cnt, root, prefix, width, 0);
+
+	*out = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	uint64_t *v = malloc((cnt ? cnt : 1) * sizeof(*v));
+	if (!v) {
+		free(dirs);
+		return ckpt_error_nomem();
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		v[i] = dirs[i].step;
+		assert(i == 0 || v[i - 1] < v[i]); /* invariant 1: canonical names, so no step twice */
+	}
+	free(dirs);
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 int ckpt_root_cleanup(const char *root, size_t *removed)

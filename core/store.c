@@ -123,7 +123,7 @@ int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
 int ckpt_store_backend_init(ckpt_store_backend *be, unsigned version)
 {
 	memset(be, 0, sizeof(*be));
-	if (version != CKPT_STORE_BACKEND_VERSION)
+	if (version < CKPT_STORE_BACKEND_VERSION_MIN || version > CKPT_STORE_BACKEND_VERSION)
 		return ckpt_error_set(CKPT_EVERSION,
 				      "store backend version %u; this library knows version %d",
 				      version, CKPT_STORE_BACKEND_VERSION);
@@ -135,7 +135,8 @@ int ckpt_store_open_backend(ckpt_store **out, ckpt_store_backend *be, const char
 			    const ckpt_store_options *opts)
 {
 	*out = NULL;
-	if (be->version != CKPT_STORE_BACKEND_VERSION) {
+	if (be->version < CKPT_STORE_BACKEND_VERSION_MIN ||
+	    be->version > CKPT_STORE_BACKEND_VERSION) {
 		int rc = ckpt_error_set(CKPT_EVERSION,
 					"%s: store backend version %u; this library knows version %d",
 					dir, be->version, CKPT_STORE_BACKEND_VERSION);

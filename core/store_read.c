@@ -138,6 +138,16 @@ const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v)
 	return &v->info;
 }
 
+int ckpt_value_describe(char **out, const ckpt_value *v)
+{
+	ckpt_store_backend *be = v->s->be;
+
+	*out = NULL;
+	if (be->version < 2 || be->describe == NULL)
+		return 0;
+	return be->describe(out, be, v->key, v->keylen);
+}
+
 const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v)
 {
 	return v->chunks;

@@ -93,6 +93,50 @@ const char *zarr_codec_name(const zarr_array *a)
 	return a->codec_name;
 }
 
+static cJSON *uint_array(const uint64_t *v, unsigned n)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (unsigned i = 0; arr && i < n; i++)
+		if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)v[i]))) {
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	return arr;
+}
+
+int zarr_describe(cJSON *obj, const zarr_array *a)
+{
+	char codec[96];
+	const char *c = a->codec == CODEC_ZSTD ? "zstd" : NULL;
+	cJSON *cs = uint_array(a->chunk, a->ndim);
+
+	if (!a->v3)
+		snprintf(codec, sizeof(codec), "%s", c ? c : "none");
+	else if (!a->sharded)
+		snprintf(codec, sizeof(codec), "bytes%s%s%s", c ? "," : "", c ? c : "",
+			 a->unit_crc ? ",crc32c" : "");
+	else
+		snprintf(codec, sizeof(codec), "sharding_indexed(bytes%s%s%s)%s", c ? "," : "",
+			 c ? c : "", a->unit_crc ? ",crc32c" : "",
+			 a->index_crc ? ",crc32c-index" : "");
+	if (!cs || !cJSON_AddItemToObject(obj, "chunk_shape", cs)) {
+		cJSON_Delete(cs);
+		return ckpt_error_nomem();
+	}
+	if (!cJSON_AddStringToObject(obj, "format", a->v3 ? "zarr3" : "zarr2") ||
+	    !cJSON_AddStringToObject(obj, "codec", codec))
+		return ckpt_error_nomem();
+	if (a->sharded) {
+		cJSON *in = uint_array(a->unit, a->ndim);
+		if (!in || !cJSON_AddItemToObject(obj, "inner_chunk_shape", in)) {
+			cJSON_Delete(in);
+			return ckpt_error_nomem();
+		}
+	}
+	return 0;
+}
+
 /* ---- metadata ---- */
 
 static int bad(const zarr_array *a, const char *what)

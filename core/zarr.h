@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cJSON.h>
+
 #include "chunk_cache.h"
 #include "ckpt/dtype.h"
 
@@ -53,6 +55,14 @@ const uint64_t *zarr_chunk_shape(const zarr_array *a); /* the decoded unit's sha
 uint64_t zarr_nbytes(const zarr_array *a);	       /* prod(shape) * itemsize */
 /* "zstd", "none", "sharding_indexed+zstd", ... (static) */
 const char *zarr_codec_name(const zarr_array *a);
+/*
+ * Add what the array's metadata says about its bytes to the JSON object
+ * `obj`: "format" ("zarr2"/"zarr3"), "codec" (the chain, e.g. "zstd",
+ * "bytes,zstd", "sharding_indexed(bytes,zstd),crc32c-index"), "chunk_shape" (the
+ * chunk grid's; a shard's for a sharded array) and, when sharded,
+ * "inner_chunk_shape". Returns 0 or CKPT_ENOMEM.
+ */
+int zarr_describe(cJSON *obj, const zarr_array *a);
 
 /*
  * Read bytes [off, off+len) of the array (little-endian C order) into buf.

@@ -122,7 +122,7 @@ static void root_attr(struct stat *st, struct ckptfs *fs)
 
 static int latest_attr(struct stat *st, struct ckptfs *fs)
 {
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	if (view_latest(target, fs->view))
 		return ENOENT;
 	base_attr(st, fs, VIEW_LATEST_INO, view_root_mtime(fs->view));
@@ -317,7 +317,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	if (ino != VIEW_LATEST_INO)
 		fuse_reply_err(req, EINVAL);
 	else if (view_latest(target, fs_of(req)->view))
@@ -386,7 +386,7 @@ static int readdir_root(fuse_req_t req, char *buf, size_t cap, size_t *pos, off_
 	struct ckptfs *fs = fs_of(req);
 	struct view_entry *ents = NULL, *pents = NULL;
 	size_t n = 0, np = 0;
-	char target[24];
+	char target[VIEW_NAME_LEN];
 	int rc = view_list(&ents, &n, fs->view);
 	if (rc == 0 && fs->pend && (rc = pend_list(&pents, &np, fs->pend)) == 0 && np) {
 		struct view_entry *all = realloc(ents, (n + np) * sizeof(*all));
@@ -670,8 +670,10 @@ static int step_xattrs(struct vstep *vs, xattr_cb cb, void *p)
 	char buf[64];
 	struct tm tm;
 	int rc;
+	/* the step number, also of a step named "ckpt_0000007" */
+	snprintf(buf, sizeof(buf), "%" PRIu64, vs->number);
 	if ((rc = emit(cb, p, XATTR_PREFIX "state", "finalized")) ||
-	    (rc = emit(cb, p, XATTR_PREFIX "step", vs->name)))
+	    (rc = emit(cb, p, XATTR_PREFIX "step", buf)))
 		return rc;
 	gmtime_r(&vs->time.tv_sec, &tm);
 	size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -722,19 +724,83 @@ static int value_xattrs(const ckpt_value_info *vi, xattr_cb cb, void *p)
 	return emit(cb, p, XATTR_PREFIX "crc32c", buf);
 }
 
-static int array_xattrs(ckpt_dtype dt, unsigned nd, const uint64_t *sh, xattr_cb cb, void *p)
+#define SHAPE_TEXT_MAX (CKPT_NPY_MAX_NDIM * 22 + 4)
+
+/* "[2, 3]": the shape as numpy prints a tuple, in brackets. */
+static void shape_text(char shape[SHAPE_TEXT_MAX], unsigned nd, const uint64_t *sh)
 {
-	char shape[CKPT_NPY_MAX_NDIM * 22 + 4];
 	size_t pos = 0;
-	int rc;
 	shape[pos++] = '[';
 	for (unsigned i = 0; i < nd && i < CKPT_NPY_MAX_NDIM; i++)
-		pos += (size_t)snprintf(shape + pos, sizeof(shape) - pos, "%s%" PRIu64,
+		pos += (size_t)snprintf(shape + pos, SHAPE_TEXT_MAX - pos, "%s%" PRIu64,
 					i ? ", " : "", sh[i]);
-	snprintf(shape + pos, sizeof(shape) - pos, "]");
+	snprintf(shape + pos, SHAPE_TEXT_MAX - pos, "]");
+}
+
+static int array_xattrs(ckpt_dtype dt, unsigned nd, const uint64_t *sh, xattr_cb cb, void *p)
+{
+	char shape[SHAPE_TEXT_MAX];
+	int rc;
+	shape_text(shape, nd, sh);
 	if ((rc = emit(cb, p, XATTR_PREFIX "dtype", ckpt_dtype_name(dt))))
 		return rc;
 	return emit(cb, p, XATTR_PREFIX "shape", shape);
+}
+
+/* A JSON array of counts as shape text; 0 if it is not one. */
+static int json_shape(char shape[SHAPE_TEXT_MAX], const cJSON *j)
+{
+	uint64_t sh[CKPT_NPY_MAX_NDIM];
+	unsigned nd = 0;
+	const cJSON *e;
+	if (!cJSON_IsArray(j))
+		return 0;
+	cJSON_ArrayForEach(e, j)
+	{
+		if (nd >= CKPT_NPY_MAX_NDIM || !cJSON_IsNumber(e) || e->valuedouble < 0)
+			return 0;
+		sh[nd++] = (uint64_t)e->valuedouble;
+	}
+	shape_text(shape, nd, sh);
+	return 1;
+}
+
+/*
+ * Where a value's bytes come from (ckpt_value_describe; nothing for a native
+ * step): "source" is the whole description, and for an Orbax leaf
+ * "source_format" (zarr2/zarr3/msgpack), "zarr_codec", "chunk_shape" and
+ * "inner_chunk_shape" its members. A failed description adds nothing.
+ */
+static int source_xattrs(int drc, char *json, xattr_cb cb, void *p)
+{
+	static const struct {
+		const char *member, *xattr;
+	} strs[] = {{"format", XATTR_PREFIX "source_format"}, {"codec", XATTR_PREFIX "zarr_codec"}},
+	  shapes[] = {{"chunk_shape", XATTR_PREFIX "chunk_shape"},
+		      {"inner_chunk_shape", XATTR_PREFIX "inner_chunk_shape"}};
+	char shape[SHAPE_TEXT_MAX];
+	cJSON *j = NULL;
+	int rc = 0;
+
+	if (drc || !json)
+		goto done;
+	if ((rc = emit(cb, p, XATTR_PREFIX "source", json)))
+		goto done;
+	j = cJSON_Parse(json);
+	for (size_t i = 0; !rc && i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, strs[i].member);
+		if (cJSON_IsString(v))
+			rc = emit(cb, p, strs[i].xattr, v->valuestring);
+	}
+	for (size_t i = 0; !rc && i < sizeof(shapes) / sizeof(shapes[0]); i++)
+		if (json_shape(shape, cJSON_GetObjectItemCaseSensitive(j, shapes[i].member)))
+			rc = emit(cb, p, shapes[i].xattr, shape);
+done:
+	if (drc)
+		ckpt_error_clear();
+	cJSON_Delete(j);
+	free(json);
+	return rc;
 }
 
 static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
@@ -748,6 +814,10 @@ static int leaf_xattrs(const struct vnode *n, xattr_cb cb, void *p)
 	    (rc = array_xattrs(ckpt_tree_dtype(t), ckpt_tree_ndim(t), ckpt_tree_shape(t), cb, p)))
 		return rc;
 	if ((rc = value_xattrs(ckpt_leaf_value_info(n->leaf), cb, p)))
+		return rc;
+	char *src = NULL;
+	int drc = ckpt_leaf_describe(&src, n->leaf);
+	if ((rc = source_xattrs(drc, src, cb, p)))
 		return rc;
 	const char *cm = ckpt_tree_custom_metadata(t);
 	return cm ? emit(cb, p, XATTR_PREFIX "custom_metadata", cm) : 0;
@@ -763,7 +833,12 @@ static int raw_xattrs(struct vstep *vs, const struct vnode *n, xattr_cb cb, void
 	size_t klen = strlen(n->key);
 	ckpt_npy_header h;
 	int rc = value_xattrs(ckpt_value_get_info(n->value), cb, p);
+	char *src = NULL;
 
+	if (!rc) {
+		int drc = ckpt_value_describe(&src, n->value);
+		rc = source_xattrs(drc, src, cb, p);
+	}
 	if (rc || klen < 4 || strcmp(n->key + klen - 4, ".npy") != 0)
 		return rc;
 	if (ckpt_array_value_header(&h, n->value, n->key) == 0 &&

@@ -363,7 +363,7 @@ int pend_list(struct view_entry **out, size_t *n, struct pend *p)
 	for (struct pstep *ps = p->steps; e && ps; ps = ps->next) {
 		if (ps->gone)
 			continue;
-		memcpy(e[k].name, ps->name, sizeof(e[k].name));
+		snprintf(e[k].name, sizeof(e[k].name), "%s", ps->name);
 		e[k++].ino = ps->top ? pin_ino(ps->top) : PEND_INO_BIT | 1ull << 62 | ps->number;
 	}
 	pthread_mutex_unlock(&p->lock);

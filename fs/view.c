@@ -15,6 +15,7 @@
 
 struct slot {
 	uint64_t number;
+	char name[VIEW_NAME_LEN]; /* the directory's name: several may share a number */
 	dev_t dev;
 	ino_t ino;
 	int alive;         /* listed in ROOT at the last scan */
@@ -28,7 +29,7 @@ struct view {
 	pthread_mutex_t lock; /* protects everything below */
 	struct slot *slots;   /* grows; never shrinks (invariant 1) */
 	uint32_t nslots, capslots;
-	uint32_t *order; /* alive slots, ascending step number */
+	uint32_t *order; /* alive slots, ascending by (step number, name) */
 	uint32_t norder;
 	uint32_t nopen; /* installed vsteps */
 	uint64_t tick;
@@ -238,7 +239,8 @@ static void vstep_free(struct vstep *vs)
 	free(vs);
 }
 
-static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, uint64_t number)
+static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, uint64_t number,
+		      const char *name)
 {
 	int rc = 0;
 	char *dir = NULL;
@@ -250,7 +252,7 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 	vs->slot = slot;
 	vs->st_sep = v->cfg.st_sep ? v->cfg.st_sep : '.';
 	vs->number = number;
-	snprintf(vs->name, sizeof(vs->name), "%" PRIu64, number);
+	snprintf(vs->name, sizeof(vs->name), "%s", name);
 	if (asprintf(&dir, "%s/%s", v->root, vs->name) < 0) {
 		dir = NULL;
 		rc = CKPT_ENOMEM;
@@ -360,7 +362,14 @@ struct found {
 	uint64_t number;
 	dev_t dev;
 	ino_t ino;
+	const char *name; /* borrowed from the scan's list */
 };
+
+/* Order of slots and found steps: by number, then by name. */
+static int name_cmp(uint64_t a, const char *an, uint64_t b, const char *bn)
+{
+	return a < b ? -1 : a > b ? 1 : strcmp(an, bn);
+}
 
 static int same_time(struct timespec a, struct timespec b)
 {
@@ -382,13 +391,13 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 {
 	int rc = 0;
 	struct stat rst;
-	uint64_t *steps = NULL;
+	ckpt_root_step *steps = NULL;
 	size_t n = 0, nf = 0;
 	struct found *f = NULL;
 	uint32_t *order = NULL;
 	struct vstep **drop = NULL;
 	size_t ndrop = 0;
-	char (*names)[24] = NULL;
+	char (*names)[VIEW_NAME_LEN] = NULL;
 	size_t nnames = 0;
 
 	int have_root = stat(v->root, &rst) == 0;
@@ -400,7 +409,7 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 		return 0;
 
 	if (have_root) {
-		rc = ckpt_root_steps(&steps, &n, v->root);
+		rc = ckpt_root_step_dirs(&steps, &n, v->root); /* every naming */
 		if (rc == CKPT_ENOTFOUND) {
 			rc = 0;
 			n = 0;
@@ -416,10 +425,10 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 	for (size_t i = 0; i < n; i++) {
 		char path[4096];
 		struct stat st;
-		snprintf(path, sizeof(path), "%s/%" PRIu64, v->root, steps[i]);
+		snprintf(path, sizeof(path), "%s/%s", v->root, steps[i].name);
 		if (stat(path, &st) || !S_ISDIR(st.st_mode))
-			continue; /* deleted meanwhile, or not named as we name it */
-		f[nf++] = (struct found){steps[i], st.st_dev, st.st_ino};
+			continue; /* deleted meanwhile */
+		f[nf++] = (struct found){steps[i].step, st.st_dev, st.st_ino, steps[i].name};
 	}
 
 	pthread_mutex_lock(&v->lock);
@@ -444,32 +453,33 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 		v->slots = s;
 		v->capslots = cap;
 	}
-	char old_latest[24] = "", new_latest[24] = "";
+	char old_latest[VIEW_NAME_LEN] = "", new_latest[VIEW_NAME_LEN] = "";
 	if (v->norder)
-		snprintf(old_latest, sizeof(old_latest), "%" PRIu64,
-			 v->slots[v->order[v->norder - 1]].number);
+		snprintf(old_latest, sizeof(old_latest), "%s", v->slots[v->order[v->norder - 1]].name);
 	/* Merge the old alive slots with the found steps (both ascending). */
 	size_t a = 0, k = 0, norder = 0;
 	while (a < v->norder || k < nf) {
 		struct slot *s = a < v->norder ? &v->slots[v->order[a]] : NULL;
 		const struct found *fk = k < nf ? &f[k] : NULL;
-		if (s && fk && s->number == fk->number && s->dev == fk->dev && s->ino == fk->ino) {
+		int c = s && fk ? name_cmp(s->number, s->name, fk->number, fk->name) : 0;
+		if (s && fk && c == 0 && s->dev == fk->dev && s->ino == fk->ino) {
 			order[norder++] = v->order[a];
 			a++, k++;
-		} else if (s && (!fk || s->number <= fk->number)) {
+		} else if (s && (!fk || c <= 0)) {
 			s->alive = 0; /* gone (or replaced: the new one gets a new slot) */
 			if (s->vs) {
 				drop[ndrop++] = s->vs;
 				s->vs = NULL;
 				v->nopen--;
 			}
-			snprintf(names[nnames++], 24, "%" PRIu64, s->number);
+			snprintf(names[nnames++], VIEW_NAME_LEN, "%s", s->name);
 			a++;
 		} else {
 			uint32_t id = v->nslots++;
-			v->slots[id] = (struct slot){fk->number, fk->dev, fk->ino, 1, NULL};
+			v->slots[id] = (struct slot){fk->number, "", fk->dev, fk->ino, 1, NULL};
+			snprintf(v->slots[id].name, VIEW_NAME_LEN, "%s", fk->name);
 			order[norder++] = id;
-			snprintf(names[nnames++], 24, "%" PRIu64, fk->number);
+			snprintf(names[nnames++], VIEW_NAME_LEN, "%s", fk->name);
 			k++;
 		}
 	}
@@ -478,10 +488,9 @@ static int rescan(struct view *v, int force, void (*changed)(const char *name, v
 	v->norder = (uint32_t)norder;
 	order = NULL;
 	if (v->norder)
-		snprintf(new_latest, sizeof(new_latest), "%" PRIu64,
-			 v->slots[v->order[v->norder - 1]].number);
+		snprintf(new_latest, sizeof(new_latest), "%s", v->slots[v->order[v->norder - 1]].name);
 	if (strcmp(old_latest, new_latest))
-		snprintf(names[nnames++], 24, "latest");
+		snprintf(names[nnames++], VIEW_NAME_LEN, "latest");
 	for (size_t i = 0; i < ndrop; i++)
 		if (--drop[i]->refs)
 			drop[i] = NULL; /* still used (open files): freed by the last view_put */
@@ -512,7 +521,7 @@ int view_latest(char *buf, struct view *v)
 	int rc = CKPT_ENOTFOUND;
 	pthread_mutex_lock(&v->lock);
 	if (v->norder) {
-		snprintf(buf, 24, "%" PRIu64, v->slots[v->order[v->norder - 1]].number);
+		snprintf(buf, VIEW_NAME_LEN, "%s", v->slots[v->order[v->norder - 1]].name);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -528,7 +537,7 @@ int view_list(struct view_entry **out, size_t *n, struct view *v)
 		return CKPT_ENOMEM;
 	}
 	for (uint32_t i = 0; i < v->norder; i++) {
-		snprintf(e[i].name, sizeof(e[i].name), "%" PRIu64, v->slots[v->order[i]].number);
+		snprintf(e[i].name, sizeof(e[i].name), "%s", v->slots[v->order[i]].name);
 		e[i].ino = view_ino(v->order[i], 0);
 	}
 	*n = v->norder;
@@ -539,25 +548,22 @@ int view_list(struct view_entry **out, size_t *n, struct view *v)
 
 int view_find(uint32_t *slot, struct view *v, const char *name)
 {
-	char *end;
-	if (name[0] < '0' || name[0] > '9' || (name[0] == '0' && name[1]))
-		return CKPT_ENOTFOUND;
-	errno = 0;
-	uint64_t number = strtoull(name, &end, 10);
-	if (*end || errno)
+	uint64_t number;
+	if (!ckpt_step_dir_name_any(&number, name))
 		return CKPT_ENOTFOUND;
 	int rc = CKPT_ENOTFOUND;
 	pthread_mutex_lock(&v->lock);
 	uint32_t lo = 0, hi = v->norder; /* binary search of the ascending order */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		uint64_t m = v->slots[v->order[mid]].number;
-		if (m == number) {
+		const struct slot *m = &v->slots[v->order[mid]];
+		int c = name_cmp(m->number, m->name, number, name);
+		if (c == 0) {
 			*slot = v->order[mid];
 			rc = 0;
 			break;
 		}
-		if (m < number)
+		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -603,10 +609,12 @@ int view_get(struct vstep **out, struct view *v, uint32_t slot)
 		return 0;
 	}
 	uint64_t number = v->slots[slot].number;
+	char name[VIEW_NAME_LEN];
+	memcpy(name, v->slots[slot].name, sizeof(name)); /* a slot's name never changes */
 	pthread_mutex_unlock(&v->lock);
 
 	struct vstep *fresh = NULL;
-	int rc = vstep_open(&fresh, v, slot, number);
+	int rc = vstep_open(&fresh, v, slot, number, name);
 	if (rc)
 		return rc;
 
@@ -752,7 +760,8 @@ static int view_check_locked(const struct view *v)
 	assert(open == v->nopen);
 	for (uint32_t k = 0; k < v->norder; k++) {
 		assert(v->order[k] < v->nslots && v->slots[v->order[k]].alive);
-		assert(k == 0 || v->slots[v->order[k - 1]].number < v->slots[v->order[k]].number);
+		assert(k == 0 || name_cmp(v->slots[v->order[k - 1]].number, v->slots[v->order[k - 1]].name,
+					  v->slots[v->order[k]].number, v->slots[v->order[k]].name) < 0);
 	}
 	return 1;
 }

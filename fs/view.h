@@ -68,11 +68,14 @@ struct vnode {
 	ckpt_safetensors *st; /* VN_SAFETENSORS */
 };
 
+/* A step directory's name: "7", or Orbax's "ckpt_0000007" (ckpt_root_step_dirs). */
+#define VIEW_NAME_LEN CKPT_STEP_NAME_MAX
+
 struct vstep {
 	unsigned refs; /* under view.lock (invariant 2) */
 	uint32_t slot;
 	uint64_t number;
-	char name[24];
+	char name[VIEW_NAME_LEN]; /* the directory's real name */
 	ckpt_step *step;
 	struct vnode *nodes; /* immutable after build (invariant 4) */
 	uint32_t nnodes;
@@ -93,7 +96,7 @@ struct view;
 
 /* One root entry for readdir: a step's name and inode number. */
 struct view_entry {
-	char name[24];
+	char name[VIEW_NAME_LEN];
 	uint64_t ino;
 };
 
@@ -112,7 +115,7 @@ int view_rescan(struct view *v, int force, void (*changed)(const char *name, voi
 /* ROOT's mtime at the last scan. */
 struct timespec view_root_mtime(struct view *v);
 
-/* Name of the newest step into buf (24 bytes); CKPT_ENOTFOUND if there is none. */
+/* Name of the newest step into buf (VIEW_NAME_LEN bytes); CKPT_ENOTFOUND if there is none. */
 int view_latest(char *buf, struct view *v);
 
 /* Snapshot of the root's steps, ascending: *out malloc'd (caller free()s). */

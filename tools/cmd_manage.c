@@ -105,8 +105,8 @@ static int read_metrics(cli_step_info *info, const char *meta_json)
 	return info->metrics ? 0 : cli_errorf("out of memory");
 }
 
-int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps, size_t n,
-		   const cli_policy *pol)
+int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
+		   const char *const *names, size_t n, const cli_policy *pol)
 {
 	const char *metric = pol ? pol->p.best_metric : NULL;
 	cli_step_info *infos = calloc(n ? n : 1, sizeof(*infos));
@@ -125,7 +125,10 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 		ckpt_step *s = NULL;
 		infos[i].sum.step = steps[i];
 		infos[i].keep = 1;
-		snprintf(path, sizeof(path), "%s/%llu", root, (unsigned long long)steps[i]);
+		if (names)
+			snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+		else
+			snprintf(path, sizeof(path), "%s/%llu", root, (unsigned long long)steps[i]);
 		if (ckpt_step_open(&s, path, NULL) < 0) {
 			fprintf(stderr, "ckpt: warning: %s\n", ckpt_error_last());
 			infos[i].damaged = 1;
@@ -241,7 +244,7 @@ int cmd_gc(int argc, char **argv)
 		rc = cli_fail();
 		goto done;
 	}
-	if ((rc = cli_step_infos(&infos, root, steps, n, &o.pol)) != 0)
+	if ((rc = cli_step_infos(&infos, root, steps, NULL, n, &o.pol)) != 0)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (infos[i].keep)

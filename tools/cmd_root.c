@@ -49,7 +49,9 @@ static int row_cmp(const void *a, const void *b)
 
 	if (x->step != y->step)
 		return x->step < y->step ? -1 : 1;
-	return x->pending - y->pending;
+	if (x->pending != y->pending)
+		return x->pending - y->pending;
+	return strcmp(x->name, y->name); /* two namings of one step ("7", "ckpt_7") */
 }
 
 static void fmt_time(char *buf, size_t cap, int64_t ns, int utc)
@@ -91,7 +93,9 @@ static int ls_opt(int c, const char *arg, void *payload)
 
 int cmd_ls(int argc, char **argv)
 {
+	ckpt_root_step *dirs = NULL;
 	uint64_t *steps = NULL;
+	const char **names = NULL;
 	ckpt_pending_info *pend = NULL;
 	size_t nsteps = 0, npend = 0, nrows = 0, cap = 0;
 	ls_row *rows = NULL;
@@ -120,12 +124,23 @@ int cmd_ls(int argc, char **argv)
 		return rc;
 	if ((rc = cli_root_arg(&root, argv[a])) != 0)
 		return rc;
-	if (ckpt_root_steps(&steps, &nsteps, root) < 0 ||
+	/* every naming: plain, zero-padded, "<prefix>_<n>" (Orbax's step_prefix) */
+	if (ckpt_root_step_dirs(&dirs, &nsteps, root) < 0 ||
 	    ckpt_pending_list(&pend, &npend, root) < 0) {
 		rc = cli_fail();
 		goto done;
 	}
-	if ((rc = cli_step_infos(&infos, root, steps, nsteps, &pol)) != 0)
+	steps = calloc(nsteps + 1, sizeof(*steps));
+	names = calloc(nsteps + 1, sizeof(*names));
+	if (!steps || !names) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < nsteps; i++) {
+		steps[i] = dirs[i].step;
+		names[i] = dirs[i].name;
+	}
+	if ((rc = cli_step_infos(&infos, root, steps, names, nsteps, &pol)) != 0)
 		goto done;
 	d = opendir(root);
 	if (!d) {
@@ -139,7 +154,7 @@ int cmd_ls(int argc, char **argv)
 			r.info = &infos[i];
 			r.damaged = infos[i].damaged;
 			r.time_ns = infos[i].sum.commit_time_ns;
-			snprintf(r.name, sizeof(r.name), "%llu", (unsigned long long)r.step);
+			snprintf(r.name, sizeof(r.name), "%s", names[i]);
 			snprintf(path, sizeof(path), "%s/%s", root, r.name);
 		} else {
 			struct stat st;
@@ -200,9 +215,11 @@ int cmd_ls(int argc, char **argv)
 				   : !info->keep ? "to-delete"
 				   : info->best	 ? "best"
 						 : "";
-		char t[64], sz[32];
+		char t[64], sz[32], step[32];
 		fmt_time(t, sizeof(t), rows[i].pending ? 0 : rows[i].time_ns, 0);
-		printf("%-12llu %-10s %-20s %12s  ", (unsigned long long)rows[i].step,
+		snprintf(step, sizeof(step), "%llu", (unsigned long long)rows[i].step);
+		/* a finalized step by its directory's name: "7", or Orbax's "ckpt_0000007" */
+		printf("%-12s %-10s %-20s %12s  ", rows[i].pending ? step : rows[i].name,
 		       state_name(rows[i].pending, rows[i].damaged), t, cli_size(sz, rows[i].size));
 		if (pol.any || pol.p.best_metric)
 			printf("%-11s", mark);
@@ -214,6 +231,8 @@ done:
 	free(rows);
 	cli_step_infos_free(infos, nsteps);
 	free(steps);
+	free(names);
+	free(dirs);
 	ckpt_pending_list_free(pend, npend);
 	free(root);
 	return rc;

@@ -211,6 +211,62 @@ want=$(find "$ROOT/100/state/params.dense.kernel" -type f ! -name .zarray -print
 	fail "stored_size is not the chunk files' $want bytes"
 [ "$(t getfattr --only-values -n user.ckpt.codec "$MNT/100/state/params/dense/kernel.npy")" = zstd ] ||
 	fail "codec xattr"
+# where a leaf's bytes come from: zarr format, codec chain and chunk shape, as the zarr
+# metadata says (in the db read by the independent OCDBT reader, tests/ocdbt_dump.py)
+for s in 1 2; do
+	python3 tests/ocdbt_dump.py "$ROOT/$s/state" --values >"$T/dump$s" || fail "dump $s"
+done
+$PY - "$T/dump1" "$T/dump2" "$ROOT/100/state/params.dense.kernel/.zarray" >"$T/srcwant" <<'EOF'
+import json, re, sys
+def meta(dump, key):
+    for line in open(dump):
+        m = re.match(r"  (\S+)\s+inline\s+\d+\s+(.*)$", line)
+        if m and m.group(1) == key:
+            return json.loads(m.group(2))
+    raise SystemExit("no " + key + " in " + dump)
+shape = lambda v: "[" + ", ".join(str(x) for x in v) + "]"
+def chain(codecs):
+    out = []
+    for c in codecs:
+        if c["name"] == "sharding_indexed":
+            conf = c["configuration"]
+            out.append("sharding_indexed(" + chain(conf["codecs"]) + ")")
+            if any(i["name"] == "crc32c" for i in conf.get("index_codecs", [])):
+                out.append("crc32c-index")
+        else:
+            out.append(c["name"])
+    return ",".join(out)
+z2 = meta(sys.argv[1], "a/.zarray")
+print("1/state/a.npy", "zarr2", z2["compressor"]["id"], shape(z2["chunks"]), "-", sep="\t")
+z3 = meta(sys.argv[2], "a/zarr.json")
+sh = z3["codecs"][0]["configuration"]["chunk_shape"]
+print("2/state/a.npy", "zarr3", chain(z3["codecs"]),
+      shape(z3["chunk_grid"]["configuration"]["chunk_shape"]), shape(sh), sep="\t")
+zf = json.load(open(sys.argv[3]))
+print("100/state/params/dense/kernel.npy", "zarr2", zf["compressor"]["id"], shape(zf["chunks"]), "-",
+      sep="\t")
+EOF
+[ "$(wc -l <"$T/srcwant")" = 3 ] || fail "expected source lines"
+x() { t getfattr --only-values -n "user.ckpt.$1" "$MNT/$2" 2>/dev/null; }
+while IFS=$'\t' read -r leaf fmt codec chunks inner; do
+	[ "$(x source_format "$leaf")" = "$fmt" ] || fail "$leaf: source_format '$(x source_format "$leaf")', not $fmt"
+	[ "$(x zarr_codec "$leaf")" = "$codec" ] || fail "$leaf: zarr_codec '$(x zarr_codec "$leaf")', not $codec"
+	[ "$(x chunk_shape "$leaf")" = "$chunks" ] || fail "$leaf: chunk_shape '$(x chunk_shape "$leaf")', not $chunks"
+	if [ "$inner" = - ]; then
+		[ -z "$(x inner_chunk_shape "$leaf")" ] || fail "$leaf: inner_chunk_shape on an unsharded array"
+	else
+		[ "$(x inner_chunk_shape "$leaf")" = "$inner" ] ||
+			fail "$leaf: inner_chunk_shape '$(x inner_chunk_shape "$leaf")', not $inner"
+	fi
+	x source "$leaf" | $PY -c "import json, sys; json.load(sys.stdin)" || fail "$leaf: source is not JSON"
+	echo "$leaf: $(x source "$leaf")"
+done <"$T/srcwant"
+x source 100/state/params/dense/kernel.npy | grep -q '"kvstore":"file"' || fail "use_ocdbt=False leaf not from files"
+x source 2/state/a.npy | grep -q '"kvstore":"ocdbt"' || fail "OCDBT leaf not from ocdbt"
+if t getfattr -n user.ckpt.source "$MNT/7/state/w.npy" >/dev/null 2>&1; then
+	fail "a native leaf has a source xattr"
+fi
+t getfattr -d -m user.ckpt "$MNT/2/state/a.npy" | grep -q "^user.ckpt.zarr_codec=" || fail "zarr_codec not listed"
 # writes are refused: Orbax steps are read-only
 if t sh -c "echo x > '$MNT/2/state/a.npy'" 2>/dev/null; then fail "write to an Orbax leaf"; fi
 fs_umount

@@ -21,6 +21,7 @@
 #include "ckpt/checkpointer.h"
 #include "ckpt/manager.h"
 #include "ckpt/pytree.h"
+#include "ckpt/root.h"
 #include "ckpt/step.h"
 
 static char tmp[256], root[300], exp_dir[300];
@@ -193,11 +194,88 @@ static void test_pytree_restore_and_manager(void **state)
 	assert_null(ckpt_step_dir_format(path));
 }
 
+/* Orbax step directories named by step_prefix / step_format_fixed_length
+ * ("ckpt_0000007", "run_12", "0000003"): listed in every naming, opened by a
+ * read-only manager with matching options; an unfinished save is never a step. */
+static void test_named_step_dirs(void **state)
+{
+	char named[300], cmd[4096];
+	ckpt_root_step *dirs = NULL;
+	uint64_t *steps = NULL, latest = 0, v;
+	size_t n = 0;
+	ckpt_manager *m;
+	ckpt_manager_options mo = CKPT_MANAGER_OPTIONS_INIT;
+
+	(void)state;
+	snprintf(named, sizeof(named), "%s/named", tmp);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s && cp -r %s/100 %s/ckpt_0000007 && cp -r %s/100 %s/run_12 && "
+		 "cp -r %s/100 %s/0000003 && cp -r %s/100 %s/ckpt_0000009.orbax-checkpoint-tmp-17 && "
+		 "cp -r %s/100 %s/_9 && mkdir %s/ckpt_0000010",
+		 named, root, named, root, named, root, named, root, named, root, named, named);
+	assert_int_equal(system(cmd), 0);
+
+	assert_int_equal(ckpt_root_step_dirs(&dirs, &n, named), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(dirs[0].step, 3);
+	assert_string_equal(dirs[0].name, "0000003");
+	assert_int_equal(dirs[1].step, 7);
+	assert_string_equal(dirs[1].name, "ckpt_0000007");
+	assert_int_equal(dirs[2].step, 12);
+	assert_string_equal(dirs[2].name, "run_12");
+	free(dirs);
+	assert_int_equal(ckpt_root_steps(&steps, &n, named), 0); /* plain names only */
+	assert_int_equal(n, 0);
+	free(steps);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "ckpt_0000007"), 1);
+	assert_int_equal(v, 7);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "ckpt_7.orbax-checkpoint-tmp-1"), 0);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "7.orbax-checkpoint-tmp"), 0);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "ckpt_"), 0);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "_7"), 0);
+	assert_int_equal(ckpt_step_dir_name_any(&v, "99999999999999999999"), 0);
+
+	struct {
+		const char *prefix;
+		unsigned width;
+		uint64_t step;
+	} cases[] = {{"ckpt", 7, 7}, {"run", 0, 12}, {NULL, 7, 3}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mo.read_only = 1;
+		mo.step_prefix = cases[i].prefix;
+		mo.step_format_fixed_length = cases[i].width;
+		assert_int_equal(ckpt_manager_open(&m, named, &mo), 0);
+		assert_int_equal(ckpt_manager_all_steps(&steps, &n, m), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(steps[0], cases[i].step);
+		free(steps);
+		assert_int_equal(ckpt_manager_latest_step(&latest, m), 0);
+		assert_int_equal(latest, cases[i].step);
+		/* restore through the manager: the step's directory by its real name */
+		ckpt_handler *h;
+		const char *paths[] = {"opt_state/0/count"};
+		ckpt_pytree_restore_args ra = CKPT_PYTREE_RESTORE_ARGS_INIT;
+		void *out = NULL;
+		const ckpt_tree *count;
+		ra.paths = paths;
+		ra.npaths = 1;
+		assert_int_equal(ckpt_pytree_handler_new(&h), 0);
+		ckpt_item_args it = {"state", h, &ra};
+		assert_int_equal(ckpt_manager_restore(&out, m, -1, &it, 1), 0);
+		assert_int_equal(ckpt_tree_lookup((ckpt_tree **)&count, out, "opt_state/0/count"), 0);
+		assert_int_equal(ckpt_tree_int(count), 12345);
+		ckpt_tree_free(out);
+		ckpt_handler_free(h);
+		ckpt_manager_free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lazy_open_list_read),
 	    cmocka_unit_test(test_pytree_restore_and_manager),
+	    cmocka_unit_test(test_named_step_dirs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

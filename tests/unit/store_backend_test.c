@@ -22,6 +22,7 @@
 #include "ckpt/sys/error.h"
 #include "ckpt/sys/store_backend.h"
 #include "crc32c.h"
+#include "fsutil.h"
 
 #define CS 4096u	/* chunk size of the chunked values */
 #define NRAW (3 * CS + 100)
@@ -272,12 +273,60 @@ static void test_refuses_unknown_version_and_missing_slots(void **state)
 	assert_int_equal(freed, 2);
 }
 
+static int mem_describe(char **out, ckpt_store_backend *be, const void *key, size_t keylen)
+{
+	(void)be;
+	return (*out = ckpt_asprintf("{\"key\":\"%.*s\"}", (int)keylen, (const char *)key)) ? 0
+											 : CKPT_ENOMEM;
+}
+
+static void test_describe_slot(void **state)
+{
+	int freed = 0;
+	mem_backend *m = mem_new(&freed);
+	ckpt_store *s = NULL;
+	ckpt_value *v = NULL;
+	char *d = (char *)1;
+
+	(void)state;
+	/* no slot: nothing to say */
+	assert_int_equal(ckpt_store_open_backend(&s, &m->base, "mem", NULL), 0);
+	assert_int_equal(ckpt_value_open(&v, s, "raw", 3), 0);
+	assert_int_equal(ckpt_value_describe(&d, v), 0);
+	assert_null(d);
+	ckpt_value_free(v);
+	ckpt_store_free(s);
+	/* the slot answers for the value's key */
+	m = mem_new(&freed);
+	m->base.describe = mem_describe;
+	assert_int_equal(ckpt_store_open_backend(&s, &m->base, "mem", NULL), 0);
+	assert_int_equal(ckpt_value_open(&v, s, "raw", 3), 0);
+	assert_int_equal(ckpt_value_describe(&d, v), 0);
+	assert_string_equal(d, "{\"key\":\"raw\"}");
+	free(d);
+	ckpt_value_free(v);
+	ckpt_store_free(s);
+	/* a version-1 backend is still accepted, and its (absent) slot never read */
+	m = mem_new(&freed);
+	m->base.version = 1;
+	m->base.describe = mem_describe; /* past the end of a real version-1 struct */
+	assert_int_equal(ckpt_store_open_backend(&s, &m->base, "mem", NULL), 0);
+	assert_int_equal(ckpt_value_open(&v, s, "raw", 3), 0);
+	d = (char *)1;
+	assert_int_equal(ckpt_value_describe(&d, v), 0);
+	assert_null(d);
+	ckpt_value_free(v);
+	ckpt_store_free(s);
+	assert_int_equal(freed, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_through_a_foreign_backend),
 	    cmocka_unit_test(test_checksummed_chunk_is_checked),
 	    cmocka_unit_test(test_refuses_unknown_version_and_missing_slots),
+	    cmocka_unit_test(test_describe_slot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,35 @@ extern "C" {
  */
 CKPT_API int ckpt_root_steps(uint64_t **out, size_t *n, const char *root);
 /*
+ * A step directory of a root, whatever its naming: plain ("7"), zero-padded
+ * ("0000007", Orbax's step_format_fixed_length) or prefixed ("ckpt_7",
+ * "run_0000012", Orbax's step_prefix and CheckpointManagerOptions' prefix).
+ */
+#define CKPT_STEP_NAME_MAX 256
+typedef struct ckpt_root_step {
+	uint64_t step;
+	char name[CKPT_STEP_NAME_MAX]; /* the directory's name in the root */
+} ckpt_root_step;
+
+/*
+ * Parse a step directory name in any naming: *out receives the step of
+ * "7", "0000007", "ckpt_7" or "run_0000012" (the digits after the last '_').
+ * A name holding ".orbax-checkpoint-tmp" or ".ckpt-tmp-" (a save in progress)
+ * is never a step.
+ * Returns 1 for a step name, 0 for any other name.
+ */
+CKPT_API int ckpt_step_dir_name_any(uint64_t *out, const char *name);
+
+/*
+ * The finalized step directories of root in every naming
+ * (ckpt_step_dir_name_any) holding a native or an Orbax step, ascending by
+ * step, then by name (two namings of one step are both listed): *out
+ * malloc'd (caller free()s), *n their count. ckpt_root_steps lists plain
+ * names only.
+ * Returns 0, CKPT_ENOTFOUND (no root), CKPT_EIO, CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_root_step_dirs(ckpt_root_step **out, size_t *n, const char *root);
+/*
  * Remove temporary directories of abandoned saves (never pending steps);
  * *removed (may be NULL) receives their count. A missing root has none.
  * Returns 0, CKPT_EIO, CKPT_ENOMEM.

@@ -149,6 +149,14 @@ CKPT_API uint64_t ckpt_leaf_file_size(const ckpt_leaf *l);
 CKPT_API const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l);
 CKPT_API const char *ckpt_leaf_key(const ckpt_leaf *l); /* store key, for messages */
 /*
+ * Where the leaf's bytes come from: ckpt_value_describe (ckpt/store.h) of
+ * its stored value: a malloc'd JSON object text the caller free()s, e.g. a
+ * leaf of an Orbax step: its zarr format, codec chain and chunk shape; NULL
+ * for a leaf of a native step.
+ * Returns 0, CKPT_ENOMEM, or another CKPT_E* code from the store's backend.
+ */
+CKPT_API int ckpt_leaf_describe(char **out, const ckpt_leaf *l);
+/*
  * Read file bytes [off, off+len); *out_n receives the count (short only at
  * the end of the file). Thread-safe. Errors name the leaf.
  * Returns 0, CKPT_ECORRUPT (damaged or short stored data), CKPT_EIO,

@@ -153,6 +153,18 @@ CKPT_API int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, s
 CKPT_API const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v);
 
 /*
+ * Where a value's bytes come from, beyond ckpt_value_info, as a JSON object
+ * text in a malloc'd string the caller free()s; *out is NULL when the store's
+ * backend has nothing to add (native stores). The Orbax backend
+ * (docs/format.md) says e.g. {"chunk_shape":[8],"format":"zarr3",
+ * "codec":"sharding_indexed(bytes,zstd),crc32c-index","inner_chunk_shape":[4]}
+ * for a zarr array; members may be added later, so parse it.
+ * Returns 0, CKPT_ENOMEM, or another CKPT_E* code from the store's backend
+ * (ckpt/sys/store_backend.h).
+ */
+CKPT_API int ckpt_value_describe(char **out, const ckpt_value *v);
+
+/*
  * Read up to `len` bytes at `off` into buf; *out_n receives the count (short
  * only at the end of the value). Reads and decompresses only overlapping
  * chunks (through the store's cache if enabled), verifying each chunk's

@@ -90,7 +90,7 @@ typedef struct ckpt_value_source {
 	void *reader_ctx;
 } ckpt_value_source;
 
-#define CKPT_STORE_BACKEND_VERSION 1
+#define CKPT_STORE_BACKEND_VERSION 2
 
 typedef struct ckpt_store_backend ckpt_store_backend;
 struct ckpt_store_backend {
@@ -112,9 +112,16 @@ struct ckpt_store_backend {
 
 	/* Release everything; the library calls it exactly once. */
 	void (*free)(ckpt_store_backend *be);
+
+	/* Version 2 on. Where key's bytes come from, for people: *out a malloc'd JSON
+	 * object text (ckpt_store_describe, ckpt/store.h), or NULL with nothing to
+	 * add to the value's info; NULL slot: nothing, for every key. */
+	int (*describe)(char **out, ckpt_store_backend *be, const void *key, size_t keylen);
 };
 
 #define CKPT_STORE_BACKEND_INIT {CKPT_STORE_BACKEND_VERSION}
+/* The oldest version still accepted (version 1 lacks describe). */
+#define CKPT_STORE_BACKEND_VERSION_MIN 1
 
 /*
  * Zero *be and set its version. Returns 0, or CKPT_EVERSION if version is not
