@@ -895,6 +895,11 @@ static int root_xattrs(struct ckptfs *fs, xattr_cb cb, void *p)
 	if (!(rc = emit(cb, p, XATTR_PREFIX "root", view_root_path(fs->view))) &&
 	    !(rc = emit(cb, p, XATTR_PREFIX "log", ckptfs_log_where())))
 		rc = emit(cb, p, XATTR_PREFIX "errors", errors);
+	if (!rc) {
+		char n[24];
+		snprintf(n, sizeof(n), "%" PRIu64, view_bytes_read(fs->view));
+		rc = emit(cb, p, XATTR_PREFIX "bytes_read", n);
+	}
 	free(errors);
 	return rc < 0 ? -rc : 0;
 }

@@ -221,10 +221,16 @@ static int expand(struct builder *b, uint32_t i)
 	return rc;
 }
 
+/* Bytes of data files read by steps already closed (view_bytes_read). */
+static uint64_t gone_bytes_read;
+
 static void vstep_free(struct vstep *vs)
 {
 	if (!vs)
 		return;
+	if (vs->step)
+		__atomic_fetch_add(&gone_bytes_read, ckpt_store_bytes_read(ckpt_step_store(vs->step)),
+				   __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < vs->nnodes; i++) {
 		ckpt_leaf_free(vs->nodes[i].leaf);
 		ckpt_value_free(vs->nodes[i].value);
@@ -724,6 +730,18 @@ int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *
 			return 0;
 		}
 	return CKPT_ENOTFOUND;
+}
+
+uint64_t view_bytes_read(struct view *v)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&v->lock);
+	for (uint32_t i = 0; i < v->nslots; i++)
+		if (v->slots[i].vs && v->slots[i].vs->step)
+			n += ckpt_store_bytes_read(ckpt_step_store(v->slots[i].vs->step));
+	pthread_mutex_unlock(&v->lock);
+	return n + __atomic_load_n(&gone_bytes_read, __ATOMIC_RELAXED);
 }
 
 /* ---- the invariants, checked in one call (as SQLite's assert_pager_state) ---- */

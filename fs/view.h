@@ -103,6 +103,10 @@ struct view_entry {
 int view_new(struct view **out, const char *root, const struct view_config *cfg);
 void view_free(struct view *v);
 const char *view_root_path(const struct view *v);
+/* Bytes the mount's steps have read from their data files (the store's counter), for
+ * `user.ckpt.bytes_read` on the mount root: what reads asked of the disk, without the
+ * kernel's read-ahead below the daemon. */
+uint64_t view_bytes_read(struct view *v);
 
 /*
  * Re-read ROOT's steps if its mtime changed since the last scan (always with
