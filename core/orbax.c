@@ -259,17 +259,26 @@ static int read_at(char **out, size_t *len, int dirfd, const char *name, size_t 
 
 /* ---- zarr sources ---- */
 
-static int db_size(void *ctx, const char *key, uint64_t *len)
+/* The OCDBT value of the zarr key <param>/<key> of array a (clear *b after). */
+static int db_get(const struct oarray *a, const char *key, ocdbt_blob *b)
 {
-	struct oarray *a = ctx;
 	char *k = ckpt_asprintf("%s/%s", a->param, key);
-	ocdbt_blob b;
 	int rc;
 
+	memset(b, 0, sizeof(*b)); /* as ocdbt_get leaves it: clearable on every path */
+	b->fd = -1;
 	if (!k)
 		return CKPT_ENOMEM;
-	rc = ocdbt_get(a->item->db, k, strlen(k), &b);
+	rc = ocdbt_get(a->item->db, k, strlen(k), b);
 	free(k);
+	return rc;
+}
+
+static int db_size(void *ctx, const char *key, uint64_t *len)
+{
+	ocdbt_blob b;
+	int rc = db_get(ctx, key, &b);
+
 	if (rc == 0)
 		*len = b.len;
 	ocdbt_blob_clear(&b);
@@ -278,15 +287,10 @@ static int db_size(void *ctx, const char *key, uint64_t *len)
 
 static int db_pread(void *ctx, const char *key, void *buf, size_t len, uint64_t off)
 {
-	struct oarray *a = ctx;
-	char *k = ckpt_asprintf("%s/%s", a->param, key);
+	const struct oarray *a = ctx;
 	ocdbt_blob b;
-	int rc;
+	int rc = db_get(a, key, &b);
 
-	if (!k)
-		return CKPT_ENOMEM;
-	rc = ocdbt_get(a->item->db, k, strlen(k), &b);
-	free(k);
 	if (rc == 0)
 		rc = ocdbt_blob_pread(a->item->db, &b, buf, len, off);
 	ocdbt_blob_clear(&b);
