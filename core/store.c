@@ -77,11 +77,12 @@ int ckpt_store_resolve_options(ckpt_store_options *o, const ckpt_store_options *
 	return 0;
 }
 
+/* A store around be (owned, also on failure) with options already resolved. */
 static int store_new(ckpt_store **out, ckpt_store_backend *be, const char *dir, unsigned flags,
-		     const ckpt_store_options *opts)
+		     const ckpt_store_options *resolved)
 {
 	ckpt_store *s;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -90,8 +91,8 @@ static int store_new(ckpt_store **out, ckpt_store_backend *be, const char *dir, 
 	}
 	s->be = be;
 	s->flags = flags;
-	if ((rc = ckpt_store_resolve_options(&s->opts, opts)) < 0 ||
-	    (s->dir = strdup(dir)) == NULL ||
+	s->opts = *resolved;
+	if ((s->dir = strdup(dir)) == NULL ||
 	    (s->opts.cache_size && (rc = ckpt_chunk_cache_new(&s->cache, s->opts.cache_size)) < 0)) {
 		ckpt_store_free(s);
 		return rc < 0 ? rc : ckpt_error_nomem();
@@ -134,12 +135,15 @@ int ckpt_store_backend_init(ckpt_store_backend *be, unsigned version)
 int ckpt_store_open_backend(ckpt_store **out, ckpt_store_backend *be, const char *dir,
 			    const ckpt_store_options *opts)
 {
+	ckpt_store_options o;
+	int rc;
+
 	*out = NULL;
 	if (be->version < CKPT_STORE_BACKEND_VERSION_MIN ||
 	    be->version > CKPT_STORE_BACKEND_VERSION) {
-		int rc = ckpt_error_set(CKPT_EVERSION,
-					"%s: store backend version %u; this library knows version %d",
-					dir, be->version, CKPT_STORE_BACKEND_VERSION);
+		rc = ckpt_error_set(CKPT_EVERSION,
+				    "%s: store backend version %u; this library knows version %d", dir,
+				    be->version, CKPT_STORE_BACKEND_VERSION);
 		if (be->free)
 			be->free(be);
 		return rc;
@@ -149,7 +153,11 @@ int ckpt_store_open_backend(ckpt_store **out, ckpt_store_backend *be, const char
 			be->free(be);
 		return ckpt_error_set(CKPT_EINVAL, "%s: store backend lacks a required slot", dir);
 	}
-	return store_new(out, be, dir, CKPT_STORE_READONLY | CKPT_STORE_IMMUTABLE, opts);
+	if ((rc = ckpt_store_resolve_options(&o, opts)) < 0) {
+		be->free(be);
+		return rc;
+	}
+	return store_new(out, be, dir, CKPT_STORE_READONLY | CKPT_STORE_IMMUTABLE, &o);
 }
 
 void ckpt_store_free(ckpt_store *s)
