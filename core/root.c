@@ -329,24 +329,16 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 	return rc;
 }
 
-int ckpt_root_delete_step(const char *root, uint64_t step)
-{
-	return ckpt_root_delete_step_named(root, step, NULL, 0);
-}
-
-int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *prefix, unsigned width)
+/* Delete the finalized step directory `from` of root: rename it to a temporary name, then remove it. */
+static int delete_dir(const char *from, const char *root)
 {
 	char nonce[17];
-	char *from = NULL, *to = NULL;
+	char *to = NULL;
 	int rc = 0;
 
 	ckpt_nonce(nonce);
-	from = ckpt_step_dir_path(root, step, prefix, width);
-	to = from ? ckpt_asprintf("%s%sdel-%s", from, CKPT_TMP_INFIX, nonce) : NULL;
-	if (!from || !to) {
-		rc = CKPT_ENOMEM;
-		goto done;
-	}
+	if (!(to = ckpt_asprintf("%s%sdel-%s", from, CKPT_TMP_INFIX, nonce)))
+		return ckpt_error_nomem();
 	if (rename(from, to) != 0) {
 		rc = ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
 				      "delete step %s", from);
@@ -357,8 +349,39 @@ int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *pre
 	if (rc == 0)
 		rc = ckpt_rmtree(to);
 done:
-	free(from);
 	free(to);
+	return rc;
+}
+
+int ckpt_root_delete_step(const char *root, uint64_t step)
+{
+	return ckpt_root_delete_step_named(root, step, NULL, 0);
+}
+
+int ckpt_root_delete_step_named(const char *root, uint64_t step, const char *prefix, unsigned width)
+{
+	char *from = ckpt_step_dir_path(root, step, prefix, width);
+	int rc;
+
+	if (!from)
+		return ckpt_error_nomem();
+	rc = delete_dir(from, root);
+	free(from);
+	return rc;
+}
+
+int ckpt_root_delete_step_dir(const char *root, const char *name)
+{
+	uint64_t step;
+	char *from;
+	int rc;
+
+	if (!ckpt_step_dir_name_any(&step, name) || strchr(name, '/'))
+		return ckpt_error_set(CKPT_EINVAL, "'%s' is not a step directory name", name);
+	if (!(from = ckpt_asprintf("%s/%s", root, name)))
+		return ckpt_error_nomem();
+	rc = delete_dir(from, root);
+	free(from);
 	return rc;
 }
 
@@ -372,17 +395,17 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* 1 and *out = the newest step if it is newer than after, else 0; or an error. */
+/* 1 and *out = the newest step (any naming) if it is newer than after, else 0; or an error. */
 static int newest_after(uint64_t *out, const char *root, int64_t after)
 {
-	uint64_t *v = NULL;
+	ckpt_root_step *v = NULL;
 	size_t n = 0;
-	int rc = ckpt_root_steps(&v, &n, root);
+	int rc = ckpt_root_step_dirs(&v, &n, root); /* every naming, ascending by step */
 
 	if (rc == CKPT_ENOTFOUND) /* not created yet */
 		return 0;
-	if (rc == 0 && n && (after < 0 || v[n - 1] > (uint64_t)after)) {
-		*out = v[n - 1];
+	if (rc == 0 && n && (after < 0 || v[n - 1].step > (uint64_t)after)) {
+		*out = v[n - 1].step;
 		rc = 1;
 	}
 	free(v);

@@ -70,14 +70,14 @@ static char *unmount(const char *path)
 	return out;
 }
 
-/* The newest finalized step of root: 0 and *step, or -1 if it has none. */
-static int newest_step(uint64_t *step, const char *root)
+/* The newest finalized step of root in any naming: 0 and its directory name, or -1. */
+static int newest_step(char *name, size_t cap, const char *root)
 {
-	uint64_t *steps = NULL;
+	ckpt_root_step *steps = NULL;
 	size_t n = 0;
 	int rc = -1;
-	if (ckpt_root_steps(&steps, &n, root[0] ? root : ".") == 0 && n > 0) {
-		*step = steps[n - 1];
+	if (ckpt_root_step_dirs(&steps, &n, root[0] ? root : ".") == 0 && n > 0) {
+		snprintf(name, cap, "%s", steps[n - 1].name);
 		rc = 0;
 	}
 	ckpt_error_clear();
@@ -92,9 +92,8 @@ char *cli_real_path(const char *arg)
 		return NULL;
 	/* `latest` after a root that has no such entry: its newest finalized step. */
 	for (size_t off = 0; strstr(p + off, "latest");) {
-		char *c = strstr(p + off, "latest"), num[24], save = c[6];
+		char *c = strstr(p + off, "latest"), num[CKPT_STEP_NAME_MAX], save = c[6];
 		struct stat st;
-		uint64_t step;
 		off = (size_t)(c - p) + 6; /* where to look next unless replaced */
 		if ((c != p && c[-1] != '/') || (c[6] && c[6] != '/'))
 			continue;
@@ -104,11 +103,10 @@ char *cli_real_path(const char *arg)
 		if (exists)
 			continue;
 		char *root = strndup(p, c > p ? (size_t)(c - p - 1) : 0);
-		int found = root && newest_step(&step, root[0] || c == p ? root : "/") == 0;
+		int found = root && newest_step(num, sizeof(num), root[0] || c == p ? root : "/") == 0;
 		free(root);
 		if (!found)
 			continue;
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)step);
 		char *q = NULL;
 		if (asprintf(&q, "%.*s%s%s", (int)(c - p), p, num, c + 6) < 0) {
 			free(p);
@@ -122,7 +120,7 @@ char *cli_real_path(const char *arg)
 }
 
 /* Some step numbers of root, "100, 200, ..., 900" (at most 3 + the newest). */
-static void steps_text(char *buf, size_t cap, const uint64_t *steps, size_t n)
+static void steps_text(char *buf, size_t cap, const ckpt_root_step *steps, size_t n)
 {
 	size_t pos = 0;
 	buf[0] = '\0';
@@ -131,8 +129,7 @@ static void steps_text(char *buf, size_t cap, const uint64_t *steps, size_t n)
 			pos += (size_t)snprintf(buf + pos, cap - pos, ", ...");
 			i = n - 1;
 		}
-		pos += (size_t)snprintf(buf + pos, cap - pos, "%s%llu", i ? ", " : "",
-					(unsigned long long)steps[i]);
+		pos += (size_t)snprintf(buf + pos, cap - pos, "%s%s", i ? ", " : "", steps[i].name);
 	}
 }
 
@@ -166,12 +163,11 @@ static int child_root(char *name, size_t cap, const char *dir)
 	struct dirent *e;
 	int found = -1, seen = 0;
 	while (d && found && seen++ < 200 && (e = readdir(d))) {
-		char sub[PATH_MAX];
-		uint64_t step;
+		char sub[PATH_MAX], newest[CKPT_STEP_NAME_MAX];
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-		if (newest_step(&step, sub) == 0) {
+		if (newest_step(newest, sizeof(newest), sub) == 0) {
 			snprintf(name, cap, "%s", e->d_name);
 			found = 0;
 		}
@@ -207,7 +203,7 @@ static int pending_on_path(uint64_t *step, const char *path)
 
 int cli_explain_not_step(const char *arg, const char *path)
 {
-	uint64_t *steps = NULL;
+	ckpt_root_step *steps = NULL;
 	size_t n = 0;
 	char list[128], sub[256];
 	struct stat st;
@@ -234,11 +230,11 @@ int cli_explain_not_step(const char *arg, const char *path)
 				  "`ckpt finalize %s` (or through its mount: setfattr -n "
 				  "user.ckpt.finalize -v 1 MNT/<step>)",
 				  arg, arg);
-	if (S_ISDIR(st.st_mode) && ckpt_root_steps(&steps, &n, path) == 0 && n > 0) {
+	if (S_ISDIR(st.st_mode) && ckpt_root_step_dirs(&steps, &n, path) == 0 && n > 0) {
 		steps_text(list, sizeof(list), steps, n);
 		cli_errorf("'%s' is a checkpoint root (steps %s), not a step: give a step, "
-			   "e.g. %s/%llu or %s/latest",
-			   arg, list, arg, (unsigned long long)steps[n - 1], arg);
+			   "e.g. %s/%s or %s/latest",
+			   arg, list, arg, steps[n - 1].name, arg);
 		free(steps);
 		return 1;
 	}
@@ -303,7 +299,7 @@ static int not_a_root(const char *arg, const char *path, const char *what)
 int cli_root_arg(char **out, const char *arg)
 {
 	char *path = cli_real_path(arg), *step = NULL;
-	uint64_t *steps = NULL;
+	ckpt_root_step *steps = NULL;
 	size_t n = 0;
 	char sub[256];
 	struct stat st;
@@ -342,7 +338,7 @@ int cli_root_arg(char **out, const char *arg)
 		rc = not_a_root(arg, path, "a pending step");
 		goto done;
 	}
-	if (ckpt_root_steps(&steps, &n, path) == 0 && n == 0 && holds_no_checkpoint(path)) {
+	if (ckpt_root_step_dirs(&steps, &n, path) == 0 && n == 0 && holds_no_checkpoint(path)) {
 		if (child_root(sub, sizeof(sub), path) == 0)
 			rc = cli_errorf("'%s' holds no steps, but holds checkpoint roots such as "
 					"'%s/%s'",

@@ -216,6 +216,8 @@ int cmd_gc(int argc, char **argv)
 	};
 	gc_opts o = {CLI_POLICY_INIT, 0};
 	cli_step_info *infos = NULL;
+	ckpt_root_step *dirs = NULL;
+	const char **names = NULL;
 	uint64_t *steps = NULL;
 	size_t n = 0, ndel = 0, removed = 0;
 	char *root = NULL;
@@ -240,23 +242,33 @@ int cmd_gc(int argc, char **argv)
 		return cli_usagef(GC_USAGE, "no policy given (--keep-latest, --keep-best, ...)");
 	if ((rc = cli_root_arg(&root, argv[a])) != 0)
 		return rc;
-	if (ckpt_root_steps(&steps, &n, root) < 0) {
+	/* every naming: plain, zero-padded, "<prefix>_<n>" (Orbax's step_prefix) */
+	if (ckpt_root_step_dirs(&dirs, &n, root) < 0) {
 		rc = cli_fail();
 		goto done;
 	}
-	if ((rc = cli_step_infos(&infos, root, steps, NULL, n, &o.pol)) != 0)
+	steps = calloc(n + 1, sizeof(*steps));
+	names = calloc(n + 1, sizeof(*names));
+	if (!steps || !names) {
+		rc = cli_errorf("out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		steps[i] = dirs[i].step;
+		names[i] = dirs[i].name;
+	}
+	if ((rc = cli_step_infos(&infos, root, steps, names, n, &o.pol)) != 0)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (infos[i].keep)
 			continue;
-		if (!o.dry_run && ckpt_root_delete_step(root, steps[i]) < 0) {
+		if (!o.dry_run && ckpt_root_delete_step_dir(root, names[i]) < 0) {
 			rc = cli_fail();
 			break;
 		}
 		ndel++;
 		if (!cli_json)
-			printf("%s step %llu\n", o.dry_run ? "would delete" : "deleted",
-			       (unsigned long long)steps[i]);
+			printf("%s step %s\n", o.dry_run ? "would delete" : "deleted", names[i]);
 	}
 	if (rc == 0 && !o.dry_run && ckpt_root_cleanup(root, &removed) < 0)
 		rc = cli_fail();
@@ -286,6 +298,8 @@ int cmd_gc(int argc, char **argv)
 done:
 	cli_step_infos_free(infos, n);
 	free(steps);
+	free(names);
+	free(dirs);
 	free(root);
 	return rc;
 }

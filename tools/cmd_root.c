@@ -344,15 +344,17 @@ int cmd_rm(int argc, char **argv)
 			return cli_errorf("%s: %s", path, strerror(errno));
 		return rm_tmp(root, name, step, &count);
 	}
-	if (cli_parse_u64(&step, name, 0) < 0)
-		return cli_errorf("'%s' is not a step (ROOT/<number>)", argv[a]);
+	/* any naming: "7", "0000007", "ckpt_7" (Orbax's step_prefix) */
+	if (!ckpt_step_dir_name_any(&step, name))
+		return cli_errorf("'%s' is not a step (ROOT/<number> or ROOT/<prefix>_<number>)",
+				  argv[a]);
 	snprintf(path, sizeof(path), "%s/%s", root, name);
 	if (lstat(path, &st) == 0)
-		return ckpt_root_delete_step(root, step) < 0 ? cli_fail() : 0;
+		return ckpt_root_delete_step_dir(root, name) < 0 ? cli_fail() : 0;
 	if ((rc = rm_tmp(root, NULL, step, &count)) != 0)
 		return rc;
 	if (count == 0)
-		return cli_errorf("no step %llu in %s", (unsigned long long)step, root);
+		return cli_errorf("no step %s in %s", name, root);
 	return 0;
 }
 

@@ -64,4 +64,19 @@ rm -rf "$ROOT/run_12"
 wait_for sh -c "! ls '$MNT' | grep -qx run_12" || fail "removed named step still shown"
 t cmp "$MNT/run_0000040/state/a.npy" "$MNT/ckpt_0000007/state/a.npy" || fail "new step contents"
 fs_umount
+
+# wait, gc and rm know every naming too
+[ "$("$CK" wait "$ROOT" --after 12 --timeout 1)" = 40 ] || fail "wait --after 12"
+out=$("$CK" gc --keep-latest 2 "$ROOT") || fail "gc: $out"
+echo "$out" | grep -qx "deleted step 0000003" || fail "gc output: $out"
+echo "$out" | grep -qx "deleted step 5" || fail "gc output: $out"
+names=$("$CK" ls "$ROOT" | awk 'NR > 1 && $2 == "finalized" {print $1}' | tr '\n' ' ')
+[ "$names" = "ckpt_0000007 run_0000040 " ] || fail "after gc: '$names'"
+[ "$("$CK" cat "$ROOT/latest/state/a")" = "[0 1 2 3 4 5 6 7]" ] || fail "cat latest (run_0000040)"
+if "$CK" cat "$ROOT" 2>"$T/err"; then fail "cat of a root succeeded"; fi
+grep -q "steps ckpt_0000007, run_0000040" "$T/err" || fail "root message: $(cat "$T/err")"
+"$CK" rm "$ROOT/ckpt_0000007" || fail "rm ckpt_0000007"
+[ ! -e "$ROOT/ckpt_0000007" ] || fail "rm left ckpt_0000007"
+if "$CK" rm "$ROOT/ckpt_0000007" 2>"$T/err"; then fail "rm of a removed step succeeded"; fi
+grep -q "no step ckpt_0000007" "$T/err" || fail "rm message: $(cat "$T/err")"
 echo "orbax_step_names: ok"

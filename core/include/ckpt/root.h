@@ -70,12 +70,19 @@ CKPT_API int ckpt_root_cleanup(const char *root, size_t *removed);
  * Returns 0, CKPT_ENOTFOUND (no such step), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_root_delete_step(const char *root, uint64_t step);
+/*
+ * Delete the finalized step directory `name` of root in any naming
+ * (ckpt_step_dir_name_any: "7", "0000007", "ckpt_7"), as ckpt_root_delete_step.
+ * Returns 0, CKPT_EINVAL (name is not a step directory name), CKPT_ENOTFOUND
+ * (no such directory), CKPT_EIO, CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_root_delete_step_dir(const char *root, const char *name);
 
 /*
  * For evaluators: wait until root has a finalized step newer than `after`
  * (any step if after < 0) and set *out to the newest; inotify on root with a
- * polling fallback. timeout_ms < 0 waits forever. Plain step names (no
- * prefix).
+ * polling fallback. timeout_ms < 0 waits forever. Steps in every naming
+ * count (ckpt_root_step_dirs: "7", "0000007", "ckpt_7").
  * Returns 0, CKPT_EBUSY (timeout_ms passed without a newer step), CKPT_EIO,
  * CKPT_ENOMEM.
  */
