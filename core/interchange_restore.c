@@ -4,16 +4,26 @@
  *
  * Restoring writes _CHECKPOINT_METADATA, each item's _METADATA and every
  * leaf through the leaf view (ckpt_leaf_pread), so files are byte-identical
- * to what the mount serves; memory stays bounded by one copy buffer. Items
- * without _METADATA (other handlers) are written key by key.
+ * to what the mount serves. Items without _METADATA (other handlers) are
+ * written key by key.
+ *
+ * Leaves are written by up to one thread per CPU (RESTORE_MAX_THREADS): the
+ * walk of the tree creates the directories and lists the leaves; the
+ * threads then take leaves one at a time from the list, each with its own
+ * copy buffer, so decoding (zstd, zarr) uses every core and memory stays
+ * bounded by one buffer per thread. The first error stops the others and
+ * is the one returned, with its message.
  *
  * Invariants:
  *   1. Every file written is below out_dir: raw keys that are not safe
  *      relative paths (empty, "." or ".." components) are refused.
+ *   2. A leaf's file is written only after its directory exists (the walk
+ *      creates every directory before any thread starts).
  */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +38,7 @@
 #include "fsutil.h"
 
 #define COPY_BUF (1u << 20)
+#define RESTORE_MAX_THREADS 8
 
 /* Stream a leaf of the step into `file` through the leaf view. */
 static int write_leaf(ckpt_step *s, const char *item, const ckpt_tree *node, const char *file)
@@ -69,11 +80,24 @@ done:
 	return rc;
 }
 
+/* One leaf to write: the tree node and its file (malloc'd). */
+typedef struct leaf_job {
+	const ckpt_tree *node;
+	char *file;
+} leaf_job;
+
 struct wctx {
 	ckpt_step *s;
 	const char *item;
 	const char *out;
 	size_t skip; /* length of the subtree's own path prefix */
+	leaf_job *jobs;
+	size_t njobs, cap;
+	/* while the threads run */
+	pthread_mutex_t mu;
+	size_t next; /* the next job to take */
+	int rc;      /* the first error */
+	char *msg;   /* its message (malloc'd) */
 };
 
 static int write_node(ckpt_tree *node, const char *path, void *payload)
@@ -82,7 +106,7 @@ static int write_node(ckpt_tree *node, const char *path, void *payload)
 	const char *rel = path + c->skip;
 	ckpt_tree_kind k = ckpt_tree_get_kind(node);
 	char *file;
-	int rc;
+	int rc = 0;
 
 	if (*rel == '/')
 		rel++;
@@ -92,10 +116,70 @@ static int write_node(ckpt_tree *node, const char *path, void *payload)
 			      k == CKPT_TREE_ARRAY ? ".npy" : "");
 	if (!file)
 		return CKPT_ENOMEM;
-	rc = ckpt_tree_is_container(node) ? ckpt_mkdir_p(file)
-					  : write_leaf(c->s, c->item, node, file);
-	free(file);
-	return rc;
+	if (ckpt_tree_is_container(node)) {
+		rc = ckpt_mkdir_p(file);
+		free(file);
+		return rc;
+	}
+	if (c->njobs == c->cap) {
+		size_t ncap = c->cap ? 2 * c->cap : 64;
+		leaf_job *nj = realloc(c->jobs, ncap * sizeof(*nj));
+		if (!nj) {
+			free(file);
+			return ckpt_error_nomem();
+		}
+		c->jobs = nj;
+		c->cap = ncap;
+	}
+	c->jobs[c->njobs++] = (leaf_job){node, file};
+	return 0;
+}
+
+static void *leaf_worker(void *arg)
+{
+	struct wctx *c = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		size_t i = c->rc ? c->njobs : c->next++;
+		pthread_mutex_unlock(&c->mu);
+		if (i >= c->njobs)
+			return NULL;
+		int rc = write_leaf(c->s, c->item, c->jobs[i].node, c->jobs[i].file);
+		if (rc) {
+			pthread_mutex_lock(&c->mu);
+			if (!c->rc) {
+				c->rc = rc;
+				c->msg = strdup(ckpt_error_last());
+			}
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+}
+
+/* Write every listed leaf, on up to one thread per CPU; the first error wins. */
+static int write_leaves(struct wctx *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cpus < 1 ? 1 : (size_t)cpus, started = 0;
+	pthread_t th[RESTORE_MAX_THREADS];
+
+	if (n > RESTORE_MAX_THREADS)
+		n = RESTORE_MAX_THREADS;
+	if (n > c->njobs)
+		n = c->njobs;
+	pthread_mutex_init(&c->mu, NULL);
+	for (size_t i = 1; i < n; i++) /* this thread is the first worker */
+		if (pthread_create(&th[started], NULL, leaf_worker, c) == 0)
+			started++;
+	leaf_worker(c);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&c->mu);
+	assert(c->rc || c->next >= c->njobs); /* every leaf taken unless one failed */
+	if (c->rc)
+		return c->msg ? ckpt_error_set(c->rc, "%s", c->msg) : c->rc;
+	return 0;
 }
 
 /* Items without _METADATA: every key under "<item>/" becomes a file. */
@@ -184,7 +268,7 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 	rc = ckpt_tree_path(&own, node);
 	if (rc)
 		return rc;
-	struct wctx wc = {s, item, out, strlen(own)};
+	struct wctx wc = {.s = s, .item = item, .out = out, .skip = strlen(own)};
 	free(own);
 	rc = ckpt_mkdir_p(out);
 	if (rc == 0 && node == meta) {
@@ -194,6 +278,12 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 	}
 	if (rc == 0)
 		rc = ckpt_tree_walk(node, write_node, &wc);
+	if (rc == 0 && wc.njobs)
+		rc = write_leaves(&wc);
+	for (size_t i = 0; i < wc.njobs; i++)
+		free(wc.jobs[i].file);
+	free(wc.jobs);
+	free(wc.msg);
 	return rc;
 }
 
