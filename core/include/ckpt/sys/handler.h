@@ -127,6 +127,7 @@ typedef struct ckpt_handler_type_info {
 	int (*check_dir)(int item_dirfd, const char *what);
 	int (*describe)(char **out, ckpt_step *s, const char *item);
 } ckpt_handler_type_info;
+/* Returns as described above the struct. */
 CKPT_API int ckpt_handler_type_register_info(const ckpt_handler_type_info *info);
 
 /*
