@@ -73,11 +73,17 @@ CKPT    := $(B)/ckpt
 CKPTFS  := $(B)/ckptfs
 
 EXAMPLES := $(B)/examples/train
+# Handler plugins (ckpt/sys/handler.h): the example a user can copy, and the
+# broken ones tests load. Shared objects calling back into the program that
+# loads them, so the programs export libckpt's API: -rdynamic, and every
+# object of the static library linked in (PLUGIN_HOST).
+PLUGINS := $(B)/examples/handler_plugin.so $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(sort $(wildcard tests/plugins/*.c)))
+PLUGIN_HOST := -rdynamic -Wl,--whole-archive $(LIB_A) -Wl,--no-whole-archive
 
 # Man pages, generated from the programs' --help (tools/mkman.sh): one source.
 MAN := $(B)/man/ckpt.1 $(if $(FS_SRC),$(B)/man/ckptfs.8)
 
-all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc $(EXAMPLES) $(MAN)
+all: $(LIB_A) $(LIB_SO) $(CKPT) $(if $(FS_SRC),$(CKPTFS)) $(B)/ckpt.pc $(EXAMPLES) $(PLUGINS) $(MAN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -100,10 +106,10 @@ $(LIB_SO): $(CORE_OBJ)
 	$(CC) -shared -Wl,-soname,libckpt.so.$(SOVERSION) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 $(CKPT): $(TOOLS_OBJ) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOLS_OBJ) $(LIB_A) $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOLS_OBJ) $(PLUGIN_HOST) $(LIBS)
 
 $(CKPTFS): $(FS_OBJ) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(FS_OBJ) $(LIB_A) $(FUSE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(FS_OBJ) $(PLUGIN_HOST) $(FUSE_LIBS) $(LIBS)
 
 $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: tests/proto/%.proto
 	@mkdir -p $(B)/gen
@@ -114,15 +120,19 @@ $(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
 	$(CC) -std=c11 $(OPT) $(SAN) -fPIC $(DEP_CFLAGS) -I$(B)/gen -c $< -o $@
 
 # Unit tests link the static library so they can reach private headers (-Icore).
+# A test that loads plugins hosts them (TEST_HOST).
 $(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A) $(PROTO_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(CORE_INC) -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) \
-	  -lcmocka $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(CORE_INC) -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) \
+	  $(if $(TEST_HOST),$(PLUGIN_HOST),$(LIB_A)) $(LDFLAGS_ALL) -lcmocka $(LIBS)
+$(B)/tests/unit/handler_plugin_test $(B)/tests/tools/plugin_save: TEST_HOST := 1
+$(B)/tests/unit/handler_plugin_test: $(PLUGINS)
 
 # Test programs: public headers only, like a user's program.
 $(B)/tests/tools/%: tests/tools/%.c $(LIB_A) $(PROTO_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(if $(TEST_HOST),$(PLUGIN_HOST),$(LIB_A)) \
+	  $(LDFLAGS_ALL) $(LIBS)
 
 # Fuzz targets: built with a replay driver that runs every file of the corpus.
 $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
@@ -133,6 +143,15 @@ $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
 $(B)/examples/%: docs/examples/%.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+
+# Plugins: public headers only, libckpt not linked (the loading program provides it).
+$(B)/examples/%.so: docs/examples/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS_ALL)
+
+$(B)/tests/plugins/%.so: tests/plugins/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS_ALL)
 
 # ckpt.pc names PREFIX: made again whenever PREFIX differs from the one it was made with
 # (`make` then `make install PREFIX=/opt/ckpt` must not install /usr/local's).

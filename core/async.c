@@ -23,12 +23,24 @@
  *      first (f->reported); ckpt_future_wait always returns the save's result.
  *   4. Locks: a->mu guards a->queued, a->stop; f->mu guards f's done, rc,
  *      msg, reported, refs. A thread never holds both.
+ *   5. post_finalization runs exactly once per queued save, on the
+ *      background thread, after the step is renamed into place (or the save
+ *      failed) and before f->done is set.
+ *
+ * Performance metrics (StepMetadata.performance_metrics, Orbax's
+ * SaveStepStatistics names): ckpt_async_save measures how long it waited
+ * for the previous save and how long it blocked its caller, and hands them
+ * to the writer as a JSON object with the job (f->perf).
  */
 #include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
 
 #include "ckpt/async.h"
 #include "error_private.h"
@@ -51,6 +63,7 @@ struct ckpt_future {
 	size_t n;
 	int snapshots;
 	char *custom_metadata, *metrics;
+	char *perf; /* performance_metrics JSON object, or NULL */
 };
 
 struct ckpt_async {
@@ -78,6 +91,8 @@ static void job_clear(ckpt_future *f)
 	free(f->root);
 	free(f->custom_metadata);
 	free(f->metrics);
+	free(f->perf);
+	f->perf = NULL;
 	f->items = NULL;
 	f->root = f->custom_metadata = f->metrics = NULL;
 	f->n = 0;
@@ -169,6 +184,9 @@ static void run_job(const ckpt_async *a, ckpt_future *f)
 		wo.custom_metadata = f->custom_metadata;
 	if (f->metrics)
 		wo.metrics = f->metrics;
+	wo.performance_metrics = f->perf; /* a->opts.writer is at the current version */
+	if (wo.timeout_secs <= 0)
+		wo.timeout_secs = a->opts.timeout_secs;
 	rc = ckpt_checkpointer_save(f->root, f->step, f->items, f->n, &wo);
 	if (rc) {
 		ckpt_error_wrap(rc, "asynchronous save of step %" PRIu64 " in %s", f->step,
@@ -176,6 +194,8 @@ static void run_job(const ckpt_async *a, ckpt_future *f)
 		msg = strdup(ckpt_error_last()); /* NULL: the generic message */
 	}
 	job_clear(f); /* the snapshots go before anyone is told */
+	if (a->opts.post_finalization) /* invariant 5 */
+		a->opts.post_finalization(f->step, rc, a->opts.post_finalization_payload);
 	pthread_mutex_lock(&f->mu);
 	f->rc = rc;
 	f->msg = msg;
@@ -225,7 +245,19 @@ int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts)
 	CKPT_CHECK_VERSION(opts, CKPT_ASYNC_OPTIONS_VERSION, "ckpt_async_options");
 	if (!(a = calloc(1, sizeof(*a))))
 		return ckpt_error_nomem();
-	a->opts = opts ? *opts : def;
+	a->opts = def;
+	if (opts) /* a version 1 struct ends inside its version 1 writer */
+		memcpy(&a->opts, opts,
+		       opts->version >= 2 ? sizeof(*opts)
+					  : offsetof(ckpt_async_options, writer) +
+						offsetof(ckpt_step_writer_options, performance_metrics));
+	a->opts.writer.version = CKPT_STEP_WRITER_OPTIONS_VERSION; /* the rest is defaults */
+	a->opts.writer.performance_metrics = NULL; /* each save measures its own */
+	if (!(a->opts.timeout_secs >= 0)) {
+		free(a);
+		return ckpt_error_set(CKPT_EINVAL, "async timeout_secs must be >= 0, not %g",
+				      opts->timeout_secs);
+	}
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	if (own_string(&a->custom_metadata, &a->opts.writer.custom_metadata) ||
@@ -290,10 +322,42 @@ static int job_fill(ckpt_future *f, const ckpt_async *a, const char *root,
 	return 0;
 }
 
+static double now_secs(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* f->perf: Orbax's SaveStepStatistics of this save. start: wall clock at
+ * the call; mono0, mono1: monotonic at the call and after waiting for the
+ * previous save. */
+static int perf_fill(ckpt_future *f, const char *root, double start, double mono0,
+		     double mono1)
+{
+	cJSON *o = cJSON_CreateObject();
+	double now = now_secs(CLOCK_MONOTONIC);
+	int ok = o && cJSON_AddNumberToObject(o, "step", (double)f->step) &&
+		 cJSON_AddStringToObject(o, "event_type", "save") &&
+		 cJSON_AddStringToObject(o, "directory", root) &&
+		 cJSON_AddBoolToObject(o, "synchronous", 0) &&
+		 cJSON_AddNumberToObject(o, "wait_for_prev_start_time", start) &&
+		 cJSON_AddNumberToObject(o, "wait_for_prev_duration_secs", mono1 - mono0) &&
+		 cJSON_AddNumberToObject(o, "checkpointer_blocking_start_time",
+					 start + (mono1 - mono0)) &&
+		 cJSON_AddNumberToObject(o, "checkpointer_blocking_duration_secs", now - mono1);
+
+	f->perf = ok ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return f->perf ? 0 : ckpt_error_nomem();
+}
+
 int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint64_t step,
 		    const ckpt_item_args *items, size_t n, const char *custom_metadata,
 		    const char *metrics)
 {
+	double start = now_secs(CLOCK_REALTIME), mono0 = now_secs(CLOCK_MONOTONIC), mono1;
 	ckpt_future *f = NULL;
 	int rc;
 
@@ -303,6 +367,7 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
 		return ckpt_error_set(CKPT_EINVAL,
 				      "ckpt_async_save: NULL checkpointer, root or items");
 	rc = take_error(a->last, 1); /* invariant 1: the previous save is done */
+	mono1 = now_secs(CLOCK_MONOTONIC);
 	if (rc)
 		return rc;
 	if (!(f = calloc(1, sizeof(*f))))
@@ -318,6 +383,8 @@ int ckpt_async_save(ckpt_async *a, ckpt_future **future, const char *root, uint6
 			rc = ckpt_error_errno(CKPT_ERROR, err, "asynchronous save: start thread");
 		a->started = !err;
 	}
+	if (rc == 0) /* last: the blocking time ends here */
+		rc = perf_fill(f, root, start, mono0, mono1);
 	if (rc) {
 		future_unref(f);
 		return rc;

@@ -375,6 +375,7 @@ void ckpt_step_metadata_free(ckpt_step_metadata *m)
 	free(m->item_metadata);
 	free(m->metrics);
 	free(m->custom_metadata);
+	free(m->performance_metrics);
 	free(m);
 }
 
@@ -444,6 +445,8 @@ static int metadata_from_json(ckpt_step_metadata **out, const char *json, const 
 	}
 	if ((rc = print_object(&m->metrics, root, "metrics")) == 0)
 		rc = print_object(&m->custom_metadata, root, "custom_metadata");
+	if (rc == 0)
+		rc = print_object(&m->performance_metrics, root, "performance_metrics");
 	m->init_timestamp_nsecs = ckpt_json_top_int(json, "init_timestamp_nsecs");
 	m->commit_timestamp_nsecs = ckpt_json_top_int(json, "commit_timestamp_nsecs");
 done:

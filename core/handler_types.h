@@ -10,6 +10,7 @@
 #define CKPT_HANDLER_TYPES_H
 
 #include "ckpt/handler.h"
+#include "ckpt/step.h"
 #include "item_format.h"
 
 typedef struct handler_type {
@@ -20,6 +21,8 @@ typedef struct handler_type {
 	const item_format *format;
 	/* Stored as a PyTree: _METADATA and one key per leaf (docs/format-pytree.md). */
 	int is_tree;
+	/* Registered types only (ckpt_handler_type_register_info): or NULL. */
+	int (*describe)(char **out, ckpt_step *s, const char *item);
 } handler_type;
 
 /* The entry of typestr (built in, or registered with

@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,6 +63,7 @@ struct ckpt_manager {
 	char *metric;
 	int read_only;
 	ckpt_step_writer_options wopts; /* synchronous saves; strings owned below */
+	ckpt_async_options aopts;	/* opts->async at the current version */
 	char *w_custom, *w_metrics;
 	ckpt_async *async;   /* NULL: synchronous saves */
 	ckpt_future *future; /* the last asynchronous save, until noticed (invariant 2) */
@@ -326,7 +328,15 @@ int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_o
 	m->interval = opts->save_interval_steps;
 	m->read_only = opts->read_only;
 	m->pres = opts->preservation;
-	m->wopts = opts->async.writer;
+	m->aopts = (ckpt_async_options)CKPT_ASYNC_OPTIONS_INIT;
+	memcpy(&m->aopts, &opts->async, /* version 1 ends inside its version 1 writer */
+	       opts->async.version >= 2 ? sizeof(m->aopts)
+					: offsetof(ckpt_async_options, writer) +
+						  offsetof(ckpt_step_writer_options,
+							   performance_metrics));
+	m->aopts.writer.version = CKPT_STEP_WRITER_OPTIONS_VERSION; /* the rest is defaults */
+	m->wopts = m->aopts.writer;
+	m->wopts.performance_metrics = NULL;
 	m->n_save_on = opts->n_save_on_steps;
 	m->save_on = malloc((m->n_save_on ? m->n_save_on : 1) * sizeof(*m->save_on));
 	if (!m->save_on) {
@@ -352,7 +362,7 @@ int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_o
 		if (rc == 0) /* never removes pending steps of a mount (root.c invariant 5) */
 			rc = ckpt_root_cleanup(root, NULL);
 		if (rc == 0 && opts->enable_async) {
-			ckpt_async_options ao = opts->async;
+			ckpt_async_options ao = m->aopts;
 			ao.writer = m->wopts;
 			rc = ckpt_async_new(&m->async, &ao);
 		}
@@ -433,7 +443,11 @@ int ckpt_manager_save(ckpt_manager *m, uint64_t step, const ckpt_item_args *item
 		wo.custom_metadata = custom_metadata;
 	if (metrics)
 		wo.metrics = metrics;
+	if (wo.timeout_secs <= 0)
+		wo.timeout_secs = m->aopts.timeout_secs;
 	rc = ckpt_checkpointer_save(m->root, step, items, n, &wo);
+	if (m->aopts.post_finalization) /* as the asynchronous saves do (ckpt/async.h) */
+		m->aopts.post_finalization(step, rc, m->aopts.post_finalization_payload);
 	if (rc == 0)
 		forget_step(m, step); /* a forced save replaced it: read it again */
 	if (rc == 0)

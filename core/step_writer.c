@@ -75,6 +75,8 @@ struct ckpt_step_writer {
 	cJSON *custom_metadata; /* object */
 	cJSON *metrics;		/* object */
 	int64_t init_ns;
+	cJSON *perf;		/* object: performance_metrics (options version 2) */
+	int64_t deadline_ns;	/* CLOCK_MONOTONIC; 0: no timeout_secs */
 };
 
 static int64_t now_ns(void)
@@ -82,6 +84,14 @@ static int64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -132,6 +142,7 @@ static void writer_free(ckpt_step_writer *w)
 	cJSON_Delete(w->handlers);
 	cJSON_Delete(w->custom_metadata);
 	cJSON_Delete(w->metrics);
+	cJSON_Delete(w->perf);
 	free(w->root);
 	free(w->tmpdir);
 	free(w->final);
@@ -241,8 +252,8 @@ static int metadata_json(char **out, const ckpt_step_writer *w, int commit)
 		rc = add_copy(m, "item_handlers", w->handlers);
 	if (rc == 0)
 		rc = add_copy(m, "metrics", w->metrics);
-	if (rc == 0 && !cJSON_AddObjectToObject(m, "performance_metrics"))
-		rc = ckpt_error_nomem();
+	if (rc == 0)
+		rc = add_copy(m, "performance_metrics", w->perf);
 	if (rc == 0)
 		rc = add_int(m, "init_timestamp_nsecs", w->init_ns);
 	if (rc == 0 && commit)
@@ -342,6 +353,14 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	rc = parse_object(&w->custom_metadata, opts->custom_metadata, "custom_metadata");
 	if (rc == 0)
 		rc = parse_object(&w->metrics, opts->metrics, "metrics");
+	if (rc == 0) /* version 1 ends before performance_metrics */
+		rc = parse_object(&w->perf, opts->version >= 2 ? opts->performance_metrics : NULL,
+				  "performance_metrics");
+	if (rc == 0 && opts->version >= 2 && !(opts->timeout_secs >= 0))
+		rc = ckpt_error_set(CKPT_EINVAL, "timeout_secs must be >= 0, not %g",
+				    opts->timeout_secs);
+	if (rc == 0 && opts->version >= 2 && opts->timeout_secs > 0)
+		w->deadline_ns = mono_ns() + (int64_t)(opts->timeout_secs * 1e9);
 	if (rc)
 		goto fail;
 	w->handlers = cJSON_CreateObject();
@@ -456,6 +475,10 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 			goto done;
 	}
 	rc = ckpt_fsync_dir(w->root);
+	if (rc == 0 && w->deadline_ns && mono_ns() > w->deadline_ns) /* the last moment */
+		rc = ckpt_error_set(CKPT_ETIMEDOUT,
+				    "step %s: the save took longer than its timeout; not finalized",
+				    w->final);
 	if (rc)
 		goto done;
 	/*

@@ -18,6 +18,8 @@
 #include "ckptfs.h"
 #include "passthrough.h"
 
+#include <ckpt/sys/handler.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +51,7 @@ struct options {
 	int ro;
 	int nonempty;
 	char *safetensors_sep;
+	char *handler_plugin;
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -60,6 +63,7 @@ static const struct fuse_opt opt_spec[] = {
 	{"ro", offsetof(struct options, ro), 1},
 	{"rw", offsetof(struct options, ro), 0},
 	{"safetensors_sep=%s", offsetof(struct options, safetensors_sep), 0},
+	{"handler_plugin=%s", offsetof(struct options, handler_plugin), 0},
 	FUSE_OPT_END,
 };
 
@@ -96,7 +100,10 @@ static void usage(FILE *f, const char *prog)
 		"    -o log=FILE            append the log to FILE (default: stderr with -f,\n"
 		"                           else syslog, else $XDG_RUNTIME_DIR/ckptfs.log\n"
 		"                           or /tmp/ckptfs-<uid>.log: said at start)\n"
-		"    -o nonempty            allow a MOUNTPOINT that is not empty\n\n"
+		"    -o nonempty            allow a MOUNTPOINT that is not empty\n"
+		"    -o handler_plugin=LIB  load handler plugins: .so files or directories,\n"
+		"                           ':'-separated (also $CKPT_HANDLER_PATH;\n"
+		"                           docs/handlers.md)\n\n"
 		"Where errors go: a refused change (mkdir, cp, setfattr ...) fails with an\n"
 		"errno; the reason is logged (above) and kept: `ckpt status MOUNTPOINT`,\n"
 		"`getfattr -n user.ckpt.errors MOUNTPOINT` (or MOUNTPOINT/<pending step>),\n"
@@ -531,6 +538,10 @@ int main(int argc, char *argv[])
 	ret = 1;
 	if (check_root(argv[0], o.root) || check_mountpoint(argv[0], co.mountpoint, o.nonempty))
 		goto out_args;
+	if (ckpt_handler_plugin_load_path(NULL) || ckpt_handler_plugin_load_path(o.handler_plugin)) {
+		fprintf(stderr, "%s: %s\n", argv[0], ckpt_error_last());
+		goto out_args;
+	}
 	fs.ro = o.ro;
 	fs.compression_level = compression_level;
 	if ((o.ro && fuse_opt_add_arg(&args, "-oro")) || fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
@@ -638,6 +649,7 @@ out_args:
 	free(o.max_open_steps);
 	free(o.compression_level);
 	free(o.log);
+	free(o.handler_plugin);
 	ckptfs_log_close();
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs.bg_cond);

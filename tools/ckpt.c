@@ -13,6 +13,8 @@
 
 #include "cli_util.h"
 
+#include <ckpt/sys/handler.h>
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -42,14 +44,17 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ckpt [--json] [--bytes] [--io-stats] COMMAND [ARGS...]\n"
+	fprintf(f, "usage: ckpt [--json] [--bytes] [--io-stats] [--handler-plugin LIB]... COMMAND [ARGS...]\n"
 		   "       ckpt help COMMAND | ckpt COMMAND --help | ckpt --help | ckpt --version\n"
 		   "\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (commands[i].summary)
 			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nA PATH is a step directory followed by an item and a path inside it,\n"
-		   "e.g. runs/exp1/100/state/params/dense/kernel. See docs/cli.md.\n");
+		   "e.g. runs/exp1/100/state/params/dense/kernel. See docs/cli.md.\n"
+		   "\nHandler plugins (docs/handlers.md): --handler-plugin LIB (a .so file or a\n"
+		   "directory of them) and the colon-separated list in $CKPT_HANDLER_PATH make\n"
+		   "handlers written outside the library known by their type string.\n");
 }
 
 int main(int argc, char **argv)
@@ -70,11 +75,26 @@ int main(int argc, char **argv)
 			cli_bytes = 1;
 		} else if (!strcmp(argv[i], "--io-stats")) {
 			cli_io_stats = 1;
+		} else if (!strcmp(argv[i], "--handler-plugin") ||
+			   !strncmp(argv[i], "--handler-plugin=", 17)) {
+			const char *lib = argv[i][16] == '=' ? argv[i] + 17
+					  : i + 1 < argc   ? argv[++i]
+							   : NULL;
+			if (!lib) {
+				fprintf(stderr, "ckpt: --handler-plugin needs a LIB\n");
+				return 2;
+			}
+			if (ckpt_handler_plugin_load(lib) != 0)
+				return cli_fail();
 		} else {
 			fprintf(stderr, "ckpt: unknown option '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (ckpt_handler_plugin_load_path(NULL) != 0) {
+		cli_errorf("CKPT_HANDLER_PATH: %s", ckpt_error_last());
+		return 1;
 	}
 	if (i >= argc) {
 		fprintf(stderr, "ckpt: no command given\n");

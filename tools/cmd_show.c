@@ -482,8 +482,14 @@ int cmd_meta(int argc, char **argv)
 			prefix = NULL;
 		raw_meta m = {ckpt_step_store(p.step), prefix, 1, 0};
 		ckpt_step_item_find(&idx, p.step, p.item);
+		char *desc = NULL; /* what a handler plugin says of it (docs/handlers.md) */
+		if (ckpt_item_describe(&desc, p.step, p.item) != 0)
+			rc = cli_fail();
 		printf("{\n  \"handler\": ");
 		cli_json_str(stdout, ckpt_step_item_typestr(p.step, idx));
+		if (desc)
+			printf(",\n  \"metadata\": %s", desc);
+		free(desc);
 		printf(",\n  \"files\": {");
 		if (!prefix || ckpt_store_list(m.st, prefix, strlen(prefix), -1, raw_meta_cb, &m) < 0)
 			rc = prefix ? cli_fail() : cli_errorf("out of memory");

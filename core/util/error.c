@@ -38,6 +38,7 @@ const char *ckpt_error_name(int code)
 	case CKPT_ESHAPE: return "CKPT_ESHAPE";
 	case CKPT_EBUSY: return "CKPT_EBUSY";
 	case CKPT_EREADONLY: return "CKPT_EREADONLY";
+	case CKPT_ETIMEDOUT: return "CKPT_ETIMEDOUT";
 	}
 	return "CKPT_E?";
 }

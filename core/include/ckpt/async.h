@@ -44,18 +44,43 @@ extern "C" {
 typedef struct ckpt_async ckpt_async;
 typedef struct ckpt_future ckpt_future;
 
-#define CKPT_ASYNC_OPTIONS_VERSION 1
+/*
+ * Called once per save (post_finalization, Orbax's AsyncOptions
+ * post_finalization_callback): after the step is visible (status 0), or
+ * after the save failed and nothing became visible (status: its error code;
+ * ckpt_error_last() on this thread gives its message). It runs on the
+ * background thread before the save's future completes, so a wait on the
+ * future or ckpt_async_wait_until_finished() returns after it. It must not
+ * call the ckpt_async (or the manager) that runs it.
+ */
+typedef void (*ckpt_post_finalization_fn)(uint64_t step, int status, void *payload);
+
+/*
+ * Version 2 added timeout_secs and post_finalization (Orbax's AsyncOptions);
+ * a version 1 struct (without them, with a version 1 writer) is still
+ * accepted.
+ */
+#define CKPT_ASYNC_OPTIONS_VERSION 2
 typedef struct ckpt_async_options {
 	unsigned version;
 	int borrow;                       /* 0: copy the items (default); 1: borrow them */
 	ckpt_step_writer_options writer;  /* force, store options, metadata */
+	/* > 0: a save whose background work (from the moment it is handed to the
+	 * background thread) takes longer fails with CKPT_ETIMEDOUT, checked
+	 * just before the rename: nothing becomes visible (writer.timeout_secs,
+	 * when set, wins). */
+	double timeout_secs;
+	ckpt_post_finalization_fn post_finalization; /* or NULL */
+	void *post_finalization_payload;
 } ckpt_async_options;
-#define CKPT_ASYNC_OPTIONS_INIT {CKPT_ASYNC_OPTIONS_VERSION, 0, CKPT_STEP_WRITER_OPTIONS_INIT}
+#define CKPT_ASYNC_OPTIONS_INIT \
+	{CKPT_ASYNC_OPTIONS_VERSION, 0, CKPT_STEP_WRITER_OPTIONS_INIT, 0, NULL, NULL}
 
 /*
  * A checkpointer with one background thread (started by the first save).
  * opts may be NULL. Free with ckpt_async_free().
- * Returns 0, CKPT_EINVAL (opts->version unknown), CKPT_ENOMEM.
+ * Returns 0, CKPT_EINVAL (opts->version unknown, timeout_secs negative or
+ * NaN), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts);
 /* Wait for the running save, then free. Accepts NULL. */

@@ -151,6 +151,10 @@ typedef struct ckpt_step_metadata {
 	int64_t init_timestamp_nsecs;   /* 0 if unknown */
 	int64_t commit_timestamp_nsecs; /* 0 while not finalized */
 	ckpt_registry *registry; /* the handlers that made item_metadata (borrowed) */
+	/* JSON object or NULL: Orbax's SaveStepStatistics of the save
+	 * (ckpt/async.h records them; docs/api.md). Made by the library only,
+	 * so members are appended here. */
+	char *performance_metrics;
 } ckpt_step_metadata;
 
 /*

@@ -29,6 +29,7 @@ enum {
 	CKPT_ESHAPE = -10,      /* shape mismatch against a restore target */
 	CKPT_EBUSY = -11,       /* resource in use (a step being saved) */
 	CKPT_EREADONLY = -12,   /* write to a finalized step or read-only store */
+	CKPT_ETIMEDOUT = -13,   /* a save took longer than its timeout */
 };
 
 /*

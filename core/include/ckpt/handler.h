@@ -79,6 +79,17 @@ CKPT_API int ckpt_handler_finalize(ckpt_handler *h, ckpt_step_writer *w, const c
 /* close(); accepts NULL. */
 CKPT_API void ckpt_handler_free(ckpt_handler *h);
 
+/*
+ * What generic readers (`ckpt meta`) show of an item whose handler is not
+ * a tree: the metadata its handler type describes (the describe function
+ * of ckpt_handler_type_register_info, ckpt/sys/handler.h), as JSON text in
+ * *out (malloc'd), or *out NULL when its type describes nothing (built-in
+ * types, types registered without describe, types this process does not
+ * know).
+ * Returns 0, CKPT_ENOTFOUND (no such item), or the describe function's code.
+ */
+CKPT_API int ckpt_item_describe(char **out, ckpt_step *s, const char *item);
+
 /* One disagreement found by ckpt_step_check_keys: a message naming the key or leaf. */
 typedef void (*ckpt_step_problem_cb)(const char *message, void *payload);
 

@@ -37,7 +37,11 @@ typedef struct ckpt_leaf ckpt_leaf;
 
 /* ---- writing ---- */
 
-#define CKPT_STEP_WRITER_OPTIONS_VERSION 1
+/*
+ * Version 2 added performance_metrics and timeout_secs; a version 1 struct
+ * (without them) is still accepted, those members unread.
+ */
+#define CKPT_STEP_WRITER_OPTIONS_VERSION 2
 typedef struct ckpt_step_writer_options {
 	unsigned version;
 	int force;                   /* replace an existing finalized step */
@@ -48,9 +52,15 @@ typedef struct ckpt_step_writer_options {
 	 * zero-padded to step_format_fixed_length digits; NULL and 0: "<step>". */
 	const char *step_prefix;
 	unsigned step_format_fixed_length;
+	/* JSON object for StepMetadata.performance_metrics (Orbax's
+	 * SaveStepStatistics keys, docs/api.md), or NULL: {}. */
+	const char *performance_metrics;
+	/* > 0: finalize fails with CKPT_ETIMEDOUT, and no step appears, when
+	 * more than this many seconds passed since the writer was opened. */
+	double timeout_secs;
 } ckpt_step_writer_options;
 #define CKPT_STEP_WRITER_OPTIONS_INIT \
-	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL, NULL, 0}
+	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL, NULL, 0, NULL, 0}
 
 /*
  * Start saving step `step` under `root` (created if missing): makes the
@@ -59,7 +69,8 @@ typedef struct ckpt_step_writer_options {
  * opts may be NULL. End with ckpt_step_writer_finalize() or _abort().
  * Returns 0, CKPT_EEXISTS (ROOT/<step> exists and !force), CKPT_EINVAL
  * (bad opts: a version this library does not know, of opts or opts->store;
- * custom_metadata or metrics not a JSON object, store options out of range),
+ * custom_metadata, metrics or performance_metrics not a JSON object, a
+ * negative or NaN timeout_secs, store options out of range),
  * CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_writer_open(ckpt_step_writer **out, const char *root, uint64_t step,
@@ -80,7 +91,8 @@ CKPT_API int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, co
  * Commit the batch with _CHECKPOINT_METADATA (commit timestamp now), seal the
  * store, fsync, rename into place, fsync the root. Frees w whatever the
  * result; on failure the temporary directory is removed and no step appears.
- * Returns 0, CKPT_EEXISTS (ROOT/<step> appeared meanwhile, !force), CKPT_EIO,
+ * Returns 0, CKPT_EEXISTS (ROOT/<step> appeared meanwhile, !force),
+ * CKPT_ETIMEDOUT (opts.timeout_secs passed before the rename), CKPT_EIO,
  * CKPT_ECORRUPT (the temporary store's index is damaged), CKPT_ENOMEM, or
  * the error of an earlier failed write into the batch (ckpt_batch_commit).
  */

@@ -26,6 +26,7 @@
 
 #include "ckpt/common.h"
 #include "ckpt/handler.h"
+#include "ckpt/step.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,6 +99,75 @@ CKPT_API int ckpt_handler_vtable_init(ckpt_handler_vtable *vt, unsigned version)
  * (typestr is a built-in type or already registered), CKPT_ENOMEM.
  */
 CKPT_API int ckpt_handler_type_register(const char *typestr, int (*create)(ckpt_handler **out));
+
+/*
+ * The same with what generic readers use of the type (version 1 of this
+ * struct; every function but create may be NULL):
+ *   check_file, check_dir  check the bytes of an item of this type that come
+ *       from outside, as the built-in handlers' items are checked: `ckpt
+ *       save DIR`, finalize of a pending step, and a file closed in a
+ *       pending step of the mount (docs/handlers.md). check_file gets one
+ *       file (name: its path inside the item; fd open on it, use pread;
+ *       item_dirfd: the item directory, for siblings); check_dir the item
+ *       as a whole once every file passed. `what` names the file or item
+ *       for messages. Return 0, or CKPT_EINVAL with a message
+ *       (ckpt_error_set_str) that says what is wrong.
+ *   describe  the item's metadata as a JSON value (malloc'd text in *out)
+ *       without reading its data, for `ckpt meta` (ckpt_item_describe).
+ *       Return 0 or a CKPT_E* code.
+ * Returns what ckpt_handler_type_register returns (CKPT_EINVAL also for
+ * info NULL or of a version this library does not know).
+ */
+#define CKPT_HANDLER_TYPE_INFO_VERSION 1
+typedef struct ckpt_handler_type_info {
+	unsigned version; /* CKPT_HANDLER_TYPE_INFO_VERSION */
+	const char *typestr;
+	int (*create)(ckpt_handler **out);
+	int (*check_file)(int item_dirfd, const char *name, int fd, const char *what);
+	int (*check_dir)(int item_dirfd, const char *what);
+	int (*describe)(char **out, ckpt_step *s, const char *item);
+} ckpt_handler_type_info;
+/* Returns as described above the struct. */
+CKPT_API int ckpt_handler_type_register_info(const ckpt_handler_type_info *info);
+
+/*
+ * Handler plugins: shared objects that register handler types, so that
+ * programs built without them (`ckpt`, `ckptfs`, any program using this
+ * library) know their items. A plugin exports one function,
+ *
+ *	int ckpt_handler_plugin_init(unsigned abi_version);
+ *
+ * (CKPT_HANDLER_PLUGIN_INIT_NAME, type ckpt_handler_plugin_init_fn), which
+ * registers its types with ckpt_handler_type_register(_info) and returns 0;
+ * called with an abi_version other than the CKPT_HANDLER_PLUGIN_ABI it was
+ * built with, it must register nothing and return CKPT_EVERSION. It calls
+ * back into the library of the program that loads it, so it is linked
+ * without libckpt (`cc -shared -fPIC`), and programs linking libckpt
+ * statically export its API (`-rdynamic`, Makefile). A plugin stays loaded
+ * until the process ends.
+ */
+#define CKPT_HANDLER_PLUGIN_ABI 1
+#define CKPT_HANDLER_PLUGIN_INIT_NAME "ckpt_handler_plugin_init"
+typedef int (*ckpt_handler_plugin_init_fn)(unsigned abi_version);
+
+/*
+ * Load the plugin at path, or every "*.so" file of the directory path (in
+ * name order). A file already loaded (same real path) is not loaded again.
+ * Errors name the file: dlopen's message (dlerror), a missing init
+ * function, or the init's own error.
+ * Returns 0, CKPT_EINVAL (path NULL or empty; not a shared object, or
+ * without ckpt_handler_plugin_init), CKPT_ENOTFOUND (no such file or
+ * directory), CKPT_EVERSION (the plugin refused this ABI version), CKPT_EIO,
+ * CKPT_ENOMEM, or the code the init returned.
+ */
+CKPT_API int ckpt_handler_plugin_load(const char *path);
+/*
+ * ckpt_handler_plugin_load of each entry of a colon-separated list (empty
+ * entries skipped); list NULL: the environment variable CKPT_HANDLER_PATH
+ * (unset: nothing to load). Stops at the first error.
+ * Returns 0, or what ckpt_handler_plugin_load returns.
+ */
+CKPT_API int ckpt_handler_plugin_load_path(const char *list);
 
 #ifdef __cplusplus
 }
