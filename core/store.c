@@ -104,17 +104,39 @@ static int store_new(ckpt_store **out, ckpt_store_backend *be, const char *dir, 
 int ckpt_store_open(ckpt_store **out, const char *dir, unsigned flags,
 		    const ckpt_store_options *opts)
 {
+	return ckpt_store_open_index(out, dir, "ckpt.db", flags, opts);
+}
+
+int ckpt_store_valid_index_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > STORE_MAX_FILE_NAME || n[0] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'z') ||
+		      (n[i] >= 'A' && n[i] <= 'Z') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
+			return 0;
+	return 1;
+}
+
+int ckpt_store_open_index(ckpt_store **out, const char *dir, const char *index_name,
+			  unsigned flags, const ckpt_store_options *opts)
+{
 	ckpt_store_options o;
 	sqlite_index *x;
 	int rc;
 
 	*out = NULL;
+	if (!ckpt_store_valid_index_name(index_name))
+		return ckpt_error_set(CKPT_EINVAL, "%s: '%s' is not an index file name", dir,
+				      index_name);
 	if (flags & CKPT_STORE_IMMUTABLE)
 		flags |= CKPT_STORE_READONLY;
 	if ((flags & CKPT_STORE_CREATE) && (flags & CKPT_STORE_READONLY))
 		return ckpt_error_set(CKPT_EINVAL, "%s: cannot create a read-only store", dir);
 	if ((rc = ckpt_store_resolve_options(&o, opts)) < 0 ||
-	    (rc = ckpt_sqlite_index_open(&x, dir, flags)) < 0)
+	    (rc = ckpt_sqlite_index_open(&x, dir, index_name, flags)) < 0)
 		return rc;
 	if ((rc = store_new(out, &x->base, dir, flags, &o)) == 0)
 		(*out)->idx = x;

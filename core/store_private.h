@@ -33,7 +33,8 @@ typedef struct sqlite_index {
 	ckpt_store_backend base; /* first: the vtable */
 	pthread_mutex_t mu;
 	char *dir;		 /* the store directory as given */
-	char *dbpath;		 /* dir/ckpt.db */
+	char *dbpath;		 /* dir/<index_name> */
+	char *index_name;	 /* "ckpt.db", or a per-process index "ckpt.3.db" */
 	int ddirfd;		 /* dir/d, O_DIRECTORY; -1 if absent (read-only, no chunks) */
 	unsigned flags;
 	sqlite3 *db;		 /* guarded by mu */
@@ -46,6 +47,8 @@ typedef struct sqlite_index {
 	uint64_t generation;	 /* atomic: last committed generation */
 	ckpt_batch *batch;	 /* guarded by mu: the open batch or NULL */
 	int index_checked;	 /* ckpt.db's checksum matched at open (format 1.1) */
+	sqlite3_stmt *st_tiles;	     /* SELECT a key's tiles; prepared on first use */
+	sqlite3_stmt *st_tile_chunks; /* SELECT a tile's chunks; prepared on first use */
 } sqlite_index;
 
 /*
@@ -63,13 +66,157 @@ struct ckpt_store {
 	uint64_t bytes_read;	 /* atomic: bytes of data files read by the library */
 };
 
+/*
+ * The tables of tiled values (docs/format.md, "Tiles"), created in an index
+ * only when it first receives a tile, so that stores without tiles stay
+ * exactly what format 1.1 writes. A tile is identified by (key, t0): t0 is
+ * the C-order index of its first element in the global array, which no two
+ * non-overlapping tiles share.
+ */
+#define STORE_TILES_SCHEMA                                                                         \
+	"CREATE TABLE IF NOT EXISTS %stiles(key BLOB NOT NULL, t0 INTEGER NOT NULL,"               \
+	" source TEXT NOT NULL, generation INTEGER NOT NULL, itemsize INTEGER NOT NULL,"           \
+	" ndim INTEGER NOT NULL, global_shape BLOB NOT NULL, start BLOB NOT NULL,"                 \
+	" shape BLOB NOT NULL, size INTEGER NOT NULL, crc32c INTEGER NOT NULL,"                    \
+	" chunk_size INTEGER NOT NULL, PRIMARY KEY(key, t0)) WITHOUT ROWID;"                       \
+	"CREATE TABLE IF NOT EXISTS %stile_chunks(key BLOB NOT NULL, t0 INTEGER NOT NULL,"         \
+	" idx INTEGER NOT NULL, file_id INTEGER NOT NULL, offset INTEGER NOT NULL,"                \
+	" stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, codec INTEGER NOT NULL,"          \
+	" crc32c INTEGER NOT NULL, PRIMARY KEY(key, t0, idx)) WITHOUT ROWID;"
+
+/* The format a store is created with; a tiled value raises it to 2.0 (close_tiles). */
+#define STORE_FORMAT_BASE_MAJOR 1
+#define STORE_FORMAT_BASE_MINOR 1
+#define STORE_FORMAT_TILES_MAJOR 2
+#define STORE_FORMAT_TILES_MINOR 0
+/* Largest element a tile row may declare. */
+#define STORE_MAX_ITEMSIZE (1u << 20)
+
+/* One tile of a tiled value, as loaded from the index (store_tiles.c). */
+typedef struct store_tile {
+	uint64_t start[CKPT_TILE_MAX_NDIM], shape[CKPT_TILE_MAX_NDIM];
+	uint64_t t0;		  /* C-order index of its first element */
+	char source[STORE_MAX_FILE_NAME + 1]; /* index file that wrote it */
+	ckpt_value_info info;	  /* size, crc32c, chunk_size, nchunks */
+	ckpt_store_chunk *chunks; /* owned until bound, then the value's */
+	ckpt_value *v;		  /* once bound (ckpt_tiles_bind) */
+} store_tile;
+
+/* A tiled value: its global array and tiles (ordered by t0). */
+typedef struct store_tiled {
+	size_t itemsize;
+	unsigned ndim;
+	uint64_t global_shape[CKPT_TILE_MAX_NDIM];
+	store_tile *tiles;
+	uint32_t ntiles, cap;
+} store_tiled;
+
+/* The reader of tiled values (store_tiles.c); a value whose reader is this is tiled. */
+extern const ckpt_value_reader ckpt_tiles_reader;
+
+void ckpt_tiled_free(store_tiled *t);
+
+/*
+ * Load key's tile rows (with their chunk tables if with_chunks) into a new
+ * *out, each row checked against every bound of docs/format.md; mu held.
+ * Returns 0, CKPT_ENOTFOUND (no tiles), CKPT_ECORRUPT, CKPT_ENOMEM.
+ */
+int ckpt_tiles_load(store_tiled **out, sqlite_index *x, const void *key, size_t keylen,
+		    int with_chunks);
+
+/*
+ * Check that t's tiles cover its global array exactly once; a gap or an
+ * overlap is `code` with a message naming key, the box(es) and their
+ * index files.
+ */
+int ckpt_tiles_check(const store_tiled *t, const char *where, const void *key, size_t keylen,
+		     int code);
+
+/* CKPT_EINVAL for the overlap in row st: key, then (ndim, start, shape, source) twice. */
+int ckpt_tile_overlap_error(const char *where, sqlite3_stmt *st);
+
+/*
+ * Load the chunk rows of the statement st (already bound, rows in idx
+ * order: idx, file_id, offset, stored_len, raw_len, codec, crc32c) as the
+ * chunk table of in (size, chunk_size, nchunks set); *out malloc'd. mu held.
+ */
+int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, size_t keylen,
+			    const ckpt_value_info *in, ckpt_store_chunk **out);
+
+/* A chunked value of s around chunks (owned, also on failure), checked (store_read.c). */
+int ckpt_value_from_chunks(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen,
+			   const ckpt_value_info *in, ckpt_store_chunk *chunks);
+
+/* Make each tile of t a value of s (called by ckpt_value_open for a tiled value). */
+int ckpt_tiles_bind(store_tiled *t, ckpt_store *s, const void *key, size_t keylen,
+		    ckpt_value_info *info);
+
+/* The tiles of v if it is a tiled value, else NULL (borrowed). */
+store_tiled *ckpt_value_tiled(const ckpt_value *v);
+
+/* Commit the open transaction as generation gen, clearing the checksum (mu held). */
+int ckpt_store_commit_txn(sqlite_index *x, uint64_t gen);
+
+/* Does schema ("main" or an attached name) hold the tiles table? 1, 0, or < 0 on error. */
+int ckpt_store_has_tiles_table(sqlite_index *x, const char *schema);
+
 /* The index checksum in ckpt.db's header (docs/format.md, "Index checksum"). */
 #define STORE_SEAL_MAGIC   0x434b5031u /* "CKP1" as the header's application id */
 #define STORE_SEAL_CRC_OFF 60	       /* the header's user version: the CRC-32C */
 #define STORE_SEAL_ID_OFF  68	       /* the header's application id: the magic */
 
-/* The sqlite index in directory dir, as a backend (store_sqlite.c); *out freed by its free. */
-int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags);
+/*
+ * The sqlite index dir/<index_name> (a plain file name), as a backend
+ * (store_sqlite.c); *out freed by its free.
+ */
+int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, const char *index_name,
+			   unsigned flags);
+
+/*
+ * Open (creating) a store whose index file is `index_name` (e.g. "ckpt.3.db",
+ * a per-process index of docs/format.md "Several processes writing one
+ * step") in dir; data files in dir/d/ as usual (names random, so processes
+ * never collide). Everything else as ckpt_store_open; ckpt_store_open is this
+ * with "ckpt.db".
+ * Returns what ckpt_store_open returns; CKPT_EINVAL also for an index_name
+ * that is not a plain file name ([A-Za-z0-9._-], not starting with '.').
+ */
+int ckpt_store_open_index(ckpt_store **out, const char *dir, const char *index_name,
+			  unsigned flags, const ckpt_store_options *opts);
+
+/*
+ * Merge the per-process index file dir/<src_index_name> into the open,
+ * writable store dst (same directory): its files rows under new ids, its kv
+ * rows, chunk rows and tile rows, data files referenced not copied, in one
+ * sqlite transaction (ATTACH + INSERT ... SELECT). The merge is one new
+ * generation of dst and clears dst's index checksum (seal afterwards). Does
+ * not delete the source file (the caller does, after the merge committed).
+ * Returns 0, CKPT_EEXISTS (a key present in both indexes: the message names
+ * the key and both index files), CKPT_EINVAL (two tiles of one key start at
+ * the same element: an overlap, naming both boxes and index files; src is
+ * dst's own index), CKPT_ENOTFOUND (no such index file), CKPT_EVERSION (its
+ * format is newer), CKPT_ECORRUPT (not a ckpt index, or a chunk row naming a
+ * data file it does not list), CKPT_EREADONLY, CKPT_EBUSY (a batch is open),
+ * CKPT_EIO, CKPT_ENOMEM.
+ */
+int ckpt_store_merge_index(ckpt_store *dst, const char *src_index_name);
+
+/*
+ * After all tiles are in dst: for every tiled key, check that its tiles tile
+ * the global array exactly once and agree on itemsize and global shape, and
+ * write the key's kv row (docs/format.md, "Tiles"), in one transaction. A
+ * store without tiles is left untouched. Called by the step writer's finalize
+ * for every store (single-process too), after any merges, before the seal.
+ * Returns 0, CKPT_EINVAL (a gap: "<key>: box [0:4, 8:16] is written by no
+ * process"; an overlap: "<key>: boxes [0:4, 0:8] (ckpt.1.db) and [2:6, 0:8]
+ * (ckpt.2.db) overlap"; tiles that disagree; a key written both whole and as
+ * tiles), CKPT_EREADONLY, CKPT_EBUSY (a batch is open), CKPT_ECORRUPT (a bad
+ * tile row), CKPT_EIO, CKPT_ENOMEM.
+ */
+int ckpt_store_close_tiles(ckpt_store *dst);
+
+/* Is n a plain file name for an index or data file ([A-Za-z0-9._-], not ".x")? */
+int ckpt_store_valid_index_name(const char *n);
 
 /* <name> of a native data file, whose path is "d/<name>". */
 static inline const char *native_file_name(const ckpt_store_file *f)

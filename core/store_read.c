@@ -111,7 +111,11 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 	v->rd = src.reader;
 	v->rd_ctx = src.reader_ctx;
 	assert((v->inl != NULL) + (v->chunks != NULL) + (v->rd != NULL) <= 1);
-	if (v->inl || v->rd) {
+	if (v->rd == &ckpt_tiles_reader) { /* a tiled value: its tiles become values of s */
+		v->info.nchunks = 0;
+		v->info.is_inline = 0;
+		rc = ckpt_tiles_bind(v->rd_ctx, s, key, keylen, &v->info);
+	} else if (v->inl || v->rd) {
 		v->info.nchunks = 0;
 		v->info.is_inline = v->inl != NULL;
 		if (v->inl)
@@ -131,6 +135,41 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 	}
 	*out = v;
 	return 0;
+}
+
+int ckpt_value_from_chunks(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen,
+			   const ckpt_value_info *in, ckpt_store_chunk *chunks)
+{
+	ckpt_value *v;
+	int rc;
+
+	*out = NULL;
+	if ((v = calloc(1, sizeof(*v))) == NULL || (v->key = malloc(keylen ? keylen : 1)) == NULL) {
+		free(v);
+		free(chunks);
+		return ckpt_error_nomem();
+	}
+	v->s = s;
+	v->keylen = keylen;
+	if (keylen)
+		memcpy(v->key, key, keylen);
+	v->info = *in;
+	v->info.is_inline = 0;
+	v->info.stored_size = 0;
+	v->info.codec = CKPT_CODEC_RAW;
+	v->chunks = chunks;
+	v->has_value_crc = 1;
+	if ((rc = check_chunks(v)) < 0) {
+		ckpt_value_free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+store_tiled *ckpt_value_tiled(const ckpt_value *v)
+{
+	return v->rd == &ckpt_tiles_reader ? v->rd_ctx : NULL;
 }
 
 const ckpt_value_info *ckpt_value_get_info(const ckpt_value *v)

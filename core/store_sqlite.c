@@ -133,7 +133,7 @@ static int check_schema(sqlite_index *x)
 		snprintf(sql, sizeof(sql),
 			 "BEGIN IMMEDIATE; %s INSERT INTO meta VALUES('format_major', %d),"
 			 "('format_minor', %d), ('generation', 0); COMMIT;",
-			 SCHEMA, CKPT_FORMAT_MAJOR, CKPT_FORMAT_MINOR);
+			 SCHEMA, STORE_FORMAT_BASE_MAJOR, STORE_FORMAT_BASE_MINOR);
 		if (sqlite3_exec(x->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 			rc = ckpt_store_sqlerr(x, CKPT_EIO, "creating the index");
 			sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
@@ -430,13 +430,7 @@ static int sqlite_list(ckpt_store_backend *be, const void *prefix, size_t prefix
 
 static int valid_file_name(const char *n, size_t len)
 {
-	if (len == 0 || len > STORE_MAX_FILE_NAME || n[0] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'z') ||
-		      (n[i] >= 'A' && n[i] <= 'Z') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
-			return 0;
-	return 1;
+	return strlen(n) == len && ckpt_store_valid_index_name(n);
 }
 
 /* The data file with this id, opened (mu held). */
@@ -537,34 +531,33 @@ static int int_col(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *o
 	return *out >= lo && *out <= hi;
 }
 
-/* Load the chunk table of key (mu held). */
-static int load_chunks(sqlite_index *x, const void *key, size_t keylen, ckpt_value_source *v)
+int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, size_t keylen,
+			    const ckpt_value_info *in, ckpt_store_chunk **out)
 {
-	ckpt_value_info *in = &v->info;
+	ckpt_store_chunk *chunks;
 	char kr[160];
 	uint32_t i = 0;
 	int rc;
 
-	if ((v->chunks = calloc(in->nchunks ? in->nchunks : 1, sizeof(*v->chunks))) == NULL)
+	if ((*out = chunks = calloc(in->nchunks ? in->nchunks : 1, sizeof(*chunks))) == NULL)
 		return ckpt_error_nomem();
-	sqlite3_bind_blob(x->st_chunks, 1, key, (int)keylen, SQLITE_STATIC);
-	while ((rc = sqlite3_step(x->st_chunks)) == SQLITE_ROW) {
-		ckpt_store_chunk *c = &v->chunks[i];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ckpt_store_chunk *c = &chunks[i];
 		uint64_t want_raw = in->size - (uint64_t)i * in->chunk_size;
 		int64_t idx, fid = 0, off = 0, stored = 0, raw = 0, codec = 0, crc = 0;
 
 		if (want_raw > in->chunk_size)
 			want_raw = in->chunk_size;
-		if (i >= in->nchunks || !int_col(x->st_chunks, 0, i, i, &idx) ||
-		    !int_col(x->st_chunks, 1, INT64_MIN, INT64_MAX, &fid) ||
-		    !int_col(x->st_chunks, 2, 0, INT64_MAX / 2, &off) ||
-		    !int_col(x->st_chunks, 4, (int64_t)want_raw, (int64_t)want_raw, &raw) ||
-		    !int_col(x->st_chunks, 5, CKPT_CODEC_RAW, CKPT_CODEC_ZSTD, &codec) ||
-		    !int_col(x->st_chunks, 3, codec == CKPT_CODEC_RAW ? raw : 1,
+		if (i >= in->nchunks || !int_col(st, 0, i, i, &idx) ||
+		    !int_col(st, 1, INT64_MIN, INT64_MAX, &fid) ||
+		    !int_col(st, 2, 0, INT64_MAX / 2, &off) ||
+		    !int_col(st, 4, (int64_t)want_raw, (int64_t)want_raw, &raw) ||
+		    !int_col(st, 5, CKPT_CODEC_RAW, CKPT_CODEC_ZSTD, &codec) ||
+		    !int_col(st, 3, codec == CKPT_CODEC_RAW ? raw : 1,
 			     codec == CKPT_CODEC_RAW ? raw
 						     : (int64_t)ZSTD_compressBound((size_t)raw),
 			     &stored) ||
-		    !int_col(x->st_chunks, 6, 0, UINT32_MAX, &crc)) {
+		    !int_col(st, 6, 0, UINT32_MAX, &crc)) {
 			rc = ckpt_error_set(
 			    CKPT_ECORRUPT, "%s: key '%s': bad chunk row %u", x->dbpath,
 			    ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i);
@@ -601,8 +594,12 @@ static int load_chunks(sqlite_index *x, const void *key, size_t keylen, ckpt_val
 		    CKPT_ECORRUPT, "%s: key '%s' has %u chunks, expected %u", x->dbpath,
 		    ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i, in->nchunks);
 done:
-	sqlite3_reset(x->st_chunks);
-	sqlite3_clear_bindings(x->st_chunks);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc < 0) {
+		free(chunks);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -613,8 +610,9 @@ static int load_value(sqlite_index *x, const void *key, size_t keylen, ckpt_valu
 	ckpt_value_info *in = &v->info;
 	int64_t gen = 0, size = 0, crc = 0, cs = 0;
 	char kr[160];
-	int rc;
+	int rc, tiled = 0;
 
+	v->has_value_crc = 1;
 	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
@@ -656,9 +654,11 @@ static int load_value(sqlite_index *x, const void *key, size_t keylen, ckpt_valu
 				goto done;
 			}
 		}
+	} else if (rc == 0 && cs == 0) { /* a tiled value (format 2.0) */
+		tiled = 1;
 	} else if (rc == 0) {
-		uint64_t n = cs ? (in->size + (uint64_t)cs - 1) / (uint64_t)cs : 0;
-		if (cs == 0 || n > UINT32_MAX / 2)
+		uint64_t n = (in->size + (uint64_t)cs - 1) / (uint64_t)cs;
+		if (n > UINT32_MAX / 2)
 			rc = CKPT_ECORRUPT;
 		in->nchunks = (uint32_t)n;
 	}
@@ -668,8 +668,32 @@ static int load_value(sqlite_index *x, const void *key, size_t keylen, ckpt_valu
 		goto done;
 	}
 	sqlite3_reset(st);
-	if (!in->is_inline)
-		rc = load_chunks(x, key, keylen, v);
+	if (tiled) {
+		store_tiled *t = NULL;
+		if ((rc = ckpt_tiles_load(&t, x, key, keylen, 1)) == CKPT_ENOTFOUND)
+			rc = ckpt_error_set(CKPT_ECORRUPT, "%s: tiled key '%s' has no tiles",
+					    x->dbpath, ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
+		if (rc == 0 && (rc = ckpt_tiles_check(t, x->dbpath, key, keylen, CKPT_ECORRUPT)) == 0) {
+			uint64_t n = t->itemsize;
+			for (unsigned d = 0; d < t->ndim; d++)
+				n *= t->global_shape[d];
+			if (n != in->size)
+				rc = ckpt_error_set(
+				    CKPT_ECORRUPT, "%s: tiled key '%s': %llu bytes, its tiles %llu",
+				    x->dbpath, ckpt_store_key_repr(kr, sizeof(kr), key, keylen),
+				    (unsigned long long)in->size, (unsigned long long)n);
+		}
+		if (rc < 0) {
+			ckpt_tiled_free(t);
+			goto done;
+		}
+		v->reader = &ckpt_tiles_reader;
+		v->reader_ctx = t;
+		v->has_value_crc = 0;
+	} else if (!in->is_inline) {
+		sqlite3_bind_blob(x->st_chunks, 1, key, (int)keylen, SQLITE_STATIC);
+		rc = ckpt_sqlite_load_chunks(x, x->st_chunks, key, keylen, in, &v->chunks);
+	}
 done:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -734,7 +758,6 @@ static int sqlite_open_value(ckpt_value_source *out, ckpt_store_backend *be, con
 	pthread_mutex_lock(&x->mu);
 	rc = load_value(x, key, keylen, out);
 	pthread_mutex_unlock(&x->mu);
-	out->has_value_crc = 1;
 	if (rc < 0) {
 		free(out->inline_data);
 		free(out->chunks);
@@ -758,6 +781,8 @@ static void sqlite_free(ckpt_store_backend *be)
 	sqlite3_finalize(x->st_chunks);
 	sqlite3_finalize(x->st_file);
 	sqlite3_finalize(x->st_seek);
+	sqlite3_finalize(x->st_tiles);
+	sqlite3_finalize(x->st_tile_chunks);
 	sqlite3_close(x->db);
 	for (size_t i = 0; i < x->nfiles; i++) {
 		close(x->files[i]->fd);
@@ -770,10 +795,12 @@ static void sqlite_free(ckpt_store_backend *be)
 	pthread_mutex_destroy(&x->mu);
 	free(x->dir);
 	free(x->dbpath);
+	free(x->index_name);
 	free(x);
 }
 
-int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
+int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, const char *index_name,
+			   unsigned flags)
 {
 	sqlite_index *x = NULL;
 	char *ddir = NULL;
@@ -790,7 +817,8 @@ int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
 	pthread_mutex_init(&x->mu, NULL);
 	x->ddirfd = -1;
 	x->flags = flags;
-	if ((x->dir = strdup(dir)) == NULL || asprintf(&x->dbpath, "%s/ckpt.db", dir) < 0 ||
+	if ((x->dir = strdup(dir)) == NULL || (x->index_name = strdup(index_name)) == NULL ||
+	    asprintf(&x->dbpath, "%s/%s", dir, index_name) < 0 ||
 	    asprintf(&ddir, "%s/d", dir) < 0) {
 		x->dbpath = NULL;
 		ddir = NULL;
@@ -813,9 +841,9 @@ int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, unsigned flags)
 				      dir);
 		goto done;
 	}
-	rc = ckpt_open_beneath(&dbfd, dirfd, "ckpt.db", CKPT_OPEN_FILE, x->dbpath);
+	rc = ckpt_open_beneath(&dbfd, dirfd, index_name, CKPT_OPEN_FILE, x->dbpath);
 	if (rc == CKPT_ENOTFOUND && !(flags & CKPT_STORE_CREATE)) {
-		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no ckpt.db)", dir);
+		rc = ckpt_error_set(CKPT_ENOTFOUND, "%s: no store here (no %s)", dir, index_name);
 		goto done;
 	}
 	if (rc == CKPT_ECORRUPT)

@@ -84,7 +84,14 @@ typedef struct chunk_rec {
 	int codec;
 } chunk_rec;
 
-enum { OP_PUT, OP_DELETE };
+enum { OP_PUT, OP_DELETE, OP_TILE };
+
+/* Where a tile lies in its global array (ckpt_value_writer_open_tile). */
+typedef struct tile_desc {
+	uint64_t itemsize, t0;
+	unsigned ndim;
+	uint64_t global[CKPT_TILE_MAX_NDIM], start[CKPT_TILE_MAX_NDIM], shape[CKPT_TILE_MAX_NDIM];
+} tile_desc;
 
 typedef struct op {
 	int kind;
@@ -96,6 +103,7 @@ typedef struct op {
 	unsigned char *inl; /* inline bytes (size of them) */
 	chunk_rec *chunks;
 	uint32_t nchunks;
+	tile_desc *tile; /* OP_TILE: the box */
 } op;
 
 /* How a data file of the batch came to be in d/ (see the module comment). */
@@ -166,6 +174,7 @@ struct ckpt_value_writer {
 	job *inflight_head, *inflight_tail;
 	uint64_t inflight_bytes;
 	int failed; /* a write failed: the value is incomplete and close refuses it */
+	tile_desc *tile; /* a tile's writer: its box; NULL for a value */
 };
 
 /* ---- the compression pool -------------------------------------------- */
@@ -602,6 +611,53 @@ int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *k
 	return 0;
 }
 
+int ckpt_value_writer_open_tile(ckpt_value_writer **out, ckpt_batch *b, const void *key,
+				size_t keylen, const ckpt_tile *t, const ckpt_put_options *opts)
+{
+	tile_desc *td;
+	uint64_t gvol = 1;
+	char kr[160];
+	int rc;
+
+	*out = NULL;
+	if (t->ndim > CKPT_TILE_MAX_NDIM || t->itemsize == 0 || t->itemsize > STORE_MAX_ITEMSIZE)
+		return ckpt_error_set(CKPT_EINVAL, "%s: tile of key '%s': ndim %u, itemsize %zu",
+				      b->s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen),
+				      t->ndim, t->itemsize);
+	if ((td = calloc(1, sizeof(*td))) == NULL)
+		return ckpt_error_nomem();
+	td->itemsize = t->itemsize;
+	td->ndim = t->ndim;
+	for (unsigned d = 0; d < t->ndim; d++) {
+		const uint64_t g = t->global_shape[d], a = t->start[d], n = t->shape[d];
+		if (g == 0 || g > (uint64_t)INT64_MAX / 2 / gvol || n == 0 || a >= g || n > g - a) {
+			free(td);
+			return ckpt_error_set(CKPT_EINVAL,
+					      "%s: tile of key '%s': dimension %u: box %llu:%llu is"
+					      " empty or outside 0:%llu",
+					      b->s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen),
+					      d, (unsigned long long)a, (unsigned long long)(a + n),
+					      (unsigned long long)g);
+		}
+		gvol *= g;
+		td->global[d] = g;
+		td->start[d] = a;
+		td->shape[d] = n;
+		td->t0 = td->t0 * g + a;
+	}
+	if (gvol > (uint64_t)INT64_MAX / 2 / t->itemsize) {
+		free(td);
+		return ckpt_error_set(CKPT_EINVAL, "%s: tile of key '%s': the array is too large",
+				      b->s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
+	}
+	if ((rc = ckpt_value_writer_open(out, b, key, keylen, opts)) < 0) {
+		free(td);
+		return rc;
+	}
+	(*out)->tile = td;
+	return 0;
+}
+
 int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len)
 {
 	const uint32_t cs = w->b->s->opts.chunk_size;
@@ -650,6 +706,7 @@ static void writer_free(ckpt_value_writer *w)
 	}
 	w->b->writer = NULL;
 	free(w->key);
+	free(w->tile);
 	buf_put(w->b, w->buf);
 	while (w->b->nspare) /* an open batch holds no memory between values */
 		free(w->b->spare[--w->b->nspare]);
@@ -687,7 +744,23 @@ int ckpt_value_writer_close(ckpt_value_writer *w)
 		ckpt_error_set(rc, "%s: value writer failed earlier", b->s->dir);
 		goto done;
 	}
-	if (w->nchunks == 0 && w->inflight_head == NULL && w->fill <= b->s->opts.inline_max) {
+	if (w->tile) { /* a tile is always chunked, so that it reads alone */
+		uint64_t want = w->tile->itemsize;
+		for (unsigned d = 0; d < w->tile->ndim; d++)
+			want *= w->tile->shape[d];
+		if (w->size != want) {
+			char kr[160];
+			rc = ckpt_error_set(CKPT_EINVAL,
+					    "%s: tile of key '%s': %llu bytes written, the box has %llu",
+					    b->s->dir,
+					    ckpt_store_key_repr(kr, sizeof(kr), w->key, w->keylen),
+					    (unsigned long long)w->size, (unsigned long long)want);
+			goto done;
+		}
+		o.kind = OP_TILE;
+	}
+	if (!w->tile && w->nchunks == 0 && w->inflight_head == NULL &&
+	    w->fill <= b->s->opts.inline_max) {
 		o.is_inline = 1;
 		if ((o.inl = malloc(w->fill ? w->fill : 1)) == NULL) {
 			rc = ckpt_error_nomem();
@@ -706,12 +779,14 @@ int ckpt_value_writer_close(ckpt_value_writer *w)
 		o.nchunks = w->nchunks;
 		w->chunks = NULL;
 	}
+	o.tile = w->tile;
 	if ((rc = add_op(b, &o)) < 0) {
 		free(o.inl);
 		free(o.chunks);
 		goto done;
 	}
 	w->key = NULL; /* now owned by the op */
+	w->tile = NULL;
 done:
 	writer_free(w);
 	return rc;
@@ -852,6 +927,7 @@ static void batch_free(ckpt_batch *b, int committed)
 		free(b->ops[i].key);
 		free(b->ops[i].inl);
 		free(b->ops[i].chunks);
+		free(b->ops[i].tile);
 	}
 	free(b->ops);
 	free(b->files);
@@ -886,6 +962,57 @@ static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+static void put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The rows of one tile (mu held, transaction open). */
+static int write_tile(ckpt_batch *b, const op *o, uint64_t gen, sqlite3_stmt *del,
+		      sqlite3_stmt *ins, sqlite3_stmt *insc)
+{
+	const tile_desc *t = o->tile;
+	unsigned char dims[3][8 * CKPT_TILE_MAX_NDIM + 1];
+	const uint64_t *src[3] = {t->global, t->start, t->shape};
+	int rc;
+
+	for (int k = 0; k < 3; k++)
+		for (unsigned d = 0; d < t->ndim; d++)
+			put_le64(dims[k] + 8 * d, src[k][d]);
+	sqlite3_bind_blob(del, 1, o->key, (int)o->keylen, SQLITE_STATIC);
+	sqlite3_bind_int64(del, 2, (int64_t)t->t0);
+	if ((rc = step_done(b->s, del, "replacing a tile")) < 0)
+		return rc;
+	sqlite3_bind_blob(ins, 1, o->key, (int)o->keylen, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, (int64_t)t->t0);
+	sqlite3_bind_text(ins, 3, b->s->idx->index_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 4, (int64_t)gen);
+	sqlite3_bind_int64(ins, 5, (int64_t)t->itemsize);
+	sqlite3_bind_int64(ins, 6, t->ndim);
+	for (int k = 0; k < 3; k++) /* a non-NULL pointer: a 0-d array is an empty blob */
+		sqlite3_bind_blob(ins, 7 + k, dims[k], (int)(8 * t->ndim), SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 10, (int64_t)o->size);
+	sqlite3_bind_int64(ins, 11, o->crc);
+	sqlite3_bind_int64(ins, 12, o->chunk_size);
+	if ((rc = step_done(b->s, ins, "inserting a tile")) < 0)
+		return rc;
+	sqlite3_bind_blob(insc, 1, o->key, (int)o->keylen, SQLITE_STATIC);
+	sqlite3_bind_int64(insc, 2, (int64_t)t->t0);
+	for (uint32_t c = 0; c < o->nchunks && rc == 0; c++) {
+		const chunk_rec *r = &o->chunks[c];
+		sqlite3_bind_int64(insc, 3, c);
+		sqlite3_bind_int64(insc, 4, r->file_id);
+		sqlite3_bind_int64(insc, 5, (int64_t)r->off);
+		sqlite3_bind_int64(insc, 6, r->stored);
+		sqlite3_bind_int64(insc, 7, r->raw);
+		sqlite3_bind_int64(insc, 8, r->codec);
+		sqlite3_bind_int64(insc, 9, r->crc);
+		rc = step_done(b->s, insc, "inserting a tile chunk");
+	}
+	return rc;
+}
+
 /* Insert everything of b in the open transaction (mu held). */
 static int write_index(ckpt_batch *b, uint64_t gen)
 {
@@ -898,17 +1025,42 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 	    "INSERT INTO chunks(key, idx, file_id, offset, stored_len, raw_len, codec, crc32c)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	    "UPDATE meta SET value = ?1 WHERE name = 'generation'",
+	    /* Only in an index with tiles (docs/format.md, "Tiles"): */
+	    "DELETE FROM tiles WHERE key = ?1",
+	    "DELETE FROM tile_chunks WHERE key = ?1",
+	    "DELETE FROM tile_chunks WHERE key = ?1 AND t0 = ?2",
+	    "INSERT OR REPLACE INTO tiles(key, t0, source, generation, itemsize, ndim, global_shape,"
+	    " start, shape, size, crc32c, chunk_size) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+	    " ?11, ?12)",
+	    "INSERT INTO tile_chunks(key, t0, idx, file_id, offset, stored_len, raw_len, codec,"
+	    " crc32c) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	};
-	enum { FILES, DEL_KV, DEL_CHUNKS, INS_KV, INS_CHUNK, SET_GEN, NST };
+	enum { FILES, DEL_KV, DEL_CHUNKS, INS_KV, INS_CHUNK, SET_GEN, NPLAIN,
+	       DEL_TILES = NPLAIN, DEL_TCHUNKS, DEL_TILE, INS_TILE, INS_TCHUNK, NST };
 	ckpt_store *s = b->s;
 	sqlite3_stmt *st[NST] = {0};
-	int rc = 0;
+	int rc = 0, tiles = 0, nst = NPLAIN;
 
-	for (int i = 0; i < NST; i++)
+	for (size_t i = 0; i < b->nops && !tiles; i++)
+		tiles = b->ops[i].kind == OP_TILE;
+	if (tiles) {
+		char schema[2048];
+		snprintf(schema, sizeof(schema), STORE_TILES_SCHEMA, "", "");
+		if (sqlite3_exec(s->idx->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+			rc = ckpt_store_sqlerr(s->idx, CKPT_EIO, "creating the tiles tables");
+			goto done;
+		}
+	} else if ((rc = tiles = ckpt_store_has_tiles_table(s->idx, "main")) < 0) {
+		goto done;
+	}
+	if (tiles)
+		nst = NST;
+	for (int i = 0; i < nst; i++)
 		if (sqlite3_prepare_v2(s->idx->db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
 			rc = ckpt_store_sqlerr(s->idx, CKPT_ECORRUPT, "preparing the commit");
 			goto done;
 		}
+	rc = 0;
 	for (size_t i = 0; i < b->nfiles && rc == 0; i++) {
 		sqlite3_bind_int64(st[FILES], 1, b->files[i].id);
 		sqlite3_bind_text(st[FILES], 2, b->files[i].name, -1, SQLITE_STATIC);
@@ -918,10 +1070,21 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 	}
 	for (size_t i = 0; i < b->nops && rc == 0; i++) {
 		const op *o = &b->ops[i];
+		if (o->kind == OP_TILE) {
+			rc = write_tile(b, o, gen, st[DEL_TILE], st[INS_TILE], st[INS_TCHUNK]);
+			continue;
+		}
 		for (int k = DEL_KV; k <= INS_KV; k++)
 			sqlite3_bind_blob(st[k], 1, o->key, (int)o->keylen, SQLITE_STATIC);
 		if ((rc = step_done(s, st[DEL_CHUNKS], "deleting chunks")) < 0)
 			break;
+		if (tiles) { /* a value or a delete replaces the key's tiles */
+			sqlite3_bind_blob(st[DEL_TILES], 1, o->key, (int)o->keylen, SQLITE_STATIC);
+			sqlite3_bind_blob(st[DEL_TCHUNKS], 1, o->key, (int)o->keylen, SQLITE_STATIC);
+			if ((rc = step_done(s, st[DEL_TILES], "deleting tiles")) < 0 ||
+			    (rc = step_done(s, st[DEL_TCHUNKS], "deleting tiles")) < 0)
+				break;
+		}
 		if (o->kind == OP_DELETE) {
 			rc = step_done(s, st[DEL_KV], "deleting a key");
 			continue;
@@ -1433,7 +1596,8 @@ int ckpt_batch_check(const ckpt_batch *b)
 	}
 	for (size_t i = 0; i < b->nops; i++) {
 		const op *p = &b->ops[i];
-		assert(p->kind == OP_PUT || p->kind == OP_DELETE);
+		assert(p->kind == OP_PUT || p->kind == OP_DELETE || p->kind == OP_TILE);
+		assert((p->kind == OP_TILE) == (p->tile != NULL));
 		assert(p->keylen <= STORE_MAX_KEY);
 		if (p->kind == OP_DELETE || p->is_inline) {
 			assert(p->chunks == NULL && p->nchunks == 0);

@@ -609,9 +609,9 @@ static void test_newer_major_refused(void **state)
 	ckpt_store *s = open_new(dir, &o);
 
 	ckpt_store_free(s);
-	sql(dir, "UPDATE meta SET value = 2 WHERE name = 'format_major'");
+	sql(dir, "UPDATE meta SET value = 3 WHERE name = 'format_major'");
 	assert_int_equal(ckpt_store_open(&s, dir, 0, NULL), CKPT_EVERSION);
-	assert_non_null(strstr(ckpt_error_last(), "format version 2."));
+	assert_non_null(strstr(ckpt_error_last(), "format version 3."));
 	assert_int_equal(ckpt_store_open(&s, dir, CKPT_STORE_READONLY, NULL), CKPT_EVERSION);
 	sql(dir, "UPDATE meta SET value = 1 WHERE name = 'format_major';"
 		 "UPDATE meta SET value = 7 WHERE name = 'format_minor'");

@@ -40,9 +40,14 @@ typedef struct ckpt_batch ckpt_batch;
 typedef struct ckpt_value ckpt_value;
 typedef struct ckpt_value_writer ckpt_value_writer;
 
-/* Format version written by this library; readers refuse a newer major. */
-#define CKPT_FORMAT_MAJOR 1
-#define CKPT_FORMAT_MINOR 1 /* 1.1: the sealed index checksum (docs/format.md) */
+/*
+ * Newest format version this library reads and writes; readers refuse a
+ * newer major. 1.1: the sealed index checksum; 2.0: tiled values
+ * (docs/format.md, "Tiles"). A store is written as 1.1 unless it holds a
+ * tiled value, so that readers of 1.x read every store without tiles.
+ */
+#define CKPT_FORMAT_MAJOR 2
+#define CKPT_FORMAT_MINOR 0
 
 /* Chunk codecs, as recorded per chunk. */
 enum { CKPT_CODEC_RAW = 0, CKPT_CODEC_ZSTD = 1 };
@@ -238,6 +243,56 @@ CKPT_API int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size
  */
 CKPT_API int ckpt_value_writer_close(ckpt_value_writer *w);
 CKPT_API void ckpt_value_writer_abort(ckpt_value_writer *w);
+
+/* Most dimensions of a tiled value or a box read. */
+#define CKPT_TILE_MAX_NDIM 32
+
+/*
+ * One tile of a global array (docs/format.md, "Tiles"): the box
+ * [start[d], start[d] + shape[d]) of an array of global_shape, elements of
+ * itemsize bytes. The arrays are borrowed (ndim entries each).
+ */
+typedef struct ckpt_tile {
+	size_t itemsize;
+	unsigned ndim; /* 0..CKPT_TILE_MAX_NDIM */
+	const uint64_t *global_shape;
+	const uint64_t *start;
+	const uint64_t *shape; /* every entry >= 1 */
+} ckpt_tile;
+
+/*
+ * Stream one tile of `key`: write exactly its C-order bytes (the product of
+ * shape times itemsize) with ckpt_value_writer_write, then close. The tile
+ * is chunked on its own (chunks never cross tiles, so any tile reads alone).
+ * A batch may write several tiles of one key; a tile with the same start as
+ * an earlier one of the same key replaces it. The key has no value until
+ * ckpt_store_close_tiles (after every process's tiles are merged) checks
+ * that its tiles cover the global array exactly once and writes it; from
+ * then on it reads as an ordinary value of the whole array in C order.
+ * Returns 0, CKPT_EINVAL (a bad tile: ndim too large, an empty or
+ * out-of-bounds box, an array too large; key too long, bad opts as for
+ * ckpt_batch_put), CKPT_EBUSY (another writer is open), CKPT_ENOMEM, or the
+ * error of an earlier failure of the batch. ckpt_value_writer_close returns
+ * CKPT_EINVAL when the bytes written are not the tile's size.
+ */
+CKPT_API int ckpt_value_writer_open_tile(ckpt_value_writer **out, ckpt_batch *b, const void *key,
+					 size_t keylen, const ckpt_tile *t,
+					 const ckpt_put_options *opts);
+
+/*
+ * Read the box [start, start + shape) of v, seen as a C-order array of
+ * global_shape with elements of itemsize bytes, into buf (the box in C
+ * order: product(shape) * itemsize bytes). Reads only the chunks that
+ * overlap the box: a tiled value tile by tile, any other value by its
+ * contiguous C-order runs (grouped so no chunk is read twice). Thread-safe.
+ * Returns 0, CKPT_EINVAL (the box is not inside global_shape, ndim too
+ * large, or global_shape and itemsize do not describe v: another size, or
+ * another shape than a tiled value's), CKPT_ECORRUPT, CKPT_EIO, CKPT_ENOMEM,
+ * or another CKPT_E* code from the store's backend.
+ */
+CKPT_API int ckpt_value_pread_box(ckpt_value *v, size_t itemsize, unsigned ndim,
+				  const uint64_t *global_shape, const uint64_t *start,
+				  const uint64_t *shape, void *buf);
 
 /*
  * Put `key` as bytes [off, off + len) of the file `name` in directory dirfd
