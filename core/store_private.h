@@ -209,9 +209,9 @@ int ckpt_store_merge_index(ckpt_store *dst, const char *src_index_name);
  * for every store (single-process too), after any merges, before the seal.
  * Returns 0, CKPT_EINVAL (a gap: "<key>: box [0:4, 8:16] is written by no
  * process"; an overlap: "<key>: boxes [0:4, 0:8] (ckpt.1.db) and [2:6, 0:8]
- * (ckpt.2.db) overlap"; tiles that disagree; a key written both whole and as
- * tiles), CKPT_EREADONLY, CKPT_EBUSY (a batch is open), CKPT_ECORRUPT (a bad
- * tile row), CKPT_EIO, CKPT_ENOMEM.
+ * (ckpt.2.db) overlap"; a key written both whole and as tiles), CKPT_EREADONLY, CKPT_EBUSY (a batch is open), CKPT_ECORRUPT (a bad
+ * tile row, or tiles of one key that disagree on element size or global
+ * shape: "key '<key>': bad tile row <n>"), CKPT_EIO, CKPT_ENOMEM.
  */
 int ckpt_store_close_tiles(ckpt_store *dst);
 
