@@ -48,4 +48,5 @@ for i in range(6):   # a few bytes of the index changed at random
         d[r.randrange(100, len(d))] = r.randrange(256)
     put(f"db_mutant{i}", bytes(d), data)
 PY
+/usr/bin/python3 "$(dirname "$0")/make_store_tiles_corpus.py" "$OUT" # format 2.0: tiles
 ls "$OUT" | wc -l
