@@ -275,6 +275,68 @@ done:
 	return rc;
 }
 
+/*
+ * A sharded array leaf: each local shard of replica 0 becomes a tile of the
+ * global array (ckpt_value_writer_open_tile), cast slice by slice like any
+ * array; other replicas are written by the process holding replica 0. The
+ * key's value exists once ckpt_store_close_tiles has checked every process's
+ * tiles (the step writer's finalize). An empty global array has no tiles: it
+ * is an ordinary empty value.
+ */
+static int write_shards(struct save_ctx *c, const char *key, const char *path,
+			const ckpt_tree *leaf, ckpt_dtype to, const ckpt_put_options *po)
+{
+	ckpt_dtype from = ckpt_tree_dtype(leaf);
+	size_t ssz = ckpt_dtype_size(from), dsz = ckpt_dtype_size(to);
+	size_t per = c->slice / (ssz > dsz ? ssz : dsz);
+	ckpt_batch *b = ckpt_step_writer_batch(c->w);
+	unsigned char *dbuf = NULL;
+	int rc = 0;
+
+	if (ckpt_tree_nelems(leaf) == 0)
+		return ckpt_batch_put(b, key, strlen(key), "", 0, po);
+	if (per == 0)
+		per = 1;
+	for (size_t i = 0; rc == 0 && i < ckpt_tree_nshards(leaf); i++) {
+		const uint64_t *start, *shape;
+		unsigned replica;
+		const unsigned char *data = ckpt_tree_shard(leaf, i, &start, &shape, &replica);
+		ckpt_tile t = {dsz, ckpt_tree_ndim(leaf), ckpt_tree_shape(leaf), start, shape};
+		ckpt_value_writer *vw = NULL;
+		uint64_t nel = 1;
+
+		if (replica != 0)
+			continue; /* another process writes replica 0 of this box */
+		for (unsigned d = 0; d < t.ndim; d++)
+			nel *= shape[d];
+		if (to != from && !dbuf && !(dbuf = malloc(per * dsz))) {
+			rc = ckpt_error_nomem();
+			break;
+		}
+		rc = ckpt_value_writer_open_tile(&vw, b, key, strlen(key), &t, po);
+		for (uint64_t e = 0; rc == 0 && e < nel; e += per) {
+			size_t n = nel - e < per ? (size_t)(nel - e) : per;
+			const void *src = data + e * ssz;
+			if (dbuf) {
+				rc = ckpt_dtype_cast(dbuf, to, src, from, n);
+				src = dbuf;
+			}
+			if (rc == 0)
+				rc = ckpt_value_writer_write(vw, src, n * dsz);
+		}
+		if (vw) {
+			if (rc == 0)
+				rc = ckpt_value_writer_close(vw);
+			else
+				ckpt_value_writer_abort(vw);
+		}
+	}
+	if (rc)
+		ckpt_error_wrap(rc, "save the shards of %s (leaf '%s')", key, path);
+	free(dbuf);
+	return rc;
+}
+
 static int save_leaf(ckpt_tree **out, const ckpt_tree *leaf, const char *path, void *payload)
 {
 	struct save_ctx *c = payload;
@@ -308,7 +370,8 @@ static int save_leaf(ckpt_tree **out, const ckpt_tree *leaf, const char *path, v
 			rc = ckpt_error_set(CKPT_EINVAL, "leaf '%s': invalid save dtype", path);
 			break;
 		}
-		rc = write_array(c, key, path, leaf, to, &po);
+		rc = ckpt_tree_is_sharded(leaf) ? write_shards(c, key, path, leaf, to, &po)
+						 : write_array(c, key, path, leaf, to, &po);
 		if (rc == 0)
 			rc = ckpt_tree_new_array(out, to, ckpt_tree_ndim(leaf),
 						 ckpt_tree_shape(leaf), NULL, CKPT_TREE_COPY);

@@ -329,6 +329,66 @@ static int copy_box(ckpt_value *v, ckpt_dtype st, ckpt_dtype dt, unsigned nd, co
 	}
 }
 
+/* A slice of the saved array (la->has_box): read the box alone, then cast it. */
+static int read_box(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *meta,
+		    const char *path, const char *key, const ckpt_leaf_restore_args *la)
+{
+	ckpt_dtype st = ckpt_tree_dtype(meta);
+	ckpt_dtype dt = la->dtype != CKPT_DTYPE_INVALID ? la->dtype : st;
+	unsigned nd = ckpt_tree_ndim(meta);
+	const uint64_t *ss = ckpt_tree_shape(meta);
+	size_t ssz = ckpt_dtype_size(st), dsz = ckpt_dtype_size(dt);
+	unsigned char *box = NULL, *dst = NULL;
+	ckpt_value *v = NULL;
+	uint64_t n = 1;
+	int rc;
+
+	if (dsz == 0 || ssz == 0)
+		return ckpt_error_set(CKPT_EINVAL, "leaf '%s': invalid dtype", path);
+	for (unsigned d = 0; d < nd; d++) {
+		if (la->box_start[d] > ss[d] || la->box_shape[d] > ss[d] - la->box_start[d])
+			return ckpt_error_set(CKPT_EINVAL,
+					      "leaf '%s': box dimension %u: %llu:%llu is outside "
+					      "0:%llu",
+					      path, d, (unsigned long long)la->box_start[d],
+					      (unsigned long long)(la->box_start[d] + la->box_shape[d]),
+					      (unsigned long long)ss[d]);
+		n *= la->box_shape[d];
+	}
+	if (la->has_shape && (la->ndim != nd || memcmp(la->shape, la->box_shape,
+						       nd * sizeof(uint64_t)) != 0)) {
+		char a[256], b[256];
+		shape_str(a, sizeof(a), nd, la->box_shape);
+		shape_str(b, sizeof(b), la->ndim, la->shape);
+		return ckpt_error_set(CKPT_ESHAPE, "leaf '%s': box shape %s differs from target %s",
+				      path, a, b);
+	}
+	if ((rc = ckpt_value_open(&v, ckpt_step_store(c->s), key, strlen(key))) != 0)
+		return ckpt_error_wrap(rc, "%s", key);
+	if (!(box = ckpt_mem_malloc_large((size_t)(n * ssz) + 1)) ||
+	    (st != dt && !(dst = ckpt_mem_malloc_large((size_t)(n * dsz) + 1)))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if ((rc = ckpt_value_pread_box(v, ssz, nd, ss, la->box_start, la->box_shape, box)) != 0 ||
+	    (dst && (rc = ckpt_dtype_cast(dst, dt, box, st, (size_t)n)) != 0)) {
+		ckpt_error_wrap(rc, "%s", key);
+		goto done;
+	}
+	if (dst) {
+		free(box);
+		box = dst;
+		dst = NULL;
+	}
+	rc = ckpt_tree_new_array(out, dt, nd, la->box_shape, box, CKPT_TREE_OWN);
+	box = NULL;
+done:
+	free(box);
+	free(dst);
+	ckpt_value_free(v);
+	return rc;
+}
+
 static int read_array(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *meta,
 		      const char *path, const char *key, const ckpt_leaf_restore_args *la)
 {
@@ -419,7 +479,7 @@ static int read_node(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *me
 		     const char *path, const ckpt_tree *target)
 {
 	const ckpt_pytree_restore_args *a = c->args;
-	ckpt_leaf_restore_args la = {CKPT_DTYPE_INVALID, 0, {0}, 0};
+	ckpt_leaf_restore_args la = {CKPT_DTYPE_INVALID, 0, {0}, 0, 0, {0}, {0}};
 	ckpt_tree_kind k = ckpt_tree_get_kind(meta);
 	void *val = NULL;
 	size_t len = 0;
@@ -443,7 +503,8 @@ static int read_node(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *me
 	if (!key)
 		return CKPT_ENOMEM;
 	if (k == CKPT_TREE_ARRAY) {
-		rc = read_array(out, c, meta, path, key, &la);
+		rc = la.has_box ? read_box(out, c, meta, path, key, &la)
+				: read_array(out, c, meta, path, key, &la);
 		goto done;
 	}
 	rc = ckpt_store_get(&val, &len, ckpt_step_store(c->s), key, strlen(key));

@@ -57,6 +57,7 @@
 
 #include "error_private.h"
 #include "step_private.h"
+#include "store_private.h"
 #include "root_private.h"
 #include "fsutil.h"
 
@@ -447,6 +448,8 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 		goto done;
 	rc = ckpt_batch_commit(w->batch, NULL);
 	w->batch = NULL;
+	if (rc == 0)
+		rc = ckpt_store_close_tiles(w->store);
 	if (rc == 0)
 		rc = ckpt_store_seal(w->store);
 	if (rc) {

@@ -295,7 +295,19 @@ static int find_gap(const store_tiled *t, uint64_t *start, uint64_t *shape)
 		}
 		for (uint32_t i = 0; i < t->ntiles && !covered; i++)
 			covered = overlaps(t->ndim, &cell, &t->tiles[i]);
-		if (!covered) {
+		if (!covered) { /* grow it, inner dimension first, while no tile meets it */
+			for (unsigned d = t->ndim; d-- > 0;)
+				for (size_t k = pos[d] + 2; k < ncuts[d]; k++) {
+					uint64_t was = cell.shape[d];
+					cell.shape[d] = cuts[d][k] - cell.start[d];
+					for (uint32_t i = 0; i < t->ntiles && !covered; i++)
+						covered = overlaps(t->ndim, &cell, &t->tiles[i]);
+					if (covered) {
+						cell.shape[d] = was;
+						covered = 0;
+						break;
+					}
+				}
 			memcpy(start, cell.start, sizeof(uint64_t) * t->ndim);
 			memcpy(shape, cell.shape, sizeof(uint64_t) * t->ndim);
 			found = 1;

@@ -25,6 +25,8 @@
  *     ckpt_tree_remove: lookups then scan).
  *  5. An array's nbytes == nelems * dtype size, computed without overflow;
  *     data is NULL (metadata-only) or nbytes bytes, freed iff owned.
+ *  6. A sharded array has no data of its own; each of its shards is a
+ *     non-empty box inside its shape, with borrowed data of the box's bytes.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -45,6 +47,13 @@ struct index {
 	size_t cap;	  /* power of two */
 	uint32_t *by_key; /* child position + 1, 0 = empty */
 	uint32_t *by_stem;
+};
+
+/* One local shard of a sharded array: a box of it, its replica id, its data (borrowed). */
+struct tree_shard {
+	uint64_t start[CKPT_TREE_MAX_NDIM], shape[CKPT_TREE_MAX_NDIM];
+	unsigned replica;
+	const void *data;
 };
 
 struct ckpt_tree {
@@ -69,6 +78,9 @@ struct ckpt_tree {
 			uint64_t nelems, nbytes;
 			void *data;
 			int owned;
+			struct tree_shard *shards; /* a sharded array's local shards */
+			size_t nshards, capshards;
+			int sharded;
 		} a;
 		int64_t i;
 		double f;
@@ -588,6 +600,7 @@ void ckpt_tree_free(ckpt_tree *t)
 		if (t->u.a.owned)
 			free(t->u.a.data);
 		free(t->u.a.shape);
+		free(t->u.a.shards);
 	} else if (t->kind == CKPT_TREE_STRING) {
 		free(t->u.s.p);
 	}
@@ -610,6 +623,13 @@ static int clone_node(ckpt_tree **out, const ckpt_tree *t)
 	case CKPT_TREE_ARRAY:
 		rc = ckpt_tree_new_array(&c, t->u.a.dt, t->u.a.ndim, t->u.a.shape, t->u.a.data,
 					 CKPT_TREE_COPY);
+		for (size_t i = 0; rc == 0 && t->u.a.sharded && i < t->u.a.nshards; i++) {
+			const struct tree_shard *sh = &t->u.a.shards[i];
+			c->u.a.sharded = 1;
+			rc = ckpt_tree_add_shard(c, sh->start, sh->shape, sh->replica, sh->data);
+		}
+		if (rc == 0 && t->u.a.sharded)
+			c->u.a.sharded = 1;
 		break;
 	case CKPT_TREE_INT: rc = ckpt_tree_new_int(&c, t->u.i); break;
 	case CKPT_TREE_FLOAT: rc = ckpt_tree_new_float(&c, t->u.f); break;
@@ -790,6 +810,74 @@ uint64_t ckpt_tree_nelems(const ckpt_tree *t)
 uint64_t ckpt_tree_nbytes(const ckpt_tree *t)
 {
 	return t && t->kind == CKPT_TREE_ARRAY ? t->u.a.nbytes : 0;
+}
+
+int ckpt_tree_new_sharded_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim,
+				const uint64_t *global_shape)
+{
+	int rc = ckpt_tree_new_array(out, dt, ndim, global_shape, NULL, CKPT_TREE_COPY);
+
+	if (rc == 0)
+		(*out)->u.a.sharded = 1;
+	return rc;
+}
+
+int ckpt_tree_add_shard(ckpt_tree *leaf, const uint64_t *start, const uint64_t *shape,
+			unsigned replica_id, const void *data)
+{
+	struct tree_shard *sh;
+
+	if (!ckpt_tree_is_sharded(leaf) || (leaf->u.a.ndim && (!start || !shape)) || !data)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "add shard: not a sharded array leaf, or a NULL argument");
+	for (unsigned d = 0; d < leaf->u.a.ndim; d++)
+		if (shape[d] == 0 || start[d] >= leaf->u.a.shape[d] ||
+		    shape[d] > leaf->u.a.shape[d] - start[d])
+			return ckpt_error_set(CKPT_EINVAL,
+					      "add shard: dimension %u: box %" PRIu64 ":%" PRIu64
+					      " is empty or outside 0:%" PRIu64,
+					      d, start[d], start[d] + shape[d], leaf->u.a.shape[d]);
+	if (leaf->u.a.nshards == leaf->u.a.capshards) {
+		size_t cap = leaf->u.a.capshards ? 2 * leaf->u.a.capshards : 4;
+		struct tree_shard *n = realloc(leaf->u.a.shards, cap * sizeof(*n));
+		if (!n)
+			return ckpt_error_nomem();
+		leaf->u.a.shards = n;
+		leaf->u.a.capshards = cap;
+	}
+	sh = &leaf->u.a.shards[leaf->u.a.nshards++];
+	memset(sh, 0, sizeof(*sh));
+	if (leaf->u.a.ndim) {
+		memcpy(sh->start, start, leaf->u.a.ndim * sizeof(uint64_t));
+		memcpy(sh->shape, shape, leaf->u.a.ndim * sizeof(uint64_t));
+	}
+	sh->replica = replica_id;
+	sh->data = data;
+	return 0;
+}
+
+int ckpt_tree_is_sharded(const ckpt_tree *t)
+{
+	return t && t->kind == CKPT_TREE_ARRAY && t->u.a.sharded;
+}
+
+size_t ckpt_tree_nshards(const ckpt_tree *t)
+{
+	return ckpt_tree_is_sharded(t) ? t->u.a.nshards : 0;
+}
+
+const void *ckpt_tree_shard(const ckpt_tree *t, size_t i, const uint64_t **start,
+			    const uint64_t **shape, unsigned *replica_id)
+{
+	const struct tree_shard *sh;
+
+	if (i >= ckpt_tree_nshards(t))
+		return NULL;
+	sh = &t->u.a.shards[i];
+	*start = sh->start;
+	*shape = sh->shape;
+	*replica_id = sh->replica;
+	return sh->data;
 }
 
 const void *ckpt_tree_data(const ckpt_tree *t)

@@ -80,6 +80,17 @@ typedef struct ckpt_leaf_restore_args {
 	unsigned ndim;      /* with has_shape: the target shape */
 	uint64_t shape[CKPT_TREE_MAX_NDIM];
 	int has_shape;
+	/*
+	 * A slice (appended; the library allocates this struct): with has_box,
+	 * the leaf restored is the box [box_start, box_start + box_shape) of the
+	 * saved array (ndim of the saved array's entries; with has_shape, shape
+	 * must equal box_shape), reading only the chunks that overlap it
+	 * (ckpt_value_pread_box): any process restores any slice of a global
+	 * array, whatever the number of processes that saved it.
+	 */
+	int has_box;
+	uint64_t box_start[CKPT_TREE_MAX_NDIM];
+	uint64_t box_shape[CKPT_TREE_MAX_NDIM];
 } ckpt_leaf_restore_args;
 
 /*

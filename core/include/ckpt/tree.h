@@ -82,6 +82,35 @@ CKPT_API int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, 
 			void *data, int ownership);
 
 /*
+ * A sharded array leaf (docs/api.md, "Several processes"): this process's
+ * shards of a global array of dtype dt and global_shape, added with
+ * ckpt_tree_add_shard. It has no data of its own (ckpt_tree_data is NULL);
+ * saving it writes each shard of replica 0 as a tile of the global array,
+ * and _METADATA records an ordinary array of the global shape. Restored, it
+ * is an ordinary array.
+ * Returns what ckpt_tree_new_array returns.
+ */
+CKPT_API int ckpt_tree_new_sharded_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim,
+					 const uint64_t *global_shape);
+/*
+ * Add a local shard to a sharded array leaf: the box [start, start + shape)
+ * (ndim entries each, copied), its replica id (only replica 0 is written: a
+ * box held by several processes is written once), and its C-order data of
+ * the box's bytes (borrowed: kept alive until the save that uses it ends).
+ * Returns 0, CKPT_EINVAL (leaf not a sharded array, a NULL argument, an
+ * empty box or one outside the global shape), CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_tree_add_shard(ckpt_tree *leaf, const uint64_t *start, const uint64_t *shape,
+				 unsigned replica_id, const void *data);
+/* 1 for a sharded array leaf, else 0. */
+CKPT_API int ckpt_tree_is_sharded(const ckpt_tree *t);
+/* Shards of a sharded array leaf (0 for any other node). */
+CKPT_API size_t ckpt_tree_nshards(const ckpt_tree *t);
+/* Shard i: its data (borrowed), box and replica id; NULL if there is no shard i. */
+CKPT_API const void *ckpt_tree_shard(const ckpt_tree *t, size_t i, const uint64_t **start,
+				     const uint64_t **shape, unsigned *replica_id);
+
+/*
  * Add child to a container. Dict and namedtuple take a key (CKPT_EEXISTS if
  * present; any string, including "" or "a/b"); list and tuple take key NULL
  * and append. Takes ownership of child, also on failure, except when child
