@@ -198,7 +198,7 @@ static int merge_rows(sqlite_index *x, const char *src, int64_t gen)
 
 	if ((rc = check_src(x, src, &smajor, &sminor)) < 0 ||
 	    (rc = check_collisions(x, src)) < 0 || (rc = check_dangling(x, src, "chunks")) < 0 ||
-	    (rc = query_int(x, "SELECT MAX(id) FROM main.files", 0, 0, &off, "merging")) < 0 ||
+	    (rc = query_int(x, "SELECT COALESCE(MAX(id), 0) FROM main.files", 0, 0, &off, "merging")) < 0 ||
 	    (rc = query_int(x, "SELECT value FROM main.meta WHERE name = 'format_major'", 0, 0,
 			    &dmajor, "merging")) < 0 ||
 	    (tiles = rc = ckpt_store_has_tiles_table(x, "src")) < 0)

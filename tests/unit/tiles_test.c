@@ -196,6 +196,11 @@ static void test_merge_dangling_chunk(void **state)
 	(void)state;
 	strcpy(dir, d);
 	p0 = open_idx(dir, "ckpt.db");
+	p1 = open_idx(dir, "ckpt.2.db");
+	put(p1, "y", big, 4 * CS);
+	ckpt_store_free(p1);
+	assert_int_equal(ckpt_store_merge_index(p0, "ckpt.2.db"), 0); /* into an empty store */
+	check_get(p0, "y", big, 4 * CS);
 	p1 = open_idx(dir, "ckpt.1.db");
 	put(p1, "x", big, 4 * CS);
 	ckpt_store_free(p1);
