@@ -572,6 +572,50 @@ static int snap_buffered(const ckpt_tree *node)
 	return ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY && ckpt_tree_data(node);
 }
 
+/* A buffer of size bytes in the snapshot, to be filled from src by its copies. */
+static void *snap_buffer(struct pytree_snapshot *sn, const void *src, size_t size)
+{
+	void *p;
+
+	if (grow(&sn->bufs.v, &sn->bufs.cap, sn->bufs.n, sizeof(*sn->bufs.v)) ||
+	    grow(&sn->copies, &sn->capcopies, sn->ncopies, sizeof(*sn->copies)))
+		return NULL;
+	if (!(p = buf_get(&sn->spare, size)))
+		return NULL;
+	sn->bufs.v[sn->bufs.n++] = (struct snap_buf){size, p};
+	sn->copies[sn->ncopies++] = (struct snap_copy){p, src, size};
+	return p;
+}
+
+/* A sharded leaf: its replica-0 shards are copied (the others are never written). */
+static int snap_shards(ckpt_tree **out, struct pytree_snapshot *sn, const ckpt_tree *src)
+{
+	size_t esz = ckpt_dtype_size(ckpt_tree_dtype(src));
+	int rc = ckpt_tree_new_sharded_array(out, ckpt_tree_dtype(src), ckpt_tree_ndim(src),
+					     ckpt_tree_shape(src));
+
+	for (size_t i = 0; rc == 0 && i < ckpt_tree_nshards(src); i++) {
+		const uint64_t *start, *shape;
+		unsigned replica;
+		const void *data = ckpt_tree_shard(src, i, &start, &shape, &replica);
+		uint64_t n = esz;
+		void *p;
+		if (replica != 0)
+			continue;
+		for (unsigned d = 0; d < ckpt_tree_ndim(src); d++)
+			n *= shape[d];
+		if (!(p = snap_buffer(sn, data, (size_t)n)))
+			rc = ckpt_error_nomem();
+		else
+			rc = ckpt_tree_add_shard(*out, start, shape, 0, p);
+	}
+	if (rc) {
+		ckpt_tree_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 /* ckpt_tree_map callback: copy a leaf; array data goes into the snapshot's buffers. */
 static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, void *payload)
 {
@@ -582,15 +626,12 @@ static int snap_copy(ckpt_tree **out, const ckpt_tree *src, const char *path, vo
 	(void)path;
 	if (ckpt_tree_is_container(src) || ckpt_tree_get_kind(src) == CKPT_TREE_NONE)
 		return 0; /* structural copy */
+	if (ckpt_tree_is_sharded(src))
+		return snap_shards(out, sn, src);
 	if (!snap_buffered(src))
 		return ckpt_tree_clone(out, src);
-	if (grow(&sn->bufs.v, &sn->bufs.cap, sn->bufs.n, sizeof(*sn->bufs.v)) ||
-	    grow(&sn->copies, &sn->capcopies, sn->ncopies, sizeof(*sn->copies)))
-		return CKPT_ENOMEM;
-	if (!(p = buf_get(&sn->spare, size)))
+	if (!(p = snap_buffer(sn, ckpt_tree_data(src), size)))
 		return ckpt_error_nomem();
-	sn->bufs.v[sn->bufs.n++] = (struct snap_buf){size, p};
-	sn->copies[sn->ncopies++] = (struct snap_copy){p, ckpt_tree_data(src), size};
 	return ckpt_tree_new_array(out, ckpt_tree_dtype(src), ckpt_tree_ndim(src),
 				   ckpt_tree_shape(src), p, CKPT_TREE_BORROW);
 }

@@ -174,6 +174,33 @@ static void test_sharded_save_and_slices(void **state)
 					    (double)ref[boxes[0][0] + r][boxes[0][1] + c]);
 	}
 	ckpt_tree_free(out);
+	/* A copy-mode snapshot copies the replica-0 shards: later changes do not reach it. */
+	{
+		void *snap = NULL;
+		ckpt_item_args si = {"state", h, NULL};
+		float *keep[4];
+		sa.leaf_args = NULL;
+		assert_int_equal(ckpt_handler_snapshot(&snap, h, &sa), 0);
+		for (size_t i = 0; i < 4; i++) {
+			keep[i] = sh[i].data;
+			if (sh[i].replica == 0) {
+				uint64_t n = sh[i].shape[0] * sh[i].shape[1];
+				sh[i].data = malloc(n * sizeof(float));
+				memcpy(sh[i].data, keep[i], n * sizeof(float));
+				memset(keep[i], 0xff, n * sizeof(float)); /* the caller moves on */
+			}
+		}
+		si.args = snap;
+		assert_int_equal(ckpt_checkpointer_save(root, 4, &si, 1, &o), 0);
+		ckpt_handler_snapshot_free(h, snap);
+		for (size_t i = 0; i < 4; i++)
+			if (sh[i].replica == 0)
+				free(keep[i]);
+		snprintf(dir, sizeof(dir), "%s/4", root);
+		out = restore(dir, h, NULL);
+		assert_memory_equal(ckpt_tree_data(ckpt_tree_find(out, "w")), ref, sizeof(ref));
+		ckpt_tree_free(out);
+	}
 	ckpt_tree_free(t);
 	/* A missing box fails the save, naming the leaf and the box; no step 3. */
 	sa.leaf_args = NULL;
