@@ -9,12 +9,16 @@
  * by slice, so memory stays bounded by the slice size whatever the array),
  * scalars as ckpt_scalar_format() text, strings as their bytes. None and
  * empty containers exist only in the metadata. Then the metadata copy goes
- * to "<item>/_METADATA".
+ * to "<item>/_METADATA". A sharded array leaf (ckpt_tree_new_sharded_array)
+ * writes its replica-0 shards as tiles of "<item>/<path>" and is recorded as
+ * an ordinary array of its global shape; the key gets its value when the
+ * step writer's finalize closes the tiles (docs/format.md, "Tiles").
  *
  * Snapshot (copy mode of ckpt/async.h): a deep copy of the tree and the
  * caller's per-leaf leaf_args evaluated at once and replayed from a table
  * keyed by the copy's nodes, so a later save on another thread touches
- * nothing of the caller's. The copy's array data lives in buffers the
+ * nothing of the caller's (a sharded leaf's replica-0 shards are copied
+ * too). The copy's array data lives in buffers the
  * snapshot owns; when it is freed they are kept by the handler for the next
  * snapshot (same sizes: a memcpy without page faults, which cost more than
  * the copy itself), so a handler used for copy-mode saves holds one
@@ -222,6 +226,42 @@ static int put_opts(ckpt_put_options *po, const struct save_ctx *c, int compress
 	return 0;
 }
 
+/*
+ * Write nel elements into the writer vw just opened (open_rc its open's
+ * result), per at a time, from data or (data NULL) from c->source into sbuf,
+ * cast from -> to through dbuf (NULL: no cast); close vw, or abort it on an
+ * error. Returns 0 or the first error.
+ */
+static int stream_elements(struct save_ctx *c, int open_rc, ckpt_value_writer *vw,
+			   const unsigned char *data, uint64_t nel, size_t per, ckpt_dtype from,
+			   ckpt_dtype to, unsigned char *sbuf, unsigned char *dbuf,
+			   const ckpt_tree *leaf, const char *path)
+{
+	size_t ssz = ckpt_dtype_size(from), dsz = ckpt_dtype_size(to);
+	int rc = open_rc;
+
+	for (uint64_t i = 0; rc == 0 && i < nel; i += per) {
+		size_t n = nel - i < per ? (size_t)(nel - i) : per;
+		const void *src = data ? data + i * ssz : sbuf;
+
+		if (!data)
+			rc = c->source(sbuf, n * ssz, i * ssz, leaf, path, c->payload);
+		if (rc == 0 && dbuf) {
+			rc = ckpt_dtype_cast(dbuf, to, src, from, n);
+			src = dbuf;
+		}
+		if (rc == 0)
+			rc = ckpt_value_writer_write(vw, src, n * dsz);
+	}
+	if (vw) {
+		if (rc == 0)
+			rc = ckpt_value_writer_close(vw);
+		else
+			ckpt_value_writer_abort(vw);
+	}
+	return rc;
+}
+
 static int write_array(struct save_ctx *c, const char *key, const char *path, const ckpt_tree *leaf,
 		       ckpt_dtype to, const ckpt_put_options *po)
 {
@@ -248,25 +288,7 @@ static int write_array(struct save_ctx *c, const char *key, const char *path, co
 		goto done;
 	}
 	rc = ckpt_value_writer_open(&vw, ckpt_step_writer_batch(c->w), key, strlen(key), po);
-	for (uint64_t i = 0; rc == 0 && i < nel; i += per) {
-		size_t n = nel - i < per ? (size_t)(nel - i) : per;
-		const void *src = data ? data + i * ssz : sbuf;
-
-		if (!data)
-			rc = c->source(sbuf, n * ssz, i * ssz, leaf, path, c->payload);
-		if (rc == 0 && dbuf) {
-			rc = ckpt_dtype_cast(dbuf, to, src, from, n);
-			src = dbuf;
-		}
-		if (rc == 0)
-			rc = ckpt_value_writer_write(vw, src, n * dsz);
-	}
-	if (vw) {
-		if (rc == 0)
-			rc = ckpt_value_writer_close(vw);
-		else
-			ckpt_value_writer_abort(vw);
-	}
+	rc = stream_elements(c, rc, vw, data, nel, per, from, to, sbuf, dbuf, leaf, path);
 	if (rc)
 		ckpt_error_wrap(rc, "save %s", key);
 done:
@@ -314,22 +336,7 @@ static int write_shards(struct save_ctx *c, const char *key, const char *path,
 			break;
 		}
 		rc = ckpt_value_writer_open_tile(&vw, b, key, strlen(key), &t, po);
-		for (uint64_t e = 0; rc == 0 && e < nel; e += per) {
-			size_t n = nel - e < per ? (size_t)(nel - e) : per;
-			const void *src = data + e * ssz;
-			if (dbuf) {
-				rc = ckpt_dtype_cast(dbuf, to, src, from, n);
-				src = dbuf;
-			}
-			if (rc == 0)
-				rc = ckpt_value_writer_write(vw, src, n * dsz);
-		}
-		if (vw) {
-			if (rc == 0)
-				rc = ckpt_value_writer_close(vw);
-			else
-				ckpt_value_writer_abort(vw);
-		}
+		rc = stream_elements(c, rc, vw, data, nel, per, from, to, NULL, dbuf, leaf, path);
 	}
 	if (rc)
 		ckpt_error_wrap(rc, "save the shards of %s (leaf '%s')", key, path);

@@ -422,7 +422,8 @@ typedef struct runs {
 	uint64_t *src;	/* MAX_RUNS offsets in the value */
 	char **dst;
 	unsigned n;
-	char *tmp; /* RUN_WINDOW bytes */
+	char *tmp; /* cap bytes, grown to the largest window read (<= RUN_WINDOW) */
+	size_t cap;
 } runs;
 
 static int pread_exact(ckpt_value *v, void *buf, size_t len, uint64_t off)
@@ -445,6 +446,13 @@ static int flush_runs(runs *r)
 		return 0;
 	a = r->src[0];
 	b = r->src[r->n - 1] + r->len;
+	if (r->n > 1 && r->cap < b - a) {
+		char *t = realloc(r->tmp, (size_t)(b - a));
+		if (t == NULL)
+			return ckpt_error_nomem();
+		r->tmp = t;
+		r->cap = (size_t)(b - a);
+	}
 	if (r->n == 1) {
 		rc = pread_exact(r->v, r->dst[0], r->len, a);
 	} else if ((rc = pread_exact(r->v, r->tmp, (size_t)(b - a), a)) == 0) {
@@ -502,8 +510,7 @@ static int copy_box(ckpt_value *v, size_t itemsize, unsigned ndim, const uint64_
 	r.gap = in->is_inline ? UINT64_MAX : in->chunk_size ? in->chunk_size : RUN_WINDOW;
 	if (r.len < RUN_WINDOW / 2 &&
 	    ((r.src = malloc(MAX_RUNS * sizeof(*r.src))) == NULL ||
-	     (r.dst = malloc(MAX_RUNS * sizeof(*r.dst))) == NULL ||
-	     (r.tmp = malloc(RUN_WINDOW)) == NULL)) {
+	     (r.dst = malloc(MAX_RUNS * sizeof(*r.dst))) == NULL)) {
 		rc = ckpt_error_nomem();
 		goto done;
 	}

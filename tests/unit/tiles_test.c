@@ -414,7 +414,7 @@ static void test_tiling_errors(void **state)
 	char dir[128];
 	ckpt_store *p0, *p1;
 	const uint64_t g[2] = {8, 16};
-	unsigned char *r = pattern(8 * 16, 8);
+	unsigned char *r = pattern(8 * 17, 8);
 
 	(void)state;
 	strcpy(dir, d);

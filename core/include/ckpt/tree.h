@@ -102,7 +102,7 @@ CKPT_API int ckpt_tree_new_sharded_array(ckpt_tree **out, ckpt_dtype dt, unsigne
  */
 CKPT_API int ckpt_tree_add_shard(ckpt_tree *leaf, const uint64_t *start, const uint64_t *shape,
 				 unsigned replica_id, const void *data);
-/* 1 for a sharded array leaf, else 0. */
+/* Returns 1 for a sharded array leaf, else 0. */
 CKPT_API int ckpt_tree_is_sharded(const ckpt_tree *t);
 /* Shards of a sharded array leaf (0 for any other node). */
 CKPT_API size_t ckpt_tree_nshards(const ckpt_tree *t);
