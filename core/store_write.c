@@ -1532,6 +1532,11 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 	if ((rc = ckpt_value_open(&v, src, src_key, src_keylen)) < 0)
 		return rc;
 	in = ckpt_value_get_info(v);
+	if (ckpt_value_tiled(v)) { /* tiles are not one chunk table: the caller copies */
+		ckpt_value_free(v);
+		return ckpt_error_set(CKPT_EUNSUPPORTED, "%s: a tiled value is copied, not linked",
+				      src->dir);
+	}
 	if (in->is_inline) {
 		rc = clone_inline(b, key, keylen, v);
 		ckpt_value_free(v);

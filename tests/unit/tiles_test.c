@@ -362,6 +362,17 @@ static void test_tiles_merged(void **state)
 		ckpt_value_free(v);
 		free(buf);
 	}
+	/* A tiled value is copied, not cloned: its tiles are no one chunk table. */
+	{
+		ckpt_store *cs = open_idx(newdir(), "ckpt.db");
+		ckpt_batch *b;
+		assert_int_equal(ckpt_batch_begin(&b, cs), 0);
+		assert_int_equal(ckpt_batch_put_clone(b, "c", 1, ro, "b", 1), CKPT_EUNSUPPORTED);
+		assert_int_equal(ckpt_batch_put_clone(b, "p", 1, ro, "plain", 5), 0);
+		assert_int_equal(ckpt_batch_commit(b, NULL), 0);
+		check_get(cs, "p", r1, 5000);
+		ckpt_store_free(cs);
+	}
 	ckpt_store_free(ro);
 	free(r1);
 	free(r2);
