@@ -29,28 +29,8 @@
 
 #define CS (64u * 1024)
 
-static char root[64];
-static int ndir;
-
-static int setup(void **state)
-{
-	strcpy(root, "/tmp/index_check_test.XXXXXX");
-	return mkdtemp(root) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
-}
-
-static const char *newdir(void)
-{
-	static char d[128];
-	snprintf(d, sizeof(d), "%s/s%d", root, ndir++);
-	return d;
-}
+#define FIXTURE_NAME "index_check_test"
+#include "unit/store_fixture.h"
 
 /* The keys and values of the small store: inline, chunked, empty, binary keys. */
 #define NKEYS 7

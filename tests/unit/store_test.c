@@ -24,28 +24,8 @@
 
 #define CS (64u * 1024) /* small chunks keep the tests fast */
 
-static char root[64];
-static int ndir;
-
-static int setup(void **state)
-{
-	strcpy(root, "/tmp/store_test.XXXXXX");
-	return mkdtemp(root) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
-}
-
-static const char *newdir(void)
-{
-	static char d[128];
-	snprintf(d, sizeof(d), "%s/s%d", root, ndir++);
-	return d;
-}
+#define FIXTURE_NAME "store_test"
+#include "unit/store_fixture.h"
 
 static ckpt_store_options opts_cs(void)
 {
@@ -66,17 +46,6 @@ static ckpt_store *open_new(const char *dir, const ckpt_store_options *o)
 	return s;
 }
 
-static unsigned char *random_bytes(size_t n, unsigned seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (unsigned char)(seed >> 16);
-	}
-	return p;
-}
-
 static unsigned char *text_bytes(size_t n)
 {
 	static const char words[] = "the quick brown fox jumps over the lazy dog 0123456789 ";
@@ -85,14 +54,6 @@ static unsigned char *text_bytes(size_t n)
 	for (size_t i = 0; i < n; i++)
 		p[i] = (unsigned char)words[(i * 7 + i / 13) % (sizeof(words) - 1)];
 	return p;
-}
-
-static void put1(ckpt_store *s, const char *key, const void *v, size_t n)
-{
-	ckpt_batch *b;
-	assert_int_equal(ckpt_batch_begin(&b, s), 0);
-	assert_int_equal(ckpt_batch_put(b, key, strlen(key), v, n, NULL), 0);
-	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
 }
 
 static void check_get(ckpt_store *s, const void *key, size_t keylen, const void *want, size_t n)

@@ -21,30 +21,8 @@
 
 #define CS 4096u /* the smallest chunks: tiles of a few KiB still have several */
 
-static char root[64];
-static int ndir;
-
-static int setup(void **state)
-{
-	(void)state;
-	strcpy(root, "/tmp/tiles_test.XXXXXX");
-	return mkdtemp(root) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd);
-}
-
-static const char *newdir(void)
-{
-	static char d[128];
-	snprintf(d, sizeof(d), "%s/s%d", root, ndir++);
-	return d;
-}
+#define FIXTURE_NAME "tiles_test"
+#include "unit/store_fixture.h"
 
 static ckpt_store_options opts_cs(void)
 {
@@ -62,25 +40,6 @@ static ckpt_store *open_idx(const char *dir, const char *name)
 	if (ckpt_store_open_index(&s, dir, name, CKPT_STORE_CREATE, &o) != 0)
 		fail_msg("open %s/%s: %s", dir, name, ckpt_error_last());
 	return s;
-}
-
-static unsigned char *pattern(size_t n, unsigned seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (unsigned char)(seed >> 16);
-	}
-	return p;
-}
-
-static void put(ckpt_store *s, const char *key, const void *v, size_t n)
-{
-	ckpt_batch *b;
-	assert_int_equal(ckpt_batch_begin(&b, s), 0);
-	assert_int_equal(ckpt_batch_put(b, key, strlen(key), v, n, NULL), 0);
-	assert_int_equal(ckpt_batch_commit(b, NULL), 0);
 }
 
 static void check_get(ckpt_store *s, const char *key, const void *want, size_t n)
@@ -127,19 +86,19 @@ static void test_merge_indexes(void **state)
 	const char *d = newdir();
 	char dir[128], key[32];
 	ckpt_store *p0, *p1, *p2, *ro;
-	unsigned char *big = pattern(10 * CS + 7, 1), *small = pattern(50, 2);
+	unsigned char *big = random_bytes(10 * CS + 7, 1), *small = random_bytes(50, 2);
 
 	(void)state;
 	strcpy(dir, d);
 	p0 = open_idx(dir, "ckpt.db");
 	p1 = open_idx(dir, "ckpt.1.db");
 	p2 = open_idx(dir, "ckpt.2.db");
-	put(p0, "a/big", big, 10 * CS + 7);
-	put(p1, "b/big", big + 3, 10 * CS);
-	put(p1, "b/small", small, 50);
+	put1(p0, "a/big", big, 10 * CS + 7);
+	put1(p1, "b/big", big + 3, 10 * CS);
+	put1(p1, "b/small", small, 50);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof(key), "c/%02d", i);
-		put(p2, key, big + i, CS + (size_t)i);
+		put1(p2, key, big + i, CS + (size_t)i);
 	}
 	assert_int_equal(ckpt_store_seal(p1), 0);
 	assert_int_equal(ckpt_store_seal(p2), 0);
@@ -191,18 +150,18 @@ static void test_merge_dangling_chunk(void **state)
 	const char *d = newdir();
 	char dir[128];
 	ckpt_store *p0, *p1;
-	unsigned char *big = pattern(4 * CS, 3);
+	unsigned char *big = random_bytes(4 * CS, 3);
 
 	(void)state;
 	strcpy(dir, d);
 	p0 = open_idx(dir, "ckpt.db");
 	p1 = open_idx(dir, "ckpt.2.db");
-	put(p1, "y", big, 4 * CS);
+	put1(p1, "y", big, 4 * CS);
 	ckpt_store_free(p1);
 	assert_int_equal(ckpt_store_merge_index(p0, "ckpt.2.db"), 0); /* into an empty store */
 	check_get(p0, "y", big, 4 * CS);
 	p1 = open_idx(dir, "ckpt.1.db");
-	put(p1, "x", big, 4 * CS);
+	put1(p1, "x", big, 4 * CS);
 	ckpt_store_free(p1);
 	sql(dir, "ckpt.1.db", "UPDATE chunks SET file_id = 77 WHERE idx = 1");
 	assert_int_equal(ckpt_store_merge_index(p0, "ckpt.1.db"), CKPT_ECORRUPT);
@@ -313,14 +272,14 @@ static void test_tiles_merged(void **state)
 	char dir[128];
 	ckpt_store *p0, *p1, *p2, *ro;
 	const uint64_t g1[1] = {10000}, g2[2] = {37, 530};
-	unsigned char *r1 = pattern(40000, 5), *r2 = pattern(37 * 530 * 8, 6);
+	unsigned char *r1 = random_bytes(40000, 5), *r2 = random_bytes(37 * 530 * 8, 6);
 
 	(void)state;
 	strcpy(dir, d);
 	p0 = open_idx(dir, "ckpt.db");
 	p1 = open_idx(dir, "ckpt.1.db");
 	p2 = open_idx(dir, "ckpt.2.db");
-	put(p0, "plain", r1, 5000);
+	put1(p0, "plain", r1, 5000);
 	write_tile(p0, "a", r1, 4, 1, g1, (uint64_t[]){0}, (uint64_t[]){3001});
 	write_tile(p1, "a", r1, 4, 1, g1, (uint64_t[]){3001}, (uint64_t[]){6999});
 	/* rows 0:10 in three column blocks, rows 10:37 in two */
@@ -385,14 +344,14 @@ static void test_box_plain(void **state)
 	char dir[128];
 	ckpt_store *s, *ro;
 	const uint64_t g[3] = {16, 32, 64};
-	unsigned char *r = pattern(16 * 32 * 64 * 2, 7);
+	unsigned char *r = random_bytes(16 * 32 * 64 * 2, 7);
 	ckpt_value *v;
 
 	(void)state;
 	strcpy(dir, d);
 	s = open_idx(dir, "ckpt.db");
-	put(s, "x", r, 16 * 32 * 64 * 2);
-	put(s, "small", r, 64);
+	put1(s, "x", r, 16 * 32 * 64 * 2);
+	put1(s, "small", r, 64);
 	assert_int_equal(ckpt_store_seal(s), 0);
 	ckpt_store_free(s);
 	assert_int_equal(ckpt_store_open(&ro, dir, CKPT_STORE_IMMUTABLE, NULL), 0);
@@ -425,7 +384,7 @@ static void test_tiling_errors(void **state)
 	char dir[128];
 	ckpt_store *p0, *p1;
 	const uint64_t g[2] = {8, 16};
-	unsigned char *r = pattern(8 * 17, 8);
+	unsigned char *r = random_bytes(8 * 17, 8);
 
 	(void)state;
 	strcpy(dir, d);
@@ -463,11 +422,11 @@ static void test_tiling_errors(void **state)
 	/* written whole and as tiles; a tile of the wrong size */
 	p0 = open_idx(newdir(), "ckpt.db");
 	write_tile(p0, "w", r, 1, 1, (uint64_t[]){8}, (uint64_t[]){0}, (uint64_t[]){8});
-	put(p0, "w2", r, 8);
+	put1(p0, "w2", r, 8);
 	write_tile(p0, "w2", r, 1, 1, (uint64_t[]){8}, (uint64_t[]){0}, (uint64_t[]){8});
 	assert_int_equal(ckpt_store_close_tiles(p0), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "'w2' is written both whole and as tiles"));
-	put(p0, "w2", r, 8); /* a put replaces the key's tiles */
+	put1(p0, "w2", r, 8); /* a put replaces the key's tiles */
 	assert_int_equal(ckpt_store_close_tiles(p0), 0);
 	check_get(p0, "w", r, 8);
 	check_get(p0, "w2", r, 8);
@@ -511,7 +470,7 @@ static void test_hostile_tile_rows(void **state)
 	    "UPDATE kv SET size = 5 WHERE key = x'6b'",
 	};
 	const uint64_t g[2] = {8, 16};
-	unsigned char *r = pattern(8 * 16 * 4, 9);
+	unsigned char *r = random_bytes(8 * 16 * 4, 9);
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(lies) / sizeof(*lies); i++) {
