@@ -44,6 +44,7 @@
 
 #include "ckpt/async.h"
 #include "error_private.h"
+#include "multiprocess_private.h"
 #include "thread_private.h"
 
 _Static_assert(CKPT_ASYNC_NICE == CKPT_THREAD_NICE, "ckpt/async.h and thread_private.h disagree");
@@ -69,6 +70,7 @@ struct ckpt_future {
 struct ckpt_async {
 	ckpt_async_options opts; /* its writer's strings point at our copies: */
 	char *custom_metadata, *metrics, *step_prefix;
+	ckpt_mp_options_copy *mp; /* the writer's multiprocess options, owned */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
@@ -266,6 +268,13 @@ int ckpt_async_new(ckpt_async **out, const ckpt_async_options *opts)
 		ckpt_async_free(a);
 		return CKPT_ENOMEM;
 	}
+	/* multiprocess is NULL unless the caller's struct had it (copied above) */
+	int rc = ckpt_mp_options_dup(&a->mp, a->opts.writer.multiprocess);
+	if (rc < 0) {
+		ckpt_async_free(a);
+		return rc;
+	}
+	a->opts.writer.multiprocess = ckpt_mp_options_of(a->mp);
 	*out = a;
 	return 0;
 }
@@ -287,6 +296,7 @@ void ckpt_async_free(ckpt_async *a)
 	free(a->custom_metadata);
 	free(a->metrics);
 	free(a->step_prefix);
+	ckpt_mp_options_free(a->mp);
 	free(a);
 }
 

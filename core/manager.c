@@ -28,6 +28,10 @@
  *      saved (Orbax excludes its last save), never runs in read_only, and
  *      only runs after a save of this manager finalized.
  *   4. In read_only no call writes, renames or removes anything under root.
+ *   5. A non-primary process of a multi-process save (ckpt/multiprocess.h)
+ *      never deletes a step or cleans up temporary directories: it applies
+ *      the policies to its list of steps only (the primary deletes them), so
+ *      every process sees the same steps.
  */
 #include <assert.h>
 #include <cJSON.h>
@@ -44,6 +48,7 @@
 #include "ckpt/manager.h"
 #include "error_private.h"
 #include "manager_private.h"
+#include "multiprocess_private.h"
 #include "root_private.h"
 #include "step_private.h"
 #include "fsutil.h"
@@ -65,6 +70,8 @@ struct ckpt_manager {
 	ckpt_step_writer_options wopts; /* synchronous saves; strings owned below */
 	ckpt_async_options aopts;	/* opts->async at the current version */
 	char *w_custom, *w_metrics;
+	ckpt_mp_options_copy *mp; /* wopts.multiprocess, owned */
+	int secondary;		  /* a non-primary process (invariant 5) */
 	ckpt_async *async;   /* NULL: synchronous saves */
 	ckpt_future *future; /* the last asynchronous save, until noticed (invariant 2) */
 	uint64_t future_step;
@@ -226,7 +233,9 @@ static int collect_garbage(ckpt_manager *m, uint64_t saved)
 		if (!keep[i] && m->steps[i].step != saved) /* a forced save of an older step */
 			drop[ndrop++] = m->steps[i].step;
 	for (size_t i = 0; i < ndrop; i++) {
-		int r = ckpt_root_delete_step_named(m->root, drop[i], m->prefix, m->width);
+		int r = m->secondary ? 0 /* invariant 5: the primary deletes it */
+				     : ckpt_root_delete_step_named(m->root, drop[i], m->prefix,
+								   m->width);
 		if (r == 0 || r == CKPT_ENOTFOUND) /* gone already: another process deleted it */
 			forget_step(m, drop[i]);
 		else if (rc == 0)
@@ -357,9 +366,14 @@ int ckpt_manager_open(ckpt_manager **out, const char *root, const ckpt_manager_o
 	m->wopts.metrics = m->w_metrics;
 	m->wopts.step_prefix = m->prefix;
 	m->wopts.step_format_fixed_length = m->width;
+	/* multiprocess is NULL unless the caller's struct had it (copied above) */
+	if ((rc = ckpt_mp_options_dup(&m->mp, m->wopts.multiprocess)) < 0)
+		goto fail;
+	m->wopts.multiprocess = ckpt_mp_options_of(m->mp);
+	m->secondary = ckpt_multiprocess_is_secondary(m->wopts.multiprocess);
 	if (!m->read_only) {
 		rc = ckpt_mkdir_p(root);
-		if (rc == 0) /* never removes pending steps of a mount (root.c invariant 5) */
+		if (rc == 0 && !m->secondary) /* never removes pending steps (root.c invariant 5) */
 			rc = ckpt_root_cleanup(root, NULL);
 		if (rc == 0 && opts->enable_async) {
 			ckpt_async_options ao = m->aopts;
@@ -393,6 +407,7 @@ void ckpt_manager_free(ckpt_manager *m)
 	free(m->metric);
 	free(m->w_custom);
 	free(m->w_metrics);
+	ckpt_mp_options_free(m->mp);
 	free(m->err_msg);
 	free(m->steps);
 	free(m);
@@ -621,7 +636,8 @@ int ckpt_manager_delete(ckpt_manager *m, uint64_t step)
 	if (m->read_only)
 		return ckpt_error_set(CKPT_EREADONLY, "checkpoint manager of %s is read-only",
 				      m->root);
-	rc = ckpt_root_delete_step_named(m->root, step, m->prefix, m->width);
+	rc = m->secondary ? 0 /* invariant 5 */
+			  : ckpt_root_delete_step_named(m->root, step, m->prefix, m->width);
 	if (rc == 0 || rc == CKPT_ENOTFOUND)
 		forget_step(m, step);
 	return rc;

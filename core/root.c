@@ -33,6 +33,10 @@
  *      under that lock (finalize, remove), so cleanup cannot race it. A
  *      deleted step ("<step>.ckpt-tmp-del-<nonce>") is never pending, even if
  *      a finalize died before removing its files/.
+ *   6. A rendezvous directory of a multi-process save
+ *      ("<step>.ckpt-tmp-rdv-<prefix>", multiprocess.c) is never removed by
+ *      cleanup: it has no lock holder (all the processes of the save write
+ *      into it), holds no step, and its primary removes it.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -56,6 +60,7 @@
 #include "error_private.h"
 #include "root_private.h"
 #include "fsutil.h"
+#include "multiprocess_private.h"
 #include "orbax.h"
 
 int ckpt_dir_is_pending(const char *dir)
@@ -303,8 +308,8 @@ int ckpt_root_cleanup(const char *root, size_t *removed)
 	while ((e = readdir(d)) != NULL) {
 		int lockfd = -1;
 
-		if (!strstr(e->d_name, CKPT_TMP_INFIX))
-			continue;
+		if (!strstr(e->d_name, CKPT_TMP_INFIX) || strstr(e->d_name, CKPT_MP_RDV_INFIX))
+			continue; /* not temporary; a rendezvous (invariant 6) */
 		char *path = ckpt_asprintf("%s/%s", root, e->d_name);
 		if (!path) {
 			rc = CKPT_ENOMEM;

@@ -18,6 +18,17 @@
  *             remove the old step, which now has the temporary name.
  *   abort:    drop the batch and remove the temporary directory.
  *
+ * Several processes (ckpt/multiprocess.h, multiprocess.c, docs/format.md
+ * "Several processes writing one step"): the primary makes and locks the
+ * attempt directory ROOT/<step>.ckpt-tmp-mp-<prefix>-<nonce>/ once every
+ * active process has announced itself, and writes ckpt.db there as one
+ * process would; every other process writes its tiles into its own index
+ * ckpt.<i>.db and data files in the same directory (a tiles-only batch) and
+ * never removes, cleans or renames anything. At finalize the primary waits
+ * for every index, merges them into ckpt.db, checks the tiles
+ * (ckpt_store_close_tiles), removes the per-process index files, seals and
+ * renames as above, then publishes the result the others return.
+ *
  * A writer opened on an existing directory (ckpt_step_writer_open_dir, the
  * finalize of a pending step) borrows the caller's lock, keeps one entry of
  * the directory (`files/`): abort removes everything else (what the writer
@@ -40,12 +51,18 @@
  *      is never missing. The old step is locked from before the exchange
  *      until it is removed; if the writer dies in between, it is an unlocked
  *      temporary directory that the next cleanup removes.
+ *   5. A non-primary writer owns nothing outside its own index and data
+ *      files: it holds no lock, removes no directory and renames nothing;
+ *      the attempt directory belongs to the primary (invariants 1-4 hold for
+ *      the primary's writer). The step is merged only from indexes whose
+ *      writers said they are complete (multiprocess.c invariant 2).
  */
 #include <assert.h>
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -56,6 +73,7 @@
 #include <unistd.h>
 
 #include "error_private.h"
+#include "multiprocess_private.h"
 #include "step_private.h"
 #include "store_private.h"
 #include "root_private.h"
@@ -78,7 +96,17 @@ struct ckpt_step_writer {
 	int64_t init_ns;
 	cJSON *perf;		/* object: performance_metrics (options version 2) */
 	int64_t deadline_ns;	/* CLOCK_MONOTONIC; 0: no timeout_secs */
+	ckpt_mp *mp;	   /* a shared multi-process step, else NULL */
+	int mp_published;  /* primary: the attempt is published (failures go to `result`) */
+	int mp_reported;   /* the result (primary) or the outcome (others) is written */
+	int fail_rc;	   /* why the writer is freed unfinished (0: aborted) */
 };
+
+/* A non-primary process's writer (invariant 5). */
+static int secondary(const ckpt_step_writer *w)
+{
+	return w->mp && !ckpt_mp_is_primary(w->mp);
+}
 
 static int64_t now_ns(void)
 {
@@ -131,9 +159,18 @@ static void writer_free(ckpt_step_writer *w)
 {
 	if (!w)
 		return;
+	if (w->mp && !w->mp_reported) { /* failed or aborted: tell the other processes */
+		const int rc = w->fail_rc < 0 ? w->fail_rc : CKPT_ERROR;
+		if (secondary(w))
+			ckpt_mp_failed(w->mp, rc);
+		else if (w->mp_published)
+			ckpt_mp_primary_result(w->mp, rc);
+	}
 	ckpt_batch_abort(w->batch);
 	ckpt_store_free(w->store);
-	if (w->tmpdir && w->keep)
+	if (secondary(w))
+		; /* the attempt directory is the primary's (invariant 5) */
+	else if (w->tmpdir && w->keep)
 		rm_except(w->tmpdir, w->keep);
 	else if (w->tmpdir)
 		ckpt_rmtree(w->tmpdir);
@@ -147,6 +184,7 @@ static void writer_free(ckpt_step_writer *w)
 	free(w->root);
 	free(w->tmpdir);
 	free(w->final);
+	ckpt_mp_free(w->mp);
 	free(w);
 }
 
@@ -154,14 +192,14 @@ static void writer_free(ckpt_step_writer *w)
  * mkdir and lock the temporary directory. A concurrent cleanup may remove it
  * between the two (it is then empty and unlocked): try again with a new name.
  */
-static int make_tmpdir(ckpt_step_writer *w)
+static int make_tmpdir(ckpt_step_writer *w, const char *fixed)
 {
 	char nonce[17];
 	int rc = 0;
 
 	for (int tries = 0; tries < 8; tries++) {
 		ckpt_nonce(nonce);
-		w->tmpdir = ckpt_asprintf("%s%s%s", w->final, CKPT_TMP_INFIX, nonce);
+		w->tmpdir = fixed ? strdup(fixed) : ckpt_asprintf("%s%s%s", w->final, CKPT_TMP_INFIX, nonce);
 		if (!w->tmpdir)
 			return CKPT_ENOMEM;
 		if (mkdir(w->tmpdir, 0777) != 0) {
@@ -278,7 +316,7 @@ static int write_temp_metadata(const ckpt_step_writer *w)
 	char *json = NULL, *path = NULL, *tmp = NULL;
 	int rc, fd = -1;
 
-	if (w->keep)
+	if (w->keep || secondary(w))
 		return 0;
 	rc = metadata_json(&json, w, 0);
 	if (rc == 0 && (!(path = ckpt_asprintf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY)) ||
@@ -320,10 +358,20 @@ int ckpt_step_writer_add_item(ckpt_step_writer *w, const char *item, const char 
 /* Create the store in w->tmpdir and open the batch. */
 static int open_store(ckpt_step_writer *w)
 {
-	int rc = ckpt_store_open(&w->store, w->tmpdir, CKPT_STORE_CREATE, &w->store_opts);
+	char index[32];
+	int rc;
 
+	if (secondary(w)) { /* its own index ckpt.<i>.db, tiles only */
+		snprintf(index, sizeof(index), "ckpt.%u.db", ckpt_mp_index(w->mp));
+		rc = ckpt_store_open_index(&w->store, w->tmpdir, index, CKPT_STORE_CREATE,
+					   &w->store_opts);
+	} else {
+		rc = ckpt_store_open(&w->store, w->tmpdir, CKPT_STORE_CREATE, &w->store_opts);
+	}
 	if (rc == 0)
 		rc = ckpt_batch_begin(&w->batch, w->store);
+	if (rc == 0 && secondary(w))
+		ckpt_batch_set_tiles_only(w->batch, 1);
 	if (rc)
 		ckpt_error_wrap(rc, "step %s", w->tmpdir);
 	return rc;
@@ -344,6 +392,12 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	if (!opts)
 		opts = &defaults;
 	CKPT_CHECK_VERSION(&opts->store, CKPT_STORE_OPTIONS_VERSION, "ckpt_step_writer_options.store");
+	const ckpt_multiprocess_options *mpo = opts->version >= 3 ? opts->multiprocess : NULL;
+	if ((rc = ckpt_multiprocess_check(mpo)) < 0)
+		return rc;
+	if (dir && ckpt_mp_shared(mpo))
+		return ckpt_error_set(CKPT_EINVAL, "a pending step is finalized by one process, "
+						   "not with multiprocess options");
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return ckpt_error_nomem();
@@ -380,23 +434,41 @@ static int writer_open(ckpt_step_writer **out, const char *root, uint64_t step, 
 	}
 	if (rc == 0 && (!w->handlers || !w->root || !w->final))
 		rc = ckpt_error_nomem();
+	if (rc == 0 && ckpt_mp_shared(mpo))
+		rc = ckpt_mp_new(&w->mp, mpo, w->final, step);
 	if (rc == 0 && !dir)
 		rc = ckpt_mkdir_p(root);
-	if (rc == 0 && !dir)
+	if (rc == 0 && !dir && !secondary(w)) /* only the primary cleans up */
 		rc = ckpt_root_cleanup(root, NULL);
 	if (rc == 0 && !w->force && lstat(w->final, &st) == 0)
 		rc = ckpt_error_set(CKPT_EEXISTS, "step %s already exists", w->final);
-	if (rc == 0) /* with dir: leftovers of an earlier failed or killed finalize */
-		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w);
+	if (rc == 0 && w->mp) {
+		char *attempt = NULL;
+		if (secondary(w)) {
+			rc = ckpt_mp_join(w->mp, &w->tmpdir);
+		} else {
+			rc = ckpt_mp_primary_gather(w->mp, &attempt);
+			if (rc == 0)
+				rc = make_tmpdir(w, attempt);
+		}
+		free(attempt);
+	} else if (rc == 0) { /* with dir: leftovers of an earlier failed or killed finalize */
+		rc = dir ? rm_except(w->tmpdir, w->keep) : make_tmpdir(w, NULL);
+	}
 	if (rc == 0)
 		rc = open_store(w);
 	if (rc == 0)
 		rc = write_temp_metadata(w);
+	if (rc == 0 && w->mp && !secondary(w)) {
+		w->mp_published = 1; /* from here on, a failure is published as the result */
+		rc = ckpt_mp_primary_publish(w->mp);
+	}
 	if (rc)
 		goto fail;
 	*out = w;
 	return 0;
 fail:
+	w->fail_rc = rc;
 	writer_free(w);
 	return rc;
 }
@@ -434,11 +506,76 @@ const ckpt_store_options *ckpt_step_writer_store_options(const ckpt_step_writer 
 	return &w->store_opts;
 }
 
+/*
+ * A non-primary's finalize: its index is complete and durable, then the
+ * primary's result is ours (invariant 5).
+ */
+static int finalize_secondary(ckpt_step_writer *w)
+{
+	int rc = ckpt_batch_commit(w->batch, NULL);
+
+	w->batch = NULL;
+	ckpt_store_free(w->store); /* closes ckpt.<i>.db: committed, durable */
+	w->store = NULL;
+	if (rc == 0)
+		rc = ckpt_fsync_dir(w->tmpdir);
+	if (rc) {
+		ckpt_error_wrap(rc, "process %u: finalize %s", ckpt_mp_index(w->mp), w->tmpdir);
+		w->fail_rc = rc;
+	} else {
+		w->mp_reported = 1;
+		rc = ckpt_mp_done(w->mp);
+	}
+	writer_free(w);
+	return rc;
+}
+
+#ifndef NDEBUG
+/* Tests only (debug builds): CKPT_TEST_MP_DIE=merge kills the primary in the
+ * middle of the merge, after the first per-process index is merged. */
+static void test_die_at(const char *point)
+{
+	const char *v = getenv("CKPT_TEST_MP_DIE");
+	if (v && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
+#else
+#define test_die_at(point) ((void)0)
+#endif
+
+/* Primary: wait for the others' indexes, merge them into ours, then remove them. */
+static int merge_others(ckpt_step_writer *w)
+{
+	size_t n;
+	const unsigned *others = ckpt_mp_others(w->mp, &n);
+	int rc = ckpt_mp_primary_wait_saved(w->mp);
+
+	for (size_t k = 0; rc == 0 && k < n; k++) {
+		char index[32];
+		snprintf(index, sizeof(index), "ckpt.%u.db", others[k]);
+		rc = ckpt_store_merge_index(w->store, index);
+		test_die_at("merge");
+	}
+	for (size_t k = 0; rc == 0 && k < n; k++) { /* merged: only ckpt.db indexes the step */
+		for (int j = 0; rc == 0 && j < 2; j++) {
+			char *p = j ? ckpt_asprintf("%s/claim.%u", w->tmpdir, others[k])
+				    : ckpt_asprintf("%s/ckpt.%u.db", w->tmpdir, others[k]);
+			if (!p || (unlink(p) != 0 && errno != ENOENT))
+				rc = p ? ckpt_error_errno(CKPT_EIO, errno, "remove %s", p)
+				       : ckpt_error_nomem();
+			free(p);
+		}
+	}
+	return rc;
+}
+
 int ckpt_step_writer_finalize(ckpt_step_writer *w)
 {
 	char *json = NULL;
 	int oldfd = -1, rc;
 
+	if (secondary(w))
+		return finalize_secondary(w);
 	assert(w->batch && w->store && w->tmpdir && w->lockfd >= 0); /* invariant 2 */
 	rc = metadata_json(&json, w, 1);
 	if (rc == 0)
@@ -448,6 +585,10 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 		goto done;
 	rc = ckpt_batch_commit(w->batch, NULL);
 	w->batch = NULL;
+	if (rc == 0 && w->mp)
+		rc = merge_others(w);
+	if (rc == 0)
+		rc = ckpt_store_close_tiles(w->store);
 	if (rc == 0)
 		rc = ckpt_store_close_tiles(w->store);
 	if (rc == 0)
@@ -516,6 +657,11 @@ done:
 	if (oldfd >= 0)
 		close(oldfd);
 	free(json);
+	if (w->mp && !w->tmpdir) { /* committed (invariant 4 of multiprocess.c) */
+		w->mp_reported = 1;
+		ckpt_mp_primary_result(w->mp, 0);
+	}
+	w->fail_rc = rc;
 	writer_free(w);
 	return rc;
 }

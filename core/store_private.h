@@ -249,6 +249,15 @@ const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v);
  */
 int ckpt_batch_check(const ckpt_batch *b);
 
+/*
+ * Make b the batch of a non-primary process of a multi-process save
+ * (ckpt/multiprocess.h): only tiles are written; every other put
+ * (ckpt_batch_put, put_file, put_clone, delete, a plain value writer) is
+ * accepted and skipped, so handlers need not know their role. Call before
+ * the first put.
+ */
+void ckpt_batch_set_tiles_only(ckpt_batch *b, int on);
+
 /* Called by the sqlite index's free with mu not held. */
 void ckpt_store_batch_release(sqlite_index *x);
 

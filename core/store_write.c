@@ -46,6 +46,9 @@
  *     the bytes its files row covers unchanged once committed.
  *  9. A zero-copy put that fails stages nothing: the links it made are
  *     removed and no op is added.
+ * 10. A tiles-only batch (a non-primary process of a multi-process save,
+ *     ckpt_batch_set_tiles_only) stages tiles only: every other put
+ *     succeeds without staging an op, writing a byte or taking a buffer.
  */
 #include <assert.h>
 #include <errno.h>
@@ -156,6 +159,7 @@ struct ckpt_batch {
 	ckpt_value_writer *writer;
 	pool *pool;
 	int poisoned; /* first I/O error code, or 0 */
+	int tiles_only; /* a non-primary's batch: plain values are accepted and skipped */
 	void **spare; /* chunk buffers kept for reuse: fresh pages cost page faults */
 	size_t nspare, capspare;
 };
@@ -175,6 +179,7 @@ struct ckpt_value_writer {
 	uint64_t inflight_bytes;
 	int failed; /* a write failed: the value is incomplete and close refuses it */
 	tile_desc *tile; /* a tile's writer: its box; NULL for a value */
+	int skip;   /* a plain value of a tiles-only batch: bytes are dropped, no op */
 };
 
 /* ---- the compression pool -------------------------------------------- */
@@ -581,8 +586,9 @@ static int level_of(const ckpt_batch *b, const ckpt_put_options *opts, int *out)
 	return 0;
 }
 
-int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, size_t keylen,
-			   const ckpt_put_options *opts)
+/* A value writer; `plain` (not a tile's): dropped by a tiles-only batch (invariant 10). */
+static int writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, size_t keylen,
+		       const ckpt_put_options *opts, int plain)
 {
 	ckpt_value_writer *w;
 	int rc, level = 0;
@@ -594,6 +600,15 @@ int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *k
 		return ckpt_error_set(CKPT_EBUSY, "%s: another value writer is open", b->s->dir);
 	if ((rc = check_key(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
 		return rc;
+	if (plain && b->tiles_only) { /* a writer that drops what it is given */
+		if ((w = calloc(1, sizeof(*w))) == NULL)
+			return ckpt_error_nomem();
+		w->skip = 1;
+		w->b = b;
+		b->writer = w;
+		*out = w;
+		return 0;
+	}
 	if ((w = calloc(1, sizeof(*w))) == NULL || (w->key = malloc(keylen ? keylen : 1)) == NULL ||
 	    (w->buf = buf_get(b)) == NULL) {
 		if (w)
@@ -609,6 +624,12 @@ int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *k
 	b->writer = w;
 	*out = w;
 	return 0;
+}
+
+int ckpt_value_writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, size_t keylen,
+			   const ckpt_put_options *opts)
+{
+	return writer_open(out, b, key, keylen, opts, 1);
 }
 
 int ckpt_value_writer_open_tile(ckpt_value_writer **out, ckpt_batch *b, const void *key,
@@ -650,7 +671,7 @@ int ckpt_value_writer_open_tile(ckpt_value_writer **out, ckpt_batch *b, const vo
 		return ckpt_error_set(CKPT_EINVAL, "%s: tile of key '%s': the array is too large",
 				      b->s->dir, ckpt_store_key_repr(kr, sizeof(kr), key, keylen));
 	}
-	if ((rc = ckpt_value_writer_open(out, b, key, keylen, opts)) < 0) {
+	if ((rc = writer_open(out, b, key, keylen, opts, 0)) < 0) {
 		free(td);
 		return rc;
 	}
@@ -667,6 +688,8 @@ int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len)
 	if (w->b->poisoned || w->failed)
 		return ckpt_error_set(w->b->poisoned ? w->b->poisoned : w->failed,
 				      "%s: value writer failed earlier", w->b->s->dir);
+	if (w->skip)
+		return 0;
 	w->size += len; /* w->crc grows as chunks are appended */
 	while (len > 0) {
 		if (w->level == 0 && w->fill == 0 && len >= cs) {
@@ -707,7 +730,8 @@ static void writer_free(ckpt_value_writer *w)
 	w->b->writer = NULL;
 	free(w->key);
 	free(w->tile);
-	buf_put(w->b, w->buf);
+	if (w->buf)
+		buf_put(w->b, w->buf);
 	while (w->b->nspare) /* an open batch holds no memory between values */
 		free(w->b->spare[--w->b->nspare]);
 	free(w->chunks);
@@ -744,6 +768,8 @@ int ckpt_value_writer_close(ckpt_value_writer *w)
 		ckpt_error_set(rc, "%s: value writer failed earlier", b->s->dir);
 		goto done;
 	}
+	if (w->skip)
+		goto done;
 	if (w->tile) { /* a tile is always chunked, so that it reads alone */
 		uint64_t want = w->tile->itemsize;
 		for (unsigned d = 0; d < w->tile->ndim; d++)
@@ -799,6 +825,9 @@ int ckpt_batch_put(ckpt_batch *b, const void *key, size_t keylen, const void *va
 	int rc;
 
 	CKPT_CHECK_VERSION(opts, CKPT_PUT_OPTIONS_VERSION, "ckpt_put_options");
+	if (b->tiles_only)
+		return b->poisoned ? ckpt_error_set(b->poisoned, "%s: batch failed earlier", b->s->dir)
+				   : 0;
 	if (len <= b->s->opts.inline_max && !b->poisoned && !b->writer) { /* no chunk buffer */
 		op o = {.kind = OP_PUT,
 			.keylen = keylen,
@@ -836,7 +865,7 @@ int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen)
 	op o = {.kind = OP_DELETE, .keylen = keylen};
 	int rc;
 
-	if ((rc = check_key(b, keylen)) < 0)
+	if ((rc = check_key(b, keylen)) < 0 || b->tiles_only)
 		return rc;
 	if ((o.key = malloc(keylen ? keylen : 1)) == NULL)
 		return ckpt_error_nomem();
@@ -848,6 +877,12 @@ int ckpt_batch_delete(ckpt_batch *b, const void *key, size_t keylen)
 }
 
 /* ---- batches ----------------------------------------------------------- */
+
+void ckpt_batch_set_tiles_only(ckpt_batch *b, int on)
+{
+	assert(b->writer == NULL && b->nops == 0); /* set once, before the first put */
+	b->tiles_only = on != 0;
+}
 
 int ckpt_batch_begin(ckpt_batch **out, ckpt_store *s)
 {
@@ -1329,7 +1364,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 	struct stat st;
 	int fd = -1, level = 0, rc;
 
-	if ((rc = can_put(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0)
+	if ((rc = can_put(b, keylen)) < 0 || (rc = level_of(b, opts, &level)) < 0 || b->tiles_only)
 		return rc;
 	/* A file of a pending step (anyone wrote it): never a symlink, never wait on a FIFO. */
 	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
@@ -1521,7 +1556,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 	ckpt_value *v = NULL;
 	int rc;
 
-	if ((rc = can_put(b, keylen)) < 0)
+	if ((rc = can_put(b, keylen)) < 0 || b->tiles_only)
 		return rc;
 	if (!(src->flags & CKPT_STORE_IMMUTABLE))
 		return ckpt_error_set(CKPT_EINVAL, "%s: a clone source must be open immutable",

@@ -14,8 +14,8 @@ layer_of() {
 	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/keyname.c | core/zarr.c | \
 		core/msgpack.c | npy_private.h | tree_private.h | zarr.h | msgpack.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
 	core/step.c | core/step_writer.c | core/root.c | core/leaf.c | core/clone_stub.c | \
-		core/orbax.c | step_private.h | root_private.h | orbax.h | ckpt/step.h | ckpt/root.h | \
-		ckpt/clone.h) echo 3 ;;
+		core/orbax.c | core/multiprocess.c | step_private.h | root_private.h | orbax.h | \
+		multiprocess_private.h | ckpt/step.h | ckpt/root.h | ckpt/clone.h | ckpt/multiprocess.h) echo 3 ;;
 	core/handler*.c | core/item_format.c | core/pytree*.c | core/composite.c | core/handlers/* | \
 		handler_types.h | handler_files.h | item_format.h | pytree_private.h | proto_private.h | \
 		ckpt/handler.h | ckpt/sys/handler.h | ckpt/pytree.h | ckpt/composite.h | ckpt/json.h | \

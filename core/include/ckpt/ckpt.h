@@ -9,6 +9,7 @@
 #include "ckpt/root.h"
 #include "ckpt/step.h"
 #include "ckpt/clone.h"
+#include "ckpt/multiprocess.h"
 #include "ckpt/handler.h"
 #include "ckpt/pytree.h"
 #include "ckpt/checkpointer.h"

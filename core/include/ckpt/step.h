@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckpt/multiprocess.h"
 #include "ckpt/store.h"
 #include "ckpt/tree.h"
 
@@ -38,10 +39,11 @@ typedef struct ckpt_leaf ckpt_leaf;
 /* ---- writing ---- */
 
 /*
- * Version 2 added performance_metrics and timeout_secs; a version 1 struct
- * (without them) is still accepted, those members unread.
+ * Version 2 added performance_metrics and timeout_secs, version 3
+ * multiprocess; an older struct (without them) is still accepted, the
+ * members it lacks unread (version 1 and 2 callers save as one process).
  */
-#define CKPT_STEP_WRITER_OPTIONS_VERSION 2
+#define CKPT_STEP_WRITER_OPTIONS_VERSION 3
 typedef struct ckpt_step_writer_options {
 	unsigned version;
 	int force;                   /* replace an existing finalized step */
@@ -58,9 +60,12 @@ typedef struct ckpt_step_writer_options {
 	/* > 0: finalize fails with CKPT_ETIMEDOUT, and no step appears, when
 	 * more than this many seconds passed since the writer was opened. */
 	double timeout_secs;
+	/* Version 3. Several processes saving this step (ckpt/multiprocess.h);
+	 * NULL: one process. Borrowed until the writer is freed. */
+	const ckpt_multiprocess_options *multiprocess;
 } ckpt_step_writer_options;
 #define CKPT_STEP_WRITER_OPTIONS_INIT \
-	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL, NULL, 0, NULL, 0}
+	{CKPT_STEP_WRITER_OPTIONS_VERSION, 0, CKPT_STORE_OPTIONS_INIT, NULL, NULL, NULL, 0, NULL, 0, NULL}
 
 /*
  * Start saving step `step` under `root` (created if missing): makes the
