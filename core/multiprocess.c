@@ -21,12 +21,19 @@
  *                                   by n: two processes claim index i
  *   result       "<a> <code>\n<message>"   the primary's outcome (0: the
  *                                   step is committed)
+ *   alive        "<a> <count>"      the primary's heartbeat: rewritten with a
+ *                                   new count at every poll of its waits and
+ *                                   after each merge
  *
  * Barriers: 'start' (the primary has every want, publishes the attempt,
  * waits for every ack), 'saved' (the primary waits for every done), and
  * 'result' (the others wait for it). Every wait polls (1 ms doubling to
  * 50 ms) and ends after barrier_timeout_ms of this process's monotonic
  * clock: no clock is compared across hosts, no lock is taken across hosts.
+ * The wait for 'result' starts again whenever the primary's heartbeat
+ * changes, so it outlasts the primary's own waits (which end in a result
+ * naming the missing process) and fails only when the primary stops for
+ * barrier_timeout_ms (killed, or one merge that long).
  *
  * Invariants:
  *   1. Every file but want.<i> carries the attempt nonce a (or, dup.<i>,
@@ -79,6 +86,7 @@ struct ckpt_mp {
 	char *attempt_name;
 	char (*seen)[17]; /* primary: n_i per entry of others ("" until seen) */
 	unsigned char *acked, *finished;
+	uint64_t beats; /* primary: heartbeats written */
 };
 
 /* ---- options ---- */
@@ -445,6 +453,14 @@ static int check_claim(const ckpt_mp *mp, unsigned who, const char *expect)
 
 /* ---- the primary ---- */
 
+void ckpt_mp_primary_beat(ckpt_mp *mp)
+{
+	char text[48];
+
+	snprintf(text, sizeof(text), "%s %" PRIu64 "\n", mp->attempt, ++mp->beats);
+	put(mp, "alive", text); /* best effort: a missed beat only shortens the others' wait */
+}
+
 static int write_want(ckpt_mp *mp)
 {
 	char name[32], text[20];
@@ -584,6 +600,7 @@ int ckpt_mp_primary_publish(ckpt_mp *mp)
 			rc = publish(mp);
 		if (rc || missing == 0)
 			break;
+		ckpt_mp_primary_beat(mp);
 		if (wait_more(mp, &w)) {
 			for (size_t k = 0; k < mp->nothers; k++)
 				if (!mp->acked[k])
@@ -630,6 +647,7 @@ int ckpt_mp_primary_wait_saved(ckpt_mp *mp)
 		assert(!changed); /* every process acked: a change is claimed_twice */
 		if (missing == 0)
 			return 0;
+		ckpt_mp_primary_beat(mp);
 		if (wait_more(mp, &w)) {
 			for (size_t k = 0; k < mp->nothers; k++)
 				if (!mp->finished[k])
@@ -674,6 +692,7 @@ int ckpt_mp_primary_result(ckpt_mp *mp, int rc)
 	drop(mp, name);
 	drop(mp, "attempt");
 	drop(mp, "result");
+	drop(mp, "alive");
 	rmdir(mp->rdv); /* fails, harmlessly, if a dead process left files */
 	ckpt_error_clear();
 	return 0;
@@ -761,10 +780,19 @@ int ckpt_mp_done(ckpt_mp *mp)
 	snprintf(text, sizeof(text), "%s\n", mp->attempt);
 	if ((rc = put(mp, name, text)) < 0)
 		return rc;
+	char beat[64] = "";
 	wait_begin(&w);
 	for (;;) {
 		const char *msg;
 		int code;
+		char *alive = NULL;
+		if ((rc = get(mp, "alive", &alive)) < 0)
+			break;
+		if (leads_with(alive, mp->attempt) && strncmp(alive, beat, sizeof(beat) - 1) != 0) {
+			snprintf(beat, sizeof(beat), "%s", alive);
+			wait_begin(&w); /* the primary is alive: wait anew */
+		}
+		free(alive);
 		if ((rc = get(mp, "result", &res)) < 0)
 			break;
 		if (ckpt_mp_parse_outcome(&code, &msg, res, mp->attempt)) {

@@ -56,6 +56,8 @@ int ckpt_mp_primary_publish(ckpt_mp *mp);
  * fails the save with a message naming it.
  */
 int ckpt_mp_primary_wait_saved(ckpt_mp *mp);
+/* Primary: the heartbeat the others' wait for 'result' follows (after each merge). */
+void ckpt_mp_primary_beat(ckpt_mp *mp);
 /* The active non-primary process indexes (borrowed) and their count. */
 const unsigned *ckpt_mp_others(const ckpt_mp *mp, size_t *n);
 /*

@@ -554,6 +554,7 @@ static int merge_others(ckpt_step_writer *w)
 		char index[32];
 		snprintf(index, sizeof(index), "ckpt.%u.db", others[k]);
 		rc = ckpt_store_merge_index(w->store, index);
+		ckpt_mp_primary_beat(w->mp);
 		test_die_at("merge");
 	}
 	for (size_t k = 0; rc == 0 && k < n; k++) { /* merged: only ckpt.db indexes the step */
