@@ -72,7 +72,7 @@ LIB_SO  := $(B)/libckpt.so
 CKPT    := $(B)/ckpt
 CKPTFS  := $(B)/ckptfs
 
-EXAMPLES := $(B)/examples/train
+EXAMPLES := $(B)/examples/train $(B)/examples/multihost
 # Handler plugins (ckpt/sys/handler.h): the example a user can copy, and the
 # broken ones tests load. Shared objects calling back into the program that
 # loads them, so the programs export libckpt's API: -rdynamic, and every

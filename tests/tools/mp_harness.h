@@ -103,9 +103,11 @@ static void mp_case_make(mp_case *c, uint64_t seed, unsigned count, int subset)
 	memset(c, 0, sizeof(*c));
 	c->seed = seed;
 	c->count = count;
-	for (unsigned i = 0; i < count; i++)
-		if (i == 0 || !subset || mp_next(&st) % 3 != 0)
+	for (unsigned i = 0; i < count; i++) { /* one draw each: the arrays never depend on subset */
+		int drop = mp_next(&st) % 3 == 0;
+		if (i == 0 || !subset || !drop)
 			c->active[c->nactive++] = i;
+	}
 	for (unsigned a = 0; a < MP_ARRAYS; a++) {
 		mp_array *x = &c->arrays[a];
 		x->ndim = a == 0 ? 1 : 2;
