@@ -52,7 +52,9 @@
  *   5. R holds no step and no store: root cleanup leaves it alone (it has
  *      many writers and none holds a lock), and the primary removes it after
  *      a committed save once every other process has left (removed its
- *      want.<i>). After failures R may stay; its files are ignored (1).
+ *      want.<i>), with any files of dead attempts. After a failed attempt R
+ *      keeps its result for the processes still to read it; the next save of
+ *      the step reuses R and its old files are ignored (1).
  */
 #include <assert.h>
 #include <dirent.h>
@@ -656,29 +658,35 @@ int ckpt_mp_primary_wait_saved(ckpt_mp *mp)
 	}
 }
 
-int ckpt_mp_primary_result(ckpt_mp *mp, int rc)
+int ckpt_mp_primary_result(ckpt_mp *mp, int rc, int published)
 {
-	char *text = ckpt_asprintf("%s %d\n%s", mp->attempt, rc, rc ? ckpt_error_last() : "");
+	char *text = NULL;
 	char *msg = rc ? strdup(ckpt_error_last()) : NULL; /* put may overwrite the message */
+	char name[32];
 	waiter w;
 
-	if (text)
+	snprintf(name, sizeof(name), "want.%u", mp->index);
+	if (!published) { /* nobody joined this attempt: take back our want, R if empty */
+		drop(mp, name);
+		rmdir(mp->rdv);
+	} else if ((text = ckpt_asprintf("%s %d\n%s", mp->attempt, rc, msg ? msg : ""))) {
 		put(mp, "result", text);
+	}
 	free(text);
 	if (msg) {
 		ckpt_error_set(rc, "%s", msg);
 		free(msg);
 	}
-	if (rc || !mp->attempt_name)
-		return 0;
+	if (rc || !published)
+		return 0; /* R keeps the result for processes still to read it (invariant 5) */
 	/* Invariant 5: remove R once every other process has read the result and left. */
 	wait_begin(&w);
 	for (;;) {
 		size_t left = 0;
 		for (size_t k = 0; k < mp->nothers; k++) {
-			char name[32], *t = NULL, got[17];
-			snprintf(name, sizeof(name), "want.%u", mp->others[k]);
-			get(mp, name, &t);
+			char wn[32], *t = NULL, got[17];
+			snprintf(wn, sizeof(wn), "want.%u", mp->others[k]);
+			get(mp, wn, &t);
 			left += !one_nonce(got, t) || strcmp(got, mp->seen[k]) != 0;
 			free(t);
 		}
@@ -687,13 +695,7 @@ int ckpt_mp_primary_result(ckpt_mp *mp, int rc)
 		if (wait_more(mp, &w))
 			return 0; /* a process died after its index was merged: R stays */
 	}
-	char name[32];
-	snprintf(name, sizeof(name), "want.%u", mp->index);
-	drop(mp, name);
-	drop(mp, "attempt");
-	drop(mp, "result");
-	drop(mp, "alive");
-	rmdir(mp->rdv); /* fails, harmlessly, if a dead process left files */
+	ckpt_rmtree(mp->rdv); /* everyone has left: with it go files of dead attempts */
 	ckpt_error_clear();
 	return 0;
 }

@@ -62,10 +62,12 @@ void ckpt_mp_primary_beat(ckpt_mp *mp);
 const unsigned *ckpt_mp_others(const ckpt_mp *mp, size_t *n);
 /*
  * Primary: publish the save's result (rc 0: committed; else rc and the
- * current error message), then (rc 0) wait, bounded by the timeout, for the
- * others to read it and remove the rendezvous directory. Returns 0.
+ * current error message, which is kept), then (rc 0) wait, bounded by the
+ * timeout, for the others to read it and remove the rendezvous directory.
+ * Not published (the attempt failed before ckpt_mp_primary_publish): only
+ * withdraw this process's announcement. Returns 0.
  */
-int ckpt_mp_primary_result(ckpt_mp *mp, int rc);
+int ckpt_mp_primary_result(ckpt_mp *mp, int rc, int published);
 
 /*
  * Non-primary, barrier 'start': announce this process and wait for the

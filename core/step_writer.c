@@ -163,8 +163,8 @@ static void writer_free(ckpt_step_writer *w)
 		const int rc = w->fail_rc < 0 ? w->fail_rc : CKPT_ERROR;
 		if (secondary(w))
 			ckpt_mp_failed(w->mp, rc);
-		else if (w->mp_published)
-			ckpt_mp_primary_result(w->mp, rc);
+		else
+			ckpt_mp_primary_result(w->mp, rc, w->mp_published);
 	}
 	ckpt_batch_abort(w->batch);
 	ckpt_store_free(w->store);
@@ -588,9 +588,7 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 	w->batch = NULL;
 	if (rc == 0 && w->mp)
 		rc = merge_others(w);
-	if (rc == 0)
-		rc = ckpt_store_close_tiles(w->store);
-	if (rc == 0)
+	if (rc == 0) /* every tiled key, from every process: complete, once */
 		rc = ckpt_store_close_tiles(w->store);
 	if (rc == 0)
 		rc = ckpt_store_seal(w->store);
@@ -660,7 +658,7 @@ done:
 	free(json);
 	if (w->mp && !w->tmpdir) { /* committed (invariant 4 of multiprocess.c) */
 		w->mp_reported = 1;
-		ckpt_mp_primary_result(w->mp, 0);
+		ckpt_mp_primary_result(w->mp, 0, 1);
 	}
 	w->fail_rc = rc;
 	writer_free(w);

@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 MH="$B/examples/multihost"
 [ -x "$MH" ] || fail "$MH not built (make $B/examples/multihost)"
-steps() { "$CKPT" ls --json "$1" | $PY -c 'import json,sys; print(" ".join(str(r["step"]) for r in json.load(sys.stdin)))'; }
+steps() { "$CKPT" ls --json "$1" | $PY -c 'import json,sys; print(" ".join(str(r["step"]) for r in json.load(sys.stdin) if r["state"] == "finalized"))'; }
 
 run 0 timeout 300 "$MH" "$T/a" --workers 4 --steps 60 --every 10 --out "$T/A.bin"
 grep_out '^saved step 60$'
@@ -18,7 +18,7 @@ pass "4 workers, 60 steps, the primary keeps the latest 2"
 run 1 timeout 300 "$MH" "$T/b" --workers 4 --steps 60 --every 10 --die-at 35 --timeout-ms 2000
 grep_err 'process [123] did not reach barrier'
 [ "$(steps "$T/b")" = "20 30" ] || fail "killed run left $(steps "$T/b")"
-[ -z "$(find "$T/b" -maxdepth 1 -name '*.ckpt-tmp-mp-*')" ] || fail "attempt left: $(ls "$T/b")"
+[ -z "$(find "$T/b" -maxdepth 1 -name '*.ckpt-tmp-*')" ] || fail "left: $(ls "$T/b")"
 pass "workers killed at step 35: the save of step 40 fails naming one, no step 40"
 
 run 0 timeout 300 "$MH" "$T/b" --workers 3 --steps 45 --every 10

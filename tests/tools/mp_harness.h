@@ -165,7 +165,7 @@ static void mp_fill_box(uint32_t *out, const mp_case *c, unsigned a, const uint6
  * batch as tiles, and a plain key "who" that only the primary's batch keeps.
  * Returns 0 or a CKPT_E* code.
  */
-static int mp_write_boxes(ckpt_step_writer *w, const mp_case *c, unsigned me)
+static inline int mp_write_boxes(ckpt_step_writer *w, const mp_case *c, unsigned me)
 {
 	ckpt_batch *b = ckpt_step_writer_batch(w);
 	char who[32];
@@ -218,7 +218,7 @@ static void mp_options(ckpt_multiprocess_options *o, const mp_case *c, unsigned 
 }
 
 /* One writer process: open, write its boxes, finalize. Returns 0 or a CKPT_E* code. */
-static int mp_save(const char *root, uint64_t step, const mp_case *c, unsigned me,
+static inline int mp_save(const char *root, uint64_t step, const mp_case *c, unsigned me,
 		   uint64_t timeout_ms)
 {
 	ckpt_multiprocess_options o;
@@ -244,7 +244,7 @@ static int mp_save(const char *root, uint64_t step, const mp_case *c, unsigned m
  * each (random from rseed) with ckpt_value_pread_box. Returns 0, 1 on a
  * mismatch (printed), or a CKPT_E* code.
  */
-static int mp_check(const char *dir, const mp_case *c, uint64_t rseed, unsigned nboxes)
+static inline int mp_check(const char *dir, const mp_case *c, uint64_t rseed, unsigned nboxes)
 {
 	ckpt_step *s = NULL;
 	uint64_t st = rseed;
