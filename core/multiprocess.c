@@ -326,7 +326,7 @@ int ckpt_mp_parse_outcome(int *code, const char **msg, const char *text, const c
 	v = strtol(text + 17, &end, 10);
 	if (errno || end == text + 17 || v > 0 || v < -1000 || (*end != '\n' && *end != '\0'))
 		return 0;
-	*code = (int)v;
+	*code = v < CKPT_EREADONLY ? CKPT_ERROR : (int)v; /* a code this library does not know */
 	*msg = *end ? end + 1 : end;
 	return 1;
 }
