@@ -9,7 +9,8 @@
 #
 # Env: BENCH_SCALE (default 1; 0.1 for a quick run) scales every size and count;
 #      BENCH_TMP (default /tmp) holds the temporary data (removed at exit);
-#      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax convert") picks sections;
+#      BENCH_ONLY (default "core small steps rss fuse meta peek write manager orbax convert
+#      multiprocess") picks sections;
 #      ("cli": ckpt diff and cat --stats against numpy, only when asked for);
 #      BENCH_BUDGET (default 660): seconds after which remaining sections are skipped.
 # Results go to stdout and to $B/bench/results.txt.
@@ -19,7 +20,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax convert}
+ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax convert multiprocess}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -859,6 +860,48 @@ bench_manager() {
 	rm -rf "$T/mgr"
 }
 
+# ---- several processes writing one step (issue 17) ----
+. "$HERE/bench_tiles.sh" # bench_tiles: the merge and box-restore rows
+
+bench_multiprocess() {
+	local bm=$OUT/bench_mp mib n=4 r l h multi="" single="" hwm="" shard="" t
+	mib=$(scaled 1024 64)
+	section "multiprocess: $n processes writing $((mib / n)) MiB each of one ${mib} MiB array vs one process; merge; 1/4 box"
+	# shellcheck disable=SC2046
+	if ! cc -std=c11 -D_GNU_SOURCE -O2 -o "$bm" "$HERE/bench_mp.c" -I "$SRC/core/include" \
+		"$B/libckpt.a" $(pkg-config --libs sqlite3 libzstd libcjson libprotobuf-c) -lm -pthread \
+		2>>"$LOG"; then
+		skip "multi-process save" "cannot build bench_mp (see $LOG)"
+	else
+		# two runs of each, alternating, the faster counts (a noisy 2-core VM); both from
+		# the start of the save to the rename, the merge included
+		for r in 1 2; do
+			rm -rf "$T/mp"
+			warm_memory $((mib << 20))
+			cold
+			l=$("$bm" multi "$T/mp" "$mib" "$n" 2>>"$LOG") || l=""
+			t=$(field "$l" elapsed)
+			faster "$t" "$multi" && multi=$t
+			h=$(field "$l" max_hwm_mib)
+			[ -n "$h" ] && { [ -z "$hwm" ] || [ "$h" -gt "$hwm" ]; } && hwm=$h
+			shard=$(field "$l" shard_mib)
+			rm -rf "$T/mp"
+			warm_memory $((mib << 20))
+			cold
+			l=$("$bm" single "$T/mp" "$mib" 2>>"$LOG") || l=""
+			t=$(field "$l" elapsed)
+			faster "$t" "$single" && single=$t
+			say "  run $r: $n processes ${multi:-FAIL} s, one process ${single:-FAIL} s (best so far)"
+		done
+		rm -rf "$T/mp"
+		row "save ${mib}MiB: $n processes x $((mib / n))MiB vs one process" "${multi:-FAIL}" "${single:-FAIL}" s 1.0
+		# a writer holds its shard plus what any save holds (the same cap as the async rows)
+		row "save ${mib}MiB: writer peak RSS vs shard+300MiB" "${hwm:-FAIL}" \
+			"$([ -n "$shard" ] && echo $((shard + 300)))" MiB 1
+	fi
+	bench_tiles
+}
+
 # ---- conversions by copying (issue 18): <item>.safetensors, ckpt import/export ----
 bench_convert() {
 	local size gib in=$T/conv/in m=$T/conv/mnt cache kib plain=$T/conv/plain.safetensors a b
@@ -1041,7 +1084,7 @@ for s in $ONLY; do
 		continue
 	fi
 	case $s in
-	core | small | manager | orbax | cli) "bench_$s" ;;
+	core | small | manager | orbax | cli | multiprocess) "bench_$s" ;;
 	fuse | meta | steps | rss | write | peek | convert)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
