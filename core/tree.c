@@ -30,6 +30,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,19 @@ struct ckpt_tree {
 };
 
 static char empty_str[1];
+
+/* ckpt_tree_starts_as_tree reads the kind as the first unsigned of a tree. */
+_Static_assert(offsetof(struct ckpt_tree, kind) == 0 && sizeof(ckpt_tree_kind) == sizeof(unsigned),
+	       "a tree starts with its kind");
+
+int ckpt_tree_starts_as_tree(const void *p)
+{
+	unsigned k;
+
+	memcpy(&k, p, sizeof(k));
+	return k >= CKPT_TREE_DICT && k <= CKPT_TREE_STRING;
+}
+
 
 static int is_container_kind(ckpt_tree_kind k)
 {

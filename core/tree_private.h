@@ -29,4 +29,12 @@ int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t);
  */
 int ckpt_tree_check(const ckpt_tree *t);
 
+/*
+ * 1 if the memory at p starts as a ckpt_tree does (its first member, the
+ * kind, holds a valid kind), else 0: how a handler whose save args are a
+ * bare tree or a tagged struct (ckpt_array_save_args) tells them apart. p
+ * must point to at least sizeof(unsigned) readable bytes.
+ */
+int ckpt_tree_starts_as_tree(const void *p);
+
 #endif
