@@ -33,6 +33,7 @@
 #include "item_format.h"
 #include "mem.h"
 #include "npy_private.h"
+#include "tree_private.h"
 #include "fsutil.h"
 
 #define WRITE_SLICE (8u << 20)
@@ -144,17 +145,6 @@ int npy_value_put(ckpt_batch *b, const char *key, const ckpt_tree *arr)
 	return rc;
 }
 
-static void shape_text(char *buf, size_t cap, unsigned nd, const uint64_t *shape)
-{
-	size_t n = (size_t)snprintf(buf, cap, "(");
-
-	for (unsigned i = 0; i < nd && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, i ? ", %llu" : "%llu",
-				      (unsigned long long)shape[i]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, nd == 1 ? ",)" : ")");
-}
-
 int handler_array_to_target(ckpt_tree **out, const ckpt_tree *t, ckpt_dtype dt, unsigned ndim,
 			    const uint64_t *shape, int strict, const char *what)
 {
@@ -181,8 +171,8 @@ int handler_array_to_target(ckpt_tree **out, const ckpt_tree *t, ckpt_dtype dt, 
 		return 0;
 	if (!same && (strict || tnd != nd)) {
 		char a[256], b[256];
-		shape_text(a, sizeof(a), nd, ss);
-		shape_text(b, sizeof(b), tnd, ts);
+		ckpt_tree_shape_str(a, sizeof(a), nd, ss);
+		ckpt_tree_shape_str(b, sizeof(b), tnd, ts);
 		return ckpt_error_set(CKPT_ESHAPE, "%s: saved shape %s differs from target %s%s",
 				      what, a, b,
 				      strict ? ""

@@ -362,13 +362,7 @@ static int value_apply(struct restore_ctx *c, const ckpt_tree *meta, ckpt_tree *
 
 static void shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape)
 {
-	size_t n = (size_t)snprintf(buf, cap, "(");
-
-	for (unsigned i = 0; i < nd && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, i ? ", %llu" : "%llu",
-				      (unsigned long long)shape[i]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, nd == 1 ? ",)" : ")");
+	ckpt_tree_shape_str(buf, cap, nd, shape);
 }
 
 /* Copy n elements starting at element `from` of v into dst (cast st -> dt). */

@@ -37,4 +37,7 @@ int ckpt_tree_check(const ckpt_tree *t);
  */
 int ckpt_tree_starts_as_tree(const void *p);
 
+/* shape as Python prints a tuple ("(2, 3)", "(4,)", "()") into buf, cut at cap. */
+void ckpt_tree_shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape);
+
 #endif

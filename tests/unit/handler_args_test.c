@@ -20,21 +20,18 @@ struct fx {
 	ckpt_handler *h;
 };
 
-static int setup_array(void **state)
+/* The handler a test runs with: its prestate. */
+struct maker {
+	int (*make)(ckpt_handler **out, const char *name);
+};
+static struct maker array_h = {ckpt_array_handler_new}, jax_h = {ckpt_jax_key_handler_new};
+
+static int setup(void **state)
 {
+	const struct maker *m = *state;
 	struct fx *f = calloc(1, sizeof(*f));
 
-	if (!f || !(f->root = test_tmpdir()) || ckpt_array_handler_new(&f->h, NULL))
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int setup_jax(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f || !(f->root = test_tmpdir()) || ckpt_jax_key_handler_new(&f->h, NULL))
+	if (!f || !(f->root = test_tmpdir()) || m->make(&f->h, NULL))
 		return -1;
 	*state = f;
 	return 0;
@@ -302,10 +299,14 @@ static void test_jax_restore_shape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_array_save_args, setup_array, teardown),
-	    cmocka_unit_test_setup_teardown(test_array_restore_shape, setup_array, teardown),
-	    cmocka_unit_test_setup_teardown(test_jax_restore_impl, setup_jax, teardown),
-	    cmocka_unit_test_setup_teardown(test_jax_restore_shape, setup_jax, teardown),
+	    cmocka_unit_test_prestate_setup_teardown(test_array_save_args, setup, teardown,
+						     &array_h),
+	    cmocka_unit_test_prestate_setup_teardown(test_array_restore_shape, setup, teardown,
+						     &array_h),
+	    cmocka_unit_test_prestate_setup_teardown(test_jax_restore_impl, setup, teardown,
+						     &jax_h),
+	    cmocka_unit_test_prestate_setup_teardown(test_jax_restore_shape, setup, teardown,
+						     &jax_h),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
