@@ -2,7 +2,8 @@
  * handler_files.h — helpers shared by the handlers whose item is a few
  * files stored as keys "<item>/<file>" (Json, Array, JaxRandomKey,
  * NumpyRandomKey; library only): file-name checks, .npy values in the
- * store, JSON texts with line:column errors, and listing an item directory
+ * store, an array cast and shaped as a restore target asks, JSON texts with
+ * line:column errors, and listing an item directory
  * for the item formats (item_format.h).
  */
 #ifndef CKPT_HANDLER_FILES_H
