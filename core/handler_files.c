@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include "item_format.h"
 #include "mem.h"
 #include "npy_private.h"
+#include "tree_private.h"
 #include "fsutil.h"
 
 #define WRITE_SLICE (8u << 20)
@@ -141,6 +143,81 @@ int npy_value_put(ckpt_batch *b, const char *key, const ckpt_tree *arr)
 		ckpt_error_wrap(rc, "save %s", key);
 	free(hdr);
 	return rc;
+}
+
+int handler_array_to_target(ckpt_tree **out, const ckpt_tree *t, ckpt_dtype dt, unsigned ndim,
+			    const uint64_t *shape, int strict, const char *what)
+{
+	const ckpt_dtype st = ckpt_tree_dtype(t);
+	const unsigned nd = ckpt_tree_ndim(t), tnd = shape ? ndim : nd;
+	const uint64_t *ss = ckpt_tree_shape(t), *ts = shape ? shape : ss;
+	const unsigned char *src = ckpt_tree_data(t);
+	unsigned char *dst = NULL;
+	uint64_t idx[CKPT_TREE_MAX_NDIM] = {0}, tn = 1;
+	size_t ssz = ckpt_dtype_size(st), dsz;
+	int same = tnd == nd, rc = 0;
+
+	*out = NULL;
+	if (dt == CKPT_DTYPE_INVALID)
+		dt = st;
+	if ((dsz = ckpt_dtype_size(dt)) == 0 || ssz == 0)
+		return ckpt_error_set(CKPT_EINVAL, "%s: invalid restore dtype", what);
+	if (tnd > CKPT_TREE_MAX_NDIM)
+		return ckpt_error_set(CKPT_EINVAL, "%s: target has %u dimensions (at most %d)",
+				      what, tnd, CKPT_TREE_MAX_NDIM);
+	for (unsigned d = 0; same && d < nd; d++)
+		same = ss[d] == ts[d];
+	if (same && dt == st)
+		return 0;
+	if (!same && (strict || tnd != nd)) {
+		char a[256], b[256];
+		ckpt_tree_shape_str(a, sizeof(a), nd, ss);
+		ckpt_tree_shape_str(b, sizeof(b), tnd, ts);
+		return ckpt_error_set(CKPT_ESHAPE, "%s: saved shape %s differs from target %s%s",
+				      what, a, b,
+				      strict ? ""
+					     : " (non-strict restore needs the same number of "
+					       "dimensions)");
+	}
+	for (unsigned d = 0; d < tnd; d++) {
+		if (ts[d] && tn > UINT64_MAX / ts[d] / dsz)
+			return ckpt_error_set(CKPT_EINVAL, "%s: target shape too large", what);
+		tn *= ts[d];
+	}
+	if (!(dst = same ? malloc((size_t)(tn * dsz) + 1) : calloc((size_t)tn + 1, dsz)))
+		return ckpt_error_nomem();
+	if (same) {
+		rc = ckpt_dtype_cast(dst, dt, src, st, (size_t)tn);
+		goto made;
+	}
+	/* pad or truncate: copy the common box row by row (last dimension) */
+	for (unsigned d = 0; d < nd; d++)
+		if (ss[d] == 0 || ts[d] == 0)
+			goto made; /* nothing in common */
+	for (uint64_t inner = ss[nd - 1] < ts[nd - 1] ? ss[nd - 1] : ts[nd - 1]; rc == 0;) {
+		uint64_t so = 0, to = 0;
+		int d;
+		for (unsigned k = 0; k + 1 < nd; k++) {
+			so = so * ss[k] + idx[k];
+			to = to * ts[k] + idx[k];
+		}
+		rc = ckpt_dtype_cast(dst + to * ts[nd - 1] * dsz, dt, src + so * ss[nd - 1] * ssz,
+				     st, (size_t)inner);
+		for (d = (int)nd - 2; d >= 0; d--) {
+			if (++idx[d] < (ss[d] < ts[d] ? ss[d] : ts[d]))
+				break;
+			idx[d] = 0;
+		}
+		if (d < 0)
+			break;
+	}
+made:
+	if (rc == 0) {
+		rc = ckpt_tree_new_array(out, dt, tnd, ts, dst, CKPT_TREE_OWN);
+		dst = NULL; /* the tree's, also on failure */
+	}
+	free(dst);
+	return rc ? ckpt_error_wrap(rc, "%s", what) : 0;
 }
 
 /* Read exactly len bytes at off of v; CKPT_ECORRUPT if the value is shorter. */

@@ -2,7 +2,8 @@
  * handler_files.h — helpers shared by the handlers whose item is a few
  * files stored as keys "<item>/<file>" (Json, Array, JaxRandomKey,
  * NumpyRandomKey; library only): file-name checks, .npy values in the
- * store, JSON texts with line:column errors, and listing an item directory
+ * store, an array cast and shaped as a restore target asks, JSON texts with
+ * line:column errors, and listing an item directory
  * for the item formats (item_format.h).
  */
 #ifndef CKPT_HANDLER_FILES_H
@@ -60,6 +61,19 @@ int npy_value_put(ckpt_batch *b, const char *key, const ckpt_tree *arr);
  * CKPT_ENOTFOUND if key is absent.
  */
 int npy_value_get(ckpt_tree **out, ckpt_store *s, const char *key, int meta_only);
+
+/*
+ * Array leaf t (with data) as a restore target asks (Orbax's RestoreArgs.dtype
+ * and ArrayRestoreArgs.global_shape / strict): cast to dt (INVALID keeps
+ * t's) and, with shape non-NULL, shaped as (ndim, shape). A shape that
+ * differs from t's is CKPT_ESHAPE when strict; otherwise (same number of
+ * dimensions) the box common to both is copied and the rest of a larger
+ * target is zero, as the PyTree leaf restore does. *out: the new leaf
+ * (ckpt_tree_free), or NULL when t already has that dtype and shape. Errors
+ * name `what`.
+ */
+int handler_array_to_target(ckpt_tree **out, const ckpt_tree *t, ckpt_dtype dt, unsigned ndim,
+			    const uint64_t *shape, int strict, const char *what);
 
 /* The whole value of key as a NUL-terminated malloc'd text (*len: its length,
  * may be NULL). CKPT_ENOTFOUND if absent. */

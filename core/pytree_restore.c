@@ -20,6 +20,11 @@
  * or rebuilt, children in the target's order, scalars of the target's kind;
  * nodes are moved, never copied.
  *
+ * Value transforms (computed leaves): values_check makes sure every input
+ * is a saved leaf before anything is read; after the restore, values_apply
+ * reads each rule's inputs with read_node, calls its fn and inserts the
+ * leaf at its `to` (insert_at), before the result is shaped by the target.
+ *
  * Invariants:
  *   1. Only selected leaves are opened (partial restore reads nothing else;
  *      with transforms, nor leaves the rules leave out).
@@ -261,15 +266,103 @@ static int insert_at(ckpt_tree *root, const char *path, ckpt_tree *node)
 	return rc;
 }
 
+/* ---- computed leaves (value_transforms) ---- */
+
+/* path is the `to` of a value transform? */
+static int value_target(const struct restore_ctx *c, const char *path)
+{
+	for (size_t i = 0; c->args && i < c->args->nvalue_transforms; i++)
+		if (!strcmp(c->args->value_transforms[i].to, path))
+			return 1;
+	return 0;
+}
+
+/* Every rule complete and every input a saved leaf (all missing ones named),
+ * before anything is read. */
+static int values_check(const struct restore_ctx *c, const ckpt_tree *meta)
+{
+	const ckpt_pytree_restore_args *a = c->args;
+	char *missing = NULL;
+	int rc = 0;
+
+	if (!a->value_transforms)
+		return ckpt_error_set(CKPT_EINVAL, "nvalue_transforms is %zu but value_transforms "
+						   "is NULL",
+				      a->nvalue_transforms);
+	for (size_t i = 0; rc == 0 && i < a->nvalue_transforms; i++) {
+		const ckpt_restore_value_transform *v = &a->value_transforms[i];
+		if (!v->to || !v->to[0] || !v->fn || (v->ninputs && !v->inputs))
+			rc = ckpt_error_set(CKPT_EINVAL,
+					    "value_transforms[%zu]: needs a `to`, a fn and its "
+					    "inputs",
+					    i);
+		for (size_t j = 0; rc == 0 && j < v->ninputs; j++) {
+			ckpt_tree *n = NULL;
+			const char *in = v->inputs[j] ? v->inputs[j] : "(NULL)";
+			if (v->inputs[j] && ckpt_tree_lookup(&n, meta, in) == 0 &&
+			    !(ckpt_tree_is_container(n) && ckpt_tree_count(n) > 0))
+				continue;
+			char *m = missing ? ckpt_asprintf("%s, '%s'", missing, in)
+					  : ckpt_asprintf("'%s'", in);
+			free(missing);
+			if (!(missing = m))
+				rc = ckpt_error_nomem();
+		}
+	}
+	if (rc == 0 && missing)
+		rc = ckpt_error_set(CKPT_ENOTFOUND,
+				    "item %s: value transforms need saved leaves the checkpoint "
+				    "does not have: %s",
+				    c->item, missing);
+	free(missing);
+	return rc;
+}
+
+static int read_node(ckpt_tree **out, struct restore_ctx *c, const ckpt_tree *meta,
+		     const char *path, const ckpt_tree *target);
+
+/* Rule v's inputs read, its fn called, the leaf put at v->to in res. */
+static int value_apply(struct restore_ctx *c, const ckpt_tree *meta, ckpt_tree *res,
+		       const ckpt_restore_value_transform *v)
+{
+	ckpt_tree **in = calloc(v->ninputs ? v->ninputs : 1, sizeof(*in)), *out = NULL, *n = NULL;
+	size_t j = 0;
+	int rc = in ? 0 : ckpt_error_nomem();
+
+	if (rc == 0 && ckpt_tree_lookup(&n, res, v->to) == 0)
+		rc = ckpt_error_set(CKPT_EEXISTS,
+				    "'%s' is also restored from the checkpoint (leave that out "
+				    "with a rename rule to \"\")",
+				    v->to);
+	for (; rc == 0 && j < v->ninputs; j++) {
+		char *path = NULL;
+		if ((rc = ckpt_tree_lookup(&n, meta, v->inputs[j])) == 0 &&
+		    (rc = ckpt_tree_path(&path, n)) == 0)
+			rc = read_node(&in[j], c, n, path, NULL);
+		free(path);
+	}
+	if (rc == 0) {
+		ckpt_error_clear();
+		rc = v->fn(&out, (const ckpt_tree *const *)in, v->ninputs, v->payload);
+		if (rc > 0)
+			rc = ckpt_error_set(CKPT_ERROR, "fn returned %d", rc);
+		else if (rc == 0 && !out)
+			rc = ckpt_error_set(CKPT_EINVAL, "fn gave no leaf");
+	}
+	if (rc == 0) {
+		rc = insert_at(res, v->to, out); /* takes out */
+		out = NULL;
+	}
+	ckpt_tree_free(out);
+	for (size_t i = 0; in && i < v->ninputs; i++)
+		ckpt_tree_free(in[i]);
+	free(in);
+	return rc ? ckpt_error_wrap(rc, "item %s: value transform to '%s'", c->item, v->to) : 0;
+}
+
 static void shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape)
 {
-	size_t n = (size_t)snprintf(buf, cap, "(");
-
-	for (unsigned i = 0; i < nd && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, i ? ", %llu" : "%llu",
-				      (unsigned long long)shape[i]);
-	if (n < cap)
-		snprintf(buf + n, cap - n, nd == 1 ? ",)" : ")");
+	ckpt_tree_shape_str(buf, cap, nd, shape);
 }
 
 /* Copy n elements starting at element `from` of v into dst (cast st -> dt). */
@@ -576,7 +669,7 @@ static int check_target_leaf(ckpt_tree *node, const char *path, void *payload)
 	ckpt_tree *m = NULL;
 	ckpt_tree_kind k = ckpt_tree_get_kind(node);
 
-	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE)
+	if (ckpt_tree_is_container(node) || k == CKPT_TREE_NONE || value_target(c, path))
 		return 0;
 	if (xform(c)) {
 		if (landed(c, path))
@@ -783,8 +876,9 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 	CKPT_CHECK_VERSION(args, CKPT_PYTREE_RESTORE_ARGS_VERSION, "ckpt_pytree_restore_args");
 	if (args) { /* a version 1 struct ends before transforms: the defaults stay */
 		memcpy(&c.eff, args,
-		       args->version >= 2 ? sizeof(*args)
-					  : offsetof(ckpt_pytree_restore_args, transforms));
+		       args->version >= 3   ? sizeof(*args)
+		       : args->version == 2 ? offsetof(ckpt_pytree_restore_args, value_transforms)
+					    : offsetof(ckpt_pytree_restore_args, transforms));
 		c.args = &c.eff;
 	}
 	args = c.args;
@@ -809,6 +903,8 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 				ckpt_error_wrap(rc, "item %s", item);
 		}
 	}
+	if (rc == 0 && args && args->nvalue_transforms)
+		rc = values_check(&c, meta);
 	if (rc == 0 && xform(&c))
 		rc = transforms_prepare(&c, meta);
 	if (rc == 0 && args && args->item)
@@ -822,6 +918,8 @@ int ckpt_pytree_restore_item(void **out, ckpt_step *s, const char *item,
 		if (ckpt_tree_custom_metadata(meta))
 			rc = ckpt_tree_set_custom_metadata(res, ckpt_tree_custom_metadata(meta));
 	}
+	for (size_t i = 0; rc == 0 && args && i < args->nvalue_transforms; i++)
+		rc = value_apply(&c, meta, res, &args->value_transforms[i]);
 	/* the result takes the target's shape; with paths it holds only those */
 	if (rc == 0 && args && args->item && !args->paths)
 		rc = conform(&res, args->item, "", &c);

@@ -30,6 +30,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,30 @@ struct ckpt_tree {
 };
 
 static char empty_str[1];
+
+/* ckpt_tree_starts_as_tree reads the kind as the first unsigned of a tree. */
+_Static_assert(offsetof(struct ckpt_tree, kind) == 0 && sizeof(ckpt_tree_kind) == sizeof(unsigned),
+	       "a tree starts with its kind");
+
+void ckpt_tree_shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape)
+{
+	size_t n = (size_t)snprintf(buf, cap, "(");
+
+	for (unsigned i = 0; i < nd && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, i ? ", %llu" : "%llu",
+				      (unsigned long long)shape[i]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, nd == 1 ? ",)" : ")");
+}
+
+int ckpt_tree_starts_as_tree(const void *p)
+{
+	unsigned k;
+
+	memcpy(&k, p, sizeof(k));
+	return k >= CKPT_TREE_DICT && k <= CKPT_TREE_STRING;
+}
+
 
 static int is_container_kind(ckpt_tree_kind k)
 {

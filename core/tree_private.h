@@ -29,4 +29,15 @@ int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t);
  */
 int ckpt_tree_check(const ckpt_tree *t);
 
+/*
+ * 1 if the memory at p starts as a ckpt_tree does (its first member, the
+ * kind, holds a valid kind), else 0: how a handler whose save args are a
+ * bare tree or a tagged struct (ckpt_array_save_args) tells them apart. p
+ * must point to at least sizeof(unsigned) readable bytes.
+ */
+int ckpt_tree_starts_as_tree(const void *p);
+
+/* shape as Python prints a tuple ("(2, 3)", "(4,)", "()") into buf, cut at cap. */
+void ckpt_tree_shape_str(char *buf, size_t cap, unsigned nd, const uint64_t *shape);
+
 #endif

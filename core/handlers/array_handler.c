@@ -9,11 +9,17 @@
  * reads only the .npy header (a metadata-only leaf); for a scalar it reads
  * the few bytes of its text and gives the scalar, value included.
  *
+ * Save args are a bare leaf or a ckpt_array_save_args, told apart by their
+ * first word (save_args_of); a snapshot is always the latter, owning a
+ * clone of the leaf. Restore args cast and shape the array with
+ * handler_array_to_target, the same rules as a PyTree leaf's.
+ *
  * Invariants:
  *   1. A saved item has exactly one of the two keys.
  *   2. The item directory holds exactly one file, a valid .npy (exact
  *      length) or a text that parses as one of the three scalar kinds.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +31,7 @@
 #include "handler_files.h"
 #include "item_format.h"
 #include "npy_private.h"
+#include "tree_private.h"
 
 /* A scalar file is a short text; anything longer is not one. */
 #define SCALAR_FILE_MAX 4096u
@@ -41,21 +48,62 @@ static const char *array_typestr(const ckpt_handler *h)
 	return CKPT_ARRAY_TYPESTR;
 }
 
+/* args as save args (*a; a bare leaf becomes args with no cast). */
+static int save_args_of(ckpt_array_save_args *a, const void *args, const char *item)
+{
+	const ckpt_array_save_args *sa = args;
+	ckpt_array_save_args d = CKPT_ARRAY_SAVE_ARGS_INIT;
+
+	*a = d;
+	if (!args)
+		return ckpt_error_set(CKPT_EINVAL, "item %s: no array to save", item);
+	if (ckpt_tree_starts_as_tree(args)) {
+		a->item = args;
+		return 0;
+	}
+	if (sa->tag != CKPT_ARRAY_SAVE_ARGS_TAG)
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item %s: save args are neither a ckpt_tree nor a "
+				      "ckpt_array_save_args (initialise it with "
+				      "CKPT_ARRAY_SAVE_ARGS_INIT)",
+				      item);
+	CKPT_CHECK_VERSION(sa, CKPT_ARRAY_SAVE_ARGS_VERSION, "ckpt_array_save_args");
+	*a = *sa;
+	return 0;
+}
+
 static int array_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, const void *args)
 {
 	const char *name = named_handler_name(h);
-	const ckpt_tree *t = args;
+	ckpt_array_save_args a;
+	const ckpt_tree *t;
+	ckpt_tree *cast = NULL;
 	char *key = NULL, txt[64];
 	int rc;
 
+	if ((rc = save_args_of(&a, args, item)) != 0)
+		return rc;
+	t = a.item;
 	if (!t ||
 	    !((ckpt_tree_get_kind(t) == CKPT_TREE_ARRAY && ckpt_tree_data(t)) || is_scalar(t)))
 		return ckpt_error_set(CKPT_EINVAL,
 				      "item %s: ArrayCheckpointHandler saves an array with data or "
 				      "an int, float or bool scalar",
 				      item);
-	if (!(key = handler_key(item, name, is_scalar(t) ? "" : ".npy")))
+	if (a.dtype != CKPT_DTYPE_INVALID && is_scalar(t))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item %s: save dtype %s: a scalar is saved as its text, "
+				      "only an array is cast",
+				      item, ckpt_dtype_name(a.dtype));
+	if (a.dtype != CKPT_DTYPE_INVALID &&
+	    (rc = handler_array_to_target(&cast, t, a.dtype, 0, NULL, 1, item)) != 0)
+		return rc;
+	if (cast)
+		t = cast;
+	if (!(key = handler_key(item, name, is_scalar(t) ? "" : ".npy"))) {
+		ckpt_tree_free(cast);
 		return CKPT_ENOMEM;
+	}
 	if (is_scalar(t)) {
 		rc = ckpt_scalar_format(txt, sizeof(txt), t);
 		if (rc >= 0)
@@ -64,16 +112,42 @@ static int array_save(ckpt_handler *h, ckpt_step_writer *w, const char *item, co
 	} else {
 		rc = npy_value_put(ckpt_step_writer_batch(w), key, t);
 	}
+	ckpt_tree_free(cast);
 	free(key);
 	return rc;
 }
 
+/* The snapshot: a ckpt_array_save_args owning a clone of the leaf. */
 static int array_snapshot(void **out, ckpt_handler *h, const void *args)
 {
+	ckpt_array_save_args a, *copy = NULL;
+	ckpt_tree *t = NULL;
+	int rc;
+
 	*out = NULL;
-	if (!args)
+	if ((rc = save_args_of(&a, args, "(snapshot)")) != 0)
+		return rc;
+	if (!a.item)
 		return ckpt_error_set(CKPT_EINVAL, "array snapshot: no leaf");
-	return ckpt_tree_clone((ckpt_tree **)out, args);
+	if ((rc = ckpt_tree_clone(&t, a.item)) != 0)
+		return rc;
+	if (!(copy = malloc(sizeof(*copy)))) {
+		ckpt_tree_free(t);
+		return ckpt_error_nomem();
+	}
+	*copy = a;
+	copy->item = t;
+	*out = copy;
+	return 0;
+}
+
+static void array_snapshot_free(ckpt_handler *h, void *p)
+{
+	ckpt_array_save_args *a = p;
+
+	if (a)
+		ckpt_tree_free((ckpt_tree *)a->item);
+	free(a);
 }
 
 static void array_tree_free(ckpt_handler *h, void *t)
@@ -114,41 +188,36 @@ done:
 	return rc;
 }
 
-/* Restore args: the dtype to cast an array to (ckpt_array_restore_args). */
+/* Restore args: the dtype and shape of the array (ckpt_array_restore_args). */
 static int array_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args)
 {
-	const ckpt_array_restore_args *a = args;
+	const ckpt_array_restore_args *in = args;
+	ckpt_array_restore_args a = CKPT_ARRAY_RESTORE_ARGS_INIT;
 	ckpt_tree *t = NULL, *c = NULL;
-	void *data = NULL;
 	int rc;
 
 	*out = NULL;
-	CKPT_CHECK_VERSION(a, CKPT_ARRAY_RESTORE_ARGS_VERSION, "ckpt_array_restore_args");
-	if (a && a->dtype != CKPT_DTYPE_INVALID && ckpt_dtype_size(a->dtype) == 0)
+	CKPT_CHECK_VERSION(in, CKPT_ARRAY_RESTORE_ARGS_VERSION, "ckpt_array_restore_args");
+	if (in) /* a version 1 struct ends before ndim: the defaults stay */
+		memcpy(&a, in,
+		       in->version >= 2 ? sizeof(a) : offsetof(ckpt_array_restore_args, ndim));
+	if (a.dtype != CKPT_DTYPE_INVALID && ckpt_dtype_size(a.dtype) == 0)
 		return ckpt_error_set(CKPT_EINVAL, "item %s: invalid restore dtype", item);
 	if ((rc = load(&t, h, s, item, 0)) != 0)
 		return rc;
-	if (!a || a->dtype == CKPT_DTYPE_INVALID || ckpt_tree_get_kind(t) != CKPT_TREE_ARRAY ||
-	    ckpt_tree_dtype(t) == a->dtype) {
+	if (ckpt_tree_get_kind(t) == CKPT_TREE_ARRAY)
+		rc = handler_array_to_target(&c, t, a.dtype, a.ndim, a.has_shape ? a.shape : NULL,
+					     a.strict, item);
+	if (rc == 0 && c) {
+		ckpt_tree_free(t);
+		t = c;
+	}
+	if (rc == 0)
 		*out = t;
-		return 0;
-	}
-	size_t n = (size_t)ckpt_tree_nelems(t);
-	if (!(data = malloc(n * ckpt_dtype_size(a->dtype) + 1)))
-		rc = ckpt_error_nomem();
-	if (rc == 0)
-		rc = ckpt_dtype_cast(data, a->dtype, ckpt_tree_data(t), ckpt_tree_dtype(t), n);
-	if (rc == 0) {
-		rc = ckpt_tree_new_array(&c, a->dtype, ckpt_tree_ndim(t), ckpt_tree_shape(t), data,
-					 CKPT_TREE_OWN);
-		data = NULL; /* the tree's, also on failure */
-	}
-	free(data);
-	ckpt_tree_free(t);
-	if (rc == 0)
-		*out = c;
-	return rc ? ckpt_error_wrap(rc, "item %s", item) : 0;
+	else
+		ckpt_tree_free(t);
+	return rc;
 }
 
 static int array_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
@@ -161,7 +230,7 @@ static const ckpt_handler_vtable array_vt = {
     .typestr = array_typestr,
     .save = array_save,
     .snapshot = array_snapshot,
-    .snapshot_free = array_tree_free,
+    .snapshot_free = array_snapshot_free,
     .restore = array_restore,
     .metadata = array_metadata,
     .restored_free = array_tree_free,

@@ -21,6 +21,8 @@
  *      np_parse) serves all three.
  *   2. A saved JAX item has both files and they agree (impl <-> last
  *      dimension); a NumPy item has exactly one .json file.
+ *   4. A restored key passes jax_data_check for the implementation it is
+ *      given (restore args may wrap, check or reshape it; never cast it).
  *   3. Legacy key words are integers 0..2^32-1: checked on cJSON's double,
  *      which is exact below 2^53, so no value is rounded into range.
  */
@@ -254,10 +256,60 @@ done:
 	return rc;
 }
 
+/* Restore args: the implementation to give or check, the data's shape. */
 static int jax_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 		       const void *args)
 {
-	return jax_load(out, h, s, item, 0);
+	const ckpt_jax_key_restore_args *a = args;
+	const char *want = NULL;
+	ckpt_jax_key *k = NULL;
+	ckpt_tree *c = NULL;
+	uint64_t last;
+	char *what = NULL;
+	int rc;
+
+	*out = NULL;
+	CKPT_CHECK_VERSION(a, CKPT_JAX_KEY_RESTORE_ARGS_VERSION, "ckpt_jax_key_restore_args");
+	if (a && a->impl && !(want = impl_find(a->impl, &last)))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "item %s: restore impl '%s' is not a PRNG implementation "
+				      "(threefry2x32, rbg, unsafe_rbg)",
+				      item, a->impl);
+	if ((rc = jax_load((void **)&k, h, s, item, 0)) != 0 || !a)
+		goto done;
+	if (!(what = ckpt_asprintf("item %s: key '%s'", item, named_handler_name(h)))) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (want && k->impl && strcmp(k->impl, want) != 0) {
+		rc = ckpt_error_set(CKPT_EINVAL, "%s: saved as a %s key, restore asks for %s",
+				    what, k->impl, want);
+		goto done;
+	}
+	if (a->has_shape) {
+		rc = handler_array_to_target(&c, k->data, CKPT_DTYPE_INVALID, a->ndim, a->shape,
+					     a->strict, what);
+		if (rc == 0 && c) {
+			ckpt_tree_free(k->data);
+			k->data = c;
+		}
+	}
+	if (rc == 0 && (want || a->has_shape))
+		rc = jax_data_check(ckpt_tree_dtype(k->data), ckpt_tree_ndim(k->data),
+				    ckpt_tree_shape(k->data), want ? want : k->impl, what);
+	if (rc == 0 && want && !k->impl && !(k->impl = strdup(want)))
+		rc = ckpt_error_nomem();
+	if (rc == 0 && a->untyped) {
+		free(k->impl);
+		k->impl = NULL;
+	}
+done:
+	free(what);
+	if (rc == 0)
+		*out = k;
+	else
+		ckpt_jax_key_free(k);
+	return rc;
 }
 
 static int jax_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)

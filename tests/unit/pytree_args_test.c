@@ -2,7 +2,8 @@
  * pytree_args_test.c — what Orbax's PyTree handler reference promises of its
  * args: custom metadata kept (root, containers, leaves, None, item level),
  * restore shaped by the target (structure, scalar kinds), transforms
- * (exact and regex renames, default_to_original), old args versions,
+ * (exact and regex renames, default_to_original), computed leaves (value
+ * transforms), old args versions,
  * options that are refused rather than ignored.
  */
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ckpt/sys/error.h"
 #include "unit/treecmp.h"
 #include "fsutil.h"
 
@@ -456,6 +458,145 @@ static void test_transforms(void **state)
 	ckpt_tree_free(t);
 }
 
+/* value fn: the float32 inputs joined end to end (1-d) */
+static int concat_fn(ckpt_tree **out, const ckpt_tree *const *in, size_t n, void *payload)
+{
+	uint64_t total = 0, off = 0;
+	float *d;
+
+	for (size_t i = 0; i < n; i++)
+		total += ckpt_tree_nelems(in[i]);
+	if (!(d = malloc(total * sizeof(float) + 1)))
+		return CKPT_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(d + off, ckpt_tree_data(in[i]), ckpt_tree_nbytes(in[i]));
+		off += ckpt_tree_nelems(in[i]);
+	}
+	return ckpt_tree_new_array(out, CKPT_DTYPE_FLOAT32, 1, &total, d, CKPT_TREE_OWN);
+}
+
+/* value fn: the one float32 input times *(float *)payload */
+static int scale_fn(ckpt_tree **out, const ckpt_tree *const *in, size_t n, void *payload)
+{
+	ckpt_tree *c = NULL;
+	int rc = ckpt_tree_clone(&c, in[0]);
+
+	for (uint64_t i = 0; rc == 0 && i < ckpt_tree_nelems(c); i++)
+		((float *)ckpt_tree_data(c))[i] *= *(float *)payload;
+	*out = c;
+	return rc;
+}
+
+static int fail_fn(ckpt_tree **out, const ckpt_tree *const *in, size_t n, void *payload)
+{
+	return ckpt_error_set_str(CKPT_ESHAPE, "the inputs do not line up");
+}
+
+/* 6. Value transforms: computed leaves from saved ones. */
+static void test_value_transforms(void **state)
+{
+	struct fx *f = *state;
+	ckpt_pytree_save_args sa = CKPT_PYTREE_SAVE_ARGS_INIT;
+	ckpt_pytree_restore_args ra = CKPT_PYTREE_RESTORE_ARGS_INIT;
+	ckpt_tree *t = old_model(), *x = NULL, *w0 = NULL, *w1 = NULL;
+	const char *both[] = {"layers_0/w", "layers_1/w"}, *kern[] = {"head/kernel"};
+	float two = 2;
+	int rc;
+
+	sa.item = t;
+	assert_int_equal(save(f, 1, &sa), 0);
+	assert_int_equal(ckpt_tree_lookup(&w0, t, "layers_0/w"), 0);
+	assert_int_equal(ckpt_tree_lookup(&w1, t, "layers_1/w"), 0);
+
+	/* two saved leaves concatenated into one; a leaf scaled; the inputs dropped by
+	 * rename rules, the rest kept */
+	const ckpt_restore_value_transform vt[] = {{"w_all", both, 2, concat_fn, NULL},
+						   {"head/kernel2", kern, 1, scale_fn, &two}};
+	const ckpt_restore_transform drop[] = {{"layers_[0-9]+/w", NULL, 1}};
+	ra.value_transforms = vt;
+	ra.nvalue_transforms = 2;
+	ra.transforms = drop;
+	ra.ntransforms = 1;
+	ckpt_tree *r = restore(f, &ra, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(ckpt_tree_lookup(&x, r, "w_all"), 0);
+	assert_int_equal(ckpt_tree_nelems(x), 6);
+	assert_memory_equal(ckpt_tree_data(x), ckpt_tree_data(w0), 3 * sizeof(float));
+	assert_memory_equal((float *)ckpt_tree_data(x) + 3, ckpt_tree_data(w1), 3 * sizeof(float));
+	assert_int_equal(ckpt_tree_lookup(&x, r, "head/kernel2"), 0);
+	assert_true(((float *)ckpt_tree_data(x))[1] == 2 * (1 * 0.25f + 7));
+	assert_same_array(t, "head/kernel", r, "head/kernel"); /* kept, by default */
+	assert_int_equal(ckpt_tree_lookup(&x, r, "layers_0/w"), CKPT_ENOTFOUND);
+	assert_int_equal(ckpt_tree_lookup(&x, r, "layers_0/b"), 0);
+	ckpt_tree_free(r);
+
+	/* with paths: only the selection, plus the computed leaf */
+	const char *step[] = {"step"};
+	ra.paths = step;
+	ra.npaths = 1;
+	ra.transforms = NULL;
+	ra.ntransforms = 0;
+	ra.nvalue_transforms = 1;
+	r = restore(f, &ra, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(ckpt_tree_count(r), 2);
+	assert_int_equal(ckpt_tree_lookup(&x, r, "w_all"), 0);
+	ckpt_tree_free(r);
+	ra.paths = NULL;
+	ra.npaths = 0;
+
+	/* a target with the computed leaf: satisfied by it */
+	ckpt_tree *tgt = NULL;
+	uint64_t six = 6;
+	assert_int_equal(ckpt_tree_new(&tgt, CKPT_TREE_DICT), 0);
+	assert_int_equal(ckpt_tree_new_array(&x, CKPT_DTYPE_FLOAT32, 1, &six, NULL, 0) |
+			     ckpt_tree_add(tgt, "w_all", x),
+			 0);
+	assert_int_equal(ckpt_tree_new_float(&x, 0) | ckpt_tree_add(tgt, "step", x), 0);
+	ra.item = tgt;
+	ra.partial_restore = 1;
+	r = restore(f, &ra, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(ckpt_tree_count(r), 2);
+	assert_int_equal(ckpt_tree_get_kind(ckpt_tree_find(r, "step")), CKPT_TREE_FLOAT);
+	assert_int_equal(ckpt_tree_nelems(ckpt_tree_find(r, "w_all")), 6);
+	ckpt_tree_free(r);
+	ckpt_tree_free(tgt);
+	ra.item = NULL;
+	ra.partial_restore = 0;
+
+	/* fn's error comes back with its code and message */
+	const ckpt_restore_value_transform bad[] = {{"w_all", both, 2, fail_fn, NULL}};
+	ra.value_transforms = bad;
+	assert_null(restore(f, &ra, &rc));
+	assert_int_equal(rc, CKPT_ESHAPE);
+	assert_non_null(strstr(ckpt_error_last(), "the inputs do not line up"));
+	assert_non_null(strstr(ckpt_error_last(), "w_all"));
+
+	/* inputs missing: CKPT_ENOTFOUND naming every one */
+	const char *gone[] = {"layers_0/w", "nope/a", "layers_9/w"};
+	const ckpt_restore_value_transform miss[] = {{"w_all", gone, 3, concat_fn, NULL}};
+	ra.value_transforms = miss;
+	assert_null(restore(f, &ra, &rc));
+	assert_int_equal(rc, CKPT_ENOTFOUND);
+	assert_non_null(strstr(ckpt_error_last(), "'nope/a', 'layers_9/w'"));
+	assert_null(strstr(ckpt_error_last(), "'layers_0/w'"));
+
+	/* `to` is a leaf the restore gives already */
+	const ckpt_restore_value_transform clash[] = {{"step", kern, 1, scale_fn, &two}};
+	ra.value_transforms = clash;
+	assert_null(restore(f, &ra, &rc));
+	assert_int_equal(rc, CKPT_EEXISTS);
+
+	/* a version 2 struct: the value transforms are not read */
+	ra.version = 2;
+	r = restore(f, &ra, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(ckpt_tree_lookup(&x, r, "step"), 0);
+	ckpt_tree_free(r);
+	ckpt_tree_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +605,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_options_not_ignored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_follows_target, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transforms, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_value_transforms, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,10 +109,34 @@ typedef struct ckpt_restore_transform {
 } ckpt_restore_transform;
 
 /*
- * Version 2 added transforms, ntransforms and transforms_default_to_original;
- * a version 1 struct (without them) is still accepted, those members unread.
+ * A computed leaf of a restore (Orbax's RestoreTransform value_fn /
+ * multi_value_fn): the saved leaves at inputs[0..ninputs) are restored
+ * (only those are read; leaf_args applies to them, the target does not),
+ * then fn builds the leaf placed at path `to` of the result.
+ *   fn: *out gets the new leaf (the library owns it from then on, also on
+ *       failure); inputs are borrowed for the call, in the order given.
+ *       Return 0, or a CKPT_E* code with its message set
+ *       (ckpt_error_set_str of ckpt/sys/error.h; a positive return is
+ *       CKPT_ERROR): the restore fails with that code and message, prefixed
+ *       by "item <item>: value transform to '<to>': ". fn 0 with *out
+ *       NULL is CKPT_EINVAL. An array fn builds is kept as built (a
+ *       target's dtype and shape are not applied to it).
+ * Input paths are leaf paths as in `paths` (names joined by '/').
  */
-#define CKPT_PYTREE_RESTORE_ARGS_VERSION 2
+typedef struct ckpt_restore_value_transform {
+	const char *to;
+	const char *const *inputs;
+	size_t ninputs;
+	int (*fn)(ckpt_tree **out, const ckpt_tree *const *inputs, size_t n, void *payload);
+	void *payload;
+} ckpt_restore_value_transform;
+
+/*
+ * Version 2 added transforms, ntransforms and transforms_default_to_original;
+ * version 3 value_transforms and nvalue_transforms. An older struct is still
+ * accepted, the members it lacks unread (defaults).
+ */
+#define CKPT_PYTREE_RESTORE_ARGS_VERSION 3
 typedef struct ckpt_pytree_restore_args {
 	unsigned version;
 	/*
@@ -153,9 +177,19 @@ typedef struct ckpt_pytree_restore_args {
 	const ckpt_restore_transform *transforms;
 	size_t ntransforms;
 	int transforms_default_to_original; /* default 1 */
+	/*
+	 * Computed leaves (version 3), after the restore above: each rule's
+	 * inputs must all be saved leaves (CKPT_ENOTFOUND naming every missing
+	 * one, before anything is read); its `to` must not be a leaf the
+	 * restore already gives (CKPT_EEXISTS: leave the saved one out with a
+	 * rename rule to ""). A target (item) leaf at `to` is satisfied by it;
+	 * the result is then shaped by the target as usual.
+	 */
+	const ckpt_restore_value_transform *value_transforms;
+	size_t nvalue_transforms;
 } ckpt_pytree_restore_args;
 #define CKPT_PYTREE_RESTORE_ARGS_INIT \
-	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0, NULL, 0, 1}
+	{CKPT_PYTREE_RESTORE_ARGS_VERSION, NULL, 0, NULL, 0, NULL, NULL, 1, 0, NULL, 0, 1, NULL, 0}
 
 /*
  * Create the handlers. Free with ckpt_handler_free().

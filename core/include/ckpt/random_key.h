@@ -9,6 +9,7 @@
  *                            or {"typed": false}
  * In the mount the .npy also carries the xattr user.ckpt.prng_impl.
  *   save args:   const ckpt_jax_key *   (borrowed)
+ *   restore args: ckpt_jax_key_restore_args * or NULL (as saved)
  *   restore out: ckpt_jax_key *         (ckpt_jax_key_free), typed or untyped as saved
  *
  * NumPy keys. Files of the item (<key> is key_name, default "np_random_key"):
@@ -49,6 +50,32 @@ typedef struct ckpt_jax_key {
 	char *impl;       /* "threefry2x32", "rbg", "unsafe_rbg"; NULL: an untyped key */
 	ckpt_tree *data;  /* uint32 array, last dimension 2 or 4 (matching impl) */
 } ckpt_jax_key;
+
+/*
+ * Orbax's JaxRandomKeyRestoreArgs(restore_args=ArrayRestoreArgs(...)) and
+ * the implementation jax.random.wrap_key_data is given. The key data stays
+ * uint32 (a cast could only break it: no dtype member).
+ */
+#define CKPT_JAX_KEY_RESTORE_ARGS_VERSION 1
+typedef struct ckpt_jax_key_restore_args {
+	unsigned version;
+	/*
+	 * NULL: typed or untyped as saved. An implementation name
+	 * ("threefry2x32", "rbg", "unsafe_rbg"): the key comes back typed with
+	 * it; an untyped saved key is wrapped (its last dimension must fit),
+	 * a typed key of another implementation is CKPT_EINVAL naming both.
+	 */
+	const char *impl;
+	int untyped; /* 1: the raw key data, impl NULL (jax.random.key_data) */
+	/* with has_shape: the target shape of the key data (a batch of keys),
+	 * last dimension included; as ckpt_array_restore_args (strict default 1;
+	 * 0 pads with zero keys or truncates). */
+	unsigned ndim;
+	uint64_t shape[CKPT_TREE_MAX_NDIM];
+	int has_shape;
+	int strict;
+} ckpt_jax_key_restore_args;
+#define CKPT_JAX_KEY_RESTORE_ARGS_INIT {CKPT_JAX_KEY_RESTORE_ARGS_VERSION, NULL, 0, 0, {0}, 0, 1}
 
 /* Frees impl, data and k. Accepts NULL. */
 CKPT_API void ckpt_jax_key_free(ckpt_jax_key *k);
