@@ -4,6 +4,7 @@
 #   make check           unit tests (cmocka), fuzz corpus replay, end-to-end tests
 #   make bench           benchmarks (tests/bench/), ratios against baselines
 #   make stress          the reliability suite (tests/stress/): kill storms, flips, faults
+#   make fuzz            long libFuzzer runs of every fuzz target (tests/fuzz/run.sh)
 #   make install         PREFIX=/usr/local DESTDIR= (library, headers, ckpt.pc, binaries,
 #                        man pages ckpt(1) ckptfs(8), bash completion)
 #   make deps            install missing Debian packages
@@ -38,6 +39,14 @@ FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
 SAN     :=
 ifneq ($(SANITIZER),)
 SAN     := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+# LIBFUZZER=1 (with CC=clang, SANITIZER=address,undefined; `make fuzz` sets all three):
+# everything is built with libFuzzer's coverage, and the fuzz targets link libFuzzer's
+# driver instead of tests/fuzz/replay.c.
+FUZZ_DRIVER := tests/fuzz/replay.c
+ifeq ($(LIBFUZZER),1)
+SAN     += -fsanitize=fuzzer-no-link
+FUZZ_DRIVER := -fsanitize=fuzzer
 endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DCKPT_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(SAN) \
@@ -134,10 +143,19 @@ $(B)/tests/tools/%: tests/tools/%.c $(LIB_A) $(PROTO_OBJ)
 	$(CC) $(CFLAGS_ALL) -I$(B)/gen -o $@ $< $(PROTO_OBJ) $(if $(TEST_HOST),$(PLUGIN_HOST),$(LIB_A)) \
 	  $(LDFLAGS_ALL) $(LIBS)
 
-# Fuzz targets: built with a replay driver that runs every file of the corpus.
+# Fuzz targets: built with a replay driver that runs every file of the corpus
+# (libFuzzer's driver with LIBFUZZER=1).
 $(B)/tests/fuzz/%_fuzzer: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(CORE_INC) -o $@ $< tests/fuzz/replay.c $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(CORE_INC) -o $@ $< $(FUZZ_DRIVER) $(LIB_A) $(LDFLAGS_ALL) $(LIBS)
+
+fuzz-targets: $(FUZZ_BIN)
+
+# Long libFuzzer runs of every target (tests/fuzz/run.sh), one at a time, built in
+# build-fuzz with clang, ASan and UBSan. FUZZ_SECONDS per target (default 600).
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang SANITIZER=address,undefined LIBFUZZER=1 fuzz-targets
+	B=$(abspath build-fuzz) bash tests/fuzz/run.sh
 
 # The examples a user can copy (docs/examples/), built as a user would: public headers only.
 $(B)/examples/%: docs/examples/%.c $(LIB_A)
@@ -224,7 +242,7 @@ clean:
 
 FORCE:
 
-.PHONY: all check unit bench stress install deps format clean FORCE
+.PHONY: all check unit bench stress fuzz fuzz-targets install deps format clean FORCE
 .SECONDARY: $(PROTO_OBJ) $(PROTO_OBJ:.o=.c) $(PROTO_OBJ:.o=.h)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

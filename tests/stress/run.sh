@@ -15,14 +15,23 @@
 #   hostile steps (FIFOs, symlinks,      tests/e2e/hostile_steps.sh
 #     devices, empty keys) via ckpt and the mount
 #   cp + immediate finalize under load   tests/e2e/fs_write_release.sh, RELEASE_ROUNDS (400)
+#   kill -9 storm of the daemon during   tests/e2e/fs_kill_storm.sh, FS_KILL_TRIALS (default
+#     cp into a pending step / finalize    400: 200 during cp, 200 during finalize)
+#   readers + writer + gc soak           tests/e2e/fs_soak.sh, SOAK_SECONDS (default 180)
+#   bit flips in every byte class of a   tests/e2e/step_flips.sh, STEP_FLIPS (default 1200:
+#     step (index, ZSTD/RAW/adopted        200 per class)
+#     chunks, unreferenced bytes,
+#     pending files) via verify, restore
+#     and the mount
 #
 # Env: B (absolute build directory, default <repo>/build), STRESS_ONLY (names of suites to
-# run, default all: crash mgrkill flips cliflips faults hostile release).
+# run, default all: crash mgrkill flips cliflips faults hostile release fskill soak
+# stepflips).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 B=${B:-$REPO/build}
-ONLY=${STRESS_ONLY:-crash mgrkill flips cliflips faults hostile release}
+ONLY=${STRESS_ONLY:-crash mgrkill flips cliflips faults hostile release fskill soak stepflips}
 SUMMARY=()
 bad=0
 
@@ -35,7 +44,8 @@ suite() {
 	echo "== $name: $desc"
 	local t0=$EPOCHREALTIME
 	"$@" >"$log" 2>&1 || st=$?
-	grep -E 'trials|flips|injection points|passed|silent|ok [0-9]+ -' "$log" | sed 's/^/   /' | tail -n 12
+	grep -E 'trials|flips|injection points|passed|silent|ok [0-9]+ -|^(class|index|zstd|raw|adopted|unref|pending) ' \
+		"$log" | sed 's/^/   /' | tail -n 12
 	local secs
 	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 	if [ $st -ne 0 ]; then
@@ -63,6 +73,12 @@ suite hostile "hostile steps through ckpt and the mount" \
 	bash "$REPO/tests/e2e/hostile_steps.sh"
 suite release "${RELEASE_ROUNDS:=400} rounds of cp + immediate finalize under load" \
 	env RELEASE_ROUNDS="$RELEASE_ROUNDS" bash "$REPO/tests/e2e/fs_write_release.sh"
+suite fskill "${FS_KILL_TRIALS:=400} kill -9 trials of ckptfs during cp and finalize" \
+	env FS_KILL_TRIALS="$FS_KILL_TRIALS" bash "$REPO/tests/e2e/fs_kill_storm.sh"
+suite soak "${SOAK_SECONDS:=180} s of readers + writer + gc" \
+	env SOAK_SECONDS="$SOAK_SECONDS" bash "$REPO/tests/e2e/fs_soak.sh"
+suite stepflips "${STEP_FLIPS:=1200} flips over every byte class of a step" \
+	env STEP_FLIPS="$STEP_FLIPS" bash "$REPO/tests/e2e/step_flips.sh"
 
 echo
 echo "== stress summary"
