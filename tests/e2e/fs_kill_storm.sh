@@ -1,7 +1,7 @@
 #!/bin/bash
 # fs_kill_storm.sh — kill -9 of the ckptfs daemon while `cp -r` writes into a pending step
 # (even trials) and while a finalize (`setfattr user.ckpt.finalize`) runs (odd trials), at a
-# random moment in [0, 1.5 x the operation's measured duration]. After every kill: a lazy
+# random moment in [0, 1.2 x the operation's measured duration]. After every kill: a lazy
 # unmount of the dead mount point, then, before remounting, on disk: the step is either
 # still pending (ROOT/S.ckpt-tmp-*/files) or finalized (ROOT/S), never both, and if
 # finalized it verifies and holds every byte of the source (no partial step is ever
@@ -76,12 +76,12 @@ for i in $(seq "$N"); do
 	t mkdir "$MNT/$S"
 	if [ $((i % 2)) = 0 ]; then
 		what=cp
-		d=$(awk -v m="$cp_time" -v r=$RANDOM 'BEGIN { printf "%.4f", 1.5 * m * r / 32768 }')
+		d=$(awk -v m="$cp_time" -v r=$RANDOM 'BEGIN { printf "%.4f", 1.2 * m * r / 32768 }')
 		timeout 30 cp -r "$SRC/state" "$MNT/$S/" 2>/dev/null &
 	else
 		what=finalize
 		t cp -r "$SRC/state" "$MNT/$S/"
-		d=$(awk -v m="$fin_time" -v r=$RANDOM 'BEGIN { printf "%.4f", 1.5 * m * r / 32768 }')
+		d=$(awk -v m="$fin_time" -v r=$RANDOM 'BEGIN { printf "%.4f", 1.2 * m * r / 32768 }')
 		timeout 30 setfattr -n user.ckpt.finalize -v 1 "$MNT/$S" 2>/dev/null &
 	fi
 	opid=$!
