@@ -143,7 +143,7 @@ PYEOF
 
 fs_mount
 for s in 1 2; do
-	(cd "$MNT/$s" && t find . -type f | sort) >"$T/files$s"
+	t find "$MNT/$s" -type f -printf '%P\n' | sort >"$T/files$s"
 	for f in $(grep '\.safetensors$' "$T/files$s"); do
 		t cat "$MNT/$s/$f" >"$T/clean$s.$(basename "$f")"
 	done
@@ -175,7 +175,7 @@ while [ $i -lt "$NFLIP" ]; do
 		n_flips[$c]=$((${n_flips[$c]} + 1))
 		if [ "$c" = pending ]; then
 			# A flip in a pending step's input files, then ckpt finalize.
-			pf=$(cd "$P/files" && find . -type f | shuf -n 1)
+			pf=$(find "$P/files" -type f -printf '%P\n' | shuf -n 1)
 			rm -rf "$T/pstage" && cp -a "$P" "$T/pstage"
 			off=$(flip_file "$T/pstage/files/$pf" 0 "$(stat -c %s "$T/pstage/files/$pf")")
 			rm -rf "$T/pflip" && cp -a "$T/pstage/files" "$T/pflip"
