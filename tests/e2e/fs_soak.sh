@@ -83,36 +83,37 @@ compare() {
 	stat -c %s "$3" >>"$T/$1.bytes"
 }
 
-cat_reader() {
-	local id=$1 s st
+# read_loop ID READ: READ ID S for a random finished step S, over and over until stopped.
+read_loop() {
+	local s
 	while [ ! -e "$STOP" ]; do
 		s=$(pick)
 		[ -n "$s" ] || { sleep 0.05; continue; }
-		st=0
-		timeout 30 cat "$MNT/$s/state/w.npy" >"$T/$id.out" 2>/dev/null || st=$?
-		judge "$id" "$s" $st "cat MNT/$s/state/w.npy"
-		[ $st != 0 ] || compare "$id" "$s" "$T/$id.out" "$T/src/$((s % 4))/state/w.npy" || true
+		"$2" "$1" "$s"
 	done
 }
 
-ckpt_reader() {
-	local id=$1 s st
-	while [ ! -e "$STOP" ]; do
-		s=$(pick)
-		[ -n "$s" ] || { sleep 0.05; continue; }
-		st=0
-		timeout 30 "$CKPT" get "$ROOT/$s/state/w" -o - >"$T/$id.out" 2>/dev/null || st=$?
-		judge "$id" "$s" $st "ckpt get ROOT/$s/state/w"
-		[ $st != 0 ] || compare "$id" "$s" "$T/$id.out" "$T/src/$((s % 4))/state/w.npy" || true
-		st=0
-		timeout 30 "$CKPT" cat "$ROOT/$s/state/b" >"$T/$id.out" 2>/dev/null || st=$?
-		judge "$id" "$s" $st "ckpt cat ROOT/$s/state/b"
-		[ $st != 0 ] || compare "$id" "$s" "$T/$id.out" "$T/cat/$((s % 4))/b.cat" || true
-		st=0
-		timeout 30 "$CKPT" cat "$MNT/$s/state/w" >"$T/$id.out" 2>/dev/null || st=$?
-		judge "$id" "$s" $st "ckpt cat MNT/$s/state/w"
-		[ $st != 0 ] || compare "$id" "$s" "$T/$id.out" "$T/cat/$((s % 4))/w.cat" || true
-	done
+# read_one ID S WANT WHAT CMD...: run CMD (a read of step S) into $T/ID.out, judge it, and
+# compare what it returned with WANT.
+read_one() {
+	local id=$1 s=$2 want=$3 what=$4 st=0
+	shift 4
+	timeout 30 "$@" >"$T/$id.out" 2>/dev/null || st=$?
+	judge "$id" "$s" $st "$what"
+	[ $st != 0 ] || compare "$id" "$s" "$T/$id.out" "$want" || true
+}
+
+cat_read() {
+	read_one "$1" "$2" "$T/src/$(($2 % 4))/state/w.npy" "cat MNT/$2/state/w.npy" \
+		cat "$MNT/$2/state/w.npy"
+}
+
+ckpt_read() {
+	local k=$(($2 % 4))
+	read_one "$1" "$2" "$T/src/$k/state/w.npy" "ckpt get ROOT/$2/state/w" \
+		"$CKPT" get "$ROOT/$2/state/w" -o -
+	read_one "$1" "$2" "$T/cat/$k/b.cat" "ckpt cat ROOT/$2/state/b" "$CKPT" cat "$ROOT/$2/state/b"
+	read_one "$1" "$2" "$T/cat/$k/w.cat" "ckpt cat MNT/$2/state/w" "$CKPT" cat "$MNT/$2/state/w"
 }
 
 numpy_reader() {
@@ -164,10 +165,10 @@ pids=()
 writer >"$T/writer.log" 2>&1 &
 wpid=$!
 for r in $(seq "$NCAT"); do
-	cat_reader "cat$r" &
+	read_loop "cat$r" cat_read &
 	pids+=($!)
 done
-ckpt_reader ckpt &
+read_loop ckpt ckpt_read &
 pids+=($!)
 numpy_reader numpy &
 pids+=($!)
