@@ -56,6 +56,7 @@
 #include "ckpt/clone.h"
 #include "ckpt/root.h"
 #include "error_private.h"
+#include "handler_files.h"
 #include "handler_types.h"
 #include "item_format.h"
 #include "pytree_private.h"
@@ -1130,7 +1131,7 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 	const cJSON *handlers = NULL;
 	char *mfile = NULL, *json = NULL, *custom = NULL, *metrics = NULL;
 	int64_t init_ns = 0;
-	size_t nitems = 0;
+	size_t nitems = 0, jlen = 0;
 	int n = -1, rc;
 
 	if (opts)
@@ -1138,8 +1139,12 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 	mfile = ckpt_asprintf("%s/%s", dir, CKPT_STEP_METADATA_KEY);
 	if (!mfile)
 		return CKPT_ENOMEM;
-	rc = ckpt_read_file(&json, NULL, mfile, MAX_TEXT_FILE);
+	rc = ckpt_read_file(&json, &jlen, mfile, MAX_TEXT_FILE);
 	if (rc == 0) {
+		/* JSON as Python's json reads it (UTF-8, nothing after the value): a flipped
+		 * byte that breaks a key's UTF-8 is refused, not read as another key. */
+		if ((rc = handler_json_parse(NULL, json, jlen, mfile)) != 0)
+			goto done;
 		cm = cJSON_Parse(json);
 		if (!cJSON_IsObject(cm)) {
 			rc = ckpt_error_set(CKPT_EINVAL, "%s: not a JSON object", mfile);

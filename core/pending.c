@@ -36,6 +36,7 @@
 #include "ckpt/pending.h"
 #include "ckpt/pytree.h"
 #include "error_private.h"
+#include "handler_files.h"
 #include "handler_types.h"
 #include "item_format.h"
 #include "safetensors_private.h"
@@ -383,13 +384,16 @@ int ckpt_pending_check_path(const char *relpath, int is_dir)
 	return rc;
 }
 
-static int check_step_metadata(const char *json, const char *name)
+static int check_step_metadata(const char *json, size_t len, const char *name)
 {
-	cJSON *cm = cJSON_Parse(json);
+	/* JSON as Python's json reads it (UTF-8, nothing after the value), then cJSON's tree. */
+	int rc = handler_json_parse(NULL, json, len, name);
+	cJSON *cm = rc ? NULL : cJSON_Parse(json);
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(cm, "item_handlers"), *e;
-	int rc = 0;
 
-	if (!cJSON_IsObject(cm))
+	if (rc)
+		;
+	else if (!cJSON_IsObject(cm))
 		rc = ckpt_error_set(CKPT_EINVAL, "%s: not a JSON object", name);
 	else if (h && !cJSON_IsObject(h))
 		rc = ckpt_error_set(CKPT_EINVAL, "%s: item_handlers is not an object", name);
@@ -501,7 +505,7 @@ int ckpt_pending_check_file(int files_fd, int fd, const char *relpath)
 	} else if (!strchr(relpath, '/') && !strcmp(relpath, CKPT_STEP_METADATA_KEY)) {
 		rc = ckpt_read_fd(&text, &tlen, fd, META_MAX, relpath);
 		if (rc == 0)
-			rc = check_step_metadata(text, relpath);
+			rc = check_step_metadata(text, tlen, relpath);
 	} else if (!strcmp(base, CKPT_ITEM_METADATA_NAME) && base - relpath > 1 &&
 		   !memchr(relpath, '/', (size_t)(base - relpath) - 1)) {
 		ckpt_tree *t = NULL;

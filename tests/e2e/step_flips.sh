@@ -52,6 +52,22 @@ for s in 1 2; do
 done
 cp "$T/clean2/state/_METADATA" "$P/files/state/" # pending flips reach a _METADATA too
 
+# Found by this suite: a flipped bit that breaks the UTF-8 of a key of _CHECKPOINT_METADATA
+# ("custom_met\xe1data") was read by cJSON as another key, so the step silently lost its
+# custom metadata. Such a file is not JSON (Python's json refuses it): finalize, save and a
+# close through the mount refuse it, naming the file.
+badcm() { printf '{"custom_met\xe1data": {"who": "flips"}}' >"$1"; }
+cp -a "$P" "$ROOT/3.ckpt-tmp-utf8"
+badcm "$ROOT/3.ckpt-tmp-utf8/files/_CHECKPOINT_METADATA"
+! "$CKPT" finalize "$ROOT/3" >/dev/null 2>"$T/err" || fail "finalize accepted a _CHECKPOINT_METADATA that is not UTF-8"
+grep -q '_CHECKPOINT_METADATA.*not UTF-8' "$T/err" || fail "finalize's message: $(cat "$T/err")"
+[ -d "$ROOT/3.ckpt-tmp-utf8/files" ] || fail "a refused finalize did not leave step 3 pending"
+rm -rf "$ROOT/3.ckpt-tmp-utf8"
+cp -a "$P/files" "$T/utf8" && badcm "$T/utf8/_CHECKPOINT_METADATA"
+! "$CKPT" save "$ROOT" 3 "$T/utf8" >/dev/null 2>"$T/err" || fail "ckpt save accepted a _CHECKPOINT_METADATA that is not UTF-8"
+grep -q '_CHECKPOINT_METADATA' "$T/err" || fail "ckpt save's message: $(cat "$T/err")"
+[ ! -e "$ROOT/3" ] || fail "a refused save left step 3"
+
 # The byte classes of the two clean steps: "class step file start end" per range.
 $PY - "$ROOT" >"$T/ranges" <<'PYEOF'
 import os, sqlite3, sys
@@ -142,6 +158,12 @@ PYEOF
 }
 
 fs_mount
+t mkdir "$MNT/4"
+badcm "$T/badcm"
+! t cp "$T/badcm" "$MNT/4/_CHECKPOINT_METADATA" 2>/dev/null ||
+	fail "the mount accepted a _CHECKPOINT_METADATA that is not UTF-8"
+absent "$MNT/4/_CHECKPOINT_METADATA" || fail "the refused _CHECKPOINT_METADATA stayed"
+t rmdir "$MNT/4" 2>/dev/null || true
 for s in 1 2; do
 	t find "$MNT/$s" -type f -printf '%P\n' | sort >"$T/files$s"
 	for f in $(grep '\.safetensors$' "$T/files$s"); do
