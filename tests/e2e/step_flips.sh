@@ -229,7 +229,7 @@ for dirpath, _, names in os.walk(flipped):
         elif n == "_CHECKPOINT_METADATA":
             x, y = json.load(open(a)), json.load(open(b))
             assert x.get("custom_metadata") in (y.get("custom_metadata"), None), f"custom_metadata {x} stored as {y}"
-        elif n != "_METADATA":
+        elif n != "_METADATA":  # its keys are byte strings (ckpt/tree.h): hints files override
             x, y = open(a, "rb").read(), open(b, "rb").read()
             if x != y:
                 assert float(x) == float(y), f"{rel}: {x!r} stored as {y!r}"
