@@ -63,7 +63,7 @@ fin_time=$(secs "$t0")
 same_as_src "$MNT/2" || fail "calibration step 2 differs from the source"
 echo "calibration: cp -r ${cp_time}s, finalize ${fin_time}s"
 
-fails=0 during_cp=0 after_cp=0 during_fin=0 after_fin=0 left_pending=0 left_final=0
+i=0 fails=0 during_cp=0 after_cp=0 during_fin=0 after_fin=0 left_pending=0 left_final=0
 report() {
 	echo "fs kill storm: $1 trials (kill during cp: $during_cp, cp done before the kill: $after_cp;" \
 		"during finalize: $during_fin, finalize done before the kill: $after_fin;" \
