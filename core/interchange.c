@@ -918,13 +918,13 @@ static int put_raw_dir(ckpt_batch *b, const char *dir, const char *prefix,
 		else if (S_ISDIR(st.st_mode))
 			rc = put_raw_dir(b, path, key, clones);
 		else if (clones && (rc = stub_at(&ref, path, &st)) == 1) {
-			/* A scalar's or string's file is its value: shared. An array's
-			 * file has a header its stored value lacks: refused. */
+			/* A string's file is its value: shared. An array's file has a
+			 * header, a scalar's a newline, its stored value lacks: refused. */
 			ckpt_tree *node = NULL;
 			size_t nl = strlen(name);
 			rc = resolve_clone(&node, &e.cs, &e.ckey, clones, &ref, path,
 					   nl > 4 && !strcmp(name + nl - 4, ".npy"));
-			if (rc == 0 && ckpt_tree_get_kind(node) == CKPT_TREE_ARRAY)
+			if (rc == 0 && ckpt_tree_get_kind(node) != CKPT_TREE_STRING)
 				rc = item_stub_error(path, &ref);
 			else if (rc == 0)
 				rc = put_clone(b, key, &e);

@@ -3,13 +3,18 @@
  *
  * Design: an array leaf is the .npy header ckpt_npy_format_header() writes
  * (kept in memory) followed by the stored little-endian C-order bytes; a
- * scalar or string leaf is exactly its stored bytes. A read at [off, off+len)
- * copies the header part from memory and reads the rest through
- * ckpt_value_pread(), so only the chunks overlapping the range are touched.
+ * string leaf is exactly its stored bytes; a scalar leaf (int, float, bool)
+ * is its stored text followed by a newline, as text files end (`cat` of it
+ * does not run into the prompt; every reader of scalar text, ckpt_scalar_parse,
+ * skips surrounding white space, so the file parses back to the same value). A
+ * read at [off, off+len) copies the header part from memory, reads the value
+ * part through ckpt_value_pread(), so only the chunks overlapping the range
+ * are touched, and the newline from memory.
  *
  * Invariants:
- *   1. file_size == hdr_len + value size, and for arrays the value size equals
- *      the metadata's nbytes (checked at open: CKPT_ECORRUPT otherwise).
+ *   1. file_size == hdr_len + value size + nl (nl is 1 for scalars, else 0),
+ *      and for arrays the value size equals the metadata's nbytes (checked at
+ *      open: CKPT_ECORRUPT otherwise).
  *   2. A ckpt_leaf is immutable after open; preads only read it, so they are
  *      thread-safe as ckpt_value_pread() is.
  */
@@ -27,6 +32,7 @@ struct ckpt_leaf {
 	char *key; /* "<item>/<path>" */
 	unsigned char *hdr;
 	size_t hdr_len;
+	unsigned nl; /* 1: a scalar, its text ends with '\n' (not stored) */
 	uint64_t file_size;
 };
 
@@ -91,7 +97,8 @@ int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_t
 			goto fail;
 		}
 	}
-	l->file_size = l->hdr_len + vi->size;
+	l->nl = kind == CKPT_TREE_INT || kind == CKPT_TREE_FLOAT || kind == CKPT_TREE_BOOL;
+	l->file_size = l->hdr_len + vi->size + l->nl;
 	free(path);
 	*out = l;
 	return 0;
@@ -125,13 +132,18 @@ int ckpt_leaf_pread(size_t *out_n, ckpt_leaf *l, void *buf, size_t len, uint64_t
 {
 	unsigned char *p = buf;
 	size_t done = 0;
+	int nl = 0;
 
-	assert(l->file_size == l->hdr_len + ckpt_value_get_info(l->v)->size); /* invariant 1 */
+	assert(l->file_size - l->nl == l->hdr_len + ckpt_value_get_info(l->v)->size); /* invariant 1 */
 	*out_n = 0;
 	if (off >= l->file_size || len == 0)
 		return 0;
 	if (len > l->file_size - off)
 		len = (size_t)(l->file_size - off);
+	if (l->nl && off + len == l->file_size) { /* the newline after a scalar's text */
+		p[--len] = '\n';
+		nl = 1;
+	}
 	if (off < l->hdr_len) {
 		size_t n = l->hdr_len - (size_t)off;
 		if (n > len)
@@ -149,7 +161,7 @@ int ckpt_leaf_pread(size_t *out_n, ckpt_leaf *l, void *buf, size_t len, uint64_t
 					      l->key);
 		done += n;
 	}
-	*out_n = done;
+	*out_n = done + (size_t)nl;
 	return 0;
 }
 

@@ -136,8 +136,14 @@ static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, uint3
 {
 	const struct vnode *n = &vs->nodes[i];
 	base_attr(st, fs, view_ino(vs->slot, i), vs->time);
+	/*
+	 * 0755/0644 as squashfs and tar show ordinary files, not 0555/0444: a copy
+	 * out of the mount (`cp -r`, `rsync -a`) is then writable and deletable by
+	 * its owner. Changes here still fail, with EROFS and a reason in
+	 * .ckptfs-errors (docs/fs.md, "Modes").
+	 */
 	if (vnode_is_dir(n)) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		return 0;
 	}
@@ -145,7 +151,7 @@ static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, uint3
 	int rc = view_node_size(&size, vs, i);
 	if (rc)
 		return ckptfs_errno(rc, n->name);
-	st->st_mode = S_IFREG | 0444;
+	st->st_mode = S_IFREG | 0644;
 	st->st_nlink = 1;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);

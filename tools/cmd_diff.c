@@ -227,6 +227,9 @@ static void value_text(char *buf, size_t cap, dside *d, const dleaf *e)
 	if (!e->node || ckpt_leaf_open(&l, d->p.step, e->item, e->node) < 0 ||
 	    ckpt_leaf_pread(&got, l, buf, cap - 1, 0) < 0)
 		got = 0;
+	if (got && got < cap - 1 && buf[got - 1] == '\n' &&
+	    ckpt_tree_get_kind(e->node) != CKPT_TREE_STRING)
+		got--; /* a scalar file's newline */
 	buf[got] = '\0';
 	for (char *q = buf; *q; q++)
 		if (*q == '\n')

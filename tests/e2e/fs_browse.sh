@@ -40,12 +40,12 @@ grep -qx "_CHECKPOINT_METADATA" "$T/ls" || fail "no _CHECKPOINT_METADATA in ls -
 diff "$T/want" "$T/got" || fail "find differs from the source"
 [ -f "$MNT/100/state/_METADATA" ] || fail "no state/_METADATA"
 
-# stat: sizes equal the source files, read-only modes, stable inodes.
+# stat: sizes equal the source files, modes 0755/0644, stable inodes.
 while read -r f; do
 	[ "$(t stat -c %s "$MNT/100/$f")" = "$(stat -c %s "$T/src/$f")" ] || fail "size of $f"
 done <"$T/want"
-[ "$(t stat -c %a "$MNT/100/state/params")" = 555 ] || fail "dir mode"
-[ "$(t stat -c %a "$MNT/100/state/big.npy")" = 444 ] || fail "file mode"
+[ "$(t stat -c %a "$MNT/100/state/params")" = 755 ] || fail "dir mode (docs/fs.md, Modes)"
+[ "$(t stat -c %a "$MNT/100/state/big.npy")" = 644 ] || fail "file mode (docs/fs.md, Modes)"
 [ "$(t stat -c %F "$MNT/latest")" = "symbolic link" ] || fail "latest is not a symlink"
 i1=$(t stat -c %i "$MNT/100/state/params/dense/kernel.npy")
 i2=$(t stat -c %i "$MNT/200/state/params/dense/kernel.npy")

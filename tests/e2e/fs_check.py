@@ -60,9 +60,10 @@ def gen(d):
     put(f"{s}/empty/flat.npy", np.zeros((0,), np.int64))
     put(f"{s}/big.npy", arr(rng, "float64", (300, 1000)))  # 2.4 MB: many chunks
     put(f"{s}/noise.npy", rng.integers(0, 256, 400000, dtype=np.uint8))  # incompressible
-    put(f"{s}/step", "1000")
-    put(f"{s}/lr", "0.001")
-    put(f"{s}/flag", "True")
+    # scalar files are a line of text, as the mount shows them (docs/fs.md)
+    put(f"{s}/step", "1000\n")
+    put(f"{s}/lr", "0.001\n")
+    put(f"{s}/flag", "True\n")
     put(f"{s}/name", "hello ckptfs")
     put(f"{d}/extra/bias.npy", arr(rng, "int32", (7,)))
 

@@ -390,10 +390,19 @@ static void test_leaf_view(void **state)
 
 	node = ckpt_tree_find(meta, "n");
 	assert_int_equal(ckpt_leaf_open(&l, s, "state", node), 0);
-	assert_int_equal(ckpt_leaf_file_size(l), 3);
+	/* a scalar's file is its text and a newline (docs/fs.md); every range of it reads right */
+	assert_int_equal(ckpt_leaf_file_size(l), 4);
 	assert_int_equal(ckpt_leaf_pread(&n, l, got, 100, 1), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got, "42\n", 3);
+	assert_int_equal(ckpt_leaf_pread(&n, l, got, 2, 1), 0);
 	assert_int_equal(n, 2);
 	assert_memory_equal(got, "42", 2);
+	assert_int_equal(ckpt_leaf_pread(&n, l, got, 1, 3), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0], '\n');
+	assert_int_equal(ckpt_leaf_pread(&n, l, got, 10, 4), 0);
+	assert_int_equal(n, 0);
 	ckpt_leaf_free(l);
 	node = ckpt_tree_find(meta, "s");
 	assert_int_equal(ckpt_leaf_open(&l, s, "state", node), 0);

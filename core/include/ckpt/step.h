@@ -155,7 +155,7 @@ CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const 
 /*
  * A leaf of an item's metadata tree, seen as its interchange file: an array
  * is a complete .npy file (header as np.save writes it, then the data), a
- * scalar its text, a string its bytes. `node` is a leaf of
+ * scalar its ckpt_scalar_format() text and a newline, a string its bytes. `node` is a leaf of
  * ckpt_step_item_tree(s, item). Free before the step.
  * Returns 0, CKPT_EINVAL (node is a container or None: no data), CKPT_ENOTFOUND
  * (no stored value for the leaf), CKPT_ECORRUPT (the stored value disagrees
