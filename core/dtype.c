@@ -94,7 +94,8 @@ const char *ckpt_dtype_name(ckpt_dtype dt)
 int ckpt_dtype_from_name(ckpt_dtype *out, const char *name)
 {
 	for (int dt = CKPT_DTYPE_INVALID + 1; dt < CKPT_DTYPE_COUNT; dt++) {
-		if (name && strcmp(name, types[dt].name) == 0) {
+		/* the first letter first: once per array of a big _METADATA */
+		if (name && name[0] == types[dt].name[0] && strcmp(name, types[dt].name) == 0) {
 			*out = (ckpt_dtype)dt;
 			return 0;
 		}

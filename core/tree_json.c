@@ -31,6 +31,7 @@
 
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "jdom.h"
 #include "tree_private.h"
 
 #define METADATA_VERSION 1
@@ -324,21 +325,53 @@ done:
 #define BAD(sec, member, ...)                                                                      \
 	ckpt_error_wrap(ckpt_error_set(CKPT_EINVAL, __VA_ARGS__), "_METADATA: %s[%s]", sec, member)
 
-static const cJSON *member(const cJSON *obj, const char *name)
+typedef jdom_node jnode;
+
+static const jnode *member(const jnode *obj, const char *name)
 {
-	return cJSON_GetObjectItemCaseSensitive(obj, name);
+	return jdom_member(obj, name);
+}
+
+static int is_obj(const jnode *n)
+{
+	return n && n->type == JDOM_OBJECT;
+}
+
+static int is_arr(const jnode *n)
+{
+	return n && n->type == JDOM_ARRAY;
+}
+
+static int is_str(const jnode *n)
+{
+	return n && n->type == JDOM_STRING;
+}
+
+static int is_num(const jnode *n)
+{
+	return n && n->type == JDOM_NUMBER;
+}
+
+/* A member's text as cJSON_PrintUnformatted prints it (custom metadata: rare, often null). */
+static char *print_compact(const jnode *n)
+{
+	cJSON *v = cJSON_ParseWithLength(n->src, n->src_len);
+	char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+
+	cJSON_Delete(v);
+	return text;
 }
 
 /* Parse custom_metadata member (absent or null: none) onto t. */
-static int read_custom(ckpt_tree *t, const cJSON *obj, const char *sec, const char *name)
+static int read_custom(ckpt_tree *t, const jnode *obj, const char *sec, const char *name)
 {
-	const cJSON *cm = member(obj, "custom_metadata");
+	const jnode *cm = member(obj, "custom_metadata");
 	char *text;
 	int rc;
 
-	if (!cm || cJSON_IsNull(cm))
+	if (!cm || cm->type == JDOM_NULL)
 		return 0;
-	text = cJSON_PrintUnformatted(cm);
+	text = print_compact(cm);
 	if (!text)
 		return ckpt_error_nomem();
 	rc = ckpt_tree_set_custom_metadata(t, text);
@@ -347,19 +380,16 @@ static int read_custom(ckpt_tree *t, const cJSON *obj, const char *sec, const ch
 }
 
 /* Validate key_metadata; *n keys. */
-static int check_keys(const cJSON *km, size_t *n, const char *sec, const char *name)
+static int check_keys(const jnode *km, size_t *n, const char *sec, const char *name)
 {
-	const cJSON *e;
 	size_t i = 0;
 
-	if (!cJSON_IsArray(km))
+	if (!is_arr(km))
 		return BAD(sec, name, "key_metadata missing or not a list");
-	cJSON_ArrayForEach(e, km)
-	{
-		const cJSON *k = member(e, "key"), *kt = member(e, "key_type");
+	for (const jnode *e = km->child; e; e = e->next) {
+		const jnode *k = member(e, "key"), *kt = member(e, "key_type");
 
-		if (!cJSON_IsObject(e) || !cJSON_IsString(k) || !cJSON_IsNumber(kt) ||
-		    (kt->valuedouble != 1 && kt->valuedouble != 2))
+		if (!is_obj(e) || !is_str(k) || !is_num(kt) || (kt->num != 1 && kt->num != 2))
 			return BAD(sec, name,
 				   "key_metadata[%zu] is not {\"key\": string, "
 				   "\"key_type\": 1 or 2}",
@@ -371,15 +401,15 @@ static int check_keys(const cJSON *km, size_t *n, const char *sec, const char *n
 	return 0;
 }
 
-static int key_type(const cJSON *e)
+static int key_type(const jnode *e)
 {
-	return (int)member(e, "key_type")->valuedouble;
+	return (int)member(e, "key_type")->num;
 }
 
 /* Add child under parent at key entry e (validated by check_keys). */
-static int add_at(ckpt_tree *parent, const cJSON *e, ckpt_tree *child, const char *name)
+static int add_at(ckpt_tree *parent, const jnode *e, ckpt_tree *child, const char *name)
 {
-	const char *key = member(e, "key")->valuestring;
+	const char *key = member(e, "key")->str;
 	int seq = key_type(e) == 1, keyed = ckpt_tree_get_kind(parent) == CKPT_TREE_DICT ||
 					    ckpt_tree_get_kind(parent) == CKPT_TREE_NAMEDTUPLE;
 	char pos[24];
@@ -406,45 +436,44 @@ static int add_at(ckpt_tree *parent, const cJSON *e, ckpt_tree *child, const cha
 	return rc;
 }
 
-static int new_leaf(ckpt_tree **out, const cJSON *vm, const char *name)
+static int new_leaf(ckpt_tree **out, const jnode *vm, const char *name)
 {
-	const cJSON *vt = member(vm, "value_type");
+	const jnode *vt = member(vm, "value_type");
 	const char *s;
 
 	*out = NULL;
-	if (!cJSON_IsObject(vm) || !cJSON_IsString(vt))
+	if (!is_obj(vm) || !is_str(vt))
 		return BAD("tree_metadata", name, "value_metadata.value_type missing");
-	s = vt->valuestring;
+	s = vt->str;
 	if (strcmp(s, "np.ndarray") == 0 || strcmp(s, "jax.Array") == 0) {
-		const cJSON *dt = member(vm, "dtype"), *shape = member(vm, "shape"), *d;
+		const jnode *dt = member(vm, "dtype"), *shape = member(vm, "shape");
 		uint64_t dims[CKPT_TREE_MAX_NDIM];
 		unsigned nd = 0;
 		ckpt_dtype dtype;
 
-		if (!cJSON_IsString(dt) || ckpt_dtype_from_name(&dtype, dt->valuestring) < 0)
+		if (!is_str(dt) || ckpt_dtype_from_name(&dtype, dt->str) < 0)
 			return BAD("tree_metadata", name, "bad or missing dtype");
-		if (!cJSON_IsArray(shape))
+		if (!is_arr(shape))
 			return BAD("tree_metadata", name, "shape missing or not a list");
-		cJSON_ArrayForEach(d, shape)
-		{
+		for (const jnode *d = shape->child; d; d = d->next) {
 			if (nd == CKPT_TREE_MAX_NDIM)
 				return BAD("tree_metadata", name, "more than %d dimensions",
 					   CKPT_TREE_MAX_NDIM);
-			if (!cJSON_IsNumber(d) || !(d->valuedouble >= 0) ||
-			    d->valuedouble > MAX_DIM || d->valuedouble != floor(d->valuedouble))
+			if (!is_num(d) || !(d->num >= 0) || d->num > MAX_DIM ||
+			    d->num != floor(d->num))
 				return BAD("tree_metadata", name,
 					   "shape[%u] is not a "
 					   "non-negative integer",
 					   nd);
-			dims[nd++] = (uint64_t)d->valuedouble;
+			dims[nd++] = (uint64_t)d->num;
 		}
 		if (ckpt_tree_new_array(out, dtype, nd, dims, NULL, CKPT_TREE_BORROW) < 0)
 			return BAD("tree_metadata", name, "%s", "array too large");
 		return 0;
 	}
 	if (strcmp(s, "scalar") == 0) {
-		const cJSON *st = member(vm, "scalar_type");
-		const char *t = cJSON_IsString(st) ? st->valuestring : "float";
+		const jnode *st = member(vm, "scalar_type");
+		const char *t = is_str(st) ? st->str : "float";
 
 		if (strcmp(t, "int") == 0)
 			return ckpt_tree_new_int(out, 0);
@@ -473,16 +502,15 @@ struct rd {
 };
 
 /* Replay one tree_metadata entry into r->root (created on the first entry). */
-static int read_leaf(struct rd *r, const cJSON *entry)
+static int read_leaf(struct rd *r, const jnode *entry)
 {
-	const char *name = entry->string;
-	const cJSON *km = member(entry, "key_metadata"), *vm = member(entry, "value_metadata");
+	const char *name = entry->key;
+	const jnode *km = member(entry, "key_metadata"), *vm = member(entry, "value_metadata");
 	ckpt_tree *cur, *leaf = NULL;
 	size_t n, i = 0;
-	const cJSON *e;
 	int rc;
 
-	if (!cJSON_IsObject(entry))
+	if (!is_obj(entry))
 		return BAD("tree_metadata", name, "not an object");
 	if ((rc = check_keys(km, &n, "tree_metadata", name)) < 0)
 		return rc;
@@ -504,9 +532,8 @@ static int read_leaf(struct rd *r, const cJSON *entry)
 			goto fail;
 	}
 	cur = r->root;
-	cJSON_ArrayForEach(e, km)
-	{
-		const char *key = member(e, "key")->valuestring;
+	for (const jnode *e = km->child; e; e = e->next) {
+		const char *key = member(e, "key")->str;
 		ckpt_tree_kind k = ckpt_tree_get_kind(cur);
 		ckpt_tree *next;
 
@@ -546,51 +573,49 @@ fail:
 }
 
 /* Apply one "containers" entry to the built tree. */
-static int read_container(ckpt_tree *root, const cJSON *entry)
+static int read_container(ckpt_tree *root, const jnode *entry)
 {
-	const char *name = entry->string;
-	const cJSON *km = member(entry, "key_metadata"), *ty = member(entry, "type"), *e;
-	const cJSON *tn = member(entry, "namedtuple_type");
+	const char *name = entry->key;
+	const jnode *km = member(entry, "key_metadata"), *ty = member(entry, "type");
+	const jnode *tn = member(entry, "namedtuple_type");
 	ckpt_tree *cur = root;
 	ckpt_tree_kind kind;
 	size_t n;
 	int rc;
 
-	if (!cJSON_IsObject(entry))
+	if (!is_obj(entry))
 		return BAD("containers", name, "not an object");
 	if ((rc = check_keys(km, &n, "containers", name)) < 0)
 		return rc;
-	if (!cJSON_IsString(ty))
+	if (!is_str(ty))
 		return BAD("containers", name, "type missing");
-	if (strcmp(ty->valuestring, "dict") == 0)
+	if (strcmp(ty->str, "dict") == 0)
 		kind = CKPT_TREE_DICT;
-	else if (strcmp(ty->valuestring, "list") == 0)
+	else if (strcmp(ty->str, "list") == 0)
 		kind = CKPT_TREE_LIST;
-	else if (strcmp(ty->valuestring, "tuple") == 0)
+	else if (strcmp(ty->str, "tuple") == 0)
 		kind = CKPT_TREE_TUPLE;
-	else if (strcmp(ty->valuestring, "namedtuple") == 0)
+	else if (strcmp(ty->str, "namedtuple") == 0)
 		kind = CKPT_TREE_NAMEDTUPLE;
 	else
-		return BAD("containers", name, "unknown type '%s'", ty->valuestring);
-	if (kind == CKPT_TREE_NAMEDTUPLE && !cJSON_IsString(tn))
+		return BAD("containers", name, "unknown type '%s'", ty->str);
+	if (kind == CKPT_TREE_NAMEDTUPLE && !is_str(tn))
 		return BAD("containers", name, "namedtuple_type missing");
-	cJSON_ArrayForEach(e, km)
-	{
-		cur = ckpt_tree_find(cur, member(e, "key")->valuestring);
+	for (const jnode *e = km->child; e; e = e->next) {
+		cur = ckpt_tree_find(cur, member(e, "key")->str);
 		if (!cur)
 			return BAD("containers", name, "no such path in tree_metadata");
 	}
 	if (!ckpt_tree_is_container(cur))
 		return BAD("containers", name, "is not a container in tree_metadata");
-	if ((rc = ckpt_tree_retype(cur, kind, cJSON_IsString(tn) ? tn->valuestring : NULL)) < 0)
-		return BAD("containers", name, "type '%s' does not fit its children",
-			   ty->valuestring);
+	if ((rc = ckpt_tree_retype(cur, kind, is_str(tn) ? tn->str : NULL)) < 0)
+		return BAD("containers", name, "type '%s' does not fit its children", ty->str);
 	return n ? read_custom(cur, entry, "containers", name) : 0;
 }
 
 /* 1 if the JSON text has a NUL byte (but a final one) or a \u0000 escape:
  * keys and custom metadata are C strings, a NUL would cut them silently. */
-static int has_nul(const char *s, size_t len)
+static int has_nul_bytewise(const char *s, size_t len)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
 		if (s[i] == '\0')
@@ -604,10 +629,26 @@ static int has_nul(const char *s, size_t len)
 	return 0;
 }
 
+/* As has_nul_bytewise, by memchr: without NUL bytes only the escapes matter. */
+static int has_nul(const char *s, size_t len)
+{
+	const char *end = s + (len ? len - 1 : 0), *p = s; /* [s, end): all but the last byte */
+
+	if (len && memchr(s, '\0', len - 1))
+		return has_nul_bytewise(s, len); /* a NUL right after a '\\' is not one */
+	while (p < end && (p = memchr(p, '\\', (size_t)(end - p)))) {
+		size_t i = (size_t)(p - s);
+		if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+			return 1;
+		p += 2; /* skip the escaped character */
+	}
+	return 0;
+}
+
 int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len)
 {
-	cJSON *doc = NULL;
-	const cJSON *tm, *cs, *ver, *e;
+	jdom *dom = NULL;
+	const jnode *doc, *tm, *cs, *ver, *e;
 	struct rd r = {0};
 	ckpt_tree *root = NULL;
 	int rc = 0;
@@ -621,33 +662,37 @@ int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len)
 		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: contains a NUL character");
 		goto done;
 	}
-	doc = cJSON_ParseWithLength(json, len);
-	if (!doc) {
+	rc = jdom_parse(&dom, json, len);
+	if (rc == CKPT_ENOMEM) {
+		rc = ckpt_error_nomem();
+		goto done;
+	}
+	if (rc) {
 		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: not valid JSON");
 		goto done;
 	}
+	doc = jdom_root(dom);
 	tm = member(doc, "tree_metadata");
 	cs = member(doc, "containers");
 	ver = member(doc, "ckptfs_metadata_version");
-	if (!cJSON_IsObject(doc) || !cJSON_IsObject(tm)) {
+	if (!is_obj(doc) || !is_obj(tm)) {
 		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: no \"tree_metadata\" object");
 		goto done;
 	}
-	if (ver && (!cJSON_IsNumber(ver) || ver->valuedouble < 1)) {
+	if (ver && (!is_num(ver) || ver->num < 1)) {
 		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: bad ckptfs_metadata_version");
 		goto done;
 	}
-	if (ver && ver->valuedouble > METADATA_VERSION) {
+	if (ver && ver->num > METADATA_VERSION) {
 		rc = ckpt_error_set(CKPT_EVERSION, "_METADATA: version %g is newer than %d",
-				    ver->valuedouble, METADATA_VERSION);
+				    ver->num, METADATA_VERSION);
 		goto done;
 	}
-	if (cs && !cJSON_IsObject(cs)) {
+	if (cs && !is_obj(cs)) {
 		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: \"containers\" is not an object");
 		goto done;
 	}
-	cJSON_ArrayForEach(e, tm)
-	{
+	for (e = tm->child; e; e = e->next) {
 		rc = read_leaf(&r, e);
 		root = r.root;
 		if (rc < 0)
@@ -655,8 +700,7 @@ int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len)
 	}
 	if (!root && (rc = ckpt_tree_new(&root, CKPT_TREE_DICT)) < 0)
 		goto done;
-	cJSON_ArrayForEach(e, cs)
-	{
+	for (e = cs ? cs->child : NULL; e; e = e->next) {
 		if ((rc = read_container(root, e)) < 0)
 			goto done;
 	}
@@ -666,6 +710,6 @@ int ckpt_tree_metadata_from_json(ckpt_tree **out, const char *json, size_t len)
 	root = NULL;
 done:
 	ckpt_tree_free(root);
-	cJSON_Delete(doc);
+	jdom_free(dom);
 	return rc;
 }

@@ -468,6 +468,18 @@ bench_meta() {
 	section "FUSE: ls -lR and getfattr -d -R over $n leaves (warm: second of two runs)"
 	$PY "$PEERS" gen-small "$in" "$n" 4 >/dev/null || { skip "meta" "data generation failed"; return; }
 	make_step "$T/meta/root" 1 "$in" || { skip "meta" "ckpt save failed"; return; }
+	# the item's _METADATA into its tree (what opening the step costs) against cJSON alone
+	local bt=$T/bench_tree line
+	# shellcheck disable=SC2046
+	if cc -std=c11 -D_GNU_SOURCE -O2 -o "$bt" "$HERE/bench_tree.c" -I "$SRC/core/include" \
+		"$B/libckpt.a" $(pkg-config --libs sqlite3 libzstd libcjson libprotobuf-c zlib) -lm \
+		-pthread 2>>"$LOG" && line=$("$bt" "$T/meta/root/1" state 2>>"$LOG"); then
+		say "  _METADATA: $(field "$line" bytes) bytes, $(field "$line" leaves) leaves"
+		row "_METADATA $n leaves -> tree: vs cJSON parse alone" "$(field "$line" ours)" \
+			"$(field "$line" cjson)" s 1
+	else
+		skip "_METADATA -> tree" "bench_tree failed (see $LOG)"
+	fi
 	mount_fs ckptfs "$T/meta/root" "$m" -o ro || { skip "meta" "mount failed"; return; }
 	# Fair baseline: the plain files carry the same user.* xattrs as the mount shows.
 	$PY - "$m/1" "$in" <<'PYEOF' || { skip "meta" "copying xattrs failed"; return; }

@@ -228,6 +228,40 @@ static void test_orbax_input(void **state)
 	ckpt_tree_free(t);
 }
 
+/*
+ * Text as Orbax or a hand may write it (spaces, escapes, a BOM, 1.50, 1e2, a \u escape):
+ * read as cJSON read it before jdom (core/util/jdom.h), custom metadata printed compactly.
+ */
+static void test_lenient_text(void **state)
+{
+	static const char js[] =
+	    "\xEF\xBB\xBF \n{ \"tree_metadata\" : { \"x\" : { \"key_metadata\" : [ { \"key\" : "
+	    "\"caf\\u00e9\\/\\\"q\\\"\" , \"key_type\" : 2.0 } ] , \"value_metadata\" : { "
+	    "\"value_type\" : \"np.ndarray\", \"dtype\": \"float32\", \"shape\": [ 2e0 , 03 ], "
+	    "\"custom_metadata\" : { \"a\" : 1.50 , \"b\" : [ 1e2 , \"x\\u00e9\\n\" , null, true ] "
+	    "} } } } , \"ckptfs_metadata_version\" : 1 } trailing text is not looked at";
+	ckpt_tree *t = NULL, *x = NULL;
+
+	assert_int_equal(ckpt_tree_metadata_from_json(&t, js, strlen(js)), 0);
+	assert_int_equal(ckpt_tree_lookup(&x, t, "caf\xC3\xA9%2F\"q\".npy"), 0);
+	assert_int_equal(ckpt_tree_ndim(x), 2);
+	assert_int_equal(ckpt_tree_shape(x)[0], 2);
+	assert_int_equal(ckpt_tree_shape(x)[1], 3);
+	assert_string_equal(ckpt_tree_custom_metadata(x),
+			    "{\"a\":1.5,\"b\":[100,\"x\xC3\xA9\\n\",null,true]}");
+	ckpt_tree_free(t);
+	/* not JSON: the same verdict as before */
+	static const char *bad[] = {"", "   ", "{\"tree_metadata\": {}", "[1,]", "{\"a\" 1}",
+				    "\"\\uD800\"", "{\"tree_metadata\": {\"\\x\": 1}}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ckpt_tree_metadata_from_json(&t, bad[i], strlen(bad[i])),
+				 CKPT_EINVAL);
+		assert_non_null(strstr(ckpt_error_last(), bad[i][0] && bad[i][0] != ' '
+								   ? "not valid JSON"
+								   : "_METADATA"));
+	}
+}
+
 #define LEAF(path, km, vm) "\"" path "\": {\"key_metadata\": [" km "], \"value_metadata\": " vm "}"
 #define K(k, t)		   "{\"key\": \"" k "\", \"key_type\": " #t "}"
 #define NONE		   "{\"value_type\": \"None\"}"
@@ -361,7 +395,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),	cmocka_unit_test(test_roundtrip_small),
-	    cmocka_unit_test(test_orbax_input), cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_orbax_input), cmocka_unit_test(test_lenient_text),
+	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_deep),
 	};
 
