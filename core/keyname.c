@@ -31,6 +31,7 @@
 
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "tree_private.h"
 
 static const char hexdig[] = "0123456789ABCDEF";
 
@@ -45,38 +46,49 @@ static int must_encode(const char *key, size_t len, size_t i, int is_array)
 	return !is_array && len >= 4 && i == len - 4 && memcmp(key + i, ".npy", 4) == 0;
 }
 
+size_t ckpt_key_escape_into(char *buf, const char *key, size_t len, int is_array)
+{
+	size_t n = 0;
+
+	if (len == 0) {
+		if (buf)
+			memcpy(buf, "%00", 3);
+		return 3;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if (!must_encode(key, len, i, is_array)) {
+			if (buf)
+				buf[n] = (char)c;
+			n++;
+			continue;
+		}
+		if (buf) {
+			buf[n] = '%';
+			buf[n + 1] = hexdig[c >> 4];
+			buf[n + 2] = hexdig[c & 15];
+		}
+		n += 3;
+	}
+	return n;
+}
+
 int ckpt_key_escape(char **out, const char *key, int is_array)
 {
-	size_t len, n = 0;
-	char *s, *w;
+	size_t len, n;
+	char *s;
 
 	*out = NULL;
 	if (!key)
 		return ckpt_error_set(CKPT_EINVAL, "escape: NULL key");
 	len = strlen(key);
-	if (len == 0) {
-		*out = strdup("%00");
-		return *out ? 0 : ckpt_error_nomem();
-	}
-	for (size_t i = 0; i < len; i++)
-		n += must_encode(key, len, i, is_array) ? 3 : 1;
+	n = ckpt_key_escape_into(NULL, key, len, is_array);
 	s = malloc(n + 1);
 	if (!s)
 		return ckpt_error_nomem();
-	w = s;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)key[i];
-
-		if (must_encode(key, len, i, is_array)) {
-			*w++ = '%';
-			*w++ = hexdig[c >> 4];
-			*w++ = hexdig[c & 15];
-		} else {
-			*w++ = (char)c;
-		}
-	}
-	*w = '\0';
-	assert((size_t)(w - s) == n);
+	ckpt_key_escape_into(s, key, len, is_array);
+	s[n] = '\0';
 	*out = s;
 	return 0;
 }

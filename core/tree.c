@@ -16,7 +16,8 @@
  *  1. Every child c of t has c->parent == t and t->kids[c->pos] == c.
  *  2. c->key is the dict/namedtuple key, or the decimal position for
  *     list/tuple children; c->name == escape(c->key) + (".npy" if array);
- *     the root has key "" and name "".
+ *     the root has key "" and name "". Key and name share one allocation,
+ *     freed through the key.
  *  3. Keys are unique among the children of a dict/namedtuple, hence so
  *     are stems (escaping is injective) and names.
  *  4. idx is NULL or holds every child of a dict/namedtuple exactly once in
@@ -276,48 +277,31 @@ static ckpt_tree *child_by_stem(const ckpt_tree *t, const char *stem, size_t len
 
 /* ---- names --------------------------------------------------------------- */
 
+/* c's key and name in one block: "key\0name\0", freed through c->key (invariant 2). */
 static int set_key(ckpt_tree *c, const char *key)
 {
-	char *k = NULL, *stem = NULL, *name = NULL;
 	int is_array = c->kind == CKPT_TREE_ARRAY;
-	size_t slen;
-	int rc;
+	size_t klen = strlen(key), slen = ckpt_key_escape_into(NULL, key, klen, is_array);
+	char *block = malloc(klen + 1 + slen + 5), *name;
 
-	k = strdup(key);
-	if (!k)
+	if (!block)
 		return ckpt_error_nomem();
-	rc = ckpt_key_escape(&stem, key, is_array);
-	if (rc < 0)
-		goto done;
-	slen = strlen(stem);
-	name = malloc(slen + 5);
-	if (!name) {
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	memcpy(name, stem, slen);
+	memcpy(block, key, klen + 1);
+	name = block + klen + 1;
+	ckpt_key_escape_into(name, key, klen, is_array);
 	strcpy(name + slen, is_array ? ".npy" : "");
 	if (c->key != empty_str)
 		free(c->key);
-	if (c->name != empty_str)
-		free(c->name);
-	c->key = k;
+	c->key = block;
 	c->name = name;
 	c->stem_len = slen;
-	k = name = NULL;
-done:
-	free(k);
-	free(stem);
-	free(name);
-	return rc;
+	return 0;
 }
 
 static void clear_key(ckpt_tree *c)
 {
 	if (c->key != empty_str)
-		free(c->key);
-	if (c->name != empty_str)
-		free(c->name);
+		free(c->key); /* and the name with it (set_key) */
 	c->key = c->name = empty_str;
 	c->stem_len = 0;
 }

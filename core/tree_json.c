@@ -379,8 +379,15 @@ static int read_custom(ckpt_tree *t, const jnode *obj, const char *sec, const ch
 	return rc < 0 ? BAD(sec, name, "custom_metadata") : 0;
 }
 
-/* Validate key_metadata; *n keys. */
-static int check_keys(const jnode *km, size_t *n, const char *sec, const char *name)
+/* One entry of key_metadata, validated: its key and key_type (1 or 2). */
+struct keyent {
+	const char *key;
+	int type;
+};
+
+/* Validate key_metadata into keys[0, *n) (MAX_DEPTH of them at most). */
+static int check_keys(const jnode *km, struct keyent *keys, size_t *n, const char *sec,
+		      const char *name)
 {
 	size_t i = 0;
 
@@ -394,31 +401,28 @@ static int check_keys(const jnode *km, size_t *n, const char *sec, const char *n
 				   "key_metadata[%zu] is not {\"key\": string, "
 				   "\"key_type\": 1 or 2}",
 				   i);
-		if (++i > MAX_DEPTH)
+		if (i == MAX_DEPTH)
 			return BAD(sec, name, "key path deeper than %d", MAX_DEPTH);
+		keys[i].key = k->str;
+		keys[i++].type = (int)kt->num;
 	}
 	*n = i;
 	return 0;
 }
 
-static int key_type(const jnode *e)
-{
-	return (int)member(e, "key_type")->num;
-}
-
 /* Add child under parent at key entry e (validated by check_keys). */
-static int add_at(ckpt_tree *parent, const jnode *e, ckpt_tree *child, const char *name)
+static int add_at(ckpt_tree *parent, const struct keyent *e, ckpt_tree *child, const char *name)
 {
-	const char *key = member(e, "key")->str;
-	int seq = key_type(e) == 1, keyed = ckpt_tree_get_kind(parent) == CKPT_TREE_DICT ||
-					    ckpt_tree_get_kind(parent) == CKPT_TREE_NAMEDTUPLE;
+	const char *key = e->key;
+	int seq = e->type == 1, keyed = ckpt_tree_get_kind(parent) == CKPT_TREE_DICT ||
+					ckpt_tree_get_kind(parent) == CKPT_TREE_NAMEDTUPLE;
 	char pos[24];
 	int rc;
 
 	if (keyed == seq) {
 		ckpt_tree_free(child);
 		return BAD("tree_metadata", name, "key '%s' has key_type %d but its parent is a %s",
-			   key, key_type(e), keyed ? "dict" : "sequence");
+			   key, e->type, keyed ? "dict" : "sequence");
 	}
 	if (seq) {
 		snprintf(pos, sizeof(pos), "%zu", ckpt_tree_count(parent));
@@ -507,12 +511,13 @@ static int read_leaf(struct rd *r, const jnode *entry)
 	const char *name = entry->key;
 	const jnode *km = member(entry, "key_metadata"), *vm = member(entry, "value_metadata");
 	ckpt_tree *cur, *leaf = NULL;
-	size_t n, i = 0;
+	struct keyent keys[MAX_DEPTH];
+	size_t n;
 	int rc;
 
 	if (!is_obj(entry))
 		return BAD("tree_metadata", name, "not an object");
-	if ((rc = check_keys(km, &n, "tree_metadata", name)) < 0)
+	if ((rc = check_keys(km, keys, &n, "tree_metadata", name)) < 0)
 		return rc;
 	if (r->root_entry || (n == 0 && r->root))
 		return BAD("tree_metadata", name, "the root entry () must be the only entry");
@@ -527,24 +532,25 @@ static int read_leaf(struct rd *r, const jnode *entry)
 	}
 	if (!r->root) {
 		rc = ckpt_tree_new(&r->root,
-				   key_type(km->child) == 1 ? CKPT_TREE_LIST : CKPT_TREE_DICT);
+				   keys[0].type == 1 ? CKPT_TREE_LIST : CKPT_TREE_DICT);
 		if (rc < 0)
 			goto fail;
 	}
 	cur = r->root;
-	for (const jnode *e = km->child; e; e = e->next) {
-		const char *key = member(e, "key")->str;
+	for (size_t i = 0; i < n; i++) {
+		const struct keyent *e = &keys[i];
+		const char *key = e->key;
 		ckpt_tree_kind k = ckpt_tree_get_kind(cur);
 		ckpt_tree *next;
 
-		if ((k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE) != (key_type(e) == 2)) {
+		if ((k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE) != (e->type == 2)) {
 			rc = BAD("tree_metadata", name,
 				 "key '%s' has key_type %d but its parent "
 				 "is a %s",
-				 key, key_type(e), key_type(e) == 1 ? "dict" : "sequence");
+				 key, e->type, e->type == 1 ? "dict" : "sequence");
 			goto fail;
 		}
-		if (++i == n)
+		if (i + 1 == n)
 			return add_at(cur, e, leaf, name);
 		next = ckpt_tree_find(cur, key);
 		if (next && (!ckpt_tree_is_container(next) || ckpt_tree_count(next) == 0)) {
@@ -557,9 +563,8 @@ static int read_leaf(struct rd *r, const jnode *entry)
 			goto fail;
 		}
 		if (!next) {
-			if ((rc = ckpt_tree_new(&next, key_type(e->next) == 1 ? CKPT_TREE_LIST
-									      : CKPT_TREE_DICT)) <
-				0 ||
+			if ((rc = ckpt_tree_new(&next, e[1].type == 1 ? CKPT_TREE_LIST
+								      : CKPT_TREE_DICT)) < 0 ||
 			    (rc = add_at(cur, e, next, name)) < 0)
 				goto fail;
 		}
@@ -580,12 +585,13 @@ static int read_container(ckpt_tree *root, const jnode *entry)
 	const jnode *tn = member(entry, "namedtuple_type");
 	ckpt_tree *cur = root;
 	ckpt_tree_kind kind;
+	struct keyent keys[MAX_DEPTH];
 	size_t n;
 	int rc;
 
 	if (!is_obj(entry))
 		return BAD("containers", name, "not an object");
-	if ((rc = check_keys(km, &n, "containers", name)) < 0)
+	if ((rc = check_keys(km, keys, &n, "containers", name)) < 0)
 		return rc;
 	if (!is_str(ty))
 		return BAD("containers", name, "type missing");
@@ -601,8 +607,8 @@ static int read_container(ckpt_tree *root, const jnode *entry)
 		return BAD("containers", name, "unknown type '%s'", ty->str);
 	if (kind == CKPT_TREE_NAMEDTUPLE && !is_str(tn))
 		return BAD("containers", name, "namedtuple_type missing");
-	for (const jnode *e = km->child; e; e = e->next) {
-		cur = ckpt_tree_find(cur, member(e, "key")->str);
+	for (size_t i = 0; i < n; i++) {
+		cur = ckpt_tree_find(cur, keys[i].key);
 		if (!cur)
 			return BAD("containers", name, "no such path in tree_metadata");
 	}

@@ -24,6 +24,12 @@ int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name);
 int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t);
 
 /*
+ * ckpt_key_escape() of key[0, len) written to buf (no NUL added; buf NULL:
+ * only counted). Returns the escaped length.
+ */
+size_t ckpt_key_escape_into(char *buf, const char *key, size_t len, int is_array);
+
+/*
  * Assert every invariant of tree.c on t and all below it (O(nodes)), as
  * SQLite's assert_pager_state: `assert(ckpt_tree_check(t))`. Returns 1.
  */
