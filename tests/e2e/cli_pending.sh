@@ -64,7 +64,7 @@ for f in ['params/w.npy', 'be.npy', 'fo.npy']:
     x, y = np.load(a + '/' + f), np.load(b + '/' + f)
     assert x.dtype.newbyteorder('=') == y.dtype.newbyteorder('=') and x.shape == y.shape, f
     assert (x == y).all(), f
-assert open(b + '/step').read() == '1000'
+assert open(b + '/step').read() == '1000\n'  # a scalar's file is a line (docs/fs.md)
 assert open(b + '/name').read() == 'run one'
 EOF
 run 0 "$CKPT" finalize "$R/200"
