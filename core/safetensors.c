@@ -679,7 +679,8 @@ static int layout(ckpt_safetensors *f, const ckpt_tree *root)
 	struct sbuf b = {0};
 	uint64_t at = 0;
 
-	qsort(f->e, f->n, sizeof(*f->e), cmp_entry);
+	if (f->n) /* an item without arrays has no entries, and e may be NULL */
+		qsort(f->e, f->n, sizeof(*f->e), cmp_entry);
 	sb_put(&b, "\0\0\0\0\0\0\0\0{", 9);
 	put_metadata(&b, f, root);
 	for (size_t i = 0; i < f->n; i++) {

@@ -108,7 +108,7 @@ def mapped(d):
             find(meta, "blocks", str(i), n)
     if not np.array_equal(np.load(os.path.join(d, "output", "w.npy")), np.full((2, 2), 7, np.int32)):
         raise SystemExit("output/w differs")
-    if open(os.path.join(d, "global_step")).read() != "42":
+    if open(os.path.join(d, "global_step")).read() != "42\n":  # a scalar's file is a line
         raise SystemExit("global_step differs")
     if find(meta, "params", "w")["value_metadata"].get("custom_metadata") != LEAF_CM:
         raise SystemExit("an unmapped leaf lost its custom metadata")
