@@ -30,6 +30,10 @@
  * 'result' (the others wait for it). Every wait polls (1 ms doubling to
  * 50 ms) and ends after barrier_timeout_ms of this process's monotonic
  * clock: no clock is compared across hosts, no lock is taken across hosts.
+ * Where the kernel tells (inotify on R: processes of one host, or a local
+ * filesystem), a file renamed into R ends the current sleep at once, so a
+ * barrier costs no backoff latency; other hosts' writes to a network
+ * filesystem are seen by the polls.
  * The wait for 'result' starts again whenever the primary's heartbeat
  * changes, so it outlasts the primary's own waits (which end in a result
  * naming the missing process) and fails only when the primary stops for
@@ -64,6 +68,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +95,7 @@ struct ckpt_mp {
 	char (*seen)[17]; /* primary: n_i per entry of others ("" until seen) */
 	unsigned char *acked, *finished;
 	uint64_t beats; /* primary: heartbeats written */
+	int ino;	/* inotify on rdv (wakes the waits early), or -1: polls only */
 };
 
 /* ---- options ---- */
@@ -211,6 +218,7 @@ int ckpt_mp_new(ckpt_mp **out, const ckpt_multiprocess_options *o, const char *f
 		ckpt_mp_free(mp);
 		return ckpt_error_nomem();
 	}
+	mp->ino = -1;
 	for (unsigned i = 0; i < mp->count; i++)
 		if (i != mp->primary && is_active(o, i))
 			mp->others[mp->nothers++] = i;
@@ -231,6 +239,8 @@ void ckpt_mp_free(ckpt_mp *mp)
 	free(mp->acked);
 	free(mp->finished);
 	free(mp->attempt_name);
+	if (mp->ino >= 0)
+		close(mp->ino);
 	free(mp);
 }
 
@@ -393,6 +403,42 @@ static void wait_begin(waiter *w)
 	w->sleep_us = 1000;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sleep up to ms on the inotify descriptor fd, ending early when a file
+ * other than the heartbeat is renamed into or created in R (the primary
+ * rewrites `alive` at every poll: waking on it would spin).
+ */
+static void sleep_on(int fd, int ms)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const int64_t end = mono_ms() + ms;
+	int64_t left = ms;
+
+	while (left > 0) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t n;
+		if (poll(&p, 1, (int)left) <= 0)
+			return;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			for (char *e = buf; e < buf + n;) {
+				const struct inotify_event *ev = (const struct inotify_event *)e;
+				if (ev->len && ev->name[0] != '.' && strcmp(ev->name, "alive") != 0)
+					left = 0; /* drain the rest, then look */
+				e += sizeof(*ev) + ev->len;
+			}
+		if (left > 0)
+			left = end - mono_ms();
+	}
+}
+
 /* 1 once mp's timeout has passed since wait_begin; else sleep (backing off) and 0. */
 static int wait_more(const ckpt_mp *mp, waiter *w)
 {
@@ -403,7 +449,10 @@ static int wait_more(const ckpt_mp *mp, waiter *w)
 
 	if (ms >= mp->timeout_ms)
 		return 1;
-	usleep(w->sleep_us);
+	if (mp->ino >= 0)
+		sleep_on(mp->ino, (int)(w->sleep_us / 1000));
+	else
+		usleep(w->sleep_us);
 	if (w->sleep_us < 50000)
 		w->sleep_us = w->sleep_us * 2 > 50000 ? 50000 : w->sleep_us * 2;
 	return 0;
@@ -468,6 +517,13 @@ static int write_want(ckpt_mp *mp)
 	char name[32], text[20];
 	int rc = ckpt_mkdir_p(mp->rdv);
 
+	if (rc == 0 && mp->ino < 0) { /* without inotify the waits only poll */
+		mp->ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (mp->ino >= 0 && inotify_add_watch(mp->ino, mp->rdv, IN_MOVED_TO | IN_CREATE) < 0) {
+			close(mp->ino);
+			mp->ino = -1;
+		}
+	}
 	snprintf(name, sizeof(name), "want.%u", mp->index);
 	snprintf(text, sizeof(text), "%s\n", mp->me);
 	return rc ? rc : put(mp, name, text);
