@@ -256,13 +256,13 @@ typedef struct cli_step_info {
 	int best;	       /* the best step by the policy's metric */
 } cli_step_info;
 /*
- * Open each of the n finalized steps of root and fill infos[i] (caller
- * frees with cli_step_infos_free), then apply pol (may be NULL or empty:
- * every step kept). names[i] is step i's directory name (names NULL: plain
- * decimal names). Returns 0 or the exit status (message printed).
+ * Open each of the n finalized steps of root (ckpt_root_step_dirs, ascending)
+ * and fill infos[i] (caller frees with cli_step_infos_free), then apply pol
+ * (may be NULL or empty: every step kept). Returns 0 or the exit status
+ * (message printed).
  */
-int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
-		   const char *const *names, size_t n, const cli_policy *pol);
+int cli_step_infos(cli_step_info **out, const char *root, const ckpt_root_step *steps, size_t n,
+		   const cli_policy *pol);
 void cli_step_infos_free(cli_step_info *infos, size_t n);
 
 #endif

@@ -105,8 +105,8 @@ static int read_metrics(cli_step_info *info, const char *meta_json)
 	return info->metrics ? 0 : cli_errorf("out of memory");
 }
 
-int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
-		   const char *const *names, size_t n, const cli_policy *pol)
+int cli_step_infos(cli_step_info **out, const char *root, const ckpt_root_step *steps, size_t n,
+		   const cli_policy *pol)
 {
 	const char *metric = pol ? pol->p.best_metric : NULL;
 	cli_step_info *infos = calloc(n ? n : 1, sizeof(*infos));
@@ -123,18 +123,15 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		ckpt_step *s = NULL;
-		infos[i].sum.step = steps[i];
+		infos[i].sum.step = steps[i].step;
 		infos[i].keep = 1;
-		if (names)
-			snprintf(path, sizeof(path), "%s/%s", root, names[i]);
-		else
-			snprintf(path, sizeof(path), "%s/%llu", root, (unsigned long long)steps[i]);
+		snprintf(path, sizeof(path), "%s/%s", root, steps[i].name);
 		if (ckpt_step_open(&s, path, NULL) < 0) {
 			fprintf(stderr, "ckpt: warning: %s\n", ckpt_error_last());
 			infos[i].damaged = 1;
 			rc = read_metrics(&infos[i], NULL);
 		} else {
-			ckpt_step_summarize(&infos[i].sum, s, steps[i], metric);
+			ckpt_step_summarize(&infos[i].sum, s, steps[i].step, metric);
 			rc = read_metrics(&infos[i], ckpt_step_metadata_json(s));
 		}
 		cli_step_close(s);
@@ -148,7 +145,7 @@ int cli_step_infos(cli_step_info **out, const char *root, const uint64_t *steps,
 			goto done;
 		}
 		for (size_t i = 0; i < n; i++)
-			infos[i].keep = keep[i] || steps[i] == steps[n - 1]; /* invariant 1 */
+			infos[i].keep = keep[i] || steps[i].step == steps[n - 1].step; /* invariant 1 */
 	}
 	if (metric && n) {
 		size_t with = 0;
@@ -217,8 +214,6 @@ int cmd_gc(int argc, char **argv)
 	gc_opts o = {CLI_POLICY_INIT, 0};
 	cli_step_info *infos = NULL;
 	ckpt_root_step *dirs = NULL;
-	const char **names = NULL;
-	uint64_t *steps = NULL;
 	size_t n = 0, ndel = 0, removed = 0;
 	char *root = NULL;
 	int a, rc;
@@ -247,28 +242,18 @@ int cmd_gc(int argc, char **argv)
 		rc = cli_fail();
 		goto done;
 	}
-	steps = calloc(n + 1, sizeof(*steps));
-	names = calloc(n + 1, sizeof(*names));
-	if (!steps || !names) {
-		rc = cli_errorf("out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		steps[i] = dirs[i].step;
-		names[i] = dirs[i].name;
-	}
-	if ((rc = cli_step_infos(&infos, root, steps, names, n, &o.pol)) != 0)
+	if ((rc = cli_step_infos(&infos, root, dirs, n, &o.pol)) != 0)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (infos[i].keep)
 			continue;
-		if (!o.dry_run && ckpt_root_delete_step_dir(root, names[i]) < 0) {
+		if (!o.dry_run && ckpt_root_delete_step_dir(root, dirs[i].name) < 0) {
 			rc = cli_fail();
 			break;
 		}
 		ndel++;
 		if (!cli_json)
-			printf("%s step %s\n", o.dry_run ? "would delete" : "deleted", names[i]);
+			printf("%s step %s\n", o.dry_run ? "would delete" : "deleted", dirs[i].name);
 	}
 	if (rc == 0 && !o.dry_run && ckpt_root_cleanup(root, &removed) < 0)
 		rc = cli_fail();
@@ -281,7 +266,7 @@ int cmd_gc(int argc, char **argv)
 			for (size_t i = 0; i < n; i++) {
 				if (infos[i].keep != kept)
 					continue;
-				printf("%s%llu", first ? "" : ", ", (unsigned long long)steps[i]);
+				printf("%s%llu", first ? "" : ", ", (unsigned long long)dirs[i].step);
 				first = 0;
 			}
 			printf("]");
@@ -297,8 +282,6 @@ int cmd_gc(int argc, char **argv)
 	}
 done:
 	cli_step_infos_free(infos, n);
-	free(steps);
-	free(names);
 	free(dirs);
 	free(root);
 	return rc;

@@ -94,8 +94,6 @@ static int ls_opt(int c, const char *arg, void *payload)
 int cmd_ls(int argc, char **argv)
 {
 	ckpt_root_step *dirs = NULL;
-	uint64_t *steps = NULL;
-	const char **names = NULL;
 	ckpt_pending_info *pend = NULL;
 	size_t nsteps = 0, npend = 0, nrows = 0, cap = 0;
 	ls_row *rows = NULL;
@@ -130,17 +128,7 @@ int cmd_ls(int argc, char **argv)
 		rc = cli_fail();
 		goto done;
 	}
-	steps = calloc(nsteps + 1, sizeof(*steps));
-	names = calloc(nsteps + 1, sizeof(*names));
-	if (!steps || !names) {
-		rc = cli_errorf("out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < nsteps; i++) {
-		steps[i] = dirs[i].step;
-		names[i] = dirs[i].name;
-	}
-	if ((rc = cli_step_infos(&infos, root, steps, names, nsteps, &pol)) != 0)
+	if ((rc = cli_step_infos(&infos, root, dirs, nsteps, &pol)) != 0)
 		goto done;
 	d = opendir(root);
 	if (!d) {
@@ -150,11 +138,11 @@ int cmd_ls(int argc, char **argv)
 	for (size_t i = 0;; i++) {
 		ls_row r = {0};
 		if (i < nsteps) {
-			r.step = steps[i];
+			r.step = dirs[i].step;
 			r.info = &infos[i];
 			r.damaged = infos[i].damaged;
 			r.time_ns = infos[i].sum.commit_time_ns;
-			snprintf(r.name, sizeof(r.name), "%s", names[i]);
+			snprintf(r.name, sizeof(r.name), "%s", dirs[i].name);
 			snprintf(path, sizeof(path), "%s/%s", root, r.name);
 		} else {
 			struct stat st;
@@ -230,8 +218,6 @@ done:
 		closedir(d);
 	free(rows);
 	cli_step_infos_free(infos, nsteps);
-	free(steps);
-	free(names);
 	free(dirs);
 	ckpt_pending_list_free(pend, npend);
 	free(root);
