@@ -14,6 +14,7 @@ Usage:
                                                    (both print the checksum line of the data)
   peers.py gen-one FILE NBYTES SEED                one float32 N(0, 0.02) .npy
   peers.py gen-pattern FILE NBYTES                 one float32 .npy, a repeated random block
+  peers.py gen-bf16 DIR NBYTES NLEAVES             float32 leaves rounded to bfloat16 (zstd ~55%)
   peers.py sum DIR                                 checksum line of the .npy files under DIR
   peers.py save-npy|save-h5|save-zarr SRC DST      timed writers (SRC: dir of .npy)
   peers.py load-npy|load-h5|load-zarr SRC          timed readers
@@ -106,6 +107,24 @@ def gen_one(path, nbytes, seed, pattern):
             rng.standard_normal(m, dtype=np.float32) * np.float32(0.02)
     out.flush()
     del out
+
+
+def gen_bf16(d, nbytes, nleaves):
+    """nleaves float32 leaves of N(0,0.02) rounded to bfloat16 (low 16 bits zero, as
+    weights trained in bf16 and saved as float32): zstd stores them at ~50-60%."""
+    rng = np.random.default_rng(6)
+    os.makedirs(d, exist_ok=True)
+    n = max(nbytes // 4 // nleaves, 1)
+    for k in range(nleaves):
+        out = np.lib.format.open_memmap(os.path.join(d, f"w{k:02d}.npy"), mode="w+",
+                                        dtype=np.float32, shape=(n,))
+        step = 16 << 20
+        for i in range(0, n, step):
+            m = min(step, n - i)
+            a = rng.standard_normal(m, dtype=np.float32) * np.float32(0.02)
+            out[i:i + m] = (a.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
+        out.flush()
+        del out
 
 
 def load_src(src):
@@ -264,6 +283,8 @@ def main(argv):
         gen_small(a[0], int(a[1]), int(a[2]))
     elif cmd == "gen-one":
         gen_one(a[0], int(a[1]), int(a[2]), False)
+    elif cmd == "gen-bf16":
+        gen_bf16(a[0], int(a[1]), int(a[2]))
     elif cmd == "gen-pattern":
         gen_one(a[0], int(a[1]), 1, True)
     elif cmd == "mount-read":

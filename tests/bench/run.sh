@@ -20,7 +20,7 @@ set -uo pipefail # no -e: a failed benchmark is reported as FAIL and the others 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-core small steps rss fuse meta peek write manager orbax convert multiprocess}
+ONLY=${BENCH_ONLY:-core small steps rss fuse zread meta peek write manager orbax convert multiprocess}
 BUDGET=${BENCH_BUDGET:-660} # seconds after which the remaining sections are skipped
 PY=/usr/bin/python3
 PEERS="$HERE/peers.py"
@@ -446,6 +446,41 @@ bench_fuse() {
 		row "rand 4KiB x$nr $tag: ckptfs vs plain file" "${rnd[ckptfs.$tag]:-}" "${rnd[plain.$tag]:-}" s
 	done
 	rm -rf "$T/fuse"
+}
+
+# ---- FUSE: cold sequential read of a compressed step ----
+# The limit is the slower of the disk (cold cat of the step's data files) and zstd -d on
+# two cores (two processes decoding halves of the same data compressed
+# at zstd -3, from page cache). docs/fs.md: why the daemon needs no decode-ahead for this.
+bench_zread() {
+	local size gib in=$T/zread/in m=$T/zread/mnt f ours disk zd lim files
+	size=$(scaled $((1 << 30)) $((8 << 20)))
+	gib=$(awk -v s="$size" 'BEGIN { printf "%.3gGiB", s / 2^30 }')
+	section "FUSE: cold cat of a $gib step of 8 bfloat16-valued float32 leaves (zstd-compressed)"
+	$PY "$PEERS" gen-bf16 "$in/state" "$size" 8 || { skip "zread" "data generation failed"; return; }
+	make_step "$T/zread/root" 1 "$in" || { skip "zread" "ckpt save failed"; return; }
+	mapfile -t files < <(find "$T/zread/root/1" -type f -size +1M | sort)
+	# the same bytes, zstd -3 in two halves
+	cat "$in"/state/*.npy | split -b $(((size / 2 + 4095) / 4096 * 4096)) - "$T/zread/half."
+	for f in "$T"/zread/half.??; do
+		zstd -q -3 --rm "$f" -o "$f.zst" 2>>"$LOG" || { skip "zread" "zstd failed"; return; }
+	done
+	say "  stored $(du -cb "${files[@]}" | tail -1 | cut -f1) of $(du -cb "$in"/state/*.npy | tail -1 | cut -f1) bytes"
+	cat "$T"/zread/half.*.zst >/dev/null
+	# shellcheck disable=SC2016
+	zd=$(tm bash -c 'for f; do zstd -q -d -c "$f" >/dev/null & done; wait' _ "$T"/zread/half.*.zst)
+	cold
+	disk=$(tm cat "${files[@]}")
+	mount_fs ckptfs "$T/zread/root" "$m" -o ro || { skip "zread" "mount failed"; return; }
+	cold
+	warm_memory $((size * 2))
+	# shellcheck disable=SC2016
+	ours=$(tm bash -c 'cat "$1"/1/state/*.npy' _ "$m")
+	umount_fs "$m"
+	lim=$(awk -v a="$disk" -v b="$zd" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) print (a > b ? a : b); else print "FAIL" }')
+	say "  disk $disk s, zstd -d x2 $zd s"
+	row "zread $gib cold cat: ckptfs vs min(disk, 2x zstd -d)" "$ours" "$lim" s 0.7
+	rm -rf "$T/zread"
 }
 
 # ---- FUSE: metadata of 50,000 leaves ----
@@ -1097,7 +1132,7 @@ for s in $ONLY; do
 	fi
 	case $s in
 	core | small | manager | orbax | cli | multiprocess) "bench_$s" ;;
-	fuse | meta | steps | rss | write | peek | convert)
+	fuse | zread | meta | steps | rss | write | peek | convert)
 		if [ "$have_fs" = 1 ]; then
 			"bench_$s"
 		else
