@@ -308,7 +308,7 @@ static void drop(const ckpt_mp *mp, const char *name)
 /* "<nonce>" leading a file's text (16 hex digits, then the end, a space or a newline). */
 static int leads_with(const char *text, const char *nonce)
 {
-	return text && strncmp(text, nonce, 16) == 0 &&
+	return text && strlen(nonce) == 16 && strncmp(text, nonce, 16) == 0 &&
 	       (text[16] == '\0' || text[16] == ' ' || text[16] == '\n');
 }
 

@@ -127,8 +127,15 @@ static int prepare_tiles(sqlite_index *x)
 	    sqlite3_prepare_v2(x->db,
 			       "SELECT idx, file_id, offset, stored_len, raw_len, codec, crc32c"
 			       " FROM tile_chunks WHERE key = ?1 AND t0 = ?2 ORDER BY idx",
-			       -1, &x->st_tile_chunks, NULL) != SQLITE_OK)
-		return ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading tiles");
+			       -1, &x->st_tile_chunks, NULL) != SQLITE_OK) {
+		int rc = ckpt_store_sqlerr(x, CKPT_ECORRUPT, "reading tiles");
+		/* Both or neither: a statement left prepared would be prepared again (and
+		 * leaked) by the next call, and would keep sqlite3_close from closing. */
+		sqlite3_finalize(x->st_tiles);
+		sqlite3_finalize(x->st_tile_chunks);
+		x->st_tiles = x->st_tile_chunks = NULL;
+		return rc;
+	}
 	return 0;
 }
 
