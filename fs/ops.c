@@ -578,6 +578,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	vs = NULL; /* the open file holds the reference */
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = 1; /* finalized steps never change */
+	fi->noflush = 1;    /* read-only: a FLUSH per close would only cost a request */
 done:
 	view_put(fs->view, vs);
 	if (err) {
