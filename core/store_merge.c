@@ -103,6 +103,19 @@ static int query_int(sqlite_index *x, const char *sql, int64_t a, int64_t dflt, 
 	return rc;
 }
 
+/* Does schema's chunks table have the blocks column (format 1.2 on)? */
+static int has_blocks(sqlite_index *x, const char *schema)
+{
+	char sql[128];
+	sqlite3_stmt *st = NULL;
+	int ok;
+
+	snprintf(sql, sizeof(sql), "SELECT blocks FROM %s.chunks LIMIT 0", schema);
+	ok = sqlite3_prepare_v2(x->db, sql, -1, &st, NULL) == SQLITE_OK;
+	sqlite3_finalize(st);
+	return ok;
+}
+
 /* The source index's format: CKPT_EVERSION if newer than ours, ECORRUPT if none. */
 static int check_src(sqlite_index *x, const char *src, int64_t *major, int64_t *minor)
 {
@@ -219,9 +232,13 @@ static int merge_rows(sqlite_index *x, const char *src, int64_t gen)
 		      " SELECT key, ?1, size, crc32c, chunk_size, inline FROM src.kv",
 		      gen, "merging keys")) < 0 ||
 	    (rc = run(x,
-		      "INSERT INTO main.chunks(key, idx, file_id, offset, stored_len, raw_len, codec,"
-		      " crc32c) SELECT key, idx, file_id + ?1, offset, stored_len, raw_len, codec,"
-		      " crc32c FROM src.chunks",
+		      has_blocks(x, "main") && has_blocks(x, "src")
+			  ? "INSERT INTO main.chunks(key, idx, file_id, offset, stored_len, raw_len,"
+			    " codec, crc32c, blocks) SELECT key, idx, file_id + ?1, offset,"
+			    " stored_len, raw_len, codec, crc32c, blocks FROM src.chunks"
+			  : "INSERT INTO main.chunks(key, idx, file_id, offset, stored_len, raw_len,"
+			    " codec, crc32c) SELECT key, idx, file_id + ?1, offset, stored_len,"
+			    " raw_len, codec, crc32c FROM src.chunks",
 		      off, "merging chunks")) < 0)
 		return rc;
 	if (tiles &&

@@ -40,6 +40,7 @@ typedef struct sqlite_index {
 	sqlite3 *db;		 /* guarded by mu */
 	sqlite3_stmt *st_kv;	 /* SELECT a kv row by key */
 	sqlite3_stmt *st_chunks; /* SELECT a key's chunks in idx order */
+	int has_blocks;		 /* chunks has the blocks column (format 1.2) */
 	sqlite3_stmt *st_file;	 /* SELECT a files row by id */
 	sqlite3_stmt *st_seek;	 /* first key >= ?1 */
 	ckpt_store_file **files; /* guarded by mu; entries immutable once added */
@@ -69,7 +70,7 @@ struct ckpt_store {
 /*
  * The tables of tiled values (docs/format.md, "Tiles"), created in an index
  * only when it first receives a tile, so that stores without tiles stay
- * exactly what format 1.1 writes. A tile is identified by (key, t0): t0 is
+ * exactly what format 1.2 writes. A tile is identified by (key, t0): t0 is
  * the C-order index of its first element in the global array, which no two
  * non-overlapping tiles share.
  */
@@ -84,11 +85,12 @@ struct ckpt_store {
 	" stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, codec INTEGER NOT NULL,"          \
 	" crc32c INTEGER NOT NULL, PRIMARY KEY(key, t0, idx)) WITHOUT ROWID;"
 
-/* The format a store is created with; a tiled value raises it to 2.0 (close_tiles). */
+/* The format a store is created with (1.2: block CRCs); a tiled value raises it
+ * to 2.1 (close_tiles). */
 #define STORE_FORMAT_BASE_MAJOR 1
-#define STORE_FORMAT_BASE_MINOR 1
+#define STORE_FORMAT_BASE_MINOR 2
 #define STORE_FORMAT_TILES_MAJOR 2
-#define STORE_FORMAT_TILES_MINOR 0
+#define STORE_FORMAT_TILES_MINOR 1
 /* Largest element a tile row may declare. */
 #define STORE_MAX_ITEMSIZE (1u << 20)
 
@@ -137,11 +139,17 @@ int ckpt_tile_overlap_error(const char *where, sqlite3_stmt *st);
 
 /*
  * Load the chunk rows of the statement st (already bound, rows in idx
- * order: idx, file_id, offset, stored_len, raw_len, codec, crc32c) as the
- * chunk table of in (size, chunk_size, nchunks set); *out malloc'd. mu held.
+ * order: idx, file_id, offset, stored_len, raw_len, codec, crc32c, and
+ * optionally blocks) as the chunk table of in (size, chunk_size, nchunks
+ * set); *out malloc'd. With blocks non-NULL and an eighth column, the rows'
+ * block CRCs go to *blocks (malloc'd as ckpt_value_source.block_crcs, NULL
+ * if no row has any). mu held.
  */
 int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, size_t keylen,
-			    const ckpt_value_info *in, ckpt_store_chunk **out);
+			    const ckpt_value_info *in, ckpt_store_chunk **out, uint32_t **blocks);
+
+/* Block CRCs as stored in chunks.blocks: 4 bytes each, little-endian. */
+void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n);
 
 /* A chunked value of s around chunks (owned, also on failure), checked (store_read.c). */
 int ckpt_value_from_chunks(ckpt_value **out, ckpt_store *s, const void *key, size_t keylen,
@@ -242,6 +250,9 @@ int ckpt_store_read_generation(sqlite_index *x, uint64_t *out);
  * files it points to live as long as the store.
  */
 const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v);
+
+/* Chunk i's block CRCs (CKPT_CRC_BLOCK bytes each), or NULL; borrowed from v. */
+const uint32_t *ckpt_value_chunk_blocks(const ckpt_value *v, uint32_t i);
 
 /*
  * Assert every invariant of an open batch (store_write.c) in one call, as

@@ -25,6 +25,10 @@
  *  5. Only verified, decoded chunks enter the cache, keyed by (file id,
  *     offset), which is unique in a store because a committed data file never
  *     changes (appended, adopted or hard-linked: see store_write.c).
+ *  6. Part of a RAW chunk with block CRCs is read by blocks: only the blocks
+ *     the range overlaps are read, each checked against its own CRC, without
+ *     the cache (the data file's page cache keeps them). ckpt_value_verify
+ *     also checks that a chunk's block CRCs combine to its CRC.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -50,6 +55,8 @@ struct ckpt_value {
 	const ckpt_value_reader *rd; /* a computed value's reader, or NULL */
 	void *rd_ctx;
 	int has_value_crc; /* info.crc32c covers the whole value */
+	uint32_t *blocks;  /* block CRCs of the chunks with has_blocks, or NULL */
+	uint32_t bpc;	   /* blocks per chunk: the stride of blocks */
 };
 
 /* Check a backend's chunk table (invariant 1); fill in stored_size and codec. */
@@ -63,12 +70,16 @@ static int check_chunks(ckpt_value *v)
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': %u chunks of %u bytes for %llu",
 				      v->s->dir, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
 				      in->nchunks, in->chunk_size, (unsigned long long)in->size);
+	v->bpc = (in->chunk_size + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
 	for (uint32_t i = 0; i < in->nchunks; i++) {
-		const ckpt_store_chunk *c = &v->chunks[i];
+		ckpt_store_chunk *c = &v->chunks[i];
 		uint64_t want = in->size - (uint64_t)i * in->chunk_size;
 		if (want > in->chunk_size)
 			want = in->chunk_size;
+		if (v->blocks == NULL || v->s->be->version < 3)
+			c->has_blocks = 0; /* before version 3 the byte is padding */
 		if (c->raw != want || (c->codec == CKPT_CODEC_RAW && c->stored != c->raw) ||
+		    (c->has_blocks && c->codec != CKPT_CODEC_RAW) ||
 		    (c->codec != CKPT_CODEC_RAW && c->codec != CKPT_CODEC_ZSTD) ||
 		    c->stored == 0 || c->off > c->file->size || c->stored > c->file->size - c->off)
 			return ckpt_error_set(CKPT_ECORRUPT, "%s/%s: key '%s' chunk %u: bad placement",
@@ -110,6 +121,7 @@ int ckpt_value_open(ckpt_value **out, ckpt_store *s, const void *key, size_t key
 	v->chunks = src.chunks;
 	v->rd = src.reader;
 	v->rd_ctx = src.reader_ctx;
+	v->blocks = src.block_crcs;
 	assert((v->inl != NULL) + (v->chunks != NULL) + (v->rd != NULL) <= 1);
 	if (v->rd == &ckpt_tiles_reader) { /* a tiled value: its tiles become values of s */
 		v->info.nchunks = 0;
@@ -192,6 +204,12 @@ const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v)
 	return v->chunks;
 }
 
+const uint32_t *ckpt_value_chunk_blocks(const ckpt_value *v, uint32_t i)
+{
+	assert(v->chunks && i < v->info.nchunks);
+	return v->chunks[i].has_blocks ? v->blocks + (size_t)i * v->bpc : NULL;
+}
+
 void ckpt_value_free(ckpt_value *v)
 {
 	if (v == NULL)
@@ -201,6 +219,7 @@ void ckpt_value_free(ckpt_value *v)
 	free(v->key);
 	free(v->inl);
 	free(v->chunks);
+	free(v->blocks);
 	free(v);
 }
 
@@ -319,6 +338,89 @@ static int read_chunk(ckpt_value *v, uint32_t i, void *dst)
 	return read_chunks(v, i, 1, dst);
 }
 
+/* preadv() until every iovec is full; 0, the errno, or -1 at the end of the file. */
+static int preadv_full(int fd, struct iovec *iov, int n, off_t off)
+{
+	while (n > 0) {
+		ssize_t r = preadv(fd, iov, n, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : -1;
+		off += r;
+		for (; n > 0 && (size_t)r >= iov->iov_len; iov++, n--)
+			r -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Bytes [a, b) of RAW chunk i, which has block CRCs (invariant 6): one preadv
+ * of the blocks the range overlaps, whole blocks straight into dst, a partly
+ * covered first or last block into a bounce buffer; each block checked.
+ */
+static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_t b)
+{
+	const ckpt_store_chunk *c = &v->chunks[i];
+	const uint32_t B = CKPT_CRC_BLOCK, k0 = a / B, k1 = (b + B - 1) / B;
+	const uint32_t *crcs = ckpt_value_chunk_blocks(v, i);
+	unsigned char *bounce = NULL;
+	struct iovec iov[3];
+	int n = 0, rc = 0, err;
+
+	assert(crcs && a < b && b <= c->stored && c->stored == c->raw);
+	for (uint32_t k = k0; k < k1; k++) {
+		uint32_t lo = k * B, hi = c->stored - lo < B ? c->stored : lo + B;
+		unsigned char *p;
+		if ((k == k0 && a > lo) || (k == k1 - 1 && b < hi)) { /* partly covered */
+			if (bounce == NULL && (bounce = malloc(2 * (size_t)B)) == NULL)
+				return ckpt_error_nomem();
+			p = bounce + (k == k0 ? 0 : B);
+		} else {
+			p = (unsigned char *)dst + (lo - a);
+		}
+		if (n > 0 && (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
+			iov[n - 1].iov_len += hi - lo;
+		} else {
+			assert(n < 3); /* a bounced first block, whole blocks, a bounced last one */
+			iov[n].iov_base = p;
+			iov[n++].iov_len = hi - lo;
+		}
+	}
+	if ((err = preadv_full(c->file->fd, iov, n, (off_t)(c->off + (uint64_t)k0 * B))) != 0) {
+		char kr[160];
+		free(bounce);
+		if (err < 0)
+			return corrupt(v, i, "data file ends inside the chunk");
+		return ckpt_error_errno(CKPT_EIO, err, "%s/%s: reading key '%s' chunk %u",
+					v->s->dir, c->file->path,
+					ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+	}
+	__atomic_fetch_add(&v->s->bytes_read,
+			   (uint64_t)(k1 * B < c->stored ? k1 * B : c->stored) - (uint64_t)k0 * B,
+			   __ATOMIC_RELAXED);
+	for (uint32_t k = k0; k < k1 && rc == 0; k++) {
+		uint32_t lo = k * B, hi = c->stored - lo < B ? c->stored : lo + B;
+		int bounced = (k == k0 && a > lo) || (k == k1 - 1 && b < hi);
+		const unsigned char *p =
+		    bounced ? bounce + (k == k0 ? 0 : B) : (const unsigned char *)dst + (lo - a);
+		if (ckpt_crc32c_update(0, p, hi - lo) != crcs[k]) {
+			char what[64];
+			snprintf(what, sizeof(what), "CRC32C mismatch in block %u", k);
+			rc = corrupt(v, i, what);
+		} else if (bounced) {
+			uint32_t from = a > lo ? a : lo, to = b < hi ? b : hi;
+			memcpy(dst + (from - a), p + (from - lo), to - from);
+		}
+	}
+	free(bounce);
+	return rc;
+}
+
 /* Copy bytes [a, b) of chunk i to dst. */
 static int read_chunk_range(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_t b)
 {
@@ -330,6 +432,8 @@ static int read_chunk_range(ckpt_value *v, uint32_t i, char *dst, uint32_t a, ui
 
 	if (a == 0 && b == c->raw)
 		return read_chunk(v, i, dst);
+	if (c->has_blocks)
+		return read_blocks(v, i, dst, a, b);
 	if (cache && (e = ckpt_chunk_cache_get(cache, (uint64_t)c->file->id, c->off)) != NULL) {
 		memcpy(dst, (const char *)e->data + a, b - a);
 		ckpt_chunk_cache_release(cache, e);
@@ -437,6 +541,17 @@ int ckpt_value_verify(ckpt_value *v)
 		rc = ckpt_store_get(&all, &n, v->s, v->key, v->keylen);
 		free(all);
 		return rc;
+	}
+	/* A chunk's block CRCs must describe the bytes its CRC describes (invariant 6). */
+	for (uint32_t i = 0; i < in->nchunks; i++) {
+		const uint32_t *blk = ckpt_value_chunk_blocks(v, i);
+		uint32_t stored = v->chunks[i].stored, crc_b = 0;
+		for (uint32_t lo = 0; blk && lo < stored; lo += CKPT_CRC_BLOCK, blk++) {
+			uint32_t len = stored - lo < CKPT_CRC_BLOCK ? stored - lo : CKPT_CRC_BLOCK;
+			crc_b = ckpt_crc32c_combine(crc_b, *blk, len);
+		}
+		if (ckpt_value_chunk_blocks(v, i) && crc_b != v->chunks[i].crc32c)
+			return corrupt(v, i, "its block CRCs do not combine to its CRC32C");
 	}
 	/* Whole chunks at a time, so that ckpt_value_pread reads runs of them at once. */
 	size_t win =

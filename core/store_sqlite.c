@@ -46,7 +46,8 @@ static const char SCHEMA[] =
     " inline BLOB) WITHOUT ROWID;"
     "CREATE TABLE chunks(key BLOB NOT NULL, idx INTEGER NOT NULL, file_id INTEGER NOT NULL,"
     " offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,"
-    " codec INTEGER NOT NULL, crc32c INTEGER NOT NULL, PRIMARY KEY(key, idx)) WITHOUT ROWID;";
+    " codec INTEGER NOT NULL, crc32c INTEGER NOT NULL, blocks BLOB,"
+    " PRIMARY KEY(key, idx)) WITHOUT ROWID;";
 
 int ckpt_store_sqlerr(sqlite_index *x, int code, const char *what)
 {
@@ -171,15 +172,21 @@ static int check_schema(sqlite_index *x)
 	}
 	if ((rc = ckpt_store_read_generation(x, &x->generation)) < 0)
 		goto done;
-	/* Preparing the statements checks that every table and column exists. */
+	/* Preparing the statements checks that every table and column exists; the
+	 * blocks column is in stores of format 1.2 on, and may be missing. */
+	x->has_blocks = sqlite3_prepare_v2(x->db,
+					   "SELECT idx, file_id, offset, stored_len, raw_len, codec,"
+					   " crc32c, blocks FROM chunks WHERE key = ?1 ORDER BY idx",
+					   -1, &x->st_chunks, NULL) == SQLITE_OK;
 	if (sqlite3_prepare_v2(x->db,
 			       "SELECT generation, size, crc32c, chunk_size, inline FROM kv"
 			       " WHERE key = ?1",
 			       -1, &x->st_kv, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(x->db,
-			       "SELECT idx, file_id, offset, stored_len, raw_len, codec, crc32c"
-			       " FROM chunks WHERE key = ?1 ORDER BY idx",
-			       -1, &x->st_chunks, NULL) != SQLITE_OK ||
+	    (!x->has_blocks &&
+	     sqlite3_prepare_v2(x->db,
+				"SELECT idx, file_id, offset, stored_len, raw_len, codec, crc32c"
+				" FROM chunks WHERE key = ?1 ORDER BY idx",
+				-1, &x->st_chunks, NULL) != SQLITE_OK) ||
 	    sqlite3_prepare_v2(x->db, "SELECT name, size, generation FROM files WHERE id = ?1", -1,
 			       &x->st_file, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "SELECT key FROM kv WHERE key >= ?1 ORDER BY key LIMIT 1", -1,
@@ -531,8 +538,44 @@ static int int_col(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *o
 	return *out >= lo && *out <= hi;
 }
 
+void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++, out += 4) {
+		out[0] = (unsigned char)crcs[i];
+		out[1] = (unsigned char)(crcs[i] >> 8);
+		out[2] = (unsigned char)(crcs[i] >> 16);
+		out[3] = (unsigned char)(crcs[i] >> 24);
+	}
+}
+
+/*
+ * Chunk i's blocks column (col) into its place in *blocks (allocated on first
+ * use); 0, or CKPT_ECORRUPT if it is not ceil(stored / CKPT_CRC_BLOCK) CRCs of
+ * a RAW chunk.
+ */
+static int load_blocks(sqlite3_stmt *st, int col, const ckpt_value_info *in, uint32_t i,
+		       ckpt_store_chunk *c, uint32_t **blocks)
+{
+	const uint32_t bpc = (in->chunk_size + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
+	const uint32_t n = (c->stored + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
+	const unsigned char *p = sqlite3_column_blob(st, col);
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return 0;
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB || c->codec != CKPT_CODEC_RAW ||
+	    (uint64_t)sqlite3_column_bytes(st, col) != 4 * (uint64_t)n)
+		return CKPT_ECORRUPT;
+	if (*blocks == NULL && (*blocks = malloc((size_t)in->nchunks * bpc * 4)) == NULL)
+		return ckpt_error_nomem();
+	for (uint32_t k = 0; k < n; k++, p += 4)
+		(*blocks)[(size_t)i * bpc + k] =
+		    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	c->has_blocks = 1;
+	return 0;
+}
+
 int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, size_t keylen,
-			    const ckpt_value_info *in, ckpt_store_chunk **out)
+			    const ckpt_value_info *in, ckpt_store_chunk **out, uint32_t **blocks)
 {
 	ckpt_store_chunk *chunks;
 	char kr[160];
@@ -582,6 +625,14 @@ int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, 
 		c->codec = (uint8_t)codec;
 		c->crc32c = (uint32_t)crc;
 		c->has_crc = 1;
+		if (blocks && sqlite3_column_count(st) > 7 &&
+		    (rc = load_blocks(st, 7, in, i, c, blocks)) < 0) {
+			if (rc == CKPT_ECORRUPT)
+				rc = ckpt_error_set(
+				    CKPT_ECORRUPT, "%s: key '%s': bad block CRCs in chunk row %u",
+				    x->dbpath, ckpt_store_key_repr(kr, sizeof(kr), key, keylen), i);
+			goto done;
+		}
 		i++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -599,6 +650,10 @@ done:
 	if (rc < 0) {
 		free(chunks);
 		*out = NULL;
+		if (blocks) {
+			free(*blocks);
+			*blocks = NULL;
+		}
 	}
 	return rc;
 }
@@ -692,7 +747,8 @@ static int load_value(sqlite_index *x, const void *key, size_t keylen, ckpt_valu
 		v->has_value_crc = 0;
 	} else if (!in->is_inline) {
 		sqlite3_bind_blob(x->st_chunks, 1, key, (int)keylen, SQLITE_STATIC);
-		rc = ckpt_sqlite_load_chunks(x, x->st_chunks, key, keylen, in, &v->chunks);
+		rc = ckpt_sqlite_load_chunks(x, x->st_chunks, key, keylen, in, &v->chunks,
+					     &v->block_crcs);
 	}
 done:
 	sqlite3_reset(st);
@@ -761,8 +817,10 @@ static int sqlite_open_value(ckpt_value_source *out, ckpt_store_backend *be, con
 	if (rc < 0) {
 		free(out->inline_data);
 		free(out->chunks);
+		free(out->block_crcs);
 		out->inline_data = NULL;
 		out->chunks = NULL;
+		out->block_crcs = NULL;
 	}
 	return rc;
 }

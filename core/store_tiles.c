@@ -235,7 +235,7 @@ int ckpt_tiles_load(store_tiled **out, sqlite_index *x, const void *key, size_t 
 		sqlite3_bind_blob(x->st_tile_chunks, 1, key, (int)keylen, SQLITE_STATIC);
 		sqlite3_bind_int64(x->st_tile_chunks, 2, (int64_t)t->tiles[i].t0);
 		rc = ckpt_sqlite_load_chunks(x, x->st_tile_chunks, key, keylen, &t->tiles[i].info,
-					     &t->tiles[i].chunks);
+					     &t->tiles[i].chunks, NULL);
 	}
 done:
 	sqlite3_reset(x->st_tiles);

@@ -85,7 +85,11 @@ typedef struct chunk_rec {
 	uint64_t off;
 	uint32_t stored, raw, crc;
 	int codec;
+	int has_blocks; /* RAW: its block CRCs are in the op's (writer's) blocks */
 } chunk_rec;
+
+/* Block CRCs per chunk of a value with chunks of cs bytes: the stride of blocks arrays. */
+#define BLOCKS_PER_CHUNK(cs) (((cs) + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK)
 
 enum { OP_PUT, OP_DELETE, OP_TILE };
 
@@ -105,6 +109,7 @@ typedef struct op {
 	int is_inline;
 	unsigned char *inl; /* inline bytes (size of them) */
 	chunk_rec *chunks;
+	uint32_t *blocks; /* block CRCs of the chunks with has_blocks, or NULL */
 	uint32_t nchunks;
 	tile_desc *tile; /* OP_TILE: the box */
 } op;
@@ -132,6 +137,7 @@ typedef struct job {
 	uint32_t out_len;
 	uint32_t crc;		   /* of the stored bytes */
 	uint32_t raw_crc;	   /* of the raw bytes (the same for a raw chunk) */
+	uint32_t *blocks;	   /* raw: block CRCs, if wanted (see raw_crc) */
 	int done;		   /* guarded by pool mu */
 	struct job *next;	   /* pool queue */
 	struct job *next_inflight; /* writer's FIFO */
@@ -174,6 +180,9 @@ struct ckpt_value_writer {
 	uint64_t size;
 	uint32_t crc; /* of the raw bytes of the chunks appended so far */
 	chunk_rec *chunks;
+	uint32_t *blocks;  /* capchunks * BLOCKS_PER_CHUNK(chunk_size), or NULL */
+	uint32_t *bcrcs;   /* one chunk's block CRCs, for raw chunks appended directly */
+	int want_blocks;   /* raw chunks record block CRCs (format 1.2, not tiles) */
 	uint32_t nchunks, capchunks;
 	job *inflight_head, *inflight_tail;
 	uint64_t inflight_bytes;
@@ -201,6 +210,16 @@ static int worth_compressing(ZSTD_CCtx *cc, const unsigned char *raw, uint32_t n
 	return !ZSTD_isError(c) && c <= sizeof(sample) - sizeof(sample) / MIN_SAVING_DIV;
 }
 
+/*
+ * CRC-32C of a raw chunk; with blocks non-NULL also its block CRCs there
+ * (BLOCKS_PER_CHUNK entries at most), at the cost of one pass.
+ */
+static uint32_t raw_crc(const void *p, uint32_t n, uint32_t *blocks)
+{
+	return blocks ? ckpt_crc32c_blocks(p, n, CKPT_CRC_BLOCK, blocks)
+		      : ckpt_crc32c_update(0, p, n);
+}
+
 static void compress_job(job *j, ZSTD_CCtx *cc, void *scratch, size_t scratch_len)
 {
 	if (j->level > 0 && cc && worth_compressing(cc, j->raw, j->raw_len, scratch, scratch_len)) {
@@ -218,7 +237,7 @@ static void compress_job(job *j, ZSTD_CCtx *cc, void *scratch, size_t scratch_le
 		j->out = NULL;
 	}
 raw:
-	j->crc = j->raw_crc = ckpt_crc32c_update(0, j->raw, j->raw_len);
+	j->crc = j->raw_crc = raw_crc(j->raw, j->raw_len, j->blocks);
 }
 
 static void *worker_main(void *arg)
@@ -411,17 +430,31 @@ static int new_file(ckpt_batch *b)
 	return 0;
 }
 
-static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c)
+/* Add c, with its block CRCs if blocks is non-NULL (a raw chunk). */
+static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c, const uint32_t *blocks)
 {
+	const size_t bpc = BLOCKS_PER_CHUNK(w->b->s->opts.chunk_size);
+
 	if (w->nchunks == w->capchunks) {
 		uint32_t cap = w->capchunks ? 2 * w->capchunks : 16;
 		chunk_rec *nc = realloc(w->chunks, cap * sizeof(*nc));
 		if (nc == NULL)
 			return ckpt_error_nomem();
 		w->chunks = nc;
+		if (w->want_blocks) {
+			uint32_t *nb = realloc(w->blocks, cap * bpc * sizeof(*nb));
+			if (nb == NULL)
+				return ckpt_error_nomem();
+			w->blocks = nb;
+		}
 		w->capchunks = cap;
 	}
-	w->chunks[w->nchunks++] = *c;
+	w->chunks[w->nchunks] = *c;
+	w->chunks[w->nchunks].has_blocks = blocks && w->want_blocks && c->stored > CKPT_CRC_BLOCK;
+	if (w->chunks[w->nchunks].has_blocks)
+		memcpy(w->blocks + w->nchunks * bpc, blocks,
+		       BLOCKS_PER_CHUNK(c->stored) * sizeof(*blocks));
+	w->nchunks++;
 	return 0;
 }
 
@@ -430,7 +463,8 @@ static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c)
  * (of its raw bytes) extends the whole-value CRC.
  */
 static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t stored_len,
-			uint32_t raw_len, int codec, uint32_t crc, uint32_t raw_crc)
+			uint32_t raw_len, int codec, uint32_t crc, uint32_t raw_crc,
+			const uint32_t *blocks)
 {
 	ckpt_batch *b = w->b;
 	batch_file *f = b->cur >= 0 ? &b->files[b->cur] : NULL;
@@ -454,7 +488,7 @@ static int append_chunk(ckpt_value_writer *w, const void *stored, uint32_t store
 	f->size += stored_len;
 	stream_out(f);
 	w->crc = ckpt_crc32c_combine(w->crc, raw_crc, raw_len);
-	return writer_add_chunk(w, &c);
+	return writer_add_chunk(w, &c, codec == CKPT_CODEC_RAW ? blocks : NULL);
 }
 
 /* ---- value writers ----------------------------------------------------- */
@@ -478,6 +512,7 @@ static void job_free(ckpt_batch *b, job *j)
 	if (j) {
 		buf_put(b, j->raw);
 		free(j->out);
+		free(j->blocks);
 		free(j);
 	}
 }
@@ -509,10 +544,10 @@ static int drain(ckpt_value_writer *w, uint64_t limit)
 			rc = w->b->poisoned;
 		else if (j->out)
 			rc = append_chunk(w, j->out, j->out_len, j->raw_len, CKPT_CODEC_ZSTD,
-					  j->crc, j->raw_crc);
+					  j->crc, j->raw_crc, NULL);
 		else
 			rc = append_chunk(w, j->raw, j->raw_len, j->raw_len, CKPT_CODEC_RAW, j->crc,
-					  j->crc);
+					  j->crc, j->blocks);
 		job_free(w->b, j);
 	}
 	return rc;
@@ -528,8 +563,8 @@ static int submit_chunk(ckpt_value_writer *w)
 
 	assert(w->fill > 0);
 	if (w->level == 0) { /* nothing to compress: append right away */
-		uint32_t crc = ckpt_crc32c_update(0, w->buf, w->fill);
-		rc = append_chunk(w, w->buf, w->fill, w->fill, CKPT_CODEC_RAW, crc, crc);
+		uint32_t crc = raw_crc(w->buf, w->fill, w->bcrcs);
+		rc = append_chunk(w, w->buf, w->fill, w->fill, CKPT_CODEC_RAW, crc, crc, w->bcrcs);
 		w->fill = 0;
 		return rc;
 	}
@@ -542,6 +577,9 @@ static int submit_chunk(ckpt_value_writer *w)
 	j->raw = w->buf;
 	j->raw_len = w->fill;
 	j->level = w->level;
+	/* no memory for block CRCs: the chunk goes without them (they are optional) */
+	if (w->want_blocks)
+		j->blocks = malloc(BLOCKS_PER_CHUNK(w->fill) * sizeof(*j->blocks));
 	if ((w->buf = buf_get(b)) == NULL) {
 		w->buf = j->raw;
 		free(j);
@@ -621,6 +659,10 @@ static int writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, 
 	w->keylen = keylen;
 	w->level = level;
 	w->b = b;
+	/* Block CRCs (docs/format.md) for values, not tiles; without memory, none. */
+	if (plain && b->s->idx->has_blocks && b->s->opts.chunk_size > CKPT_CRC_BLOCK)
+		w->want_blocks = (w->bcrcs = malloc(BLOCKS_PER_CHUNK(b->s->opts.chunk_size) *
+						    sizeof(*w->bcrcs))) != NULL;
 	b->writer = w;
 	*out = w;
 	return 0;
@@ -694,8 +736,8 @@ int ckpt_value_writer_write(ckpt_value_writer *w, const void *buf, size_t len)
 	while (len > 0) {
 		if (w->level == 0 && w->fill == 0 && len >= cs) {
 			/* Raw and aligned: write straight from the caller's buffer. */
-			uint32_t crc = ckpt_crc32c_update(0, p, cs);
-			if ((rc = append_chunk(w, p, cs, cs, CKPT_CODEC_RAW, crc, crc)) < 0)
+			uint32_t crc = raw_crc(p, cs, w->bcrcs);
+			if ((rc = append_chunk(w, p, cs, cs, CKPT_CODEC_RAW, crc, crc, w->bcrcs)) < 0)
 				return w->failed = rc;
 			p += cs;
 			len -= cs;
@@ -735,6 +777,8 @@ static void writer_free(ckpt_value_writer *w)
 	while (w->b->nspare) /* an open batch holds no memory between values */
 		free(w->b->spare[--w->b->nspare]);
 	free(w->chunks);
+	free(w->blocks);
+	free(w->bcrcs);
 	free(w);
 }
 
@@ -802,13 +846,16 @@ int ckpt_value_writer_close(ckpt_value_writer *w)
 		o.crc = w->crc; /* complete only now that every chunk is appended */
 		o.chunk_size = b->s->opts.chunk_size;
 		o.chunks = w->chunks;
+		o.blocks = w->blocks;
 		o.nchunks = w->nchunks;
 		w->chunks = NULL;
+		w->blocks = NULL;
 	}
 	o.tile = w->tile;
 	if ((rc = add_op(b, &o)) < 0) {
 		free(o.inl);
 		free(o.chunks);
+		free(o.blocks);
 		goto done;
 	}
 	w->key = NULL; /* now owned by the op */
@@ -962,6 +1009,7 @@ static void batch_free(ckpt_batch *b, int committed)
 		free(b->ops[i].key);
 		free(b->ops[i].inl);
 		free(b->ops[i].chunks);
+		free(b->ops[i].blocks);
 		free(b->ops[i].tile);
 	}
 	free(b->ops);
@@ -1070,10 +1118,14 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 	    "INSERT INTO tile_chunks(key, t0, idx, file_id, offset, stored_len, raw_len, codec,"
 	    " crc32c) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	};
+	static const char ins_chunk_blocks[] = /* format 1.2 on */
+	    "INSERT INTO chunks(key, idx, file_id, offset, stored_len, raw_len, codec, crc32c,"
+	    " blocks) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 	enum { FILES, DEL_KV, DEL_CHUNKS, INS_KV, INS_CHUNK, SET_GEN, NPLAIN,
 	       DEL_TILES = NPLAIN, DEL_TCHUNKS, DEL_TILE, INS_TILE, INS_TCHUNK, NST };
 	ckpt_store *s = b->s;
 	sqlite3_stmt *st[NST] = {0};
+	unsigned char *enc = NULL; /* one chunk's block CRCs as stored */
 	int rc = 0, tiles = 0, nst = NPLAIN;
 
 	for (size_t i = 0; i < b->nops && !tiles; i++)
@@ -1091,7 +1143,9 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 	if (tiles)
 		nst = NST;
 	for (int i = 0; i < nst; i++)
-		if (sqlite3_prepare_v2(s->idx->db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(s->idx->db,
+				       i == INS_CHUNK && s->idx->has_blocks ? ins_chunk_blocks : sql[i],
+				       -1, &st[i], NULL) != SQLITE_OK) {
 			rc = ckpt_store_sqlerr(s->idx, CKPT_ECORRUPT, "preparing the commit");
 			goto done;
 		}
@@ -1137,8 +1191,22 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 		    (rc = step_done(s, st[INS_KV], "inserting a key")) < 0)
 			break;
 		sqlite3_bind_blob(st[INS_CHUNK], 1, o->key, (int)o->keylen, SQLITE_STATIC);
+		if (o->blocks && s->idx->has_blocks && enc == NULL &&
+		    (enc = malloc(4 * (size_t)BLOCKS_PER_CHUNK(STORE_MAX_CHUNK_SIZE))) == NULL) {
+			rc = ckpt_error_nomem();
+			break;
+		}
 		for (uint32_t c = 0; c < o->nchunks && rc == 0; c++) {
 			const chunk_rec *r = &o->chunks[c];
+			if (r->has_blocks && s->idx->has_blocks) {
+				uint32_t nb = BLOCKS_PER_CHUNK(r->stored);
+				assert(o->blocks && r->codec == CKPT_CODEC_RAW);
+				ckpt_blocks_encode(
+				    enc, o->blocks + (size_t)c * BLOCKS_PER_CHUNK(o->chunk_size), nb);
+				sqlite3_bind_blob(st[INS_CHUNK], 9, enc, (int)(4 * nb), SQLITE_STATIC);
+			} else if (s->idx->has_blocks) {
+				sqlite3_bind_null(st[INS_CHUNK], 9);
+			}
 			sqlite3_bind_int64(st[INS_CHUNK], 2, c);
 			sqlite3_bind_int64(st[INS_CHUNK], 3, r->file_id);
 			sqlite3_bind_int64(st[INS_CHUNK], 4, (int64_t)r->off);
@@ -1156,6 +1224,7 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 done:
 	for (int i = 0; i < NST; i++)
 		sqlite3_finalize(st[i]);
+	free(enc);
 	return rc;
 }
 
@@ -1393,6 +1462,8 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 	}
 	/* Adopt: raw chunks in place, their CRCs from one read of the range. */
 	o.nchunks = (uint32_t)((len + cs - 1) / cs);
+	if (b->s->idx->has_blocks && cs > CKPT_CRC_BLOCK) /* optional: none without memory */
+		o.blocks = malloc((size_t)o.nchunks * BLOCKS_PER_CHUNK(cs) * sizeof(*o.blocks));
 	if ((o.chunks = calloc(o.nchunks, sizeof(*o.chunks))) == NULL ||
 	    (buf = malloc(slice)) == NULL || (o.key = key_dup(key, keylen)) == NULL ||
 	    (f = next_file(b)) == NULL) {
@@ -1406,9 +1477,12 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 			goto done;
 		}
 		for (size_t k = 0; k < n; k += cs) {
-			chunk_rec *c = &o.chunks[(pos + k) / cs];
+			size_t i = (pos + k) / cs;
+			chunk_rec *c = &o.chunks[i];
 			c->raw = c->stored = (uint32_t)(n - k < cs ? n - k : cs);
-			c->crc = ckpt_crc32c_update(0, buf + k, c->stored);
+			c->has_blocks = o.blocks && c->stored > CKPT_CRC_BLOCK;
+			c->crc = raw_crc(buf + k, c->stored,
+					 c->has_blocks ? o.blocks + i * BLOCKS_PER_CHUNK(cs) : NULL);
 			c->off = off + pos + k;
 			c->file_id = f->id;
 			c->codec = CKPT_CODEC_RAW;
@@ -1438,6 +1512,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 	}
 	o.key = NULL; /* now owned by the op */
 	o.chunks = NULL;
+	o.blocks = NULL;
 	b->nfiles++;
 	b->next_file_id++;
 done:
@@ -1446,6 +1521,7 @@ done:
 	free(buf);
 	free(o.key);
 	free(o.chunks);
+	free(o.blocks);
 	return rc;
 }
 
@@ -1553,7 +1629,9 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 	op o = {.kind = OP_PUT, .keylen = keylen};
 	const ckpt_value_info *in;
 	const ckpt_store_chunk *c;
+	const uint32_t *blk;
 	ckpt_value *v = NULL;
+	size_t bpc;
 	int rc;
 
 	if ((rc = can_put(b, keylen)) < 0 || b->tiles_only)
@@ -1578,6 +1656,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		return rc;
 	}
 	c = ckpt_value_chunk_table(v);
+	bpc = BLOCKS_PER_CHUNK(in->chunk_size);
 	o.size = in->size;
 	o.crc = in->crc32c;
 	o.chunk_size = in->chunk_size;
@@ -1598,11 +1677,17 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		r->raw = c[i].raw;
 		r->crc = c[i].crc32c;
 		r->codec = c[i].codec;
+		if ((blk = ckpt_value_chunk_blocks(v, i)) != NULL && b->s->idx->has_blocks &&
+		    (o.blocks || (o.blocks = malloc((size_t)o.nchunks * bpc * sizeof(*blk))))) {
+			memcpy(o.blocks + i * bpc, blk, BLOCKS_PER_CHUNK(r->stored) * sizeof(*blk));
+			r->has_blocks = 1;
+		}
 	}
 	if ((rc = add_op(b, &o)) < 0)
 		goto done;
 	o.key = NULL; /* now owned by the op */
 	o.chunks = NULL;
+	o.blocks = NULL;
 done:
 	if (rc < 0) { /* nothing staged: drop the links made here */
 		for (size_t i = nfiles; i < b->nfiles; i++)
@@ -1613,6 +1698,7 @@ done:
 	ckpt_value_free(v);
 	free(o.key);
 	free(o.chunks);
+	free(o.blocks);
 	return rc;
 }
 
@@ -1651,6 +1737,8 @@ int ckpt_batch_check(const ckpt_batch *b)
 			uint64_t want = p->size - (uint64_t)k * p->chunk_size;
 			assert(c->raw == (want < p->chunk_size ? want : p->chunk_size));
 			assert(c->codec == CKPT_CODEC_ZSTD || c->stored == c->raw);
+			/* block CRCs only of raw chunks, kept in the op's array */
+			assert(!c->has_blocks || (c->codec == CKPT_CODEC_RAW && p->blocks));
 		}
 	}
 	return 1;

@@ -23,6 +23,14 @@ uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len);
  */
 uint32_t ckpt_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
+/*
+ * The CRC of buf, and in out[k] the CRC of its k-th `block` bytes (the last
+ * block may be shorter): ceil(len / block) entries, block > 0. About as fast
+ * as ckpt_crc32c_update: three blocks are the three interleaved streams, and
+ * the whole CRC joins the blocks with one multiplication each.
+ */
+uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out);
+
 /* The portable table implementation, exposed so tests can compare both. */
 uint32_t ckpt_crc32c_update_sw(uint32_t crc, const void *buf, size_t len);
 

@@ -48,5 +48,24 @@ for i in range(6):   # a few bytes of the index changed at random
         d[r.randrange(100, len(d))] = r.randrange(256)
     put(f"db_mutant{i}", bytes(d), data)
 PY
+# format 1.2: 16 KiB chunks, so the 12 KB raw leaf has block CRCs; damaged variants of them
+"$B/ckpt" save --chunk-size 16K "$T/root" 2 "$T/in" >/dev/null
+S=$T/root/2
+data=$(ls "$S/d" | head -1)
+cp "$S/ckpt.db" "$T/b.db"
+pack "$OUT/blocks_seed" "$T/b.db" "$S/d/$data"
+for case in "short:x'0102'" "zero:zeroblob(8)" "null:NULL" "text:'abcdefgh'"; do
+	sqlite3 "$T/b.db" "UPDATE chunks SET blocks = ${case#*:} WHERE blocks IS NOT NULL" 2>/dev/null ||
+		/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE chunks SET blocks = %s WHERE blocks IS NOT NULL" % sys.argv[2]); c.commit()' "$T/b.db" "${case#*:}"
+	pack "$OUT/blocks_${case%%:*}" "$T/b.db" "$S/d/$data"
+	cp "$S/ckpt.db" "$T/b.db"
+done
+/usr/bin/python3 - "$OUT" "$S/ckpt.db" "$S/d/$data" <<'PY'
+import struct, sys
+out, db, data = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+# a flipped data byte in the second block of the leaf's chunk
+i = min(len(data) - 1, 9000)
+open(out + "/blocks_data_flip", "wb").write(struct.pack("<I", len(db)) + db + data[:i] + bytes([data[i] ^ 1]) + data[i + 1:])
+PY
 /usr/bin/python3 "$(dirname "$0")/make_store_tiles_corpus.py" "$OUT" # format 2.0: tiles
 ls "$OUT" | wc -l

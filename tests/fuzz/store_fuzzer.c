@@ -123,7 +123,11 @@ static int read_key(const void *name, size_t namelen, int is_prefix, void *paylo
 	if (ckpt_value_open(&v, ckpt_step_store(w->s), name, namelen) == 0) {
 		if (ckpt_value_get_info(v)->size <= MAX_READ)
 			(void)ckpt_value_verify(v);
+		uint64_t size = ckpt_value_get_info(v)->size;
 		(void)ckpt_value_pread(&n, v, w->buf, MAX_READ, 0);
+		if (size > 2) /* part of a chunk: by blocks where the chunk has them */
+			(void)ckpt_value_pread(&n, v, w->buf, size / 2 < 9000 ? size / 2 : 9000,
+					       size / 3);
 	}
 	ckpt_value_free(v);
 	return 0;

@@ -63,11 +63,43 @@ static void test_hw_equals_sw_and_chains(void **state)
 	free(buf);
 }
 
+/* ckpt_crc32c_blocks: each block's CRC and the whole CRC, at every split of the tail */
+static void test_blocks(void **state)
+{
+	enum { N = 8192 * 7 + 100 };
+	unsigned char *buf = malloc(N + 1);
+	uint32_t out[16];
+
+	assert_non_null(buf);
+	srand(11);
+	for (int i = 0; i < N + 1; i++)
+		buf[i] = (unsigned char)rand();
+	const size_t blocks[] = {8192, 4096, 1000, 1};
+	const size_t lens[] = {0, 1, 8191, 8192, 8193, 3 * 8192, 3 * 8192 + 8, 7 * 8192, N};
+	for (size_t b = 0; b < sizeof(blocks) / sizeof(*blocks); b++)
+		for (size_t l = 0; l < sizeof(lens) / sizeof(*lens); l++) {
+			size_t len = lens[l], bs = blocks[b], nb = (len + bs - 1) / bs;
+			const unsigned char *p = buf + (l & 1); /* aligned and not */
+			uint32_t *o = nb <= 16 ? out : malloc(nb * sizeof(*o));
+			assert_non_null(o);
+			assert_int_equal(ckpt_crc32c_blocks(p, len, bs, o),
+					 ckpt_crc32c_update_sw(0, p, len));
+			for (size_t k = 0; k < nb; k++)
+				assert_int_equal(o[k], ckpt_crc32c_update_sw(
+							   0, p + k * bs,
+							   len - k * bs < bs ? len - k * bs : bs));
+			if (o != out)
+				free(o);
+		}
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_vectors),
 	    cmocka_unit_test(test_hw_equals_sw_and_chains),
+	    cmocka_unit_test(test_blocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

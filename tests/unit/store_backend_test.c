@@ -89,8 +89,9 @@ static int mem_open_value(ckpt_value_source *out, ckpt_store_backend *be, const 
 		out->info.chunk_size = NRAW;
 		out->info.nchunks = 1;
 		out->chunks = calloc(1, sizeof(*out->chunks));
-		out->chunks[0] = (ckpt_store_chunk){&m->file, m->zoff, m->zlen, NRAW, 0,
-						    CKPT_CODEC_ZSTD, 0};
+		out->chunks[0] = (ckpt_store_chunk){.file = &m->file, .off = m->zoff,
+						    .stored = m->zlen, .raw = NRAW,
+						    .codec = CKPT_CODEC_ZSTD};
 		return 0;
 	}
 	if (keylen == 3 && memcmp(key, "bad", 3) == 0) { /* a chunk past the end of the file */
@@ -98,8 +99,8 @@ static int mem_open_value(ckpt_value_source *out, ckpt_store_backend *be, const 
 		out->info.chunk_size = CS;
 		out->info.nchunks = 1;
 		out->chunks = calloc(1, sizeof(*out->chunks));
-		out->chunks[0] = (ckpt_store_chunk){&m->file, m->file.size - 10, CS, CS, 0,
-						    CKPT_CODEC_RAW, 0};
+		out->chunks[0] = (ckpt_store_chunk){.file = &m->file, .off = m->file.size - 10,
+						    .stored = CS, .raw = CS, .codec = CKPT_CODEC_RAW};
 		return 0;
 	}
 	if (keylen == 4 && memcmp(key, "calc", 4) == 0) {

@@ -385,8 +385,8 @@ static void test_range_reads(void **state)
 		before = ckpt_store_bytes_read(s);
 		assert_int_equal(ckpt_value_pread(&n, v, b4, sizeof(b4), 2 * CS + 100), 0);
 		assert_memory_equal(b4, rnd + 2 * CS + 100, sizeof(b4));
-		if (!cache)
-			assert_int_equal(ckpt_store_bytes_read(s) - before, CS);
+		if (!cache) /* raw: the one block (format 1.2) */
+			assert_int_equal(ckpt_store_bytes_read(s) - before, CKPT_CRC_BLOCK);
 		ckpt_value_free(v);
 		ckpt_store_free(s);
 	}
@@ -662,6 +662,106 @@ static void test_corrupt_chunk(void **state)
 	free(text);
 	free(rnd);
 	free(buf);
+}
+
+/* Bytes the store reads for [off, off + len) of key, which must equal want there. */
+static uint64_t read_cost(ckpt_store *s, const char *key, const unsigned char *want,
+			  uint64_t off, size_t len, int expect)
+{
+	unsigned char *buf = malloc(len);
+	uint64_t before = ckpt_store_bytes_read(s);
+	ckpt_value *v;
+	size_t n;
+
+	assert_int_equal(ckpt_value_open(&v, s, key, strlen(key)), 0);
+	assert_int_equal(ckpt_value_pread(&n, v, buf, len, off), expect);
+	if (expect == 0)
+		assert_memory_equal(buf, want + off, len);
+	ckpt_value_free(v);
+	free(buf);
+	return ckpt_store_bytes_read(s) - before;
+}
+
+/* Format 1.2: part of a raw chunk is read and checked by 8 KiB blocks. */
+static void test_block_crcs(void **state)
+{
+	const uint32_t B = CKPT_CRC_BLOCK;
+	const size_t size = 3 * CS + 5000; /* the last chunk is one short block: none */
+	unsigned char *rnd = random_bytes(size, 21);
+	const char *dir = newdir();
+	char d[128];
+	ckpt_store_options o = opts_cs();
+	ckpt_store *s = open_new(dir, &o);
+	ckpt_value *v;
+
+	snprintf(d, sizeof(d), "%s", dir);
+	put1(s, "r", rnd, size);
+	check_ranges(s, "r", rnd, size);
+	for (unsigned seed = 1; seed < 300; seed++) { /* random ranges, every alignment */
+		uint64_t off = (uint64_t)rand_r(&seed) % size;
+		size_t len = 1 + (size_t)rand_r(&seed) % (size - off);
+		read_cost(s, "r", rnd, off, len < 3 * B ? len : len % (3 * B) + 1, 0);
+	}
+	assert_int_equal(read_cost(s, "r", rnd, CS + 3 * B + 100, 16, 0), B);
+	assert_int_equal(read_cost(s, "r", rnd, CS + B - 8, 16, 0), 2 * B);
+	/* a bounced first block, two whole ones, a bounced last one */
+	assert_int_equal(read_cost(s, "r", rnd, CS + 8000, 3 * B + 300, 0), 5 * B);
+	/* the tail of a chunk whose last block is whole */
+	assert_int_equal(read_cost(s, "r", rnd, 2 * CS - 10, 10, 0), B);
+	/* the short last chunk has no blocks: it is read whole */
+	assert_int_equal(read_cost(s, "r", rnd, 3 * CS + 10, 10, 0), 5000);
+	ckpt_store_free(s);
+
+	/* a flipped byte fails only the reads of its block, and verify */
+	flip_byte(d, "r", 1, 5 * B + 10);
+	assert_int_equal(ckpt_store_open(&s, d, CKPT_STORE_READONLY, &o), 0);
+	read_cost(s, "r", rnd, CS + 4 * B, B, 0);
+	read_cost(s, "r", rnd, CS + 6 * B, 100, 0);
+	read_cost(s, "r", rnd, CS + 5 * B + 100, 10, CKPT_ECORRUPT);
+	assert_non_null(strstr(ckpt_error_last(), "chunk 1"));
+	assert_non_null(strstr(ckpt_error_last(), "CRC32C mismatch in block 5"));
+	read_cost(s, "r", rnd, CS, CS, CKPT_ECORRUPT); /* the whole chunk: its CRC */
+	assert_int_equal(ckpt_value_open(&v, s, "r", 1), 0);
+	assert_int_equal(ckpt_value_verify(v), CKPT_ECORRUPT);
+	ckpt_value_free(v);
+	ckpt_store_free(s);
+	flip_byte(d, "r", 1, 5 * B + 10); /* flipped back */
+
+	/* block CRCs of the wrong length, or that do not add up to the chunk's CRC */
+	sql(d, "UPDATE chunks SET blocks = x'0102' WHERE idx = 0");
+	assert_int_equal(ckpt_store_open(&s, d, CKPT_STORE_READONLY, &o), 0);
+	assert_int_equal(ckpt_value_open(&v, s, "r", 1), CKPT_ECORRUPT);
+	assert_non_null(strstr(ckpt_error_last(), "bad block CRCs in chunk row 0"));
+	ckpt_store_free(s);
+	sql(d, "UPDATE chunks SET blocks = zeroblob(4 * 8) WHERE idx = 0");
+	assert_int_equal(ckpt_store_open(&s, d, CKPT_STORE_READONLY, &o), 0);
+	read_cost(s, "r", rnd, 100, 10, CKPT_ECORRUPT);
+	assert_non_null(strstr(ckpt_error_last(), "block 0"));
+	read_cost(s, "r", rnd, 0, CS, 0); /* the chunk's own CRC still holds */
+	assert_int_equal(ckpt_value_open(&v, s, "r", 1), 0);
+	assert_int_equal(ckpt_value_verify(v), CKPT_ECORRUPT);
+	assert_non_null(strstr(ckpt_error_last(), "block CRCs do not combine"));
+	ckpt_value_free(v);
+	ckpt_store_free(s);
+	sql(d, "UPDATE chunks SET blocks = x'00000000' WHERE idx = 3"); /* 5000 bytes: one */
+	sql(d, "UPDATE chunks SET blocks = NULL WHERE idx = 0");
+	assert_int_equal(ckpt_store_open(&s, d, CKPT_STORE_READONLY, &o), 0);
+	assert_int_equal(read_cost(s, "r", rnd, 100, 10, 0), CS); /* none: the whole chunk */
+	read_cost(s, "r", rnd, 3 * CS + 10, 10, CKPT_ECORRUPT);
+	ckpt_store_free(s);
+
+	/* a 1.1 store (no blocks column) reads as before and takes new values */
+	sql(d, "UPDATE chunks SET blocks = NULL WHERE idx = 3;"
+	       "ALTER TABLE chunks DROP COLUMN blocks;"
+	       "UPDATE meta SET value = 1 WHERE name = 'format_minor'");
+	assert_int_equal(ckpt_store_open(&s, d, 0, &o), 0);
+	check_ranges(s, "r", rnd, size);
+	assert_int_equal(read_cost(s, "r", rnd, CS + 100, 10, 0), CS);
+	put1(s, "r2", rnd, size);
+	check_ranges(s, "r2", rnd, size);
+	assert_int_equal(read_cost(s, "r2", rnd, CS + 100, 10, 0), CS);
+	ckpt_store_free(s);
+	free(rnd);
 }
 
 static void test_corrupt_inline_and_rows(void **state)
@@ -1229,6 +1329,7 @@ int main(void)
 	    cmocka_unit_test(test_read_after_unlink),
 	    cmocka_unit_test(test_newer_major_refused),
 	    cmocka_unit_test(test_corrupt_chunk),
+	    cmocka_unit_test(test_block_crcs),
 	    cmocka_unit_test(test_corrupt_inline_and_rows),
 	    cmocka_unit_test(test_garbage_db),
 	    cmocka_unit_test(test_fault_injection),

@@ -42,12 +42,13 @@ typedef struct ckpt_value_writer ckpt_value_writer;
 
 /*
  * Newest format version this library reads and writes; readers refuse a
- * newer major. 1.1: the sealed index checksum; 2.0: tiled values
- * (docs/format.md, "Tiles"). A store is written as 1.1 unless it holds a
- * tiled value, so that readers of 1.x read every store without tiles.
+ * newer major. 1.1: the sealed index checksum; 1.2: block CRCs inside raw
+ * chunks; 2.0: tiled values (docs/format.md, "Tiles"); 2.1: 2.0 with block
+ * CRCs. A store is written as 1.2 unless it holds a tiled value, so that
+ * readers of 1.x read every store without tiles.
  */
 #define CKPT_FORMAT_MAJOR 2
-#define CKPT_FORMAT_MINOR 0
+#define CKPT_FORMAT_MINOR 1
 
 /* Chunk codecs, as recorded per chunk. */
 enum { CKPT_CODEC_RAW = 0, CKPT_CODEC_ZSTD = 1 };

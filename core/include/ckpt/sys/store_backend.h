@@ -62,7 +62,13 @@ typedef struct ckpt_store_chunk {
 	uint32_t crc32c;  /* of the stored bytes, when has_crc */
 	uint8_t codec;    /* CKPT_CODEC_RAW or CKPT_CODEC_ZSTD (the frame may lack a content size) */
 	uint8_t has_crc;  /* 0: nothing records a checksum of these bytes (OCDBT values) */
+	/* Version 3 on (read only then): a RAW chunk whose block CRCs are in the
+	 * source's block_crcs, so that part of it can be read and checked alone. */
+	uint8_t has_blocks;
 } ckpt_store_chunk;
+
+/* Bytes per block of a chunk's block CRCs (docs/format.md, "Block checksums"). */
+#define CKPT_CRC_BLOCK 8192u
 
 /* A value computed by the backend. ctx belongs to the value; free releases it. */
 typedef struct ckpt_value_reader {
@@ -88,9 +94,14 @@ typedef struct ckpt_value_source {
 	ckpt_store_chunk *chunks;    /* malloc'd: info.nchunks entries */
 	const ckpt_value_reader *reader;
 	void *reader_ctx;
+	/* Version 3 on. NULL, or malloc'd: the CRC-32C of each CKPT_CRC_BLOCK bytes
+	 * of the chunks with has_blocks (the last block of a chunk may be short);
+	 * chunk i's block j at [i * ceil(chunk_size / CKPT_CRC_BLOCK) + j]. Owned
+	 * like chunks. */
+	uint32_t *block_crcs;
 } ckpt_value_source;
 
-#define CKPT_STORE_BACKEND_VERSION 2
+#define CKPT_STORE_BACKEND_VERSION 3
 
 typedef struct ckpt_store_backend ckpt_store_backend;
 struct ckpt_store_backend {
