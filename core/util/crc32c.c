@@ -160,7 +160,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const voi
 
 /* The CRCs of three blocks of n bytes (n a multiple of 8) at p, as three streams. */
 __attribute__((target("sse4.2"))) static void crc3_hw(const unsigned char *p, size_t n,
-						     uint32_t *out)
+						      uint32_t *out)
 {
 	uint64_t c0 = 0xFFFFFFFFu, c1 = 0xFFFFFFFFu, c2 = 0xFFFFFFFFu;
 
