@@ -1,6 +1,7 @@
 #!/bin/bash
 # ckptfs: peeking at a leaf's .npy header reads at most one chunk from disk, whatever the
-# client: head -c, Python's open().read(6), np.lib.format, np.load(mmap_mode='r'). Counted
+# client: head -c, Python's open().read(6), np.lib.format, np.load(mmap_mode='r'); a 4 KiB pread inside a raw chunk
+# reads its 8 KiB blocks, not the chunk (format 1.2). Counted
 # as the bytes the mount's steps read from their data files (user.ckpt.bytes_read on the
 # mount root, the store's counter) after dropping the page cache; a full read of every leaf
 # shows that the counter counts. The daemon's block-layer reads (/proc/PID/io) are printed
@@ -116,5 +117,25 @@ import sys
 import numpy as np
 for f in sys.argv[1:]:
     print(np.load(f, mmap_mode="r").shape)' $leaves
+
+# A 4 KiB read inside a raw chunk reads the one or two 8 KiB blocks it overlaps (format 1.2
+# block CRCs), not its 64 KiB chunk: one read in the middle of each noise leaf.
+raw=$(echo "$leaves" | grep noise)
+pread4k='
+import hashlib, os, sys
+h = hashlib.md5()
+for f in sys.argv[1:]:
+    fd = os.open(f, os.O_RDONLY)
+    h.update(os.pread(fd, 4096, (os.fstat(fd).st_size // 2) & ~4095))
+    os.close(fd)
+print(h.hexdigest())'
+# shellcheck disable=SC2086
+want=$(cd "$T/src/state" && $PY -c "$pread4k" $raw)
+# shellcheck disable=SC2086
+got=$(peek "pread 4 KiB" $PY -c "$pread4k" $raw)
+[ "$(cat "$T/peek.out")" = "$want" ] || fail "pread 4 KiB: wrong bytes"
+nraw=$(echo "$raw" | wc -l)
+echo "  pread 4 KiB: $got bytes for $nraw leaves (limit $((nraw * 4 * 8192)), a chunk is $CHUNK)"
+[ "$got" -le $((nraw * 4 * 8192)) ] || fail "pread 4 KiB read $got bytes for $nraw leaves"
 
 echo "fs_peek: ok"
