@@ -1,7 +1,7 @@
 #!/bin/bash
 # ckptfs: peeking at a leaf's .npy header reads at most one chunk from disk, whatever the
-# client: head -c, Python's open().read(6), np.lib.format, np.load(mmap_mode='r'); a 4 KiB pread inside a raw chunk
-# reads its 8 KiB blocks, not the chunk (format 1.2). Counted
+# client: head -c, Python's open().read(6), np.lib.format, np.load(mmap_mode='r'); and a
+# 4 KiB pread inside a raw chunk reads its 8 KiB blocks, not the chunk (format 1.2). Counted
 # as the bytes the mount's steps read from their data files (user.ckpt.bytes_read on the
 # mount root, the store's counter) after dropping the page cache; a full read of every leaf
 # shows that the counter counts. The daemon's block-layer reads (/proc/PID/io) are printed
