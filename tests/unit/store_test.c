@@ -982,6 +982,9 @@ static void test_put_file_adopts(void **state)
 	assert_int_equal(in.stored_size, len);
 	assert_int_equal(in.codec, CKPT_CODEC_RAW);
 	assert_int_equal(in.nchunks, (len + CS - 1) / CS);
+	/* with block CRCs: part of a chunk reads the blocks it overlaps */
+	assert_int_equal(read_cost(s, "a", data + off, CS + 8190, 4, 0), 2 * CKPT_CRC_BLOCK);
+	check_ranges(s, "a", data + off, len);
 	/* adopted, not copied: d/ holds the same inode */
 	st = only_data_file(dir);
 	assert_int_equal(st.st_nlink, 2);
@@ -1239,6 +1242,8 @@ static void test_put_clone(void **state)
 	}
 	check_get(dst, "big2", 4, big, nbig);
 	check_get(dst, "big3", 4, big, nbig);
+	/* the block CRCs came along: part of a raw chunk reads one 8 KiB block */
+	assert_int_equal(read_cost(dst, "big", big, 2 * CS + 100, 10, 0), CKPT_CRC_BLOCK);
 	ckpt_store_free(dst);
 	free(big);
 	free(txt);

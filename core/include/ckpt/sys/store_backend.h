@@ -6,7 +6,9 @@
  * struct's first field is its version, CKPT_STORE_BACKEND_INIT or
  * ckpt_store_backend_init() fills it, and a library that finds a version it
  * does not know refuses the backend instead of calling past the end of it.
- * New slots are only ever appended, with a version bump.
+ * New slots are only ever appended, with a version bump. Version 2 added
+ * describe; version 3 the block CRCs of a chunked value (has_blocks,
+ * block_crcs: read only from backends of version 3 or later).
  *
  * A backend answers three questions about its keys: which exist below a
  * prefix (list), what a value is (open_value: its size and where its bytes
