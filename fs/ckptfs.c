@@ -13,9 +13,10 @@
  *   4. threads: the root rescan (every 0.5 s, or when woken; it alone sends
  *      kernel invalidations, never a request handler: those queue them with
  *      ckptfs_inval_later) and the read-ahead raise
- *   5. the multi-threaded session loop
+ *   5. the session loop (loop.c: workers, a spinning leader)
  */
 #include "ckptfs.h"
+#include "loop.h"
 #include "passthrough.h"
 
 #include <ckpt/sys/handler.h>
@@ -52,6 +53,7 @@ struct options {
 	int nonempty;
 	char *safetensors_sep;
 	char *handler_plugin;
+	char *spin_us;
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -64,6 +66,7 @@ static const struct fuse_opt opt_spec[] = {
 	{"rw", offsetof(struct options, ro), 0},
 	{"safetensors_sep=%s", offsetof(struct options, safetensors_sep), 0},
 	{"handler_plugin=%s", offsetof(struct options, handler_plugin), 0},
+	{"spin_us=%s", offsetof(struct options, spin_us), 0},
 	FUSE_OPT_END,
 };
 
@@ -103,12 +106,16 @@ static void usage(FILE *f, const char *prog)
 		"    -o nonempty            allow a MOUNTPOINT that is not empty\n"
 		"    -o handler_plugin=LIB  load handler plugins: .so files or directories,\n"
 		"                           ':'-separated (also $CKPT_HANDLER_PATH;\n"
-		"                           docs/handlers.md)\n\n"
+		"                           docs/handlers.md)\n"
+		"    -o spin_us=N           microseconds a worker waits for the next request\n"
+		"                           without sleeping (0..100000; default %u; 0 saves\n"
+		"                           CPU, costs latency: docs/fs.md, \"Threads\")\n"
+		"    -o max_threads=N       workers (default: one per CPU, 2 to 10)\n\n"
 		"Where errors go: a refused change (mkdir, cp, setfattr ...) fails with an\n"
 		"errno; the reason is logged (above) and kept: `ckpt status MOUNTPOINT`,\n"
 		"`getfattr -n user.ckpt.errors MOUNTPOINT` (or MOUNTPOINT/<pending step>),\n"
 		"`cat MOUNTPOINT/.ckptfs-errors`.\n",
-		prog, DEFAULT_MAX_OPEN_STEPS);
+		prog, DEFAULT_MAX_OPEN_STEPS, CKPTFS_DEFAULT_SPIN_US);
 }
 
 /* A usage error: the message, the one-line usage; exit status 2. */
@@ -471,10 +478,9 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o = {0};
-	unsigned max_open_steps = DEFAULT_MAX_OPEN_STEPS;
+	unsigned max_open_steps = DEFAULT_MAX_OPEN_STEPS, spin_us = CKPTFS_DEFAULT_SPIN_US;
 	int compression_level = -1;
 	struct fuse_cmdline_opts co = {0};
-	struct fuse_loop_config *lc = NULL;
 	struct ckptfs fs = {.uid = getuid(), .gid = getgid()};
 	struct bg bg = {.fs = &fs};
 	pthread_t rescan_thread, ra_thread;
@@ -534,6 +540,11 @@ int main(int argc, char *argv[])
 					 19)))
 			goto out_args;
 		compression_level = (int)num;
+	}
+	if (o.spin_us) {
+		if ((ret = parse_num_opt(&num, argv[0], "spin_us", o.spin_us, 0, 100000)))
+			goto out_args;
+		spin_us = (unsigned)num;
 	}
 	ret = 1;
 	if (check_root(argv[0], o.root) || check_mountpoint(argv[0], co.mountpoint, o.nonempty))
@@ -605,28 +616,18 @@ int main(int argc, char *argv[])
 	/* 5. loop */
 	if (!user_max_threads(argc, argv))
 		co.max_threads = default_max_threads();
-	if (co.singlethread) {
+	if (co.singlethread)
 		ret = fuse_session_loop(fs.se);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc)
-			goto out_threads;
-		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
-		fuse_loop_cfg_set_max_threads(lc, co.max_threads);
-		if (co.max_idle_threads != UINT_MAX)
-			fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
-		ret = fuse_session_loop_mt(fs.se, lc);
-	}
+	else if ((ret = ckptfs_loop(fs.se, co.max_threads, spin_us)) < 0)
+		ckptfs_log("session loop: %s", strerror(-ret));
 	ret = ret ? 1 : 0;
 
-out_threads:
 	pthread_mutex_lock(&fs.bg_lock);
 	fs.bg_stop = 1;
 	pthread_cond_signal(&fs.bg_cond);
 	pthread_mutex_unlock(&fs.bg_lock);
 	if (threads & 1)
 		pthread_join(rescan_thread, NULL);
-	fuse_loop_cfg_destroy(lc);
 out_unmount:
 	if (mounted)
 		fuse_session_unmount(fs.se);

@@ -39,6 +39,8 @@ start_fails 2 "bad value '12Q' for -o cache_size" "$ROOT" "$MNT" -f -o cache_siz
 start_fails 2 "bad value '0' for -o max_open_steps: want a whole number from 1" "$ROOT" "$MNT" -o max_open_steps=0
 start_fails 2 "bad value '40' for -o compression_level: want a whole number from 0 to 19" \
 	"$ROOT" "$MNT" -o compression_level=40
+start_fails 2 "bad value '2ms' for -o spin_us: want a whole number from 0 to 100000" \
+	"$ROOT" "$MNT" -o spin_us=2ms
 start_fails 2 "need ROOT and MOUNTPOINT" "$ROOT"
 start_fails 2 "unknown option" "$ROOT" "$MNT" -f -o bogus
 # usage errors print the one-line usage, not the whole help
