@@ -651,6 +651,7 @@ out_args:
 	free(o.compression_level);
 	free(o.log);
 	free(o.handler_plugin);
+	free(o.spin_us);
 	ckptfs_log_close();
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs.bg_cond);
