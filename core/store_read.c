@@ -545,12 +545,8 @@ int ckpt_value_verify(ckpt_value *v)
 	/* A chunk's block CRCs must describe the bytes its CRC describes (invariant 6). */
 	for (uint32_t i = 0; i < in->nchunks; i++) {
 		const uint32_t *blk = ckpt_value_chunk_blocks(v, i);
-		uint32_t stored = v->chunks[i].stored, crc_b = 0;
-		for (uint32_t lo = 0; blk && lo < stored; lo += CKPT_CRC_BLOCK, blk++) {
-			uint32_t len = stored - lo < CKPT_CRC_BLOCK ? stored - lo : CKPT_CRC_BLOCK;
-			crc_b = ckpt_crc32c_combine(crc_b, *blk, len);
-		}
-		if (ckpt_value_chunk_blocks(v, i) && crc_b != v->chunks[i].crc32c)
+		if (blk && ckpt_crc32c_join(blk, v->chunks[i].stored, CKPT_CRC_BLOCK) !=
+			       v->chunks[i].crc32c)
 			return corrupt(v, i, "its block CRCs do not combine to its CRC32C");
 	}
 	/* Whole chunks at a time, so that ckpt_value_pread reads runs of them at once. */

@@ -97,8 +97,7 @@ uint32_t ckpt_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 	return multmodp(x8nmodp(len_b), crc_a) ^ crc_b;
 }
 
-/* Whole CRC from the block CRCs in out (blocks of `block` bytes, the last of len's rest). */
-static uint32_t join_blocks(const uint32_t *out, size_t len, size_t block)
+uint32_t ckpt_crc32c_join(const uint32_t *out, size_t len, size_t block)
 {
 	uint32_t op = x8nmodp(block), crc = 0;
 
@@ -208,7 +207,7 @@ uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t 
 	for (; k * block < len; k++)
 		out[k] = ckpt_crc32c_update(0, p + k * block,
 					    len - k * block < block ? len - k * block : block);
-	return join_blocks(out, len, block);
+	return ckpt_crc32c_join(out, len, block);
 }
 #else
 uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len)
@@ -221,6 +220,6 @@ uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t 
 	for (size_t k = 0; k * block < len; k++)
 		out[k] = ckpt_crc32c_update(0, (const unsigned char *)buf + k * block,
 					    len - k * block < block ? len - k * block : block);
-	return join_blocks(out, len, block);
+	return ckpt_crc32c_join(out, len, block);
 }
 #endif

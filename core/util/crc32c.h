@@ -31,6 +31,13 @@ uint32_t ckpt_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
  */
 uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out);
 
+/*
+ * The CRC of len bytes from the CRCs of their consecutive `block`-byte
+ * blocks (the last may be shorter): what ckpt_crc32c_blocks returns, without
+ * the bytes; one multiplication per whole block.
+ */
+uint32_t ckpt_crc32c_join(const uint32_t *crcs, size_t len, size_t block);
+
 /* The portable table implementation, exposed so tests can compare both. */
 uint32_t ckpt_crc32c_update_sw(uint32_t crc, const void *buf, size_t len);
 

@@ -84,6 +84,7 @@ static void test_blocks(void **state)
 			assert_non_null(o);
 			assert_int_equal(ckpt_crc32c_blocks(p, len, bs, o),
 					 ckpt_crc32c_update_sw(0, p, len));
+			assert_int_equal(ckpt_crc32c_join(o, len, bs), ckpt_crc32c_update_sw(0, p, len));
 			for (size_t k = 0; k < nb; k++)
 				assert_int_equal(o[k], ckpt_crc32c_update_sw(
 							   0, p + k * bs,
