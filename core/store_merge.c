@@ -103,15 +103,13 @@ static int query_int(sqlite_index *x, const char *sql, int64_t a, int64_t dflt, 
 	return rc;
 }
 
-/* Does schema's chunks table have the blocks column (format 1.2 on)? */
-static int has_blocks(sqlite_index *x, const char *schema)
+/* Does the attached index's chunks table have the blocks column (format 1.2 on)? */
+static int src_has_blocks(sqlite_index *x)
 {
-	char sql[128];
 	sqlite3_stmt *st = NULL;
-	int ok;
+	int ok = sqlite3_prepare_v2(x->db, "SELECT blocks FROM src.chunks LIMIT 0", -1, &st,
+				    NULL) == SQLITE_OK;
 
-	snprintf(sql, sizeof(sql), "SELECT blocks FROM %s.chunks LIMIT 0", schema);
-	ok = sqlite3_prepare_v2(x->db, sql, -1, &st, NULL) == SQLITE_OK;
 	sqlite3_finalize(st);
 	return ok;
 }
@@ -232,7 +230,7 @@ static int merge_rows(sqlite_index *x, const char *src, int64_t gen)
 		      " SELECT key, ?1, size, crc32c, chunk_size, inline FROM src.kv",
 		      gen, "merging keys")) < 0 ||
 	    (rc = run(x,
-		      has_blocks(x, "main") && has_blocks(x, "src")
+		      x->has_blocks && src_has_blocks(x)
 			  ? "INSERT INTO main.chunks(key, idx, file_id, offset, stored_len, raw_len,"
 			    " codec, crc32c, blocks) SELECT key, idx, file_id + ?1, offset,"
 			    " stored_len, raw_len, codec, crc32c, blocks FROM src.chunks"

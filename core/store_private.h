@@ -148,6 +148,10 @@ int ckpt_tile_overlap_error(const char *where, sqlite3_stmt *st);
 int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, size_t keylen,
 			    const ckpt_value_info *in, ckpt_store_chunk **out, uint32_t **blocks);
 
+/* Blocks of CKPT_CRC_BLOCK bytes in n bytes: a chunk's block CRCs, and the
+ * stride (for n = chunk_size) of the arrays that hold a value's. */
+#define STORE_NBLOCKS(n) (((n) + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK)
+
 /* Block CRCs as stored in chunks.blocks: 4 bytes each, little-endian. */
 void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n);
 

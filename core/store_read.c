@@ -70,7 +70,7 @@ static int check_chunks(ckpt_value *v)
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': %u chunks of %u bytes for %llu",
 				      v->s->dir, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
 				      in->nchunks, in->chunk_size, (unsigned long long)in->size);
-	v->bpc = (in->chunk_size + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
+	v->bpc = STORE_NBLOCKS(in->chunk_size);
 	for (uint32_t i = 0; i < in->nchunks; i++) {
 		ckpt_store_chunk *c = &v->chunks[i];
 		uint64_t want = in->size - (uint64_t)i * in->chunk_size;
@@ -245,6 +245,38 @@ static int corrupt(const ckpt_value *v, uint32_t i, const char *what)
 			      (unsigned long long)v->chunks[i].off, what);
 }
 
+/* preadv() until every iovec is full; 0, the errno, or -1 at the end of the file. */
+static int preadv_full(int fd, struct iovec *iov, int n, off_t off)
+{
+	while (n > 0) {
+		ssize_t r = preadv(fd, iov, n, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : -1;
+		off += r;
+		for (; n > 0 && (size_t)r >= iov->iov_len; iov++, n--)
+			r -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* A failed read of chunk i (preadv_full's result err, non-zero): its error. */
+static int read_failed(ckpt_value *v, uint32_t i, int err)
+{
+	char kr[160];
+
+	if (err < 0)
+		return corrupt(v, i, "data file ends inside the chunk");
+	return ckpt_error_errno(CKPT_EIO, err, "%s/%s: reading key '%s' chunk %u", v->s->dir,
+				v->chunks[i].file->path,
+				ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+}
+
 /* Largest run of adjacent chunks read with one pread(). */
 #define MAX_SPAN (32u << 20)
 
@@ -256,25 +288,15 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 {
 	const ckpt_store_chunk *c = &v->chunks[i];
 	size_t done = 0, total = 0;
+	struct iovec iov;
+	int err;
 
 	for (uint32_t k = 0; k < n; k++)
 		total += v->chunks[i + k].stored;
-	while (done < total) {
-		ssize_t r =
-		    pread(c->file->fd, (char *)dst + done, total - done, (off_t)(c->off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			char kr[160];
-			return ckpt_error_errno(
-			    CKPT_EIO, errno, "%s/%s: reading key '%s' chunk %u", v->s->dir,
-			    c->file->path, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
-			    i);
-		}
-		if (r == 0)
-			return corrupt(v, i, "data file ends inside the chunk");
-		done += (size_t)r;
-	}
+	iov.iov_base = dst;
+	iov.iov_len = total;
+	if ((err = preadv_full(c->file->fd, &iov, 1, (off_t)c->off)) != 0)
+		return read_failed(v, i, err);
 	__atomic_fetch_add(&v->s->bytes_read, total, __ATOMIC_RELAXED);
 	done = 0;
 	for (uint32_t k = i; k < i + n; k++) {
@@ -338,26 +360,6 @@ static int read_chunk(ckpt_value *v, uint32_t i, void *dst)
 	return read_chunks(v, i, 1, dst);
 }
 
-/* preadv() until every iovec is full; 0, the errno, or -1 at the end of the file. */
-static int preadv_full(int fd, struct iovec *iov, int n, off_t off)
-{
-	while (n > 0) {
-		ssize_t r = preadv(fd, iov, n, off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? errno : -1;
-		off += r;
-		for (; n > 0 && (size_t)r >= iov->iov_len; iov++, n--)
-			r -= (ssize_t)iov->iov_len;
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
 /*
  * Bytes [a, b) of RAW chunk i, which has block CRCs (invariant 6): one preadv
  * of the blocks the range overlaps, whole blocks straight into dst, a partly
@@ -367,22 +369,21 @@ static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_
 {
 	const ckpt_store_chunk *c = &v->chunks[i];
 	const uint32_t B = CKPT_CRC_BLOCK, k0 = a / B, k1 = (b + B - 1) / B;
+	const uint32_t end = k1 * B < c->stored ? k1 * B : c->stored; /* of the bytes read */
+	const int head = a > k0 * B, tail = b < end; /* first, last block partly covered */
 	const uint32_t *crcs = ckpt_value_chunk_blocks(v, i);
 	unsigned char *bounce = NULL;
 	struct iovec iov[3];
 	int n = 0, rc = 0, err;
 
 	assert(crcs && a < b && b <= c->stored && c->stored == c->raw);
+	if ((head || tail) && (bounce = malloc(2 * (size_t)B)) == NULL)
+		return ckpt_error_nomem();
 	for (uint32_t k = k0; k < k1; k++) {
-		uint32_t lo = k * B, hi = c->stored - lo < B ? c->stored : lo + B;
-		unsigned char *p;
-		if ((k == k0 && a > lo) || (k == k1 - 1 && b < hi)) { /* partly covered */
-			if (bounce == NULL && (bounce = malloc(2 * (size_t)B)) == NULL)
-				return ckpt_error_nomem();
-			p = bounce + (k == k0 ? 0 : B);
-		} else {
-			p = (unsigned char *)dst + (lo - a);
-		}
+		uint32_t lo = k * B, hi = end - lo < B ? end : lo + B;
+		unsigned char *p = (k == k0 && head)	   ? bounce
+				   : (k == k1 - 1 && tail) ? bounce + B
+							   : (unsigned char *)dst + (lo - a);
 		if (n > 0 && (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
 			iov[n - 1].iov_len += hi - lo;
 		} else {
@@ -392,22 +393,16 @@ static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_
 		}
 	}
 	if ((err = preadv_full(c->file->fd, iov, n, (off_t)(c->off + (uint64_t)k0 * B))) != 0) {
-		char kr[160];
 		free(bounce);
-		if (err < 0)
-			return corrupt(v, i, "data file ends inside the chunk");
-		return ckpt_error_errno(CKPT_EIO, err, "%s/%s: reading key '%s' chunk %u",
-					v->s->dir, c->file->path,
-					ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen), i);
+		return read_failed(v, i, err);
 	}
-	__atomic_fetch_add(&v->s->bytes_read,
-			   (uint64_t)(k1 * B < c->stored ? k1 * B : c->stored) - (uint64_t)k0 * B,
-			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(&v->s->bytes_read, (uint64_t)(end - k0 * B), __ATOMIC_RELAXED);
 	for (uint32_t k = k0; k < k1 && rc == 0; k++) {
-		uint32_t lo = k * B, hi = c->stored - lo < B ? c->stored : lo + B;
-		int bounced = (k == k0 && a > lo) || (k == k1 - 1 && b < hi);
-		const unsigned char *p =
-		    bounced ? bounce + (k == k0 ? 0 : B) : (const unsigned char *)dst + (lo - a);
+		uint32_t lo = k * B, hi = end - lo < B ? end : lo + B;
+		int bounced = (k == k0 && head) || (k == k1 - 1 && tail);
+		const unsigned char *p = (k == k0 && head)	 ? bounce
+					 : (k == k1 - 1 && tail) ? bounce + B
+								 : (const unsigned char *)dst + (lo - a);
 		if (ckpt_crc32c_update(0, p, hi - lo) != crcs[k]) {
 			char what[64];
 			snprintf(what, sizeof(what), "CRC32C mismatch in block %u", k);

@@ -556,8 +556,7 @@ void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n)
 static int load_blocks(sqlite3_stmt *st, int col, const ckpt_value_info *in, uint32_t i,
 		       ckpt_store_chunk *c, uint32_t **blocks)
 {
-	const uint32_t bpc = (in->chunk_size + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
-	const uint32_t n = (c->stored + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK;
+	const uint32_t bpc = STORE_NBLOCKS(in->chunk_size), n = STORE_NBLOCKS(c->stored);
 	const unsigned char *p = sqlite3_column_blob(st, col);
 
 	if (sqlite3_column_type(st, col) == SQLITE_NULL)

@@ -88,9 +88,6 @@ typedef struct chunk_rec {
 	int has_blocks; /* RAW: its block CRCs are in the op's (writer's) blocks */
 } chunk_rec;
 
-/* Block CRCs per chunk of a value with chunks of cs bytes: the stride of blocks arrays. */
-#define BLOCKS_PER_CHUNK(cs) (((cs) + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK)
-
 enum { OP_PUT, OP_DELETE, OP_TILE };
 
 /* Where a tile lies in its global array (ckpt_value_writer_open_tile). */
@@ -180,7 +177,7 @@ struct ckpt_value_writer {
 	uint64_t size;
 	uint32_t crc; /* of the raw bytes of the chunks appended so far */
 	chunk_rec *chunks;
-	uint32_t *blocks;  /* capchunks * BLOCKS_PER_CHUNK(chunk_size), or NULL */
+	uint32_t *blocks;  /* capchunks * STORE_NBLOCKS(chunk_size), or NULL */
 	uint32_t *bcrcs;   /* one chunk's block CRCs, for raw chunks appended directly */
 	int want_blocks;   /* raw chunks record block CRCs (format 1.2, not tiles) */
 	uint32_t nchunks, capchunks;
@@ -212,7 +209,7 @@ static int worth_compressing(ZSTD_CCtx *cc, const unsigned char *raw, uint32_t n
 
 /*
  * CRC-32C of a raw chunk; with blocks non-NULL also its block CRCs there
- * (BLOCKS_PER_CHUNK entries at most), at the cost of one pass.
+ * (STORE_NBLOCKS entries at most), at the cost of one pass.
  */
 static uint32_t raw_crc(const void *p, uint32_t n, uint32_t *blocks)
 {
@@ -433,7 +430,7 @@ static int new_file(ckpt_batch *b)
 /* Add c, with its block CRCs if blocks is non-NULL (a raw chunk). */
 static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c, const uint32_t *blocks)
 {
-	const size_t bpc = BLOCKS_PER_CHUNK(w->b->s->opts.chunk_size);
+	const size_t bpc = STORE_NBLOCKS(w->b->s->opts.chunk_size);
 
 	if (w->nchunks == w->capchunks) {
 		uint32_t cap = w->capchunks ? 2 * w->capchunks : 16;
@@ -453,7 +450,7 @@ static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c, const uint
 	w->chunks[w->nchunks].has_blocks = blocks && w->want_blocks && c->stored > CKPT_CRC_BLOCK;
 	if (w->chunks[w->nchunks].has_blocks)
 		memcpy(w->blocks + w->nchunks * bpc, blocks,
-		       BLOCKS_PER_CHUNK(c->stored) * sizeof(*blocks));
+		       STORE_NBLOCKS(c->stored) * sizeof(*blocks));
 	w->nchunks++;
 	return 0;
 }
@@ -579,7 +576,7 @@ static int submit_chunk(ckpt_value_writer *w)
 	j->level = w->level;
 	/* no memory for block CRCs: the chunk goes without them (they are optional) */
 	if (w->want_blocks)
-		j->blocks = malloc(BLOCKS_PER_CHUNK(w->fill) * sizeof(*j->blocks));
+		j->blocks = malloc(STORE_NBLOCKS(w->fill) * sizeof(*j->blocks));
 	if ((w->buf = buf_get(b)) == NULL) {
 		w->buf = j->raw;
 		free(j);
@@ -661,7 +658,7 @@ static int writer_open(ckpt_value_writer **out, ckpt_batch *b, const void *key, 
 	w->b = b;
 	/* Block CRCs (docs/format.md) for values, not tiles; without memory, none. */
 	if (plain && b->s->idx->has_blocks && b->s->opts.chunk_size > CKPT_CRC_BLOCK)
-		w->want_blocks = (w->bcrcs = malloc(BLOCKS_PER_CHUNK(b->s->opts.chunk_size) *
+		w->want_blocks = (w->bcrcs = malloc(STORE_NBLOCKS(b->s->opts.chunk_size) *
 						    sizeof(*w->bcrcs))) != NULL;
 	b->writer = w;
 	*out = w;
@@ -1192,17 +1189,17 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 			break;
 		sqlite3_bind_blob(st[INS_CHUNK], 1, o->key, (int)o->keylen, SQLITE_STATIC);
 		if (o->blocks && s->idx->has_blocks && enc == NULL &&
-		    (enc = malloc(4 * (size_t)BLOCKS_PER_CHUNK(STORE_MAX_CHUNK_SIZE))) == NULL) {
+		    (enc = malloc(4 * (size_t)STORE_NBLOCKS(STORE_MAX_CHUNK_SIZE))) == NULL) {
 			rc = ckpt_error_nomem();
 			break;
 		}
 		for (uint32_t c = 0; c < o->nchunks && rc == 0; c++) {
 			const chunk_rec *r = &o->chunks[c];
 			if (r->has_blocks && s->idx->has_blocks) {
-				uint32_t nb = BLOCKS_PER_CHUNK(r->stored);
+				uint32_t nb = STORE_NBLOCKS(r->stored);
 				assert(o->blocks && r->codec == CKPT_CODEC_RAW);
 				ckpt_blocks_encode(
-				    enc, o->blocks + (size_t)c * BLOCKS_PER_CHUNK(o->chunk_size), nb);
+				    enc, o->blocks + (size_t)c * STORE_NBLOCKS(o->chunk_size), nb);
 				sqlite3_bind_blob(st[INS_CHUNK], 9, enc, (int)(4 * nb), SQLITE_STATIC);
 			} else if (s->idx->has_blocks) {
 				sqlite3_bind_null(st[INS_CHUNK], 9);
@@ -1463,7 +1460,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 	/* Adopt: raw chunks in place, their CRCs from one read of the range. */
 	o.nchunks = (uint32_t)((len + cs - 1) / cs);
 	if (b->s->idx->has_blocks && cs > CKPT_CRC_BLOCK) /* optional: none without memory */
-		o.blocks = malloc((size_t)o.nchunks * BLOCKS_PER_CHUNK(cs) * sizeof(*o.blocks));
+		o.blocks = malloc((size_t)o.nchunks * STORE_NBLOCKS(cs) * sizeof(*o.blocks));
 	if ((o.chunks = calloc(o.nchunks, sizeof(*o.chunks))) == NULL ||
 	    (buf = malloc(slice)) == NULL || (o.key = key_dup(key, keylen)) == NULL ||
 	    (f = next_file(b)) == NULL) {
@@ -1482,7 +1479,7 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 			c->raw = c->stored = (uint32_t)(n - k < cs ? n - k : cs);
 			c->has_blocks = o.blocks && c->stored > CKPT_CRC_BLOCK;
 			c->crc = raw_crc(buf + k, c->stored,
-					 c->has_blocks ? o.blocks + i * BLOCKS_PER_CHUNK(cs) : NULL);
+					 c->has_blocks ? o.blocks + i * STORE_NBLOCKS(cs) : NULL);
 			c->off = off + pos + k;
 			c->file_id = f->id;
 			c->codec = CKPT_CODEC_RAW;
@@ -1656,7 +1653,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		return rc;
 	}
 	c = ckpt_value_chunk_table(v);
-	bpc = BLOCKS_PER_CHUNK(in->chunk_size);
+	bpc = STORE_NBLOCKS(in->chunk_size);
 	o.size = in->size;
 	o.crc = in->crc32c;
 	o.chunk_size = in->chunk_size;
@@ -1679,7 +1676,7 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		r->codec = c[i].codec;
 		if ((blk = ckpt_value_chunk_blocks(v, i)) != NULL && b->s->idx->has_blocks &&
 		    (o.blocks || (o.blocks = malloc((size_t)o.nchunks * bpc * sizeof(*blk))))) {
-			memcpy(o.blocks + i * bpc, blk, BLOCKS_PER_CHUNK(r->stored) * sizeof(*blk));
+			memcpy(o.blocks + i * bpc, blk, STORE_NBLOCKS(r->stored) * sizeof(*blk));
 			r->has_blocks = 1;
 		}
 	}
