@@ -30,18 +30,18 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <linux/fuse.h> /* the request header: libfuse does not install its copy */
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define MAX_WORKERS 64
-#define FUSE_OPCODE_READ 15 /* <linux/fuse.h>, which libfuse does not install */
-#define FUSE_OPCODE_WRITE 16
-#define WAIT_MS 250 /* the waiting thread looks at fuse_session_exited this often */
+#define WAIT_MS	    250 /* the waiting thread looks at fuse_session_exited this often */
 
 struct loop {
 	struct fuse_session *se;
@@ -69,10 +69,11 @@ static int moves_data(const struct fuse_buf *b)
 {
 	uint32_t op;
 
-	if ((b->flags & FUSE_BUF_IS_FD) || b->size < 8 || b->mem == NULL)
+	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(struct fuse_in_header) ||
+	    b->mem == NULL)
 		return 1;
-	memcpy(&op, (const char *)b->mem + 4, sizeof(op)); /* fuse_in_header.opcode */
-	return op == FUSE_OPCODE_READ || op == FUSE_OPCODE_WRITE;
+	memcpy(&op, (const char *)b->mem + offsetof(struct fuse_in_header, opcode), sizeof(op));
+	return op == FUSE_READ || op == FUSE_WRITE;
 }
 
 static void free_buf(void *p)
@@ -102,8 +103,8 @@ static void *worker_main(void *arg)
 		if (res <= 0) {
 			int zero = 0;
 			if (res < 0 && res != -ENODEV)
-				__atomic_compare_exchange_n(&l->err, &zero, res, 0, __ATOMIC_RELAXED,
-							    __ATOMIC_RELAXED);
+				__atomic_compare_exchange_n(&l->err, &zero, res, 0,
+							    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 			fuse_session_exit(l->se);
 			break;
 		}
