@@ -196,18 +196,15 @@ uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len)
 	return hw_available() ? crc_hw(crc, buf, len) : ckpt_crc32c_update_sw(crc, buf, len);
 }
 
-uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out)
+/* The CRCs of the leading whole blocks of p, three at a time; how many were done. */
+static size_t blocks3(const unsigned char *p, size_t len, size_t block, uint32_t *out)
 {
-	const unsigned char *p = buf;
 	size_t k = 0;
 
 	if (block % 8 == 0 && hw_available())
 		for (; (k + 3) * block <= len; k += 3)
 			crc3_hw(p + k * block, block, out + k);
-	for (; k * block < len; k++)
-		out[k] = ckpt_crc32c_update(0, p + k * block,
-					    len - k * block < block ? len - k * block : block);
-	return ckpt_crc32c_join(out, len, block);
+	return k;
 }
 #else
 uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len)
@@ -215,11 +212,19 @@ uint32_t ckpt_crc32c_update(uint32_t crc, const void *buf, size_t len)
 	return ckpt_crc32c_update_sw(crc, buf, len);
 }
 
+static size_t blocks3(const unsigned char *p, size_t len, size_t block, uint32_t *out)
+{
+	(void)p, (void)len, (void)block, (void)out;
+	return 0;
+}
+#endif
+
 uint32_t ckpt_crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out)
 {
-	for (size_t k = 0; k * block < len; k++)
-		out[k] = ckpt_crc32c_update(0, (const unsigned char *)buf + k * block,
+	const unsigned char *p = buf;
+
+	for (size_t k = blocks3(p, len, block, out); k * block < len; k++)
+		out[k] = ckpt_crc32c_update(0, p + k * block,
 					    len - k * block < block ? len - k * block : block);
 	return ckpt_crc32c_join(out, len, block);
 }
-#endif
