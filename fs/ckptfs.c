@@ -13,7 +13,8 @@
  *   4. threads: the root rescan (every 0.5 s, or when woken; it alone sends
  *      kernel invalidations, never a request handler: those queue them with
  *      ckptfs_inval_later) and the read-ahead raise
- *   5. the session loop (loop.c: workers, a spinning leader)
+ *   5. the session loop (loop.c: workers that poll briefly after a metadata
+ *      request before they sleep)
  */
 #include "ckptfs.h"
 #include "loop.h"
@@ -107,9 +108,10 @@ static void usage(FILE *f, const char *prog)
 		"    -o handler_plugin=LIB  load handler plugins: .so files or directories,\n"
 		"                           ':'-separated (also $CKPT_HANDLER_PATH;\n"
 		"                           docs/handlers.md)\n"
-		"    -o spin_us=N           microseconds a worker waits for the next request\n"
-		"                           without sleeping (0..100000; default %u; 0 saves\n"
-		"                           CPU, costs latency: docs/fs.md, \"Threads\")\n"
+		"    -o spin_us=N           microseconds a worker that answered a metadata\n"
+		"                           request polls for the next before it sleeps\n"
+		"                           (0..100000; default %u; 0 saves CPU, costs\n"
+		"                           latency: docs/fs.md, \"Threads\")\n"
 		"    -o max_threads=N       workers (default: one per CPU, 2 to 10)\n\n"
 		"Where errors go: a refused change (mkdir, cp, setfattr ...) fails with an\n"
 		"errno; the reason is logged (above) and kept: `ckpt status MOUNTPOINT`,\n"
