@@ -704,7 +704,7 @@ static void test_block_crcs(void **state)
 	}
 	assert_int_equal(read_cost(s, "r", rnd, CS + 3 * B + 100, 16, 0), B);
 	assert_int_equal(read_cost(s, "r", rnd, CS + B - 8, 16, 0), 2 * B);
-	/* a bounced first block, two whole ones, a bounced last one */
+	/* a bounced first block, three whole ones, a bounced last one */
 	assert_int_equal(read_cost(s, "r", rnd, CS + 8000, 3 * B + 300, 0), 5 * B);
 	/* the tail of a chunk whose last block is whole */
 	assert_int_equal(read_cost(s, "r", rnd, 2 * CS - 10, 10, 0), B);
