@@ -6,9 +6,10 @@
  *   1. A stub is a regular file with S_ISVTX whose content starts with
  *      CKPT_CLONE_MAGIC; anything else is an ordinary file.
  *   2. A stub parses only if its step is decimal digits without a leading
- *      zero, its item passes ckpt_item_name_check and its path is
- *      '/'-separated non-empty components other than "." and "..", with no
- *      NUL or newline, and the stub is at most CLONE_MAX bytes.
+ *      zero, its item passes ckpt_item_name_check and its path is empty
+ *      (the item's .safetensors file) or '/'-separated non-empty components
+ *      other than "." and "..", with no NUL or newline, and the stub is at
+ *      most CLONE_MAX bytes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,10 +27,10 @@
 #define CLONE_MAX (64u << 10) /* bytes of a clone stub */
 #define MAGIC_LEN (sizeof(CKPT_CLONE_MAGIC) - 1)
 
-/* A leaf path: ckpt_relpath_ok and no newline (a stub is lines). */
+/* A leaf path (ckpt_relpath_ok and no newline: a stub is lines), or "". */
 static int path_ok(const char *p, size_t len)
 {
-	return !memchr(p, '\n', len) && ckpt_relpath_ok(p, len);
+	return len == 0 || (!memchr(p, '\n', len) && ckpt_relpath_ok(p, len));
 }
 
 int ckpt_clone_stub_format(char **out, size_t *len, const ckpt_clone_ref *ref)

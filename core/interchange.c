@@ -429,6 +429,8 @@ static int resolve_clone(ckpt_tree **out, ckpt_step **src, char **ckey, struct c
 	int rc = clone_step(src, cs, ref->step);
 
 	*ckey = NULL;
+	if (rc == 0 && !ref->path[0]) /* (ckpt/clone.h) */
+		rc = ckpt_error_set(CKPT_EINVAL, "a copy of <item>.safetensors, not of a leaf");
 	if (rc == 0 && out) {
 		rc = ckpt_step_item_tree(&meta, *src, ref->item);
 		if (rc == 0)
@@ -1054,6 +1056,8 @@ struct item_in {
 	char *dir; /* or, with convert, the <name>.safetensors / <name>.npz file */
 	const char *typestr;
 	int standard, pytree, convert;
+	ckpt_clone_ref view; /* with convert: a clone stub of a step's <item>.safetensors */
+	ckpt_step *view_src; /* its step (borrowed from the clones) */
 	ckpt_tree *tree;
 	struct ictx c;
 };
@@ -1078,12 +1082,11 @@ static int check_raw_item(const char *typestr, const char *dir)
 }
 
 /*
- * Save the interchange directory dir as ROOT/<step>. With pending (the
- * directory of a pending step, dir its files/, lockfd its lock) read
- * leniently, write the store inside pending and keep files/ until the rename.
+ * A conversion file as an item: a PyTree item of a good name, a file that
+ * checks or (a pending step) a clone stub of a step's <item>.safetensors
+ * whose source is there (it->view, it->view_src). st: the file's stat.
  */
-/* A conversion file as an item: a PyTree item of a good name, a file that checks. */
-static int check_convert_item(const struct item_in *it, const char *dir)
+static int check_convert_item(struct item_in *it, const char *dir, const struct stat *st)
 {
 	int rc;
 	if (!it->pytree)
@@ -1091,7 +1094,17 @@ static int check_convert_item(const struct item_in *it, const char *dir)
 				      it->dir, dir, CKPT_STEP_METADATA_KEY, it->typestr);
 	if ((rc = ckpt_item_name_check(it->name)))
 		return rc;
-	return ckpt_convert_check_file(it->dir, -1, '.');
+	if (!it->c.clones || (rc = stub_at(&it->view, it->dir, st)) == 0)
+		return ckpt_convert_check_file(it->dir, -1, '.');
+	if (rc < 0)
+		return rc;
+	if (it->view.path[0])
+		return ckpt_error_set(CKPT_EINVAL, "%s: a clone stub stands only for a leaf",
+				      it->dir);
+	if ((rc = clone_step(&it->view_src, it->c.clones, it->view.step)))
+		return ckpt_error_wrap(rc, "%s: copy of step %" PRIu64 " %s.safetensors", it->dir,
+				       it->view.step, it->view.item);
+	return ckpt_convert_save_view(NULL, it->name, it->dir, it->view_src, it->view.item);
 }
 
 /*
@@ -1119,6 +1132,11 @@ static int item_once(const struct item_in *items, size_t n, const char *dir)
 	return 0;
 }
 
+/*
+ * Save the interchange directory dir as ROOT/<step>. With pending (the
+ * directory of a pending step, dir its files/, lockfd its lock) read
+ * leniently, write the store inside pending and keep files/ until the rename.
+ */
 static int save_dir(const char *root, uint64_t step, const char *dir,
 		    const ckpt_step_writer_options *opts, const char *pending, int lockfd)
 {
@@ -1208,7 +1226,7 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		it->standard = !strcmp(it->typestr, CKPT_STANDARD_TYPESTR);
 		it->pytree = handler_type_is_tree(it->typestr);
 		if (it->convert)
-			rc = check_convert_item(it, dir);
+			rc = check_convert_item(it, dir, &st);
 		else if ((rc = ckpt_item_name_check(name)) == 0 && it->pytree)
 			rc = pending ? read_item_lenient(&it->tree, it->dir, &it->c)
 				     : read_item(&it->tree, it->dir, &it->c);
@@ -1231,7 +1249,9 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 
 		sa.item = it->tree;
 		if (it->convert) {
-			rc = ckpt_convert_save_item(w, it->name, it->dir, '.');
+			rc = it->view_src ? ckpt_convert_save_view(w, it->name, it->dir,
+								   it->view_src, it->view.item)
+					  : ckpt_convert_save_item(w, it->name, it->dir, '.');
 			continue;
 		}
 		rc = ckpt_step_writer_add_item(w, it->name, it->typestr);
@@ -1254,6 +1274,7 @@ done:
 	for (size_t i = 0; items && i < nitems; i++) {
 		ckpt_tree_free(items[i].tree);
 		ictx_reset(&items[i].c);
+		ckpt_clone_ref_clear(&items[i].view);
 		free(items[i].name);
 		free(items[i].dir);
 	}

@@ -492,11 +492,21 @@ int ckpt_pending_check_file(int files_fd, int fd, const char *relpath)
 
 	base = base ? base + 1 : relpath;
 	if (rc != 0) { /* a stub (parsed) or a malformed one */
+		int whole = rc == 1 && ref.path[0] == '\0'; /* of an <item>.safetensors */
 		ckpt_clone_ref_clear(&ref);
-		if (rc == 1 && (base == relpath || base[0] == '_'))
+		if (rc < 0)
+			return ckpt_error_wrap(rc, "%s", relpath);
+		if (whole && (base != relpath || base[0] == '_' ||
+			      ckpt_convert_kind(relpath, NULL) != CKPT_CONVERT_SAFETENSORS))
+			return ckpt_error_set(
+			    CKPT_EINVAL,
+			    "%s: a copy of a step's <item>.safetensors stands "
+			    "only for a <name>.safetensors at the top of the step",
+			    relpath);
+		if (!whole && (base == relpath || base[0] == '_'))
 			return ckpt_error_set(CKPT_EINVAL,
 					      "%s: a clone stub stands only for a leaf", relpath);
-		return rc < 0 ? ckpt_error_wrap(rc, "%s", relpath) : 0;
+		return 0;
 	}
 	if ((f = item_format_of(files_fd, relpath))) {
 		rc = check_item_file(f, files_fd, fd, relpath);

@@ -945,8 +945,11 @@ static int cmp_src_ent(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The bytes of a safetensors file being imported: the file (fd), or a
+ * step's <item>.safetensors as the mount shows it (view, owned). */
 struct import_src {
 	int fd;
+	ckpt_safetensors *view;
 	const char *file;
 	ckpt_safetensors_header *h;
 	ckpt_tree *tree;
@@ -959,9 +962,16 @@ static int import_source(void *buf, size_t len, uint64_t off, const ckpt_tree *l
 {
 	struct import_src *is = payload;
 	struct src_ent k = {.leaf = leaf}, *e = bsearch(&k, is->e, is->n, sizeof(k), cmp_src_ent);
+	size_t got = 0;
+	int rc;
 	if (!e)
 		return ckpt_error_set(CKPT_ERROR, "leaf '%s' has no tensor", path);
-	return ckpt_pread_full(is->fd, buf, len, e->off + off, is->file);
+	if (!is->view)
+		return ckpt_pread_full(is->fd, buf, len, e->off + off, is->file);
+	if ((rc = ckpt_safetensors_pread(&got, is->view, buf, len, e->off + off)) == 0 &&
+	    got != len)
+		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: short read", is->file);
+	return rc;
 }
 
 static void import_clear(struct import_src *is)
@@ -969,17 +979,33 @@ static void import_clear(struct import_src *is)
 	ckpt_tree_free(is->tree);
 	free(is->e);
 	ckpt_safetensors_header_free(is->h);
+	ckpt_safetensors_free(is->view);
 	if (is->fd >= 0)
 		close(is->fd);
 	memset(is, 0, sizeof(*is));
 	is->fd = -1;
 }
 
-/* Open (or, with fd >= 0, dup fd) and check file, build its tree and the map
- * from leaves to file offsets. */
-static int import_prepare(struct import_src *is, const char *file, int fd, char sep)
+/* With is->h read: build the tree and the map from leaves to file offsets. */
+static int import_index(struct import_src *is, char sep)
 {
 	const ckpt_tree **map = NULL;
+	int rc = ckpt_safetensors_tree_map(&is->tree, &map, is->h, sep, 1);
+
+	if (rc == 0 && !(is->e = calloc(is->h->ntensors + 1, sizeof(*is->e))))
+		rc = ckpt_error_nomem();
+	for (size_t i = 0; rc == 0 && i < is->h->ntensors; i++)
+		is->e[is->n++] =
+		    (struct src_ent){map[i], is->h->data_start + is->h->tensors[i].begin};
+	if (rc == 0)
+		qsort(is->e, is->n, sizeof(*is->e), cmp_src_ent);
+	free(map);
+	return rc;
+}
+
+/* Open (or, with fd >= 0, dup fd) and check file, then import_index. */
+static int import_prepare(struct import_src *is, const char *file, int fd, char sep)
+{
 	int rc;
 
 	memset(is, 0, sizeof(*is));
@@ -989,22 +1015,31 @@ static int import_prepare(struct import_src *is, const char *file, int fd, char 
 		return ckpt_error_errno(errno == ENOENT ? CKPT_ENOTFOUND : CKPT_EIO, errno,
 					"open %s", file);
 	if ((rc = ckpt_safetensors_read_header(&is->h, is->fd, file)) ||
-	    (rc = ckpt_safetensors_tree_map(&is->tree, &map, is->h, sep, 1))) {
+	    (rc = import_index(is, sep))) {
 		if (rc != CKPT_ENOMEM && !strstr(ckpt_error_last(), file))
 			ckpt_error_wrap(rc, "%s", file);
-		goto done;
-	}
-	if (!(is->e = calloc(is->h->ntensors + 1, sizeof(*is->e)))) {
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	for (size_t i = 0; i < is->h->ntensors; i++)
-		is->e[is->n++] = (struct src_ent){map[i], is->h->data_start + is->h->tensors[i].begin};
-	qsort(is->e, is->n, sizeof(*is->e), cmp_src_ent);
-done:
-	free(map);
-	if (rc)
 		import_clear(is);
+	}
+	return rc;
+}
+
+/* import_prepare for the bytes of src_item's .safetensors in step s (file: for messages). */
+static int import_prepare_view(struct import_src *is, const char *file, ckpt_step *s,
+			       const char *src_item)
+{
+	int rc;
+
+	memset(is, 0, sizeof(*is));
+	is->fd = -1;
+	is->file = file;
+	if ((rc = ckpt_safetensors_open(&is->view, s, src_item, NULL)) ||
+	    (rc = ckpt_safetensors_parse(&is->h, is->view->hdr, (size_t)is->view->hdr_size,
+					 is->view->size)) ||
+	    (rc = import_index(is, '.'))) {
+		if (rc != CKPT_ENOMEM)
+			ckpt_error_wrap(rc, "%s: copy of %s.safetensors", file, src_item);
+		import_clear(is);
+	}
 	return rc;
 }
 
@@ -1073,6 +1108,19 @@ int ckpt_convert_check_file(const char *file, int fd, char sep)
 	default:
 		return ckpt_error_set(CKPT_EINVAL, "%s: neither .safetensors nor .npz", file);
 	}
+}
+
+int ckpt_convert_save_view(ckpt_step_writer *w, const char *item, const char *file, ckpt_step *s,
+			   const char *src_item)
+{
+	struct import_src is;
+	int rc = import_prepare_view(&is, file, s, src_item);
+	if (rc)
+		return rc;
+	if (w)
+		rc = import_save(w, item, &is);
+	import_clear(&is);
+	return rc;
 }
 
 int ckpt_convert_save_item(ckpt_step_writer *w, const char *item, const char *file, char sep)

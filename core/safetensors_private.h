@@ -41,6 +41,14 @@ int ckpt_convert_kind(const char *name, size_t *stem_len);
 int ckpt_convert_check_file(const char *file, int fd, char sep);
 /* Save it as PyTree item `item` into w (checked again; data streamed). */
 int ckpt_convert_save_item(ckpt_step_writer *w, const char *item, const char *file, char sep);
+/*
+ * The same for a clone stub of a step's <item>.safetensors (ckpt/clone.h):
+ * save, as PyTree item `item` into w, the bytes the mount shows as
+ * <src_item>.safetensors of step s ('.' joins names), read through s; with
+ * w NULL only check that s has them. file names the stub in messages.
+ */
+int ckpt_convert_save_view(ckpt_step_writer *w, const char *item, const char *file, ckpt_step *s,
+			   const char *src_item);
 /* The .npz halves of the two (npz.c). */
 int ckpt_npz_check_file(const char *file, int fd, char sep);
 int ckpt_npz_save_item(ckpt_step_writer *w, const char *item, const char *file, char sep);

@@ -1,12 +1,13 @@
 /*
  * fs/clone.c — clone stubs in pending steps, and copy_file_range.
  *
- * A clone stub (ckpt/pending.h) stands for a whole leaf of a finalized step.
- * copy_file_range of such a leaf into an empty file of a pending step writes
- * a stub instead of the bytes (docs/fs.md has the exact conditions); a stub
- * reads as its source leaf, opened through the view and kept per pinode, and
- * becomes a real file before it changes (pend_materialize). Invariant 6 of
- * passthrough.c: stub == 1 implies src_vs and src_leaf are open.
+ * A clone stub (ckpt/clone.h) stands for a whole leaf of a finalized step,
+ * or for its whole <item>.safetensors. copy_file_range of such a file into
+ * an empty file of a pending step writes a stub instead of the bytes
+ * (docs/fs.md has the exact conditions); a stub reads as its source, opened
+ * through the view and kept per pinode, and becomes a real file before it
+ * changes (pend_materialize). Invariant 6 of passthrough.c: stub == 1 implies
+ * src_vs is open, and src_leaf or (ref.path "") src_st.
  */
 #include "passthrough_private.h"
 
@@ -25,10 +26,26 @@
 void pend_stub_clear(struct pend *p, struct pinode *pi)
 {
 	ckpt_leaf_free(pi->src_leaf);
+	ckpt_safetensors_free(pi->src_st);
 	view_put(p->fs->view, pi->src_vs);
 	ckpt_clone_ref_clear(&pi->ref);
 	pi->src_leaf = NULL;
+	pi->src_st = NULL;
 	pi->src_vs = NULL;
+}
+
+/* The bytes of a loaded stub's source (invariant 6). */
+static uint64_t stub_src_size(const struct pinode *pi)
+{
+	return pi->src_st ? ckpt_safetensors_size(pi->src_st) : ckpt_leaf_file_size(pi->src_leaf);
+}
+
+/* Read a loaded stub's source; returns an errno. */
+static int stub_src_pread(struct pinode *pi, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	int rc = pi->src_st ? ckpt_safetensors_pread(got, pi->src_st, buf, len, off)
+			    : ckpt_leaf_pread(got, pi->src_leaf, buf, len, off);
+	return rc ? ckptfs_errno(rc, pi->ref.path[0] ? pi->ref.path : pi->ref.item) : 0;
 }
 
 /* Find out whether pi is a stub and open its source (invariant 6). Under pi->lock. */
@@ -55,13 +72,16 @@ int pend_stub_load(struct pend *p, struct pinode *pi)
 	}
 	snprintf(name, sizeof(name), "%" PRIu64, pi->ref.step);
 	if (!(rc = view_find(&slot, v, name)) && !(rc = view_get(&pi->src_vs, v, slot)) &&
-	    !(rc = ckpt_step_item_tree(&t, pi->src_vs->step, pi->ref.item)) &&
-	    !(rc = ckpt_tree_lookup(&node, t, pi->ref.path)))
+	    !pi->ref.path[0])
+		rc = ckpt_safetensors_open(&pi->src_st, pi->src_vs->step, pi->ref.item, NULL);
+	else if (!rc && !(rc = ckpt_step_item_tree(&t, pi->src_vs->step, pi->ref.item)) &&
+		 !(rc = ckpt_tree_lookup(&node, t, pi->ref.path)))
 		rc = ckpt_leaf_open(&pi->src_leaf, pi->src_vs->step, pi->ref.item, node);
 	if (rc) {
 		char *rel = pend_relpath(p, pi, NULL);
-		ckptfs_log("step %s: clone stub %s: source %s/%s/%s: %s", pi->ps->name,
-			   rel ? rel : "?", name, pi->ref.item, pi->ref.path, ckpt_error_last());
+		ckptfs_log("step %s: clone stub %s: source %s/%s%s%s: %s", pi->ps->name,
+			   rel ? rel : "?", name, pi->ref.item,
+			   pi->ref.path[0] ? "/" : ".safetensors", pi->ref.path, ckpt_error_last());
 		free(rel);
 		pend_stub_clear(p, pi);
 		return -EIO;
@@ -78,7 +98,7 @@ int64_t pend_stub_size(struct pend *p, struct pinode *pi)
 	if (pi->stub == 0)
 		pi->stub = -1; /* S_ISVTX is set (the caller saw it): look again */
 	if (pend_stub_load(p, pi) == 1)
-		size = (int64_t)ckpt_leaf_file_size(pi->src_leaf);
+		size = (int64_t)stub_src_size(pi);
 	pthread_mutex_unlock(&pi->lock);
 	return size;
 }
@@ -101,18 +121,15 @@ int pend_materialize(struct pend *p, struct pinode *pi, int trunc)
 		err = errno;
 		goto done;
 	}
-	uint64_t size = trunc ? 0 : ckpt_leaf_file_size(pi->src_leaf), off = 0;
+	uint64_t size = trunc ? 0 : stub_src_size(pi), off = 0;
 	if (size && !(buf = malloc(COPY_BUF))) {
 		err = ENOMEM;
 		goto done;
 	}
 	while (off < size) {
 		size_t got = 0, n = size - off < COPY_BUF ? (size_t)(size - off) : COPY_BUF;
-		int rc = ckpt_leaf_pread(&got, pi->src_leaf, buf, n, off);
-		if (rc || got == 0) {
-			err = rc ? ckptfs_errno(rc, pi->ref.path) : EIO;
+		if ((err = stub_src_pread(pi, buf, n, off, &got)) || (got == 0 && (err = EIO)))
 			goto done;
-		}
 		for (size_t w = 0; w < got;) {
 			ssize_t k = pwrite(fd, buf + w, got - w, (off_t)(off + w));
 			if (k < 0) {
@@ -153,10 +170,8 @@ int pend_pread(struct pend *p, struct pinode *pi, int fd, void *buf, size_t len,
 	if (pi) {
 		pthread_mutex_lock(&pi->lock);
 		r = pend_stub_load(p, pi);
-		if (r == 1) {
-			int rc = ckpt_leaf_pread(got, pi->src_leaf, buf, len, off);
-			err = rc ? ckptfs_errno(rc, pi->ref.path) : 0;
-		}
+		if (r == 1)
+			err = stub_src_pread(pi, buf, len, off, got);
 		pthread_mutex_unlock(&pi->lock);
 	}
 	if (r == 1 || r < 0)
@@ -200,7 +215,7 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 	struct stat st;
 	pthread_mutex_lock(&pi->lock);
 	int r = pend_stub_load(p, pi);
-	if (ckpt_tree_path(&path, src->node))
+	if (src->node ? ckpt_tree_path(&path, src->node) != 0 : !(path = strdup("")))
 		goto done;
 	if (r == 1) { /* a continued copy (the kernel's replies are 32-bit) */
 		if (pi->ref.step == src->step && strcmp(pi->ref.item, src->item) == 0 &&
@@ -208,17 +223,22 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 			n = (int64_t)min_u64(min_u64(src->size - off, len), CFR_MAX);
 		goto done;
 	}
-	int is_array = ckpt_tree_get_kind(src->node) == CKPT_TREE_ARRAY;
 	pthread_mutex_lock(&p->lock);
 	int meta = !pi->name || pi->name[0] == '_'; /* _METADATA, _CHECKPOINT_METADATA: bytes */
 	pthread_mutex_unlock(&p->lock);
-	if (r != 0 || meta || off != 0 || len < src->size || pend_is_npy(p, pi) != is_array ||
-	    fstat(pf->fd, &st) || st.st_size != 0)
+	if (r != 0 || meta || off != 0 || len < src->size || fstat(pf->fd, &st) ||
+	    st.st_size != 0 || !(rel = pend_relpath(p, pi, NULL)))
 		goto done;
-	/* Items of other handlers hold their files' bytes (ckpt_pending_item_is_pytree). */
-	if (!(rel = pend_relpath(p, pi, NULL)) ||
-	    !ckpt_pending_item_is_pytree(pi->ps->files_fd, rel))
-		goto done;
+	size_t rl = strlen(rel), sl = strlen(".safetensors");
+	if (src->node) {
+		/* Items of other handlers hold their files' bytes (ckpt_pending_item_is_pytree). */
+		int is_array = ckpt_tree_get_kind(src->node) == CKPT_TREE_ARRAY;
+		if (pend_is_npy(p, pi) != is_array ||
+		    !ckpt_pending_item_is_pytree(pi->ps->files_fd, rel))
+			goto done;
+	} else if (strchr(rel, '/') || rl <= sl || strcmp(rel + rl - sl, ".safetensors") != 0) {
+		goto done; /* a copy of <item>.safetensors is a stub only as such a file on top */
+	}
 	ckpt_clone_ref ref = {.step = src->step, .item = (char *)src->item, .path = path};
 	if (ckpt_clone_stub_format(&stub, &stublen, &ref))
 		goto done; /* (logged by nobody: the bytes are copied instead) */
@@ -275,7 +295,7 @@ void pend_copy_file_range(fuse_req_t req, const struct pend_src *src, fuse_ino_t
 		own.ctx = &in;
 		src = &own;
 	}
-	if (src->node && off_in == off_out && !pf->shadow) {
+	if ((src->node || src->safetensors) && off_in == off_out && !pf->shadow) {
 		int64_t n = try_clone(p, src, pi, pf, (uint64_t)off_in, len);
 		if (n >= 0) {
 			pf->dirty = pf->wrote = 1;

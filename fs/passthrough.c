@@ -49,7 +49,8 @@
  *     without rw) for writers to reach 0: the kernel sends RELEASE after the
  *     writer's close() has returned, so a finalize right after `cp` exits can
  *     arrive before the release of cp's file.
- *  6. stub == 1 implies src_vs and src_leaf are open (the source leaf); a
+ *  6. stub == 1 implies src_vs and the source are open (src_leaf, or
+ *     src_st for a copy of an <item>.safetensors: ref.path ""); a
  *     write or truncate first materializes the file (stub = 0, S_ISVTX
  *     cleared), under pinode.lock.
  *  7. A shadow handle's fd is never pi's file: stub state and materializing
@@ -699,7 +700,9 @@ void pend_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int dir_fl
 
 /*
  * A file renamed must still check out under its new name (a text file
- * renamed to *.npy or _METADATA, a stub of an array renamed without .npy):
+ * renamed to *.npy or _METADATA, a stub of an array renamed without .npy,
+ * a clone stub moved to the top of the step or a copy of a step's
+ * <item>.safetensors moved away from it):
  * else EINVAL, and finalize cannot fail on it later.
  */
 static int check_moved(struct pend *p, struct pinode *from, const char *name, struct pinode *to,
@@ -715,11 +718,11 @@ static int check_moved(struct pend *p, struct pinode *from, const char *name, st
 		goto done;
 	}
 	rc = ckpt_clone_stub_read(&ref, fd);
-	if (rc == 1 && ends_with(name, ".npy") != ends_with(newname, ".npy")) {
+	if (rc == 1 && ref.path[0] && ends_with(name, ".npy") != ends_with(newname, ".npy")) {
 		ckptfs_log("step %s: rename to %s: a copy of %s/%s keeps its .npy suffix",
 			   to->ps->name, rel, ref.item, ref.path);
 		err = EINVAL;
-	} else if (rc < 0 || (rc == 0 && (rc = ckpt_pending_check_file(to->ps->files_fd, fd, rel)) < 0)) {
+	} else if (rc < 0 || (rc = ckpt_pending_check_file(to->ps->files_fd, fd, rel)) < 0) {
 		ckptfs_log("step %s: rename to %s: %s", to->ps->name, rel, ckpt_error_last());
 		err = ckptfs_errno_check(rc);
 	}

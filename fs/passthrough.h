@@ -25,13 +25,16 @@ struct pend;
 /*
  * A source of copy_file_range outside the pending steps (a file of a
  * finalized step). node is the leaf's tree node when the file is a VN_LEAF
- * (then the copy may become a clone stub of (step, item, node)), else NULL.
+ * (then the copy may become a clone stub of (step, item, node)), else NULL;
+ * safetensors is 1 when the file is the item's <item>.safetensors with names
+ * joined by '.' (then the copy may become a clone stub of it, ckpt/clone.h).
  * pread returns 0 or an errno; *got 0 at end of file.
  */
 struct pend_src {
 	uint64_t step;
 	const char *item;
 	const ckpt_tree *node;
+	int safetensors;
 	uint64_t size;
 	int (*pread)(void *ctx, void *buf, size_t len, uint64_t off, size_t *got);
 	void *ctx;

@@ -47,7 +47,8 @@ struct pinode {
 	int stub;	       /* 1 stub, 0 not, -1 not known yet */
 	ckpt_clone_ref ref;
 	struct vstep *src_vs;
-	ckpt_leaf *src_leaf;
+	ckpt_leaf *src_leaf;	  /* a stub of a leaf, or */
+	ckpt_safetensors *src_st; /* of an <item>.safetensors (ref.path "") */
 };
 
 struct pend {

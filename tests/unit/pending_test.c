@@ -309,6 +309,22 @@ static void test_check_file(void **state)
 	put_stub(d, "_CHECKPOINT_METADATA", 3, "state", "name");
 	assert_int_equal(check_at(d, "_CHECKPOINT_METADATA"), CKPT_EINVAL);
 	assert_non_null(strstr(ckpt_error_last(), "stands only for a leaf"));
+	/* a stub of an <item>.safetensors: only as a <name>.safetensors on top */
+	put_stub(d, "m.safetensors", 3, "state", "");
+	assert_int_equal(check_at(d, "m.safetensors"), 0);
+	static const char *not_there[] = {"state/m.safetensors", "m.npz", "m", "_m.safetensors",
+					  "state/w.npy"};
+	for (size_t i = 0; i < sizeof(not_there) / sizeof(not_there[0]); i++) {
+		put_stub(d, not_there[i], 3, "state", "");
+		if (check_at(d, not_there[i]) != CKPT_EINVAL ||
+		    !strstr(ckpt_error_last(), "stands only for a <name>.safetensors"))
+			fail_msg("a copy of state.safetensors as %s: %s", not_there[i],
+				 ckpt_error_last());
+	}
+	/* and a leaf's stub is not one on top */
+	put_stub(d, "n.safetensors", 3, "state", "params/w");
+	assert_int_equal(check_at(d, "n.safetensors"), CKPT_EINVAL);
+	assert_non_null(strstr(ckpt_error_last(), "stands only for a leaf"));
 	put_str(d, "state/c2.npy", CKPT_CLONE_MAGIC "3\nstate\n");
 	p = xprintf("%s/state/c2.npy", d);
 	assert_int_equal(chmod(p, 01644), 0);
@@ -337,7 +353,8 @@ static void test_clone_stub(void **state)
 	    CKPT_CLONE_MAGIC "1\n\nx\n",
 	    CKPT_CLONE_MAGIC "1\nstate\na//b\n",
 	    CKPT_CLONE_MAGIC "1\nstate\n../x\n",
-	    CKPT_CLONE_MAGIC "1\nstate\n\n",
+	    CKPT_CLONE_MAGIC "1\nstate\n\n\n",
+	    CKPT_CLONE_MAGIC "1\nstate\n/\n",
 	    CKPT_CLONE_MAGIC "1\na/b\nx\n",
 	    CKPT_CLONE_MAGIC "-1\nstate\nx\n",
 	};
@@ -363,6 +380,15 @@ static void test_clone_stub(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (ckpt_clone_stub_parse(&back, bad[i], strlen(bad[i])) != CKPT_EINVAL)
 			fail_msg("accepted stub %zu", i);
+	/* an empty path: the item's .safetensors; it formats back the same */
+	static const char whole[] = CKPT_CLONE_MAGIC "7\nstate\n\n";
+	assert_int_equal(ckpt_clone_stub_parse(&back, whole, strlen(whole)), 0);
+	assert_string_equal(back.path, "");
+	char *wbuf = NULL;
+	assert_int_equal(ckpt_clone_stub_format(&wbuf, &len, &back), 0);
+	assert_string_equal(wbuf, whole);
+	free(wbuf);
+	ckpt_clone_ref_clear(&back);
 	char nul[] = CKPT_CLONE_MAGIC "1\nst\0te\nx\n";
 	assert_int_equal(ckpt_clone_stub_parse(&back, nul, sizeof(nul) - 1), CKPT_EINVAL);
 	ckpt_clone_ref bad_ref = {1, "_x", "a"};

@@ -9,6 +9,13 @@
  * stands for the whole file of that leaf of the finalized step ROOT/<step>.
  * Saving shares the source's stored chunks (ckpt_batch_put_clone) instead
  * of copying bytes.
+ *
+ * A stub whose path is empty stands instead for the whole file that the
+ * mount shows as <item>.safetensors in ROOT/<step> (the PyTree item as one
+ * safetensors file, tensor names joined with '.'; docs/convert.md); it is
+ * valid only as a "<name>.safetensors" file at the top of a pending step,
+ * where it is what that file's bytes would be: ignored beside a directory
+ * <name>/, else imported as the item <name> (read through the source step).
  */
 #ifndef CKPT_CLONE_H
 #define CKPT_CLONE_H
@@ -29,7 +36,7 @@ extern "C" {
 typedef struct ckpt_clone_ref {
 	uint64_t step;
 	char *item; /* malloc'd */
-	char *path; /* malloc'd: the leaf's tree path */
+	char *path; /* malloc'd: the leaf's tree path; "" for <item>.safetensors */
 } ckpt_clone_ref;
 
 /*
