@@ -23,8 +23,9 @@
  * leaves and empty containers; list children are renumbered. Clone stubs
  * become leaves copied from their source step's metadata and stored with
  * ckpt_batch_put_clone; little-endian C-order .npy files are offered to the
- * store whole (ckpt_batch_put_file). The rules are in docs/format.md,
- * "Pending steps".
+ * store whole (ckpt_batch_put_file); a clone stub of an <item>.safetensors
+ * (empty path) is imported through its source step. The rules are in
+ * docs/format.md, "Pending steps".
  *
  * Restoring is in interchange_restore.c.
  *
@@ -426,11 +427,12 @@ static int resolve_clone(ckpt_tree **out, ckpt_step **src, char **ckey, struct c
 	const ckpt_tree *meta = NULL;
 	ckpt_tree *node = NULL;
 	char *path = NULL;
-	int rc = clone_step(src, cs, ref->step);
+	int rc;
 
 	*ckey = NULL;
-	if (rc == 0 && !ref->path[0]) /* (ckpt/clone.h) */
-		rc = ckpt_error_set(CKPT_EINVAL, "a copy of <item>.safetensors, not of a leaf");
+	if (!ref->path[0]) /* (ckpt/clone.h) */
+		return item_stub_error(file, ref);
+	rc = clone_step(src, cs, ref->step);
 	if (rc == 0 && out) {
 		rc = ckpt_step_item_tree(&meta, *src, ref->item);
 		if (rc == 0)
@@ -1101,9 +1103,13 @@ static int check_convert_item(struct item_in *it, const char *dir, const struct 
 	if (it->view.path[0])
 		return ckpt_error_set(CKPT_EINVAL, "%s: a clone stub stands only for a leaf",
 				      it->dir);
-	if ((rc = clone_step(&it->view_src, it->c.clones, it->view.step)))
-		return ckpt_error_wrap(rc, "%s: copy of step %" PRIu64 " %s.safetensors", it->dir,
-				       it->view.step, it->view.item);
+	if (ckpt_convert_kind(it->dir, NULL) != CKPT_CONVERT_SAFETENSORS)
+		return item_stub_error(it->dir, &it->view); /* a .npz */
+	if ((rc = clone_step(&it->view_src, it->c.clones, it->view.step)) && rc != CKPT_ENOMEM)
+		ckpt_error_wrap(rc, "%s: copy of step %" PRIu64 " %s.safetensors", it->dir,
+				it->view.step, it->view.item);
+	if (rc)
+		return rc;
 	return ckpt_convert_save_view(NULL, it->name, it->dir, it->view_src, it->view.item);
 }
 
@@ -1203,6 +1209,8 @@ static int save_dir(const char *root, uint64_t step, const char *dir,
 		it->dir = ckpt_asprintf("%s/%s", dir, name);
 		it->name = strdup(name);
 		if (!it->dir || !it->name) {
+			free(it->dir); /* (not yet counted in nitems) */
+			free(it->name);
 			rc = ckpt_error_nomem();
 			break;
 		}

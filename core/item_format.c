@@ -46,6 +46,11 @@ int item_read_at(char **out, size_t *len, int dirfd, const char *name, size_t ma
 
 int item_stub_error(const char *what, const ckpt_clone_ref *ref)
 {
+	if (!ref->path[0]) /* (ckpt/clone.h) */
+		return ckpt_error_set(CKPT_EINVAL,
+				      "%s: a copy of step %" PRIu64 "'s %s.safetensors stands only "
+				      "for a <name>.safetensors at the top of the step",
+				      what, ref->step, ref->item);
 	return ckpt_error_set(CKPT_EINVAL,
 			      "%s: a copy of leaf %s/%s of step %" PRIu64 " made in the mount before "
 			      "_CHECKPOINT_METADATA named this item's handler; copy it again now "

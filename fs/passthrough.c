@@ -22,9 +22,9 @@
  *   - overwriting (O_TRUNC of a non-empty file) writes a *shadow*, an
  *     O_TMPFILE beside the file that replaces it only once it checks out,
  *     so a bad file loses nothing already saved;
- *   - clone stubs: copy_file_range of a whole leaf of a finalized step
- *     writes a stub instead of the bytes; a stub reads as its source leaf
- *     and turns into a real file before it is changed;
+ *   - clone stubs: copy_file_range of a whole leaf (or <item>.safetensors)
+ *     of a finalized step writes a stub instead of the bytes; a stub reads
+ *     as its source and turns into a real file before it is changed;
  *   - step xattrs: state, finalize, custom_metadata.
  * Entry and attribute timeouts: see pin_attr_timeout.
  *

@@ -601,6 +601,20 @@ static void test_finalize_failures(void **state)
 	free(p);
 	p = xprintf("%s/state/c.npy", files);
 	assert_int_equal(unlink(p), 0);
+	/* a copy of an <item>.safetensors (empty path) where it is no such file: refused by
+	 * name and place before its source is looked for (step 42 does not exist) */
+	static const char *misplaced[] = {"m.npz", "state/m.safetensors"};
+	for (size_t i = 0; i < 2; i++) {
+		put_stub(files, misplaced[i], 42, "state", "");
+		assert_int_equal(ckpt_pending_finalize(dir, fd, NULL), CKPT_EINVAL);
+		if (!strstr(ckpt_error_last(), misplaced[i]) ||
+		    !strstr(ckpt_error_last(), "state.safetensors stands only for a <name>.safetensors"))
+			fail_msg("%s: %s", misplaced[i], ckpt_error_last());
+		assert_false(exists("%s/3", root));
+		free(p);
+		p = xprintf("%s/%s", files, misplaced[i]);
+		assert_int_equal(unlink(p), 0);
+	}
 	/* a failure while writing (Standard items refuse strings): the store is removed */
 	put_str(files, "_CHECKPOINT_METADATA",
 		"{\"item_handlers\": {\"state\": \"" CKPT_STANDARD_TYPESTR "\"}}");

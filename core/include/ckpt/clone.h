@@ -15,7 +15,8 @@
  * safetensors file, tensor names joined with '.'; docs/convert.md); it is
  * valid only as a "<name>.safetensors" file at the top of a pending step,
  * where it is what that file's bytes would be: ignored beside a directory
- * <name>/, else imported as the item <name> (read through the source step).
+ * <name>/, else imported as the item <name> (read through the source step
+ * and stored anew: nothing is shared, unlike a leaf's stub).
  */
 #ifndef CKPT_CLONE_H
 #define CKPT_CLONE_H

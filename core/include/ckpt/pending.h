@@ -35,7 +35,11 @@
  * Finalizing shares the source's stored chunks (ckpt_batch_put_clone)
  * instead of copying bytes. A reader of files/ must serve a stub's bytes
  * from the source leaf (ckpt_leaf_open); a writer must first replace the
- * stub by the source's bytes (or truncate it) and clear S_ISVTX.
+ * stub by the source's bytes (or truncate it) and clear S_ISVTX. A stub
+ * with an empty path stands for the source item's <item>.safetensors
+ * (ckpt/clone.h): only as a top-level "<name>.safetensors"; its bytes are
+ * ckpt_safetensors_open's, and finalizing imports them through the source
+ * step (stored anew, not shared) unless a directory <name>/ is beside it.
  */
 #ifndef CKPT_PENDING_H
 #define CKPT_PENDING_H
@@ -110,13 +114,15 @@ CKPT_API int ckpt_pending_check_path(const char *relpath, int is_dir);
  * wrong dtype or shape: docs/handlers.md); a check that needs a file not
  * written yet is left to finalize. A top-level "<item>.safetensors" or
  * "<item>.npz" must be a valid file of its format (headers, offsets and
- * lengths; an .npz's entries are read through for their CRC-32s).
+ * lengths; an .npz's entries are read through for their CRC-32s), or a
+ * "<name>.safetensors" a clone stub of one (empty path, ckpt/clone.h).
  * Otherwise (PyTree items):
  * a .npy leaf must have a valid header (a dtype of ckpt/dtype.h) and exactly
  * the length it announces; _METADATA must parse as tree metadata and
  * _CHECKPOINT_METADATA as a JSON object whose item_handlers, if present,
  * maps names to strings. Clone stubs must parse (and never stand for a
- * metadata file). Scalar and string leaves are valid up to 256 MiB (what
+ * metadata file; a leaf's stub never lies on top of the step, a stub of an
+ * <item>.safetensors only there). Scalar and string leaves are valid up to 256 MiB (what
  * finalize reads whole).
  * Returns 0, CKPT_EINVAL (the file is not valid; the message says what is
  * wrong), CKPT_EUNSUPPORTED (a .npy of an Array or JAX key item of a dtype
@@ -129,7 +135,7 @@ CKPT_API int ckpt_pending_check_file(int files_fd, int fd, const char *relpath);
  * Whether the file at relpath of a pending step (files_fd: its files/) lies
  * in a PyTree/Standard item, as files/_CHECKPOINT_METADATA says; an item it
  * does not name (yet) counts as one. Only files of such items may be clone
- * stubs: an item of another handler holds its files' bytes.
+ * stubs of leaves: an item of another handler holds its files' bytes.
  * Returns 1 if it does, else 0 (never an error: an unreadable
  * _CHECKPOINT_METADATA names no item).
  */
