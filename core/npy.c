@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "ckpt/npy.h"
+#include "bytes.h"
 #include "error_private.h"
 #include "mem.h"
 #include "npy_private.h"
@@ -111,9 +112,7 @@ int ckpt_npy_header_size(size_t *out, const void *buf, size_t len)
 	prefix = p[6] == 1 ? 10 : 12;
 	if (len < prefix)
 		return ckpt_error_set(CKPT_EINVAL, "npy: truncated header (%zu bytes)", len);
-	hlen = (uint64_t)p[8] | (uint64_t)p[9] << 8;
-	if (prefix == 12)
-		hlen |= (uint64_t)p[10] << 16 | (uint64_t)p[11] << 24;
+	hlen = prefix == 10 ? ckpt_get_le16(p + 8) : ckpt_get_le32(p + 8);
 	if (hlen + prefix > NPY_MAX_HEADER)
 		return ckpt_error_set(CKPT_EINVAL, "npy: header length %" PRIu64 " exceeds %u",
 				      hlen, NPY_MAX_HEADER);
@@ -594,8 +593,10 @@ int ckpt_npy_format_header(void *buf, size_t cap, size_t *out_len, ckpt_dtype dt
 	memcpy(p, MAGIC, MAGIC_LEN);
 	p[6] = (unsigned char)major;
 	p[7] = 0;
-	for (size_t i = 0; i < prefix - 8; i++)
-		p[8 + i] = (unsigned char)(hl >> (8 * i));
+	if (prefix == 10)
+		ckpt_put_le16(p + 8, (uint16_t)hl);
+	else
+		ckpt_put_le32(p + 8, (uint32_t)hl);
 	memcpy(p + prefix, dict, n);
 	memset(p + prefix + n, ' ', total - prefix - n - 1);
 	p[total - 1] = '\n';

@@ -30,6 +30,7 @@
 
 #include "ckpt/npz.h"
 #include "ckpt/pytree.h"
+#include "bytes.h"
 #include "error_private.h"
 #include "pytree_private.h"
 #include "safetensors_private.h"
@@ -46,21 +47,6 @@
 #define IN_BUF (64u << 10)
 #define MAX_NPY_HEADER (1u << 20)
 #define COPY_BUF (4u << 20)
-
-static uint16_t rd16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 /* ---- sources ---- */
 
@@ -105,7 +91,7 @@ static int zip64_extra(ckpt_npz_entry *e, uint64_t *off, const unsigned char *x,
 		       int need_u, int need_c, int need_o)
 {
 	while (xlen >= 4) {
-		uint16_t id = rd16(x), sz = rd16(x + 2);
+		uint16_t id = ckpt_get_le16(x), sz = ckpt_get_le16(x + 2);
 		if ((size_t)sz + 4 > xlen)
 			return 0;
 		if (id == 1) {
@@ -113,11 +99,11 @@ static int zip64_extra(ckpt_npz_entry *e, uint64_t *off, const unsigned char *x,
 			if (sz < want)
 				return 0;
 			if (need_u)
-				e->usize = rd64(x + at), at += 8;
+				e->usize = ckpt_get_le64(x + at), at += 8;
 			if (need_c)
-				e->csize = rd64(x + at), at += 8;
+				e->csize = ckpt_get_le64(x + at), at += 8;
 			if (need_o)
-				*off = rd64(x + at);
+				*off = ckpt_get_le64(x + at);
 			return 1;
 		}
 		x += 4 + sz;
@@ -147,7 +133,7 @@ static int find_eocd(struct cd *cd, const struct zsrc *s)
 		goto done;
 	for (uint64_t i = tlen - 22 + 1; i-- > 0;) {
 		const unsigned char *p = tail + i;
-		if (rd32(p) == SIG_EOCD && i + 22 + rd16(p + 20) == tlen) {
+		if (ckpt_get_le32(p) == SIG_EOCD && i + 22 + ckpt_get_le16(p + 20) == tlen) {
 			at = s->size - tlen + i;
 			found = 1;
 			break;
@@ -158,8 +144,9 @@ static int find_eocd(struct cd *cd, const struct zsrc *s)
 		goto done;
 	}
 	const unsigned char *p = tail + (at - (s->size - tlen));
-	uint16_t disk = rd16(p + 4), cdisk = rd16(p + 6), ndisk = rd16(p + 8), ntot = rd16(p + 10);
-	uint32_t size = rd32(p + 12), off = rd32(p + 16);
+	uint16_t disk = ckpt_get_le16(p + 4), cdisk = ckpt_get_le16(p + 6),
+		 ndisk = ckpt_get_le16(p + 8), ntot = ckpt_get_le16(p + 10);
+	uint32_t size = ckpt_get_le32(p + 12), off = ckpt_get_le32(p + 16);
 	cd->n = ntot;
 	cd->size = size;
 	cd->off = off;
@@ -172,21 +159,22 @@ static int find_eocd(struct cd *cd, const struct zsrc *s)
 	if (z64) {
 		if (at < 20 || (rc = zread(s, rec, 20, at - 20)))
 			goto z64bad;
-		if (rd32(rec) != SIG_LOC64 || rd32(rec + 4) != 0 || rd32(rec + 16) != 1)
+		if (ckpt_get_le32(rec) != SIG_LOC64 || ckpt_get_le32(rec + 4) != 0 ||
+		    ckpt_get_le32(rec + 16) != 1)
 			goto z64bad;
-		uint64_t r64 = rd64(rec + 8);
+		uint64_t r64 = ckpt_get_le64(rec + 8);
 		if (r64 > at - 20 || at - 20 - r64 < 56 || (rc = zread(s, rec, 56, r64)))
 			goto z64bad;
-		if (rd32(rec) != SIG_EOCD64 || rd32(rec + 16) || rd32(rec + 20) ||
-		    rd64(rec + 24) != rd64(rec + 32))
+		if (ckpt_get_le32(rec) != SIG_EOCD64 || ckpt_get_le32(rec + 16) ||
+		    ckpt_get_le32(rec + 20) || ckpt_get_le64(rec + 24) != ckpt_get_le64(rec + 32))
 			goto z64bad;
-		if ((ntot != 0xFFFF && ntot != rd64(rec + 32)) ||
-		    (size != U32MAX && size != rd64(rec + 40)) ||
-		    (off != U32MAX && off != rd64(rec + 48)))
+		if ((ntot != 0xFFFF && ntot != ckpt_get_le64(rec + 32)) ||
+		    (size != U32MAX && size != ckpt_get_le64(rec + 40)) ||
+		    (off != U32MAX && off != ckpt_get_le64(rec + 48)))
 			goto z64bad;
-		cd->n = rd64(rec + 32);
-		cd->size = rd64(rec + 40);
-		cd->off = rd64(rec + 48);
+		cd->n = ckpt_get_le64(rec + 32);
+		cd->size = ckpt_get_le64(rec + 40);
+		cd->off = ckpt_get_le64(rec + 48);
 		cd->end = r64;
 	}
 	if (cd->off > cd->end || cd->size != cd->end - cd->off)
@@ -259,10 +247,11 @@ static int read_entry(ckpt_npz_entry *e, struct range *r, size_t *used, const un
 	uint64_t off;
 	int rc;
 
-	if (len < 46 || rd32(p) != SIG_CENTRAL)
+	if (len < 46 || ckpt_get_le32(p) != SIG_CENTRAL)
 		return ckpt_error_set(CKPT_EINVAL, "%s: bad central directory entry", s->what);
-	uint16_t flags = rd16(p + 8), method = rd16(p + 10), nlen = rd16(p + 28),
-		 xlen = rd16(p + 30), clen = rd16(p + 32), disk = rd16(p + 34);
+	uint16_t flags = ckpt_get_le16(p + 8), method = ckpt_get_le16(p + 10),
+		 nlen = ckpt_get_le16(p + 28), xlen = ckpt_get_le16(p + 30),
+		 clen = ckpt_get_le16(p + 32), disk = ckpt_get_le16(p + 34);
 	if ((size_t)46 + nlen + xlen + clen > len)
 		return ckpt_error_set(CKPT_EINVAL, "%s: bad central directory entry", s->what);
 	*used = (size_t)46 + nlen + xlen + clen;
@@ -280,10 +269,10 @@ static int read_entry(ckpt_npz_entry *e, struct range *r, size_t *used, const un
 				      "%s: entry %s: compression method %u (only stored and deflate)",
 				      s->what, e->name, method);
 	e->deflated = method == 8;
-	e->crc32 = rd32(p + 16);
-	e->csize = rd32(p + 20);
-	e->usize = rd32(p + 24);
-	off = rd32(p + 42);
+	e->crc32 = ckpt_get_le32(p + 16);
+	e->csize = ckpt_get_le32(p + 20);
+	e->usize = ckpt_get_le32(p + 24);
+	off = ckpt_get_le32(p + 42);
 	if (!zip64_extra(e, &off, p + 46 + nlen, xlen, e->usize == U32MAX, e->csize == U32MAX,
 			 off == U32MAX) ||
 	    (disk != 0 && disk != 0xFFFF))
@@ -296,7 +285,8 @@ static int read_entry(ckpt_npz_entry *e, struct range *r, size_t *used, const un
 				      s->what, e->name, e->csize, e->usize);
 	if ((rc = zread(s, lh, 30, off)))
 		return ckpt_error_wrap(rc, "entry %s", e->name);
-	if (rd32(lh) != SIG_LOCAL || rd16(lh + 26) != nlen || rd16(lh + 8) != method)
+	if (ckpt_get_le32(lh) != SIG_LOCAL || ckpt_get_le16(lh + 26) != nlen ||
+	    ckpt_get_le16(lh + 8) != method)
 		return ckpt_error_set(CKPT_EINVAL,
 				      "%s: entry %s: the local header disagrees with the directory",
 				      s->what, e->name);
@@ -309,7 +299,7 @@ static int read_entry(ckpt_npz_entry *e, struct range *r, size_t *used, const un
 	free(lname);
 	if (rc)
 		return rc;
-	e->data_off = off + 30 + nlen + rd16(lh + 28);
+	e->data_off = off + 30 + nlen + ckpt_get_le16(lh + 28);
 	r->begin = off;
 	r->end = e->data_off + e->csize;
 	if (r->end < e->data_off)
@@ -641,24 +631,6 @@ static int zcollect(ckpt_tree *node, const char *path, void *payload)
 	return 0;
 }
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 #define DOS_DATE 0x21 /* 1980-01-01: reproducible archives */
 
 /* Local header of e (zip64 when the entry is 4 GiB or more); returns its length. */
@@ -666,20 +638,20 @@ static size_t local_header(unsigned char *h, const struct zent *e, size_t nlen)
 {
 	int z64 = e->size >= U32MAX;
 	memset(h, 0, 30);
-	put32(h, SIG_LOCAL);
-	put16(h + 4, z64 ? 45 : 20);
-	put16(h + 12, DOS_DATE);
-	put32(h + 14, e->crc);
-	put32(h + 18, z64 ? U32MAX : (uint32_t)e->size);
-	put32(h + 22, z64 ? U32MAX : (uint32_t)e->size);
-	put16(h + 26, (uint16_t)nlen);
-	put16(h + 28, z64 ? 20 : 0);
+	ckpt_put_le32(h, SIG_LOCAL);
+	ckpt_put_le16(h + 4, z64 ? 45 : 20);
+	ckpt_put_le16(h + 12, DOS_DATE);
+	ckpt_put_le32(h + 14, e->crc);
+	ckpt_put_le32(h + 18, z64 ? U32MAX : (uint32_t)e->size);
+	ckpt_put_le32(h + 22, z64 ? U32MAX : (uint32_t)e->size);
+	ckpt_put_le16(h + 26, (uint16_t)nlen);
+	ckpt_put_le16(h + 28, z64 ? 20 : 0);
 	if (z64) {
 		unsigned char *x = h + 30 + nlen;
-		put16(x, 1);
-		put16(x + 2, 16);
-		put64(x + 4, e->size);
-		put64(x + 12, e->size);
+		ckpt_put_le16(x, 1);
+		ckpt_put_le16(x + 2, 16);
+		ckpt_put_le64(x + 4, e->size);
+		ckpt_put_le64(x + 12, e->size);
 	}
 	return 30 + nlen + (z64 ? 20 : 0);
 }
@@ -716,7 +688,7 @@ static int write_entry(int fd, const char *tmp, struct zout *zo, struct zent *e,
 	e->crc = (uint32_t)crc;
 	if (rc == 0) {
 		unsigned char c[4];
-		put32(c, e->crc);
+		ckpt_put_le32(c, e->crc);
 		if (pwrite(fd, c, 4, (off_t)(e->off + 14)) != 4)
 			rc = ckpt_error_errno(CKPT_EIO, errno, "write %s", tmp);
 	}
@@ -737,31 +709,31 @@ static int write_central(int fd, const char *tmp, const struct zout *zo, uint64_
 		int zs = e->size >= U32MAX, zo64 = e->off >= U32MAX;
 		size_t xl = (zs || zo64) ? 4 + 16u * (unsigned)zs + 8u * (unsigned)zo64 : 0;
 		memset(h, 0, sizeof(h));
-		put32(h, SIG_CENTRAL);
-		put16(h + 4, 0x0300 | 45);
-		put16(h + 6, xl ? 45 : 20);
-		put16(h + 12, DOS_DATE);
-		put32(h + 16, e->crc);
-		put32(h + 20, zs ? U32MAX : (uint32_t)e->size);
-		put32(h + 24, zs ? U32MAX : (uint32_t)e->size);
-		put16(h + 28, (uint16_t)nlen);
-		put16(h + 30, (uint16_t)xl);
-		put32(h + 38, 0100644u << 16);
-		put32(h + 42, zo64 ? U32MAX : (uint32_t)e->off);
+		ckpt_put_le32(h, SIG_CENTRAL);
+		ckpt_put_le16(h + 4, 0x0300 | 45);
+		ckpt_put_le16(h + 6, xl ? 45 : 20);
+		ckpt_put_le16(h + 12, DOS_DATE);
+		ckpt_put_le32(h + 16, e->crc);
+		ckpt_put_le32(h + 20, zs ? U32MAX : (uint32_t)e->size);
+		ckpt_put_le32(h + 24, zs ? U32MAX : (uint32_t)e->size);
+		ckpt_put_le16(h + 28, (uint16_t)nlen);
+		ckpt_put_le16(h + 30, (uint16_t)xl);
+		ckpt_put_le32(h + 38, 0100644u << 16);
+		ckpt_put_le32(h + 42, zo64 ? U32MAX : (uint32_t)e->off);
 		rc = ckpt_write_full(fd, h, 46, tmp);
 		if (rc == 0)
 			rc = ckpt_write_full(fd, e->name, nlen, tmp);
 		if (rc == 0 && xl) {
 			unsigned char *x = h + 46, *q = x + 4;
-			put16(x, 1);
-			put16(x + 2, (uint16_t)(xl - 4));
+			ckpt_put_le16(x, 1);
+			ckpt_put_le16(x + 2, (uint16_t)(xl - 4));
 			if (zs) {
-				put64(q, e->size);
-				put64(q + 8, e->size);
+				ckpt_put_le64(q, e->size);
+				ckpt_put_le64(q + 8, e->size);
 				q += 16;
 			}
 			if (zo64)
-				put64(q, e->off);
+				ckpt_put_le64(q, e->off);
 			rc = ckpt_write_full(fd, x, xl, tmp);
 		}
 		at += 46 + nlen + xl;
@@ -774,24 +746,24 @@ static int write_central(int fd, const char *tmp, const struct zout *zo, uint64_
 	size_t el = 0;
 	memset(end, 0, sizeof(end));
 	if (z64) {
-		put32(end, SIG_EOCD64);
-		put64(end + 4, 44);
-		put16(end + 12, 45);
-		put16(end + 14, 45);
-		put64(end + 24, zo->n);
-		put64(end + 32, zo->n);
-		put64(end + 40, cd_size);
-		put64(end + 48, cd_off);
-		put32(end + 56, SIG_LOC64);
-		put64(end + 64, at);
-		put32(end + 72, 1);
+		ckpt_put_le32(end, SIG_EOCD64);
+		ckpt_put_le64(end + 4, 44);
+		ckpt_put_le16(end + 12, 45);
+		ckpt_put_le16(end + 14, 45);
+		ckpt_put_le64(end + 24, zo->n);
+		ckpt_put_le64(end + 32, zo->n);
+		ckpt_put_le64(end + 40, cd_size);
+		ckpt_put_le64(end + 48, cd_off);
+		ckpt_put_le32(end + 56, SIG_LOC64);
+		ckpt_put_le64(end + 64, at);
+		ckpt_put_le32(end + 72, 1);
 		el = 76;
 	}
-	put32(end + el, SIG_EOCD);
-	put16(end + el + 8, zo->n >= 0xFFFF ? 0xFFFF : (uint16_t)zo->n);
-	put16(end + el + 10, zo->n >= 0xFFFF ? 0xFFFF : (uint16_t)zo->n);
-	put32(end + el + 12, cd_size >= U32MAX ? U32MAX : (uint32_t)cd_size);
-	put32(end + el + 16, cd_off >= U32MAX ? U32MAX : (uint32_t)cd_off);
+	ckpt_put_le32(end + el, SIG_EOCD);
+	ckpt_put_le16(end + el + 8, zo->n >= 0xFFFF ? 0xFFFF : (uint16_t)zo->n);
+	ckpt_put_le16(end + el + 10, zo->n >= 0xFFFF ? 0xFFFF : (uint16_t)zo->n);
+	ckpt_put_le32(end + el + 12, cd_size >= U32MAX ? U32MAX : (uint32_t)cd_size);
+	ckpt_put_le32(end + el + 16, cd_off >= U32MAX ? U32MAX : (uint32_t)cd_off);
 	return ckpt_write_full(fd, end, el + 22, tmp);
 }
 

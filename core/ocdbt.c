@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "error_private.h"
 #include "ocdbt.h"
@@ -63,17 +64,13 @@ static unsigned rd_u8(rd *r)
 
 static uint64_t rd_u64le(rd *r)
 {
-	uint64_t v = 0;
-
 	if (r->end - r->p < 8) {
 		r->bad = 1;
 		r->p = r->end;
 		return 0;
 	}
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | r->p[i];
 	r->p += 8;
-	return v;
+	return ckpt_get_le64(r->p - 8);
 }
 
 static const unsigned char *rd_bytes(rd *r, uint64_t n)

@@ -31,6 +31,7 @@
 
 #include "ckpt/pytree.h"
 #include "ckpt/safetensors.h"
+#include "bytes.h"
 #include "error_private.h"
 #include "pytree_private.h"
 #include "safetensors_private.h"
@@ -93,19 +94,11 @@ static int dtype_parse(ckpt_dtype *out, const char *name, const char *tensor)
 
 /* ---- parsing ---- */
 
-static uint64_t le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int ckpt_safetensors_header_size(uint64_t *out, const void *buf, size_t len)
 {
 	if (len < 8)
 		return ckpt_error_set(CKPT_EINVAL, "safetensors: truncated (%zu bytes)", len);
-	uint64_t n = le64(buf);
+	uint64_t n = ckpt_get_le64(buf);
 	if (n == 0 || n > CKPT_SAFETENSORS_MAX_HEADER)
 		return ckpt_error_set(CKPT_EINVAL,
 				      "safetensors: header length %" PRIu64

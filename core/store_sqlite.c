@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "error_private.h"
 #include "fsutil.h"
@@ -199,11 +200,6 @@ done:
 
 /* ---- the index checksum (format 1.1, docs/format.md "Index checksum") ---- */
 
-static uint32_t get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /*
  * CRC-32C of the whole file open as fd, its bytes STORE_SEAL_CRC_OFF..+4
  * read as zero; hdr receives its first 100 bytes (zeros past its end).
@@ -255,13 +251,13 @@ static int check_seal(sqlite_index *x, int fd)
 	memset(hdr, 0, sizeof(hdr));
 	if (pread(fd, hdr, sizeof(hdr), 0) < 0)
 		return ckpt_error_errno(CKPT_EIO, errno, "read %s", x->dbpath);
-	magic = get_be32(hdr + STORE_SEAL_ID_OFF);
+	magic = ckpt_get_be32(hdr + STORE_SEAL_ID_OFF);
 	if (memcmp(hdr, "SQLite format 3", 16) != 0 || magic == 0)
 		return 0; /* not sqlite (open_db says so), or format 1.0 or not sealed: unchecked */
 	if ((rc = index_crc(fd, x->dbpath, &crc, hdr)) < 0)
 		return rc;
-	magic = get_be32(hdr + STORE_SEAL_ID_OFF);
-	want = get_be32(hdr + STORE_SEAL_CRC_OFF);
+	magic = ckpt_get_be32(hdr + STORE_SEAL_ID_OFF);
+	want = ckpt_get_be32(hdr + STORE_SEAL_CRC_OFF);
 	if (magic != STORE_SEAL_MAGIC)
 		return ckpt_error_set(CKPT_ECORRUPT,
 				      "%s: damaged index: unknown application id 0x%08x in its header",
@@ -290,11 +286,8 @@ static int write_seal(sqlite_index *x)
 	if ((fd = open(x->dbpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return ckpt_error_errno(CKPT_EIO, errno, "seal: open %s", x->dbpath);
 	if ((rc = index_crc(fd, x->dbpath, &crc, hdr)) == 0) {
-		be[0] = (unsigned char)(crc >> 24);
-		be[1] = (unsigned char)(crc >> 16);
-		be[2] = (unsigned char)(crc >> 8);
-		be[3] = (unsigned char)crc;
-		if (get_be32(hdr + STORE_SEAL_ID_OFF) != STORE_SEAL_MAGIC)
+		ckpt_put_be32(be, crc);
+		if (ckpt_get_be32(hdr + STORE_SEAL_ID_OFF) != STORE_SEAL_MAGIC)
 			rc = ckpt_error_set(CKPT_EIO, "seal: %s: the application id did not stick",
 					    x->dbpath);
 		else if (pwrite(fd, be, 4, STORE_SEAL_CRC_OFF) != 4 || fsync(fd) != 0)
@@ -540,12 +533,8 @@ static int int_col(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *o
 
 void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++, out += 4) {
-		out[0] = (unsigned char)crcs[i];
-		out[1] = (unsigned char)(crcs[i] >> 8);
-		out[2] = (unsigned char)(crcs[i] >> 16);
-		out[3] = (unsigned char)(crcs[i] >> 24);
-	}
+	for (uint32_t i = 0; i < n; i++, out += 4)
+		ckpt_put_le32(out, crcs[i]);
 }
 
 /*
@@ -567,8 +556,7 @@ static int load_blocks(sqlite3_stmt *st, int col, const ckpt_value_info *in, uin
 	if (*blocks == NULL && (*blocks = malloc((size_t)in->nchunks * bpc * 4)) == NULL)
 		return ckpt_error_nomem();
 	for (uint32_t k = 0; k < n; k++, p += 4)
-		(*blocks)[(size_t)i * bpc + k] =
-		    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		(*blocks)[(size_t)i * bpc + k] = ckpt_get_le32(p);
 	c->has_blocks = 1;
 	return 0;
 }

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error_private.h"
 #include "store_private.h"
 
@@ -41,14 +42,6 @@
 #define MAX_RUNS   4096u
 
 /* ---- boxes ---------------------------------------------------------- */
-
-static uint64_t get_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* "[0:4, 8:16]" */
 static const char *box_str(char *buf, size_t cap, unsigned ndim, const uint64_t *start,
@@ -76,7 +69,7 @@ static int blob_dims(sqlite3_stmt *st, int col, unsigned ndim, uint64_t *out)
 	    n != (int)(8 * ndim))
 		return 0;
 	for (unsigned d = 0; d < ndim; d++)
-		out[d] = get_le64(b + 8 * d);
+		out[d] = ckpt_get_le64(b + 8 * d);
 	return 1;
 }
 

@@ -62,6 +62,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "error_private.h"
 #include "store_private.h"
@@ -1042,12 +1043,6 @@ static int step_done(ckpt_store *s, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
-static void put_le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* The rows of one tile (mu held, transaction open). */
 static int write_tile(ckpt_batch *b, const op *o, uint64_t gen, sqlite3_stmt *del,
 		      sqlite3_stmt *ins, sqlite3_stmt *insc)
@@ -1059,7 +1054,7 @@ static int write_tile(ckpt_batch *b, const op *o, uint64_t gen, sqlite3_stmt *de
 
 	for (int k = 0; k < 3; k++)
 		for (unsigned d = 0; d < t->ndim; d++)
-			put_le64(dims[k] + 8 * d, src[k][d]);
+			ckpt_put_le64(dims[k] + 8 * d, src[k][d]);
 	sqlite3_bind_blob(del, 1, o->key, (int)o->keylen, SQLITE_STATIC);
 	sqlite3_bind_int64(del, 2, (int64_t)t->t0);
 	if ((rc = step_done(b->s, del, "replacing a tile")) < 0)
