@@ -360,6 +360,26 @@ static int read_chunk(ckpt_value *v, uint32_t i, void *dst)
 	return read_chunks(v, i, 1, dst);
 }
 
+/* Where block k of a read_blocks read lands: the bounce buffer for a partly
+ * covered first or last block (bounced), else its place in dst. */
+struct block_map {
+	uint32_t k0, k1, a;
+	int head, tail;
+	unsigned char *bounce;
+	char *dst;
+};
+
+static unsigned char *block_buf(const struct block_map *m, uint32_t k, int *bounced)
+{
+	*bounced = 1;
+	if (k == m->k0 && m->head)
+		return m->bounce;
+	if (k == m->k1 - 1 && m->tail)
+		return m->bounce + CKPT_CRC_BLOCK;
+	*bounced = 0;
+	return (unsigned char *)m->dst + ((uint64_t)k * CKPT_CRC_BLOCK - m->a);
+}
+
 /*
  * Bytes [a, b) of RAW chunk i, which has block CRCs (invariant 6): one preadv
  * of the blocks the range overlaps, whole blocks straight into dst, a partly
@@ -370,20 +390,17 @@ static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_
 	const ckpt_store_chunk *c = &v->chunks[i];
 	const uint32_t B = CKPT_CRC_BLOCK, k0 = a / B, k1 = (b + B - 1) / B;
 	const uint32_t end = k1 * B < c->stored ? k1 * B : c->stored; /* of the bytes read */
-	const int head = a > k0 * B, tail = b < end; /* first, last block partly covered */
+	struct block_map m = {k0, k1, a, a > k0 * B, b < end, NULL, dst}; /* head, tail: partial */
 	const uint32_t *crcs = ckpt_value_chunk_blocks(v, i);
-	unsigned char *bounce = NULL;
 	struct iovec iov[3];
-	int n = 0, rc = 0, err;
+	int n = 0, rc = 0, err, bounced;
 
 	assert(crcs && a < b && b <= c->stored && c->stored == c->raw);
-	if ((head || tail) && (bounce = malloc(2 * (size_t)B)) == NULL)
+	if ((m.head || m.tail) && (m.bounce = malloc(2 * (size_t)B)) == NULL)
 		return ckpt_error_nomem();
 	for (uint32_t k = k0; k < k1; k++) {
 		uint32_t lo = k * B, hi = end - lo < B ? end : lo + B;
-		unsigned char *p = (k == k0 && head)	   ? bounce
-				   : (k == k1 - 1 && tail) ? bounce + B
-							   : (unsigned char *)dst + (lo - a);
+		unsigned char *p = block_buf(&m, k, &bounced);
 		if (n > 0 && (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
 			iov[n - 1].iov_len += hi - lo;
 		} else {
@@ -393,16 +410,13 @@ static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_
 		}
 	}
 	if ((err = preadv_full(c->file->fd, iov, n, (off_t)(c->off + (uint64_t)k0 * B))) != 0) {
-		free(bounce);
+		free(m.bounce);
 		return read_failed(v, i, err);
 	}
 	__atomic_fetch_add(&v->s->bytes_read, (uint64_t)(end - k0 * B), __ATOMIC_RELAXED);
 	for (uint32_t k = k0; k < k1 && rc == 0; k++) {
 		uint32_t lo = k * B, hi = end - lo < B ? end : lo + B;
-		int bounced = (k == k0 && head) || (k == k1 - 1 && tail);
-		const unsigned char *p = (k == k0 && head)	 ? bounce
-					 : (k == k1 - 1 && tail) ? bounce + B
-								 : (const unsigned char *)dst + (lo - a);
+		const unsigned char *p = block_buf(&m, k, &bounced);
 		if (ckpt_crc32c_update(0, p, hi - lo) != crcs[k]) {
 			char what[64];
 			snprintf(what, sizeof(what), "CRC32C mismatch in block %u", k);
@@ -412,7 +426,7 @@ static int read_blocks(ckpt_value *v, uint32_t i, char *dst, uint32_t a, uint32_
 			memcpy(dst + (from - a), p + (from - lo), to - from);
 		}
 	}
-	free(bounce);
+	free(m.bounce);
 	return rc;
 }
 
