@@ -152,6 +152,13 @@ int ckpt_sqlite_load_chunks(sqlite_index *x, sqlite3_stmt *st, const void *key, 
  * stride (for n = chunk_size) of the arrays that hold a value's. */
 #define STORE_NBLOCKS(n) (((n) + CKPT_CRC_BLOCK - 1) / CKPT_CRC_BLOCK)
 
+/* Chunk i's block CRCs in a value's array of them (all: the layout of
+ * ckpt_value_source.block_crcs, STORE_NBLOCKS(chunk_size) per chunk). */
+static inline uint32_t *store_chunk_blocks(uint32_t *all, uint32_t i, uint32_t chunk_size)
+{
+	return all + (size_t)i * STORE_NBLOCKS(chunk_size);
+}
+
 /* Block CRCs as stored in chunks.blocks: 4 bytes each, little-endian. */
 void ckpt_blocks_encode(unsigned char *out, const uint32_t *crcs, uint32_t n);
 

@@ -56,7 +56,6 @@ struct ckpt_value {
 	void *rd_ctx;
 	int has_value_crc; /* info.crc32c covers the whole value */
 	uint32_t *blocks;  /* block CRCs of the chunks with has_blocks, or NULL */
-	uint32_t bpc;	   /* blocks per chunk: the stride of blocks */
 };
 
 /* Check a backend's chunk table (invariant 1); fill in stored_size and codec. */
@@ -70,7 +69,6 @@ static int check_chunks(ckpt_value *v)
 		return ckpt_error_set(CKPT_ECORRUPT, "%s: key '%s': %u chunks of %u bytes for %llu",
 				      v->s->dir, ckpt_store_key_repr(kr, sizeof(kr), v->key, v->keylen),
 				      in->nchunks, in->chunk_size, (unsigned long long)in->size);
-	v->bpc = STORE_NBLOCKS(in->chunk_size);
 	for (uint32_t i = 0; i < in->nchunks; i++) {
 		ckpt_store_chunk *c = &v->chunks[i];
 		uint64_t want = in->size - (uint64_t)i * in->chunk_size;
@@ -207,7 +205,8 @@ const ckpt_store_chunk *ckpt_value_chunk_table(const ckpt_value *v)
 const uint32_t *ckpt_value_chunk_blocks(const ckpt_value *v, uint32_t i)
 {
 	assert(v->chunks && i < v->info.nchunks);
-	return v->chunks[i].has_blocks ? v->blocks + (size_t)i * v->bpc : NULL;
+	return v->chunks[i].has_blocks ? store_chunk_blocks(v->blocks, i, v->info.chunk_size)
+				       : NULL;
 }
 
 void ckpt_value_free(ckpt_value *v)
@@ -282,7 +281,7 @@ static int read_failed(ckpt_value *v, uint32_t i, int err)
 
 /*
  * Read the stored bytes of chunks i .. i+n-1, which lie back to back in one
- * data file, into dst with one pread loop, and check each chunk's CRC.
+ * data file, into dst with one read (preadv_full), and check each chunk's CRC.
  */
 static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 {
@@ -298,7 +297,6 @@ static int read_stored(ckpt_value *v, uint32_t i, uint32_t n, void *dst)
 	if ((err = preadv_full(c->file->fd, &iov, 1, (off_t)c->off)) != 0)
 		return read_failed(v, i, err);
 	__atomic_fetch_add(&v->s->bytes_read, total, __ATOMIC_RELAXED);
-	done = 0;
 	for (uint32_t k = i; k < i + n; k++) {
 		const ckpt_store_chunk *ck = &v->chunks[k];
 		if (ck->has_crc && ckpt_crc32c_update(0, (char *)dst + done, ck->stored) != ck->crc32c)

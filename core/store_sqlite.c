@@ -555,8 +555,9 @@ static int load_blocks(sqlite3_stmt *st, int col, const ckpt_value_info *in, uin
 		return CKPT_ECORRUPT;
 	if (*blocks == NULL && (*blocks = malloc((size_t)in->nchunks * bpc * 4)) == NULL)
 		return ckpt_error_nomem();
+	uint32_t *dst = store_chunk_blocks(*blocks, i, in->chunk_size);
 	for (uint32_t k = 0; k < n; k++, p += 4)
-		(*blocks)[(size_t)i * bpc + k] = ckpt_get_le32(p);
+		dst[k] = ckpt_get_le32(p);
 	c->has_blocks = 1;
 	return 0;
 }

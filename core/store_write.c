@@ -450,7 +450,7 @@ static int writer_add_chunk(ckpt_value_writer *w, const chunk_rec *c, const uint
 	w->chunks[w->nchunks] = *c;
 	w->chunks[w->nchunks].has_blocks = blocks && w->want_blocks && c->stored > CKPT_CRC_BLOCK;
 	if (w->chunks[w->nchunks].has_blocks)
-		memcpy(w->blocks + w->nchunks * bpc, blocks,
+		memcpy(store_chunk_blocks(w->blocks, w->nchunks, w->b->s->opts.chunk_size), blocks,
 		       STORE_NBLOCKS(c->stored) * sizeof(*blocks));
 	w->nchunks++;
 	return 0;
@@ -1193,8 +1193,8 @@ static int write_index(ckpt_batch *b, uint64_t gen)
 			if (r->has_blocks && s->idx->has_blocks) {
 				uint32_t nb = STORE_NBLOCKS(r->stored);
 				assert(o->blocks && r->codec == CKPT_CODEC_RAW);
-				ckpt_blocks_encode(
-				    enc, o->blocks + (size_t)c * STORE_NBLOCKS(o->chunk_size), nb);
+				ckpt_blocks_encode(enc, store_chunk_blocks(o->blocks, c, o->chunk_size),
+						   nb);
 				sqlite3_bind_blob(st[INS_CHUNK], 9, enc, (int)(4 * nb), SQLITE_STATIC);
 			} else if (s->idx->has_blocks) {
 				sqlite3_bind_null(st[INS_CHUNK], 9);
@@ -1474,7 +1474,8 @@ int ckpt_batch_put_file(ckpt_batch *b, const void *key, size_t keylen, int dirfd
 			c->raw = c->stored = (uint32_t)(n - k < cs ? n - k : cs);
 			c->has_blocks = o.blocks && c->stored > CKPT_CRC_BLOCK;
 			c->crc = raw_crc(buf + k, c->stored,
-					 c->has_blocks ? o.blocks + i * STORE_NBLOCKS(cs) : NULL);
+					 c->has_blocks ? store_chunk_blocks(o.blocks, (uint32_t)i, cs)
+						       : NULL);
 			c->off = off + pos + k;
 			c->file_id = f->id;
 			c->codec = CKPT_CODEC_RAW;
@@ -1671,7 +1672,8 @@ int ckpt_batch_put_clone(ckpt_batch *b, const void *key, size_t keylen, ckpt_sto
 		r->codec = c[i].codec;
 		if ((blk = ckpt_value_chunk_blocks(v, i)) != NULL && b->s->idx->has_blocks &&
 		    (o.blocks || (o.blocks = malloc((size_t)o.nchunks * bpc * sizeof(*blk))))) {
-			memcpy(o.blocks + i * bpc, blk, STORE_NBLOCKS(r->stored) * sizeof(*blk));
+			memcpy(store_chunk_blocks(o.blocks, i, in->chunk_size), blk,
+			       STORE_NBLOCKS(r->stored) * sizeof(*blk));
 			r->has_blocks = 1;
 		}
 	}

@@ -229,14 +229,14 @@ static int64_t try_clone(struct pend *p, const struct pend_src *src, struct pino
 	if (r != 0 || meta || off != 0 || len < src->size || fstat(pf->fd, &st) ||
 	    st.st_size != 0 || !(rel = pend_relpath(p, pi, NULL)))
 		goto done;
-	size_t rl = strlen(rel), sl = strlen(".safetensors");
 	if (src->node) {
 		/* Items of other handlers hold their files' bytes (ckpt_pending_item_is_pytree). */
 		int is_array = ckpt_tree_get_kind(src->node) == CKPT_TREE_ARRAY;
 		if (pend_is_npy(p, pi) != is_array ||
 		    !ckpt_pending_item_is_pytree(pi->ps->files_fd, rel))
 			goto done;
-	} else if (strchr(rel, '/') || rl <= sl || strcmp(rel + rl - sl, ".safetensors") != 0) {
+	} else if (strchr(rel, '/') || !ends_with(rel, ".safetensors") ||
+		   !strcmp(rel, ".safetensors")) {
 		goto done; /* a copy of <item>.safetensors is a stub only as such a file on top */
 	}
 	ckpt_clone_ref ref = {.step = src->step, .item = (char *)src->item, .path = path};

@@ -88,12 +88,6 @@ int pend_reopen(const struct pinode *pi, int flags)
 	return open(path, flags | O_CLOEXEC);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* ---- the inode table ---- */
 
 /* Free pi and then its parents that are no longer needed. Under p->lock. */

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #define HASH_SIZE    4096u
@@ -97,6 +98,13 @@ static inline fuse_ino_t pin_ino(const struct pinode *pi)
 static inline struct pfile *pf_of(const struct fuse_file_info *fi)
 {
 	return (struct pfile *)(uintptr_t)fi->fh;
+}
+
+/* Does the name s end with suffix? */
+static inline int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
 /* passthrough.c */
