@@ -37,6 +37,11 @@ t cp "$MNT/100/state.safetensors" "$MNT/102/model.safetensors"
 is_stub "$(tmpdir 102)/model.safetensors" || fail "model.safetensors of 102 is not a clone stub"
 t setfattr -n user.ckpt.finalize -v 1 "$MNT/102"
 t diff -r "$MNT/90/model" "$MNT/102/model" || fail "102/model differs from the import of the bytes"
+# ... and, read by an independent safetensors reader (convert_st.py, json + numpy), every
+# tensor of the copied bytes is the leaf it names in 102/model, read through the mount.
+n=$(t $PY "$HERE/convert_st.py" check "$T/bytes.safetensors" "$MNT/102" model | cut -d' ' -f1)
+[ "$n" = "$(t getfattr --absolute-names --only-values -n user.ckpt.tensors "$MNT/100/state.safetensors")" ] ||
+	fail "the independent reader checked $n tensors"
 
 # 3. The same finalized by the CLI, with the mount gone.
 t mkdir "$MNT/103"
