@@ -640,7 +640,7 @@ static size_t local_header(unsigned char *h, const struct zent *e, size_t nlen)
 	memset(h, 0, 30);
 	ckpt_put_le32(h, SIG_LOCAL);
 	ckpt_put_le16(h + 4, z64 ? 45 : 20);
-	ckpt_put_le16(h + 12, DOS_DATE);
+	ckpt_put_le16(h + 12, DOS_DATE); /* time (10) 00:00:00, date (12) */
 	ckpt_put_le32(h + 14, e->crc);
 	ckpt_put_le32(h + 18, z64 ? U32MAX : (uint32_t)e->size);
 	ckpt_put_le32(h + 22, z64 ? U32MAX : (uint32_t)e->size);
@@ -712,7 +712,7 @@ static int write_central(int fd, const char *tmp, const struct zout *zo, uint64_
 		ckpt_put_le32(h, SIG_CENTRAL);
 		ckpt_put_le16(h + 4, 0x0300 | 45);
 		ckpt_put_le16(h + 6, xl ? 45 : 20);
-		ckpt_put_le16(h + 12, DOS_DATE);
+		ckpt_put_le16(h + 14, DOS_DATE); /* time (12) 00:00:00, date (14) */
 		ckpt_put_le32(h + 16, e->crc);
 		ckpt_put_le32(h + 20, zs ? U32MAX : (uint32_t)e->size);
 		ckpt_put_le32(h + 24, zs ? U32MAX : (uint32_t)e->size);
