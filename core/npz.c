@@ -633,19 +633,32 @@ static int zcollect(ckpt_tree *node, const char *path, void *payload)
 
 #define DOS_DATE 0x21 /* 1980-01-01: reproducible archives */
 
+/*
+ * The fields a local header (at h + 4) and a central directory entry (at
+ * h + 6) share, from "version needed" to "extra field length": stored, no
+ * flags, 1980-01-01 00:00:00, e's CRC and sizes (0xFFFFFFFF from 4 GiB on:
+ * the zip64 extra field has them), nlen and xlen; version 4.5 with an extra
+ * field. A zeroed h is assumed.
+ */
+static void put_entry_fields(unsigned char *p, const struct zent *e, size_t nlen, size_t xlen)
+{
+	int zs = e->size >= U32MAX;
+	ckpt_put_le16(p, xlen ? 45 : 20);
+	ckpt_put_le16(p + 8, DOS_DATE); /* time (p + 6) stays 00:00:00 */
+	ckpt_put_le32(p + 10, e->crc);
+	ckpt_put_le32(p + 14, zs ? U32MAX : (uint32_t)e->size);
+	ckpt_put_le32(p + 18, zs ? U32MAX : (uint32_t)e->size);
+	ckpt_put_le16(p + 22, (uint16_t)nlen);
+	ckpt_put_le16(p + 24, (uint16_t)xlen);
+}
+
 /* Local header of e (zip64 when the entry is 4 GiB or more); returns its length. */
 static size_t local_header(unsigned char *h, const struct zent *e, size_t nlen)
 {
 	int z64 = e->size >= U32MAX;
 	memset(h, 0, 30);
 	ckpt_put_le32(h, SIG_LOCAL);
-	ckpt_put_le16(h + 4, z64 ? 45 : 20);
-	ckpt_put_le16(h + 12, DOS_DATE); /* time (10) 00:00:00, date (12) */
-	ckpt_put_le32(h + 14, e->crc);
-	ckpt_put_le32(h + 18, z64 ? U32MAX : (uint32_t)e->size);
-	ckpt_put_le32(h + 22, z64 ? U32MAX : (uint32_t)e->size);
-	ckpt_put_le16(h + 26, (uint16_t)nlen);
-	ckpt_put_le16(h + 28, z64 ? 20 : 0);
+	put_entry_fields(h + 4, e, nlen, z64 ? 20 : 0);
 	if (z64) {
 		unsigned char *x = h + 30 + nlen;
 		ckpt_put_le16(x, 1);
@@ -711,13 +724,7 @@ static int write_central(int fd, const char *tmp, const struct zout *zo, uint64_
 		memset(h, 0, sizeof(h));
 		ckpt_put_le32(h, SIG_CENTRAL);
 		ckpt_put_le16(h + 4, 0x0300 | 45);
-		ckpt_put_le16(h + 6, xl ? 45 : 20);
-		ckpt_put_le16(h + 14, DOS_DATE); /* time (12) 00:00:00, date (14) */
-		ckpt_put_le32(h + 16, e->crc);
-		ckpt_put_le32(h + 20, zs ? U32MAX : (uint32_t)e->size);
-		ckpt_put_le32(h + 24, zs ? U32MAX : (uint32_t)e->size);
-		ckpt_put_le16(h + 28, (uint16_t)nlen);
-		ckpt_put_le16(h + 30, (uint16_t)xl);
+		put_entry_fields(h + 6, e, nlen, xl);
 		ckpt_put_le32(h + 38, 0100644u << 16);
 		ckpt_put_le32(h + 42, zo64 ? U32MAX : (uint32_t)e->off);
 		rc = ckpt_write_full(fd, h, 46, tmp);
