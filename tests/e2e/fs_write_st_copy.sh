@@ -58,6 +58,9 @@ for to in m.npz d/m.safetensors m; do
 	t mv "$MNT/104/m.safetensors" "$MNT/104/$to" 2>/dev/null && fail "moving the stub to $to succeeded"
 done
 t cmp "$MNT/104/m.safetensors" "$T/bytes.safetensors" || fail "the refused moves changed the stub"
+# mv says only "Invalid argument"; the reason is kept where docs/fs.md sends the user.
+t cat "$MNT/.ckptfs-errors" | grep -q "rename to d/m.safetensors: .*stands only for a <name>.safetensors at the top" ||
+	fail ".ckptfs-errors lacks the reason: $(cat "$MNT/.ckptfs-errors")"
 t mv "$MNT/104/m.safetensors" "$MNT/104/n.safetensors" || fail "renaming the stub on top failed"
 # Into a subdirectory a copy is bytes (ckpt_pending_check_file would refuse a stub there).
 t cp "$MNT/100/state.safetensors" "$MNT/104/d/x.safetensors"
