@@ -83,17 +83,26 @@ void ckpt_handler_snapshot_free(ckpt_handler *h, void *snap)
 int ckpt_handler_restore(void **out, ckpt_handler *h, ckpt_step *s, const char *item,
 			 const void *args)
 {
+	int rc;
+
 	*out = NULL;
 	if (!known(h))
 		return bad_version(h);
+	/* A step opened listed reads its index now (s may be NULL: the handler refuses args). */
+	if (s && (rc = ckpt_step_load_index(s)))
+		return rc;
 	return h->vt->restore ? h->vt->restore(out, h, s, item, args) : unsupported(h, "restore");
 }
 
 int ckpt_handler_metadata(void **out, ckpt_handler *h, ckpt_step *s, const char *item)
 {
+	int rc;
+
 	*out = NULL;
 	if (!known(h))
 		return bad_version(h);
+	if (s && (rc = ckpt_step_load_index(s)))
+		return rc;
 	return h->vt->metadata ? h->vt->metadata(out, h, s, item) : unsupported(h, "metadata");
 }
 

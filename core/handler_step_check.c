@@ -21,6 +21,7 @@
 #include "ckpt/handler.h"
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "step_private.h"
 #include "fsutil.h"
 #include "handler_types.h"
 
@@ -143,7 +144,8 @@ int ckpt_step_check_keys(ckpt_step *s, ckpt_step_problem_cb cb, void *payload, s
 
 	if (nproblems)
 		*nproblems = 0;
-	if ((rc = ckpt_store_list(ckpt_step_store(s), "", 0, -1, add_key, &ks)) < 0)
+	if ((rc = ckpt_step_load_index(s)) ||
+	    (rc = ckpt_store_list(ckpt_step_store(s), "", 0, -1, add_key, &ks)) < 0)
 		goto done;
 	if ((ks.used = calloc(ks.n ? ks.n : 1, 1)) == NULL) {
 		rc = ckpt_error_nomem();
@@ -201,6 +203,8 @@ int ckpt_step_check_keys(ckpt_step *s, ckpt_step_problem_cb cb, void *payload, s
 			kr[n] = '\0';
 			problem(&c, "key '%s' belongs to no item or leaf", kr);
 		}
+	if (ckpt_step_check_listing(s) < 0) /* and its listing agrees with its store */
+		problem(&c, "%s", ckpt_error_last());
 	rc = 0;
 done:
 	if (nproblems)

@@ -164,7 +164,7 @@ int ckpt_item_describe(char **out, ckpt_step *s, const char *item)
 	int rc;
 
 	*out = NULL;
-	if ((rc = ckpt_step_item_find(&idx, s, item)) != 0)
+	if ((rc = ckpt_step_item_find(&idx, s, item)) != 0 || (rc = ckpt_step_load_index(s)))
 		return rc;
 	t = handler_type_find(ckpt_step_item_typestr(s, idx));
 	if (!t || !t->describe)

@@ -290,8 +290,10 @@ static int restore_item(ckpt_step *s, const char *item, const char *path, const 
 int ckpt_interchange_restore(ckpt_step *s, const char *item, const char *path, const char *out_dir)
 {
 	char *file;
-	int rc;
+	int rc = ckpt_step_load_index(s);
 
+	if (rc)
+		return rc;
 	if (item)
 		return restore_item(s, item, path, out_dir);
 	rc = ckpt_mkdir_p(out_dir);
@@ -391,6 +393,8 @@ int ckpt_interchange_restore_mapped(ckpt_step *s, const char *item,
 	int rc = item ? ckpt_step_item_find(&idx, s, item)
 		      : ckpt_error_set(CKPT_EINVAL, "transforms need an item");
 
+	if (rc == 0)
+		rc = ckpt_step_load_index(s);
 	if (rc == 0 && (rc = ckpt_step_item_tree(&meta, s, item)) != 0)
 		ckpt_error_wrap(rc, "item %s (transforms apply to PyTree items)", item);
 	if (rc == 0)

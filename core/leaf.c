@@ -47,6 +47,8 @@ int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_t
 	if (ckpt_tree_is_container(node) || kind == CKPT_TREE_NONE)
 		return ckpt_error_set(CKPT_EINVAL, "item %s: node '%s' is not a leaf with data",
 				      item, ckpt_tree_key(node));
+	if ((rc = ckpt_step_load_index(s))) /* a step opened listed reads its index now */
+		return rc;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return ckpt_error_nomem();

@@ -800,8 +800,10 @@ int ckpt_npz_export(ckpt_step *s, const char *item, const char *path,
 	struct zout zo = {s, item, opts ? opts->sep : '.', NULL, 0, 0, 0};
 	const ckpt_tree *t = NULL;
 	struct zent *sorted = NULL;
-	int rc = ckpt_step_item_tree(&t, s, item);
+	int rc = ckpt_step_load_index(s);
 
+	if (rc == 0)
+		rc = ckpt_step_item_tree(&t, s, item);
 	if (rc == 0)
 		rc = ckpt_tree_walk((ckpt_tree *)t, zcollect, &zo);
 	if (rc == 0 && !(sorted = malloc((zo.n + 1) * sizeof(*sorted))))

@@ -731,11 +731,13 @@ int ckpt_safetensors_open(ckpt_safetensors **out, ckpt_step *s, const char *item
 			  const ckpt_safetensors_options *opts)
 {
 	const ckpt_tree *t = NULL;
-	ckpt_safetensors *f = calloc(1, sizeof(*f));
-	int rc;
+	ckpt_safetensors *f = NULL;
+	int rc = ckpt_step_load_index(s);
 
 	*out = NULL;
-	if (!f)
+	if (rc) /* a step opened listed reads its index now */
+		return rc;
+	if (!(f = calloc(1, sizeof(*f))))
 		return ckpt_error_nomem();
 	pthread_mutex_init(&f->lock, NULL);
 	f->s = s;

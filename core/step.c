@@ -3,17 +3,25 @@
  * their tree metadata.
  *
  * Design: the store is opened IMMUTABLE|READONLY. _CHECKPOINT_METADATA is
- * read and validated at open; item trees are parsed from <item>/_METADATA on
- * first use and cached until ckpt_step_free, so callers (the FUSE daemon)
- * may hold borrowed pointers to them.
+ * read and validated at open; item trees are read on first use and cached
+ * until ckpt_step_free, so callers (the FUSE daemon) may hold borrowed
+ * pointers to them. A step with a listing (ckpt.list, step_list.h) takes its
+ * metadata and trees from it (compact trees, no JSON); without one, from the
+ * store (<item>/_METADATA parsed). ckpt_step_open_listed defers opening the
+ * store (and its whole-file index check) until something needs it.
  *
  * Invariants:
- *   1. items[] is sorted by name and holds exactly the keys of item_handlers.
- *   2. items[i].tree, once set, never changes until ckpt_step_free; it is
- *      set under mu, so concurrent first uses parse at most once each.
+ *   1. items[] is sorted by name and holds exactly the keys of item_handlers;
+ *      with a listing, items[i].li is the listing's entry of the same name.
+ *   2. items[i].tree and .md_json, once set, never change until
+ *      ckpt_step_free; they are set under mu, so concurrent first uses read
+ *      at most once each.
  *   3. commit_ns is read from the JSON text of the top-level member (cJSON
  *      numbers are doubles and would round nanoseconds), never from a
  *      same-named key nested in another value.
+ *   4. store is NULL only for a listed step whose index is not loaded yet
+ *      (index_rc == 0) or failed to load (index_rc < 0, message in index_err);
+ *      once loaded, its header's index checksum equals the listing's.
  */
 #include <assert.h>
 #include <cJSON.h>
@@ -24,20 +32,28 @@
 #include <sys/stat.h>
 
 #include "error_private.h"
-#include "orbax.h"
-#include "step_private.h"
 #include "fsutil.h"
+#include "orbax.h"
+#include "step_list.h"
+#include "step_private.h"
+#include "tree_private.h"
 
 struct step_item {
 	char *name;
 	char *typestr;
 	char *md_json;	 /* <item>/_METADATA, NULL until loaded (guarded by mu) */
-	ckpt_tree *tree; /* parsed md_json (guarded by mu) */
+	size_t md_len;	 /* its length (it may hold a NUL: the parser says so) */
+	ckpt_tree *tree; /* its tree, from md_json or li (guarded by mu) */
+	const struct step_list_item *li; /* the listing's entry, or NULL (invariant 1) */
 };
 
 struct ckpt_step {
 	char *dir;
-	ckpt_store *store;
+	ckpt_store *store; /* invariant 4 */
+	ckpt_store_options opts;
+	int index_rc;	       /* a failed deferred open (invariant 4) */
+	char *index_err;       /* its message */
+	struct step_list list; /* empty without a listing */
 	char *meta_json;
 	int64_t commit_ns;
 	size_t nitems;
@@ -148,9 +164,64 @@ done:
 	return rc;
 }
 
-int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts)
+/* Open the store of s (mu held, or s not shared yet); invariant 4. */
+static int load_index(ckpt_step *s)
+{
+	uint32_t crc = 0;
+	int rc;
+
+	if (s->store)
+		return 0;
+	if (s->index_rc)
+		return ckpt_error_set(s->index_rc, "%s", s->index_err ? s->index_err : "");
+	if (ckpt_orbax_is_step(s->dir))
+		rc = ckpt_orbax_store_open(&s->store, s->dir, &s->opts);
+	else
+		rc = ckpt_store_open(&s->store, s->dir, CKPT_STORE_IMMUTABLE | CKPT_STORE_READONLY,
+				     &s->opts);
+	/* The index checksum is checked by now: its header's copy can be trusted. */
+	if (rc == 0 && s->list.buf && (rc = step_list_index_crc(&crc, s->dir)) == 0 &&
+	    crc != s->list.index_crc)
+		rc = ckpt_error_set(CKPT_ECORRUPT,
+				    "%s/%s does not describe %s/ckpt.db (its index checksum is "
+				    "0x%08x, the listing's 0x%08x); removing %s makes the step "
+				    "readable from its index alone",
+				    s->dir, STEP_LIST_NAME, s->dir, crc, s->list.index_crc,
+				    STEP_LIST_NAME);
+	if (rc) {
+		ckpt_store_free(s->store);
+		s->store = NULL;
+		s->index_rc = rc;
+		s->index_err = strdup(ckpt_error_last());
+	}
+	return rc;
+}
+
+/* The listing's entries onto items[] (invariant 1). */
+static int attach_listing(ckpt_step *s)
+{
+	if (s->list.nitems != s->nitems)
+		return ckpt_error_set(CKPT_ECORRUPT,
+				      "%s/%s lists %zu items, its _CHECKPOINT_METADATA %zu", s->dir,
+				      STEP_LIST_NAME, s->list.nitems, s->nitems);
+	for (size_t i = 0; i < s->nitems; i++) { /* both sorted by name */
+		const struct step_list_item *li = &s->list.items[i];
+		if (strlen(s->items[i].name) != li->name_len ||
+		    memcmp(s->items[i].name, li->name, li->name_len) != 0)
+			return ckpt_error_set(CKPT_ECORRUPT,
+					      "%s/%s lists item '%.*s' where its "
+					      "_CHECKPOINT_METADATA has '%s'",
+					      s->dir, STEP_LIST_NAME, (int)li->name_len, li->name,
+					      s->items[i].name);
+		s->items[i].li = li;
+	}
+	return 0;
+}
+
+static int step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts, int lazy)
 {
 	ckpt_step *s = calloc(1, sizeof(*s));
+	ckpt_store_options dflt = CKPT_STORE_OPTIONS_INIT;
 	size_t len = 0;
 	int rc;
 
@@ -158,45 +229,78 @@ int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *o
 	if (!s)
 		return ckpt_error_nomem();
 	pthread_mutex_init(&s->mu, NULL);
+	s->opts = opts ? *opts : dflt;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		rc = ckpt_error_nomem();
 		goto fail;
 	}
-	/* A step Orbax wrote is read through its own backend (orbax.h). */
-	if (ckpt_orbax_is_step(dir))
-		rc = ckpt_orbax_store_open(&s->store, dir, opts);
-	else
-		rc = ckpt_store_open(&s->store, dir, CKPT_STORE_IMMUTABLE | CKPT_STORE_READONLY,
-				     opts);
-	if (rc)
+	/* A step Orbax wrote is read through its own backend (orbax.h); it has no listing. */
+	rc = ckpt_orbax_is_step(dir) ? CKPT_ENOTFOUND : step_list_read(&s->list, dir);
+	if (rc == CKPT_ENOTFOUND || rc == CKPT_EVERSION) { /* derived data: read the index */
+		ckpt_error_clear();
+		lazy = 0;
+	} else if (rc) {
+		ckpt_error_wrap(rc, "step %s (removing %s makes it readable from its index alone)",
+				dir, STEP_LIST_NAME);
 		goto fail;
-	rc = ckpt_store_get((void **)&s->meta_json, &len, s->store, CKPT_STEP_METADATA_KEY,
-			    strlen(CKPT_STEP_METADATA_KEY));
-	if (rc) {
+	}
+	if (!lazy && (rc = load_index(s)))
+		goto fail;
+	if (s->list.buf) {
+		s->meta_json = malloc(s->list.meta_len + 1);
+		if (!s->meta_json) {
+			rc = ckpt_error_nomem();
+			goto fail;
+		}
+		memcpy(s->meta_json, s->list.meta, s->list.meta_len);
+		len = s->list.meta_len;
+	} else if ((rc = ckpt_store_get((void **)&s->meta_json, &len, s->store,
+					CKPT_STEP_METADATA_KEY, strlen(CKPT_STEP_METADATA_KEY)))) {
 		ckpt_error_wrap(rc, "step %s: %s", dir, CKPT_STEP_METADATA_KEY);
 		goto fail;
+	} else {
+		/* Make it a C string: the stored value has no NUL. */
+		char *js = realloc(s->meta_json, len + 1);
+		if (!js) {
+			rc = ckpt_error_nomem();
+			goto fail;
+		}
+		s->meta_json = js;
 	}
-	/* Make it a C string: the stored value has no NUL. */
-	char *js = realloc(s->meta_json, len + 1);
-	if (!js) {
-		rc = ckpt_error_nomem();
-		goto fail;
-	}
-	js[len] = '\0';
-	s->meta_json = js;
-	if (strlen(js) != len) {
+	s->meta_json[len] = '\0';
+	if (strlen(s->meta_json) != len) {
 		rc = ckpt_error_set(CKPT_ECORRUPT, "%s: %s contains a NUL byte", dir,
 				    CKPT_STEP_METADATA_KEY);
 		goto fail;
 	}
 	rc = parse_metadata(s);
+	if (rc == 0 && s->list.buf)
+		rc = attach_listing(s);
 	if (rc)
 		goto fail;
 	*out = s;
 	return 0;
 fail:
 	ckpt_step_free(s);
+	return rc;
+}
+
+int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts)
+{
+	return step_open(out, dir, opts, 0);
+}
+
+int ckpt_step_open_listed(ckpt_step **out, const char *dir, const ckpt_store_options *opts)
+{
+	return step_open(out, dir, opts, 1);
+}
+
+int ckpt_step_load_index(ckpt_step *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int rc = load_index(s);
+	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
@@ -222,6 +326,8 @@ void ckpt_step_free(ckpt_step *s)
 	}
 	free(s->items);
 	ckpt_store_free(s->store);
+	step_list_clear(&s->list);
+	free(s->index_err);
 	free(s->meta_json);
 	free(s->dir);
 	pthread_mutex_destroy(&s->mu);
@@ -230,7 +336,33 @@ void ckpt_step_free(ckpt_step *s)
 
 ckpt_store *ckpt_step_store(ckpt_step *s)
 {
-	return s->store;
+	return ckpt_step_load_index(s) == 0 ? s->store : NULL;
+}
+
+int ckpt_step_list(ckpt_step *s, const void *prefix, size_t prefixlen, int delimiter,
+		   ckpt_store_list_cb cb, void *payload)
+{
+	const char *slash = memchr(prefix, '/', prefixlen);
+	int rc;
+
+	for (size_t i = 0; slash && s->list.buf && i < s->nitems; i++) {
+		const struct step_list_item *li = s->items[i].li;
+		size_t n = (size_t)(slash - (const char *)prefix);
+		if (li->name_len == n && memcmp(li->name, prefix, n) == 0 && !li->has_metadata)
+			return step_list_keys(li, slash + 1, prefixlen - n - 1, delimiter, cb,
+					      payload);
+	}
+	if ((rc = ckpt_step_load_index(s)))
+		return rc;
+	return ckpt_store_list(s->store, prefix, prefixlen, delimiter, cb, payload);
+}
+
+uint64_t ckpt_step_bytes_read(ckpt_step *s)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t n = s->store ? ckpt_store_bytes_read(s->store) : 0;
+	pthread_mutex_unlock(&s->mu);
+	return n;
 }
 
 const char *ckpt_step_dir(const ckpt_step *s)
@@ -274,58 +406,81 @@ int ckpt_step_item_find(size_t *out, const ckpt_step *s, const char *name)
 	return 0;
 }
 
-/* Load <item>/_METADATA once; called with s->mu held. */
-static int load_item(struct step_item **out, ckpt_step *s, const char *item)
+/* Read <item>/_METADATA into it->md_json once (mu held). */
+static int load_json(struct step_item *it, ckpt_step *s, const char *key)
+{
+	char *js = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (it->md_json)
+		return 0;
+	if ((rc = load_index(s)))
+		return rc;
+	if ((rc = ckpt_store_get((void **)&js, &len, s->store, key, strlen(key))))
+		return ckpt_error_wrap(rc, "step %s: %s", s->dir, key);
+	if (it->li && len != it->li->metadata_len) {
+		free(js);
+		return ckpt_error_set(
+		    CKPT_ECORRUPT, "step %s: %s has %zu bytes, its listing (%s) says %llu", s->dir,
+		    key, len, STEP_LIST_NAME, (unsigned long long)it->li->metadata_len);
+	}
+	char *z = realloc(js, len + 1);
+	if (!z) {
+		free(js);
+		return ckpt_error_nomem();
+	}
+	z[len] = '\0';
+	it->md_json = z;
+	it->md_len = len;
+	return 0;
+}
+
+/* Item `item` with its tree (and its _METADATA text if want_json) loaded; mu held. */
+static int load_item(struct step_item **out, ckpt_step *s, const char *item, int want_json)
 {
 	struct step_item *it;
-	char *key = NULL, *js = NULL;
-	size_t idx, len = 0;
+	char *key = NULL;
+	size_t idx;
 	int rc = ckpt_step_item_find(&idx, s, item);
 
 	if (rc)
 		return rc;
 	it = &s->items[idx];
 	*out = it;
-	if (it->tree)
+	if (it->tree && (!want_json || it->md_json))
 		return 0;
 	key = ckpt_asprintf("%s/%s", item, CKPT_ITEM_METADATA_NAME);
 	if (!key)
-		return CKPT_ENOMEM;
-	rc = ckpt_store_get((void **)&js, &len, s->store, key, strlen(key));
-	if (rc) {
-		ckpt_error_wrap(rc, "step %s: %s", s->dir, key);
-		goto done;
-	}
-	rc = ckpt_tree_metadata_from_json(&it->tree, js, len);
-	if (rc) {
+		return ckpt_error_nomem();
+	if (it->li && !it->li->has_metadata) {
+		rc = ckpt_error_set(CKPT_ENOTFOUND, "step %s: %s: no such key (%s)", s->dir, key,
+				    STEP_LIST_NAME);
+	} else if (it->li) {
+		if (!it->tree && (rc = ckpt_tree_decode(&it->tree, it->li->tree, it->li->tree_len)))
+			ckpt_error_wrap(rc, "step %s: the tree of item %s in %s", s->dir, item,
+					STEP_LIST_NAME);
+		if (rc == 0 && want_json)
+			rc = load_json(it, s, key);
+	} else if ((rc = load_json(it, s, key)) == 0 &&
+		   ckpt_tree_metadata_from_json(&it->tree, it->md_json, it->md_len)) {
 		ckpt_error_wrap(CKPT_ECORRUPT, "step %s: %s", s->dir, key);
+		free(it->md_json);
+		it->md_json = NULL;
 		rc = CKPT_ECORRUPT;
-		goto done;
 	}
-	char *z = realloc(js, len + 1);
-	if (!z) {
-		ckpt_tree_free(it->tree);
-		it->tree = NULL;
-		rc = ckpt_error_nomem();
-		goto done;
-	}
-	z[len] = '\0';
-	it->md_json = z;
-	js = NULL;
-done:
-	free(js);
 	free(key);
 	return rc;
 }
 
-/* The loaded item, parsed on first use; items never change once loaded. */
-static int item_get(struct step_item **out, ckpt_step *s, const char *item)
+/* The loaded item, read on first use; items never change once loaded. */
+static int item_get(struct step_item **out, ckpt_step *s, const char *item, int want_json)
 {
 	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&s->mu);
-	rc = load_item(out, s, item);
+	rc = load_item(out, s, item, want_json);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -333,7 +488,7 @@ static int item_get(struct step_item **out, ckpt_step *s, const char *item)
 int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item)
 {
 	struct step_item *it;
-	int rc = item_get(&it, s, item);
+	int rc = item_get(&it, s, item, 0);
 
 	*out = rc == 0 ? it->tree : NULL;
 	return rc;
@@ -342,8 +497,84 @@ int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char *item)
 int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item)
 {
 	struct step_item *it;
-	int rc = item_get(&it, s, item);
+	int rc = item_get(&it, s, item, 1);
 
 	*out = rc == 0 ? it->md_json : NULL;
+	return rc;
+}
+
+int ckpt_step_item_metadata_size(uint64_t *out, ckpt_step *s, const char *item)
+{
+	struct step_item *it;
+	int rc = item_get(&it, s, item, 0); /* without a listing, that read the text */
+
+	*out = rc ? 0 : it->li ? it->li->metadata_len : it->md_len;
+	return rc;
+}
+
+/* ---- checking the listing against the store (ckpt verify) ---- */
+
+/* The JSON of a metadata tree, for comparing two trees. */
+static char *tree_text(const ckpt_tree *t)
+{
+	char *js = NULL;
+	return ckpt_tree_metadata_to_json(&js, t) == 0 ? js : NULL;
+}
+
+int ckpt_step_check_listing(ckpt_step *s)
+{
+	void *meta = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!s->list.buf)
+		return 0;
+	if ((rc = ckpt_step_load_index(s)))
+		return rc;
+	for (size_t i = 0; rc == 0 && i < s->nitems; i++) {
+		struct step_item *it;
+		const char *name = s->items[i].name;
+		ckpt_tree *parsed = NULL;
+		char *a = NULL, *b = NULL;
+
+		if ((rc = item_get(&it, s, name, 1)) == CKPT_ENOTFOUND) {
+			ckpt_value_info vi;
+			char *key = ckpt_asprintf("%s/%s", name, CKPT_ITEM_METADATA_NAME);
+			rc = !key ? ckpt_error_nomem()
+			     : ckpt_store_stat(&vi, s->store, key, strlen(key)) == 0
+				 ? ckpt_error_set(CKPT_ECORRUPT,
+						  "%s/%s lists item %s without the "
+						  "%s its store has",
+						  s->dir, STEP_LIST_NAME, name, key)
+				 : 0;
+			free(key);
+			if (rc == 0)
+				ckpt_error_clear();
+			continue;
+		}
+		if (rc)
+			break;
+		if (ckpt_tree_metadata_from_json(&parsed, it->md_json, it->md_len) != 0)
+			rc = ckpt_error_wrap(CKPT_ECORRUPT, "step %s: %s/%s", s->dir, name,
+					     CKPT_ITEM_METADATA_NAME);
+		else if (!(a = tree_text(parsed)) || !(b = tree_text(it->tree)))
+			rc = ckpt_error_nomem();
+		else if (strcmp(a, b) != 0)
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s/%s: the tree of item %s differs from its %s",
+					    s->dir, STEP_LIST_NAME, name, CKPT_ITEM_METADATA_NAME);
+		ckpt_tree_free(parsed);
+		free(a);
+		free(b);
+	}
+	if (rc == 0 &&
+	    (rc = ckpt_store_get(&meta, &len, s->store, CKPT_STEP_METADATA_KEY,
+				 strlen(CKPT_STEP_METADATA_KEY))) == 0 &&
+	    (len != s->list.meta_len || memcmp(meta, s->list.meta, len) != 0))
+		rc = ckpt_error_set(CKPT_ECORRUPT,
+				    "%s/%s: its _CHECKPOINT_METADATA differs from "
+				    "the stored one",
+				    s->dir, STEP_LIST_NAME);
+	free(meta);
 	return rc;
 }

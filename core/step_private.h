@@ -43,6 +43,15 @@ int64_t ckpt_json_top_int(const char *js, const char *key);
 struct cJSON;
 char *ckpt_json_print_exact(const struct cJSON *obj);
 
+/*
+ * Does the step's listing (ckpt.list) agree with its store: the stored
+ * _CHECKPOINT_METADATA byte for byte, and each listed tree with its item's
+ * _METADATA parsed (compared as their metadata JSON)? 0 also without a
+ * listing; CKPT_ECORRUPT naming the first disagreement; or the error of
+ * reading the store.
+ */
+int ckpt_step_check_listing(ckpt_step *s);
+
 /* Set the init timestamp written at finalize (default: the time of open). */
 void ckpt_step_writer_set_init_time(ckpt_step_writer *w, int64_t ns);
 

@@ -12,7 +12,8 @@
  *             life, create the store inside, open one batch. Handlers put
  *             their keys into that batch.
  *   finalize: put _CHECKPOINT_METADATA, commit the batch, seal the store,
- *             fsync the temporary directory and ROOT, rename the temporary
+ *             write the listing ckpt.list from it (step_list.h), fsync the
+ *             temporary directory and ROOT, rename the temporary
  *             directory to ROOT/<step> (with force and an existing step:
  *             exchange the two, after locking the old one), fsync ROOT, then
  *             remove the old step, which now has the temporary name.
@@ -74,6 +75,7 @@
 
 #include "error_private.h"
 #include "multiprocess_private.h"
+#include "step_list.h"
 #include "step_private.h"
 #include "store_private.h"
 #include "root_private.h"
@@ -598,6 +600,11 @@ int ckpt_step_writer_finalize(ckpt_step_writer *w)
 	}
 	ckpt_store_free(w->store);
 	w->store = NULL;
+	/* The listing (format 1.3): read back from the sealed store, before the step is visible. */
+	if ((rc = step_list_write(w->tmpdir))) {
+		ckpt_error_wrap(rc, "finalize %s: its listing", w->tmpdir);
+		goto done;
+	}
 	if (!w->keep) {
 		char *tm = ckpt_asprintf("%s/%s", w->tmpdir, CKPT_STEP_METADATA_KEY);
 		if (!tm || (unlink(tm) != 0 && errno != ENOENT))

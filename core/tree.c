@@ -10,13 +10,17 @@
  * without ".npy"), kept up to date by every mutation. Lookups never build
  * anything, so concurrent readers (the FUSE daemon's threads) need no lock
  * as long as nobody mutates the tree. Lists and tuples need no index: the
- * key is the decimal position.
+ * key is the decimal position. A decoder gives each container all its
+ * children at once (ckpt_tree_adopt, tree_private.h): one index build and one
+ * pass for duplicate keys, where adding them one by one searches each key and
+ * rebuilds the index as it grows.
  *
  * Invariants:
  *  1. Every child c of t has c->parent == t and t->kids[c->pos] == c.
  *  2. c->key is the dict/namedtuple key, or the decimal position for
  *     list/tuple children; c->name == escape(c->key) + (".npy" if array);
- *     the root has key "" and name "". Key and name share one allocation,
+ *     the root has key "" and name "". Key and name share one block,
+ *     kbuf (in the node's allocation) when it fits, else a malloc'd one
  *     freed through the key.
  *  3. Keys are unique among the children of a dict/namedtuple, hence so
  *     are stems (escaping is injective) and names.
@@ -25,7 +29,8 @@
  *     dict reaches INDEX_MIN children (NULL below that, or after ENOMEM in
  *     ckpt_tree_remove: lookups then scan).
  *  5. An array's nbytes == nelems * dtype size, computed without overflow;
- *     data is NULL (metadata-only) or nbytes bytes, freed iff owned.
+ *     data is NULL (metadata-only) or nbytes bytes, freed iff owned. Its
+ *     shape lives in the node's allocation, right after the node.
  *  6. A sharded array has no data of its own; each of its shards is a
  *     non-empty box inside its shape, with borrowed data of the box's bytes.
  */
@@ -44,6 +49,9 @@
 #include "tree_private.h"
 
 #define INDEX_MIN 8
+/* Bytes of a node's own key block: short keys ("0", "kernel", "leaf_00")
+ * need no allocation of their own (sizeof(ckpt_tree) is then 176). */
+#define KEY_INLINE 40
 
 struct index {
 	size_t cap;	  /* power of two */
@@ -92,11 +100,14 @@ struct ckpt_tree {
 			size_t len;
 		} s;
 	} u;
+	char kbuf[KEY_INLINE]; /* key and name when they fit (invariant 2) */
 };
 
 static char empty_str[1];
 
 /* ckpt_tree_starts_as_tree reads the kind as the first unsigned of a tree. */
+_Static_assert(sizeof(struct ckpt_tree) % sizeof(uint64_t) == 0,
+	       "an array's shape follows its node");
 _Static_assert(offsetof(struct ckpt_tree, kind) == 0 && sizeof(ckpt_tree_kind) == sizeof(unsigned),
 	       "a tree starts with its kind");
 
@@ -142,9 +153,10 @@ static uint64_t hash_bytes(const char *s, size_t n)
 	return h ^ (h >> 29);
 }
 
-static ckpt_tree *node_alloc(ckpt_tree_kind kind)
+/* A zeroed node and extra zeroed bytes after it (an array's shape). */
+static ckpt_tree *node_alloc_extra(ckpt_tree_kind kind, size_t extra)
 {
-	ckpt_tree *t = calloc(1, sizeof(*t));
+	ckpt_tree *t = calloc(1, sizeof(*t) + extra);
 
 	if (!t)
 		return NULL;
@@ -152,6 +164,11 @@ static ckpt_tree *node_alloc(ckpt_tree_kind kind)
 	t->key = empty_str;
 	t->name = empty_str;
 	return t;
+}
+
+static ckpt_tree *node_alloc(ckpt_tree_kind kind)
+{
+	return node_alloc_extra(kind, 0);
 }
 
 /* ---- hash index ---------------------------------------------------------- */
@@ -165,22 +182,38 @@ static void index_free(struct index *x)
 	free(x);
 }
 
-static void index_put(struct index *x, const ckpt_tree *c)
+/*
+ * Put child c (its pos set) into x. With kids (the children x indexes), unless
+ * a child with c's key is there already: then nothing is put and that child's
+ * position + 1 is returned. Returns 0 when c was put.
+ */
+static size_t index_put_checked(struct index *x, const ckpt_tree *c, ckpt_tree *const *kids)
 {
 	size_t mask = x->cap - 1;
 	size_t i = hash_bytes(c->key, strlen(c->key)) & mask;
 
-	while (x->by_key[i])
-		i = (i + 1) & mask;
+	for (; x->by_key[i]; i = (i + 1) & mask)
+		if (kids && strcmp(kids[x->by_key[i] - 1]->key, c->key) == 0)
+			return x->by_key[i];
 	x->by_key[i] = (uint32_t)(c->pos + 1);
 	i = hash_bytes(c->name, c->stem_len) & mask;
 	while (x->by_stem[i])
 		i = (i + 1) & mask;
 	x->by_stem[i] = (uint32_t)(c->pos + 1);
+	return 0;
 }
 
-/* (Re)build the index of t for capacity >= 2 * want children. */
-static int index_build(ckpt_tree *t, size_t want)
+static void index_put(struct index *x, const ckpt_tree *c)
+{
+	(void)index_put_checked(x, c, NULL);
+}
+
+/*
+ * (Re)build the index of t for capacity >= 2 * want children. With dup
+ * non-NULL, checks that keys are unique on the way: two equal keys give
+ * CKPT_EEXISTS (no message), *dup the later one's position, t's index unchanged.
+ */
+static int index_build_checked(ckpt_tree *t, size_t want, size_t *dup)
 {
 	struct index *x = calloc(1, sizeof(*x));
 	size_t cap = 16;
@@ -196,11 +229,21 @@ static int index_build(ckpt_tree *t, size_t want)
 		index_free(x);
 		return ckpt_error_nomem();
 	}
-	for (size_t i = 0; i < t->u.c.n; i++)
-		index_put(x, t->u.c.kids[i]);
+	for (size_t i = 0; i < t->u.c.n; i++) {
+		if (index_put_checked(x, t->u.c.kids[i], dup ? t->u.c.kids : NULL)) {
+			*dup = i;
+			index_free(x);
+			return CKPT_EEXISTS;
+		}
+	}
 	index_free(t->u.c.idx);
 	t->u.c.idx = x;
 	return 0;
+}
+
+static int index_build(ckpt_tree *t, size_t want)
+{
+	return index_build_checked(t, want, NULL);
 }
 
 static ckpt_tree *find_key(const ckpt_tree *t, const char *key)
@@ -277,20 +320,27 @@ static ckpt_tree *child_by_stem(const ckpt_tree *t, const char *stem, size_t len
 
 /* ---- names --------------------------------------------------------------- */
 
-/* c's key and name in one block: "key\0name\0", freed through c->key (invariant 2). */
-static int set_key(ckpt_tree *c, const char *key)
+/* c's key key[0, klen) (no NUL) and name in one block: "key\0name\0", freed
+ * through c->key (invariant 2). */
+static int set_key_len(ckpt_tree *c, const char *key, size_t klen)
 {
 	int is_array = c->kind == CKPT_TREE_ARRAY;
-	size_t klen = strlen(key), slen = ckpt_key_escape_into(NULL, key, klen, is_array);
-	char *block = malloc(klen + 1 + slen + 5), *name;
+	char *block = c->kbuf, *name;
+	size_t slen;
 
-	if (!block)
-		return ckpt_error_nomem();
-	memcpy(block, key, klen + 1);
+	/* An escaped byte takes 3 ("%00" for the empty key): when even that fits
+	 * in kbuf, the name is escaped once, straight into it. */
+	if (klen + 1 + 3 * (klen ? klen : 1) + 5 > sizeof(c->kbuf)) {
+		slen = ckpt_key_escape_into(NULL, key, klen, is_array);
+		if (klen + 1 + slen + 5 > sizeof(c->kbuf) && !(block = malloc(klen + 1 + slen + 5)))
+			return ckpt_error_nomem();
+	}
+	memmove(block, key, klen); /* key may be c's own: the old block is freed after */
+	block[klen] = '\0';
 	name = block + klen + 1;
-	ckpt_key_escape_into(name, key, klen, is_array);
-	strcpy(name + slen, is_array ? ".npy" : "");
-	if (c->key != empty_str)
+	slen = ckpt_key_escape_into(name, block, klen, is_array);
+	memcpy(name + slen, is_array ? ".npy" : "", is_array ? 5 : 1);
+	if (c->key != empty_str && c->key != c->kbuf && c->key != block)
 		free(c->key);
 	c->key = block;
 	c->name = name;
@@ -298,20 +348,39 @@ static int set_key(ckpt_tree *c, const char *key)
 	return 0;
 }
 
+static int set_key(ckpt_tree *c, const char *key)
+{
+	return set_key_len(c, key, strlen(key));
+}
+
 static void clear_key(ckpt_tree *c)
 {
-	if (c->key != empty_str)
+	if (c->key != empty_str && c->key != c->kbuf)
 		free(c->key); /* and the name with it (set_key) */
 	c->key = c->name = empty_str;
 	c->stem_len = 0;
+}
+
+/* pos in decimal into buf (at least 21 bytes, no NUL added); returns the length. */
+static size_t pos_text(char *buf, size_t pos)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + pos % 10);
+		pos /= 10;
+	} while (pos);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
 }
 
 static int set_pos_key(ckpt_tree *c, size_t pos)
 {
 	char buf[24];
 
-	snprintf(buf, sizeof(buf), "%zu", pos);
-	return set_key(c, buf);
+	return set_key_len(c, buf, pos_text(buf, pos));
 }
 
 /* ---- construction -------------------------------------------------------- */
@@ -429,11 +498,12 @@ int ckpt_tree_new_array(ckpt_tree **out, ckpt_dtype dt, unsigned ndim, const uin
 		rc = ckpt_error_set(CKPT_EINVAL, "array leaf: byte size overflows");
 		goto done;
 	}
-	t = node_alloc(CKPT_TREE_ARRAY);
-	if (!t || !(t->u.a.shape = calloc(ndim ? ndim : 1, sizeof(uint64_t)))) {
+	t = node_alloc_extra(CKPT_TREE_ARRAY, (ndim ? ndim : 1) * sizeof(uint64_t));
+	if (!t) {
 		rc = ckpt_error_nomem();
 		goto done;
 	}
+	t->u.a.shape = (uint64_t *)(t + 1); /* invariant 5 */
 	if (ndim)
 		memcpy(t->u.a.shape, shape, ndim * sizeof(uint64_t));
 	t->u.a.dt = dt;
@@ -595,6 +665,70 @@ int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t)
 	return 0;
 }
 
+int ckpt_tree_set_key(ckpt_tree *c, const char *key, size_t len)
+{
+	if (!c || c->parent || (!key && len))
+		return ckpt_error_set(CKPT_EINVAL,
+				      "set key: a NULL argument, or a node with a parent");
+	if (!key)
+		key = "";
+	assert(!memchr(key, '\0', len));
+	return set_key_len(c, key, len);
+}
+
+/* 1 if two of t's keyed children have equal keys (t is small): *dup is the later one's position. */
+static int small_dup(const ckpt_tree *t, size_t *dup)
+{
+	for (size_t i = 1; i < t->u.c.n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(t->u.c.kids[i]->key, t->u.c.kids[j]->key) == 0) {
+				*dup = i;
+				return 1;
+			}
+	return 0;
+}
+
+int ckpt_tree_adopt(ckpt_tree *t, ckpt_tree **kids, size_t n, size_t *dup)
+{
+	int rc = 0;
+
+	*dup = 0;
+	if (!t || !is_container_kind(t->kind) || t->u.c.n || (!kids && n) || n >= UINT32_MAX - 1)
+		return ckpt_error_set(CKPT_EINVAL, "adopt: not an empty container, or too many "
+						   "children");
+	for (size_t i = 0; i < n; i++) {
+		assert(kids[i] && !kids[i]->parent && kids[i] != t);
+		kids[i]->pos = i;
+		if (is_keyed(t))
+			assert(kids[i]->name != empty_str); /* ckpt_tree_set_key */
+		else if ((rc = set_pos_key(kids[i], i)) < 0)
+			goto fail;
+	}
+	free(t->u.c.kids);
+	t->u.c.kids = kids;
+	t->u.c.n = t->u.c.cap = n;
+	if (is_keyed(t)) {
+		if (n >= INDEX_MIN)
+			rc = index_build_checked(t, n, dup);
+		else if (small_dup(t, dup))
+			rc = CKPT_EEXISTS;
+	}
+	if (rc < 0) { /* give the children back */
+		t->u.c.kids = NULL;
+		t->u.c.n = t->u.c.cap = 0;
+		if (rc == CKPT_EEXISTS)
+			rc = ckpt_error_set(rc, "key '%s' already present", kids[*dup]->key);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++)
+		kids[i]->parent = t;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		kids[i]->pos = 0;
+	return rc;
+}
+
 void ckpt_tree_free(ckpt_tree *t)
 {
 	if (!t)
@@ -608,7 +742,6 @@ void ckpt_tree_free(ckpt_tree *t)
 	} else if (t->kind == CKPT_TREE_ARRAY) {
 		if (t->u.a.owned)
 			free(t->u.a.data);
-		free(t->u.a.shape);
 		free(t->u.a.shards);
 	} else if (t->kind == CKPT_TREE_STRING) {
 		free(t->u.s.p);

@@ -1,5 +1,6 @@
 /*
- * tree_private.h — helpers of the tree module shared by tree.c and tree_json.c.
+ * tree_private.h — helpers of the tree module shared by tree.c, tree_json.c
+ * and tree_bin.c.
  */
 #ifndef CKPT_TREE_PRIVATE_H
 #define CKPT_TREE_PRIVATE_H
@@ -22,6 +23,55 @@ int ckpt_tree_retype(ckpt_tree *t, ckpt_tree_kind kind, const char *type_name);
  * CKPT_EINVAL (t not a container), CKPT_ENOMEM (nothing changed).
  */
 int ckpt_tree_detach_all(ckpt_tree ***kids, size_t *n, ckpt_tree *t);
+
+/*
+ * Give node c, which has no parent, its key key[0, len) (no NUL byte) before
+ * ckpt_tree_adopt() makes it the child of a dict or namedtuple (a
+ * ckpt_tree_add under the same key keeps it too). Returns 0, CKPT_EINVAL (a
+ * NULL argument, c has a parent), CKPT_ENOMEM.
+ */
+int ckpt_tree_set_key(ckpt_tree *c, const char *key, size_t len);
+
+/*
+ * Make kids[0, n) the children of t, an empty container, in one go (O(n),
+ * where n ckpt_tree_add calls search each key and rebuild the index as it
+ * grows). Each child has no parent; a dict's or namedtuple's children carry
+ * their keys already (ckpt_tree_set_key), list and tuple children get their
+ * positions here. On success t owns kids (a malloc'd array of n entries,
+ * which becomes t's) and every child. On failure nothing changes but the
+ * keys of list/tuple children, and the caller keeps kids and the children.
+ * Returns 0, CKPT_EEXISTS (two children share a key: *dup is the later one's
+ * position), CKPT_EINVAL (t not an empty container, kids NULL, too many
+ * children), CKPT_ENOMEM.
+ */
+int ckpt_tree_adopt(ckpt_tree *t, ckpt_tree **kids, size_t n, size_t *dup);
+
+/*
+ * The compact binary form of a metadata tree (docs/format.md, "Compact
+ * tree"): what _METADATA carries -- every node kind, keys, namedtuple type
+ * names, custom metadata, dtypes and shapes -- plus scalar and string values,
+ * in a fraction of the bytes and of the time to read.
+ *
+ * ckpt_tree_encode: *out malloc'd (the caller frees it), *len its length.
+ * Array data is not written (a metadata tree has none); a sharded array is
+ * written as the plain array of its global shape, as _METADATA records it.
+ * Returns 0, CKPT_EINVAL (t NULL, or a tree _METADATA cannot carry either:
+ * deeper than 128 levels, a dimension above 2^53, custom metadata nested
+ * too deep to read back), CKPT_ENOMEM.
+ *
+ * ckpt_tree_decode: *out a new metadata-only tree (ckpt_tree_free). Every
+ * byte is checked against the limits the _METADATA reader enforces (depth,
+ * unique keys, dtypes, ndim and dimensions, sizes that do not overflow,
+ * custom metadata that is JSON); it never reads past len, and its work and
+ * memory are linear in len. decode(encode(t)) answers every accessor of
+ * ckpt/tree.h as t does (but array data and shards), and encode(decode(b))
+ * == b for every b it accepts.
+ * Returns 0, CKPT_ECORRUPT (malformed: the message names the problem and
+ * its byte offset), CKPT_EVERSION (a newer form than this reader's),
+ * CKPT_EINVAL (buf NULL with len > 0), CKPT_ENOMEM.
+ */
+int ckpt_tree_encode(unsigned char **out, size_t *len, const ckpt_tree *t);
+int ckpt_tree_decode(ckpt_tree **out, const void *buf, size_t len);
 
 /*
  * ckpt_key_escape() of key[0, len) written to buf (no NUL added; buf NULL:

@@ -118,7 +118,7 @@ nomem:
 static int push_raw_children(struct builder *b, uint32_t parent, const char *prefix)
 {
 	struct raw_list l = {b, parent, prefix, strlen(prefix), b->n};
-	return ckpt_store_list(ckpt_step_store(b->step), prefix, l.prefixlen, '/', raw_cb, &l);
+	return ckpt_step_list(b->step, prefix, l.prefixlen, '/', raw_cb, &l);
 }
 
 /*
@@ -175,9 +175,8 @@ static int expand(struct builder *b, uint32_t i)
 	}
 	case VN_ITEM: {
 		const ckpt_tree *t = NULL;
-		const char *json = NULL;
 		int trc = ckpt_step_item_tree(&t, b->step, n.name);
-		if (trc == 0 && ckpt_step_item_metadata_json(&json, b->step, n.name) == 0) {
+		if (trc == 0) { /* the tree was read from _METADATA, or listed with it */
 			struct vnode meta = {.name = "_METADATA", .parent = i, .item = n.item,
 					     .type = VN_ITEMMETA};
 			if ((rc = push(b, &meta)))
@@ -229,7 +228,7 @@ static void vstep_free(struct vstep *vs)
 	if (!vs)
 		return;
 	if (vs->step)
-		__atomic_fetch_add(&gone_bytes_read, ckpt_store_bytes_read(ckpt_step_store(vs->step)),
+		__atomic_fetch_add(&gone_bytes_read, ckpt_step_bytes_read(vs->step),
 				   __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < vs->nnodes; i++) {
 		ckpt_leaf_free(vs->nodes[i].leaf);
@@ -266,7 +265,8 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 	}
 	ckpt_store_options so = CKPT_STORE_OPTIONS_INIT;
 	so.cache_size = v->cfg.cache_size / (v->cfg.max_open_steps ? v->cfg.max_open_steps : 1);
-	if ((rc = ckpt_step_open(&vs->step, dir, &so)))
+	/* Listed: the index is opened when a value is first read, not to list the step. */
+	if ((rc = ckpt_step_open_listed(&vs->step, dir, &so)))
 		goto done;
 	int64_t ns = ckpt_step_commit_time_ns(vs->step);
 	if (ns > 0) {
@@ -674,7 +674,13 @@ int view_node_open(struct vstep *vs, uint32_t i)
 		const char *item = ckpt_step_item_name(vs->step, n->item);
 		rc = ckpt_leaf_open(&n->leaf, vs->step, item, n->tree);
 	} else if (n->type == VN_RAW && !n->value) {
-		rc = ckpt_value_open(&n->value, ckpt_step_store(vs->step), n->key, strlen(n->key));
+		if ((rc = ckpt_step_load_index(vs->step)) == 0)
+			rc = ckpt_value_open(&n->value, ckpt_step_store(vs->step), n->key,
+					     strlen(n->key));
+	} else if (n->type == VN_ITEMMETA) { /* read now: a read cannot fail any more */
+		const char *json = NULL;
+		rc = ckpt_step_item_metadata_json(&json, vs->step,
+						  ckpt_step_item_name(vs->step, n->item));
 	} else if (n->type == VN_SAFETENSORS && !n->st) {
 		ckpt_safetensors_options o = CKPT_SAFETENSORS_OPTIONS_INIT;
 		o.sep = vs->st_sep;
@@ -695,11 +701,9 @@ int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i)
 		json = ckpt_step_metadata_json(vs->step);
 		*out = json ? strlen(json) : 0;
 		return 0;
-	case VN_ITEMMETA:
-		rc = ckpt_step_item_metadata_json(&json, vs->step,
-						  ckpt_step_item_name(vs->step, n->item));
-		*out = rc == 0 && json ? strlen(json) : 0;
-		return rc;
+	case VN_ITEMMETA: /* from the listing: the index is not needed to list */
+		return ckpt_step_item_metadata_size(out, vs->step,
+						    ckpt_step_item_name(vs->step, n->item));
 	case VN_LEAF:
 		if ((rc = view_node_open(vs, i)))
 			return rc;
@@ -739,7 +743,7 @@ uint64_t view_bytes_read(struct view *v)
 	pthread_mutex_lock(&v->lock);
 	for (uint32_t i = 0; i < v->nslots; i++)
 		if (v->slots[i].vs && v->slots[i].vs->step)
-			n += ckpt_store_bytes_read(ckpt_step_store(v->slots[i].vs->step));
+			n += ckpt_step_bytes_read(v->slots[i].vs->step);
 	pthread_mutex_unlock(&v->lock);
 	return n + __atomic_load_n(&gone_bytes_read, __ATOMIC_RELAXED);
 }

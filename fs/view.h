@@ -138,8 +138,10 @@ void view_put(struct view *v, struct vstep *vs);
 
 /*
  * Open the leaf/value/safetensors handle of node i if needed (VN_LEAF,
- * VN_RAW, VN_SAFETENSORS). Returns
- * 0 or CKPT_E*; the handle then stays valid until the vstep is freed.
+ * VN_RAW, VN_SAFETENSORS), or read an item's _METADATA (VN_ITEMMETA); the
+ * step's index is loaded first if it is not yet (the view lists from the
+ * step's listing alone). Returns 0 or CKPT_E*; the handle then stays valid
+ * until the vstep is freed.
  */
 int view_node_open(struct vstep *vs, uint32_t i);
 

@@ -11,10 +11,10 @@ layer_of() {
 		crc32c.h | fsutil.h | thread_private.h | jdom.h | bytes.h) echo 0 ;;
 	core/store*.c | core/chunk_cache.c | core/ocdbt.c | store_private.h | chunk_cache.h | \
 		ocdbt.h | ckpt/store.h | ckpt/sys/store_backend.h) echo 1 ;;
-	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/keyname.c | core/zarr.c | \
+	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/tree_bin.c | core/keyname.c | core/zarr.c | \
 		core/msgpack.c | npy_private.h | tree_private.h | zarr.h | msgpack.h | ckpt/dtype.h | ckpt/npy.h | ckpt/tree.h) echo 2 ;;
-	core/step.c | core/step_writer.c | core/root.c | core/leaf.c | core/clone_stub.c | \
-		core/orbax.c | core/multiprocess.c | step_private.h | root_private.h | orbax.h | \
+	core/step.c | core/step_writer.c | core/step_list.c | core/root.c | core/leaf.c | core/clone_stub.c | \
+		core/orbax.c | core/multiprocess.c | step_private.h | step_list.h | root_private.h | orbax.h | \
 		multiprocess_private.h | ckpt/step.h | ckpt/root.h | ckpt/clone.h | ckpt/multiprocess.h) echo 3 ;;
 	core/handler*.c | core/item_format.c | core/pytree*.c | core/composite.c | core/handlers/* | \
 		handler_types.h | handler_files.h | item_format.h | pytree_private.h | proto_private.h | \

@@ -26,8 +26,9 @@ grep -q 'unchecked' "$T/err" && fail "a fresh step's index is unchecked"
 run 0 "$CKPT" restore "$R/1" "$T/clean"
 pass "a fresh step verifies with its index checked"
 
-# as1_0 DIR: make DIR's index look as format 1.0 wrote it (no checksum, minor 0).
-as1_0() { $PY - "$1/ckpt.db" <<'PYEOF'
+# as1_0 DIR: make DIR's index look as format 1.0 wrote it (no checksum, minor 0), and
+# drop its listing (1.0 wrote none; one bound to the old checksum would be refused).
+as1_0() { rm -f "$1/ckpt.list"; $PY - "$1/ckpt.db" <<'PYEOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.execute("UPDATE meta SET value = 0 WHERE name = 'format_minor'")

@@ -1,9 +1,10 @@
 #!/bin/bash
 # hostile_steps.sh — a step that lies about what its files are never hangs or wanders:
 # a data file that is a FIFO, d/ or ckpt.db that is a symlink (to another step, to /dev),
-# ckpt.db that is a FIFO; an Orbax step whose OCDBT data files or _METADATA are FIFOs. `ckpt tree/verify/restore/cat` fail that step (or leaf) with a
+# ckpt.db that is a FIFO, ckpt.list that is a FIFO or a symlink; an Orbax step whose OCDBT data files or _METADATA are FIFOs. `ckpt tree/verify/restore/cat` fail that step (or leaf) with a
 # message within seconds, and through a mount `ls -lR` and `cat` of them fail with EIO
-# while the daemon keeps serving the good step. Also: `ckpt ls` of a root holding only an
+# (steps listed from an intact ckpt.list list, and fail every read) while the daemon keeps
+# serving the good step. Also: `ckpt ls` of a root holding only an
 # empty step directory (a UBSan report once: qsort(NULL, 0)).
 #
 # Hostile steps are made "unchecked" (their index checksum cleared, as an attacker would,
@@ -33,7 +34,7 @@ d = sys.argv[1]
 np.save(f"{d}/big.npy", np.random.default_rng(3).standard_normal(300_000).astype(np.float32))
 np.save(f"{d}/small.npy", np.arange(10, dtype=np.int64))
 PYEOF
-for s in 1 2 3 4 5 6; do
+for s in 1 2 3 4 5 6 9 10; do
 	tt 0 "$CKPT" save "$ROOT" $s "$T/src" --no-compress
 done
 unseal() { $PY -c "
@@ -63,6 +64,9 @@ rm -rf "$ROOT/4/d" && ln -s /dev "$ROOT/4/d"
 rm "$ROOT/5/ckpt.db" && ln -s "$ROOT/1/ckpt.db" "$ROOT/5/ckpt.db"
 # 6: ckpt.db is a FIFO.
 rm "$ROOT/6/ckpt.db" && mkfifo "$ROOT/6/ckpt.db"
+# 9: its listing (ckpt.list) is a FIFO; 10: a symlink to step 1's listing.
+rm "$ROOT/9/ckpt.list" && mkfifo "$ROOT/9/ckpt.list"
+rm "$ROOT/10/ckpt.list" && ln -s "$ROOT/1/ckpt.list" "$ROOT/10/ckpt.list"
 
 # 20, 21: an Orbax step (Orbax's own sample) whose OCDBT data files, or whose
 # _METADATA, are FIFOs.
@@ -97,6 +101,8 @@ tt 1 "$CKPT" verify "$ROOT/5"; err_has 'ckpt.db.*refused: a symbolic link'
 tt 1 "$CKPT" cat "$ROOT/5/state/small"; err_has 'symbolic link'
 tt 1 "$CKPT" verify "$ROOT/6"; err_has 'ckpt.db.*refused: a FIFO|6. is not in a checkpoint step'
 tt 1 "$CKPT" tree "$ROOT/6"; err_has 'FIFO|not in a checkpoint step'
+tt 1 "$CKPT" tree "$ROOT/9"; err_has '9/ckpt.list.*refused: a FIFO'
+tt 1 "$CKPT" cat "$ROOT/10/state/small"; err_has '10/ckpt.list.*refused: a symbolic link'
 tt 1 "$CKPT" verify "$ROOT"   # the whole root: the bad steps are named, the good ones pass
 echo "ok 1 - ckpt: FIFO and symlinked data files, d/ and ckpt.db fail their step, never hang"
 
@@ -110,10 +116,17 @@ st=0; timeout 20 cat "$MNT/2/state/big.npy" >/dev/null 2>"$T/err" || st=$?
 [ "$st" -ne 0 ] || fail "cat of a leaf in a FIFO succeeded"
 grep -q "Input/output error" "$T/err" || fail "FIFO leaf: not EIO: $(cat "$T/err")"
 t cmp "$MNT/2/state/small.npy" "$T/src/state/small.npy" || fail "step 2's inline leaf"
-for s in 3 4 5 6; do
-	st=0; timeout 20 ls "$MNT/$s" >/dev/null 2>"$T/err" || st=$?
+for s in 3 4 5 6 9 10; do
+	st=0; timeout 20 ls "$MNT/$s/state" >/dev/null 2>"$T/err" || st=$?
 	[ "$st" -ne 124 ] || fail "ls of step $s hung"
-	[ "$st" -ne 0 ] || fail "ls of step $s succeeded"
+	case $s in
+	3 | 4 | 5) # listed from ckpt.list (the index is not needed to list); reading fails
+		[ "$st" -eq 0 ] || fail "ls of listed step $s: $(cat "$T/err")"
+		st=0; timeout 20 cat "$MNT/$s/state/small.npy" >/dev/null 2>"$T/err" || st=$?
+		[ "$st" -ne 124 ] || fail "cat in step $s hung"
+		[ "$st" -ne 0 ] || fail "cat in step $s succeeded" ;;
+	*) [ "$st" -ne 0 ] || fail "ls of step $s succeeded" ;;
+	esac
 	# a FIFO ckpt.db does not make a step at all (ENOENT); the others are EIO
 	grep -qE "Input/output error|No such file" "$T/err" || fail "step $s: $(cat "$T/err")"
 done

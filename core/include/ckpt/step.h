@@ -119,6 +119,26 @@ CKPT_API void ckpt_step_writer_abort(ckpt_step_writer *w);
  */
 CKPT_API int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_options *opts);
 /*
+ * As ckpt_step_open, for readers that list before they read (the mount). A
+ * step with a listing (ckpt.list, format 1.3, docs/format.md "Step listing")
+ * is opened from it alone: items, their trees and _METADATA sizes come from
+ * it, and the index is opened and checked only when first needed
+ * (ckpt_step_load_index, ckpt_step_store, ckpt_step_item_metadata_json, and
+ * every call that reads a value: they return its error). Without a listing,
+ * the same as ckpt_step_open. A damaged listing fails either open
+ * (CKPT_ECORRUPT; the message says that removing it loses nothing).
+ * Returns as ckpt_step_open.
+ */
+CKPT_API int ckpt_step_open_listed(ckpt_step **out, const char *dir,
+				   const ckpt_store_options *opts);
+/*
+ * Open and check the step's index if the open deferred it; no-op otherwise.
+ * A failure is remembered: later calls return it again (same message).
+ * Returns 0, CKPT_ECORRUPT (damaged index, or a listing that does not
+ * describe it), CKPT_EVERSION, CKPT_EIO, CKPT_ENOMEM.
+ */
+CKPT_API int ckpt_step_load_index(ckpt_step *s);
+/*
  * What wrote the step directory dir: "ckpt" (this library: ckpt.db), "orbax"
  * (Orbax through TensorStore: OCDBT + zarr, or zarr directories; opened
  * read-only, docs/format.md "Orbax checkpoints"), or NULL if dir is neither.
@@ -126,7 +146,20 @@ CKPT_API int ckpt_step_open(ckpt_step **out, const char *dir, const ckpt_store_o
  */
 CKPT_API const char *ckpt_step_dir_format(const char *dir);
 CKPT_API void ckpt_step_free(ckpt_step *s);
-CKPT_API ckpt_store *ckpt_step_store(ckpt_step *s);             /* borrowed */
+/* The step's store (borrowed), its index loaded now if the open deferred it;
+ * NULL only when that load fails (ckpt_error_last() says why). */
+CKPT_API ckpt_store *ckpt_step_store(ckpt_step *s);
+/*
+ * ckpt_store_list (ckpt/store.h) of the step's keys under prefix. The keys of
+ * an item without _METADATA come from the step's listing when it has one
+ * (the index is not loaded: how the mount shows such items); other prefixes
+ * list the store. Returns as ckpt_store_list, or the error of loading the
+ * index (ckpt_step_load_index).
+ */
+CKPT_API int ckpt_step_list(ckpt_step *s, const void *prefix, size_t prefixlen, int delimiter,
+			    ckpt_store_list_cb cb, void *payload);
+/* Bytes of data files read through the step's store so far; 0 while not loaded. */
+CKPT_API uint64_t ckpt_step_bytes_read(ckpt_step *s);
 CKPT_API const char *ckpt_step_dir(const ckpt_step *s);         /* borrowed */
 CKPT_API const char *ckpt_step_metadata_json(const ckpt_step *s); /* _CHECKPOINT_METADATA, borrowed */
 CKPT_API int64_t ckpt_step_commit_time_ns(const ckpt_step *s);  /* 0 if unknown */
@@ -149,6 +182,12 @@ CKPT_API int ckpt_step_item_tree(const ckpt_tree **out, ckpt_step *s, const char
  * (a _METADATA that does not parse, or damaged data), CKPT_EIO, CKPT_ENOMEM.
  */
 CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *item);
+/*
+ * The length of an item's _METADATA: from the listing when the step has one
+ * (the index is not loaded), else of the text read. Returns as
+ * ckpt_step_item_metadata_json.
+ */
+CKPT_API int ckpt_step_item_metadata_size(uint64_t *out, ckpt_step *s, const char *item);
 
 /* ---- leaves as files ---- */
 
