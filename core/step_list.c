@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "bytes.h"
 #include "crc32c.h"
 #include "error_private.h"
@@ -292,39 +293,15 @@ int step_list_index_crc(uint32_t *out, const char *dir)
 
 /* ---- writing ---- */
 
-struct growbuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static int put(struct growbuf *g, const void *src, size_t n)
-{
-	if (n == 0)
-		return 0; /* src may be NULL (an empty tree) */
-	if (n > g->cap - g->len) {
-		size_t cap = g->cap ? g->cap : 4096;
-		while (cap - g->len < n)
-			cap *= 2;
-		unsigned char *p = realloc(g->p, cap);
-		if (!p)
-			return ckpt_error_nomem();
-		g->p = p;
-		g->cap = cap;
-	}
-	memcpy(g->p + g->len, src, n);
-	g->len += n;
-	return 0;
-}
-
-static int put_u(struct growbuf *g, uint64_t v, unsigned width)
+static int put_u(ckpt_buf *g, uint64_t v, unsigned width)
 {
 	unsigned char b[8];
 	ckpt_put_le64(b, v);
-	return put(g, b, width);
+	return ckpt_buf_put(g, b, width);
 }
 
 struct key_sink {
-	struct growbuf *g;
+	ckpt_buf *g;
 	uint32_t n;
 };
 
@@ -336,11 +313,11 @@ static int put_key(const void *name, size_t len, int is_prefix, void *payload)
 	if (len == 0) /* the key "<item>/" itself: no name to show (the view skips it too) */
 		return 0;
 	k->n++;
-	return (rc = put_u(k->g, len, 4)) ? rc : put(k->g, name, len);
+	return (rc = put_u(k->g, len, 4)) ? rc : ckpt_buf_put(k->g, name, len);
 }
 
 /* Item i of s into g; *skip set when its tree does not read (no listing then). */
-static int put_item(struct growbuf *g, ckpt_step *s, size_t i, int *skip)
+static int put_item(ckpt_buf *g, ckpt_step *s, size_t i, int *skip)
 {
 	const char *name = ckpt_step_item_name(s, i);
 	const ckpt_tree *t = NULL;
@@ -363,9 +340,9 @@ static int put_item(struct growbuf *g, ckpt_step *s, size_t i, int *skip)
 		ckpt_error_clear();
 	else if (rc)
 		goto done;
-	if ((rc = put_u(g, strlen(name), 4)) || (rc = put(g, name, strlen(name))) ||
+	if ((rc = put_u(g, strlen(name), 4)) || (rc = ckpt_buf_put(g, name, strlen(name))) ||
 	    (rc = put_u(g, has, 1)) || (rc = put_u(g, mlen, 8)) || (rc = put_u(g, tlen, 8)) ||
-	    (rc = put(g, tree, tlen)))
+	    (rc = ckpt_buf_put(g, tree, tlen)))
 		goto done;
 	count_at = g->len;
 	struct key_sink k = {g, 0};
@@ -386,7 +363,7 @@ done:
 
 int step_list_write(const char *dir)
 {
-	struct growbuf g = {0};
+	ckpt_buf g = {0};
 	ckpt_step *s = NULL;
 	char *path = ckpt_asprintf("%s/%s", dir, STEP_LIST_NAME);
 	const char *meta;
@@ -402,9 +379,9 @@ int step_list_write(const char *dir)
 	if ((rc = step_list_index_crc(&icrc, dir)) || (rc = ckpt_step_open(&s, dir, NULL)))
 		goto done;
 	meta = ckpt_step_metadata_json(s);
-	if ((rc = put(&g, STEP_LIST_MAGIC, 8)) || (rc = put_u(&g, STEP_LIST_VERSION, 4)) ||
+	if ((rc = ckpt_buf_put(&g, STEP_LIST_MAGIC, 8)) || (rc = put_u(&g, STEP_LIST_VERSION, 4)) ||
 	    (rc = put_u(&g, icrc, 4)) || (rc = put_u(&g, 0, 8)) || (rc = put_u(&g, 0, 8)) ||
-	    (rc = put_u(&g, strlen(meta), 8)) || (rc = put(&g, meta, strlen(meta))) ||
+	    (rc = put_u(&g, strlen(meta), 8)) || (rc = ckpt_buf_put(&g, meta, strlen(meta))) ||
 	    (rc = put_u(&g, ckpt_step_item_count(s), 4)))
 		goto done;
 	for (size_t i = 0; rc == 0 && !skip && i < ckpt_step_item_count(s); i++)

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "ckpt/tree.h"
 #include "error_private.h"
 #include "tree_private.h"
@@ -78,58 +79,33 @@ static unsigned json_nesting(const char *s, size_t n)
 
 /* ---- encoding ------------------------------------------------------------ */
 
-struct enc {
-	unsigned char *buf;
-	size_t len, cap;
-};
-
-/* Room for n more bytes. */
-static int reserve(struct enc *e, size_t n)
-{
-	size_t cap = e->cap ? e->cap : 256;
-	unsigned char *b;
-
-	if (n <= e->cap - e->len)
-		return 0;
-	while (cap - e->len < n) {
-		if (cap > SIZE_MAX / 2)
-			return ckpt_error_nomem();
-		cap *= 2;
-	}
-	if (!(b = realloc(e->buf, cap)))
-		return ckpt_error_nomem();
-	e->buf = b;
-	e->cap = cap;
-	return 0;
-}
-
 /* Unsigned LEB128 (room for 10 bytes reserved by the caller). */
-static void put_varint(struct enc *e, uint64_t v)
+static void put_varint(ckpt_buf *e, uint64_t v)
 {
 	while (v >= 0x80) {
-		e->buf[e->len++] = (unsigned char)(v | 0x80);
+		e->p[e->len++] = (unsigned char)(v | 0x80);
 		v >>= 7;
 	}
-	e->buf[e->len++] = (unsigned char)v;
+	e->p[e->len++] = (unsigned char)v;
 }
 
 /* A varint length and the bytes. */
-static int put_bytes(struct enc *e, const void *p, size_t n)
+static int put_bytes(ckpt_buf *e, const void *p, size_t n)
 {
-	int rc = reserve(e, 10 + n);
+	int rc = ckpt_buf_reserve(e, 10 + n);
 
 	if (rc < 0)
 		return rc;
 	put_varint(e, n);
 	if (n)
-		memcpy(e->buf + e->len, p, n);
+		memcpy(e->p + e->len, p, n);
 	e->len += n;
 	return 0;
 }
 
-static int put_leaf(struct enc *e, const ckpt_tree *t)
+static int put_leaf(ckpt_buf *e, const ckpt_tree *t)
 {
-	int rc = reserve(e, 2 + CKPT_TREE_MAX_NDIM * 10);
+	int rc = ckpt_buf_reserve(e, 2 + CKPT_TREE_MAX_NDIM * 10);
 	uint64_t u;
 	double f;
 	const char *s;
@@ -139,8 +115,8 @@ static int put_leaf(struct enc *e, const ckpt_tree *t)
 		return rc;
 	switch (ckpt_tree_get_kind(t)) {
 	case CKPT_TREE_ARRAY:
-		e->buf[e->len++] = (unsigned char)ckpt_tree_dtype(t);
-		e->buf[e->len++] = (unsigned char)ckpt_tree_ndim(t);
+		e->p[e->len++] = (unsigned char)ckpt_tree_dtype(t);
+		e->p[e->len++] = (unsigned char)ckpt_tree_ndim(t);
 		for (unsigned d = 0; d < ckpt_tree_ndim(t); d++) {
 			if (ckpt_tree_shape(t)[d] > MAX_DIM)
 				return ckpt_error_set(CKPT_EINVAL,
@@ -158,15 +134,15 @@ static int put_leaf(struct enc *e, const ckpt_tree *t)
 		f = ckpt_tree_float(t);
 		memcpy(&u, &f, 8);
 		for (int i = 0; i < 8; i++)
-			e->buf[e->len++] = (unsigned char)(u >> (8 * i));
+			e->p[e->len++] = (unsigned char)(u >> (8 * i));
 		return 0;
-	case CKPT_TREE_BOOL: e->buf[e->len++] = (unsigned char)ckpt_tree_bool(t); return 0;
+	case CKPT_TREE_BOOL: e->p[e->len++] = (unsigned char)ckpt_tree_bool(t); return 0;
 	case CKPT_TREE_STRING: s = ckpt_tree_string(t, &n); return put_bytes(e, s, n);
 	default: return 0; /* None */
 	}
 }
 
-static int put_node(struct enc *e, const ckpt_tree *t, unsigned depth)
+static int put_node(ckpt_buf *e, const ckpt_tree *t, unsigned depth)
 {
 	ckpt_tree_kind k = ckpt_tree_get_kind(t);
 	const char *cm = ckpt_tree_custom_metadata(t), *tn = ckpt_tree_namedtuple_type(t);
@@ -180,16 +156,16 @@ static int put_node(struct enc *e, const ckpt_tree *t, unsigned depth)
 				      "compact tree: '%s': custom metadata nested deeper than "
 				      "_METADATA carries (%u levels)",
 				      ckpt_tree_key(t), custom_max_nesting(t, depth));
-	if ((rc = reserve(e, 1)) < 0)
+	if ((rc = ckpt_buf_reserve(e, 1)) < 0)
 		return rc;
-	e->buf[e->len++] = (unsigned char)(k | (cm ? TAG_CUSTOM : 0));
+	e->p[e->len++] = (unsigned char)(k | (cm ? TAG_CUSTOM : 0));
 	if (cm && (rc = put_bytes(e, cm, strlen(cm))) < 0)
 		return rc;
 	if (!ckpt_tree_is_container(t))
 		return put_leaf(e, t);
 	if (tn && (rc = put_bytes(e, tn, strlen(tn))) < 0)
 		return rc;
-	if ((rc = reserve(e, 10)) < 0)
+	if ((rc = ckpt_buf_reserve(e, 10)) < 0)
 		return rc;
 	put_varint(e, ckpt_tree_count(t));
 	for (size_t i = 0; i < ckpt_tree_count(t); i++) {
@@ -205,21 +181,21 @@ static int put_node(struct enc *e, const ckpt_tree *t, unsigned depth)
 
 int ckpt_tree_encode(unsigned char **out, size_t *len, const ckpt_tree *t)
 {
-	struct enc e = {0};
+	ckpt_buf e = {0};
 	int rc;
 
 	*out = NULL;
 	*len = 0;
 	if (!t)
 		return ckpt_error_set(CKPT_EINVAL, "compact tree: NULL tree");
-	if ((rc = reserve(&e, 1)) < 0)
+	if ((rc = ckpt_buf_reserve(&e, 1)) < 0)
 		return rc;
-	e.buf[e.len++] = BIN_VERSION;
+	e.p[e.len++] = BIN_VERSION;
 	if ((rc = put_node(&e, t, 0)) < 0) {
-		free(e.buf);
+		free(e.p);
 		return rc;
 	}
-	*out = e.buf;
+	*out = e.p;
 	*len = e.len;
 	return 0;
 }

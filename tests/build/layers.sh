@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 layer_of() {
 	case "$1" in
 	core/util/* | ckpt/common.h | ckpt/error.h | ckpt/sys/error.h | error_private.h | mem.h | \
-		crc32c.h | fsutil.h | thread_private.h | jdom.h | bytes.h) echo 0 ;;
+		crc32c.h | fsutil.h | thread_private.h | jdom.h | bytes.h | buf.h) echo 0 ;;
 	core/store*.c | core/chunk_cache.c | core/ocdbt.c | store_private.h | chunk_cache.h | \
 		ocdbt.h | ckpt/store.h | ckpt/sys/store_backend.h) echo 1 ;;
 	core/dtype.c | core/npy.c | core/tree.c | core/tree_json.c | core/tree_bin.c | core/keyname.c | core/zarr.c | \

@@ -159,7 +159,8 @@ bad "$T/aggbad" "checkpoint: msgpack: truncated"
 "$CK" import "$ROOT/100" "$T/nat" 100 >/dev/null
 "$CK" import "$ROOT/2" "$T/nat" 2 >/dev/null
 [ "$(ls "$T/nat/100")" = "ckpt.db
-d" ] || fail "imported step is not native: $(ls "$T/nat/100")"
+ckpt.list
+d" ] || fail "imported step is not native (index, listing, data): $(ls "$T/nat/100")"
 "$CK" verify "$T/nat/100" >/dev/null || fail "verify imported"
 "$CK" restore "$T/nat/100" "$T/nat100"
 diff -r -x _CHECKPOINT_METADATA "$T/out100" "$T/nat100" || fail "imported step restores differently"
