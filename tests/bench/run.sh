@@ -512,6 +512,8 @@ bench_meta() {
 		say "  _METADATA: $(field "$line" bytes) bytes, $(field "$line" leaves) leaves"
 		row "_METADATA $n leaves -> tree: vs cJSON parse alone" "$(field "$line" ours)" \
 			"$(field "$line" cjson)" s 1
+		row "step $n leaves open listed + tree: vs _METADATA -> tree" \
+			"$(field "$line" listed)" "$(field "$line" ours)" s
 	else
 		skip "_METADATA -> tree" "bench_tree failed (see $LOG)"
 	fi
