@@ -138,6 +138,7 @@ int step_list_keys(const struct step_list_item *it, const char *rel, size_t rell
 		size_t kl = ckpt_get_le32(p);
 		const unsigned char *key = p + 4;
 		p += 4 + kl;
+		assert(kl > 0 && (size_t)(p - it->keys) <= it->keys_len);
 		if (kl < rellen || memcmp(key, rel, rellen) != 0)
 			continue;
 		const unsigned char *name = key + rellen, *d = NULL;

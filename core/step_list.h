@@ -34,7 +34,8 @@ struct step_list_item {
 	uint64_t metadata_len;	   /* its length in bytes (0 without one) */
 	const unsigned char *tree; /* its tree, compact (tree_bin.c); tree_len bytes */
 	size_t tree_len;
-	/* Without _METADATA: its keys after "<item>/", sorted, each a u32 length then the bytes. */
+	/* Without _METADATA: its nkeys keys after "<item>/", sorted, each a u32
+	 * length then the bytes, keys_len bytes in all. */
 	const unsigned char *keys;
 	size_t nkeys, keys_len;
 };
