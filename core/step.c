@@ -36,6 +36,7 @@
 #include "orbax.h"
 #include "step_list.h"
 #include "step_private.h"
+#include "store_private.h"
 #include "tree_private.h"
 
 struct step_item {
@@ -51,6 +52,7 @@ struct ckpt_step {
 	char *dir;
 	ckpt_store *store; /* invariant 4 */
 	ckpt_store_options opts;
+	int orbax;	       /* written by Orbax: its own backend (orbax.h), no listing */
 	int index_rc;	       /* a failed deferred open (invariant 4) */
 	char *index_err;       /* its message */
 	struct step_list list; /* empty without a listing */
@@ -167,21 +169,20 @@ done:
 /* Open the store of s (mu held, or s not shared yet); invariant 4. */
 static int load_index(ckpt_step *s)
 {
-	uint32_t crc = 0;
+	uint32_t crc;
 	int rc;
 
 	if (s->store)
 		return 0;
 	if (s->index_rc)
 		return ckpt_error_set(s->index_rc, "%s", s->index_err ? s->index_err : "");
-	if (ckpt_orbax_is_step(s->dir))
+	if (s->orbax)
 		rc = ckpt_orbax_store_open(&s->store, s->dir, &s->opts);
 	else
 		rc = ckpt_store_open(&s->store, s->dir, CKPT_STORE_IMMUTABLE | CKPT_STORE_READONLY,
 				     &s->opts);
-	/* The index checksum is checked by now: its header's copy can be trusted. */
-	if (rc == 0 && s->list.buf && (rc = step_list_index_crc(&crc, s->dir)) == 0 &&
-	    crc != s->list.index_crc)
+	/* The checksum the store checked at open (0: unsealed, never a listing's). */
+	if (rc == 0 && s->list.buf && (crc = ckpt_store_index_crc(s->store)) != s->list.index_crc)
 		rc = ckpt_error_set(CKPT_ECORRUPT,
 				    "%s/%s does not describe %s/ckpt.db (its index checksum is "
 				    "0x%08x, the listing's 0x%08x); removing %s makes the step "
@@ -235,8 +236,8 @@ static int step_open(ckpt_step **out, const char *dir, const ckpt_store_options 
 		rc = ckpt_error_nomem();
 		goto fail;
 	}
-	/* A step Orbax wrote is read through its own backend (orbax.h); it has no listing. */
-	rc = ckpt_orbax_is_step(dir) ? CKPT_ENOTFOUND : step_list_read(&s->list, dir);
+	s->orbax = ckpt_orbax_is_step(dir);
+	rc = s->orbax ? CKPT_ENOTFOUND : step_list_read(&s->list, dir);
 	if (rc == CKPT_ENOTFOUND || rc == CKPT_EVERSION) { /* derived data: read the index */
 		ckpt_error_clear();
 		lazy = 0;

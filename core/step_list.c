@@ -273,25 +273,6 @@ int step_list_read(struct step_list *l, const char *dir)
 	return rc;
 }
 
-int step_list_index_crc(uint32_t *out, const char *dir)
-{
-	char *path = ckpt_asprintf("%s/ckpt.db", dir);
-	unsigned char hdr[STORE_SEAL_ID_OFF + 4];
-	int fd = -1, rc;
-
-	*out = 0;
-	if (!path)
-		return ckpt_error_nomem();
-	if ((rc = open_in(&fd, dir, "ckpt.db", path)) == 0)
-		rc = ckpt_pread_full(fd, hdr, sizeof(hdr), 0, path);
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0 && ckpt_get_be32(hdr + STORE_SEAL_ID_OFF) == STORE_SEAL_MAGIC)
-		*out = ckpt_get_be32(hdr + STORE_SEAL_CRC_OFF);
-	free(path);
-	return rc;
-}
-
 /* ---- writing ---- */
 
 static int put_u(ckpt_buf *g, uint64_t v, unsigned width)
@@ -377,8 +358,9 @@ int step_list_write(const char *dir)
 		rc = ckpt_error_errno(CKPT_EIO, errno, "remove %s", path);
 		goto done;
 	}
-	if ((rc = step_list_index_crc(&icrc, dir)) || (rc = ckpt_step_open(&s, dir, NULL)))
+	if ((rc = ckpt_step_open(&s, dir, NULL)))
 		goto done;
+	icrc = ckpt_store_index_crc(ckpt_step_store(s)); /* what the open checked */
 	meta = ckpt_step_metadata_json(s);
 	if ((rc = ckpt_buf_put(&g, STEP_LIST_MAGIC, 8)) || (rc = put_u(&g, STEP_LIST_VERSION, 4)) ||
 	    (rc = put_u(&g, icrc, 4)) || (rc = put_u(&g, 0, 8)) || (rc = put_u(&g, 0, 8)) ||

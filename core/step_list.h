@@ -76,9 +76,6 @@ int step_list_write(const char *dir);
 int step_list_keys(const struct step_list_item *it, const char *rel, size_t rellen, int delimiter,
 		   ckpt_store_list_cb cb, void *payload);
 
-/* The index checksum recorded in dir/ckpt.db's header (0: not sealed). */
-int step_list_index_crc(uint32_t *out, const char *dir);
-
 void step_list_clear(struct step_list *l);
 
 #endif

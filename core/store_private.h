@@ -48,6 +48,7 @@ typedef struct sqlite_index {
 	uint64_t generation;	 /* atomic: last committed generation */
 	ckpt_batch *batch;	 /* guarded by mu: the open batch or NULL */
 	int index_checked;	 /* ckpt.db's checksum matched at open (format 1.1) */
+	uint32_t index_crc;	 /* that checksum, when index_checked */
 	sqlite3_stmt *st_tiles;	     /* SELECT a key's tiles; prepared on first use */
 	sqlite3_stmt *st_tile_chunks; /* SELECT a tile's chunks; prepared on first use */
 } sqlite_index;
@@ -190,6 +191,13 @@ int ckpt_store_has_tiles_table(sqlite_index *x, const char *schema);
  */
 int ckpt_sqlite_index_open(sqlite_index **out, const char *dir, const char *index_name,
 			   unsigned flags);
+
+/*
+ * The index checksum the store checked when it opened ckpt.db, or recorded
+ * when it sealed it (docs/format.md "Index checksum"); 0 when
+ * ckpt_store_index_checked is 0.
+ */
+uint32_t ckpt_store_index_crc(const ckpt_store *s);
 
 /*
  * Open (creating) a store whose index file is `index_name` (e.g. "ckpt.3.db",

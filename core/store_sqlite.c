@@ -268,6 +268,7 @@ static int check_seal(sqlite_index *x, int fd)
 				      "the file has 0x%08x)",
 				      x->dbpath, want, crc);
 	x->index_checked = 1;
+	x->index_crc = crc;
 	return 0;
 }
 
@@ -295,8 +296,10 @@ static int write_seal(sqlite_index *x)
 					      x->dbpath);
 	}
 	close(fd);
-	if (rc == 0)
+	if (rc == 0) {
 		x->index_checked = 1;
+		x->index_crc = crc;
+	}
 	return rc;
 }
 
@@ -926,6 +929,11 @@ done:
 int ckpt_store_index_checked(const ckpt_store *s)
 {
 	return s->idx ? s->idx->index_checked : 0;
+}
+
+uint32_t ckpt_store_index_crc(const ckpt_store *s)
+{
+	return ckpt_store_index_checked(s) ? s->idx->index_crc : 0;
 }
 
 int ckpt_store_seal(ckpt_store *s)

@@ -29,11 +29,10 @@
 #include "buf.h"
 #include "ckpt/tree.h"
 #include "error_private.h"
+#include "jdom.h"
 #include "tree_private.h"
 
 #define BIN_VERSION 1
-#define MAX_DEPTH   128			/* as _METADATA's key paths (tree_json.c) */
-#define MAX_DIM	    (UINT64_C(1) << 53) /* as _METADATA's shapes: exact in a JSON number */
 #define TAG_KIND    0x0F
 #define TAG_CUSTOM  0x10
 
@@ -41,16 +40,14 @@
  * How deep t's custom metadata may nest: _METADATA holds it 1 level deep (the
  * root container's, top-level), 3 (another container's, under "containers")
  * or 4 (a leaf's or an empty container's, in its tree_metadata entry) in a
- * document that may nest JSON_MAX_NESTING levels (jdom.h, cJSON): deeper, it
+ * document that may nest JDOM_MAX_NESTING levels (jdom.h, cJSON): deeper, it
  * would not read back.
  */
-#define JSON_MAX_NESTING 1000
-
 static unsigned custom_max_nesting(const ckpt_tree *t, unsigned depth)
 {
 	if (ckpt_tree_count(t) == 0)
-		return JSON_MAX_NESTING - 4;
-	return JSON_MAX_NESTING - (depth == 0 ? 1 : 3);
+		return JDOM_MAX_NESTING - 4;
+	return JDOM_MAX_NESTING - (depth == 0 ? 1 : 3);
 }
 
 /* How deep the JSON text s[0, n) nests (arrays and objects; s is valid JSON). */
@@ -118,7 +115,7 @@ static int put_leaf(ckpt_buf *e, const ckpt_tree *t)
 		e->p[e->len++] = (unsigned char)ckpt_tree_dtype(t);
 		e->p[e->len++] = (unsigned char)ckpt_tree_ndim(t);
 		for (unsigned d = 0; d < ckpt_tree_ndim(t); d++) {
-			if (ckpt_tree_shape(t)[d] > MAX_DIM)
+			if (ckpt_tree_shape(t)[d] > CKPT_TREE_MAX_DIM)
 				return ckpt_error_set(CKPT_EINVAL,
 						      "compact tree: '%s': dimension %u is over "
 						      "2^53",
@@ -149,8 +146,8 @@ static int put_node(ckpt_buf *e, const ckpt_tree *t, unsigned depth)
 	int keyed = k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE;
 	int rc;
 
-	if (depth > MAX_DEPTH)
-		return ckpt_error_set(CKPT_EINVAL, "compact tree: tree deeper than %d", MAX_DEPTH);
+	if (depth > CKPT_TREE_MAX_DEPTH)
+		return ckpt_error_set(CKPT_EINVAL, "compact tree: tree deeper than %d", CKPT_TREE_MAX_DEPTH);
 	if (cm && json_nesting(cm, strlen(cm)) > custom_max_nesting(t, depth))
 		return ckpt_error_set(CKPT_EINVAL,
 				      "compact tree: '%s': custom metadata nested deeper than "
@@ -311,7 +308,7 @@ static int get_array(struct dec *d, ckpt_tree **out)
 
 		if ((rc = get_varint(d, &dims[i], "dimension")) < 0)
 			return rc;
-		if (dims[i] > MAX_DIM)
+		if (dims[i] > CKPT_TREE_MAX_DIM)
 			return BAD(d, dim_at, "dimension %u is over 2^53", i);
 	}
 	rc = ckpt_tree_new_array(out, (ckpt_dtype)dt, nd, dims, NULL, CKPT_TREE_BORROW);
@@ -377,8 +374,8 @@ static int get_children(struct dec *d, ckpt_tree *t, unsigned depth)
 	if (n > left(d)) /* every child takes a byte at least: bounds the allocation */
 		return BAD(d, at, "truncated: %llu children in %zu bytes", (unsigned long long)n,
 			   left(d));
-	if (n && depth == MAX_DEPTH)
-		return BAD(d, at, "tree deeper than %d", MAX_DEPTH);
+	if (n && depth == CKPT_TREE_MAX_DEPTH)
+		return BAD(d, at, "tree deeper than %d", CKPT_TREE_MAX_DEPTH);
 	if (n == 0)
 		return 0;
 	kids = malloc((size_t)n * sizeof(*kids));

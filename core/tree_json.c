@@ -35,8 +35,6 @@
 #include "tree_private.h"
 
 #define METADATA_VERSION 1
-#define MAX_DEPTH	 128
-#define MAX_DIM		 9007199254740992.0 /* 2^53: exact in a JSON number */
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -232,8 +230,8 @@ static int write_node(struct wr *w, const ckpt_tree *t)
 		w->cap = cap;
 	}
 	w->stack[w->depth++] = t;
-	if (w->depth > MAX_DEPTH + 1) {
-		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: tree deeper than %d", MAX_DEPTH);
+	if (w->depth > CKPT_TREE_MAX_DEPTH + 1) {
+		rc = ckpt_error_set(CKPT_EINVAL, "_METADATA: tree deeper than %d", CKPT_TREE_MAX_DEPTH);
 		goto done;
 	}
 	rc = key_repr(&repr, w);
@@ -385,7 +383,7 @@ struct keyent {
 	int type;
 };
 
-/* Validate key_metadata into keys[0, *n) (MAX_DEPTH of them at most). */
+/* Validate key_metadata into keys[0, *n) (CKPT_TREE_MAX_DEPTH of them at most). */
 static int check_keys(const jnode *km, struct keyent *keys, size_t *n, const char *sec,
 		      const char *name)
 {
@@ -401,8 +399,8 @@ static int check_keys(const jnode *km, struct keyent *keys, size_t *n, const cha
 				   "key_metadata[%zu] is not {\"key\": string, "
 				   "\"key_type\": 1 or 2}",
 				   i);
-		if (i == MAX_DEPTH)
-			return BAD(sec, name, "key path deeper than %d", MAX_DEPTH);
+		if (i == CKPT_TREE_MAX_DEPTH)
+			return BAD(sec, name, "key path deeper than %d", CKPT_TREE_MAX_DEPTH);
 		keys[i].key = k->str;
 		keys[i++].type = (int)kt->num;
 	}
@@ -463,7 +461,7 @@ static int new_leaf(ckpt_tree **out, const jnode *vm, const char *name)
 			if (nd == CKPT_TREE_MAX_NDIM)
 				return BAD("tree_metadata", name, "more than %d dimensions",
 					   CKPT_TREE_MAX_NDIM);
-			if (!is_num(d) || !(d->num >= 0) || d->num > MAX_DIM ||
+			if (!is_num(d) || !(d->num >= 0) || d->num > (double)CKPT_TREE_MAX_DIM ||
 			    d->num != floor(d->num))
 				return BAD("tree_metadata", name,
 					   "shape[%u] is not a "
@@ -511,7 +509,7 @@ static int read_leaf(struct rd *r, const jnode *entry)
 	const char *name = entry->key;
 	const jnode *km = member(entry, "key_metadata"), *vm = member(entry, "value_metadata");
 	ckpt_tree *cur, *leaf = NULL;
-	struct keyent keys[MAX_DEPTH];
+	struct keyent keys[CKPT_TREE_MAX_DEPTH];
 	size_t n;
 	int rc;
 
@@ -585,7 +583,7 @@ static int read_container(ckpt_tree *root, const jnode *entry)
 	const jnode *tn = member(entry, "namedtuple_type");
 	ckpt_tree *cur = root;
 	ckpt_tree_kind kind;
-	struct keyent keys[MAX_DEPTH];
+	struct keyent keys[CKPT_TREE_MAX_DEPTH];
 	size_t n;
 	int rc;
 

@@ -5,7 +5,18 @@
 #ifndef CKPT_TREE_PRIVATE_H
 #define CKPT_TREE_PRIVATE_H
 
+#include <stdint.h>
+
 #include "ckpt/tree.h"
+
+/*
+ * Limits of a metadata tree, shared by its two readers (tree_json.c for
+ * _METADATA, tree_bin.c for the compact form) so that they refuse the same
+ * trees: key paths at most CKPT_TREE_MAX_DEPTH deep, dims at most 2^53
+ * (exact in a JSON number).
+ */
+#define CKPT_TREE_MAX_DEPTH 128
+#define CKPT_TREE_MAX_DIM   (UINT64_C(1) << 53)
 
 /*
  * Change a container's kind within its family: DICT <-> NAMEDTUPLE (keyed

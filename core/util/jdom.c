@@ -18,7 +18,6 @@
 
 #include "ckpt/error.h"
 
-#define NESTING_LIMIT 1000 /* cJSON's CJSON_NESTING_LIMIT */
 #define NODE_BLOCK    4096
 
 struct block {
@@ -239,7 +238,7 @@ static int parse_container(struct parser *p, jdom_node *n, int obj)
 {
 	jdom_node *tail = NULL;
 
-	if (p->depth >= NESTING_LIMIT)
+	if (p->depth >= JDOM_MAX_NESTING)
 		return 0;
 	p->depth++;
 	n->type = obj ? JDOM_OBJECT : JDOM_ARRAY;

@@ -29,6 +29,9 @@
 
 #include <stddef.h>
 
+/* Arrays and objects nest at most this deep (cJSON's CJSON_NESTING_LIMIT). */
+#define JDOM_MAX_NESTING 1000
+
 typedef enum { JDOM_NULL, JDOM_FALSE, JDOM_TRUE, JDOM_NUMBER, JDOM_STRING, JDOM_ARRAY, JDOM_OBJECT } jdom_type;
 
 typedef struct jdom_node {

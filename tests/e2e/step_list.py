@@ -15,24 +15,14 @@ step's sqlite index read with Python's sqlite3:
                                    JSON stays valid) and fix the body's CRC
 """
 import json
+import os
 import sqlite3
 import struct
 import sys
 
-POLY = 0x82F63B78
-TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ POLY if c & 1 else c >> 1
-    TABLE.append(c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+# The pure-Python CRC-32C of the independent OCDBT reader (also written from a spec).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ocdbt_dump import crc32c  # noqa: E402
 
 
 def index_crc(step):
