@@ -13,7 +13,7 @@
  * Invariants:
  *   1. items[] is sorted by name and holds exactly the keys of item_handlers;
  *      with a listing, items[i].li is the listing's entry of the same name.
- *   2. items[i].tree and .md_json, once set, never change until
+ *   2. items[i].tree, .md_json and .bin, once set, never change until
  *      ckpt_step_free; they are set under mu, so concurrent first uses read
  *      at most once each.
  *   3. commit_ns is read from the JSON text of the top-level member (cJSON
@@ -27,6 +27,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +46,8 @@ struct step_item {
 	char *md_json;	 /* <item>/_METADATA, NULL until loaded (guarded by mu) */
 	size_t md_len;	 /* its length (it may hold a NUL: the parser says so) */
 	ckpt_tree *tree; /* its tree, from md_json or li (guarded by mu) */
+	unsigned char *bin; /* without a listing: tree encoded compact, once (guarded by mu) */
+	size_t bin_len;
 	const struct step_list_item *li; /* the listing's entry, or NULL (invariant 1) */
 };
 
@@ -324,6 +327,7 @@ void ckpt_step_free(ckpt_step *s)
 		free(s->items[i].typestr);
 		free(s->items[i].md_json);
 		ckpt_tree_free(s->items[i].tree);
+		free(s->items[i].bin);
 	}
 	free(s->items);
 	ckpt_store_free(s->store);
@@ -507,9 +511,160 @@ int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const char *ite
 int ckpt_step_item_metadata_size(uint64_t *out, ckpt_step *s, const char *item)
 {
 	struct step_item *it;
-	int rc = item_get(&it, s, item, 0); /* without a listing, that read the text */
+	size_t i;
+	int rc = ckpt_step_item_find(&i, s, item);
 
-	*out = rc ? 0 : it->li ? it->li->metadata_len : it->md_len;
+	*out = 0;
+	if (rc)
+		return rc;
+	it = &s->items[i];
+	if (it->li && it->li->has_metadata) { /* listed: neither the text nor the tree */
+		*out = it->li->metadata_len;
+		return 0;
+	}
+	if ((rc = item_get(&it, s, item, 0)) == 0) /* without a listing, that read the text */
+		*out = it->md_len;
+	return rc;
+}
+
+/* ---- an item's tree listed without building it ---- */
+
+/*
+ * Item i's tree in compact form: the listing's bytes, else its tree encoded
+ * once (the same bytes: the encoding is canonical, and the listing is the
+ * encoding of the same tree). Borrowed until ckpt_step_free.
+ */
+static int item_bin(const unsigned char **p, size_t *len, ckpt_step *s, size_t i)
+{
+	struct step_item *it, *got;
+	int rc = 0;
+
+	*p = NULL;
+	*len = 0;
+	if (i >= s->nitems)
+		return ckpt_error_set(CKPT_EINVAL, "step %s: no item %zu", s->dir, i);
+	it = &s->items[i];
+	if (it->li && it->li->has_metadata) {
+		*p = it->li->tree;
+		*len = it->li->tree_len;
+		return 0;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (!it->bin && (rc = load_item(&got, s, it->name, 0)) == 0 &&
+	    (rc = ckpt_tree_encode(&it->bin, &it->bin_len, it->tree)) < 0)
+		ckpt_error_wrap(rc, "step %s: item %s", s->dir, it->name);
+	*p = it->bin;
+	*len = it->bin_len;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int ckpt_step_item_id_limit(uint64_t *out, ckpt_step *s, size_t item)
+{
+	const unsigned char *p;
+	size_t len;
+	int rc = item_bin(&p, &len, s, item);
+
+	*out = len;
+	return rc;
+}
+
+struct key_ref {
+	const char *p;
+	size_t len;
+};
+
+struct children {
+	ckpt_tree_entry_cb cb;
+	void *payload;
+	char buf[256];
+	struct key_ref *keys; /* the dict keys seen: checked unique at the end */
+	size_t nkeys, capkeys;
+};
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct key_ref *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* One child as ckpt_tree_entry: its name escaped as ckpt_tree_name has it. */
+static int child_cb(const struct tree_bin_child *c, void *payload)
+{
+	struct children *ch = payload;
+	int is_array = c->kind == CKPT_TREE_ARRAY;
+	char pos[24];
+	const char *key = c->key;
+	size_t klen = c->keylen, n;
+	char *name = ch->buf;
+	int rc;
+
+	if (!key) {
+		klen = (size_t)snprintf(pos, sizeof(pos), "%zu", c->pos);
+		key = pos;
+	} else {
+		if (ch->nkeys == ch->capkeys) {
+			size_t cap = ch->capkeys ? 2 * ch->capkeys : 64;
+			struct key_ref *k = realloc(ch->keys, cap * sizeof(*k));
+			if (!k)
+				return ckpt_error_nomem();
+			ch->keys = k;
+			ch->capkeys = cap;
+		}
+		ch->keys[ch->nkeys++] = (struct key_ref){c->key, c->keylen};
+	}
+	n = ckpt_key_escape_into(NULL, key, klen, is_array);
+	if (n + 5 > sizeof(ch->buf) && !(name = malloc(n + 5)))
+		return ckpt_error_nomem();
+	ckpt_key_escape_into(name, key, klen, is_array);
+	memcpy(name + n, is_array ? ".npy" : "", is_array ? 5 : 1);
+	ckpt_tree_entry e = {.id = c->at, .pos = c->pos, .kind = c->kind, .name = name};
+	rc = ch->cb(&e, ch->payload);
+	if (name != ch->buf)
+		free(name);
+	return rc;
+}
+
+int ckpt_step_item_children(ckpt_step *s, size_t item, uint64_t id, ckpt_tree_entry_cb cb,
+			    void *payload)
+{
+	const unsigned char *p;
+	size_t len;
+	struct children ch = {.cb = cb, .payload = payload};
+	int rc = item_bin(&p, &len, s, item);
+
+	if (rc == 0)
+		rc = ckpt_tree_bin_children(p, len, id ? (size_t)id : 1, child_cb, &ch);
+	/* the decoder's duplicate check, for this container: a listing names files */
+	if (rc == 0 && ch.nkeys > 1) {
+		qsort(ch.keys, ch.nkeys, sizeof(*ch.keys), cmp_key);
+		for (size_t i = 1; i < ch.nkeys && rc == 0; i++)
+			if (cmp_key(&ch.keys[i - 1], &ch.keys[i]) == 0)
+				rc = ckpt_error_set(
+				    CKPT_ECORRUPT, "duplicate key '%.*s' in node %llu",
+				    (int)ch.keys[i].len, ch.keys[i].p, (unsigned long long)id);
+	}
+	if (rc < 0)
+		ckpt_error_wrap(rc, "step %s: the tree of item %s", s->dir, s->items[item].name);
+	free(ch.keys);
+	return rc;
+}
+
+int ckpt_step_item_parent(uint64_t *parent, ckpt_step *s, size_t item, uint64_t id)
+{
+	const unsigned char *p;
+	size_t len, at = 0;
+	int rc = item_bin(&p, &len, s, item);
+
+	*parent = 0;
+	if (rc == 0 && (id < 2 || id >= len))
+		return ckpt_error_set(CKPT_ENOTFOUND,
+				      "step %s: item %s: no node %llu below the root", s->dir,
+				      s->items[item].name, (unsigned long long)id);
+	if (rc == 0 && (rc = ckpt_tree_bin_parent(&at, p, len, (size_t)id)) < 0)
+		ckpt_error_wrap(rc, "step %s: the tree of item %s", s->dir, s->items[item].name);
+	*parent = at == 1 ? 0 : at;
 	return rc;
 }
 

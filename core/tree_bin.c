@@ -516,3 +516,195 @@ int ckpt_tree_decode(ckpt_tree **out, const void *buf, size_t len)
 	*out = t;
 	return 0;
 }
+
+/* ---- scanning without building (the mount's lazy listing) ---------------- */
+
+/*
+ * Skip the node at d->p, depth levels below the one being listed. Reads what
+ * the decoder reads with the same bound checks, but keeps nothing: the
+ * decoder checks the rest (duplicate keys, custom metadata) when the tree is
+ * built. depth bounds the recursion whatever the input.
+ */
+static int skip_node(struct dec *d, unsigned depth)
+{
+	const unsigned char *at = d->p;
+	const char *s;
+	unsigned tag, b;
+	uint64_t n, u;
+	size_t len;
+	int rc;
+
+	if ((rc = get_byte(d, &tag, "node")) < 0)
+		return rc;
+	if ((tag & ~(unsigned)(TAG_KIND | TAG_CUSTOM)) || (tag & TAG_KIND) < CKPT_TREE_DICT ||
+	    (tag & TAG_KIND) > CKPT_TREE_STRING)
+		return BAD(d, at, "bad node tag 0x%02x", tag);
+	if ((tag & TAG_CUSTOM) && (rc = get_bytes(d, &s, &len, 0, "custom metadata")) < 0)
+		return rc;
+	switch ((ckpt_tree_kind)(tag & TAG_KIND)) {
+	case CKPT_TREE_NAMEDTUPLE:
+		if ((rc = get_bytes(d, &s, &len, 0, "namedtuple type")) < 0)
+			return rc;
+		/* fall through */
+	case CKPT_TREE_DICT:
+	case CKPT_TREE_LIST:
+	case CKPT_TREE_TUPLE: {
+		int keyed =
+		    (tag & TAG_KIND) == CKPT_TREE_DICT || (tag & TAG_KIND) == CKPT_TREE_NAMEDTUPLE;
+		const unsigned char *count_at = d->p;
+
+		if ((rc = get_varint(d, &n, "child count")) < 0)
+			return rc;
+		if (n > left(d))
+			return BAD(d, count_at, "truncated: %llu children in %zu bytes",
+				   (unsigned long long)n, left(d));
+		if (n && depth == CKPT_TREE_MAX_DEPTH)
+			return BAD(d, count_at, "tree deeper than %d", CKPT_TREE_MAX_DEPTH);
+		for (uint64_t i = 0; i < n; i++) {
+			if (keyed && (rc = get_bytes(d, &s, &len, 0, "key")) < 0)
+				return rc;
+			if ((rc = skip_node(d, depth + 1)) < 0)
+				return rc;
+		}
+		return 0;
+	}
+	case CKPT_TREE_NONE: return 0;
+	case CKPT_TREE_ARRAY:
+		if ((rc = get_byte(d, &b, "dtype")) < 0 || (rc = get_byte(d, &b, "ndim")) < 0)
+			return rc;
+		if (b > CKPT_TREE_MAX_NDIM)
+			return BAD(d, d->p - 1, "ndim %u over %d", b, CKPT_TREE_MAX_NDIM);
+		while (b--)
+			if ((rc = get_varint(d, &u, "dimension")) < 0)
+				return rc;
+		return 0;
+	case CKPT_TREE_INT: return get_varint(d, &u, "int");
+	case CKPT_TREE_FLOAT:
+		if (left(d) < 8)
+			return BAD(d, d->p, "truncated: float of 8 bytes, %zu left", left(d));
+		d->p += 8;
+		return 0;
+	case CKPT_TREE_BOOL: return get_byte(d, &b, "bool");
+	default: return get_bytes(d, &s, &len, 1, "string");
+	}
+}
+
+static int is_container_tag(unsigned tag)
+{
+	unsigned k = tag & TAG_KIND;
+
+	return k == CKPT_TREE_DICT || k == CKPT_TREE_LIST || k == CKPT_TREE_TUPLE ||
+	       k == CKPT_TREE_NAMEDTUPLE;
+}
+
+/*
+ * Read the head of the container at d->p up to its first child: its kind
+ * and child count. CKPT_EINVAL if the node there is not a container.
+ */
+static int container_head(struct dec *d, ckpt_tree_kind *k, uint64_t *n)
+{
+	const unsigned char *at = d->p;
+	const char *s;
+	unsigned tag;
+	size_t len;
+	int rc;
+
+	if ((rc = get_byte(d, &tag, "node")) < 0)
+		return rc;
+	*k = (ckpt_tree_kind)(tag & TAG_KIND);
+	if (tag & ~(unsigned)(TAG_KIND | TAG_CUSTOM))
+		return BAD(d, at, "bad node tag 0x%02x", tag);
+	if (!is_container_tag(tag))
+		return ckpt_error_set(CKPT_EINVAL, "compact tree: byte %zu: not a container",
+				      (size_t)(at - d->start));
+	if ((tag & TAG_CUSTOM) && (rc = get_bytes(d, &s, &len, 0, "custom metadata")) < 0)
+		return rc;
+	if (*k == CKPT_TREE_NAMEDTUPLE && (rc = get_bytes(d, &s, &len, 0, "namedtuple type")) < 0)
+		return rc;
+	at = d->p;
+	if ((rc = get_varint(d, n, "child count")) < 0)
+		return rc;
+	if (*n > left(d))
+		return BAD(d, at, "truncated: %llu children in %zu bytes", (unsigned long long)*n,
+			   left(d));
+	return 0;
+}
+
+/* A decoder positioned at byte `at` of the compact tree buf[0, len), checked. */
+static int dec_at(struct dec *d, const void *buf, size_t len, size_t at)
+{
+	d->start = buf;
+	d->p = d->start + at;
+	d->end = d->start + len;
+	if (!buf || len < 2 || at < 1 || at >= len)
+		return ckpt_error_set(CKPT_EINVAL, "compact tree: no node at byte %zu of %zu", at,
+				      len);
+	if (d->start[0] != BIN_VERSION)
+		return BAD(d, d->start, "bad version %u", d->start[0]);
+	return 0;
+}
+
+int ckpt_tree_bin_children(const void *buf, size_t len, size_t at, ckpt_tree_bin_cb cb,
+			   void *payload)
+{
+	struct dec d;
+	struct tree_bin_child c = {0};
+	ckpt_tree_kind k;
+	uint64_t n;
+	int rc, keyed;
+
+	if ((rc = dec_at(&d, buf, len, at)) < 0 || (rc = container_head(&d, &k, &n)) < 0)
+		return rc;
+	keyed = k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE;
+	for (c.pos = 0; c.pos < n; c.pos++) {
+		if (keyed && (rc = get_bytes(&d, &c.key, &c.keylen, 0, "key")) < 0)
+			return rc;
+		c.at = (size_t)(d.p - d.start);
+		if ((rc = skip_node(&d, 1)) < 0)
+			return rc;
+		c.kind = (ckpt_tree_kind)(d.start[c.at] & TAG_KIND);
+		if ((rc = cb(&c, payload)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int ckpt_tree_bin_parent(size_t *parent, const void *buf, size_t len, size_t at)
+{
+	struct dec d;
+	size_t cur = 1;
+	int rc;
+
+	*parent = 0;
+	if ((rc = dec_at(&d, buf, len, cur)) < 0)
+		return rc;
+	for (unsigned depth = 0; depth <= CKPT_TREE_MAX_DEPTH && at > cur; depth++) {
+		ckpt_tree_kind k;
+		uint64_t n, i;
+		size_t child = 0;
+		const char *s;
+		size_t slen;
+
+		d.p = d.start + cur;
+		if ((rc = container_head(&d, &k, &n)) < 0)
+			return rc;
+		for (i = 0; i < n; i++) {
+			if ((k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE) &&
+			    (rc = get_bytes(&d, &s, &slen, 0, "key")) < 0)
+				return rc;
+			child = (size_t)(d.p - d.start);
+			if (child == at) {
+				*parent = cur;
+				return 0;
+			}
+			if ((rc = skip_node(&d, 1)) < 0)
+				return rc;
+			if (at < (size_t)(d.p - d.start))
+				break; /* inside this child */
+		}
+		if (i == n || !is_container_tag(d.start[child]))
+			break;
+		cur = child;
+	}
+	return ckpt_error_set(CKPT_ENOTFOUND, "compact tree: no node at byte %zu", at);
+}

@@ -85,6 +85,36 @@ int ckpt_tree_encode(unsigned char **out, size_t *len, const ckpt_tree *t);
 int ckpt_tree_decode(ckpt_tree **out, const void *buf, size_t len);
 
 /*
+ * Listing a compact tree without building it (the mount lists a directory of
+ * a big step this way; ckpt_step_item_children). A node is named by `at`, the
+ * offset of its tag byte: 1 for the root.
+ *
+ * ckpt_tree_bin_children calls cb for each child of the container at `at`,
+ * in order: its offset, position, kind and (dict, namedtuple) key bytes,
+ * borrowed from buf. Each child is skipped with the decoder's bound checks
+ * (never past len, at most 128 levels), not the checks that need the whole
+ * tree (duplicate keys, custom metadata): ckpt_tree_decode makes those.
+ * Returns 0, cb's first nonzero return, CKPT_ECORRUPT (malformed bytes:
+ * the message names the offset), CKPT_EINVAL (no container at `at`).
+ *
+ * ckpt_tree_bin_parent: *parent = the offset of the container that holds
+ * the node at `at`. Work linear in the bytes before the node's end.
+ * Returns 0, CKPT_ENOTFOUND (no node starts at `at`, or it is the root),
+ * CKPT_ECORRUPT, CKPT_EINVAL.
+ */
+struct tree_bin_child {
+	size_t at;  /* its tag's offset */
+	size_t pos; /* its position among the container's children */
+	ckpt_tree_kind kind;
+	const char *key; /* dict, namedtuple: keylen bytes (no NUL); else NULL */
+	size_t keylen;
+};
+typedef int (*ckpt_tree_bin_cb)(const struct tree_bin_child *c, void *payload);
+int ckpt_tree_bin_children(const void *buf, size_t len, size_t at, ckpt_tree_bin_cb cb,
+			   void *payload);
+int ckpt_tree_bin_parent(size_t *parent, const void *buf, size_t len, size_t at);
+
+/*
  * ckpt_key_escape() of key[0, len) written to buf (no NUL added; buf NULL:
  * only counted). Returns the escaped length.
  */

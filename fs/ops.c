@@ -35,7 +35,7 @@
 
 struct ofile {
 	struct vstep *vs;
-	uint32_t node;
+	struct vnode *node; /* valid while vs is held (view.h) */
 };
 
 static struct ckptfs *fs_of(fuse_req_t req)
@@ -43,8 +43,8 @@ static struct ckptfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* A reference on the step of an inode inside a step, and the node index. */
-static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_ino_t ino)
+/* A reference on the step of an inode inside a step, and its node. */
+static int resolve(struct vstep **vs, struct vnode **node, struct ckptfs *fs, fuse_ino_t ino)
 {
 	uint64_t hi = (uint64_t)ino >> 32;
 	if (hi == 0 || hi > UINT32_MAX || pend_is_ino(ino))
@@ -52,11 +52,10 @@ static int resolve(struct vstep **vs, uint32_t *node, struct ckptfs *fs, fuse_in
 	int rc = view_get(vs, fs->view, (uint32_t)(hi - 1));
 	if (rc)
 		return ckptfs_errno(rc, "step");
-	*node = (uint32_t)ino;
-	if (*node >= (*vs)->nnodes) {
+	if ((rc = view_node(node, *vs, (uint32_t)ino))) {
 		view_put(fs->view, *vs);
 		*vs = NULL;
-		return ENOENT;
+		return rc == CKPT_ENOTFOUND ? ENOENT : ckptfs_errno(rc, "node");
 	}
 	return 0;
 }
@@ -82,7 +81,7 @@ static int refused_step(struct ckptfs *fs, const char *step, int err)
 static int refused(struct ckptfs *fs, fuse_ino_t ino, const char *op, const char *name, int err)
 {
 	struct vstep *vs = NULL;
-	uint32_t node;
+	struct vnode *node;
 	if (!name)
 		name = "";
 	if (fs->ro) {
@@ -132,10 +131,9 @@ static int latest_attr(struct stat *st, struct ckptfs *fs)
 	return 0;
 }
 
-static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, uint32_t i)
+static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, struct vnode *n)
 {
-	const struct vnode *n = &vs->nodes[i];
-	base_attr(st, fs, view_ino(vs->slot, i), vs->time);
+	base_attr(st, fs, view_ino(vs->slot, n->id), vs->time);
 	/*
 	 * 0755/0644 as squashfs and tar show ordinary files, not 0555/0444: a copy
 	 * out of the mount (`cp -r`, `rsync -a`) is then writable and deletable by
@@ -148,7 +146,7 @@ static int node_attr(struct stat *st, struct ckptfs *fs, struct vstep *vs, uint3
 		return 0;
 	}
 	uint64_t size;
-	int rc = view_node_size(&size, vs, i);
+	int rc = view_node_size(&size, vs, n);
 	if (rc)
 		return ckptfs_errno(rc, n->name);
 	st->st_mode = S_IFREG | 0644;
@@ -203,7 +201,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct stat st;
 	struct vstep *vs = NULL;
-	uint32_t dir, child, slot;
+	struct vnode *d, *child;
+	uint32_t slot;
 	int err = 0, rc;
 
 	if (parent == VIEW_ROOT_INO) {
@@ -232,7 +231,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			err = ckptfs_errno(rc, name);
 			goto done;
 		}
-		if ((err = node_attr(&st, fs, vs, 0)))
+		if ((err = node_attr(&st, fs, vs, &vs->top)))
 			goto done;
 		step_entry(&e, &st, CKPTFS_ROOT_TIMEOUT);
 		goto done;
@@ -241,9 +240,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		pend_lookup(req, parent, name);
 		return;
 	}
-	if ((err = resolve(&vs, &dir, fs, parent)))
+	if ((err = resolve(&vs, &d, fs, parent)))
 		goto done;
-	const struct vnode *d = &vs->nodes[dir];
 	if (!vnode_is_dir(d)) {
 		err = ENOTDIR;
 		goto done;
@@ -252,9 +250,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ckptfs_errno(d->item_err, d->name);
 		goto done;
 	}
-	if (view_child(&child, vs, dir, name)) {
+	if ((rc = view_child(&child, vs, d, name)) == CKPT_ENOTFOUND) {
 		memset(&e, 0, sizeof(e)); /* negative entry, cached like the step */
 		e.entry_timeout = CKPTFS_STEP_TIMEOUT;
+		goto done;
+	} else if (rc) {
+		err = ckptfs_errno(rc, d->name);
 		goto done;
 	}
 	if ((err = node_attr(&st, fs, vs, child)))
@@ -290,7 +291,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct ckptfs *fs = fs_of(req);
 	struct stat st;
 	struct vstep *vs = NULL;
-	uint32_t node;
+	struct vnode *node;
 	double timeout = CKPTFS_STEP_TIMEOUT;
 	int err = 0;
 
@@ -348,8 +349,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct ckptfs *fs = fs_of(req);
 	struct vstep *vs = NULL;
-	uint32_t node;
-	int err = 0;
+	struct vnode *node;
+	int err = 0, rc;
 
 	if (pend_is_ino(ino)) {
 		pend_opendir(req, ino, fi);
@@ -363,11 +364,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	if ((err = resolve(&vs, &node, fs, ino)))
 		goto done;
-	const struct vnode *n = &vs->nodes[node];
-	if (!vnode_is_dir(n))
+	if (!vnode_is_dir(node))
 		err = ENOTDIR;
-	else if (n->item_err)
-		err = ckptfs_errno(n->item_err, n->name);
+	else if ((rc = view_dir_list(vs, node)))
+		err = ckptfs_errno(rc, node->name);
 	fi->cache_readdir = 1; /* immutable: the kernel may keep the listing */
 	fi->keep_cache = 1;
 done:
@@ -438,29 +438,32 @@ static int readdir_root(fuse_req_t req, char *buf, size_t cap, size_t *pos, off_
 	return 0;
 }
 
-static int readdir_step(fuse_req_t req, struct vstep *vs, uint32_t dir, char *buf, size_t cap,
+static int readdir_step(fuse_req_t req, struct vstep *vs, struct vnode *d, char *buf, size_t cap,
 			size_t *pos, off_t off, int plus)
 {
 	struct ckptfs *fs = fs_of(req);
-	const struct vnode *d = &vs->nodes[dir];
-	for (off_t i = off; i < (off_t)d->count + 2; i++) {
+	int rc = view_dir_list(vs, d);
+	if (rc)
+		return ckptfs_errno(rc, d->name);
+	for (off_t i = off; i < (off_t)d->nkids + 2; i++) {
 		struct fuse_entry_param e;
 		const char *name;
 		memset(&e, 0, sizeof(e));
 		if (i < 2) {
 			name = i == 0 ? "." : "..";
 			e.attr.st_mode = S_IFDIR;
-			e.attr.st_ino = i == 0 ? view_ino(vs->slot, dir)
-				      : dir == 0 ? VIEW_ROOT_INO : view_ino(vs->slot, d->parent);
+			e.attr.st_ino = i == 0	     ? view_ino(vs->slot, d->id)
+					: d->id == 0 ? VIEW_ROOT_INO
+						     : view_ino(vs->slot, d->parent);
 		} else {
-			uint32_t c = d->first + (uint32_t)(i - 2);
-			name = vs->nodes[c].name;
+			struct vnode *c = &d->kids[i - 2];
+			name = c->name;
 			struct stat st;
 			if (plus && node_attr(&st, fs, vs, c) == 0) {
 				step_entry(&e, &st, CKPTFS_STEP_TIMEOUT);
 			} else {
-				e.attr.st_ino = view_ino(vs->slot, c);
-				e.attr.st_mode = vnode_is_dir(&vs->nodes[c]) ? S_IFDIR : S_IFREG;
+				e.attr.st_ino = view_ino(vs->slot, c->id);
+				e.attr.st_mode = vnode_is_dir(c) ? S_IFDIR : S_IFREG;
 			}
 		}
 		size_t len = add_entry(req, buf, cap, *pos, name, &e, i + 1, plus);
@@ -476,7 +479,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct ckptfs *fs = fs_of(req);
 	struct vstep *vs = NULL;
-	uint32_t node;
+	struct vnode *node;
 	size_t pos = 0;
 	int err = 0;
 	char *buf;
@@ -499,7 +502,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((err = resolve(&vs, &node, fs, ino)))
 		goto done;
-	if (!vnode_is_dir(&vs->nodes[node])) {
+	if (!vnode_is_dir(node)) {
 		err = ENOTDIR;
 		goto done;
 	}
@@ -540,7 +543,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct ckptfs *fs = fs_of(req);
 	struct vstep *vs = NULL;
 	struct ofile *of = NULL;
-	uint32_t node;
+	struct vnode *node;
 	int err = 0, rc;
 
 	if (pend_is_ino(ino)) {
@@ -561,12 +564,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if ((err = resolve(&vs, &node, fs, ino)))
 		goto done;
-	if (vnode_is_dir(&vs->nodes[node])) {
+	if (vnode_is_dir(node)) {
 		err = EISDIR;
 		goto done;
 	}
 	if ((rc = view_node_open(vs, node))) {
-		err = ckptfs_errno(rc, vs->nodes[node].name);
+		err = ckptfs_errno(rc, node->name);
 		goto done;
 	}
 	if (!(of = malloc(sizeof(*of)))) {
@@ -612,7 +615,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	const struct ofile *of = (const struct ofile *)(uintptr_t)fi->fh;
-	const struct vnode *n = &of->vs->nodes[of->node];
+	const struct vnode *n = of->node;
 	char *buf = NULL;
 	size_t got = 0;
 	int rc = 0;
@@ -915,7 +918,7 @@ static int root_xattrs(struct ckptfs *fs, xattr_cb cb, void *p)
 static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 {
 	struct vstep *vs = NULL;
-	uint32_t node;
+	struct vnode *node;
 	int err, rc = 0;
 	if (ino == VIEW_ROOT_INO)
 		return root_xattrs(fs, cb, p);
@@ -925,7 +928,8 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 		return fs->pend ? pend_xattrs(fs->pend, ino, cb, p) : ENOENT;
 	if ((err = resolve(&vs, &node, fs, ino)))
 		return err;
-	const struct vnode *n = &vs->nodes[node];
+	struct vnode *n = node;
+	const ckpt_tree *t = NULL;
 	switch (n->type) {
 	case VN_STEP:
 		rc = step_xattrs(vs, cb, p);
@@ -942,9 +946,13 @@ static int node_xattrs(struct ckptfs *fs, fuse_ino_t ino, xattr_cb cb, void *p)
 		break;
 	}
 	case VN_DIR:
-		if (ckpt_tree_custom_metadata(n->tree))
+		if ((rc = view_node_tree(&t, vs, n))) {
+			err = ckptfs_errno(rc, n->name);
+			rc = 0;
+		} else if (ckpt_tree_custom_metadata(t)) {
 			rc = emit(cb, p, XATTR_PREFIX "custom_metadata",
-				  ckpt_tree_custom_metadata(n->tree));
+				  ckpt_tree_custom_metadata(t));
+		}
 		break;
 	case VN_SAFETENSORS:
 	case VN_LEAF:
@@ -1075,10 +1083,10 @@ static int refuse(struct ckptfs *fs, fuse_ino_t parent, const char *op, const ch
 static int is_step_dir(struct ckptfs *fs, fuse_ino_t ino)
 {
 	struct vstep *vs = NULL;
-	uint32_t node;
+	struct vnode *node;
 	if (resolve(&vs, &node, fs, ino))
 		return 0;
-	int is = vs->nodes[node].type == VN_STEP;
+	int is = node->type == VN_STEP;
 	view_put(fs->view, vs);
 	return is;
 }
@@ -1239,7 +1247,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static int ofile_pread(void *ctx, void *buf, size_t len, uint64_t off, size_t *got)
 {
 	const struct ofile *of = ctx;
-	const struct vnode *n = &of->vs->nodes[of->node];
+	const struct vnode *n = of->node;
 	int rc;
 	if (n->type == VN_STEPMETA || n->type == VN_ITEMMETA) {
 		const char *json = meta_json(of->vs, n);
@@ -1281,7 +1289,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	const struct vnode *n = &of->vs->nodes[of->node];
+	const struct vnode *n = of->node;
 	if ((rc = view_node_size(&size, of->vs, of->node))) {
 		fuse_reply_err(req, ckptfs_errno(rc, n->name));
 		return;

@@ -37,188 +37,7 @@ struct view {
 	int scanned;
 };
 
-static int vstep_check(const struct vstep *vs);
 static int view_check_locked(const struct view *v);
-
-/* ---- node tables ---- */
-
-struct builder {
-	struct vnode *nodes;
-	uint32_t n, cap;
-	ckpt_step *step;
-};
-
-static int push(struct builder *b, const struct vnode *n)
-{
-	if (b->n == b->cap) {
-		uint32_t cap = b->cap ? b->cap * 2 : 64;
-		struct vnode *p = realloc(b->nodes, cap * sizeof(*p));
-		if (!p)
-			return CKPT_ENOMEM;
-		b->nodes = p;
-		b->cap = cap;
-	}
-	b->nodes[b->n++] = *n;
-	return 0;
-}
-
-static int push_tree_children(struct builder *b, uint32_t parent, const ckpt_tree *t)
-{
-	size_t n = ckpt_tree_count(t);
-	for (size_t i = 0; i < n; i++) {
-		const ckpt_tree *c = ckpt_tree_child(t, i);
-		if (ckpt_tree_get_kind(c) == CKPT_TREE_NONE)
-			continue; /* None has no file; _METADATA records it */
-		struct vnode vn = {.name = ckpt_tree_name(c), .tree = c, .parent = parent,
-				   .item = b->nodes[parent].item,
-				   .type = ckpt_tree_is_container(c) ? VN_DIR : VN_LEAF};
-		int rc = push(b, &vn);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-struct raw_list {
-	struct builder *b;
-	uint32_t parent;
-	const char *prefix;
-	size_t prefixlen;
-	uint32_t first;
-};
-
-static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload)
-{
-	struct raw_list *l = payload;
-	struct builder *b = l->b;
-	if (namelen == 0 || memchr(name, 0, namelen))
-		return 0;
-	for (uint32_t i = l->first; i < b->n; i++) /* a name both key and prefix: once */
-		if (strlen(b->nodes[i].name) == namelen && !memcmp(b->nodes[i].name, name, namelen))
-			return 0;
-	struct vnode vn = {.parent = l->parent, .item = b->nodes[l->parent].item,
-			   .type = is_prefix ? VN_RAWDIR : VN_RAW};
-	vn.owned_name = strndup(name, namelen);
-	vn.key = malloc(l->prefixlen + namelen + 1);
-	if (!vn.owned_name || !vn.key)
-		goto nomem;
-	memcpy(vn.key, l->prefix, l->prefixlen);
-	memcpy(vn.key + l->prefixlen, name, namelen);
-	vn.key[l->prefixlen + namelen] = 0;
-	vn.name = vn.owned_name;
-	if (push(b, &vn))
-		goto nomem;
-	return 0;
-nomem:
-	free(vn.owned_name);
-	free(vn.key);
-	return CKPT_ENOMEM;
-}
-
-static int push_raw_children(struct builder *b, uint32_t parent, const char *prefix)
-{
-	struct raw_list l = {b, parent, prefix, strlen(prefix), b->n};
-	return ckpt_step_list(b->step, prefix, l.prefixlen, '/', raw_cb, &l);
-}
-
-/*
- * Beside a PyTree item, its safetensors file "<item>.safetensors" (unless an
- * item has that name). Items whose tree cannot be read get none.
- */
-static int push_safetensors(struct builder *b, uint32_t parent, uint32_t item, uint32_t first)
-{
-	const ckpt_tree *t = NULL;
-	const char *name = ckpt_step_item_name(b->step, item);
-	if (ckpt_step_item_tree(&t, b->step, name) != 0) {
-		ckpt_error_clear();
-		return 0;
-	}
-	struct vnode vn = {.parent = parent, .item = item, .type = VN_SAFETENSORS};
-	if (asprintf(&vn.owned_name, "%s.safetensors", name) < 0)
-		return CKPT_ENOMEM;
-	for (uint32_t j = first; j < b->n; j++)
-		if (!strcmp(b->nodes[j].name, vn.owned_name)) {
-			free(vn.owned_name);
-			return 0;
-		}
-	vn.name = vn.owned_name;
-	if (push(b, &vn)) {
-		free(vn.owned_name);
-		return CKPT_ENOMEM;
-	}
-	return 0;
-}
-
-/* Append the children of node i (breadth-first: they end up contiguous). */
-static int expand(struct builder *b, uint32_t i)
-{
-	int rc = 0;
-	uint32_t first = b->n;
-	struct vnode n = b->nodes[i]; /* copy: push() may move the table */
-	char *prefix = NULL;
-
-	switch (n.type) {
-	case VN_STEP: {
-		struct vnode meta = {.name = "_CHECKPOINT_METADATA", .parent = i,
-				     .type = VN_STEPMETA};
-		if ((rc = push(b, &meta)))
-			break;
-		size_t nitems = ckpt_step_item_count(b->step);
-		for (size_t k = 0; k < nitems && !rc; k++) {
-			struct vnode it = {.name = ckpt_step_item_name(b->step, k), .parent = i,
-					   .item = (uint32_t)k, .type = VN_ITEM};
-			rc = push(b, &it);
-		}
-		for (size_t k = 0; k < nitems && !rc; k++)
-			rc = push_safetensors(b, i, (uint32_t)k, first);
-		break;
-	}
-	case VN_ITEM: {
-		const ckpt_tree *t = NULL;
-		int trc = ckpt_step_item_tree(&t, b->step, n.name);
-		if (trc == 0) { /* the tree was read from _METADATA, or listed with it */
-			struct vnode meta = {.name = "_METADATA", .parent = i, .item = n.item,
-					     .type = VN_ITEMMETA};
-			if ((rc = push(b, &meta)))
-				break;
-		}
-		if (trc == 0) {
-			rc = push_tree_children(b, i, t);
-		} else if (trc == CKPT_ENOTFOUND) {
-			/* An item without a tree (JSON, proto, ...): its keys as files. */
-			if (asprintf(&prefix, "%s/", n.name) < 0) {
-				prefix = NULL;
-				rc = CKPT_ENOMEM;
-				break;
-			}
-			rc = push_raw_children(b, i, prefix);
-		} else {
-			/* The step stays browsable; this item answers with the error. */
-			ckptfs_log("step %s: item %s: %s", ckpt_step_dir(b->step), n.name,
-				   ckpt_error_last());
-			b->nodes[i].item_err = trc;
-		}
-		break;
-	}
-	case VN_DIR:
-		rc = push_tree_children(b, i, n.tree);
-		break;
-	case VN_RAWDIR:
-		if (asprintf(&prefix, "%s/", n.key) < 0) {
-			prefix = NULL;
-			rc = CKPT_ENOMEM;
-			break;
-		}
-		rc = push_raw_children(b, i, prefix);
-		break;
-	default:
-		break;
-	}
-	free(prefix);
-	b->nodes[i].first = first;
-	b->nodes[i].count = b->n - first;
-	return rc;
-}
 
 /* Bytes of data files read by steps already closed (view_bytes_read). */
 static uint64_t gone_bytes_read;
@@ -230,17 +49,11 @@ static void vstep_free(struct vstep *vs)
 	if (vs->step)
 		__atomic_fetch_add(&gone_bytes_read, ckpt_step_bytes_read(vs->step),
 				   __ATOMIC_RELAXED);
-	for (uint32_t i = 0; i < vs->nnodes; i++) {
-		ckpt_leaf_free(vs->nodes[i].leaf);
-		ckpt_value_free(vs->nodes[i].value);
-		ckpt_safetensors_free(vs->nodes[i].st);
-		free(vs->nodes[i].owned_name);
-		free(vs->nodes[i].key);
-	}
-	free(vs->nodes);
+	vnodes_free(vs);
 	cJSON_free(vs->custom_metadata);
 	ckpt_step_free(vs->step);
 	pthread_mutex_destroy(&vs->lock);
+	pthread_mutex_destroy(&vs->nodes_lock);
 	free(vs);
 }
 
@@ -249,11 +62,11 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 {
 	int rc = 0;
 	char *dir = NULL;
-	struct builder b = {0};
 	struct vstep *vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return CKPT_ENOMEM;
 	pthread_mutex_init(&vs->lock, NULL);
+	pthread_mutex_init(&vs->nodes_lock, NULL);
 	vs->slot = slot;
 	vs->st_sep = v->cfg.st_sep ? v->cfg.st_sep : '.';
 	vs->number = number;
@@ -285,32 +98,11 @@ static int vstep_open(struct vstep **out, const struct view *v, uint32_t slot, u
 	cJSON_Delete(doc);
 	if (rc)
 		goto done;
-	b.step = vs->step;
-	struct vnode top = {.name = vs->name, .type = VN_STEP};
-	if ((rc = push(&b, &top)))
+	if ((rc = vnodes_build(vs)))
 		goto done;
-	for (uint32_t i = 0; i < b.n; i++) {
-		if (b.n >= UINT32_MAX - 1024) {
-			rc = CKPT_EUNSUPPORTED;
-			goto done;
-		}
-		if ((rc = expand(&b, i)))
-			goto done;
-	}
-	vs->nodes = b.nodes;
-	vs->nnodes = b.n;
-	b.nodes = NULL;
-	assert(vstep_check(vs));
 	*out = vs;
 	vs = NULL;
 done:
-	if (b.nodes) {
-		for (uint32_t i = 0; i < b.n; i++) {
-			free(b.nodes[i].owned_name);
-			free(b.nodes[i].key);
-		}
-		free(b.nodes);
-	}
 	vstep_free(vs);
 	free(dir);
 	return rc;
@@ -665,77 +457,6 @@ void view_put(struct view *v, struct vstep *vs)
 		vstep_free(vs);
 }
 
-int view_node_open(struct vstep *vs, uint32_t i)
-{
-	int rc = 0;
-	struct vnode *n = &vs->nodes[i];
-	pthread_mutex_lock(&vs->lock);
-	if (n->type == VN_LEAF && !n->leaf) {
-		const char *item = ckpt_step_item_name(vs->step, n->item);
-		rc = ckpt_leaf_open(&n->leaf, vs->step, item, n->tree);
-	} else if (n->type == VN_RAW && !n->value) {
-		if ((rc = ckpt_step_load_index(vs->step)) == 0)
-			rc = ckpt_value_open(&n->value, ckpt_step_store(vs->step), n->key,
-					     strlen(n->key));
-	} else if (n->type == VN_ITEMMETA) { /* read now: a read cannot fail any more */
-		const char *json = NULL;
-		rc = ckpt_step_item_metadata_json(&json, vs->step,
-						  ckpt_step_item_name(vs->step, n->item));
-	} else if (n->type == VN_SAFETENSORS && !n->st) {
-		ckpt_safetensors_options o = CKPT_SAFETENSORS_OPTIONS_INIT;
-		o.sep = vs->st_sep;
-		rc = ckpt_safetensors_open(&n->st, vs->step, ckpt_step_item_name(vs->step, n->item),
-					   &o);
-	}
-	pthread_mutex_unlock(&vs->lock);
-	return rc;
-}
-
-int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i)
-{
-	const struct vnode *n = &vs->nodes[i];
-	const char *json = NULL;
-	int rc = 0;
-	switch (n->type) {
-	case VN_STEPMETA:
-		json = ckpt_step_metadata_json(vs->step);
-		*out = json ? strlen(json) : 0;
-		return 0;
-	case VN_ITEMMETA: /* from the listing: the index is not needed to list */
-		return ckpt_step_item_metadata_size(out, vs->step,
-						    ckpt_step_item_name(vs->step, n->item));
-	case VN_LEAF:
-		if ((rc = view_node_open(vs, i)))
-			return rc;
-		*out = ckpt_leaf_file_size(n->leaf);
-		return 0;
-	case VN_RAW:
-		if ((rc = view_node_open(vs, i)))
-			return rc;
-		*out = ckpt_value_get_info(n->value)->size;
-		return 0;
-	case VN_SAFETENSORS:
-		if ((rc = view_node_open(vs, i)))
-			return rc;
-		*out = ckpt_safetensors_size(n->st);
-		return 0;
-	default:
-		*out = 0;
-		return 0;
-	}
-}
-
-int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *name)
-{
-	const struct vnode *d = &vs->nodes[dir];
-	for (uint32_t i = d->first; i < d->first + d->count; i++)
-		if (strcmp(vs->nodes[i].name, name) == 0) {
-			*out = i;
-			return 0;
-		}
-	return CKPT_ENOTFOUND;
-}
-
 uint64_t view_bytes_read(struct view *v)
 {
 	uint64_t n = 0;
@@ -749,22 +470,6 @@ uint64_t view_bytes_read(struct view *v)
 }
 
 /* ---- the invariants, checked in one call (as SQLite's assert_pager_state) ---- */
-
-/* A node table as view.h describes it: breadth-first, children contiguous (invariant 4). */
-static int vstep_check(const struct vstep *vs)
-{
-	assert(vs->nnodes >= 1 && vs->nodes[0].type == VN_STEP && vs->nodes[0].parent == 0);
-	for (uint32_t i = 0; i < vs->nnodes; i++) {
-		const struct vnode *n = &vs->nodes[i];
-		assert(n->type >= VN_STEP && n->type <= VN_SAFETENSORS);
-		assert(i == 0 || n->parent < i); /* parents come first */
-		assert(n->count == 0 || (n->first > i && n->first + n->count <= vs->nnodes));
-		for (uint32_t c = n->first; c < n->first + n->count; c++)
-			assert(vs->nodes[c].parent == i);
-		assert(n->owned_name == NULL || n->name == n->owned_name);
-	}
-	return 1;
-}
 
 /* The slots and their order (invariants 1-3); v->lock held. */
 static int view_check_locked(const struct view *v)

@@ -4,17 +4,33 @@
  * Design. The view knows ROOT's finalized steps (re-read by view_rescan when
  * ROOT's mtime changes) and opens a step only when something inside it is
  * looked up. Each step that has ever been seen while mounted gets a *slot*
- * (never reused); an opened step is a `vstep` holding the ckpt_step and a flat
- * table of its nodes, built once in breadth-first order so that the children
- * of every directory are contiguous. Inode numbers are computed, not stored:
+ * (never reused); an opened step is a `vstep` holding the ckpt_step and its
+ * nodes (fs/vnode.c). Inode numbers are computed, not stored:
  *
  *   1                      the mount root
  *   2                      the `latest` symlink
- *   (slot + 1) << 32 | i   node i of the step in `slot` (i = 0: the step dir)
+ *   (slot + 1) << 32 | id  node `id` of the step in `slot` (id 0: the step dir)
  *   1 << 63 | ...          inside pending steps (passthrough.h; never a view number)
  *
- * so the same file keeps its inode number while mounted, even when its step is
- * closed by the LRU and opened again (the table is rebuilt identically).
+ * Node ids. A step of a million leaves must list its top directory without
+ * building a node per leaf, so a node's id is what it is in the step, not
+ * where a table put it:
+ *
+ *   0                       the step directory
+ *   1                       _CHECKPOINT_METADATA
+ *   2 + 3k, 3 + 3k, 4 + 3k  item k's directory, its _METADATA, <item>.safetensors
+ *   tree0 + base_k + t      node t of item k's tree: its id in the item
+ *                           (ckpt_step_item_children: its offset in the compact
+ *                           tree), base_k the sum of the earlier items' id limits
+ *   raw0 + i                the i-th key of the items without a tree, breadth-first
+ *
+ * so the same file keeps its number while mounted, even when its step is
+ * closed by the LRU and opened again. The step's own entries and the raw
+ * items' keys (few) are made at open; a tree directory's children are made
+ * when it is first listed or looked in (view_dir_list), and a node asked
+ * for by number before its directory was listed in this open is found
+ * through its parent (ckpt_step_item_parent). Nodes live until the vstep is
+ * freed, so pointers to them stay valid while a reference is held.
  *
  * Invariants:
  *  1. A slot's (step number, directory dev/ino) never changes; a step deleted
@@ -25,8 +41,12 @@
  *     never while an open file uses it: readers of a deleted step keep reading.
  *  3. At most view_config.max_open_steps vsteps are installed in slots beyond
  *     those in use by open files (least recently used ones are closed).
- *  4. The node table of a vstep is immutable after it is built; only the lazily
- *     opened leaf/value handles change, under vstep.lock.
+ *  4. Every node made is in vstep.map under its id, once; a node's fields
+ *     never change after it is made, but for the lazily opened tree and
+ *     leaf/value handles (under vstep.lock) and a directory's children, set
+ *     once under vstep.nodes_lock and then published by `listed` (release
+ *     store, acquire load). A listed directory's children are contiguous,
+ *     each with parent == the directory's id, names unique.
  */
 #ifndef CKPTFS_VIEW_H
 #define CKPTFS_VIEW_H
@@ -53,19 +73,42 @@ enum vnode_type {
 };
 
 struct vnode {
-	const char *name;      /* borrowed from the step/tree, or == owned_name */
-	char *owned_name;      /* VN_RAW/VN_RAWDIR names (malloc'd) */
+	const char *name;      /* borrowed from the step, its directory's names, or owned_name */
+	char *owned_name;      /* VN_RAW/VN_RAWDIR/VN_SAFETENSORS names (malloc'd) */
 	char *key;             /* VN_RAW: the store key; VN_RAWDIR: the prefix (malloc'd) */
-	const ckpt_tree *tree; /* VN_DIR, VN_LEAF */
-	uint32_t parent;       /* index of the parent (0 for the step dir itself) */
-	uint32_t first, count; /* children are nodes [first, first + count) */
+	uint64_t tid;	       /* VN_DIR, VN_LEAF: its id in the item's tree (0: VN_ITEM) */
+	uint32_t id;	       /* view_ino(slot, id) (view.h "Node ids") */
+	uint32_t parent;       /* id of the parent (0 for the step dir itself) */
 	uint32_t item;         /* item index for everything below VN_ITEM */
+	uint32_t pos;	       /* VN_DIR, VN_LEAF: position in the parent's tree node */
 	uint8_t type;          /* enum vnode_type */
+	uint8_t kids_owned;    /* kids (and names) were allocated for this directory */
+	int listed;	       /* directories: kids are set (invariant 4) */
 	int item_err;          /* VN_ITEM: CKPT_E* if its tree could not be read */
-	/* Opened on first need, under vstep.lock: */
+	/* Directories, once listed: */
+	struct vnode *kids; /* nkids children, contiguous */
+	uint32_t nkids;
+	uint32_t *index; /* NULL, or by name: kid position + 1, open addressing */
+	uint32_t index_mask;
+	char *names; /* the kids' names (tree directories) */
+	/* Made on first need, under vstep.lock: */
+	const ckpt_tree *tree; /* VN_ITEM, VN_DIR, VN_LEAF */
 	ckpt_leaf *leaf;   /* VN_LEAF */
 	ckpt_value *value; /* VN_RAW */
 	ckpt_safetensors *st; /* VN_SAFETENSORS */
+};
+
+#define VIEW_ID_STEPMETA 1u
+#define VIEW_ID_ITEM(k)	 (2u + 3u * (k))
+#define VIEW_ID_META(k)	 (3u + 3u * (k))
+#define VIEW_ID_ST(k)	 (4u + 3u * (k))
+
+/* An item's ids (view.h "Node ids"). */
+struct view_item {
+	uint32_t base;	/* id of tree node 0 */
+	uint32_t limit; /* tree ids are below it (0 without a tree) */
+	int raw;	/* no tree: its keys are files (made at open) */
+	int err;	/* CKPT_E* if its tree cannot be read */
 };
 
 /* A step directory's name: "7", or Orbax's "ckpt_0000007" (ckpt_root_step_dirs). */
@@ -77,11 +120,18 @@ struct vstep {
 	uint64_t number;
 	char name[VIEW_NAME_LEN]; /* the directory's real name */
 	ckpt_step *step;
-	struct vnode *nodes; /* immutable after build (invariant 4) */
-	uint32_t nnodes;
+	struct vnode top; /* the step directory (id 0) */
+	struct view_item *items;
+	uint32_t nitems;
+	uint32_t tree0, raw0; /* first tree id, first raw id */
+	struct vnode *raw;    /* the raw items' keys (ids raw0...), made at open */
+	uint32_t nraw;
+	pthread_mutex_t nodes_lock; /* map, and listing directories (invariant 4) */
+	struct vnode **map;	    /* id -> node, open addressing */
+	uint32_t map_cap, map_n;
 	struct timespec time;  /* commit time (or the directory's mtime) */
 	char *custom_metadata; /* compact JSON of StepMetadata.custom_metadata, or NULL */
-	pthread_mutex_t lock;  /* lazily opened leaf/value handles */
+	pthread_mutex_t lock;  /* lazily made trees and leaf/value handles */
 	uint64_t last_use;     /* under view.lock: LRU tick */
 	char st_sep;           /* view_config.st_sep, for VN_SAFETENSORS */
 };
@@ -136,20 +186,37 @@ int view_find(uint32_t *slot, struct view *v, const char *name);
 int view_get(struct vstep **out, struct view *v, uint32_t slot);
 void view_put(struct view *v, struct vstep *vs);
 
+/* fs/vnode.c: */
+
+/* Make the step's own entries and the raw items' keys (at open). */
+int vnodes_build(struct vstep *vs);
+void vnodes_free(struct vstep *vs);
+/* Assert the node invariants (view.h 4) of what is made so far; returns 1. */
+int vnodes_check(const struct vstep *vs);
+
+/* Node `id` of the step, made now if needed; CKPT_ENOTFOUND if the step has none. */
+int view_node(struct vnode **out, struct vstep *vs, uint32_t id);
+
+/* Make directory d's children if not yet; its item's error for a broken item. */
+int view_dir_list(struct vstep *vs, struct vnode *d);
+
+/* Child of directory d named name (listing d first); CKPT_ENOTFOUND if none. */
+int view_child(struct vnode **out, struct vstep *vs, struct vnode *d, const char *name);
+
+/* The tree node of n (VN_ITEM, VN_DIR, VN_LEAF), built on first need. */
+int view_node_tree(const ckpt_tree **out, struct vstep *vs, struct vnode *n);
+
 /*
- * Open the leaf/value/safetensors handle of node i if needed (VN_LEAF,
- * VN_RAW, VN_SAFETENSORS), or read an item's _METADATA (VN_ITEMMETA); the
- * step's index is loaded first if it is not yet (the view lists from the
- * step's listing alone). Returns 0 or CKPT_E*; the handle then stays valid
- * until the vstep is freed.
+ * Open the leaf/value/safetensors handle of n if needed (VN_LEAF, VN_RAW,
+ * VN_SAFETENSORS), or read an item's _METADATA (VN_ITEMMETA); the step's
+ * index is loaded first if it is not yet (the view lists from the step's
+ * listing alone). Returns 0 or CKPT_E*; the handle then stays valid until
+ * the vstep is freed.
  */
-int view_node_open(struct vstep *vs, uint32_t i);
+int view_node_open(struct vstep *vs, struct vnode *n);
 
 /* File size of a file node (opens the node if needed). */
-int view_node_size(uint64_t *out, struct vstep *vs, uint32_t i);
-
-/* Child of directory node dir named name; CKPT_ENOTFOUND if none. */
-int view_child(uint32_t *out, const struct vstep *vs, uint32_t dir, const char *name);
+int view_node_size(uint64_t *out, struct vstep *vs, struct vnode *n);
 
 /* Log a line to stderr (foreground) or syslog (daemon); defined in errmap.c. */
 void ckptfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

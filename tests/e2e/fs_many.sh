@@ -42,5 +42,28 @@ a = np.load('$MNT/500/state/params/w.npy')
 assert (a == np.arange(12, dtype=np.int32).reshape(3, 4)).all()
 " || fail "np.load in step 500"
 
+# Requests by inode number for nodes the reopened step has not made yet: a
+# directory held open across the LRU closing its step, its entries dropped
+# from the kernel's caches (docs/fs.md "Node ids": found through the parent).
+t $PY -c "
+import os
+step = '$MNT/3/state'
+ino = os.stat(step + '/params/w.npy').st_ino
+params = os.open(step + '/params', os.O_RDONLY)
+item = os.open(step, os.O_RDONLY)
+for i in range(10, 30):  # max_open_steps=4: step 3 is closed
+    os.listdir('$MNT/%d/state/params' % i)
+open('/proc/sys/vm/drop_caches', 'w').write('3')
+assert os.listdir(params) == ['w.npy'], os.listdir(params)
+assert os.stat('w.npy', dir_fd=params).st_ino == ino
+for i in range(10, 30):
+    os.listdir('$MNT/%d/state' % i)
+open('/proc/sys/vm/drop_caches', 'w').write('3')
+assert sorted(os.listdir(item)) == ['_METADATA', 'params', 'step'], os.listdir(item)
+assert os.stat('_METADATA', dir_fd=item).st_size > 0
+with open(os.open('params/w.npy', os.O_RDONLY, dir_fd=item), 'rb') as f:
+    assert f.read(6) == b'\\x93NUMPY'
+" || fail "a directory held open across its step's reopening"
+
 fs_umount
 echo "fs_many: ok"

@@ -5,11 +5,12 @@
  * Input: the bytes of a ckpt.list. The target parses them (step_list_parse),
  * decodes each listed tree and lists each item's keys under a few prefixes;
  * then puts them beside a real step (made once, with a PyTree item and a Json
- * item) and opens that step listed, reads every item's tree and _METADATA
- * size, lists the items' keys, loads the index and checks the listing against
- * it (ckpt verify's check). An empty input stands for the step's own
- * listing, so that the corpus reaches the paths of a listing that matches.
- * Nothing may crash, leak or hang; every error must come with a message.
+ * item) and opens that step listed, lists every item's tree without
+ * building it (ckpt_step_item_children, each child's parent checked), reads
+ * every item's tree and _METADATA size, lists the items' keys, loads the index and checks the
+ * listing against it (ckpt verify's check). An empty input stands for the step's own listing, so
+ * that the corpus reaches the paths of a listing that matches. Nothing may crash, leak or hang;
+ * every error must come with a message.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +35,33 @@ static void says_why(int rc)
 static int count_cb(const void *name, size_t len, int is_prefix, void *payload)
 {
 	(*(size_t *)payload) += len + (size_t)is_prefix;
+	return 0;
+}
+
+struct walk {
+	ckpt_step *s;
+	size_t item;
+	uint64_t id;
+	unsigned depth;
+};
+
+/* Each child: a file name, and its parent is the node listed; containers are walked. */
+static int walk_cb(const ckpt_tree_entry *e, void *payload)
+{
+	const struct walk *w = payload;
+	uint64_t parent = 1;
+
+	if (!*e->name || strchr(e->name, '/') || e->id <= w->id)
+		abort();
+	if (ckpt_step_item_parent(&parent, w->s, w->item, e->id) != 0 || parent != w->id)
+		abort();
+	if (e->kind == CKPT_TREE_DICT || e->kind == CKPT_TREE_LIST || e->kind == CKPT_TREE_TUPLE ||
+	    e->kind == CKPT_TREE_NAMEDTUPLE) {
+		struct walk sub = {w->s, w->item, e->id, w->depth + 1};
+		if (sub.depth > 200)
+			abort();
+		says_why(ckpt_step_item_children(w->s, w->item, e->id, walk_cb, &sub));
+	}
 	return 0;
 }
 
@@ -130,6 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const ckpt_tree *t = NULL;
 		uint64_t n = 0;
 		char prefix[64];
+		struct walk w = {s, i, 0, 0};
+		if (ckpt_step_item_id_limit(&n, s, i) == 0)
+			says_why(ckpt_step_item_children(s, i, 0, walk_cb, &w));
 		says_why(ckpt_step_item_tree(&t, s, item));
 		says_why(ckpt_step_item_metadata_size(&n, s, item));
 		snprintf(prefix, sizeof(prefix), "%s/", item);

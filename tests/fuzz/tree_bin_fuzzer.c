@@ -4,8 +4,11 @@
  * Decodes the input; when it decodes, the tree must pass ckpt_tree_check,
  * encode back to exactly the input (the form is canonical), and write
  * _METADATA that the JSON reader takes back (where _METADATA can carry the
- * tree). When it does not, the error is CKPT_ECORRUPT (CKPT_EVERSION for a
- * newer version byte) with a message, and nothing is left allocated.
+ * tree), and list without building (ckpt_tree_bin_children, _parent: the
+ * mount's lazy listing) exactly as it decoded. When it does not, the error is
+ * CKPT_ECORRUPT (CKPT_EVERSION for a newer version byte) with a message, and
+ * nothing is left allocated; listing it anyway stays in bounds and fails with
+ * a message or lists what it can.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,8 +17,33 @@
 #include "ckpt/error.h"
 #include "ckpt/tree.h"
 #include "tree_private.h"
+#include "../unit/treescan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int count_cb(const struct tree_bin_child *c, void *payload)
+{
+	(void)c;
+	++*(size_t *)payload;
+	return 0;
+}
+
+/* Listing bytes that do not decode: any answer, but a clear one, and in bounds. */
+static void scan_any(const uint8_t *data, size_t size)
+{
+	size_t n = 0, parent;
+
+	for (size_t at = 0; at <= size && at < 64; at++) {
+		int rc = ckpt_tree_bin_children(data, size, at, count_cb, &n);
+		if (rc != 0 && rc != CKPT_ECORRUPT && rc != CKPT_EINVAL)
+			abort();
+		rc = ckpt_tree_bin_parent(&parent, data, size, at);
+		if (rc != 0 && rc != CKPT_ECORRUPT && rc != CKPT_EINVAL && rc != CKPT_ENOTFOUND)
+			abort();
+		if (rc == 0 && (parent >= at || parent < 1))
+			abort();
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,9 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (t || (rc != CKPT_ECORRUPT && rc != CKPT_EVERSION && rc != CKPT_ENOMEM) || !m ||
 		    !*m)
 			abort();
+		scan_any(data, size);
 		return 0;
 	}
-	if (!ckpt_tree_check(t))
+	if (!ckpt_tree_check(t) || !treescan_agrees(data, size, t))
 		abort();
 	if (ckpt_tree_encode(&again, &len, t) != 0 || len != size || memcmp(again, data, size) != 0)
 		abort();

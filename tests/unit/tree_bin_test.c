@@ -19,6 +19,7 @@
 #include "ckpt/tree.h"
 #include "fault_inject.h"
 #include "tree_private.h"
+#include "treescan.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -179,6 +180,7 @@ static unsigned char *roundtrip(const ckpt_tree *t, size_t *len)
 		fail_msg("decode: %s", ckpt_error_last());
 	assert_true(ckpt_tree_check(back));
 	assert_same(t, back);
+	assert_true(treescan_agrees(buf, *len, back)); /* listed lazily as decoded */
 	assert_int_equal(ckpt_tree_encode(&buf2, &len2, back), 0);
 	assert_int_equal(len2, *len);
 	assert_memory_equal(buf, buf2, *len);
@@ -566,6 +568,7 @@ static size_t damage(const unsigned char *buf, size_t len)
 			}
 			ok++;
 			assert_true(ckpt_tree_check(t));
+			assert_true(treescan_agrees(copy, len, t));
 			assert_int_equal(ckpt_tree_encode(&again, &alen, t), 0);
 			assert_int_equal(alen, len);
 			assert_memory_equal(again, copy, len); /* the form is canonical */

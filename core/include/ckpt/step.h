@@ -189,6 +189,42 @@ CKPT_API int ckpt_step_item_metadata_json(const char **out, ckpt_step *s, const 
  */
 CKPT_API int ckpt_step_item_metadata_size(uint64_t *out, ckpt_step *s, const char *item);
 
+/*
+ * Listing a PyTree item's tree without building it: the mount lists the
+ * directories of a big step this way and builds the tree
+ * (ckpt_step_item_tree) only when a value or an attribute is read. A node is
+ * named by an id: 0 for the root, else its offset in the item's compact tree
+ * (docs/format.md "Compact tree"), so the same in every open of the step,
+ * with or without its listing, and below the item's id limit. With a listing
+ * nothing is read but the listing; without one, the first call parses
+ * _METADATA. Thread-safe.
+ */
+typedef struct {
+	uint64_t id;
+	size_t pos; /* its position in its parent: ckpt_tree_child(parent, pos) */
+	ckpt_tree_kind kind;
+	const char *name; /* as ckpt_tree_name: valid during the callback only */
+} ckpt_tree_entry;
+typedef int (*ckpt_tree_entry_cb)(const ckpt_tree_entry *e, void *payload);
+
+/* *out = the item's id limit: every id of the item is below it.
+ * Returns as ckpt_step_item_tree, or CKPT_EINVAL (no item of that index). */
+CKPT_API int ckpt_step_item_id_limit(uint64_t *out, ckpt_step *s, size_t item);
+/*
+ * cb(entry) for each child of node id, in order (None children included);
+ * its first nonzero return stops the listing and is returned. The bytes
+ * are bounds-checked as listed; what needs the whole tree (duplicate keys,
+ * custom metadata) is checked when it is built.
+ * Returns 0, cb's return, CKPT_EINVAL (node id is not a container, or no
+ * such node or item), CKPT_ECORRUPT, or as ckpt_step_item_tree.
+ */
+CKPT_API int ckpt_step_item_children(ckpt_step *s, size_t item, uint64_t id, ckpt_tree_entry_cb cb,
+				     void *payload);
+/* *parent = the id of the container holding node id (0: the root). Linear in the
+ * bytes before the node. Returns 0, CKPT_ENOTFOUND (no node id, or the root),
+ * CKPT_ECORRUPT, or as ckpt_step_item_tree. */
+CKPT_API int ckpt_step_item_parent(uint64_t *parent, ckpt_step *s, size_t item, uint64_t id);
+
 /* ---- leaves as files ---- */
 
 /*
