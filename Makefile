@@ -135,6 +135,7 @@ $(B)/tests/unit/%_test: tests/unit/%_test.c $(LIB_A) $(PROTO_OBJ)
 	$(CC) $(CFLAGS_ALL) $(CORE_INC) -Itests -I$(B)/gen -o $@ $< $(PROTO_OBJ) \
 	  $(if $(TEST_HOST),$(PLUGIN_HOST),$(LIB_A)) $(LDFLAGS_ALL) -lcmocka $(LIBS)
 $(B)/tests/unit/handler_plugin_test $(B)/tests/tools/plugin_save: TEST_HOST := 1
+$(B)/tests/unit/vnode_test: fs/vnode.c fs/view.h # it includes the daemon's file
 $(B)/tests/unit/handler_plugin_test: $(PLUGINS)
 
 # Test programs: public headers only, like a user's program.

@@ -36,6 +36,26 @@ struct ckpt_leaf {
 	uint64_t file_size;
 };
 
+int ckpt_leaf_size_from_tree(uint64_t *out, const ckpt_tree *node)
+{
+	ckpt_tree_kind kind = ckpt_tree_get_kind(node);
+	size_t hl;
+
+	*out = 0;
+	if (kind != CKPT_TREE_ARRAY)
+		return ckpt_tree_is_container(node) || kind == CKPT_TREE_NONE
+			   ? ckpt_error_set(CKPT_EINVAL, "node '%s' is not a leaf with data",
+					    ckpt_tree_key(node))
+			   : CKPT_ENOTFOUND;
+	hl =
+	    ckpt_npy_header_len(ckpt_tree_dtype(node), ckpt_tree_ndim(node), ckpt_tree_shape(node));
+	if (hl == 0)
+		return ckpt_error_set(CKPT_EINVAL, "'%s': no .npy header for this dtype/shape",
+				      ckpt_tree_key(node));
+	*out = hl + ckpt_tree_nbytes(node); /* invariant 1 */
+	return 0;
+}
+
 int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_tree *node)
 {
 	ckpt_tree_kind kind = ckpt_tree_get_kind(node);

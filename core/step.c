@@ -163,6 +163,13 @@ static int parse_metadata(ckpt_step *s)
 	}
 	assert(i == s->nitems);
 	qsort(s->items, s->nitems, sizeof(*s->items), cmp_item);
+	for (i = 1; i < s->nitems; i++) /* cJSON keeps a repeated key: one name, one item */
+		if (strcmp(s->items[i - 1].name, s->items[i].name) == 0) {
+			rc = ckpt_error_set(CKPT_ECORRUPT,
+					    "%s: %s: item_handlers names item '%s' twice", s->dir,
+					    CKPT_STEP_METADATA_KEY, s->items[i].name);
+			goto done;
+		}
 	s->commit_ns = ckpt_json_top_int(s->meta_json, "commit_timestamp_nsecs"); /* invariant 3 */
 done:
 	cJSON_Delete(root);
@@ -634,8 +641,9 @@ int ckpt_step_item_children(ckpt_step *s, size_t item, uint64_t id, ckpt_tree_en
 	struct children ch = {.cb = cb, .payload = payload};
 	int rc = item_bin(&p, &len, s, item);
 
-	if (rc == 0)
-		rc = ckpt_tree_bin_children(p, len, id ? (size_t)id : 1, child_cb, &ch);
+	if (rc < 0)
+		return rc;
+	rc = ckpt_tree_bin_children(p, len, id ? (size_t)id : 1, child_cb, &ch);
 	/* the decoder's duplicate check, for this container: a listing names files */
 	if (rc == 0 && ch.nkeys > 1) {
 		qsort(ch.keys, ch.nkeys, sizeof(*ch.keys), cmp_key);
@@ -658,11 +666,13 @@ int ckpt_step_item_parent(uint64_t *parent, ckpt_step *s, size_t item, uint64_t 
 	int rc = item_bin(&p, &len, s, item);
 
 	*parent = 0;
-	if (rc == 0 && (id < 2 || id >= len))
+	if (rc < 0)
+		return rc;
+	if (id < 2 || id >= len)
 		return ckpt_error_set(CKPT_ENOTFOUND,
 				      "step %s: item %s: no node %llu below the root", s->dir,
 				      s->items[item].name, (unsigned long long)id);
-	if (rc == 0 && (rc = ckpt_tree_bin_parent(&at, p, len, (size_t)id)) < 0)
+	if ((rc = ckpt_tree_bin_parent(&at, p, len, (size_t)id)) < 0)
 		ckpt_error_wrap(rc, "step %s: the tree of item %s", s->dir, s->items[item].name);
 	*parent = at == 1 ? 0 : at;
 	return rc;

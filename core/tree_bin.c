@@ -639,6 +639,9 @@ static int dec_at(struct dec *d, const void *buf, size_t len, size_t at)
 	if (!buf || len < 2 || at < 1 || at >= len)
 		return ckpt_error_set(CKPT_EINVAL, "compact tree: no node at byte %zu of %zu", at,
 				      len);
+	if (d->start[0] > BIN_VERSION)
+		return ckpt_error_set(CKPT_EVERSION, "compact tree: version %u is newer than %d",
+				      d->start[0], BIN_VERSION);
 	if (d->start[0] != BIN_VERSION)
 		return BAD(d, d->start, "bad version %u", d->start[0]);
 	return 0;
@@ -671,40 +674,52 @@ int ckpt_tree_bin_children(const void *buf, size_t len, size_t at, ckpt_tree_bin
 
 int ckpt_tree_bin_parent(size_t *parent, const void *buf, size_t len, size_t at)
 {
+	/* One pre-order pass with the open containers on a stack, stopping at `at`:
+	 * linear in the bytes before the node, whatever its depth. */
+	struct frame {
+		size_t at;
+		uint64_t left; /* children not yet read */
+		int keyed;
+	} stack[CKPT_TREE_MAX_DEPTH + 1];
+	unsigned depth = 0;
 	struct dec d;
-	size_t cur = 1;
 	int rc;
 
 	*parent = 0;
-	if ((rc = dec_at(&d, buf, len, cur)) < 0)
+	if ((rc = dec_at(&d, buf, len, 1)) < 0)
 		return rc;
-	for (unsigned depth = 0; depth <= CKPT_TREE_MAX_DEPTH && at > cur; depth++) {
-		ckpt_tree_kind k;
-		uint64_t n, i;
-		size_t child = 0;
+	for (;;) {
+		size_t cur = (size_t)(d.p - d.start);
 		const char *s;
 		size_t slen;
 
-		d.p = d.start + cur;
-		if ((rc = container_head(&d, &k, &n)) < 0)
-			return rc;
-		for (i = 0; i < n; i++) {
-			if ((k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE) &&
-			    (rc = get_bytes(&d, &s, &slen, 0, "key")) < 0)
-				return rc;
-			child = (size_t)(d.p - d.start);
-			if (child == at) {
-				*parent = cur;
-				return 0;
-			}
-			if ((rc = skip_node(&d, 1)) < 0)
-				return rc;
-			if (at < (size_t)(d.p - d.start))
-				break; /* inside this child */
+		if (cur == at && depth > 0) {
+			*parent = stack[depth - 1].at;
+			return 0;
 		}
-		if (i == n || !is_container_tag(d.start[child]))
-			break;
-		cur = child;
+		if (cur >= at)
+			break; /* passed it: `at` is inside a node, or the root */
+		if (d.p < d.end && is_container_tag(*d.p)) {
+			ckpt_tree_kind k;
+			uint64_t n;
+
+			if ((rc = container_head(&d, &k, &n)) < 0)
+				return rc;
+			if (n && depth == CKPT_TREE_MAX_DEPTH) /* as the decoder: its level */
+				return BAD(&d, d.start + cur, "tree deeper than %d",
+					   CKPT_TREE_MAX_DEPTH);
+			stack[depth++] = (struct frame){
+			    cur, n, k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE};
+		} else if ((rc = skip_node(&d, 0)) < 0) { /* a leaf: no recursion */
+			return rc;
+		}
+		while (depth > 0 && stack[depth - 1].left == 0)
+			depth--;
+		if (depth == 0)
+			break; /* the whole tree read */
+		stack[depth - 1].left--;
+		if (stack[depth - 1].keyed && (rc = get_bytes(&d, &s, &slen, 0, "key")) < 0)
+			return rc;
 	}
 	return ckpt_error_set(CKPT_ENOTFOUND, "compact tree: no node at byte %zu", at);
 }

@@ -95,12 +95,14 @@ int ckpt_tree_decode(ckpt_tree **out, const void *buf, size_t len);
  * (never past len, at most 128 levels), not the checks that need the whole
  * tree (duplicate keys, custom metadata): ckpt_tree_decode makes those.
  * Returns 0, cb's first nonzero return, CKPT_ECORRUPT (malformed bytes:
- * the message names the offset), CKPT_EINVAL (no container at `at`).
+ * the message names the offset), CKPT_EVERSION (a newer form), CKPT_EINVAL
+ * (no container at `at`). `at` must be 1 or an offset this listed: another
+ * offset may parse as a container and list what is not there.
  *
  * ckpt_tree_bin_parent: *parent = the offset of the container that holds
- * the node at `at`. Work linear in the bytes before the node's end.
+ * the node at `at`, found in one pass over the bytes before it.
  * Returns 0, CKPT_ENOTFOUND (no node starts at `at`, or it is the root),
- * CKPT_ECORRUPT, CKPT_EINVAL.
+ * CKPT_ECORRUPT, CKPT_EVERSION, CKPT_EINVAL.
  */
 struct tree_bin_child {
 	size_t at;  /* its tag's offset */

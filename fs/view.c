@@ -1,5 +1,5 @@
 /*
- * fs/view.c — steps of the root, their node tables, the LRU of open steps.
+ * fs/view.c — steps of the root, opening them (nodes: vnode.c), the LRU of open steps.
  * Design and invariants: view.h.
  */
 #include "view.h"

@@ -105,7 +105,7 @@ struct vnode {
 
 /* An item's ids (view.h "Node ids"). */
 struct view_item {
-	uint32_t base;	/* id of tree node 0 */
+	uint32_t base;	/* tree node t has id base + t (t >= 2: the root is the item dir) */
 	uint32_t limit; /* tree ids are below it (0 without a tree) */
 	int raw;	/* no tree: its keys are files (made at open) */
 	int err;	/* CKPT_E* if its tree cannot be read */

@@ -1,7 +1,7 @@
 /*
  * fs/vnode.c — the nodes of an open step: numbered without being built,
  * built a directory at a time when first looked at. Design and invariants:
- * view.h ("Node numbers").
+ * view.h ("Node ids").
  */
 #include "view.h"
 
@@ -84,9 +84,11 @@ static uint32_t name_hash(const char *s)
 
 /*
  * Give d its children kids[0, n) (contiguous) and, from INDEX_MIN children,
- * a name index. Names are unique: the library refuses a tree whose
- * container has two equal keys, escaping is injective, and the step's own
- * entries and raw keys are made unique as they are made.
+ * a name index. A tree directory's names are unique (the library refuses a
+ * container with two equal keys; escaping is injective), and so are raw
+ * keys (made unique as they are made); a step's entries could repeat a name
+ * only through an odd item name (an item "_CHECKPOINT_METADATA"): as a
+ * linear search would, the index then finds the first.
  * Does not publish them (view_dir_list does).
  */
 static int set_kids(struct vnode *d, struct vnode *kids, uint32_t n)
@@ -103,9 +105,10 @@ static int set_kids(struct vnode *d, struct vnode *kids, uint32_t n)
 	d->index_mask = cap - 1;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t j = name_hash(kids[i].name) & d->index_mask;
-		for (; d->index[j]; j = (j + 1) & d->index_mask)
-			assert(strcmp(kids[d->index[j] - 1].name, kids[i].name) != 0);
-		d->index[j] = i + 1;
+		while (d->index[j] && strcmp(kids[d->index[j] - 1].name, kids[i].name) != 0)
+			j = (j + 1) & d->index_mask;
+		if (!d->index[j])
+			d->index[j] = i + 1;
 	}
 	return 0;
 }
@@ -156,6 +159,10 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 	for (uint32_t i = l->first; i < b->n; i++) /* a name both key and prefix: once */
 		if (strlen(b->nodes[i].name) == namelen && !memcmp(b->nodes[i].name, name, namelen))
 			return 0;
+	if (b->n >= UINT32_MAX / 2 - b->base) { /* ids stay below 2^31 (vnodes_build) */
+		ckptfs_log("step: too many keys to number");
+		return CKPT_EUNSUPPORTED;
+	}
 	struct vnode vn = {.id = b->base + b->n,
 			   .parent = l->parent,
 			   .item = l->item,
@@ -231,10 +238,6 @@ static int build_raw(struct vstep *vs, struct vnode *items)
 	for (uint32_t i = 0; i < b.n && !rc; i++) {
 		if (b.nodes[i].type != VN_RAWDIR)
 			continue;
-		if (b.n >= UINT32_MAX - vs->raw0 - 1024) {
-			rc = CKPT_EUNSUPPORTED;
-			break;
-		}
 		if (asprintf(&prefix, "%s/", b.nodes[i].key) < 0) {
 			prefix = NULL;
 			rc = CKPT_ENOMEM;
@@ -323,15 +326,18 @@ int vnodes_build(struct vstep *vs)
 		int trc = ckpt_step_item_id_limit(&limit, step, k);
 		vs->items[k].base = (uint32_t)next;
 		if (trc == 0) {
-			vs->items[k].limit = limit;
+			vs->items[k].limit = (uint32_t)limit;
 			next += limit;
 		} else if (trc == CKPT_ENOTFOUND) {
 			vs->items[k].raw = 1;
-		} else {
-			/* The step stays browsable; this item answers with the error. */
+		} else if (trc == CKPT_ECORRUPT || trc == CKPT_EVERSION) {
+			/* The step stays browsable; this item answers with the error. Only
+			 * for errors every open meets: the ids after it depend on it. */
 			ckptfs_log("step %s: item %s: %s", ckpt_step_dir(step),
 				   ckpt_step_item_name(step, k), ckpt_error_last());
 			vs->items[k].err = trc;
+		} else {
+			return trc; /* out of memory, I/O: the next open tries again */
 		}
 		if (next > UINT32_MAX / 2) {
 			ckptfs_log("step %s: trees too large to number (%llu bytes)", vs->name,
@@ -362,9 +368,12 @@ int vnodes_build(struct vstep *vs)
 	vs->top.name = vs->name;
 	vs->top.type = VN_STEP;
 	vs->top.listed = 1;
-	vs->top.kids_owned = 1;
-	if ((rc = set_kids(&vs->top, b.nodes, b.n)))
+	if ((rc = set_kids(&vs->top, b.nodes, b.n))) {
+		vs->top.kids = NULL;
+		vs->top.nkids = 0;
 		goto fail;
+	}
+	vs->top.kids_owned = 1; /* freed with the step from here on */
 	map_add(vs, &vs->top, 1);
 	map_add(vs, b.nodes, b.n);
 	b.nodes = NULL;
@@ -447,60 +456,70 @@ static int tree_cb(const ckpt_tree_entry *e, void *payload)
 				      .type = dir ? VN_DIR : VN_LEAF});
 }
 
-/* List tree directory d (VN_ITEM of a tree item, VN_DIR) into new nodes; nodes_lock held. */
-static int list_tree_dir(struct vstep *vs, struct vnode *d)
+static void tree_list_free(struct tree_list *l)
 {
-	struct tree_list l = {.vs = vs, .dir = d, .base = vs->items[d->item].base};
+	free(l->kids);
+	free(l->names);
+}
+
+/* Read tree directory d's children (VN_ITEM of a tree item, VN_DIR) into l; no lock. */
+static int scan_tree_dir(struct tree_list *l, struct vstep *vs, const struct vnode *d)
+{
 	int rc = 0;
 
 	if (d->type == VN_ITEM && /* first its _METADATA */
-	    (rc = add_kid(&l, "_METADATA",
+	    (rc = add_kid(l, "_METADATA",
 			  (struct vnode){.id = VIEW_ID_META(d->item),
 					 .parent = d->id,
 					 .item = d->item,
 					 .type = VN_ITEMMETA})))
-		goto fail;
-	rc = ckpt_step_item_children(vs->step, d->item, d->tid, tree_cb, &l);
+		return rc;
+	rc = ckpt_step_item_children(vs->step, d->item, d->tid, tree_cb, l);
 	if (rc == CKPT_EINVAL && d->type == VN_ITEM) { /* a tree that is one leaf: no files */
 		ckpt_error_clear();
 		rc = 0;
 	}
-	if (rc)
-		goto fail;
-	for (uint32_t i = 0; i < l.n; i++)
-		l.kids[i].name = l.names + (uintptr_t)l.kids[i].name;
-	if ((rc = set_kids(d, l.kids, l.n)) || (rc = map_grow(vs, l.n)))
-		goto fail;
-	map_add(vs, l.kids, l.n);
-	d->names = l.names;
-	d->kids_owned = 1;
-	return 0;
-fail:
-	free(d->index);
-	d->index = NULL;
-	d->kids = NULL;
-	d->nkids = 0;
-	free(l.kids);
-	free(l.names);
+	for (uint32_t i = 0; rc == 0 && i < l->n; i++)
+		l->kids[i].name = l->names + (uintptr_t)l->kids[i].name;
 	return rc;
+}
+
+/* Give d the children in l (nodes_lock held): l's arrays are d's from then. */
+static int install(struct vstep *vs, struct vnode *d, struct tree_list *l)
+{
+	int rc;
+
+	if ((rc = map_grow(vs, l->n)) || (rc = set_kids(d, l->kids, l->n))) {
+		d->kids = NULL;
+		d->nkids = 0;
+		return rc;
+	}
+	map_add(vs, l->kids, l->n);
+	d->names = l->names;
+	d->kids_owned = 1;
+	l->kids = NULL;
+	l->names = NULL;
+	return 0;
 }
 
 int view_dir_list(struct vstep *vs, struct vnode *d)
 {
-	int rc = 0;
 	if (__atomic_load_n(&d->listed, __ATOMIC_ACQUIRE))
 		return 0;
 	if (d->item_err)
 		return d->item_err;
-	pthread_mutex_lock(&vs->nodes_lock);
-	if (!d->listed) {
-		assert(d->type == VN_ITEM || d->type == VN_DIR);
-		if ((rc = list_tree_dir(vs, d)) == 0)
+	assert(d->type == VN_ITEM || d->type == VN_DIR);
+	/* Scanned without the lock (a big directory takes milliseconds); the first
+	 * of two threads to get here installs its list, the other drops its own. */
+	struct tree_list l = {.vs = vs, .dir = d, .base = vs->items[d->item].base};
+	int rc = scan_tree_dir(&l, vs, d);
+	if (rc == 0) {
+		pthread_mutex_lock(&vs->nodes_lock);
+		if (!d->listed && (rc = install(vs, d, &l)) == 0)
 			__atomic_store_n(&d->listed, 1, __ATOMIC_RELEASE);
-		else
-			ckptfs_log("step %s: %s: %s", vs->name, d->name, ckpt_error_last());
+		pthread_mutex_unlock(&vs->nodes_lock);
 	}
-	pthread_mutex_unlock(&vs->nodes_lock);
+	tree_list_free(&l);
 	return rc;
 }
 
@@ -597,7 +616,12 @@ static int node_tree(const ckpt_tree **out, struct vstep *vs, struct vnode *n)
 		return rc;
 	/* the listed bytes are the built tree's, so the node is where the listing has it */
 	const ckpt_tree *c = ckpt_tree_child(pt, n->pos);
-	assert(c && strcmp(ckpt_tree_name(c), n->name) == 0);
+	if (!c || strcmp(ckpt_tree_name(c), n->name) != 0) {
+		ckptfs_log("step %s: item %s: %s is not where its listing has it", vs->name,
+			   ckpt_step_item_name(vs->step, n->item), n->name);
+		ckpt_error_clear();
+		return CKPT_ECORRUPT;
+	}
 	n->tree = c;
 	*out = c;
 	return 0;
@@ -650,11 +674,19 @@ int view_node_size(uint64_t *out, struct vstep *vs, struct vnode *n)
 	case VN_ITEMMETA: /* from the listing: the index is not needed to list */
 		return ckpt_step_item_metadata_size(out, vs->step,
 						    ckpt_step_item_name(vs->step, n->item));
-	case VN_LEAF:
+	case VN_LEAF: {
+		/* An array's size is in the tree: `ls -l` of a directory of arrays builds
+		 * the tree, but does not load the step's index (its first read does). */
+		const ckpt_tree *t = NULL;
+		if ((rc = view_node_tree(&t, vs, n)))
+			return rc;
+		if ((rc = ckpt_leaf_size_from_tree(out, t)) != CKPT_ENOTFOUND)
+			return rc; /* the same as the opened leaf's (ckpt_leaf_open checks) */
 		if ((rc = view_node_open(vs, n)))
 			return rc;
 		*out = ckpt_leaf_file_size(n->leaf);
 		return 0;
+	}
 	case VN_RAW:
 		if ((rc = view_node_open(vs, n)))
 			return rc;

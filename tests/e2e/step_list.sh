@@ -4,8 +4,9 @@
 #    (step_list.py, from the format page) parses it and finds it equal to the index;
 #  - the CLI and the mount show the same step with and without it (ckpt tree, ckpt meta,
 #    ckpt restore, ls -lR, sizes, the files' bytes);
-#  - the mount lists a step from its listing alone: with garbage in ckpt.db, ls and stat
-#    work and reading a value fails with EIO, its reason in .ckptfs-errors;
+#  - the mount lists a step from its listing alone: with garbage in ckpt.db, ls, stat and
+#    ls -l of arrays work (their sizes are in the tree) and reading a value fails with
+#    EIO, its reason in .ckptfs-errors;
 #  - a listing copied from another step, a damaged one, a truncated one: refused with a
 #    message naming the file and saying that removing it loses nothing; after rm, the
 #    step reads as before; ckpt verify finds a listing whose metadata or tree differs
@@ -65,6 +66,11 @@ t ls "$MNT/4/state" >/dev/null || fail "ls of a listed step with a garbage index
 	fail "_METADATA size of step 4"
 leaf=$(cd "$MNT/1" && t find state -name '*.npy' | head -n 1)
 [ -n "$leaf" ] || fail "no leaf in step 1"
+# an array's size is in its tree: ls -l of arrays needs no index (docs/fs.md "Node ids")
+[ "$(t stat -c %s "$MNT/4/state/params/w.npy")" = "$(t stat -c %s "$MNT/1/state/params/w.npy")" ] ||
+	fail "size of an array of step 4"
+t ls -l "$MNT/4/state/params" >/dev/null || fail "ls -l of arrays of step 4"
+must_fail "Input/output error" cat "$MNT/4/state/step"
 must_fail "Input/output error" cat "$MNT/4/$leaf"
 t grep -q "4/ckpt.db" "$MNT/.ckptfs-errors" ||
 	fail ".ckptfs-errors does not name step 4's index: $(t tail -n 5 "$MNT/.ckptfs-errors")"

@@ -7,8 +7,8 @@
  * tree), and list without building (ckpt_tree_bin_children, _parent: the
  * mount's lazy listing) exactly as it decoded. When it does not, the error is
  * CKPT_ECORRUPT (CKPT_EVERSION for a newer version byte) with a message, and
- * nothing is left allocated; listing it anyway stays in bounds and fails with
- * a message or lists what it can.
+ * nothing is left allocated; listing it anyway (at the first 64 offsets and
+ * 16 more) stays in bounds and fails with a message or lists what it can.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,12 +33,15 @@ static void scan_any(const uint8_t *data, size_t size)
 {
 	size_t n = 0, parent;
 
-	for (size_t at = 0; at <= size && at < 64; at++) {
+	for (size_t at = 0; at <= size; at += at < 64 ? 1 : size / 16 + 1) {
 		int rc = ckpt_tree_bin_children(data, size, at, count_cb, &n);
-		if (rc != 0 && rc != CKPT_ECORRUPT && rc != CKPT_EINVAL)
+		if (rc != 0 && ((rc != CKPT_ECORRUPT && rc != CKPT_EVERSION && rc != CKPT_EINVAL) ||
+				!*ckpt_error_last()))
 			abort();
 		rc = ckpt_tree_bin_parent(&parent, data, size, at);
-		if (rc != 0 && rc != CKPT_ECORRUPT && rc != CKPT_EINVAL && rc != CKPT_ENOTFOUND)
+		if (rc != 0 && ((rc != CKPT_ECORRUPT && rc != CKPT_EVERSION && rc != CKPT_EINVAL &&
+				 rc != CKPT_ENOTFOUND) ||
+				!*ckpt_error_last()))
 			abort();
 		if (rc == 0 && (parent >= at || parent < 1))
 			abort();

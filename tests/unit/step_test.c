@@ -21,6 +21,7 @@
 #include "step_private.h"
 #include "root_private.h"
 #include "fsutil.h"
+#include "nested_step.h"
 
 static char *mkroot(void)
 {
@@ -375,6 +376,11 @@ static void test_leaf_view(void **state)
 	assert_int_equal(ckpt_npy_format_header(want, fsz, &n, CKPT_DTYPE_FLOAT32, 2, shape), 0);
 	memcpy(want + hl, data, fsz - hl);
 	assert_int_equal(ckpt_leaf_file_size(l), fsz);
+	uint64_t tsz = 0;
+	assert_int_equal(ckpt_leaf_size_from_tree(&tsz, node), 0); /* without the index */
+	assert_int_equal(tsz, fsz);
+	assert_int_equal(ckpt_leaf_size_from_tree(&tsz, ckpt_tree_find(meta, "n")), CKPT_ENOTFOUND);
+	assert_int_equal(ckpt_leaf_size_from_tree(&tsz, meta), CKPT_EINVAL);
 	assert_string_equal(ckpt_leaf_key(l), "state/w");
 	for (size_t off = 0; off <= fsz; off += 1 + off / 50) {
 		size_t lens[] = {1, 7, 129, 1000, fsz};
@@ -427,7 +433,8 @@ static void test_leaf_view(void **state)
 static void test_bad_step_metadata(void **state)
 {
 	const char *bad[] = {"not json", "[1, 2]", "{\"item_handlers\": [\"x\"]}",
-			     "{\"item_handlers\": {\"a\": 3}}"};
+			     "{\"item_handlers\": {\"a\": 3}}",
+			     "{\"item_handlers\": {\"a\": \"h\", \"b\": \"h\", \"a\": \"h\"}}"};
 	char *root = mkroot();
 	char dir[512];
 
@@ -451,6 +458,97 @@ static void test_bad_step_metadata(void **state)
 		assert_null(s);
 		assert_non_null(strstr(ckpt_error_last(), CKPT_STEP_METADATA_KEY));
 	}
+	ckpt_rmtree(root);
+	free(root);
+}
+
+/* ---- an item's tree listed without building it ---- */
+
+struct walk {
+	ckpt_step *s;
+	const ckpt_tree *t; /* the container listed, built */
+	uint64_t id;
+	size_t n;
+	char *seen; /* "name:id," of every node, depth first */
+	size_t len;
+};
+
+static int walk_cb(const ckpt_tree_entry *e, void *payload)
+{
+	struct walk *w = payload;
+	const ckpt_tree *c = ckpt_tree_child(w->t, e->pos);
+	uint64_t parent = 99;
+
+	assert_int_equal(e->pos, w->n++);
+	assert_non_null(c);
+	assert_string_equal(e->name, ckpt_tree_name(c));
+	assert_int_equal(e->kind, ckpt_tree_get_kind(c));
+	assert_true(e->id > w->id);
+	assert_int_equal(ckpt_step_item_parent(&parent, w->s, 0, e->id), 0);
+	assert_int_equal(parent, w->id);
+	w->seen = realloc(w->seen, w->len + strlen(e->name) + 32);
+	w->len += (size_t)sprintf(w->seen + w->len, "%s:%llu,", e->name, (unsigned long long)e->id);
+	if (ckpt_tree_is_container(c)) {
+		struct walk sub = {w->s, c, e->id, 0, w->seen, w->len};
+		assert_int_equal(ckpt_step_item_children(w->s, 0, e->id, walk_cb, &sub), 0);
+		assert_int_equal(sub.n, ckpt_tree_count(c));
+		w->seen = sub.seen;
+		w->len = sub.len;
+	} else {
+		assert_int_equal(ckpt_step_item_children(w->s, 0, e->id, walk_cb, NULL),
+				 CKPT_EINVAL);
+	}
+	return 0;
+}
+
+/* Every node of item 0 listed, checked against its built tree; returns "name:id,..." */
+static char *walk_item(ckpt_step *s)
+{
+	const ckpt_tree *t = NULL;
+	uint64_t limit = 0;
+	struct walk w = {s, NULL, 0, 0, NULL, 0};
+
+	assert_int_equal(ckpt_step_item_id_limit(&limit, s, 0), 0);
+	assert_int_equal(ckpt_step_item_tree(&t, s, ckpt_step_item_name(s, 0)), 0);
+	w.t = t;
+	w.seen = strdup("");
+	assert_int_equal(ckpt_step_item_children(s, 0, 0, walk_cb, &w), 0);
+	assert_int_equal(w.n, ckpt_tree_count(t));
+	return w.seen;
+}
+
+/* Listed and not: the same names and ids (the mount's inode numbers); bad arguments refused. */
+static void test_item_children(void **state)
+{
+	char *root = mkroot(), *a, *b;
+	ckpt_step *s = NULL;
+	uint64_t u = 0;
+	char dir[512], path[600];
+
+	(void)state;
+	save_nested_step(root);
+	snprintf(dir, sizeof(dir), "%s/1", root);
+
+	assert_int_equal(ckpt_step_open_listed(&s, dir, NULL), 0);
+	a = walk_item(s);
+	assert_int_equal(ckpt_step_item_id_limit(&u, s, 1), CKPT_ENOTFOUND); /* Json: no tree */
+	assert_int_equal(ckpt_step_item_id_limit(&u, s, 6), CKPT_EINVAL);
+	assert_int_equal(ckpt_step_item_children(s, 6, 0, walk_cb, NULL), CKPT_EINVAL);
+	assert_int_equal(ckpt_step_item_parent(&u, s, 6, 5), CKPT_EINVAL);
+	assert_int_equal(ckpt_step_item_parent(&u, s, 0, 0), CKPT_ENOTFOUND); /* the root */
+	assert_int_equal(ckpt_step_item_parent(&u, s, 0, 1u << 30), CKPT_ENOTFOUND);
+	ckpt_step_free(s);
+
+	snprintf(path, sizeof(path), "%s/ckpt.list", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ckpt_step_open_listed(&s, dir, NULL), 0);
+	b = walk_item(s); /* from _METADATA, encoded: the same ids */
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "a%2Fb w.npy:"));
+	assert_non_null(strstr(a, "none:")); /* None is listed (the mount shows no file) */
+	ckpt_step_free(s);
+	free(a);
+	free(b);
 	ckpt_rmtree(root);
 	free(root);
 }
@@ -568,6 +666,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_time_exact),
 	    cmocka_unit_test(test_leaf_view),
 	    cmocka_unit_test(test_bad_step_metadata),
+	    cmocka_unit_test(test_item_children),
 	    cmocka_unit_test(test_leaf_threads_and_corruption),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -196,8 +196,10 @@ CKPT_API int ckpt_step_item_metadata_size(uint64_t *out, ckpt_step *s, const cha
  * named by an id: 0 for the root, else its offset in the item's compact tree
  * (docs/format.md "Compact tree"), so the same in every open of the step,
  * with or without its listing, and below the item's id limit. With a listing
- * nothing is read but the listing; without one, the first call parses
- * _METADATA. Thread-safe.
+ * nothing is read but the listing, and its bytes are checked as far as they
+ * are listed: a tree the listing carries damaged (past its checksum, so made
+ * so on purpose) may list, and fails when it is built. Without a listing,
+ * the first call parses _METADATA. Thread-safe.
  */
 typedef struct {
 	uint64_t id;
@@ -208,21 +210,23 @@ typedef struct {
 typedef int (*ckpt_tree_entry_cb)(const ckpt_tree_entry *e, void *payload);
 
 /* *out = the item's id limit: every id of the item is below it.
- * Returns as ckpt_step_item_tree, or CKPT_EINVAL (no item of that index). */
+ * Returns 0, CKPT_ENOTFOUND (no tree: not a PyTree item), CKPT_EINVAL (no
+ * item of that index), and without a listing as ckpt_step_item_tree. */
 CKPT_API int ckpt_step_item_id_limit(uint64_t *out, ckpt_step *s, size_t item);
 /*
  * cb(entry) for each child of node id, in order (None children included);
- * its first nonzero return stops the listing and is returned. The bytes
- * are bounds-checked as listed; what needs the whole tree (duplicate keys,
- * custom metadata) is checked when it is built.
+ * its first nonzero return stops the listing and is returned. id is 0 or
+ * one this listed (another may list what is not there). Two equal keys in
+ * the container fail the listing, after cb has seen them.
  * Returns 0, cb's return, CKPT_EINVAL (node id is not a container, or no
- * such node or item), CKPT_ECORRUPT, or as ckpt_step_item_tree.
+ * item of that index), CKPT_ECORRUPT (malformed bytes, equal keys),
+ * CKPT_EVERSION, or as ckpt_step_item_id_limit.
  */
 CKPT_API int ckpt_step_item_children(ckpt_step *s, size_t item, uint64_t id, ckpt_tree_entry_cb cb,
 				     void *payload);
-/* *parent = the id of the container holding node id (0: the root). Linear in the
- * bytes before the node. Returns 0, CKPT_ENOTFOUND (no node id, or the root),
- * CKPT_ECORRUPT, or as ckpt_step_item_tree. */
+/* *parent = the id of the container holding node id (0: the root), found in one pass
+ * over the tree's bytes before the node. Returns 0, CKPT_ENOTFOUND (no node id, or
+ * the root), CKPT_ECORRUPT, CKPT_EVERSION, or as ckpt_step_item_id_limit. */
 CKPT_API int ckpt_step_item_parent(uint64_t *parent, ckpt_step *s, size_t item, uint64_t id);
 
 /* ---- leaves as files ---- */
@@ -238,6 +242,13 @@ CKPT_API int ckpt_step_item_parent(uint64_t *parent, ckpt_step *s, size_t item, 
  */
 CKPT_API int ckpt_leaf_open(ckpt_leaf **out, ckpt_step *s, const char *item, const ckpt_tree *node);
 CKPT_API uint64_t ckpt_leaf_file_size(const ckpt_leaf *l);
+/*
+ * The file size of leaf `node` from its metadata alone, without the step's
+ * index: an array's is its .npy header and nbytes (ckpt_leaf_open refuses a
+ * stored value of another size). Returns 0, CKPT_ENOTFOUND (a scalar or a
+ * string: its size is its stored value's), CKPT_EINVAL (not a leaf with data).
+ */
+CKPT_API int ckpt_leaf_size_from_tree(uint64_t *out, const ckpt_tree *node);
 CKPT_API const ckpt_value_info *ckpt_leaf_value_info(const ckpt_leaf *l);
 CKPT_API const char *ckpt_leaf_key(const ckpt_leaf *l); /* store key, for messages */
 /*
