@@ -402,7 +402,7 @@ void vnodes_free(struct vstep *vs)
 struct tree_list {
 	struct vstep *vs;
 	const struct vnode *dir;
-	uint32_t base; /* id of the item's tree node 0 */
+	uint32_t base; /* the item's view_item.base: a tree node's id is base + its tid */
 	struct vnode *kids;
 	uint32_t n, cap;
 	char *names;
