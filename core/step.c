@@ -557,9 +557,11 @@ static int item_bin(const unsigned char **p, size_t *len, ckpt_step *s, size_t i
 		return 0;
 	}
 	pthread_mutex_lock(&s->mu);
+	/* a tree the compact form cannot hold is one the reader should have refused */
 	if (!it->bin && (rc = load_item(&got, s, it->name, 0)) == 0 &&
 	    (rc = ckpt_tree_encode(&it->bin, &it->bin_len, it->tree)) < 0)
-		ckpt_error_wrap(rc, "step %s: item %s", s->dir, it->name);
+		rc = ckpt_error_wrap(rc == CKPT_EINVAL ? CKPT_ECORRUPT : rc, "step %s: item %s",
+				     s->dir, it->name);
 	*p = it->bin;
 	*len = it->bin_len;
 	pthread_mutex_unlock(&s->mu);
