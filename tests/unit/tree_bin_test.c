@@ -20,22 +20,9 @@
 #include "fault_inject.h"
 #include "tree_private.h"
 #include "treescan.h"
+#include "treemk.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static ckpt_tree *add(ckpt_tree *parent, const char *key, ckpt_tree *child)
-{
-	assert_int_equal(ckpt_tree_add(parent, key, child), 0);
-	return child;
-}
-
-static ckpt_tree *mk(ckpt_tree_kind k)
-{
-	ckpt_tree *t = NULL;
-
-	assert_int_equal(ckpt_tree_new(&t, k), 0);
-	return t;
-}
 
 static ckpt_tree *mk_nt(const char *type)
 {
@@ -50,14 +37,6 @@ static ckpt_tree *mk_arr(ckpt_dtype dt, unsigned nd, const uint64_t *shape)
 	ckpt_tree *t = NULL;
 
 	assert_int_equal(ckpt_tree_new_array(&t, dt, nd, shape, NULL, CKPT_TREE_COPY), 0);
-	return t;
-}
-
-static ckpt_tree *mk_int(int64_t v)
-{
-	ckpt_tree *t = NULL;
-
-	assert_int_equal(ckpt_tree_new_int(&t, v), 0);
 	return t;
 }
 

@@ -14,20 +14,7 @@
 
 #include "ckpt/error.h"
 #include "ckpt/tree.h"
-
-static ckpt_tree *add(ckpt_tree *parent, const char *key, ckpt_tree *child)
-{
-	assert_int_equal(ckpt_tree_add(parent, key, child), 0);
-	return child;
-}
-
-static ckpt_tree *mk(ckpt_tree_kind k)
-{
-	ckpt_tree *t = NULL;
-
-	assert_int_equal(ckpt_tree_new(&t, k), 0);
-	return t;
-}
+#include "treemk.h"
 
 /* A tree with every kind of node, awkward keys and custom metadata. */
 static ckpt_tree *every_kind(void)

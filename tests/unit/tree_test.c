@@ -15,22 +15,7 @@
 #include "ckpt/error.h"
 #include "ckpt/tree.h"
 #include "tree_private.h"
-
-static ckpt_tree *mk(ckpt_tree_kind k)
-{
-	ckpt_tree *t = NULL;
-
-	assert_int_equal(ckpt_tree_new(&t, k), 0);
-	return t;
-}
-
-static ckpt_tree *mk_int(int64_t v)
-{
-	ckpt_tree *t = NULL;
-
-	assert_int_equal(ckpt_tree_new_int(&t, v), 0);
-	return t;
-}
+#include "treemk.h"
 
 static ckpt_tree *mk_arr(unsigned ndim, const uint64_t *shape)
 {
