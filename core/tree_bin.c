@@ -519,76 +519,6 @@ int ckpt_tree_decode(ckpt_tree **out, const void *buf, size_t len)
 
 /* ---- scanning without building (the mount's lazy listing) ---------------- */
 
-/*
- * Skip the node at d->p, depth levels below the one being listed. Reads what
- * the decoder reads with the same bound checks, but keeps nothing: the
- * decoder checks the rest (duplicate keys, custom metadata) when the tree is
- * built. depth bounds the recursion whatever the input.
- */
-static int skip_node(struct dec *d, unsigned depth)
-{
-	const unsigned char *at = d->p;
-	const char *s;
-	unsigned tag, b;
-	uint64_t n, u;
-	size_t len;
-	int rc;
-
-	if ((rc = get_byte(d, &tag, "node")) < 0)
-		return rc;
-	if ((tag & ~(unsigned)(TAG_KIND | TAG_CUSTOM)) || (tag & TAG_KIND) < CKPT_TREE_DICT ||
-	    (tag & TAG_KIND) > CKPT_TREE_STRING)
-		return BAD(d, at, "bad node tag 0x%02x", tag);
-	if ((tag & TAG_CUSTOM) && (rc = get_bytes(d, &s, &len, 0, "custom metadata")) < 0)
-		return rc;
-	switch ((ckpt_tree_kind)(tag & TAG_KIND)) {
-	case CKPT_TREE_NAMEDTUPLE:
-		if ((rc = get_bytes(d, &s, &len, 0, "namedtuple type")) < 0)
-			return rc;
-		/* fall through */
-	case CKPT_TREE_DICT:
-	case CKPT_TREE_LIST:
-	case CKPT_TREE_TUPLE: {
-		int keyed =
-		    (tag & TAG_KIND) == CKPT_TREE_DICT || (tag & TAG_KIND) == CKPT_TREE_NAMEDTUPLE;
-		const unsigned char *count_at = d->p;
-
-		if ((rc = get_varint(d, &n, "child count")) < 0)
-			return rc;
-		if (n > left(d))
-			return BAD(d, count_at, "truncated: %llu children in %zu bytes",
-				   (unsigned long long)n, left(d));
-		if (n && depth == CKPT_TREE_MAX_DEPTH)
-			return BAD(d, count_at, "tree deeper than %d", CKPT_TREE_MAX_DEPTH);
-		for (uint64_t i = 0; i < n; i++) {
-			if (keyed && (rc = get_bytes(d, &s, &len, 0, "key")) < 0)
-				return rc;
-			if ((rc = skip_node(d, depth + 1)) < 0)
-				return rc;
-		}
-		return 0;
-	}
-	case CKPT_TREE_NONE: return 0;
-	case CKPT_TREE_ARRAY:
-		if ((rc = get_byte(d, &b, "dtype")) < 0 || (rc = get_byte(d, &b, "ndim")) < 0)
-			return rc;
-		if (b > CKPT_TREE_MAX_NDIM)
-			return BAD(d, d->p - 1, "ndim %u over %d", b, CKPT_TREE_MAX_NDIM);
-		while (b--)
-			if ((rc = get_varint(d, &u, "dimension")) < 0)
-				return rc;
-		return 0;
-	case CKPT_TREE_INT: return get_varint(d, &u, "int");
-	case CKPT_TREE_FLOAT:
-		if (left(d) < 8)
-			return BAD(d, d->p, "truncated: float of 8 bytes, %zu left", left(d));
-		d->p += 8;
-		return 0;
-	case CKPT_TREE_BOOL: return get_byte(d, &b, "bool");
-	default: return get_bytes(d, &s, &len, 1, "string");
-	}
-}
-
 static int is_container_tag(unsigned tag)
 {
 	unsigned k = tag & TAG_KIND;
@@ -628,6 +558,66 @@ static int container_head(struct dec *d, ckpt_tree_kind *k, uint64_t *n)
 		return BAD(d, at, "truncated: %llu children in %zu bytes", (unsigned long long)*n,
 			   left(d));
 	return 0;
+}
+
+/*
+ * Skip the node at d->p, depth levels below the one being listed. Reads what
+ * the decoder reads with the same bound checks, but keeps nothing: the
+ * decoder checks the rest (duplicate keys, custom metadata) when the tree is
+ * built. depth bounds the recursion whatever the input.
+ */
+static int skip_node(struct dec *d, unsigned depth)
+{
+	const unsigned char *at = d->p;
+	const char *s;
+	unsigned tag, b;
+	uint64_t n, u;
+	size_t len;
+	int rc;
+
+	if (d->p < d->end && is_container_tag(*d->p)) {
+		ckpt_tree_kind k;
+
+		if ((rc = container_head(d, &k, &n)) < 0)
+			return rc;
+		if (n && depth == CKPT_TREE_MAX_DEPTH)
+			return BAD(d, at, "tree deeper than %d", CKPT_TREE_MAX_DEPTH);
+		for (uint64_t i = 0; i < n; i++) {
+			if ((k == CKPT_TREE_DICT || k == CKPT_TREE_NAMEDTUPLE) &&
+			    (rc = get_bytes(d, &s, &len, 0, "key")) < 0)
+				return rc;
+			if ((rc = skip_node(d, depth + 1)) < 0)
+				return rc;
+		}
+		return 0;
+	}
+	if ((rc = get_byte(d, &tag, "node")) < 0)
+		return rc;
+	if ((tag & ~(unsigned)(TAG_KIND | TAG_CUSTOM)) || (tag & TAG_KIND) < CKPT_TREE_DICT ||
+	    (tag & TAG_KIND) > CKPT_TREE_STRING)
+		return BAD(d, at, "bad node tag 0x%02x", tag);
+	if ((tag & TAG_CUSTOM) && (rc = get_bytes(d, &s, &len, 0, "custom metadata")) < 0)
+		return rc;
+	switch ((ckpt_tree_kind)(tag & TAG_KIND)) { /* a leaf: containers are above */
+	case CKPT_TREE_NONE: return 0;
+	case CKPT_TREE_ARRAY:
+		if ((rc = get_byte(d, &b, "dtype")) < 0 || (rc = get_byte(d, &b, "ndim")) < 0)
+			return rc;
+		if (b > CKPT_TREE_MAX_NDIM)
+			return BAD(d, d->p - 1, "ndim %u over %d", b, CKPT_TREE_MAX_NDIM);
+		while (b--)
+			if ((rc = get_varint(d, &u, "dimension")) < 0)
+				return rc;
+		return 0;
+	case CKPT_TREE_INT: return get_varint(d, &u, "int");
+	case CKPT_TREE_FLOAT:
+		if (left(d) < 8)
+			return BAD(d, d->p, "truncated: float of 8 bytes, %zu left", left(d));
+		d->p += 8;
+		return 0;
+	case CKPT_TREE_BOOL: return get_byte(d, &b, "bool");
+	default: return get_bytes(d, &s, &len, 1, "string");
+	}
 }
 
 /* A decoder positioned at byte `at` of the compact tree buf[0, len), checked. */

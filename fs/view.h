@@ -75,8 +75,7 @@ enum vnode_type {
 struct vnode {
 	const char *name;      /* borrowed from the step, its directory's names, or owned_name */
 	char *owned_name;      /* VN_RAW/VN_RAWDIR/VN_SAFETENSORS names (malloc'd) */
-	char *key;             /* VN_RAW: the store key; VN_RAWDIR: the prefix (malloc'd) */
-	uint64_t tid;	       /* VN_DIR, VN_LEAF: its id in the item's tree (0: VN_ITEM) */
+	char *key;	       /* VN_RAW: the store key; VN_RAWDIR: the prefix (malloc'd) */
 	uint32_t id;	       /* view_ino(slot, id) (view.h "Node ids") */
 	uint32_t parent;       /* id of the parent (0 for the step dir itself) */
 	uint32_t item;         /* item index for everything below VN_ITEM */

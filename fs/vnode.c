@@ -160,7 +160,7 @@ static int raw_cb(const void *name, size_t namelen, int is_prefix, void *payload
 		if (strlen(b->nodes[i].name) == namelen && !memcmp(b->nodes[i].name, name, namelen))
 			return 0;
 	if (b->n >= UINT32_MAX / 2 - b->base) { /* ids stay below 2^31 (vnodes_build) */
-		ckptfs_log("step: too many keys to number");
+		ckptfs_log("step %s: too many keys to number", ckpt_step_dir(b->step));
 		return CKPT_EUNSUPPORTED;
 	}
 	struct vnode vn = {.id = b->base + b->n,
@@ -402,7 +402,7 @@ void vnodes_free(struct vstep *vs)
 struct tree_list {
 	struct vstep *vs;
 	const struct vnode *dir;
-	uint32_t base; /* the item's view_item.base: a tree node's id is base + its tid */
+	uint32_t base; /* the item's view_item.base: a tree node's id is base + its tree id */
 	struct vnode *kids;
 	uint32_t n, cap;
 	char *names;
@@ -451,7 +451,6 @@ static int tree_cb(const ckpt_tree_entry *e, void *payload)
 		       (struct vnode){.id = l->base + (uint32_t)e->id,
 				      .parent = l->dir->id,
 				      .item = l->dir->item,
-				      .tid = e->id,
 				      .pos = (uint32_t)e->pos,
 				      .type = dir ? VN_DIR : VN_LEAF});
 }
@@ -474,7 +473,9 @@ static int scan_tree_dir(struct tree_list *l, struct vstep *vs, const struct vno
 					 .item = d->item,
 					 .type = VN_ITEMMETA})))
 		return rc;
-	rc = ckpt_step_item_children(vs->step, d->item, d->tid, tree_cb, l);
+	/* its id in the item's tree: 0 for the item's root (view.h "Node ids") */
+	uint64_t tid = d->type == VN_ITEM ? 0 : d->id - l->base;
+	rc = ckpt_step_item_children(vs->step, d->item, tid, tree_cb, l);
 	if (rc == CKPT_EINVAL && d->type == VN_ITEM) { /* a tree that is one leaf: no files */
 		ckpt_error_clear();
 		rc = 0;
